@@ -1,0 +1,154 @@
+"""Complete configs: fill in target defaults, make them plain data, hash them.
+
+A run's stored ``config`` is the composed config with, for every node that has a
+``_target_``, the default value of each parameter of that target that the node does
+not set (from the signature or, for dataclasses, the fields). A parameter added later
+with a default that keeps the old behaviour therefore shows up in new runs with that
+default, which keeps old and new runs comparable (``backfill`` fills past runs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import inspect
+import json
+import re
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Any, Callable
+
+from hydra.utils import get_object
+
+REPR_MARKER = "__repr__"
+"""Key of the one-entry dict that stands for a value that is not plain data."""
+
+_HYDRA_KEYS = frozenset({"_target_", "_recursive_", "_convert_", "_partial_", "_args_"})
+_MEMORY_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+SETTINGS_KEY = "hyperspace"
+"""Top-level node holding this tool's own settings; not part of a run's identity."""
+
+
+def to_plain(value: Any) -> Any:
+    """Return ``value`` as JSON-compatible data (dicts, lists, str, numbers, bool, None).
+
+    Mappings become dicts with string keys, sequences lists, enums their name, paths
+    strings, dataclass instances dicts. Anything else becomes ``{"__repr__": repr(value)}``
+    with memory addresses removed, so the marker is stable from one run to the next.
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else repr(value)
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(key): to_plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(item) for item in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: to_plain(getattr(value, field.name)) for field in dataclasses.fields(value)}
+    if _is_numpy_scalar(value):
+        return value.item()
+    return {REPR_MARKER: _MEMORY_ADDRESS.sub("", repr(value))}
+
+
+def _is_numpy_scalar(value: Any) -> bool:
+    return type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "shape", None) == ()
+
+
+def target_defaults(target: Callable[..., Any] | type) -> dict[str, Any]:
+    """Return the parameters of ``target`` that have a default, with those defaults.
+
+    Dataclasses contribute their fields (``default`` or ``default_factory()``); other
+    callables the parameters of their signature. ``*args``/``**kwargs`` and
+    positional-only parameters are skipped since a config cannot name them.
+    """
+    if dataclasses.is_dataclass(target) and isinstance(target, type):
+        return _dataclass_defaults(target)
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        return {}
+    return {
+        name: parameter.default
+        for name, parameter in signature.parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+        and parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+
+
+def _dataclass_defaults(cls: type) -> dict[str, Any]:
+    defaults: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        if not field.init:
+            continue
+        if field.default is not dataclasses.MISSING:
+            defaults[field.name] = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            defaults[field.name] = field.default_factory()
+    return defaults
+
+
+def fill_defaults(config: Any) -> Any:
+    """Return a copy of plain-data ``config`` with target defaults written in, recursively.
+
+    Values already set are kept. A target that cannot be imported is left as it is
+    (instantiating it would fail anyway, with Hydra's own message). Defaults that are
+    themselves ``_target_`` nodes (e.g. a dataclass default) are filled as well.
+    """
+    if isinstance(config, list):
+        return [fill_defaults(item) for item in config]
+    if not isinstance(config, dict):
+        return config
+    filled = {key: fill_defaults(value) for key, value in config.items()}
+    target_path = filled.get("_target_")
+    if isinstance(target_path, str):
+        for name, default in _defaults_of(target_path).items():
+            if name not in filled and name not in _HYDRA_KEYS:
+                filled[name] = fill_defaults(to_plain(default))
+    return filled
+
+
+def _defaults_of(target_path: str) -> dict[str, Any]:
+    try:
+        target = get_object(target_path)
+    except Exception:  # noqa: BLE001 - an unimportable target simply has no known defaults
+        return {}
+    return target_defaults(target)
+
+
+def identity_part(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a complete config that decides what a run computes.
+
+    Everything but the tool's own settings node (store URI, objective name, capture
+    mode), which change where and how a run is recorded, not its result.
+    """
+    return {key: value for key, value in config.items() if key != SETTINGS_KEY}
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of :func:`identity_part` of a complete config."""
+    canonical = json.dumps(identity_part(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts to dotted keys; a node's ``_target_`` is shown under the node's own key.
+
+    ``{"aggregation": {"_target_": "m.Mean", "k": 1}}`` becomes
+    ``{"aggregation": "m.Mean", "aggregation.k": 1}``. Lists stay values.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key == "_target_" and prefix:
+            flat[prefix] = value
+        elif isinstance(value, Mapping) and value and REPR_MARKER not in value:
+            flat.update(flatten(value, dotted))
+        else:
+            flat[dotted] = value
+    return flat

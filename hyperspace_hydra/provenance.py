@@ -1,0 +1,75 @@
+"""What makes a run reproducible beyond its config: host, packages, code version.
+
+Each is gathered once per process and directory: the code a process runs is the code
+it imported, so a later edit of the working tree must not be attributed to it, and
+host probes such as ``nvidia-smi`` cost too much to repeat for every run.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import subprocess
+from pathlib import Path
+from typing import Any
+
+_GIT_TIMEOUT_SECONDS = 10
+
+
+@functools.cache
+def host_info() -> dict[str, Any]:
+    """Sacred's host information (hostname, OS, CPU, GPUs, Python version), once per process."""
+    from sacred.host_info import get_host_info
+
+    return get_host_info()
+
+
+@functools.cache
+def package_versions() -> list[str]:
+    """Every installed distribution as ``name==version``, sorted (Sacred's ``dependencies`` shape)."""
+    versions = {
+        f"{dist.metadata['Name']}=={dist.version}"
+        for dist in importlib.metadata.distributions()
+        if dist.metadata["Name"]
+    }
+    return sorted(versions, key=str.lower)
+
+
+@functools.cache
+def code_version(directory: str) -> dict[str, Any]:
+    """The git state of ``directory``: commit, dirty flag and, when dirty, the diff against HEAD.
+
+    ``dirty`` also counts untracked files; their content is not in the diff, so the
+    untracked paths are listed. Outside a git work tree every field is None.
+    """
+    root = _git(directory, "rev-parse", "--show-toplevel")
+    if root is None:
+        return {"repository": None, "commit": None, "dirty": None, "diff": None, "untracked": None}
+    commit = _git(directory, "rev-parse", "HEAD")
+    status = _git(directory, "status", "--porcelain") or ""
+    dirty = bool(status.strip())
+    untracked = [line[3:] for line in status.splitlines() if line.startswith("??")]
+    diff = _git(directory, "diff", "HEAD") if dirty and commit else None
+    return {"repository": root, "commit": commit, "dirty": dirty, "diff": diff, "untracked": untracked}
+
+
+def _git(directory: str, *args: str) -> str | None:
+    try:
+        completed = subprocess.run(
+            ["git", *args],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if completed.returncode != 0:
+        return None
+    return completed.stdout.strip() if args[0] != "diff" else completed.stdout
+
+
+def source_directory(module_file: str | None, fallback: Path) -> str:
+    """The directory whose git state describes the code: that of ``module_file``, else ``fallback``."""
+    return str(Path(module_file).resolve().parent) if module_file else str(fallback)

@@ -1,0 +1,138 @@
+"""Record one run while it executes: start, heartbeats, captured output, metrics, end.
+
+A :class:`RunRecorder` is launcher-agnostic: the Hydra callback creates one when a job
+starts and finishes it when the job ends; a process that dies in between (Ctrl-C,
+SIGTERM, ``sys.exit`` in the task) finishes it as INTERRUPTED from an ``atexit`` hook.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import datetime as dt
+import logging
+import signal
+import threading
+import traceback
+from collections.abc import Mapping
+from typing import Any, Callable
+
+from sacred.stdout_capturing import get_stdcapturer
+from sacred.utils import apply_backspaces_and_linefeeds
+
+from hyperspace_hydra.metrics import MetricBuffer
+from hyperspace_hydra.observer import StoreObserver
+from hyperspace_hydra.store import INTERRUPTED
+
+log = logging.getLogger("hyperspace_hydra")
+
+_active: RunRecorder | None = None
+
+
+def active_recorder() -> RunRecorder | None:
+    """The recorder of the run executing in this process, if any."""
+    return _active
+
+
+class RunRecorder:
+    """Drives a :class:`StoreObserver` through one run's life cycle.
+
+    Store writes happen from the task's thread and from a heartbeat thread; a lock
+    keeps them one at a time. ``capture`` is a Sacred capture mode (fd, sys, no).
+    """
+
+    def __init__(self, observer: StoreObserver, capture: str, heartbeat_seconds: float) -> None:
+        self.observer = observer
+        self.metrics = MetricBuffer()
+        self._capture_mode = capture
+        self._heartbeat_seconds = heartbeat_seconds
+        self._lock = threading.Lock()
+        self._stop_beating = threading.Event()
+        self._beater: threading.Thread | None = None
+        self._exit_stack = contextlib.ExitStack()
+        self._output: Any = None
+        self._captured = ""
+        self._finished = False
+
+    def start(self, start_info: Mapping[str, Any]) -> int:
+        """Write the RUNNING run (``start_info`` holds started_event's arguments), start capture and heartbeats."""
+        global _active
+        run_id = self.observer.started_event(**start_info, _id=None)
+        _, capturer = get_stdcapturer(self._capture_mode)
+        self._output = self._exit_stack.enter_context(capturer())
+        self._exit_stack.enter_context(_sigterm_exits())
+        self._beater = threading.Thread(target=self._beat_until_stopped, name=f"hyperspace-heartbeat-{run_id}", daemon=True)
+        self._beater.start()
+        _active = self
+        return run_id
+
+    def completed(self, result: Any) -> None:
+        """Finish the run as COMPLETED with the task's return value."""
+        self._finish(lambda now: self.observer.completed_event(now, result))
+
+    def failed(self, error: BaseException) -> None:
+        """Finish the run as FAILED with the exception's traceback."""
+        trace = traceback.format_exception(type(error), error, error.__traceback__)
+        self._finish(lambda now: self.observer.failed_event(now, trace))
+
+    def interrupted(self) -> None:
+        """Finish the run as INTERRUPTED (the process is stopping before the task returned)."""
+        self._finish(lambda now: self.observer.interrupted_event(now, INTERRUPTED))
+
+    def _finish(self, final_event: Callable[[dt.datetime], bool]) -> None:
+        global _active
+        if self._finished:
+            return
+        self._finished = True
+        _active = None
+        self._stop_beating.set()
+        if self._beater is not None:
+            self._beater.join()
+        self._exit_stack.close()
+        with self._lock:
+            self._write_heartbeat()
+            final_event(dt.datetime.utcnow())
+
+    def _beat_until_stopped(self) -> None:
+        while not self._stop_beating.wait(self._heartbeat_seconds):
+            try:
+                with self._lock:
+                    self._write_heartbeat()
+            except Exception as error:  # noqa: BLE001 - keep beating; the run itself must go on
+                log.error("hyperspace: heartbeat of run %s could not be written: %s", self.observer.run_id, error)
+
+    def _write_heartbeat(self) -> None:
+        pending = self.metrics.take()
+        if pending:
+            self.observer.log_metrics(pending, {})
+        self._captured += self._output.get() or ""
+        captured = apply_backspaces_and_linefeeds(self._captured)
+        self.observer.heartbeat_event({}, captured, dt.datetime.utcnow(), None)
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Any:
+    """While a run executes in the main thread, let SIGTERM exit through ``atexit`` (default: die silently)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+@atexit.register
+def _interrupt_unfinished_run() -> None:
+    recorder = _active
+    if recorder is None:
+        return
+    try:
+        recorder.interrupted()
+    except Exception as error:  # noqa: BLE001 - the interpreter is exiting; report and go
+        log.error("hyperspace: could not mark run %s INTERRUPTED: %s", recorder.observer.run_id, error)

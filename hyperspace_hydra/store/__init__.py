@@ -1,0 +1,38 @@
+"""Stores: one interface (:class:`Store`), one backend module per kind of database."""
+
+from __future__ import annotations
+
+from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.store.base import (
+    COMPLETED,
+    FAILED,
+    FINAL_STATUSES,
+    INTERRUPTED,
+    RUNNING,
+    MetricPoint,
+    RunNotFoundError,
+    Store,
+)
+
+__all__ = [
+    "COMPLETED", "FAILED", "FINAL_STATUSES", "INTERRUPTED", "RUNNING",
+    "MetricPoint", "RunNotFoundError", "Store", "open_store",
+]  # fmt: skip
+
+
+def open_store(uri: str) -> Store:
+    """Open (and on first use create) the store at ``uri``.
+
+    Supported: ``sqlite:///relative/or/absolute/path.db``. Raises
+    :class:`HyperspaceError` with one clear line for an invalid URI or a store that
+    cannot be opened.
+    """
+    scheme = uri.split("://", 1)[0] if "://" in uri else ""
+    if scheme == "sqlite":
+        from hyperspace_hydra.store.sql import SQLStore
+
+        return SQLStore(uri)
+    raise HyperspaceError(
+        f"invalid store URI {uri!r}: expected sqlite:///path/to/store.db "
+        "(a relative path after the three slashes is relative to the current directory)"
+    )

@@ -1,0 +1,230 @@
+"""The recording Hydra callback and the task-side API (:func:`log_scalar`).
+
+One recording path for every launcher: Hydra calls ``on_job_start``/``on_job_end`` in
+the process that runs the job (basic, joblib, submitit or our queue worker), and the
+callback records the job there as a Sacred-shaped run.
+
+Hydra turns exceptions raised by callbacks into warnings. So a store that cannot be
+used is checked before any job starts (``on_run_start``/``on_multirun_start``: one
+error line, exit status 2, nothing run), and a recording failure during a job is
+logged as an error naming the run, while the job itself goes on.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import logging
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from hyperspace_hydra import provenance
+from hyperspace_hydra.config import config_hash, fill_defaults, to_plain
+from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.observer import StoreObserver
+from hyperspace_hydra.recorder import RunRecorder, active_recorder
+from hyperspace_hydra.seeding import seed_everything
+from hyperspace_hydra.settings import Direction, HyperspaceSettings, resolve_store_uri
+from hyperspace_hydra.store import Store, open_store
+
+log = logging.getLogger("hyperspace_hydra")
+
+
+def log_scalar(name: str, value: float, step: int | None = None) -> None:
+    """Add ``value`` to the metric series ``name`` of the run executing in this process.
+
+    ``step`` defaults to the series' previous step + 1 (the first is 0). Outside a
+    recorded run this does nothing, so task code keeps working without hyperspace.
+    """
+    recorder = active_recorder()
+    if recorder is not None:
+        recorder.metrics.add(name, value, step)
+
+
+class RecordingCallback(Callback):
+    """Records every Hydra job of a study as a run in the study's store.
+
+    Enabled by ``- hyperspace`` in the study's defaults list (see
+    :mod:`hyperspace_hydra.settings`). The object is pickled to joblib/submitit
+    workers; the open store is not, each process opens its own.
+    """
+
+    def __init__(self) -> None:
+        self._store: Store | None = None
+        self._store_uri: str | None = None
+        self._recorder: RunRecorder | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_store": None, "_store_uri": self._store_uri, "_recorder": None}
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._open_store_or_exit(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._open_store_or_exit(config)
+
+    def on_job_start(self, config: DictConfig, *, task_function: TaskFunction, **kwargs: Any) -> None:
+        try:
+            settings = _settings(config)
+            job = describe_job(config, task_function)
+            if job.seed is not None:
+                seed_everything(job.seed)
+            observer = StoreObserver(self._store_for(config), job.fields, _objective_function(settings))
+            self._recorder = RunRecorder(observer, settings.capture.value, settings.heartbeat_seconds)
+            self._recorder.start(job.started_event_args)
+        except Exception as error:  # noqa: BLE001 - Hydra would only warn; say it loudly, let the job run
+            self._recorder = None
+            log.error("hyperspace: this job is NOT recorded: %s: %s", type(error).__name__, error)
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        recorder, self._recorder = self._recorder, None
+        if recorder is None:
+            return
+        try:
+            if job_return.status == JobStatus.COMPLETED:
+                recorder.completed(job_return.return_value)
+            else:
+                recorder.failed(job_return._return_value)
+        except Exception as error:  # noqa: BLE001 - see on_job_start
+            log.error("hyperspace: the end of run %s is NOT recorded: %s", recorder.observer.run_id, error)
+
+    def _open_store_or_exit(self, config: DictConfig) -> None:
+        try:
+            self._store_for(config)
+        except HyperspaceError as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    def _store_for(self, config: DictConfig) -> Store:
+        uri = _store_uri(config)
+        if self._store is None or uri != self._store_uri:
+            if self._store is not None:
+                self._store.close()
+            self._store = open_store(uri)
+            self._store_uri = uri
+        return self._store
+
+
+def _settings(config: DictConfig) -> HyperspaceSettings:
+    merged = OmegaConf.merge(OmegaConf.structured(HyperspaceSettings), OmegaConf.select(config, "hyperspace") or {})
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+
+
+def _store_uri(config: DictConfig) -> str:
+    configured = OmegaConf.select(config, "hyperspace.store")
+    overridden = any(_override_key(item) == "hyperspace.store" for item in config.hydra.overrides.task)
+    return resolve_store_uri(configured if overridden else None, configured, config.hydra.runtime.cwd)
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _objective_function(settings: HyperspaceSettings) -> Any:
+    def objective_of(result: Any) -> float | None:
+        return objective_value(result, settings.objective)
+
+    return objective_of
+
+
+def objective_value(result: Any, key: str | None) -> float | None:
+    """The objective in a plain result: ``result[key]``, else the result if it is a number,
+    else the only value of a one-entry dict; None when there is no such number."""
+    if isinstance(result, Mapping):
+        if key is not None:
+            value = result.get(key)
+        else:
+            value = next(iter(result.values())) if len(result) == 1 else None
+    else:
+        value = result if key is None else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+@dataclass
+class JobDescription:
+    """Everything recorded about a job when it starts.
+
+    ``fields`` are this project's run fields, ``started_event_args`` the arguments of
+    Sacred's ``started_event`` (experiment info, command, host, start time, complete
+    config, meta info).
+    """
+
+    fields: dict[str, Any]
+    started_event_args: dict[str, Any]
+
+    @property
+    def seed(self) -> int | None:
+        return self.fields["seed"]
+
+
+def describe_job(config: DictConfig, task_function: TaskFunction) -> JobDescription:
+    """Describe the job whose full Hydra config (with the ``hydra`` node) is ``config``."""
+    given = to_plain(_task_config(config))
+    complete = fill_defaults(given)
+    runtime = config.hydra.runtime
+    choices = {group: option for group, option in runtime.choices.items() if not group.startswith("hydra/")}
+    source_dir = provenance.source_directory(getattr(sys.modules.get(task_function.__module__), "__file__", None), Path(runtime.cwd))
+    code = provenance.code_version(source_dir)
+    fields = {
+        "task": choices.get("task"),
+        "overrides": list(config.hydra.overrides.task),
+        "choices": choices,
+        "config_given": given,
+        "config_hash": config_hash(complete),
+        "code_version": code,
+        "seed": _seed(complete),
+        "output_dir": runtime.output_dir,
+        "job_id": None,
+    }
+    started_event_args = {
+        "ex_info": _experiment_info(config, task_function, source_dir, code),
+        "command": task_function.__name__,
+        "host_info": provenance.host_info(),
+        "start_time": dt.datetime.utcnow(),
+        "config": complete,
+        "meta_info": {"command": task_function.__name__, "options": {}, "argv": list(sys.argv), "hydra_mode": str(config.hydra.mode), "hydra_job_num": OmegaConf.select(config, "hydra.job.num", default=None)},
+    }
+    return JobDescription(fields, started_event_args)
+
+
+def _task_config(config: DictConfig) -> dict[str, Any]:
+    task_cfg = copy.deepcopy(config)
+    with read_write(task_cfg), open_dict(task_cfg):
+        del task_cfg["hydra"]
+    return OmegaConf.to_container(task_cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]
+
+
+def _seed(config: Mapping[str, Any]) -> int | None:
+    seed = config.get("seed")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
+def _experiment_info(config: DictConfig, task_function: TaskFunction, source_dir: str, code: Mapping[str, Any]) -> dict[str, Any]:
+    """Sacred's ``experiment`` entry: name, base dir, main file, dependencies, repositories."""
+    return {
+        "name": app_name(config, task_function),
+        "base_dir": source_dir,
+        "mainfile": getattr(sys.modules.get(task_function.__module__), "__file__", None),
+        "sources": [],
+        "dependencies": provenance.package_versions(),
+        "repositories": [{"url": code["repository"], "commit": code["commit"], "dirty": code["dirty"]}] if code["commit"] else [],
+    }
+
+
+def app_name(config: DictConfig, task_function: TaskFunction) -> str:
+    """The study's app module (``study.run``) as ``python -m`` would name it, else Hydra's job name."""
+    module = task_function.__module__
+    if module == "__main__":
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        return spec.name if spec is not None else str(config.hydra.job.name)
+    return module
