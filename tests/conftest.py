@@ -1,0 +1,66 @@
+"""Shared helpers: copies of the studies in temporary directories, run as real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_STUDY = REPO / "examples" / "aggregation_study"
+PROBE_STUDY = Path(__file__).resolve().parent / "apps" / "probe_study"
+HYPERSPACE = Path(sys.executable).parent / "hyperspace"
+
+
+def _copy_study(source: Path, destination: Path) -> Path:
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns(".hyperspace", "outputs", "multirun", "__pycache__"))
+    return destination
+
+
+@pytest.fixture
+def probe_study(tmp_path: Path) -> Path:
+    """A private copy of the probe study (its store and outputs land in the copy)."""
+    return _copy_study(PROBE_STUDY, tmp_path / "probe_study")
+
+
+@pytest.fixture
+def example_study(tmp_path: Path) -> Path:
+    """A private copy of the example study."""
+    return _copy_study(EXAMPLE_STUDY, tmp_path / "aggregation_study")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != "HYPERSPACE_STORE"}
+    env.update(extra)
+    return env
+
+
+def run_app(study: Path, module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m module args`` in ``study`` and return the finished process."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=study,
+        env=env or clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def hyperspace(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``hyperspace`` command in ``cwd``."""
+    return subprocess.run([str(HYPERSPACE), *args], cwd=cwd, env=env or clean_env(), capture_output=True, text=True, timeout=120)
+
+
+def stored_runs(study: Path) -> list[dict[str, Any]]:
+    """Every run in the study's default store, as ``runs show --json`` documents."""
+    listing = hyperspace(study, "runs", "ls", "--json")
+    assert listing.returncode == 0, listing.stderr
+    ids = [json.loads(line)["id"] for line in listing.stdout.splitlines()]
+    return [json.loads(hyperspace(study, "runs", "show", str(run_id), "--json").stdout) for run_id in ids]

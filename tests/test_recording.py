@@ -1,0 +1,194 @@
+"""Every job of a study becomes one run in the store, whichever launcher runs it and however it ends."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import clean_env, run_app, stored_runs
+
+
+def test_a_completed_run_stores_what_reproduces_it(probe_study: Path) -> None:
+    finished = run_app(probe_study, "probe.run", "message=first")
+    assert finished.returncode == 0, finished.stderr
+    [run] = stored_runs(probe_study)
+    assert run["status"] == "COMPLETED" and run["command"] == "main"
+    assert run["overrides"] == ["message=first"] and run["choices"]["model"] == "small"
+    assert run["config"]["model"]["dropout"] == 0.1, "signature default filled in"
+    assert run["config"]["model"]["layer"] == {"_target_": "probe.model.Layer", "width": 8, "activation": "relu"}
+    assert run["config"]["model"]["blocks"][0]["activation"] == "relu", "defaults filled inside lists"
+    assert run["config"]["model"]["optimizer"]["betas"] == [0.9, 0.999], "dataclass default_factory filled in"
+    assert "dropout" not in run["config_given"]["model"] and run["config_given"]["message"] == "first"
+    assert len(run["config_hash"]) == 64 and run["seed"] == 7
+    assert run["result"]["score"] == 1.5 and run["objective"] == 1.5
+    assert "hello from the task: first" in run["captured_out"]
+    assert "a log line from the task" in run["captured_out"], "fd capture includes logging"
+    assert run["metrics"]["loss"]["steps"] == [0, 1, 2] and run["metrics"]["loss"]["values"][2] == pytest.approx(1 / 3)
+    assert run["metrics"]["lr"]["steps"] == [10]
+    assert {"name": "loss"} in run["info"]["metrics"]
+    assert run["experiment"]["name"] == "probe.run"
+    assert any(dependency.startswith("hydra-core==") for dependency in run["experiment"]["dependencies"])
+    assert run["host"]["hostname"] and run["host"]["python_version"].startswith("3.")
+    assert run["start_time"] <= run["heartbeat"] <= run["stop_time"]
+    assert Path(run["output_dir"]).is_dir()
+    assert run["job_id"] is None and run["fail_trace"] is None
+
+
+def test_a_float_result_is_the_objective_without_configuration(probe_study: Path) -> None:
+    assert run_app(probe_study, "probe.run", "result=float", "hyperspace.objective=null").returncode == 0
+    [run] = stored_runs(probe_study)
+    assert run["result"] == 0.25 and run["objective"] == 0.25
+
+
+def test_the_seed_seeds_random_and_numpy(probe_study: Path) -> None:
+    for seed in ("seed=7", "seed=7", "seed=8"):
+        assert run_app(probe_study, "probe.run", seed).returncode == 0
+    first, again, other = (run["result"] for run in stored_runs(probe_study))
+    assert first == again
+    assert first["draw"] != other["draw"] and first["numpy_draw"] != other["numpy_draw"]
+
+
+def test_a_failing_task_is_recorded_failed_and_the_error_still_reaches_the_user(probe_study: Path) -> None:
+    finished = run_app(probe_study, "probe.run", "fail=true")
+    assert finished.returncode == 1
+    assert "task failed on purpose" in finished.stderr
+    [run] = stored_runs(probe_study)
+    assert run["status"] == "FAILED" and run["stop_time"] is not None
+    assert "ValueError: task failed on purpose: hi" in "".join(run["fail_trace"])
+    assert "hello from the task" in run["captured_out"]
+
+
+def _wait_for_status(store: Path, status: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if store.exists():
+            with sqlite3.connect(store) as connection:
+                connection.row_factory = sqlite3.Row
+                row = connection.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+            if row is not None and row["status"] == status:
+                return dict(row)
+        time.sleep(0.1)
+    raise AssertionError(f"no {status} run in {store} after {timeout} s")
+
+
+def _start_sleeping_task(study: Path, seconds: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "probe.run", f"sleep={seconds}"],
+        cwd=study,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stopped_run_is_recorded_interrupted(probe_study: Path, stop_signal: signal.Signals) -> None:
+    process = _start_sleeping_task(probe_study, 60)
+    store = probe_study / ".hyperspace" / "store.db"
+    running = _wait_for_status(store, "RUNNING")
+    deadline = time.monotonic() + 30
+    while "sleeping" not in (_wait_for_status(store, "RUNNING")["captured_out"] or "") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(stop_signal)
+    process.communicate(timeout=60)
+    assert process.returncode != 0
+    [run] = stored_runs(probe_study)
+    assert run["_id"] == running["id"] and run["status"] == "INTERRUPTED"
+    assert run["stop_time"] is not None and "sleeping" in run["captured_out"]
+
+
+def test_heartbeats_store_output_and_metrics_while_the_task_runs(probe_study: Path) -> None:
+    process = _start_sleeping_task(probe_study, 4)
+    store = probe_study / ".hyperspace" / "store.db"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            run = _wait_for_status(store, "RUNNING")
+            if "sleeping" in (run["captured_out"] or ""):
+                break
+            time.sleep(0.1)
+        assert "sleeping" in run["captured_out"] and run["heartbeat"] > run["start_time"]
+        with sqlite3.connect(store) as connection:
+            assert connection.execute("SELECT count(*) FROM metrics WHERE run_id = ?", (run["id"],)).fetchone()[0] == 4
+    finally:
+        process.communicate(timeout=60)
+    assert process.returncode == 0
+
+
+def test_the_basic_launcher_records_every_job_of_a_multirun(probe_study: Path) -> None:
+    finished = run_app(probe_study, "probe.run", "--multirun", "model=small,large", "message=a,b")
+    assert finished.returncode == 0, finished.stderr
+    runs = stored_runs(probe_study)
+    assert [run["status"] for run in runs] == ["COMPLETED"] * 4
+    assert len({run["config_hash"] for run in runs}) == 4
+    assert {(run["choices"]["model"], run["config"]["message"]) for run in runs} == {("small", "a"), ("small", "b"), ("large", "a"), ("large", "b")}
+    assert all(f"hello from the task: {run['config']['message']}" in run["captured_out"] for run in runs)
+
+
+def test_the_joblib_launcher_records_every_job_in_its_worker_processes(probe_study: Path) -> None:
+    finished = run_app(probe_study, "probe.run", "--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "message=a,b,c", "fail=false,true")
+    assert finished.returncode != 0, "a failing job fails the joblib sweep, as without recording"
+    runs = stored_runs(probe_study)
+    assert sorted(run["status"] for run in runs) == ["COMPLETED"] * 3 + ["FAILED"] * 3
+    assert all(f"hello from the task: {run['config']['message']}" in run["captured_out"] for run in runs)
+    assert all(run["metrics"]["loss"]["steps"] == [0, 1, 2] for run in runs)
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_code_version_records_commit_dirty_flag_and_diff(probe_study: Path) -> None:
+    _git(probe_study, "init", "-q")
+    (probe_study / ".gitignore").write_text(".hyperspace/\noutputs/\n")
+    _git(probe_study, "-c", "user.name=t", "-c", "user.email=t@t", "add", ".gitignore", "probe", "conf")
+    _git(probe_study, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "probe")
+    assert run_app(probe_study, "probe.run").returncode == 0
+    with (probe_study / "probe" / "run.py").open("a") as source:
+        source.write("# an uncommitted change\n")
+    (probe_study / "notes.txt").write_text("untracked")
+    assert run_app(probe_study, "probe.run").returncode == 0
+    clean, dirty = (run["code_version"] for run in stored_runs(probe_study))
+    head = _git(probe_study, "rev-parse", "HEAD")
+    assert clean["commit"] == head and clean["diff"] is None
+    assert dirty["commit"] == head and dirty["dirty"] is True
+    assert "+# an uncommitted change" in dirty["diff"] and "notes.txt" in dirty["untracked"]
+
+
+def test_a_new_parameter_with_a_default_appears_in_new_runs(probe_study: Path) -> None:
+    assert run_app(probe_study, "probe.run").returncode == 0
+    model_source = probe_study / "probe" / "model.py"
+    model_source.write_text(model_source.read_text().replace("dropout: float = 0.1,", "dropout: float = 0.1, momentum: float = 0.0,"))
+    assert run_app(probe_study, "probe.run").returncode == 0
+    old, new = stored_runs(probe_study)
+    assert "momentum" not in old["config"]["model"] and new["config"]["model"]["momentum"] == 0.0
+    assert old["config_given"] == new["config_given"] and old["config_hash"] != new["config_hash"]
+
+
+def test_a_recording_failure_is_logged_loudly_and_the_job_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    from omegaconf import OmegaConf
+
+    from hyperspace_hydra.tracking import RecordingCallback
+
+    callback = RecordingCallback()
+    callback.on_job_start(OmegaConf.create({"hyperspace": {"store": "sqlite:///:memory:"}}), task_function=print)
+    assert "this job is NOT recorded" in caplog.text
+
+
+def test_log_scalar_outside_a_recorded_run_does_nothing() -> None:
+    from hyperspace_hydra import log_scalar
+
+    log_scalar("loss", 1.0)
+
+
+def test_the_config_can_be_dumped_as_json(probe_study: Path) -> None:
+    assert run_app(probe_study, "probe.run").returncode == 0
+    [run] = stored_runs(probe_study)
+    json.dumps(run["config"])
