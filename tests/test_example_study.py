@@ -65,3 +65,10 @@ def test_imdb_1k_without_data_fails_with_a_clear_message(example_study: Path, tm
     assert "no reviews in" in finished.stderr
     [run] = stored_runs(example_study)
     assert run["status"] == "FAILED"
+
+
+def test_an_unknown_task_fails_cleanly_and_writes_nothing(example_study: Path) -> None:
+    finished = run_app(example_study, "study.run", "task=imdb_2k")
+    assert finished.returncode == 1
+    assert "Could not find 'task/imdb_2k'" in finished.stderr and "Traceback" not in finished.stderr
+    assert not (example_study / ".hyperspace").exists()

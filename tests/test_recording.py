@@ -192,3 +192,19 @@ def test_the_config_can_be_dumped_as_json(probe_study: Path) -> None:
     assert run_app(probe_study, "probe.run").returncode == 0
     [run] = stored_runs(probe_study)
     json.dumps(run["config"])
+
+
+def test_host_info_and_package_versions_are_gathered_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sacred.host_info
+
+    from hyperspace_hydra import provenance
+
+    calls = []
+    monkeypatch.setattr(sacred.host_info, "get_host_info", lambda: calls.append(1) or {"hostname": "h"})
+    provenance.host_info.cache_clear()
+    try:
+        assert provenance.host_info() == provenance.host_info() == {"hostname": "h"}
+        assert len(calls) == 1
+        assert provenance.package_versions() is provenance.package_versions()
+    finally:
+        provenance.host_info.cache_clear()

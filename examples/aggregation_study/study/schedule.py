@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass
 class ConstantSchedule:
-    """The same learning rate for every epoch."""
+    """The same learning rate ``lr`` for every epoch; the base of the other schedules."""
 
     lr: float = 0.1
     epochs: int = 30
@@ -19,12 +19,9 @@ class ConstantSchedule:
 
 
 @dataclass
-class StepSchedule:
+class StepSchedule(ConstantSchedule):
     """The learning rate is multiplied by ``drop`` every ``every`` epochs."""
 
-    lr: float = 0.2
-    epochs: int = 30
-    batch_size: int = 32
     drop: float = 0.5
     every: int = 10
 
@@ -33,12 +30,9 @@ class StepSchedule:
 
 
 @dataclass
-class CosineSchedule:
+class CosineSchedule(ConstantSchedule):
     """The learning rate follows half a cosine from ``lr`` down to ``min_lr``."""
 
-    lr: float = 0.2
-    epochs: int = 30
-    batch_size: int = 32
     min_lr: float = 0.0
 
     def learning_rate(self, epoch: int) -> float:
