@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from typing import Any
+from hyperspace_hydra.store.base import utcnow
 
 
 class MetricBuffer:
@@ -27,7 +27,7 @@ class MetricBuffer:
             series = self._pending.setdefault(name, {"steps": [], "values": [], "timestamps": []})
             series["steps"].append(int(step))
             series["values"].append(float(value))
-            series["timestamps"].append(dt.datetime.utcnow())
+            series["timestamps"].append(utcnow())
 
     def take(self) -> dict[str, dict[str, list[Any]]]:
         """Return and forget the buffered points, in Sacred's ``metrics_by_name`` shape."""

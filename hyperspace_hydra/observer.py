@@ -15,7 +15,7 @@ from typing import Any
 from sacred.observers.base import RunObserver
 
 from hyperspace_hydra.config import to_plain
-from hyperspace_hydra.store import COMPLETED, FAILED, INTERRUPTED, MetricPoint, Store
+from hyperspace_hydra.store import COMPLETED, FAILED, INTERRUPTED, Claim, MetricPoint, Store
 
 DOCUMENT_FORMAT = "hyperspace-1 (MongoObserver-0.7.0 compatible)"
 
@@ -25,12 +25,20 @@ class StoreObserver(RunObserver):
 
     As in Sacred, the caller sends a last heartbeat (full captured output, info)
     right before the final event. ``objective_of`` maps the plain result to the
-    objective value (or None). The final events return whether they finished the
-    run (False when it was already finished by someone else).
+    objective value (or None). With ``claim`` the run executes a queued job, and
+    the final event ends the job too (see :meth:`Store.finish_run`). The final events
+    return whether they finished the run as asked.
     """
 
-    def __init__(self, store: Store, extra: Mapping[str, Any], objective_of: Callable[[Any], float | None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        extra: Mapping[str, Any],
+        objective_of: Callable[[Any], float | None],
+        claim: Claim | None = None,
+    ) -> None:
         self.store = store
+        self.claim = claim
         self.run_id: int | None = None
         self._extra = dict(extra)
         self._objective_of = objective_of
@@ -94,7 +102,7 @@ class StoreObserver(RunObserver):
         self._info["metrics"] = [*self._info.get("metrics", []), *new]
 
     def _finish(self, status: str, changes: Mapping[str, Any]) -> bool:
-        return self.store.finish_run(self._require_id(), status, changes)
+        return self.store.finish_run(self._require_id(), status, changes, claim=self.claim)
 
     def _require_id(self) -> int:
         if self.run_id is None:

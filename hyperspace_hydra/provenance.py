@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import inspect
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 _GIT_TIMEOUT_SECONDS = 10
 
@@ -70,6 +71,12 @@ def _git(directory: str, *args: str) -> str | None:
     return completed.stdout.strip() if args[0] != "diff" else completed.stdout
 
 
-def source_directory(module_file: str | None, fallback: Path) -> str:
-    """The directory whose git state describes the code: that of ``module_file``, else ``fallback``."""
-    return str(Path(module_file).resolve().parent) if module_file else str(fallback)
+def source_directory(task_function: Callable[..., Any], fallback: Path | None = None) -> str:
+    """The directory whose git state describes a study's code: that of its task function's file.
+
+    Falls back to ``fallback`` (default: the current directory) for functions without a file.
+    """
+    try:
+        return str(Path(inspect.getfile(task_function)).resolve().parent)
+    except TypeError:
+        return str(fallback or Path.cwd())

@@ -23,6 +23,7 @@ from sacred.utils import apply_backspaces_and_linefeeds
 from hyperspace_hydra.metrics import MetricBuffer
 from hyperspace_hydra.observer import StoreObserver
 from hyperspace_hydra.store import INTERRUPTED
+from hyperspace_hydra.store.base import utcnow
 
 log = logging.getLogger("hyperspace_hydra")
 
@@ -91,7 +92,7 @@ class RunRecorder:
         self._exit_stack.close()
         with self._lock:
             self._write_heartbeat()
-            final_event(dt.datetime.utcnow())
+            final_event(utcnow())
 
     def _beat_until_stopped(self) -> None:
         while not self._stop_beating.wait(self._heartbeat_seconds):
@@ -107,7 +108,7 @@ class RunRecorder:
             self.observer.log_metrics(pending, {})
         self._captured += self._output.get() or ""
         captured = apply_backspaces_and_linefeeds(self._captured)
-        self.observer.heartbeat_event({}, captured, dt.datetime.utcnow(), None)
+        self.observer.heartbeat_event({}, captured, utcnow(), None)
 
 
 @contextlib.contextmanager
@@ -128,7 +129,8 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
 
 
 @atexit.register
-def _interrupt_unfinished_run() -> None:
+def interrupt_unfinished_run() -> None:
+    """Finish the run still executing in this process, if any, as INTERRUPTED (the process is ending)."""
     recorder = _active
     if recorder is None:
         return

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from hyperspace_hydra.config import flatten, identity_part
+from hyperspace_hydra.store.base import utcnow
 
 _MISSING = object()
 
@@ -48,7 +49,7 @@ def duration_seconds(run: Mapping[str, Any], now: dt.datetime | None = None) -> 
     start = run.get("start_time")
     if start is None:
         return None
-    stop = run.get("stop_time") or now or dt.datetime.utcnow()
+    stop = run.get("stop_time") or now or utcnow()
     return round((stop - start).total_seconds(), 3)
 
 

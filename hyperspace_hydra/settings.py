@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import enum
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -55,6 +56,9 @@ class HyperspaceSettings:
 
     ``objective`` names the returned metric that is the run's objective; when it is
     unset the objective is the returned float, or the only entry of a returned dict.
+    ``allowed_targets`` adds packages whose callables queued jobs may name as
+    ``_target_`` (the study's own package and hyperspace_hydra always may); workers
+    read it from the study's config files only, never from a job's overrides.
     """
 
     store: Optional[str] = None
@@ -62,6 +66,7 @@ class HyperspaceSettings:
     direction: Direction = Direction.minimize
     capture: CaptureMode = CaptureMode.fd
     heartbeat_seconds: float = 10.0
+    allowed_targets: List[str] = field(default_factory=list)
 
 
 def register_configs() -> None:
@@ -78,6 +83,14 @@ def resolve_store_uri(explicit: str | None, configured: str | None, start_dir: P
     """
     uri = explicit or os.environ.get(STORE_ENV_VAR) or configured or DEFAULT_STORE_URI
     return absolute_sqlite_uri(uri, Path(start_dir))
+
+
+_URI_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://[^/:@\s]*):[^/\s]*@")
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` with the password of every URI in it replaced by ``***`` (for records and logs)."""
+    return _URI_PASSWORD.sub(r"\g<scheme>:***@", text)
 
 
 def absolute_sqlite_uri(uri: str, start_dir: Path) -> str:

@@ -12,8 +12,6 @@ logged as an error naming the run, while the job itself goes on.
 
 from __future__ import annotations
 
-import copy
-import datetime as dt
 import logging
 import sys
 from collections.abc import Mapping
@@ -24,18 +22,41 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf
 
 from hyperspace_hydra import provenance
-from hyperspace_hydra.config import config_hash, fill_defaults, to_plain
+from hyperspace_hydra.app import plain, task_config
+from hyperspace_hydra.config import SETTINGS_KEY, config_hash, fill_defaults, to_plain
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.observer import StoreObserver
 from hyperspace_hydra.recorder import RunRecorder, active_recorder
 from hyperspace_hydra.seeding import seed_everything
-from hyperspace_hydra.settings import Direction, HyperspaceSettings, resolve_store_uri
-from hyperspace_hydra.store import Store, open_store
+from hyperspace_hydra.settings import HyperspaceSettings, redact_credentials, resolve_store_uri
+from hyperspace_hydra.store import Claim, Store, open_store
+from hyperspace_hydra.store.base import utcnow
 
 log = logging.getLogger("hyperspace_hydra")
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    """The queued job that this process executes: the store it was claimed from, and the claim."""
+
+    store_uri: str
+    claim: Claim
+
+
+_queued_job: QueuedJob | None = None
+
+
+def bind_queued_job(job: QueuedJob) -> None:
+    """Declare that this process executes ``job`` (a worker calls this in the job's process).
+
+    The run is then recorded in the job's store whatever the job's config says, is
+    linked to the job, and ends the job with it (see :meth:`Store.finish_run`).
+    """
+    global _queued_job
+    _queued_job = job
 
 
 def log_scalar(name: str, value: float, step: int | None = None) -> None:
@@ -77,7 +98,8 @@ class RecordingCallback(Callback):
             job = describe_job(config, task_function)
             if job.seed is not None:
                 seed_everything(job.seed)
-            observer = StoreObserver(self._store_for(config), job.fields, _objective_function(settings))
+            claim = _queued_job.claim if _queued_job is not None else None
+            observer = StoreObserver(self._store_for(config), job.fields, _objective_function(settings), claim)
             self._recorder = RunRecorder(observer, settings.capture.value, settings.heartbeat_seconds)
             self._recorder.start(job.started_event_args)
         except Exception as error:  # noqa: BLE001 - Hydra would only warn; say it loudly, let the job run
@@ -104,7 +126,7 @@ class RecordingCallback(Callback):
             raise SystemExit(2) from None
 
     def _store_for(self, config: DictConfig) -> Store:
-        uri = _store_uri(config)
+        uri = store_uri_for(config)
         if self._store is None or uri != self._store_uri:
             if self._store is not None:
                 self._store.close()
@@ -118,7 +140,10 @@ def _settings(config: DictConfig) -> HyperspaceSettings:
     return OmegaConf.to_object(merged)  # type: ignore[return-value]
 
 
-def _store_uri(config: DictConfig) -> str:
+def store_uri_for(config: DictConfig) -> str:
+    """The store a job of the full ``config`` records into (see :mod:`hyperspace_hydra.settings`)."""
+    if _queued_job is not None:
+        return _queued_job.store_uri
     configured = OmegaConf.select(config, "hyperspace.store")
     overridden = any(_override_key(item) == "hyperspace.store" for item in config.hydra.overrides.task)
     return resolve_store_uri(configured if overridden else None, configured, config.hydra.runtime.cwd)
@@ -169,39 +194,48 @@ class JobDescription:
 
 def describe_job(config: DictConfig, task_function: TaskFunction) -> JobDescription:
     """Describe the job whose full Hydra config (with the ``hydra`` node) is ``config``."""
-    given = to_plain(_task_config(config))
-    complete = fill_defaults(given)
+    given, complete = given_and_complete(config)
     runtime = config.hydra.runtime
     choices = {group: option for group, option in runtime.choices.items() if not group.startswith("hydra/")}
-    source_dir = provenance.source_directory(getattr(sys.modules.get(task_function.__module__), "__file__", None), Path(runtime.cwd))
+    source_dir = provenance.source_directory(task_function, Path(runtime.cwd))
     code = provenance.code_version(source_dir)
     fields = {
         "task": choices.get("task"),
-        "overrides": list(config.hydra.overrides.task),
+        "overrides": [redact_credentials(item) for item in config.hydra.overrides.task],
         "choices": choices,
         "config_given": given,
         "config_hash": config_hash(complete),
         "code_version": code,
         "seed": _seed(complete),
         "output_dir": runtime.output_dir,
-        "job_id": None,
+        "job_id": _queued_job.claim.job_id if _queued_job is not None else None,
     }
     started_event_args = {
         "ex_info": _experiment_info(config, task_function, source_dir, code),
         "command": task_function.__name__,
         "host_info": provenance.host_info(),
-        "start_time": dt.datetime.utcnow(),
+        "start_time": utcnow(),
         "config": complete,
-        "meta_info": {"command": task_function.__name__, "options": {}, "argv": list(sys.argv), "hydra_mode": str(config.hydra.mode), "hydra_job_num": OmegaConf.select(config, "hydra.job.num", default=None)},
+        "meta_info": {"command": task_function.__name__, "options": {}, "argv": [redact_credentials(item) for item in sys.argv], "hydra_mode": str(config.hydra.mode), "hydra_job_num": OmegaConf.select(config, "hydra.job.num", default=None)},
     }
     return JobDescription(fields, started_event_args)
 
 
-def _task_config(config: DictConfig) -> dict[str, Any]:
-    task_cfg = copy.deepcopy(config)
-    with read_write(task_cfg), open_dict(task_cfg):
-        del task_cfg["hydra"]
-    return OmegaConf.to_container(task_cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]
+def given_and_complete(config: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The task config of the full ``config`` as plain data: as composed, and with target defaults filled in.
+
+    Passwords in ``hyperspace.store`` are replaced by ``***`` in both.
+    """
+    given = _redacted(to_plain(plain(task_config(config))))
+    return given, fill_defaults(given)
+
+
+def _redacted(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with any password in ``hyperspace.store`` replaced (records must not hold credentials)."""
+    settings = config.get(SETTINGS_KEY)
+    if isinstance(settings, dict) and isinstance(settings.get("store"), str):
+        return {**config, SETTINGS_KEY: {**settings, "store": redact_credentials(settings["store"])}}
+    return config
 
 
 def _seed(config: Mapping[str, Any]) -> int | None:

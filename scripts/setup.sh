@@ -34,3 +34,13 @@ fi
 
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
   --config-settings editable_mode=compat -e ".[test]"
+
+# Tests start a throwaway PostgreSQL server (tests/postgres_cluster.py) with initdb and pg_ctl
+# from Debian's postgresql package, which keeps them in /usr/lib/postgresql/<version>/bin.
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v initdb >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "warning: PostgreSQL server binaries not found; the PostgreSQL tests will fail (Debian: sudo apt-get install postgresql)" >&2
+  fi
+fi

@@ -7,10 +7,15 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from postgres_cluster import PostgresCluster
+from psycopg import sql
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_STUDY = REPO / "examples" / "aggregation_study"
@@ -64,3 +69,28 @@ def stored_runs(study: Path) -> list[dict[str, Any]]:
     assert listing.returncode == 0, listing.stderr
     ids = [json.loads(line)["id"] for line in listing.stdout.splitlines()]
     return [json.loads(hyperspace(study, "runs", "show", str(run_id), "--json").stdout) for run_id in ids]
+
+
+# A real, throwaway PostgreSQL server (tests/postgres_cluster.py).
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A PostgreSQL server started once for the session and removed at its end."""
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def postgres_uri(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    """The URI of a new, empty database on the session's server; the database is dropped after the test."""
+    database = f"t_{uuid.uuid4().hex}"
+    _administer(postgres_cluster, "CREATE DATABASE {}", database)
+    yield postgres_cluster.uri_for(database)
+    _administer(postgres_cluster, "DROP DATABASE {} WITH (FORCE)", database)
+
+
+def _administer(cluster: PostgresCluster, statement: str, database: str) -> None:
+    """Run ``statement`` about ``database`` (its ``{}``) outside a transaction, from the maintenance database."""
+    with psycopg.connect(cluster.uri_for("postgres"), autocommit=True) as connection:
+        connection.execute(sql.SQL(statement).format(sql.Identifier(database)))

@@ -4,19 +4,33 @@ from __future__ import annotations
 
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.store.base import (
+    CANCELLED,
     COMPLETED,
+    DIED,
     FAILED,
     FINAL_STATUSES,
     INTERRUPTED,
+    JOB_FINAL_STATES,
+    JOB_STATES,
+    PAUSED,
+    QUEUED,
     RUNNING,
+    TIMEOUT,
+    Claim,
+    ClaimedJob,
+    EnqueueResult,
+    JobNotFoundError,
     MetricPoint,
+    NewJob,
     RunNotFoundError,
     Store,
+    utcnow,
 )
 
 __all__ = [
-    "COMPLETED", "FAILED", "FINAL_STATUSES", "INTERRUPTED", "RUNNING",
-    "MetricPoint", "RunNotFoundError", "Store", "open_store",
+    "CANCELLED", "COMPLETED", "DIED", "FAILED", "FINAL_STATUSES", "INTERRUPTED", "JOB_FINAL_STATES",
+    "JOB_STATES", "PAUSED", "QUEUED", "RUNNING", "TIMEOUT", "Claim", "ClaimedJob", "EnqueueResult",
+    "JobNotFoundError", "MetricPoint", "NewJob", "RunNotFoundError", "Store", "open_store", "utcnow",
 ]  # fmt: skip
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,18 @@ RUNNING = "RUNNING"
 COMPLETED = "COMPLETED"
 FAILED = "FAILED"
 INTERRUPTED = "INTERRUPTED"
-FINAL_STATUSES = frozenset({COMPLETED, FAILED, INTERRUPTED})
+TIMEOUT = "TIMEOUT"
+DIED = "DIED"
+FINAL_STATUSES = frozenset({COMPLETED, FAILED, INTERRUPTED, TIMEOUT, DIED})
+"""Final statuses of a run. DIED: its worker was lost (lease expired) or its job was taken over."""
+
+QUEUED = "QUEUED"
+PAUSED = "PAUSED"
+CANCELLED = "CANCELLED"
+JOB_STATES = (QUEUED, PAUSED, RUNNING, COMPLETED, FAILED, TIMEOUT, DIED, CANCELLED)
+JOB_FINAL_STATES = frozenset({COMPLETED, FAILED, TIMEOUT, DIED, CANCELLED})
+DEDUPE_STATES = frozenset({QUEUED, PAUSED, RUNNING, COMPLETED})
+"""A new job whose config hash matches a job in one of these states (or a COMPLETED run) is a duplicate."""
 
 RUN_FIELDS = (
     "experiment", "command", "host", "start_time", "heartbeat", "stop_time", "status", "config",
@@ -35,8 +46,66 @@ RUN_FIELDS = (
 )  # fmt: skip
 
 
+def utcnow() -> dt.datetime:
+    """The current time as the naive UTC datetime that stores keep."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
 class RunNotFoundError(HyperspaceError):
     """No run with the given id exists in this store."""
+
+
+class JobNotFoundError(HyperspaceError):
+    """No job (or sweep) with the given id exists in this store."""
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job to enqueue: overrides as given, the complete config they compose to, and its hash."""
+
+    overrides: list[str]
+    config: dict[str, Any]
+    config_hash: str
+    output_dir: str | None = None
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Proof that a worker holds a job: the job id and the token of this attempt."""
+
+    job_id: int
+    token: str
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job handed to a worker by :meth:`Store.claim`."""
+
+    claim: Claim
+    study: str
+    sweep_id: int | None
+    overrides: list[str]
+    output_dir: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    """What :meth:`Store.enqueue` did: the sweep, and per given job its new id (None: skipped duplicate)."""
+
+    sweep_id: int
+    job_ids: list[int | None]
+
+    @property
+    def enqueued(self) -> list[int]:
+        """The ids of the jobs that were enqueued."""
+        return [job_id for job_id in self.job_ids if job_id is not None]
+
+    @property
+    def skipped(self) -> int:
+        """How many given jobs were skipped as duplicates."""
+        return self.job_ids.count(None)
 
 
 @dataclass(frozen=True)
@@ -77,13 +146,21 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def finish_run(self, run_id: int, status: str, changes: Mapping[str, Any]) -> bool:
+    def finish_run(self, run_id: int, status: str, changes: Mapping[str, Any], claim: Claim | None = None) -> bool:
         """Give a RUNNING run its final ``status`` together with ``changes``, atomically.
 
         Returns True when this call finished the run, False when it already had a
         final status (then nothing is written), so a run is finished exactly once
         even if two processes race. Raises :class:`RunNotFoundError` for an unknown id
         and ``ValueError`` for a status outside :data:`FINAL_STATUSES`.
+
+        With ``claim`` (the run executes a queued job) the run and its job end in one
+        transaction, and only while the claim still holds (job RUNNING with that
+        token): the job becomes COMPLETED, FAILED or TIMEOUT like the run, or goes back
+        to QUEUED for an INTERRUPTED run (attempts unchanged). If the claim no longer
+        holds, the job is left alone and the run is finished as DIED (INTERRUPTED if
+        the job was cancelled), and False is returned. So a job never has two
+        COMPLETED runs.
         """
 
     @abc.abstractmethod
@@ -110,6 +187,85 @@ class Store(abc.ABC):
 
         Points are ordered by step, then by the order they were added.
         Raises :class:`RunNotFoundError` for an unknown id.
+        """
+
+    @abc.abstractmethod
+    def enqueue(self, study: str, jobs: Sequence[NewJob], sweep: Mapping[str, Any], dedupe: bool = True, max_attempts: int = 3) -> EnqueueResult:
+        """Create a sweep and its jobs (state QUEUED) in one transaction: all of them or nothing.
+
+        ``sweep`` holds the sweep's description (``kind``, ``command``, ``spec``). With
+        ``dedupe``, a job whose ``config_hash`` equals that of an earlier job in the
+        batch, of a job of ``study`` in :data:`DEDUPE_STATES`, or of a COMPLETED run is
+        skipped (its entry in ``job_ids`` is None). The sweep is created even when every job is
+        skipped. Job ids grow in enqueue order.
+        """
+
+    @abc.abstractmethod
+    def claim(self, study: str, worker: str, lease_seconds: float) -> ClaimedJob | None:
+        """Atomically take the next QUEUED job of ``study`` (highest priority, then oldest).
+
+        The job becomes RUNNING, owned by ``worker`` with a fresh token, its lease
+        ending ``lease_seconds`` from now. Concurrent callers, in any process or on
+        any machine, never get the same job. Returns None when nothing is queued.
+        """
+
+    @abc.abstractmethod
+    def renew_leases(self, claims: Sequence[Claim], lease_seconds: float) -> set[int]:
+        """Extend the leases of the claims that still hold; return the ids of jobs whose claim does not.
+
+        A claim stops holding when its job was requeued after its lease expired,
+        cancelled, or ended: the worker must then stop that job.
+        """
+
+    @abc.abstractmethod
+    def requeue_expired(self) -> list[int]:
+        """Put RUNNING jobs whose lease has expired back in the queue, atomically per call.
+
+        Each such job gets attempts + 1 and goes to QUEUED, or to DIED once attempts
+        reach its max attempts; its RUNNING runs are finished as DIED. Returns the
+        affected job ids. Safe to call from any number of workers at once.
+        """
+
+    @abc.abstractmethod
+    def end_job(self, claim: Claim, state: str, reason: str) -> bool:
+        """End a claimed job from the worker's side (the job process crashed, timed out, was refused or stopped).
+
+        ``state`` is FAILED, TIMEOUT or QUEUED (requeue after the worker stopped it;
+        attempts unchanged). The job's RUNNING run, if one was started, gets the
+        matching status (FAILED, TIMEOUT, INTERRUPTED) with ``reason`` as its trace.
+        Only while the claim holds; returns whether it did.
+        """
+
+    @abc.abstractmethod
+    def list_jobs(
+        self,
+        study: str | None = None,
+        sweep_id: int | None = None,
+        job_ids: Sequence[int] | None = None,
+        states: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Jobs matching every given filter, oldest first, as dicts of their fields (``id``, ``state``, ...)."""
+
+    @abc.abstractmethod
+    def change_jobs(
+        self,
+        from_states: Sequence[str],
+        to_state: str,
+        sweep_id: int | None = None,
+        job_ids: Sequence[int] | None = None,
+    ) -> int:
+        """Move the selected jobs that are in ``from_states`` to ``to_state``; return how many moved.
+
+        Used for pause (QUEUED to PAUSED), resume, cancel and retry. A job moved to
+        QUEUED starts afresh: attempts 0, no error, no owner. A RUNNING job that is
+        cancelled loses its claim, so its worker stops it.
+        """
+
+    @abc.abstractmethod
+    def get_sweep(self, sweep_id: int) -> dict[str, Any]:
+        """The sweep's fields and ``counts``, the number of its jobs in each state.
+
+        Raises :class:`JobNotFoundError` for an unknown id.
         """
 
     @abc.abstractmethod

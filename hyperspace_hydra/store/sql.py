@@ -6,8 +6,10 @@ machine can record runs into one file at once.
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
-from collections.abc import Iterable, Mapping
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,27 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.store.base import (
+    CANCELLED,
+    COMPLETED,
+    DEDUPE_STATES,
+    DIED,
+    FAILED,
     FINAL_STATUSES,
+    INTERRUPTED,
+    JOB_FINAL_STATES,
+    QUEUED,
     RUN_FIELDS,
     RUNNING,
+    TIMEOUT,
+    Claim,
+    ClaimedJob,
+    EnqueueResult,
+    JobNotFoundError,
     MetricPoint,
+    NewJob,
     RunNotFoundError,
     Store,
+    utcnow,
 )
 
 SCHEMA_VERSION = 1
@@ -70,6 +87,45 @@ _runs = sa.Table(
     sqlite_autoincrement=True,
 )
 
+_sweeps = sa.Table(
+    "sweeps",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study", sa.String(256), nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("command", sa.Text),
+    sa.Column("spec", sa.JSON),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+_jobs = sa.Table(
+    "jobs",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study", sa.String(256), nullable=False),
+    sa.Column("sweep_id", sa.Integer, sa.ForeignKey("sweeps.id"), index=True),
+    sa.Column("overrides", sa.JSON, nullable=False),
+    sa.Column("config", sa.JSON),
+    sa.Column("config_hash", sa.String(64), index=True),
+    sa.Column("output_dir", sa.Text),
+    sa.Column("priority", sa.Integer, nullable=False, default=0),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("max_attempts", sa.Integer, nullable=False, default=3),
+    sa.Column("worker", sa.String(256)),
+    sa.Column("token", sa.String(64)),
+    sa.Column("lease_expires_at", sa.DateTime),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("claimed_at", sa.DateTime),
+    sa.Column("finished_at", sa.DateTime),
+    sa.Column("error", sa.Text),
+    sa.Column("run_id", sa.Integer),
+    sa.Index("ix_jobs_claim_order", "study", "state", "priority", "id"),
+    sa.Index("ix_jobs_state_lease", "state", "lease_expires_at"),
+    sqlite_autoincrement=True,
+)
+
 _metrics = sa.Table(
     "metrics",
     _metadata,
@@ -92,6 +148,7 @@ class SQLStore(Store):
     def __init__(self, uri: str) -> None:
         self.uri = uri
         self._engine = _connect(uri)
+        self._writer = self._engine.execution_options(hyperspace_write=True)
         try:
             self._create_schema()
         except SQLAlchemyError as error:
@@ -99,7 +156,7 @@ class SQLStore(Store):
             raise HyperspaceError(f"cannot open store {uri}: {_reason(error)}") from error
 
     def _create_schema(self) -> None:
-        with self._engine.begin() as connection:
+        with self._writer.begin() as connection:
             for table in _metadata.sorted_tables:
                 connection.execute(sa.schema.CreateTable(table, if_not_exists=True))
                 for index in table.indexes:
@@ -108,7 +165,7 @@ class SQLStore(Store):
 
     def _check_schema_version(self) -> None:
         try:
-            with self._engine.begin() as connection:
+            with self._writer.begin() as connection:
                 connection.execute(_store_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
         except IntegrityError:
             pass  # another process (or an earlier run) wrote it first
@@ -122,38 +179,45 @@ class SQLStore(Store):
                 f"{SCHEMA_VERSION}: use the hyperspace_hydra version that wrote it"
             )
 
+    # runs
+
     def start_run(self, document: Mapping[str, Any]) -> int:
         values = {field: document.get(field) for field in RUN_FIELDS}
         values["status"] = RUNNING
-        with self._engine.begin() as connection:
+        with self._writer.begin() as connection:
             return int(connection.execute(_runs.insert().values(**values)).inserted_primary_key[0])
 
     def update_run(self, run_id: int, changes: Mapping[str, Any]) -> None:
-        with self._engine.begin() as connection:
+        with self._writer.begin() as connection:
             updated = connection.execute(
                 _runs.update().where(_runs.c.id == run_id, _runs.c.status == RUNNING).values(**_run_values(changes))
             ).rowcount
             if not updated:
                 self._require_run(connection, run_id)
 
-    def finish_run(self, run_id: int, status: str, changes: Mapping[str, Any]) -> bool:
+    def finish_run(self, run_id: int, status: str, changes: Mapping[str, Any], claim: Claim | None = None) -> bool:
         if status not in FINAL_STATUSES:
             raise ValueError(f"{status!r} is not a final status; expected one of {sorted(FINAL_STATUSES)}")
-        values = {**_run_values(changes), "status": status}
-        with self._engine.begin() as connection:
-            updated = connection.execute(
-                _runs.update().where(_runs.c.id == run_id, _runs.c.status == RUNNING).values(**values)
-            ).rowcount
-            if not updated:
-                self._require_run(connection, run_id)
-            return bool(updated)
+        values = _run_values(changes)
+        with self._writer.begin() as connection:
+            self._require_run(connection, run_id)
+            if claim is not None:
+                job_state = connection.execute(sa.select(_jobs.c.state, _jobs.c.token).where(_jobs.c.id == claim.job_id)).first()
+                if job_state is None or tuple(job_state) != (RUNNING, claim.token):
+                    lost_status = INTERRUPTED if job_state is not None and job_state.state == CANCELLED else DIED
+                    _finish_runs(connection, _runs.c.id == run_id, lost_status, values)
+                    return False
+            finished = _finish_runs(connection, _runs.c.id == run_id, status, values)
+            if finished and claim is not None:
+                _end_claimed_job(connection, claim, _JOB_STATE_AFTER_RUN[status], error=None, run_id=run_id)
+            return finished
 
     def add_metrics(self, run_id: int, points: Iterable[MetricPoint]) -> None:
         rows = [
             {"run_id": run_id, "name": p.name, "step": p.step, "value": p.value, "timestamp": p.timestamp}
             for p in points
         ]
-        with self._engine.begin() as connection:
+        with self._writer.begin() as connection:
             self._require_run(connection, run_id)
             if rows:
                 connection.execute(_metrics.insert(), rows)
@@ -190,12 +254,197 @@ class SQLStore(Store):
             entry["timestamps"].append(timestamp)
         return series
 
+    # queue
+
+    def enqueue(self, study: str, jobs: Sequence[NewJob], sweep: Mapping[str, Any], dedupe: bool = True, max_attempts: int = 3) -> EnqueueResult:
+        now = utcnow()
+        with self._writer.begin() as connection:
+            sweep_id = connection.execute(
+                _sweeps.insert().values(study=study, kind=sweep.get("kind", "grid"), command=sweep.get("command"), spec=sweep.get("spec"), created_at=now)
+            ).inserted_primary_key[0]
+            seen = self._existing_hashes(connection, study, [job.config_hash for job in jobs]) if dedupe else set()
+            job_ids: list[int | None] = []
+            for job in jobs:
+                if dedupe and job.config_hash in seen:
+                    job_ids.append(None)
+                    continue
+                seen.add(job.config_hash)
+                inserted = connection.execute(_jobs.insert().values(**_job_row(study, sweep_id, job, max_attempts, now)))
+                job_ids.append(int(inserted.inserted_primary_key[0]))
+        return EnqueueResult(int(sweep_id), job_ids)
+
+    def _existing_hashes(self, connection: Connection, study: str, hashes: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        unique = sorted(set(hashes))
+        for start in range(0, len(unique), _IN_CHUNK):
+            chunk = unique[start : start + _IN_CHUNK]
+            found.update(connection.execute(
+                sa.select(_jobs.c.config_hash).where(_jobs.c.study == study, _jobs.c.state.in_(DEDUPE_STATES), _jobs.c.config_hash.in_(chunk))
+            ).scalars())  # fmt: skip
+            found.update(connection.execute(
+                sa.select(_runs.c.config_hash).where(_runs.c.status == COMPLETED, _runs.c.config_hash.in_(chunk))
+            ).scalars())  # fmt: skip
+        return found
+
+    def claim(self, study: str, worker: str, lease_seconds: float) -> ClaimedJob | None:
+        now = utcnow()
+        with self._writer.begin() as connection:
+            row = connection.execute(
+                sa.select(_jobs.c.id, _jobs.c.sweep_id, _jobs.c.overrides, _jobs.c.output_dir, _jobs.c.attempts)
+                .where(_jobs.c.study == study, _jobs.c.state == QUEUED)
+                .order_by(_jobs.c.priority.desc(), _jobs.c.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).first()
+            if row is None:
+                return None
+            token = uuid.uuid4().hex
+            connection.execute(
+                _jobs.update().where(_jobs.c.id == row.id).values(
+                    state=RUNNING, worker=worker, token=token, claimed_at=now, lease_expires_at=now + dt.timedelta(seconds=lease_seconds)
+                )
+            )  # fmt: skip
+        return ClaimedJob(Claim(row.id, token), study, row.sweep_id, list(row.overrides), row.output_dir, row.attempts)
+
+    def renew_leases(self, claims: Sequence[Claim], lease_seconds: float) -> set[int]:
+        lost = set()
+        expires = utcnow() + dt.timedelta(seconds=lease_seconds)
+        with self._writer.begin() as connection:
+            for claim in claims:
+                renewed = connection.execute(
+                    _jobs.update().where(*_holds(claim)).values(lease_expires_at=expires)
+                ).rowcount
+                if not renewed:
+                    lost.add(claim.job_id)
+        return lost
+
+    def requeue_expired(self) -> list[int]:
+        now = utcnow()
+        with self._writer.begin() as connection:
+            expired = connection.execute(
+                sa.select(_jobs.c.id, _jobs.c.attempts, _jobs.c.max_attempts)
+                .where(_jobs.c.state == RUNNING, _jobs.c.lease_expires_at < now)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for job in expired:
+                attempts = job.attempts + 1
+                connection.execute(
+                    _jobs.update().where(_jobs.c.id == job.id).values(
+                        state=DIED if attempts >= job.max_attempts else QUEUED, attempts=attempts, worker=None, token=None,
+                        lease_expires_at=None, error=_LEASE_EXPIRED, finished_at=now if attempts >= job.max_attempts else None,
+                    )
+                )  # fmt: skip
+                _finish_runs(connection, _job_runs(job.id), DIED, {"stop_time": now, "fail_trace": [_LEASE_EXPIRED]})
+        return [job.id for job in expired]
+
+    def end_job(self, claim: Claim, state: str, reason: str) -> bool:
+        if state not in _RUN_STATUS_AFTER_WORKER_END:
+            raise ValueError(f"end_job takes {sorted(_RUN_STATUS_AFTER_WORKER_END)}, not {state!r}")
+        with self._writer.begin() as connection:
+            holds = connection.execute(sa.select(_jobs.c.id).where(*_holds(claim))).first() is not None
+            if holds:
+                run_changes = {"stop_time": utcnow(), "fail_trace": [reason]}
+                _finish_runs(connection, _job_runs(claim.job_id), _RUN_STATUS_AFTER_WORKER_END[state], run_changes)
+                _end_claimed_job(connection, claim, state, error=reason, run_id=None)
+        return holds
+
+    def list_jobs(
+        self,
+        study: str | None = None,
+        sweep_id: int | None = None,
+        job_ids: Sequence[int] | None = None,
+        states: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        query = sa.select(_jobs).where(*_job_filters(study, sweep_id, job_ids, states)).order_by(_jobs.c.id)
+        with self._engine.connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def change_jobs(
+        self,
+        from_states: Sequence[str],
+        to_state: str,
+        sweep_id: int | None = None,
+        job_ids: Sequence[int] | None = None,
+    ) -> int:
+        values: dict[str, Any] = {"state": to_state}
+        if to_state == QUEUED:
+            values.update(attempts=0, error=None, worker=None, token=None, lease_expires_at=None, finished_at=None)
+        elif to_state in JOB_FINAL_STATES:
+            values.update(finished_at=utcnow(), token=None)
+        with self._writer.begin() as connection:
+            return connection.execute(
+                _jobs.update().where(_jobs.c.state.in_(from_states), *_job_filters(None, sweep_id, job_ids, None)).values(**values)
+            ).rowcount
+
+    def get_sweep(self, sweep_id: int) -> dict[str, Any]:
+        with self._engine.connect() as connection:
+            row = connection.execute(sa.select(_sweeps).where(_sweeps.c.id == sweep_id)).mappings().first()
+            if row is None:
+                raise JobNotFoundError(f"no sweep with id {sweep_id} in store {self.uri}")
+            counts = connection.execute(
+                sa.select(_jobs.c.state, sa.func.count()).where(_jobs.c.sweep_id == sweep_id).group_by(_jobs.c.state)
+            ).all()
+        return {**dict(row), "counts": {state: count for state, count in counts}}
+
     def close(self) -> None:
         self._engine.dispose()
 
     def _require_run(self, connection: Connection, run_id: int) -> None:
         if connection.execute(sa.select(_runs.c.id).where(_runs.c.id == run_id)).first() is None:
             raise RunNotFoundError(f"no run with id {run_id} in store {self.uri}")
+
+
+_IN_CHUNK = 500
+_LEASE_EXPIRED = "worker lost: the job's lease expired"
+_JOB_STATE_AFTER_RUN = {COMPLETED: COMPLETED, FAILED: FAILED, TIMEOUT: TIMEOUT, INTERRUPTED: QUEUED, DIED: QUEUED}
+_RUN_STATUS_AFTER_WORKER_END = {FAILED: FAILED, TIMEOUT: TIMEOUT, QUEUED: INTERRUPTED}
+
+
+def _holds(claim: Claim) -> tuple[sa.ColumnElement[bool], ...]:
+    return (_jobs.c.id == claim.job_id, _jobs.c.state == RUNNING, _jobs.c.token == claim.token)
+
+
+def _job_runs(job_id: int) -> sa.ColumnElement[bool]:
+    return _runs.c.job_id == job_id
+
+
+def _finish_runs(connection: Connection, selection: sa.ColumnElement[bool], status: str, values: Mapping[str, Any]) -> bool:
+    updated = connection.execute(_runs.update().where(selection, _runs.c.status == RUNNING).values(**values, status=status))
+    return bool(updated.rowcount)
+
+
+def _end_claimed_job(connection: Connection, claim: Claim, state: str, error: str | None, run_id: int | None) -> None:
+    values: dict[str, Any] = {"state": state, "error": error, "token": None, "lease_expires_at": None}
+    if state == QUEUED:
+        values["worker"] = None
+    else:
+        values["finished_at"] = utcnow()
+    if run_id is not None:
+        values["run_id"] = run_id
+    connection.execute(_jobs.update().where(*_holds(claim)).values(**values))
+
+
+def _job_row(study: str, sweep_id: int, job: NewJob, max_attempts: int, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "study": study, "sweep_id": sweep_id, "overrides": list(job.overrides), "config": job.config,
+        "config_hash": job.config_hash, "output_dir": job.output_dir, "priority": job.priority,
+        "state": QUEUED, "attempts": 0, "max_attempts": max_attempts, "created_at": now,
+    }  # fmt: skip
+
+
+def _job_filters(
+    study: str | None, sweep_id: int | None, job_ids: Sequence[int] | None, states: Sequence[str] | None
+) -> list[sa.ColumnElement[bool]]:
+    filters = []
+    if study is not None:
+        filters.append(_jobs.c.study == study)
+    if sweep_id is not None:
+        filters.append(_jobs.c.sweep_id == sweep_id)
+    if job_ids is not None:
+        filters.append(_jobs.c.id.in_(list(job_ids)))
+    if states is not None:
+        filters.append(_jobs.c.state.in_(list(states)))
+    return filters
 
 
 def _run_values(changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -213,8 +462,10 @@ def _connect(uri: str) -> Engine:
     path = uri[len("sqlite:///"):]
     if path != ":memory:":
         _prepare_sqlite_path(uri, path)
-    engine = sa.create_engine(uri, connect_args={"timeout": _BUSY_TIMEOUT_SECONDS})
+    # No pooled connections: none is open when a worker forks a job process.
+    engine = sa.create_engine(uri, connect_args={"timeout": _BUSY_TIMEOUT_SECONDS}, poolclass=sa.pool.NullPool)
     sa.event.listen(engine, "connect", _configure_sqlite_connection)
+    sa.event.listen(engine, "begin", _begin_sqlite_transaction)
     return engine
 
 
@@ -231,11 +482,18 @@ def _prepare_sqlite_path(uri: str, path: str) -> None:
 
 
 def _configure_sqlite_connection(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    dbapi_connection.isolation_level = None  # transactions are begun by _begin_sqlite_transaction
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _begin_sqlite_transaction(connection: Connection) -> None:
+    """Writers take SQLite's write lock up front (BEGIN IMMEDIATE): a claim's read and update are one atomic step."""
+    write = connection.get_execution_options().get("hyperspace_write", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def _reason(error: SQLAlchemyError) -> str:

@@ -1,0 +1,38 @@
+"""The ``hyperspace`` command line.
+
+Every error a user can cause is a :class:`HyperspaceError`, printed as one line
+``error: ...`` on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from hyperspace_hydra.cli import queue, rerun, runs, worker
+from hyperspace_hydra.errors import HyperspaceError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args) or 0
+    except HyperspaceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hyperspace", description="Queue, run, record and tune Hydra experiments.")
+    commands = parser.add_subparsers(title="commands")
+    for module in (runs, queue, worker, rerun):
+        module.add_commands(commands)
+    return parser

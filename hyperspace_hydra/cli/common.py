@@ -1,0 +1,40 @@
+"""Options and store resolution shared by the CLI's commands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from hyperspace_hydra.app import App, load_app
+from hyperspace_hydra.settings import resolve_store_uri
+from hyperspace_hydra.store import Store, open_store
+
+
+def add_store_option(parser: argparse.ArgumentParser) -> None:
+    """``--store URI``."""
+    parser.add_argument(
+        "--store",
+        default=None,
+        metavar="URI",
+        help="store URI (default: $HYPERSPACE_STORE, else the study's hyperspace.store with --app, "
+        "else sqlite:///.hyperspace/store.db in the current directory)",
+    )
+
+
+def add_app_option(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    """``--app MODULE``: the study's Hydra app, imported from the current directory."""
+    parser.add_argument("--app", required=required, metavar="MODULE", help="the study's app module, e.g. study.run")
+
+
+def store_uri(args: argparse.Namespace, app: App | None = None) -> str:
+    """The store URI for a command: --store, then $HYPERSPACE_STORE, then the app's config, then the default."""
+    configured = OmegaConf.select(app.compose([]), "hyperspace.store") if app is not None else None
+    return resolve_store_uri(args.store, configured, Path.cwd())
+
+
+def open_store_for(args: argparse.Namespace) -> Store:
+    """Open the store a command works on (with ``--app``, the study's configured store counts)."""
+    app = load_app(args.app) if getattr(args, "app", None) else None
+    return open_store(store_uri(args, app))

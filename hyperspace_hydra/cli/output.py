@@ -1,0 +1,57 @@
+"""How the CLI prints: tables that never squeeze, compact cells, JSON that knows datetimes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def console() -> Console:
+    """A console that never squeezes tables into 80 columns when output goes to a pipe or file."""
+    return Console() if sys.stdout.isatty() else Console(width=10_000, color_system=None)
+
+
+def cell(value: Any, short_paths: bool = False) -> str:
+    """A table cell: ``-`` for None, 4 significant digits for floats; with ``short_paths``, a class name for a target path."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if short_paths and isinstance(value, str) and "." in value and value.replace(".", "").replace("_", "").isalnum():
+        return value.rsplit(".", 1)[-1]  # a _target_ path: its class name says enough in a table
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], right_aligned: Sequence[str] = (), short_paths: bool = False) -> None:
+    """Print ``rows`` under ``columns`` as a borderless table (``short_paths``: see :func:`cell`)."""
+    table = Table(box=None, header_style="bold")
+    for name in columns:
+        table.add_column(name, justify="right" if name in right_aligned else "left")
+    for row in rows:
+        table.add_row(*(cell(value, short_paths) for value in row))
+    console().print(table)
+
+
+def print_json_lines(rows: Sequence[dict[str, Any]]) -> None:
+    """Print one JSON object per line."""
+    for row in rows:
+        print(to_json(row))
+
+
+def to_json(value: Any, indent: int | None = None) -> str:
+    """JSON text of ``value``; datetimes as ISO 8601 strings."""
+    return json.dumps(value, default=_json_default, indent=indent)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")

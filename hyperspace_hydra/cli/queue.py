@@ -1,0 +1,117 @@
+"""``hyperspace queue ls|pause|resume|cancel|retry|wait``."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for
+from hyperspace_hydra.cli.output import print_json_lines, print_table
+from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.settings import redact_credentials
+from hyperspace_hydra.store import CANCELLED, COMPLETED, DIED, FAILED, JOB_FINAL_STATES, PAUSED, QUEUED, RUNNING, TIMEOUT
+
+_WAIT_POLL_SECONDS = 0.5
+
+# command: (states a job may be in to be moved, the state it moves to, what the command says it did)
+_STATE_CHANGES = {
+    "pause": ((QUEUED,), PAUSED, "paused"),
+    "resume": ((PAUSED,), QUEUED, "resumed"),
+    "cancel": ((QUEUED, PAUSED, RUNNING), CANCELLED, "cancelled"),
+    "retry": ((FAILED, DIED, TIMEOUT), QUEUED, "queued again"),
+}
+_HELP = {
+    "pause": "hold queued jobs (workers skip them)",
+    "resume": "queue paused jobs again",
+    "cancel": "cancel queued, paused and running jobs (running ones are stopped by their worker)",
+    "retry": "put failed, timed-out and died jobs back in the queue",
+}
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register the ``queue`` commands."""
+    queue = commands.add_parser("queue", help="look at and steer the job queue").add_subparsers(title="queue commands")
+
+    ls = queue.add_parser("ls", help="table of jobs")
+    _add_common(ls)
+    ls.add_argument("--sweep", type=int, metavar="ID", help="only the jobs of this sweep")
+    ls.add_argument("--state", action="append", choices=sorted({QUEUED, PAUSED, RUNNING, *JOB_FINAL_STATES}), help="only jobs in this state (repeatable)")
+    ls.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    ls.set_defaults(handler=_ls)
+
+    for command, (_, _, _) in _STATE_CHANGES.items():
+        change = queue.add_parser(command, help=_HELP[command])
+        _add_common(change)
+        change.add_argument("--sweep", type=int, metavar="ID", help="the jobs of this sweep")
+        change.add_argument("job_ids", type=int, nargs="*", metavar="JOB", help="these jobs")
+        if command == "cancel":
+            change.add_argument("--all", action="store_true", help="every job (cancel needs a selection or --all)")
+        change.set_defaults(handler=_change, command=command)
+
+    wait = queue.add_parser("wait", help="block until a sweep is done; exit 0 only if every job completed")
+    _add_common(wait)
+    wait.add_argument("sweep_id", type=int, metavar="SWEEP")
+    wait.set_defaults(handler=_wait)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    add_store_option(parser)
+    add_app_option(parser)
+
+
+def job_row(job: dict[str, Any]) -> dict[str, Any]:
+    """What ``queue ls`` shows of a job (no config, no credentials)."""
+    return {
+        "id": job["id"], "study": job["study"], "sweep": job["sweep_id"], "state": job["state"],
+        "priority": job["priority"], "attempts": job["attempts"], "worker": job["worker"], "run": job["run_id"],
+        "overrides": [redact_credentials(item) for item in job["overrides"]], "created": job["created_at"],
+        "error": redact_credentials(job["error"]) if job["error"] else None,
+    }  # fmt: skip
+
+
+def _ls(args: argparse.Namespace) -> None:
+    with open_store_for(args) as store:
+        rows = [job_row(job) for job in store.list_jobs(study=args.app, sweep_id=args.sweep, states=args.state)]
+    if args.json:
+        print_json_lines(rows)
+        return
+    columns = ["id", "study", "sweep", "state", "priority", "attempts", "worker", "run", "overrides", "error"]
+    table = [[*(row[name] for name in columns[:-2]), " ".join(row["overrides"]), _short(row["error"])] for row in rows]
+    print_table(columns, table, right_aligned=("id", "sweep", "priority", "attempts", "run"))
+
+
+def _short(text: str | None, limit: int = 80) -> str | None:
+    return text if text is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _change(args: argparse.Namespace) -> None:
+    from_states, to_state, done = _STATE_CHANGES[args.command]
+    if args.command == "cancel" and not (args.all or args.sweep or args.job_ids):
+        raise HyperspaceError("cancel needs --sweep ID, job ids or --all")
+    with open_store_for(args) as store:
+        moved = store.change_jobs(from_states, to_state, sweep_id=args.sweep, job_ids=args.job_ids or None)
+    print(f"{moved} job(s) {done}")
+
+
+def _wait(args: argparse.Namespace) -> int:
+    with open_store_for(args) as store:
+        counts = store.get_sweep(args.sweep_id)["counts"]
+        columns = (TextColumn(f"sweep {args.sweep_id}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+        with Progress(*columns, transient=False) as progress:
+            bar = progress.add_task(_describe(counts), total=sum(counts.values()))
+            while True:
+                counts = store.get_sweep(args.sweep_id)["counts"]
+                progress.update(bar, completed=sum(counts.get(state, 0) for state in JOB_FINAL_STATES), description=_describe(counts))
+                if not any(counts.get(state) for state in (QUEUED, RUNNING, PAUSED)):
+                    break
+                store.requeue_expired()
+                time.sleep(_WAIT_POLL_SECONDS)
+    print(_describe(counts))
+    return 0 if counts.get(COMPLETED, 0) == sum(counts.values()) else 1
+
+
+def _describe(counts: dict[str, int]) -> str:
+    return ", ".join(f"{count} {state.lower()}" for state, count in sorted(counts.items())) or "no jobs"

@@ -1,0 +1,335 @@
+"""The worker: claim a job, run it as a Hydra job in a child process, repeat.
+
+One supervisor process per worker, single-threaded, reading top to bottom in
+:meth:`Worker.run`. It imports the study once; each job runs in a child forked from
+it, so a job that segfaults, calls ``os._exit`` or hangs never takes the worker
+down, and no job sees another's module state. The child composes nothing itself:
+the supervisor composes the job from its stored overrides, checks every ``_target_``
+against the allowlist, then forks; the child runs callbacks and ``run_job`` exactly
+as ``python -m study.run`` does, and the recording callback ends the job together
+with its run.
+
+Signals: the first SIGTERM or SIGINT stops claiming and gives running jobs
+``grace`` seconds; then (or at a second signal) they get SIGTERM, which records their
+runs INTERRUPTED and puts their jobs back in the queue. Children live in their own
+process group, so a Ctrl-C in the terminal reaches only the supervisor.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import sys
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from omegaconf import DictConfig
+
+from hyperspace_hydra import provenance, recorder, tracking
+from hyperspace_hydra.app import App
+from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.overrides import format_override
+from hyperspace_hydra.settings import redact_credentials
+from hyperspace_hydra.store import FAILED, QUEUED, TIMEOUT, Claim, ClaimedJob, Store
+from hyperspace_hydra.targets import refusal
+
+_SHORTEST_POLL = 0.05
+_STOP_WAIT_SECONDS = 10.0
+
+
+@dataclass
+class WorkerOptions:
+    """How a worker behaves; the CLI's ``hyperspace worker`` options."""
+
+    processes: int = 1
+    exit_when_empty: bool = False
+    max_jobs: int | None = None
+    timeout: float | None = None
+    lease: float = 60.0
+    grace: float = 30.0
+    poll: float = 1.0
+    allowed: tuple[str, ...] = ()
+
+
+@dataclass
+class _RunningJob:
+    job: ClaimedJob
+    pid: int
+    started: float
+    log_path: Path
+
+
+@dataclass
+class _Counters:
+    claimed: int = 0
+    finished: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+class Worker:
+    """Drains the queue of one study from one store (see the module docstring)."""
+
+    def __init__(self, app: App, store: Store, options: WorkerOptions, say: Callable[[str], None] = print) -> None:
+        self.app = app
+        self.store = store
+        self.options = options
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._say = say
+        self._running: dict[int, _RunningJob] = {}
+        self._counters = _Counters()
+        self._stop_requested_at: float | None = None
+        self._next_lease_work = 0.0
+        self._wakeup_read, self._wakeup_write = os.pipe()
+
+    def run(self) -> int:
+        """Work until told to stop, the queue is empty (``exit_when_empty``) or ``max_jobs`` are done."""
+        _gather_provenance_once(self.app)
+        previous = self._install_signal_handlers()
+        self._say(f"worker {self.name}: study {self.app.module}, store {redact_credentials(self.store.uri)}, {self.options.processes} process(es)")
+        try:
+            self._loop()
+        finally:
+            self._restore_signal_handlers(previous)
+        summary = ", ".join(f"{count} {state}" for state, count in sorted(self._counters.outcomes.items())) or "no jobs"
+        self._say(f"worker {self.name}: stopped after {summary}")
+        return 0
+
+    def _loop(self) -> None:
+        idle_wait = _SHORTEST_POLL
+        while True:
+            self._reap_finished()
+            self._kill_timed_out()
+            self._lease_work()
+            if self._stop_requested_at is not None:
+                if self._stopped():
+                    return
+                self._wait(_SHORTEST_POLL)
+                continue
+            started = self._start_next() if self._may_claim() else False
+            if started:
+                idle_wait = _SHORTEST_POLL
+                continue
+            if not self._running and (self.options.exit_when_empty or self._max_jobs_reached()):
+                return
+            self._wait(idle_wait)
+            idle_wait = min(idle_wait * 2, self.options.poll)
+
+    # claiming and starting
+
+    def _may_claim(self) -> bool:
+        return len(self._running) < self.options.processes and not self._max_jobs_reached()
+
+    def _max_jobs_reached(self) -> bool:
+        return self.options.max_jobs is not None and self._counters.claimed >= self.options.max_jobs
+
+    def _start_next(self) -> bool:
+        job = self.store.claim(self.app.module, self.name, self.options.lease)
+        if job is None:
+            return False
+        self._counters.claimed += 1
+        output_dir = Path(job.output_dir or f"outputs/queue/{job.claim.job_id}")
+        try:
+            config = self.app.compose([*job.overrides, format_override("hydra.run.dir", str(output_dir))])
+        except HyperspaceError as error:
+            self._end_without_running(job, f"the job does not compose: {error}")
+            return True
+        refused = refusal(config, self.options.allowed)
+        if refused:
+            self._end_without_running(job, refused)
+            return True
+        output_dir.mkdir(parents=True, exist_ok=True)
+        log_path = output_dir / "job.log"
+        pid = self._fork_job(job, config, log_path)
+        self._running[pid] = _RunningJob(job, pid, time.monotonic(), log_path)
+        self._say(f"job {job.claim.job_id} started: {' '.join(redact_credentials(item) for item in job.overrides) or '(no overrides)'}")
+        return True
+
+    def _end_without_running(self, job: ClaimedJob, reason: str) -> None:
+        self.store.end_job(job.claim, FAILED, reason)
+        self._count(job.claim.job_id, FAILED, reason)
+
+    def _fork_job(self, job: ClaimedJob, config: DictConfig, log_path: Path) -> int:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(self._run_in_child(job, config, log_path))
+        return pid
+
+    def _run_in_child(self, job: ClaimedJob, config: DictConfig, log_path: Path) -> int:
+        """Runs in the forked child; returns its exit status (never returns to the loop)."""
+        try:
+            os.setpgid(0, 0)
+            signal.set_wakeup_fd(-1)
+            os.close(self._wakeup_read)
+            os.close(self._wakeup_write)
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+                signal.signal(signum, signal.SIG_DFL)
+            _redirect_output(log_path)
+            tracking.bind_queued_job(tracking.QueuedJob(self.store.uri, job.claim))
+            self.app.run(config)
+            return 0
+        except BaseException:  # noqa: BLE001 - the child must end through os._exit, whatever happened
+            traceback.print_exc()
+            return 1
+        finally:
+            recorder.interrupt_unfinished_run()
+            sys.stdout.flush()
+            sys.stderr.flush()
+
+    # watching running jobs
+
+    def _reap_finished(self) -> None:
+        for pid, running in list(self._running.items()):
+            waited, status = os.waitpid(pid, os.WNOHANG)
+            if waited == 0:
+                continue
+            del self._running[pid]
+            reason = _exit_reason(status, running.log_path)
+            if self.store.end_job(running.job.claim, FAILED, reason):
+                self._count(running.job.claim.job_id, FAILED, reason)
+            else:
+                self._report_outcome(running)
+
+    def _report_outcome(self, running: _RunningJob) -> None:
+        [job] = self.store.list_jobs(job_ids=[running.job.claim.job_id])
+        took = time.monotonic() - running.started
+        detail = f"run {job['run_id']}" if job["run_id"] else (job["error"] or "")
+        self._count(job["id"], job["state"], f"{took:.1f} s, {detail}")
+
+    def _kill_timed_out(self) -> None:
+        if self.options.timeout is None:
+            return
+        now = time.monotonic()
+        for pid, running in list(self._running.items()):
+            if now - running.started > self.options.timeout:
+                _kill_group(pid)
+                os.waitpid(pid, 0)
+                del self._running[pid]
+                reason = f"timed out after {self.options.timeout:g} s"
+                if self.store.end_job(running.job.claim, TIMEOUT, reason):
+                    self._count(running.job.claim.job_id, TIMEOUT, reason)
+
+    def _lease_work(self) -> None:
+        now = time.monotonic()
+        if now < self._next_lease_work:
+            return
+        self._next_lease_work = now + max(self.options.lease / 4, 0.2)
+        lost = self.store.renew_leases([running.job.claim for running in self._running.values()], self.options.lease)
+        for pid, running in list(self._running.items()):
+            if running.job.claim.job_id in lost:
+                _kill_group(pid)
+                os.waitpid(pid, 0)
+                del self._running[pid]
+                self._say(f"job {running.job.claim.job_id} stopped: this worker no longer holds it (cancelled or taken over)")
+        for job_id in self.store.requeue_expired():
+            self._say(f"job {job_id} requeued: its worker was lost")
+
+    def _count(self, job_id: int, state: str, detail: str) -> None:
+        self._counters.finished += 1
+        self._counters.outcomes[state] = self._counters.outcomes.get(state, 0) + 1
+        self._say(f"job {job_id} {state}: {detail}")
+
+    # stopping
+
+    def _install_signal_handlers(self) -> dict[int, object]:
+        os.set_blocking(self._wakeup_write, False)
+        previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)}
+        signal.set_wakeup_fd(self._wakeup_write)
+        signal.signal(signal.SIGINT, self._request_stop)
+        signal.signal(signal.SIGTERM, self._request_stop)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the loop through the wakeup fd
+        return previous
+
+    def _restore_signal_handlers(self, previous: dict[int, object]) -> None:
+        signal.set_wakeup_fd(-1)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+
+    def _request_stop(self, signum: int, _frame: object) -> None:
+        if self._stop_requested_at is None:
+            self._stop_requested_at = time.monotonic()
+            self._say(f"worker {self.name}: {signal.Signals(signum).name}, no new jobs; {len(self._running)} running get {self.options.grace:g} s")
+        else:
+            self._stop_requested_at = -float("inf")  # a second signal ends the grace period now
+
+    def _stopped(self) -> bool:
+        if not self._running:
+            return True
+        if time.monotonic() - self._stop_requested_at < self.options.grace:  # type: ignore[operator]
+            return False
+        self._interrupt_running()
+        return True
+
+    def _interrupt_running(self) -> None:
+        for pid in self._running:
+            _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + _STOP_WAIT_SECONDS
+        while self._running and time.monotonic() < deadline:
+            for pid, running in list(self._running.items()):
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    del self._running[pid]
+                    self._requeue(running, "interrupted: the worker stopped")
+            self._wait(_SHORTEST_POLL)
+        for pid, running in list(self._running.items()):
+            _kill_group(pid)
+            os.waitpid(pid, 0)
+            del self._running[pid]
+            self._requeue(running, "killed: the worker stopped and the job did not end in time")
+
+    def _requeue(self, running: _RunningJob, reason: str) -> None:
+        self.store.end_job(running.job.claim, QUEUED, reason)
+        self._count(running.job.claim.job_id, "REQUEUED", reason)
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep up to ``seconds``; a signal (a child exiting, SIGTERM) wakes it at once."""
+        readable, _, _ = select.select([self._wakeup_read], [], [], seconds)
+        if readable:
+            os.read(self._wakeup_read, 512)
+
+
+def _gather_provenance_once(app: App) -> None:
+    """Fill the per-process caches of host, packages and code version before forking, so jobs inherit them."""
+    provenance.host_info()
+    provenance.package_versions()
+    provenance.code_version(provenance.source_directory(app.task_function))
+
+
+def _redirect_output(log_path: Path) -> None:
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+
+
+def _exit_reason(status: int, log_path: Path) -> str:
+    if os.WIFSIGNALED(status):
+        what = f"the job process was killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
+    else:
+        what = f"the job process exited with status {os.waitstatus_to_exitcode(status)}"
+    return f"{what} before recording its end; last output: {_tail(log_path)}"
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(none)"
+    return " | ".join(line for line in text.strip().splitlines()[-lines:]) or "(none)"
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _kill_group(pid: int) -> None:
+    _signal_group(pid, signal.SIGKILL)
