@@ -4,20 +4,41 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hyperspace_hydra import HyperspaceError
-from hyperspace_hydra.store import COMPLETED, FAILED, INTERRUPTED, RUNNING, MetricPoint, RunNotFoundError, Store, open_store
+from hyperspace_hydra.store import (
+    CANCELLED,
+    COMPLETED,
+    DIED,
+    FAILED,
+    INTERRUPTED,
+    PAUSED,
+    QUEUED,
+    RUNNING,
+    TIMEOUT,
+    JobNotFoundError,
+    MetricPoint,
+    NewJob,
+    RunNotFoundError,
+    Store,
+    open_store,
+)
 from hyperspace_hydra.store.base import RUN_FIELDS
 
 NOW = dt.datetime(2026, 11, 1, 12, 0, 0)
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty store on each backend."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_uri")
     return f"sqlite:///{tmp_path}/store.db"
 
 
@@ -130,12 +151,183 @@ def test_an_unusable_sqlite_path_is_refused(tmp_path: Path) -> None:
         open_store(f"sqlite:///{tmp_path}")
 
 
-def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
-    import sqlite3
+def test_a_store_from_a_newer_version_is_refused(store_uri: str) -> None:
+    import sqlalchemy
 
-    uri = f"sqlite:///{tmp_path}/store.db"
-    open_store(uri).close()
-    with sqlite3.connect(tmp_path / "store.db") as connection:
-        connection.execute("UPDATE store_meta SET value = '99' WHERE key = 'schema_version'")
+    open_store(store_uri).close()
+    engine = sqlalchemy.create_engine(store_uri.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE store_meta SET value = '99' WHERE key = 'schema_version'")
+    engine.dispose()
     with pytest.raises(HyperspaceError, match="schema version 99"):
-        open_store(uri)
+        open_store(store_uri)
+
+
+# ---- queue ----------------------------------------------------------------------------------
+
+def _job(name: str, priority: int = 0) -> NewJob:
+    return NewJob([f"message={name}"], {"message": name}, f"hash-{name}", output_dir=f"out/{name}", priority=priority)
+
+
+def _claim_all(uri: str, study: str) -> list[int]:
+    with open_store(uri) as store:
+        claimed = []
+        while (job := store.claim(study, f"worker-{os.getpid()}", 60)) is not None:
+            claimed.append(job.claim.job_id)
+        return claimed
+
+
+def test_enqueue_creates_a_sweep_with_queued_jobs_in_order(store: Store) -> None:
+    result = store.enqueue("s", [_job("a"), _job("b")], {"kind": "grid", "command": "python -m s", "spec": {"x": 1}})
+    assert result.skipped == 0 and len(result.enqueued) == 2 and result.job_ids == sorted(result.job_ids)
+    jobs = store.list_jobs(sweep_id=result.sweep_id)
+    assert [(job["state"], job["overrides"], job["attempts"], job["study"]) for job in jobs] == [
+        (QUEUED, ["message=a"], 0, "s"), (QUEUED, ["message=b"], 0, "s")
+    ]  # fmt: skip
+    sweep = store.get_sweep(result.sweep_id)
+    assert sweep["kind"] == "grid" and sweep["spec"] == {"x": 1} and sweep["counts"] == {QUEUED: 2}
+
+
+def test_enqueue_is_all_or_nothing(store: Store) -> None:
+    unstorable = NewJob(["x=1"], {"x": object()}, "hash-bad")
+    with pytest.raises(Exception):
+        store.enqueue("s", [_job("a"), unstorable], {"kind": "grid"})
+    assert store.list_jobs() == []
+
+
+def test_duplicates_of_queued_running_completed_jobs_and_runs_are_skipped(store: Store) -> None:
+    first = store.enqueue("s", [_job("a"), _job("a"), _job("b")], {"kind": "grid"})
+    assert first.skipped == 1 and first.job_ids[1] is None
+    run_id = store.start_run({"config_hash": "hash-c"})
+    store.finish_run(run_id, COMPLETED, {})
+    again = store.enqueue("s", [_job("a"), _job("b"), _job("c"), _job("d")], {"kind": "grid"})
+    assert again.job_ids[:3] == [None, None, None] and again.job_ids[3] is not None
+    forced = store.enqueue("s", [_job("a")], {"kind": "grid"}, dedupe=False)
+    assert forced.skipped == 0
+    assert store.enqueue("other-study", [_job("a")], {"kind": "grid"}).skipped == 0, "jobs of another study are not duplicates"
+
+
+def test_failed_and_cancelled_jobs_are_not_duplicates(store: Store) -> None:
+    [job_id] = store.enqueue("s", [_job("a")], {"kind": "grid"}).enqueued
+    store.change_jobs([QUEUED], CANCELLED, job_ids=[job_id])
+    assert store.enqueue("s", [_job("a")], {"kind": "grid"}).skipped == 0
+
+
+def test_claim_takes_highest_priority_then_oldest_of_its_study_only(store: Store) -> None:
+    store.enqueue("other", [_job("x", priority=9)], {"kind": "grid"})
+    ids = store.enqueue("s", [_job("low"), _job("high", priority=5), _job("low2")], {"kind": "grid"}).enqueued
+    order = [store.claim("s", "w", 60) for _ in range(4)]
+    assert [job.claim.job_id for job in order[:3]] == [ids[1], ids[0], ids[2]]
+    assert order[3] is None
+    job = order[0]
+    assert job.overrides == ["message=high"] and job.output_dir == "out/high" and job.study == "s"
+    stored = store.list_jobs(job_ids=[job.claim.job_id])[0]
+    assert stored["state"] == RUNNING and stored["worker"] == "w" and stored["token"] == job.claim.token
+
+
+def test_concurrent_claims_never_hand_out_a_job_twice(store_uri: str) -> None:
+    with open_store(store_uri) as store:
+        store.enqueue("s", [_job(str(n)) for n in range(60)], {"kind": "grid"})
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        claimed = pool.starmap(_claim_all, [(store_uri, "s")] * 3)
+    every = [job_id for batch in claimed for job_id in batch]
+    assert len(every) == len(set(every)) == 60
+
+
+def test_finishing_a_claimed_run_ends_its_job_in_the_same_step(store: Store) -> None:
+    store.enqueue("s", [_job("a"), _job("b")], {"kind": "grid"})
+    done, interrupted = store.claim("s", "w", 60), store.claim("s", "w", 60)
+    run_id = store.start_run({"job_id": done.claim.job_id})
+    assert store.finish_run(run_id, COMPLETED, {"result": 1.0}, claim=done.claim) is True
+    [job] = store.list_jobs(job_ids=[done.claim.job_id])
+    assert job["state"] == COMPLETED and job["run_id"] == run_id and job["finished_at"] is not None
+    other_run = store.start_run({"job_id": interrupted.claim.job_id})
+    store.finish_run(other_run, INTERRUPTED, {}, claim=interrupted.claim)
+    [job] = store.list_jobs(job_ids=[interrupted.claim.job_id])
+    assert job["state"] == QUEUED and job["attempts"] == 0 and job["worker"] is None, "an interrupted job is requeued, not failed"
+
+
+def test_a_run_whose_claim_was_lost_finishes_as_died_and_leaves_the_job(store: Store) -> None:
+    store.enqueue("s", [_job("a")], {"kind": "grid"})
+    stale = store.claim("s", "w1", 0.01)
+    stale_run = store.start_run({"job_id": stale.claim.job_id})
+    time.sleep(0.05)
+    assert store.requeue_expired() == [stale.claim.job_id]
+    assert store.get_run(stale_run)["status"] == DIED, "requeue marks the running run of the lost attempt"
+    fresh = store.claim("s", "w2", 60)
+    assert fresh.claim.job_id == stale.claim.job_id and fresh.attempts == 1
+    fresh_run = store.start_run({"job_id": fresh.claim.job_id})
+    late_run = store.start_run({"job_id": stale.claim.job_id})
+    assert store.finish_run(late_run, COMPLETED, {"result": 0.0}, claim=stale.claim) is False
+    assert store.get_run(late_run)["status"] == DIED
+    assert store.finish_run(fresh_run, COMPLETED, {"result": 1.0}, claim=fresh.claim) is True
+    [job] = store.list_jobs(job_ids=[fresh.claim.job_id])
+    assert job["state"] == COMPLETED and job["run_id"] == fresh_run
+
+
+def test_lease_renewal_keeps_jobs_and_reports_lost_claims(store: Store) -> None:
+    store.enqueue("s", [_job("a"), _job("b")], {"kind": "grid"})
+    kept, cancelled = store.claim("s", "w", 0.5), store.claim("s", "w", 0.5)
+    store.change_jobs([RUNNING], CANCELLED, job_ids=[cancelled.claim.job_id])
+    assert store.renew_leases([kept.claim, cancelled.claim], 60) == {cancelled.claim.job_id}
+    time.sleep(0.6)
+    assert store.requeue_expired() == [], "the renewed lease has not expired"
+    run_id = store.start_run({"job_id": cancelled.claim.job_id})
+    assert store.finish_run(run_id, COMPLETED, {}, claim=cancelled.claim) is False
+    assert store.get_run(run_id)["status"] == INTERRUPTED, "a cancelled job's run ends INTERRUPTED"
+
+
+def test_expired_jobs_die_after_max_attempts(store: Store) -> None:
+    store.enqueue("s", [_job("a")], {"kind": "grid"}, max_attempts=2)
+    for expected_state in (QUEUED, DIED):
+        job = store.claim("s", "w", 0.01)
+        time.sleep(0.05)
+        store.requeue_expired()
+        [stored] = store.list_jobs(job_ids=[job.claim.job_id])
+        assert stored["state"] == expected_state
+    assert stored["attempts"] == 2 and "lease expired" in stored["error"]
+    assert store.claim("s", "w", 60) is None
+
+
+def test_end_job_records_the_worker_side_outcome_while_the_claim_holds(store: Store) -> None:
+    store.enqueue("s", [_job(name) for name in "abc"], {"kind": "grid"})
+    crashed, timed_out, stopped = (store.claim("s", "w", 60) for _ in range(3))
+    crash_run = store.start_run({"job_id": crashed.claim.job_id})
+    assert store.end_job(crashed.claim, FAILED, "killed by signal SIGSEGV") is True
+    assert store.end_job(crashed.claim, FAILED, "again") is False
+    assert store.get_run(crash_run)["status"] == FAILED and store.get_run(crash_run)["fail_trace"] == ["killed by signal SIGSEGV"]
+    store.end_job(timed_out.claim, TIMEOUT, "timed out after 2 s")
+    store.end_job(stopped.claim, QUEUED, "worker stopped")
+    states = {job["id"]: (job["state"], job["error"]) for job in store.list_jobs()}
+    assert states[crashed.claim.job_id] == (FAILED, "killed by signal SIGSEGV")
+    assert states[timed_out.claim.job_id] == (TIMEOUT, "timed out after 2 s")
+    assert states[stopped.claim.job_id][0] == QUEUED
+    with pytest.raises(ValueError):
+        store.end_job(stopped.claim, COMPLETED, "x")
+
+
+def test_change_jobs_moves_only_jobs_in_the_given_states(store: Store) -> None:
+    first = store.enqueue("s", [_job("a"), _job("b")], {"kind": "grid"})
+    second = store.enqueue("s", [_job("c")], {"kind": "grid"})
+    assert store.change_jobs([QUEUED], PAUSED, sweep_id=first.sweep_id) == 2
+    assert store.claim("s", "w", 60).claim.job_id == second.enqueued[0], "paused jobs are not claimed"
+    assert store.change_jobs([PAUSED], QUEUED, job_ids=[first.enqueued[0]]) == 1
+    failed = store.claim("s", "w", 60)
+    store.end_job(failed.claim, FAILED, "boom")
+    assert store.change_jobs([FAILED], QUEUED) == 1
+    [retried] = store.list_jobs(job_ids=[failed.claim.job_id])
+    assert retried["state"] == QUEUED and retried["error"] is None and retried["attempts"] == 0
+    assert store.get_sweep(first.sweep_id)["counts"] == {QUEUED: 1, PAUSED: 1}
+
+
+def test_unknown_sweeps_raise(store: Store) -> None:
+    with pytest.raises(JobNotFoundError, match="404"):
+        store.get_sweep(404)
+
+
+def test_an_unreachable_database_is_one_line_without_the_password() -> None:
+    with pytest.raises(HyperspaceError) as raised:
+        open_store("postgresql://user:secret@127.0.0.1:1/nowhere")
+    message = str(raised.value)
+    assert message.startswith("cannot open store postgresql://user:***@127.0.0.1:1/nowhere") and "\n" not in message
+    assert "secret" not in message

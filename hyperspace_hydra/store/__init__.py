@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store.base import (
     CANCELLED,
     COMPLETED,
@@ -37,16 +38,17 @@ __all__ = [
 def open_store(uri: str) -> Store:
     """Open (and on first use create) the store at ``uri``.
 
-    Supported: ``sqlite:///relative/or/absolute/path.db``. Raises
-    :class:`HyperspaceError` with one clear line for an invalid URI or a store that
-    cannot be opened.
+    Supported: ``sqlite:///relative/or/absolute/path.db`` and
+    ``postgresql://user:password@host:port/database`` (needs the ``postgres`` extra).
+    Raises :class:`HyperspaceError` with one clear line for an invalid URI or a store
+    that cannot be opened.
     """
     scheme = uri.split("://", 1)[0] if "://" in uri else ""
-    if scheme == "sqlite":
+    if scheme in ("sqlite", "postgresql", "postgresql+psycopg"):
         from hyperspace_hydra.store.sql import SQLStore
 
         return SQLStore(uri)
     raise HyperspaceError(
-        f"invalid store URI {uri!r}: expected sqlite:///path/to/store.db "
-        "(a relative path after the three slashes is relative to the current directory)"
+        f"invalid store URI {redact_credentials(uri)!r}: expected sqlite:///path/to/store.db "
+        "(a relative path after the three slashes is relative to the current directory) or postgresql://user:password@host/db"
     )

@@ -1,7 +1,9 @@
-"""SQL backend of the store (SQLAlchemy Core): SQLite now, the same tables on other databases later.
+"""SQL backend of the store (SQLAlchemy Core): SQLite and PostgreSQL, the same tables on both.
 
-SQLite runs in WAL mode with a generous busy timeout so that many processes on one
-machine can record runs into one file at once.
+SQLite runs in WAL mode with a generous busy timeout, and writers take the write lock
+up front (BEGIN IMMEDIATE), so that many processes on one machine can share one file.
+On PostgreSQL (driver psycopg 3) claims lock the claimed row with ``FOR UPDATE SKIP
+LOCKED``, so concurrent workers never wait for each other; JSON columns are JSONB.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store.base import (
     CANCELLED,
     COMPLETED,
@@ -44,6 +48,10 @@ from hyperspace_hydra.store.base import (
 
 SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_SECONDS = 60
+_CONNECT_TIMEOUT_SECONDS = 10
+
+_JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+"""JSON columns; JSONB on PostgreSQL so that the database can filter on nested values."""
 
 _metadata = sa.MetaData()
 
@@ -58,31 +66,31 @@ _runs = sa.Table(
     "runs",
     _metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("experiment", sa.JSON),
+    sa.Column("experiment", _JSON),
     sa.Column("command", sa.String(256)),
-    sa.Column("host", sa.JSON),
+    sa.Column("host", _JSON),
     sa.Column("start_time", sa.DateTime, index=True),
     sa.Column("heartbeat", sa.DateTime),
     sa.Column("stop_time", sa.DateTime),
     sa.Column("status", sa.String(16), nullable=False, index=True),
-    sa.Column("config", sa.JSON),
-    sa.Column("result", sa.JSON),
-    sa.Column("info", sa.JSON),
+    sa.Column("config", _JSON),
+    sa.Column("result", _JSON),
+    sa.Column("info", _JSON),
     sa.Column("captured_out", sa.Text),
-    sa.Column("fail_trace", sa.JSON),
-    sa.Column("meta", sa.JSON),
-    sa.Column("artifacts", sa.JSON),
-    sa.Column("resources", sa.JSON),
+    sa.Column("fail_trace", _JSON),
+    sa.Column("meta", _JSON),
+    sa.Column("artifacts", _JSON),
+    sa.Column("resources", _JSON),
     sa.Column("format", sa.String(64)),
     sa.Column("task", sa.String(256), index=True),
-    sa.Column("overrides", sa.JSON),
-    sa.Column("config_given", sa.JSON),
+    sa.Column("overrides", _JSON),
+    sa.Column("config_given", _JSON),
     sa.Column("config_hash", sa.String(64), index=True),
     sa.Column("objective", sa.Float),
-    sa.Column("code_version", sa.JSON),
+    sa.Column("code_version", _JSON),
     sa.Column("seed", sa.BigInteger),
     sa.Column("output_dir", sa.Text),
-    sa.Column("choices", sa.JSON),
+    sa.Column("choices", _JSON),
     sa.Column("job_id", sa.Integer, index=True),
     sqlite_autoincrement=True,
 )
@@ -94,7 +102,7 @@ _sweeps = sa.Table(
     sa.Column("study", sa.String(256), nullable=False, index=True),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("command", sa.Text),
-    sa.Column("spec", sa.JSON),
+    sa.Column("spec", _JSON),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sqlite_autoincrement=True,
 )
@@ -105,8 +113,8 @@ _jobs = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("study", sa.String(256), nullable=False),
     sa.Column("sweep_id", sa.Integer, sa.ForeignKey("sweeps.id"), index=True),
-    sa.Column("overrides", sa.JSON, nullable=False),
-    sa.Column("config", sa.JSON),
+    sa.Column("overrides", _JSON, nullable=False),
+    sa.Column("config", _JSON),
     sa.Column("config_hash", sa.String(64), index=True),
     sa.Column("output_dir", sa.Text),
     sa.Column("priority", sa.Integer, nullable=False, default=0),
@@ -153,7 +161,7 @@ class SQLStore(Store):
             self._create_schema()
         except SQLAlchemyError as error:
             self._engine.dispose()
-            raise HyperspaceError(f"cannot open store {uri}: {_reason(error)}") from error
+            raise HyperspaceError(f"cannot open store {redact_credentials(uri)}: {_reason(error)}") from error
 
     def _create_schema(self) -> None:
         with self._writer.begin() as connection:
@@ -175,7 +183,7 @@ class SQLStore(Store):
             ).scalar_one()
         if int(found) != SCHEMA_VERSION:
             raise HyperspaceError(
-                f"store {self.uri} has schema version {found}, this hyperspace_hydra reads version "
+                f"store {redact_credentials(self.uri)} has schema version {found}, this hyperspace_hydra reads version "
                 f"{SCHEMA_VERSION}: use the hyperspace_hydra version that wrote it"
             )
 
@@ -226,7 +234,7 @@ class SQLStore(Store):
         with self._engine.connect() as connection:
             row = connection.execute(sa.select(_runs).where(_runs.c.id == run_id)).mappings().first()
         if row is None:
-            raise RunNotFoundError(f"no run with id {run_id} in store {self.uri}")
+            raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
         return _document(row)
 
     def list_runs(self, limit: int | None = None) -> list[dict[str, Any]]:
@@ -380,7 +388,7 @@ class SQLStore(Store):
         with self._engine.connect() as connection:
             row = connection.execute(sa.select(_sweeps).where(_sweeps.c.id == sweep_id)).mappings().first()
             if row is None:
-                raise JobNotFoundError(f"no sweep with id {sweep_id} in store {self.uri}")
+                raise JobNotFoundError(f"no sweep with id {sweep_id} in store {redact_credentials(self.uri)}")
             counts = connection.execute(
                 sa.select(_jobs.c.state, sa.func.count()).where(_jobs.c.sweep_id == sweep_id).group_by(_jobs.c.state)
             ).all()
@@ -391,7 +399,7 @@ class SQLStore(Store):
 
     def _require_run(self, connection: Connection, run_id: int) -> None:
         if connection.execute(sa.select(_runs.c.id).where(_runs.c.id == run_id)).first() is None:
-            raise RunNotFoundError(f"no run with id {run_id} in store {self.uri}")
+            raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
 
 
 _IN_CHUNK = 500
@@ -459,10 +467,17 @@ def _document(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _connect(uri: str) -> Engine:
+    """An engine without a connection pool: no connection is open when a worker forks a job process."""
+    if uri.startswith("sqlite:"):
+        return _connect_sqlite(uri)
+    url = sa.engine.make_url(uri).set(drivername="postgresql+psycopg")
+    return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": _CONNECT_TIMEOUT_SECONDS})
+
+
+def _connect_sqlite(uri: str) -> Engine:
     path = uri[len("sqlite:///"):]
     if path != ":memory:":
         _prepare_sqlite_path(uri, path)
-    # No pooled connections: none is open when a worker forks a job process.
     engine = sa.create_engine(uri, connect_args={"timeout": _BUSY_TIMEOUT_SECONDS}, poolclass=sa.pool.NullPool)
     sa.event.listen(engine, "connect", _configure_sqlite_connection)
     sa.event.listen(engine, "begin", _begin_sqlite_transaction)
@@ -498,4 +513,4 @@ def _begin_sqlite_transaction(connection: Connection) -> None:
 
 def _reason(error: SQLAlchemyError) -> str:
     original = getattr(error, "orig", None)
-    return str(original) if original is not None else str(error).splitlines()[0]
+    return " ".join(str(original if original is not None else error).split())

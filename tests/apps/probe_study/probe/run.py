@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import random
 import sys
 import time
@@ -27,6 +29,10 @@ def main(cfg: DictConfig) -> object:
     if cfg.sleep:
         print("sleeping", flush=True)
         time.sleep(cfg.sleep)
+    if cfg.crash == "segfault":
+        ctypes.string_at(0)
+    if cfg.crash == "exit":
+        os._exit(3)
     if cfg.fail:
         raise ValueError(f"task failed on purpose: {cfg.message}")
     if cfg.result == "float":
