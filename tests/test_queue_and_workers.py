@@ -1,0 +1,275 @@
+"""The queue end to end with real processes: enqueue, workers, crashes, signals, steering, security."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import HYPERSPACE, clean_env, hyperspace, run_app
+
+from hyperspace_hydra.store import Store, open_store
+
+
+@pytest.fixture
+def store(probe_study: Path) -> Iterator[Store]:
+    """The probe study's default store, opened from the test process."""
+    with open_store(f"sqlite:///{probe_study}/.hyperspace/store.db") as opened:
+        yield opened
+
+
+def enqueue(study: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    finished = run_app(study, "probe.run", "--multirun", "hydra/launcher=hyperspace", *overrides)
+    return finished
+
+
+def start_worker(study: Path, *args: str, log_name: str = "worker.log") -> subprocess.Popen[str]:
+    """A worker in its own session, its output in a file of the study."""
+    log = open(study / log_name, "w")
+    return subprocess.Popen(
+        [str(HYPERSPACE), "worker", "--app", "probe.run", *args],
+        cwd=study, env=clean_env(), stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+def run_worker(study: Path, *args: str, timeout: float = 300) -> str:
+    """Run a worker until the queue is empty; return its output."""
+    worker = start_worker(study, "--exit-when-empty", *args)
+    assert worker.wait(timeout=timeout) == 0, (study / "worker.log").read_text()
+    return (study / "worker.log").read_text()
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
+    """Poll ``condition`` (a store query) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def python_in(study: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """Run Python ``code`` in the study's directory, as a notebook there would."""
+    return subprocess.run([sys.executable, "-c", code], cwd=study, env=clean_env(), capture_output=True, text=True, timeout=120)
+
+
+def states(store: Store) -> list[str]:
+    return [job["state"] for job in store.list_jobs()]
+
+
+def test_the_launcher_enqueues_a_grid_and_returns_at_once(probe_study: Path, store: Store, tmp_path: Path) -> None:
+    marker = tmp_path / "multirun-ended"
+    finished = enqueue(probe_study, "model=small,large", "message=a,b", f"+hydra.callbacks.marker._target_=probe.callbacks.MultirunEndMarker", f"+hydra.callbacks.marker.path={marker}")
+    assert finished.returncode == 0, finished.stderr
+    output = finished.stdout + finished.stderr
+    assert "Enqueued 4 jobs as sweep 1" in output and "hyperspace queue wait 1" in output
+    assert "hello from the task" not in output, "nothing ran"
+    jobs = store.list_jobs()
+    assert [job["state"] for job in jobs] == ["QUEUED"] * 4 and {job["study"] for job in jobs} == {"probe.run"}
+    assert jobs[0]["overrides"][:2] == ["model=small", "message=a"] and jobs[0]["output_dir"].endswith("/0")
+    assert store.list_runs() == []
+    assert marker.read_text() == "multirun ended", "on_multirun_end callbacks ran"
+
+
+def test_a_grid_with_one_invalid_job_enqueues_nothing(probe_study: Path, store: Store) -> None:
+    finished = enqueue(probe_study, "model=small,nope")
+    assert finished.returncode != 0 and "Could not find 'model/nope'" in finished.stderr
+    notebook = python_in(probe_study, "from hyperspace_hydra import Queue\nQueue(app='probe.run').submit_grid({'model': ['small', 'nope']})")
+    assert notebook.returncode != 0 and "Could not find 'model/nope'" in notebook.stderr
+    assert store.list_jobs() == []
+
+
+def test_200_jobs_on_3_workers_each_complete_exactly_once(probe_study: Path, store: Store) -> None:
+    submitted = python_in(probe_study, "from hyperspace_hydra import Queue\nprint(len(Queue(app='probe.run').submit_grid({'message': list(range(200))}, ['steps=1'])))")
+    assert submitted.stdout.strip() == "200", submitted.stderr
+    workers = [start_worker(probe_study, "--exit-when-empty", log_name=f"worker{n}.log") for n in range(3)]
+    assert [worker.wait(timeout=600) for worker in workers] == [0, 0, 0]
+    jobs = store.list_jobs()
+    assert [job["state"] for job in jobs] == ["COMPLETED"] * 200
+    runs = store.list_runs()
+    assert len(runs) == 200 and {run["status"] for run in runs} == {"COMPLETED"}
+    assert sorted(run["job_id"] for run in runs) == sorted(job["id"] for job in jobs)
+    assert {job["run_id"]: job["id"] for job in jobs} == {run["_id"]: run["job_id"] for run in runs}
+    workers_used = {job["worker"] for job in jobs}
+    assert len(workers_used) == 3, "all three workers took jobs"
+
+
+def test_a_killed_worker_job_is_requeued_and_completed_once(probe_study: Path, store: Store) -> None:
+    python_in(probe_study, "from hyperspace_hydra import Queue\nQueue(app='probe.run').submit(['sleep=4'])")
+    doomed = start_worker(probe_study, "--lease", "2", log_name="doomed.log")
+    wait_until(lambda: [run for run in store.list_runs() if run["status"] == "RUNNING"], what="the job to start")
+    subprocess.run(["pkill", "-KILL", "-s", str(doomed.pid)], check=True)  # the worker and its job process
+    doomed.wait(timeout=30)
+    survivor = start_worker(probe_study, "--lease", "2", log_name="survivor.log")
+    wait_until(lambda: states(store) == ["COMPLETED"], what="another worker to complete the job")
+    survivor.send_signal(signal.SIGTERM)
+    assert survivor.wait(timeout=60) == 0
+    [job] = store.list_jobs()
+    assert job["attempts"] == 1 and "requeued: its worker was lost" in (probe_study / "survivor.log").read_text()
+    runs = store.list_runs()
+    assert [run["status"] for run in runs] == ["DIED", "COMPLETED"]
+    assert runs[0]["fail_trace"] == ["worker lost: the job's lease expired"]
+    assert {run["job_id"] for run in runs} == {job["id"]} and job["run_id"] == runs[1]["_id"]
+
+
+def test_crashing_hanging_and_failing_jobs_never_take_the_worker_down(probe_study: Path, store: Store) -> None:
+    for overrides in (["crash=segfault"], ["crash=exit"], ["fail=true"], ["sleep=60"], ["message=fine"]):
+        assert python_in(probe_study, f"from hyperspace_hydra import Queue\nQueue(app='probe.run').submit({overrides!r})").returncode == 0
+    output = run_worker(probe_study, "--timeout", "3")
+    segfault, exited, failed, hung, fine = store.list_jobs()
+    assert (segfault["state"], exited["state"], failed["state"], hung["state"], fine["state"]) == ("FAILED", "FAILED", "FAILED", "TIMEOUT", "COMPLETED"), output
+    assert "killed by signal SIGSEGV" in segfault["error"]
+    assert "exited with status 3" in exited["error"]
+    assert "timed out after 3 s" in hung["error"]
+    runs = {run["job_id"]: run for run in store.list_runs()}
+    assert runs[segfault["id"]]["status"] == "FAILED" and "SIGSEGV" in runs[segfault["id"]]["fail_trace"][0]
+    assert "ValueError: task failed on purpose" in "".join(runs[failed["id"]]["fail_trace"])
+    assert runs[hung["id"]]["status"] == "TIMEOUT" and "sleeping" in runs[hung["id"]]["captured_out"]
+    assert runs[fine["id"]]["status"] == "COMPLETED"
+
+
+def test_sigterm_lets_a_running_job_finish_within_the_grace_period(probe_study: Path, store: Store) -> None:
+    python_in(probe_study, "from hyperspace_hydra import Queue\nq = Queue(app='probe.run')\nq.submit(['sleep=2'])\nq.submit(['message=later'])")
+    worker = start_worker(probe_study, "--grace", "60")
+    wait_until(lambda: "RUNNING" in states(store), what="the first job to start")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0
+    assert states(store) == ["COMPLETED", "QUEUED"], "no new job was claimed after SIGTERM"
+
+
+def test_after_the_grace_period_a_job_is_interrupted_and_requeued(probe_study: Path, store: Store) -> None:
+    python_in(probe_study, "from hyperspace_hydra import Queue\nQueue(app='probe.run').submit(['sleep=60'])")
+    worker = start_worker(probe_study, "--grace", "1")
+    wait_until(lambda: [run for run in store.list_runs() if "sleeping" in (run["captured_out"] or "")], what="the job to sleep")
+    worker.send_signal(signal.SIGINT)
+    assert worker.wait(timeout=60) == 0
+    [job] = store.list_jobs()
+    assert job["state"] == "QUEUED" and job["attempts"] == 0
+    [run] = store.list_runs()
+    assert run["status"] == "INTERRUPTED" and run["job_id"] == job["id"]
+
+
+def test_pause_resume_cancel_retry_and_wait(probe_study: Path, store: Store) -> None:
+    assert enqueue(probe_study, "message=a,b,c").returncode == 0
+    assert enqueue(probe_study, "fail=true", "message=d").returncode == 0
+    assert hyperspace(probe_study, "queue", "pause", "--sweep", "1").stdout.strip() == "3 job(s) paused"
+    run_worker(probe_study)
+    assert states(store) == ["PAUSED"] * 3 + ["FAILED"]
+    assert hyperspace(probe_study, "queue", "wait", "2").returncode == 1, "a sweep with a failed job"
+    assert hyperspace(probe_study, "queue", "cancel", "1").stdout.strip() == "1 job(s) cancelled"
+    assert hyperspace(probe_study, "queue", "cancel").returncode == 2, "cancel needs a selection"
+    assert hyperspace(probe_study, "queue", "resume", "--sweep", "1").stdout.strip() == "2 job(s) resumed"
+    assert hyperspace(probe_study, "queue", "retry").stdout.strip() == "1 job(s) queued again"
+    listing = [json.loads(line) for line in hyperspace(probe_study, "queue", "ls", "--json").stdout.splitlines()]
+    assert [row["state"] for row in listing] == ["CANCELLED", "QUEUED", "QUEUED", "QUEUED"]
+    run_worker(probe_study)
+    assert hyperspace(probe_study, "queue", "wait", "1").returncode == 1, "job 1 was cancelled"
+    assert states(store) == ["CANCELLED", "COMPLETED", "COMPLETED", "FAILED"]
+    assert hyperspace(probe_study, "queue", "ls", "--state", "FAILED").stdout.count("FAILED") == 1
+
+
+def test_wait_exits_zero_when_every_job_completed(probe_study: Path, store: Store) -> None:
+    assert enqueue(probe_study, "message=a,b").returncode == 0
+    worker = start_worker(probe_study, "--exit-when-empty")
+    waited = hyperspace(probe_study, "queue", "wait", "1")
+    assert waited.returncode == 0 and "2 completed" in waited.stdout
+    assert worker.wait(timeout=60) == 0
+
+
+def test_duplicates_are_skipped_unless_asked(probe_study: Path, store: Store) -> None:
+    assert enqueue(probe_study, "message=a,b").returncode == 0
+    run_worker(probe_study)
+    again = enqueue(probe_study, "message=a,b,c")
+    assert "Enqueued 1 jobs as sweep 2" in again.stderr + again.stdout and "2 skipped as duplicates" in again.stderr + again.stdout
+    forced = enqueue(probe_study, "message=a,b", "hydra.launcher.dedupe=false")
+    assert "Enqueued 2 jobs as sweep 3" in forced.stderr + forced.stdout
+    notebook = python_in(probe_study, "from hyperspace_hydra import Queue\nq = Queue(app='probe.run')\nprint(q.submit(['message=a']), q.last.skipped, q.submit(['message=a'], dedupe=False))")
+    assert notebook.stdout.split("\n")[0].startswith("[] 1 ["), notebook.stderr
+
+
+def test_targets_outside_the_allowlist_are_refused_before_anything_runs(probe_study: Path, store: Store, tmp_path: Path) -> None:
+    evidence = tmp_path / "pwned"
+    code = (
+        "from hyperspace_hydra import Queue\n"
+        "q = Queue(app='probe.run')\n"
+        f"q.submit(conf={{'model': {{'_target_': 'os.system', 'command': 'touch {evidence}'}}}})\n"
+        f"q.submit(['+hydra.callbacks.evil._target_=os.system', '+hydra.callbacks.evil.command=touch {evidence}'])\n"
+        "q.submit(['message=fine'])\n"
+    )
+    assert python_in(probe_study, code).returncode == 0
+    output = run_worker(probe_study)
+    task_target, callback_target, fine = store.list_jobs()
+    assert task_target["state"] == callback_target["state"] == "FAILED", output
+    assert "refused: model._target_='os.system'" in task_target["error"]
+    assert "hydra.callbacks.evil._target_='os.system'" in callback_target["error"]
+    assert fine["state"] == "COMPLETED"
+    assert not evidence.exists()
+    assert [run["job_id"] for run in store.list_runs()] == [fine["id"]], "refused jobs have no run"
+
+
+def test_notebook_submit_takes_overrides_or_the_seed_form(probe_study: Path, store: Store) -> None:
+    code = (
+        "from hyperspace_hydra import Queue, compose\n"
+        "q = Queue(app='probe.run')\n"
+        "print(q.submit(['message=plain']))\n"
+        "print(q.submit(model='large', conf={'model': {'layer': {'width': 3}, 'note': \"it's 1\"}}))\n"
+        "print(compose(app='probe.run', overrides=['model=large'])['model']['depth'])\n"
+    )
+    submitted = python_in(probe_study, code)
+    assert submitted.stdout.split() == ["[1]", "[2]", "12"], submitted.stderr
+    run_worker(probe_study)
+    plain, seed_form = store.list_runs()
+    assert plain["config"]["message"] == "plain"
+    assert seed_form["config"]["model"]["depth"] == 12 and seed_form["config"]["model"]["layer"]["width"] == 3
+    assert seed_form["config"]["model"]["note"] == "it's 1"
+    assert seed_form["choices"]["model"] == "large"
+
+
+def test_rerun_gives_the_same_metric_here_and_from_the_queue(probe_study: Path, store: Store) -> None:
+    assert run_app(probe_study, "probe.run", "message=original").returncode == 0
+    rerun = hyperspace(probe_study, "rerun", "1")
+    assert rerun.returncode == 0, rerun.stderr
+    queued = hyperspace(probe_study, "rerun", "1", "seed=8", "--queue")
+    assert "queued again as job 1" in queued.stdout, queued.stderr
+    run_worker(probe_study)
+    original, again, changed = store.list_runs()
+    assert again["result"] == original["result"] and again["config"]["message"] == "original"
+    assert changed["job_id"] == 1 and changed["seed"] == 8 and changed["result"]["draw"] != original["result"]["draw"]
+
+
+def test_rerun_warns_when_the_code_changed(probe_study: Path) -> None:
+    assert run_app(probe_study, "probe.run").returncode == 0
+    model_source = probe_study / "probe" / "model.py"
+    model_source.write_text(model_source.read_text().replace("dropout: float = 0.1,", "dropout: float = 0.2,"))
+    rerun = hyperspace(probe_study, "rerun", "1")
+    assert "warning: the config files or code defaults changed since run 1: model.dropout: 0.1 -> 0.2" in rerun.stderr
+
+
+def test_runs_ls_json_links_runs_to_jobs(probe_study: Path) -> None:
+    assert run_app(probe_study, "probe.run").returncode == 0
+    assert enqueue(probe_study, "message=queued").returncode == 0
+    run_worker(probe_study)
+    rows = [json.loads(line) for line in hyperspace(probe_study, "runs", "ls", "--json").stdout.splitlines()]
+    assert [row["job_id"] for row in rows] == [None, 1]
+
+
+def test_store_credentials_stay_out_of_run_records(probe_study: Path) -> None:
+    code = (
+        "import json, sys\n"
+        "from hyperspace_hydra.app import load_app\n"
+        "from hyperspace_hydra.tracking import given_and_complete\n"
+        "sys.argv = ['probe.run', '--store', 'postgresql://bob:s3cret@db/x']\n"
+        "config = load_app('probe.run').compose(['hyperspace.store=postgresql://bob:s3cret@db/x'])\n"
+        "print(json.dumps(given_and_complete(config)))\n"
+    )
+    described = python_in(probe_study, code)
+    assert described.returncode == 0, described.stderr
+    assert "s3cret" not in described.stdout and "postgresql://bob:***@db/x" in described.stdout
