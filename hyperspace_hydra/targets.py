@@ -58,6 +58,12 @@ def refusal(config: DictConfig, allowed: Sequence[str]) -> str | None:
     return f"refused: {', '.join(refused)} outside the allowed packages ({', '.join(allowed)}); allow more with hyperspace.allowed_targets in the study's config or worker --allow"
 
 
+def allowed_target_paths(config: DictConfig) -> list[str]:
+    """The ``_target_`` strings of the task part of a config that :func:`refusal` accepted."""
+    task = OmegaConf.to_container(task_config(config), resolve=True)
+    return [target for _, target in _targets(task) if isinstance(target, str)]
+
+
 def _is_allowed(target: Any, allowed: Sequence[str]) -> bool:
     if not isinstance(target, str):
         return False

@@ -17,6 +17,7 @@ process group, so a Ctrl-C in the terminal reaches only the supervisor.
 
 from __future__ import annotations
 
+import importlib
 import os
 import select
 import signal
@@ -37,7 +38,7 @@ from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.overrides import format_override
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import FAILED, QUEUED, TIMEOUT, Claim, ClaimedJob, Store
-from hyperspace_hydra.targets import refusal
+from hyperspace_hydra.targets import allowed_target_paths, refusal
 
 _SHORTEST_POLL = 0.05
 _STOP_WAIT_SECONDS = 10.0
@@ -143,6 +144,7 @@ class Worker:
         if refused:
             self._end_without_running(job, refused)
             return True
+        _import_target_modules(config)
         output_dir.mkdir(parents=True, exist_ok=True)
         log_path = output_dir / "job.log"
         pid = self._fork_job(job, config, log_path)
@@ -299,6 +301,17 @@ def _gather_provenance_once(app: App) -> None:
     provenance.host_info()
     provenance.package_versions()
     provenance.code_version(provenance.source_directory(app.task_function))
+
+
+def _import_target_modules(config: DictConfig) -> None:
+    """Import the (allowed) modules the job's targets live in, once, so later jobs' processes inherit them."""
+    for target in allowed_target_paths(config):
+        module = target.rpartition(".")[0]
+        if module and module not in sys.modules:
+            try:
+                importlib.import_module(module)
+            except Exception:  # noqa: BLE001 - the job itself will report what is wrong with its target
+                pass
 
 
 def _redirect_output(log_path: Path) -> None:

@@ -202,12 +202,14 @@ def test_targets_outside_the_allowlist_are_refused_before_anything_runs(probe_st
         "q = Queue(app='probe.run')\n"
         f"q.submit(conf={{'model': {{'_target_': 'os.system', 'command': 'touch {evidence}'}}}})\n"
         f"q.submit(['+hydra.callbacks.evil._target_=os.system', '+hydra.callbacks.evil.command=touch {evidence}'])\n"
+        f"q.submit(['hyperspace.allowed_targets=[os]', 'message=self-allowed'], conf={{'model': {{'_target_': 'os.system', 'command': 'touch {evidence}'}}}})\n"
         "q.submit(['message=fine'])\n"
     )
     assert python_in(probe_study, code).returncode == 0
     output = run_worker(probe_study)
-    task_target, callback_target, fine = store.list_jobs()
-    assert task_target["state"] == callback_target["state"] == "FAILED", output
+    task_target, callback_target, self_allowed, fine = store.list_jobs()
+    assert task_target["state"] == callback_target["state"] == self_allowed["state"] == "FAILED", output
+    assert "refused" in self_allowed["error"], "a job cannot extend the allowlist through its own overrides"
     assert "refused: model._target_='os.system'" in task_target["error"]
     assert "hydra.callbacks.evil._target_='os.system'" in callback_target["error"]
     assert fine["state"] == "COMPLETED"
@@ -273,3 +275,25 @@ def test_store_credentials_stay_out_of_run_records(probe_study: Path) -> None:
     described = python_in(probe_study, code)
     assert described.returncode == 0, described.stderr
     assert "s3cret" not in described.stdout and "postgresql://bob:***@db/x" in described.stdout
+
+
+def test_max_jobs_and_extra_allowed_packages(probe_study: Path, store: Store) -> None:
+    submit = "from hyperspace_hydra import Queue\nQueue(app='probe.run').submit([{message!r}], conf={{'model': {{'_target_': 'collections.OrderedDict'}}}})"
+    assert python_in(probe_study, submit.format(message="message=first")).returncode == 0
+    assert python_in(probe_study, submit.format(message="message=second")).returncode == 0
+    output = run_worker(probe_study, "--max-jobs", "1", "--allow", "collections")
+    assert states(store) == ["COMPLETED", "QUEUED"], output
+    config = probe_study / "conf" / "config.yaml"
+    config.write_text(config.read_text().replace("hyperspace:\n", "hyperspace:\n  allowed_targets: [collections]\n"))
+    assert python_in(probe_study, submit.format(message="hyperspace.allowed_targets=[os]")).returncode == 0
+    run_worker(probe_study)
+    assert states(store) == ["COMPLETED", "COMPLETED", "COMPLETED"], "the study's config files extend the allowlist"
+
+
+def test_a_job_is_recorded_in_the_store_it_was_claimed_from(probe_study: Path, store: Store) -> None:
+    code = "from hyperspace_hydra import Queue\nQueue(app='probe.run').submit(['hyperspace.store=sqlite:///elsewhere.db'])"
+    assert python_in(probe_study, code).returncode == 0
+    run_worker(probe_study)
+    [run] = store.list_runs()
+    assert run["status"] == "COMPLETED" and run["job_id"] == 1
+    assert not (probe_study / "elsewhere.db").exists()

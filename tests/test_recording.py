@@ -67,14 +67,21 @@ def test_a_failing_task_is_recorded_failed_and_the_error_still_reaches_the_user(
 def _wait_for_status(store: Path, status: str, timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if store.exists():
-            with sqlite3.connect(store) as connection:
-                connection.row_factory = sqlite3.Row
-                row = connection.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-            if row is not None and row["status"] == status:
-                return dict(row)
+        row = _latest_run(store) if store.exists() else None
+        if row is not None and row["status"] == status:
+            return row
         time.sleep(0.1)
     raise AssertionError(f"no {status} run in {store} after {timeout} s")
+
+
+def _latest_run(store: Path) -> dict | None:
+    with sqlite3.connect(store) as connection:
+        connection.row_factory = sqlite3.Row
+        try:
+            row = connection.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        except sqlite3.OperationalError:  # the file exists, its tables are being created
+            return None
+    return dict(row) if row is not None else None
 
 
 def _start_sleeping_task(study: Path, seconds: int) -> subprocess.Popen[str]:

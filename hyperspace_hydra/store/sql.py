@@ -53,6 +53,9 @@ _CONNECT_TIMEOUT_SECONDS = 10
 _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 """JSON columns; JSONB on PostgreSQL so that the database can filter on nested values."""
 
+_SCHEMA_CHECKED: set[str] = set()
+"""Stores whose tables this process (or the worker it was forked from) has created; later opens only read the version."""
+
 _metadata = sa.MetaData()
 
 _store_meta = sa.Table(
@@ -158,10 +161,14 @@ class SQLStore(Store):
         self._engine = _connect(uri)
         self._writer = self._engine.execution_options(hyperspace_write=True)
         try:
-            self._create_schema()
+            if uri in _SCHEMA_CHECKED and _database_exists(uri):
+                self._check_schema_version()
+            else:
+                self._create_schema()
         except SQLAlchemyError as error:
             self._engine.dispose()
             raise HyperspaceError(f"cannot open store {redact_credentials(uri)}: {_reason(error)}") from error
+        _SCHEMA_CHECKED.add(uri)
 
     def _create_schema(self) -> None:
         with self._writer.begin() as connection:
@@ -169,14 +176,14 @@ class SQLStore(Store):
                 connection.execute(sa.schema.CreateTable(table, if_not_exists=True))
                 for index in table.indexes:
                     connection.execute(sa.schema.CreateIndex(index, if_not_exists=True))
-        self._check_schema_version()
-
-    def _check_schema_version(self) -> None:
         try:
             with self._writer.begin() as connection:
                 connection.execute(_store_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
         except IntegrityError:
             pass  # another process (or an earlier run) wrote it first
+        self._check_schema_version()
+
+    def _check_schema_version(self) -> None:
         with self._engine.connect() as connection:
             found = connection.execute(
                 sa.select(_store_meta.c.value).where(_store_meta.c.key == "schema_version")
@@ -464,6 +471,11 @@ def _run_values(changes: Mapping[str, Any]) -> dict[str, Any]:
 
 def _document(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"_id": row["id"], **{field: row[field] for field in RUN_FIELDS}}
+
+
+def _database_exists(uri: str) -> bool:
+    """False for an SQLite file that is gone (its tables must be created again)."""
+    return not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///"):]).exists()
 
 
 def _connect(uri: str) -> Engine:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sklearn.datasets import load_digits
 
 _TOKEN = re.compile(r"[a-z0-9']+")
 
@@ -25,8 +26,6 @@ class DigitsRows:
     """scikit-learn's bundled 8x8 digits; each image is a sequence of its 8 pixel rows."""
 
     def load(self) -> Dataset:
-        from sklearn.datasets import load_digits
-
         digits = load_digits()
         images = digits.images / 16.0
         return Dataset([image for image in images], digits.target.astype(int))
