@@ -33,6 +33,7 @@ from hyperspace_hydra.recorder import RunRecorder, active_recorder
 from hyperspace_hydra.seeding import seed_everything
 from hyperspace_hydra.settings import HyperspaceSettings, redact_credentials, resolve_store_uri
 from hyperspace_hydra.store import Claim, Store, open_store
+from hyperspace_hydra.store.retry import RetryingStore, open_retrying
 from hyperspace_hydra.store.base import utcnow
 
 log = logging.getLogger("hyperspace_hydra")
@@ -79,7 +80,7 @@ class RecordingCallback(Callback):
     """
 
     def __init__(self) -> None:
-        self._store: Store | None = None
+        self._store: Store | RetryingStore | None = None
         self._store_uri: str | None = None
         self._recorder: RunRecorder | None = None
 
@@ -125,12 +126,12 @@ class RecordingCallback(Callback):
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(2) from None
 
-    def _store_for(self, config: DictConfig) -> Store:
+    def _store_for(self, config: DictConfig) -> Store | RetryingStore:
         uri = store_uri_for(config)
         if self._store is None or uri != self._store_uri:
             if self._store is not None:
                 self._store.close()
-            self._store = open_store(uri)
+            self._store = open_retrying(uri) if _queued_job is not None else RetryingStore(open_store(uri))
             self._store_uri = uri
         return self._store
 

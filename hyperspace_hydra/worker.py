@@ -37,7 +37,8 @@ from hyperspace_hydra.app import App
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.overrides import format_override
 from hyperspace_hydra.settings import redact_credentials
-from hyperspace_hydra.store import FAILED, QUEUED, TIMEOUT, Claim, ClaimedJob, Store
+from hyperspace_hydra.store import FAILED, QUEUED, TIMEOUT, ClaimedJob, Store
+from hyperspace_hydra.store.retry import RetryingStore
 from hyperspace_hydra.targets import allowed_target_paths, refusal
 
 _SHORTEST_POLL = 0.05
@@ -76,7 +77,7 @@ class _Counters:
 class Worker:
     """Drains the queue of one study from one store (see the module docstring)."""
 
-    def __init__(self, app: App, store: Store, options: WorkerOptions, say: Callable[[str], None] = print) -> None:
+    def __init__(self, app: App, store: Store | RetryingStore, options: WorkerOptions, say: Callable[[str], None] = print) -> None:
         self.app = app
         self.store = store
         self.options = options

@@ -7,8 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,43 @@ def stored_runs(study: Path) -> list[dict[str, Any]]:
     assert listing.returncode == 0, listing.stderr
     ids = [json.loads(line)["id"] for line in listing.stdout.splitlines()]
     return [json.loads(hyperspace(study, "runs", "show", str(run_id), "--json").stdout) for run_id in ids]
+
+
+def enqueue(study: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    """Enqueue a ``--multirun`` of the probe study with the hyperspace launcher."""
+    return run_app(study, "probe.run", "--multirun", "hydra/launcher=hyperspace", *overrides)
+
+
+def start_worker(study: Path, *args: str, log_name: str = "worker.log", env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """A worker of the probe study in its own session, its output in a file of the study."""
+    log = open(study / log_name, "w")
+    return subprocess.Popen(
+        [str(HYPERSPACE), "worker", "--app", "probe.run", *args],
+        cwd=study, env=env or clean_env(), stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+def run_worker(study: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> str:
+    """Run a worker until the queue is empty; return its output."""
+    worker = start_worker(study, "--exit-when-empty", *args, env=env)
+    assert worker.wait(timeout=timeout) == 0, (study / "worker.log").read_text()
+    return (study / "worker.log").read_text()
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
+    """Poll ``condition`` (a store query) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def python_in(study: Path, code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run Python ``code`` in the study's directory, as a notebook there would."""
+    return subprocess.run([sys.executable, "-c", code], cwd=study, env=env or clean_env(), capture_output=True, text=True, timeout=120)
 
 
 # A real, throwaway PostgreSQL server (tests/postgres_cluster.py).

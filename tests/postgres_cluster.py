@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -79,9 +80,14 @@ class PostgresCluster:
             raise
         return self
 
-    def restart(self) -> None:
-        """Restart the server on the same port, keeping its data (open connections are closed)."""
-        self._pg_ctl("restart", "-m", "fast")
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Restart the server on the same port, keeping its data (open connections are closed).
+
+        With ``down_seconds`` the server stays stopped that long, so clients meet refused connections.
+        """
+        self._pg_ctl("stop", "-m", "fast")
+        time.sleep(down_seconds)
+        self._pg_ctl("start")
 
     def stop(self) -> None:
         """Stop the server if it runs and remove its directory; does nothing when already stopped."""

@@ -112,3 +112,17 @@ def test_the_study_override_beats_the_environment_which_beats_the_config_file(pr
     assert not (probe_study / ".hyperspace").exists()
     listing_from_env = hyperspace(probe_study, "runs", "ls", "--json", env=env)
     assert len(listing_from_env.stdout.splitlines()) == 1, "the CLI reads $HYPERSPACE_STORE too"
+
+
+def test_store_check_reports_backend_schema_and_counts(two_runs: Path, postgres_uri: str) -> None:
+    checked = hyperspace(two_runs, "store", "check")
+    assert checked.returncode == 0, checked.stderr
+    assert "backend: SQLite 3." in checked.stdout and "schema:  version 1" in checked.stdout and "runs:    2 completed" in checked.stdout
+    report = json.loads(hyperspace(two_runs, "store", "check", "--json", "--store", postgres_uri).stdout)
+    assert report["backend"].startswith("PostgreSQL 1") and report["jobs"] == {} and report["runs"] == {}
+
+
+def test_store_check_of_an_unreachable_server_is_one_line(two_runs: Path) -> None:
+    checked = hyperspace(two_runs, "store", "check", "--store", "postgresql://user:secret@127.0.0.1:1/db")
+    assert checked.returncode == 2 and checked.stderr.count("\n") == 1
+    assert checked.stderr.startswith("error: cannot open store postgresql://user:***@127.0.0.1:1/db") and "secret" not in checked.stderr

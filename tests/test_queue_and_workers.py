@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import HYPERSPACE, clean_env, hyperspace, run_app
+from conftest import enqueue, hyperspace, python_in, run_app, run_worker, start_worker, wait_until
 
 from hyperspace_hydra.store import Store, open_store
 
@@ -22,43 +19,6 @@ def store(probe_study: Path) -> Iterator[Store]:
     """The probe study's default store, opened from the test process."""
     with open_store(f"sqlite:///{probe_study}/.hyperspace/store.db") as opened:
         yield opened
-
-
-def enqueue(study: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
-    finished = run_app(study, "probe.run", "--multirun", "hydra/launcher=hyperspace", *overrides)
-    return finished
-
-
-def start_worker(study: Path, *args: str, log_name: str = "worker.log") -> subprocess.Popen[str]:
-    """A worker in its own session, its output in a file of the study."""
-    log = open(study / log_name, "w")
-    return subprocess.Popen(
-        [str(HYPERSPACE), "worker", "--app", "probe.run", *args],
-        cwd=study, env=clean_env(), stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
-
-
-def run_worker(study: Path, *args: str, timeout: float = 300) -> str:
-    """Run a worker until the queue is empty; return its output."""
-    worker = start_worker(study, "--exit-when-empty", *args)
-    assert worker.wait(timeout=timeout) == 0, (study / "worker.log").read_text()
-    return (study / "worker.log").read_text()
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
-    """Poll ``condition`` (a store query) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def python_in(study: Path, code: str) -> subprocess.CompletedProcess[str]:
-    """Run Python ``code`` in the study's directory, as a notebook there would."""
-    return subprocess.run([sys.executable, "-c", code], cwd=study, env=clean_env(), capture_output=True, text=True, timeout=120)
 
 
 def states(store: Store) -> list[str]:

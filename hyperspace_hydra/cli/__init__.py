@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from hyperspace_hydra.cli import queue, rerun, runs, worker
+from hyperspace_hydra.cli import queue, rerun, runs, store, worker
 from hyperspace_hydra.errors import HyperspaceError
 
 
@@ -33,6 +33,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hyperspace", description="Queue, run, record and tune Hydra experiments.")
     commands = parser.add_subparsers(title="commands")
-    for module in (runs, queue, worker, rerun):
+    for module in (runs, queue, worker, rerun, store):
         module.add_commands(commands)
     return parser

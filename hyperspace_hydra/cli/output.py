@@ -55,3 +55,8 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.isoformat()
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def describe_counts(counts: dict[str, int]) -> str:
+    """``{"COMPLETED": 3, "FAILED": 1}`` as ``3 completed, 1 failed`` (``none`` when empty)."""
+    return ", ".join(f"{count} {state.lower()}" for state, count in sorted(counts.items())) or "none"

@@ -9,7 +9,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for
-from hyperspace_hydra.cli.output import print_json_lines, print_table
+from hyperspace_hydra.cli.output import describe_counts, print_json_lines, print_table
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import CANCELLED, COMPLETED, DIED, FAILED, JOB_FINAL_STATES, PAUSED, QUEUED, RUNNING, TIMEOUT
@@ -101,17 +101,13 @@ def _wait(args: argparse.Namespace) -> int:
         counts = store.get_sweep(args.sweep_id)["counts"]
         columns = (TextColumn(f"sweep {args.sweep_id}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
         with Progress(*columns, transient=False) as progress:
-            bar = progress.add_task(_describe(counts), total=sum(counts.values()))
+            bar = progress.add_task(describe_counts(counts), total=sum(counts.values()))
             while True:
                 counts = store.get_sweep(args.sweep_id)["counts"]
-                progress.update(bar, completed=sum(counts.get(state, 0) for state in JOB_FINAL_STATES), description=_describe(counts))
+                progress.update(bar, completed=sum(counts.get(state, 0) for state in JOB_FINAL_STATES), description=describe_counts(counts))
                 if not any(counts.get(state) for state in (QUEUED, RUNNING, PAUSED)):
                     break
                 store.requeue_expired()
                 time.sleep(_WAIT_POLL_SECONDS)
-    print(_describe(counts))
+    print(describe_counts(counts))
     return 0 if counts.get(COMPLETED, 0) == sum(counts.values()) else 1
-
-
-def _describe(counts: dict[str, int]) -> str:
-    return ", ".join(f"{count} {state.lower()}" for state, count in sorted(counts.items())) or "no jobs"

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from hyperspace_hydra.app import load_app
 from hyperspace_hydra.cli.common import add_app_option, add_store_option, store_uri
-from hyperspace_hydra.store import open_store
+from hyperspace_hydra.store.retry import open_retrying
 from hyperspace_hydra.targets import allowed_packages
 from hyperspace_hydra.worker import Worker, WorkerOptions
 
@@ -41,5 +41,5 @@ def _worker(args: argparse.Namespace) -> int:
         grace=args.grace,
         allowed=allowed_packages(app.package, [*configured, *args.allow]),
     )
-    with open_store(store_uri(args, app)) as store:
+    with open_retrying(store_uri(args, app)) as store:
         return Worker(app, store, options, say=lambda line: print(line, flush=True)).run()

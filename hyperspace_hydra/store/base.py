@@ -269,6 +269,11 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def summary(self) -> dict[str, Any]:
+        """What ``hyperspace store check`` reports: ``backend`` (name and server version),
+        ``schema_version``, ``jobs`` (count per state) and ``runs`` (count per status)."""
+
+    @abc.abstractmethod
     def close(self) -> None:
         """Release connections; the object must not be used afterwards."""
 

@@ -9,19 +9,21 @@ LOCKED``, so concurrent workers never wait for each other; JSON columns are JSON
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import sqlite3
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.settings import redact_credentials
+from hyperspace_hydra.store.retry import StoreUnavailableError
 from hyperspace_hydra.store.base import (
     CANCELLED,
     COMPLETED,
@@ -48,6 +50,7 @@ from hyperspace_hydra.store.base import (
 
 SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_SECONDS = 60
+_T = TypeVar("_T")
 _CONNECT_TIMEOUT_SECONDS = 10
 
 _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -153,6 +156,30 @@ _metrics = sa.Table(
 assert set(RUN_FIELDS) == {column.name for column in _runs.columns} - {"id"}
 
 
+def _reachable(method: Callable[..., _T]) -> Callable[..., _T]:
+    """Raise :class:`StoreUnavailableError` when the database cannot be reached during ``method``."""
+
+    @functools.wraps(method)
+    def translating(self: SQLStore, *args: Any, **kwargs: Any) -> _T:
+        try:
+            return method(self, *args, **kwargs)
+        except DBAPIError as error:
+            if _unavailable(error, self._engine.dialect.name):
+                raise StoreUnavailableError(f"store {redact_credentials(self.uri)} unavailable: {_reason(error)}") from error
+            raise
+
+    return translating
+
+
+def _unavailable(error: DBAPIError, dialect: str) -> bool:
+    """Whether ``error`` means the database could not be reached (worth retrying), not a wrong request."""
+    if error.connection_invalidated:
+        return True
+    if dialect == "sqlite":
+        return isinstance(error, OperationalError) and any(word in str(error.orig) for word in ("locked", "busy"))
+    return isinstance(error, (OperationalError, InterfaceError))
+
+
 class SQLStore(Store):
     """A store in one SQL database, reached through SQLAlchemy Core."""
 
@@ -167,7 +194,8 @@ class SQLStore(Store):
                 self._create_schema()
         except SQLAlchemyError as error:
             self._engine.dispose()
-            raise HyperspaceError(f"cannot open store {redact_credentials(uri)}: {_reason(error)}") from error
+            unavailable = isinstance(error, DBAPIError) and _unavailable(error, self._engine.dialect.name)
+            raise (StoreUnavailableError if unavailable else HyperspaceError)(f"cannot open store {redact_credentials(uri)}: {_reason(error)}") from error
         _SCHEMA_CHECKED.add(uri)
 
     def _create_schema(self) -> None:
@@ -196,12 +224,14 @@ class SQLStore(Store):
 
     # runs
 
+    @_reachable
     def start_run(self, document: Mapping[str, Any]) -> int:
         values = {field: document.get(field) for field in RUN_FIELDS}
         values["status"] = RUNNING
         with self._writer.begin() as connection:
             return int(connection.execute(_runs.insert().values(**values)).inserted_primary_key[0])
 
+    @_reachable
     def update_run(self, run_id: int, changes: Mapping[str, Any]) -> None:
         with self._writer.begin() as connection:
             updated = connection.execute(
@@ -210,6 +240,7 @@ class SQLStore(Store):
             if not updated:
                 self._require_run(connection, run_id)
 
+    @_reachable
     def finish_run(self, run_id: int, status: str, changes: Mapping[str, Any], claim: Claim | None = None) -> bool:
         if status not in FINAL_STATUSES:
             raise ValueError(f"{status!r} is not a final status; expected one of {sorted(FINAL_STATUSES)}")
@@ -227,6 +258,7 @@ class SQLStore(Store):
                 _end_claimed_job(connection, claim, _JOB_STATE_AFTER_RUN[status], error=None, run_id=run_id)
             return finished
 
+    @_reachable
     def add_metrics(self, run_id: int, points: Iterable[MetricPoint]) -> None:
         rows = [
             {"run_id": run_id, "name": p.name, "step": p.step, "value": p.value, "timestamp": p.timestamp}
@@ -237,6 +269,7 @@ class SQLStore(Store):
             if rows:
                 connection.execute(_metrics.insert(), rows)
 
+    @_reachable
     def get_run(self, run_id: int) -> dict[str, Any]:
         with self._engine.connect() as connection:
             row = connection.execute(sa.select(_runs).where(_runs.c.id == run_id)).mappings().first()
@@ -244,6 +277,7 @@ class SQLStore(Store):
             raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
         return _document(row)
 
+    @_reachable
     def list_runs(self, limit: int | None = None) -> list[dict[str, Any]]:
         query = sa.select(_runs).order_by(_runs.c.id.desc())
         if limit is not None:
@@ -252,6 +286,7 @@ class SQLStore(Store):
             rows = connection.execute(query).mappings().all()
         return [_document(row) for row in reversed(rows)]
 
+    @_reachable
     def get_metrics(self, run_id: int) -> dict[str, dict[str, list[Any]]]:
         query = (
             sa.select(_metrics.c.name, _metrics.c.step, _metrics.c.value, _metrics.c.timestamp)
@@ -271,6 +306,7 @@ class SQLStore(Store):
 
     # queue
 
+    @_reachable
     def enqueue(self, study: str, jobs: Sequence[NewJob], sweep: Mapping[str, Any], dedupe: bool = True, max_attempts: int = 3) -> EnqueueResult:
         now = utcnow()
         with self._writer.begin() as connection:
@@ -301,6 +337,7 @@ class SQLStore(Store):
             ).scalars())  # fmt: skip
         return found
 
+    @_reachable
     def claim(self, study: str, worker: str, lease_seconds: float) -> ClaimedJob | None:
         now = utcnow()
         with self._writer.begin() as connection:
@@ -321,6 +358,7 @@ class SQLStore(Store):
             )  # fmt: skip
         return ClaimedJob(Claim(row.id, token), study, row.sweep_id, list(row.overrides), row.output_dir, row.attempts)
 
+    @_reachable
     def renew_leases(self, claims: Sequence[Claim], lease_seconds: float) -> set[int]:
         lost = set()
         expires = utcnow() + dt.timedelta(seconds=lease_seconds)
@@ -333,6 +371,7 @@ class SQLStore(Store):
                     lost.add(claim.job_id)
         return lost
 
+    @_reachable
     def requeue_expired(self) -> list[int]:
         now = utcnow()
         with self._writer.begin() as connection:
@@ -352,6 +391,7 @@ class SQLStore(Store):
                 _finish_runs(connection, _job_runs(job.id), DIED, {"stop_time": now, "fail_trace": [_LEASE_EXPIRED]})
         return [job.id for job in expired]
 
+    @_reachable
     def end_job(self, claim: Claim, state: str, reason: str) -> bool:
         if state not in _RUN_STATUS_AFTER_WORKER_END:
             raise ValueError(f"end_job takes {sorted(_RUN_STATUS_AFTER_WORKER_END)}, not {state!r}")
@@ -363,6 +403,7 @@ class SQLStore(Store):
                 _end_claimed_job(connection, claim, state, error=reason, run_id=None)
         return holds
 
+    @_reachable
     def list_jobs(
         self,
         study: str | None = None,
@@ -374,6 +415,7 @@ class SQLStore(Store):
         with self._engine.connect() as connection:
             return [dict(row) for row in connection.execute(query).mappings()]
 
+    @_reachable
     def change_jobs(
         self,
         from_states: Sequence[str],
@@ -391,6 +433,7 @@ class SQLStore(Store):
                 _jobs.update().where(_jobs.c.state.in_(from_states), *_job_filters(None, sweep_id, job_ids, None)).values(**values)
             ).rowcount
 
+    @_reachable
     def get_sweep(self, sweep_id: int) -> dict[str, Any]:
         with self._engine.connect() as connection:
             row = connection.execute(sa.select(_sweeps).where(_sweeps.c.id == sweep_id)).mappings().first()
@@ -400,6 +443,22 @@ class SQLStore(Store):
                 sa.select(_jobs.c.state, sa.func.count()).where(_jobs.c.sweep_id == sweep_id).group_by(_jobs.c.state)
             ).all()
         return {**dict(row), "counts": {state: count for state, count in counts}}
+
+    @_reachable
+    def summary(self) -> dict[str, Any]:
+        with self._engine.connect() as connection:
+            version_query = "select sqlite_version()" if self._engine.dialect.name == "sqlite" else "show server_version"
+            server_version = connection.exec_driver_sql(version_query).scalar_one()
+            schema_version = connection.execute(sa.select(_store_meta.c.value).where(_store_meta.c.key == "schema_version")).scalar_one()
+            jobs = connection.execute(sa.select(_jobs.c.state, sa.func.count()).group_by(_jobs.c.state)).all()
+            runs = connection.execute(sa.select(_runs.c.status, sa.func.count()).group_by(_runs.c.status)).all()
+        backend = "SQLite" if self._engine.dialect.name == "sqlite" else "PostgreSQL"
+        return {
+            "backend": f"{backend} {server_version}",
+            "schema_version": int(schema_version),
+            "jobs": {state: count for state, count in jobs},
+            "runs": {status: count for status, count in runs},
+        }
 
     def close(self) -> None:
         self._engine.dispose()
