@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from typing import Any
+
 from hyperspace_hydra.store.base import utcnow
 
 

@@ -33,8 +33,8 @@ from hyperspace_hydra.recorder import RunRecorder, active_recorder
 from hyperspace_hydra.seeding import seed_everything
 from hyperspace_hydra.settings import HyperspaceSettings, redact_credentials, resolve_store_uri
 from hyperspace_hydra.store import Claim, Store, open_store
-from hyperspace_hydra.store.retry import RetryingStore, open_retrying
 from hyperspace_hydra.store.base import utcnow
+from hyperspace_hydra.store.retry import RetryingStore, open_retrying
 
 log = logging.getLogger("hyperspace_hydra")
 

@@ -6,9 +6,16 @@ import datetime as dt
 import multiprocessing
 import os
 import time
+import urllib.parse
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import mongomock
+import mongomock.gridfs
+import pymongo
 import pytest
 
 from hyperspace_hydra import HyperspaceError
@@ -30,21 +37,75 @@ from hyperspace_hydra.store import (
     open_store,
 )
 from hyperspace_hydra.store.base import RUN_FIELDS
+from hyperspace_hydra.store.mongo import MongoStore
+
+mongomock.gridfs.enable_gridfs_integration()  # lets pymongo's GridFS work on mongomock's databases
 
 NOW = dt.datetime(2026, 11, 1, 12, 0, 0)
+MONGO_SERVER_ENV = "HYPERSPACE_TEST_MONGO_URI"
+MONGO_BACKENDS = ["mongomock", *(["mongodb"] if os.environ.get(MONGO_SERVER_ENV) else [])]
+"""MongoDB backends: mongomock always, a real server when $HYPERSPACE_TEST_MONGO_URI names one."""
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+@dataclass
+class Backend:
+    """A new, empty store on one backend; ``mongo`` is a client of its MongoDB server, if it has one."""
+
+    uri: str
+    mongo: Any = None
+    in_process: bool = False
+    """mongomock: every store object shares the client ``mongo``, which other processes cannot reach."""
+
+    def open(self) -> Store:
+        """A new store object on this store."""
+        if self.in_process:
+            return MongoStore(self.uri, client=self.mongo)
+        return open_store(self.uri)
+
+    def uri_for_other_processes(self) -> str:
+        """The store's URI, for tests that open it in several processes (skipped on mongomock)."""
+        if self.in_process:
+            pytest.skip("mongomock lives in one process; this runs against a real server when HYPERSPACE_TEST_MONGO_URI is set")
+        return self.uri
+
+    def database(self) -> Any:
+        """The store's MongoDB database, to look at the documents as other tools see them."""
+        return self.mongo[urllib.parse.urlsplit(self.uri).path.lstrip("/")]
+
+
+def make_backend(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """Yield a new, empty store on the backend ``name`` and remove it afterwards."""
+    if name == "sqlite":
+        yield Backend(f"sqlite:///{tmp_path}/store.db")
+    elif name == "postgresql":
+        yield Backend(request.getfixturevalue("postgres_uri"))
+    elif name == "mongomock":
+        yield Backend("mongodb://localhost/hyperspace_test", mongomock.MongoClient(), in_process=True)
+    else:
+        uri = _new_database_uri(os.environ[MONGO_SERVER_ENV])
+        with pymongo.MongoClient(uri) as client:
+            yield Backend(uri, client)
+            client.drop_database(client.get_default_database())
+
+
+def _new_database_uri(server_uri: str) -> str:
+    """``server_uri`` naming a new database; credentials keep authenticating where the URI said (its database, else admin)."""
+    server = urllib.parse.urlsplit(server_uri)
+    query = server.query
+    if server.username and "authsource=" not in query.lower():
+        query = "&".join(filter(None, [query, f"authSource={server.path.lstrip('/') or 'admin'}"]))
+    return urllib.parse.urlunsplit(server._replace(path=f"/hyperspace_test_{uuid.uuid4().hex}", query=query))
+
+
+@pytest.fixture(params=["sqlite", "postgresql", *MONGO_BACKENDS])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """A new, empty store on each backend."""
-    if request.param == "postgresql":
-        return request.getfixturevalue("postgres_uri")
-    return f"sqlite:///{tmp_path}/store.db"
+    yield from make_backend(request.param, request, tmp_path)
 
 
 @pytest.fixture
-def store(store_uri: str) -> Iterator[Store]:
-    with open_store(store_uri) as opened:
+def store(backend: Backend) -> Iterator[Store]:
+    with backend.open() as opened:
         yield opened
 
 
@@ -53,7 +114,8 @@ def _start_many(uri: str, count: int) -> list[int]:
         return [store.start_run({"task": "t", "start_time": NOW}) for _ in range(count)]
 
 
-def test_start_run_returns_unique_ids_across_processes(store_uri: str) -> None:
+def test_start_run_returns_unique_ids_across_processes(backend: Backend) -> None:
+    store_uri = backend.uri_for_other_processes()
     open_store(store_uri).close()
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         batches = pool.starmap(_start_many, [(store_uri, 25)] * 4)
@@ -151,16 +213,23 @@ def test_an_unusable_sqlite_path_is_refused(tmp_path: Path) -> None:
         open_store(f"sqlite:///{tmp_path}")
 
 
-def test_a_store_from_a_newer_version_is_refused(store_uri: str) -> None:
+def test_a_store_from_a_newer_version_is_refused(backend: Backend) -> None:
+    backend.open().close()
+    if backend.mongo is not None:
+        backend.database().store_meta.update_one({"_id": "schema_version"}, {"$set": {"value": 99}})
+    else:
+        _set_sql_schema_version(backend.uri, 99)
+    with pytest.raises(HyperspaceError, match="schema version 99"):
+        backend.open()
+
+
+def _set_sql_schema_version(uri: str, version: int) -> None:
     import sqlalchemy
 
-    open_store(store_uri).close()
-    engine = sqlalchemy.create_engine(store_uri.replace("postgresql://", "postgresql+psycopg://"))
+    engine = sqlalchemy.create_engine(uri.replace("postgresql://", "postgresql+psycopg://"))
     with engine.begin() as connection:
-        connection.exec_driver_sql("UPDATE store_meta SET value = '99' WHERE key = 'schema_version'")
+        connection.exec_driver_sql(f"UPDATE store_meta SET value = '{version}' WHERE key = 'schema_version'")
     engine.dispose()
-    with pytest.raises(HyperspaceError, match="schema version 99"):
-        open_store(store_uri)
 
 
 # ---- queue ----------------------------------------------------------------------------------
@@ -190,7 +259,7 @@ def test_enqueue_creates_a_sweep_with_queued_jobs_in_order(store: Store) -> None
 
 def test_enqueue_is_all_or_nothing(store: Store) -> None:
     unstorable = NewJob(["x=1"], {"x": object()}, "hash-bad")
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - each backend's own error for data it cannot store
         store.enqueue("s", [_job("a"), unstorable], {"kind": "grid"})
     assert store.list_jobs() == []
 
@@ -225,7 +294,8 @@ def test_claim_takes_highest_priority_then_oldest_of_its_study_only(store: Store
     assert stored["state"] == RUNNING and stored["worker"] == "w" and stored["token"] == job.claim.token
 
 
-def test_concurrent_claims_never_hand_out_a_job_twice(store_uri: str) -> None:
+def test_concurrent_claims_never_hand_out_a_job_twice(backend: Backend) -> None:
+    store_uri = backend.uri_for_other_processes()
     with open_store(store_uri) as store:
         store.enqueue("s", [_job(str(n)) for n in range(60)], {"kind": "grid"})
     with multiprocessing.get_context("spawn").Pool(3) as pool:

@@ -38,8 +38,10 @@ __all__ = [
 def open_store(uri: str) -> Store:
     """Open (and on first use create) the store at ``uri``.
 
-    Supported: ``sqlite:///relative/or/absolute/path.db`` and
-    ``postgresql://user:password@host:port/database`` (needs the ``postgres`` extra).
+    Supported: ``sqlite:///relative/or/absolute/path.db``,
+    ``postgresql://user:password@host:port/database`` (needs the ``postgres`` extra) and
+    ``mongodb://user:password@host:port/database`` (also ``mongodb+srv://``; runs in the
+    shape Sacred's MongoObserver writes, so Omniboard can read them).
     Raises :class:`HyperspaceError` with one clear line for an invalid URI or a store
     that cannot be opened.
     """
@@ -48,7 +50,12 @@ def open_store(uri: str) -> Store:
         from hyperspace_hydra.store.sql import SQLStore
 
         return SQLStore(uri)
+    if scheme in ("mongodb", "mongodb+srv"):
+        from hyperspace_hydra.store.mongo import MongoStore
+
+        return MongoStore(uri)
     raise HyperspaceError(
         f"invalid store URI {redact_credentials(uri)!r}: expected sqlite:///path/to/store.db "
-        "(a relative path after the three slashes is relative to the current directory) or postgresql://user:password@host/db"
+        "(a relative path after the three slashes is relative to the current directory), postgresql://user:password@host/db "
+        "or mongodb://user:password@host/db"
     )

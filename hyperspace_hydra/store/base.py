@@ -46,6 +46,22 @@ RUN_FIELDS = (
 )  # fmt: skip
 
 
+LEASE_EXPIRED = "worker lost: the job's lease expired"
+"""The error of a job, and the trace of its run, when its worker's lease expired."""
+JOB_STATE_AFTER_RUN = {COMPLETED: COMPLETED, FAILED: FAILED, TIMEOUT: TIMEOUT, INTERRUPTED: QUEUED, DIED: QUEUED}
+"""What a claimed job becomes when its run ends with a status (see :meth:`Store.finish_run`)."""
+RUN_STATUS_AFTER_WORKER_END = {FAILED: FAILED, TIMEOUT: TIMEOUT, QUEUED: INTERRUPTED}
+"""What a job's running run becomes when its worker ends the job in a state (see :meth:`Store.end_job`)."""
+
+
+def run_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``changes`` as run fields to write; ValueError for unknown fields or ``status`` (set only by finishing)."""
+    unknown = set(changes) - set(RUN_FIELDS)
+    if unknown or "status" in changes:
+        raise ValueError(f"cannot set run fields {sorted(unknown | ({'status'} & set(changes)))} this way")
+    return dict(changes)
+
+
 def utcnow() -> dt.datetime:
     """The current time as the naive UTC datetime that stores keep."""
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)

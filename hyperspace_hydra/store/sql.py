@@ -23,20 +23,20 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.settings import redact_credentials
-from hyperspace_hydra.store.retry import StoreUnavailableError
 from hyperspace_hydra.store.base import (
     CANCELLED,
     COMPLETED,
     DEDUPE_STATES,
     DIED,
-    FAILED,
     FINAL_STATUSES,
     INTERRUPTED,
     JOB_FINAL_STATES,
+    JOB_STATE_AFTER_RUN,
+    LEASE_EXPIRED,
     QUEUED,
     RUN_FIELDS,
+    RUN_STATUS_AFTER_WORKER_END,
     RUNNING,
-    TIMEOUT,
     Claim,
     ClaimedJob,
     EnqueueResult,
@@ -45,8 +45,10 @@ from hyperspace_hydra.store.base import (
     NewJob,
     RunNotFoundError,
     Store,
+    run_changes,
     utcnow,
 )
+from hyperspace_hydra.store.retry import StoreUnavailableError
 
 SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_SECONDS = 60
@@ -235,7 +237,7 @@ class SQLStore(Store):
     def update_run(self, run_id: int, changes: Mapping[str, Any]) -> None:
         with self._writer.begin() as connection:
             updated = connection.execute(
-                _runs.update().where(_runs.c.id == run_id, _runs.c.status == RUNNING).values(**_run_values(changes))
+                _runs.update().where(_runs.c.id == run_id, _runs.c.status == RUNNING).values(**run_changes(changes))
             ).rowcount
             if not updated:
                 self._require_run(connection, run_id)
@@ -244,7 +246,7 @@ class SQLStore(Store):
     def finish_run(self, run_id: int, status: str, changes: Mapping[str, Any], claim: Claim | None = None) -> bool:
         if status not in FINAL_STATUSES:
             raise ValueError(f"{status!r} is not a final status; expected one of {sorted(FINAL_STATUSES)}")
-        values = _run_values(changes)
+        values = run_changes(changes)
         with self._writer.begin() as connection:
             self._require_run(connection, run_id)
             if claim is not None:
@@ -255,7 +257,7 @@ class SQLStore(Store):
                     return False
             finished = _finish_runs(connection, _runs.c.id == run_id, status, values)
             if finished and claim is not None:
-                _end_claimed_job(connection, claim, _JOB_STATE_AFTER_RUN[status], error=None, run_id=run_id)
+                _end_claimed_job(connection, claim, JOB_STATE_AFTER_RUN[status], error=None, run_id=run_id)
             return finished
 
     @_reachable
@@ -385,21 +387,21 @@ class SQLStore(Store):
                 connection.execute(
                     _jobs.update().where(_jobs.c.id == job.id).values(
                         state=DIED if attempts >= job.max_attempts else QUEUED, attempts=attempts, worker=None, token=None,
-                        lease_expires_at=None, error=_LEASE_EXPIRED, finished_at=now if attempts >= job.max_attempts else None,
+                        lease_expires_at=None, error=LEASE_EXPIRED, finished_at=now if attempts >= job.max_attempts else None,
                     )
                 )  # fmt: skip
-                _finish_runs(connection, _job_runs(job.id), DIED, {"stop_time": now, "fail_trace": [_LEASE_EXPIRED]})
+                _finish_runs(connection, _job_runs(job.id), DIED, {"stop_time": now, "fail_trace": [LEASE_EXPIRED]})
         return [job.id for job in expired]
 
     @_reachable
     def end_job(self, claim: Claim, state: str, reason: str) -> bool:
-        if state not in _RUN_STATUS_AFTER_WORKER_END:
-            raise ValueError(f"end_job takes {sorted(_RUN_STATUS_AFTER_WORKER_END)}, not {state!r}")
+        if state not in RUN_STATUS_AFTER_WORKER_END:
+            raise ValueError(f"end_job takes {sorted(RUN_STATUS_AFTER_WORKER_END)}, not {state!r}")
         with self._writer.begin() as connection:
             holds = connection.execute(sa.select(_jobs.c.id).where(*_holds(claim))).first() is not None
             if holds:
                 run_changes = {"stop_time": utcnow(), "fail_trace": [reason]}
-                _finish_runs(connection, _job_runs(claim.job_id), _RUN_STATUS_AFTER_WORKER_END[state], run_changes)
+                _finish_runs(connection, _job_runs(claim.job_id), RUN_STATUS_AFTER_WORKER_END[state], run_changes)
                 _end_claimed_job(connection, claim, state, error=reason, run_id=None)
         return holds
 
@@ -469,9 +471,6 @@ class SQLStore(Store):
 
 
 _IN_CHUNK = 500
-_LEASE_EXPIRED = "worker lost: the job's lease expired"
-_JOB_STATE_AFTER_RUN = {COMPLETED: COMPLETED, FAILED: FAILED, TIMEOUT: TIMEOUT, INTERRUPTED: QUEUED, DIED: QUEUED}
-_RUN_STATUS_AFTER_WORKER_END = {FAILED: FAILED, TIMEOUT: TIMEOUT, QUEUED: INTERRUPTED}
 
 
 def _holds(claim: Claim) -> tuple[sa.ColumnElement[bool], ...]:
@@ -519,13 +518,6 @@ def _job_filters(
     if states is not None:
         filters.append(_jobs.c.state.in_(list(states)))
     return filters
-
-
-def _run_values(changes: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(changes) - set(RUN_FIELDS)
-    if unknown or "status" in changes:
-        raise ValueError(f"cannot set run fields {sorted(unknown | ({'status'} & set(changes)))} this way")
-    return dict(changes)
 
 
 def _document(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,613 @@
+"""MongoDB backend of the store (pymongo), in the document shapes Sacred's MongoObserver writes.
+
+``runs`` holds one document per run with an integer ``_id`` and the fields of
+:data:`~hyperspace_hydra.store.base.RUN_FIELDS` at the top level; ``metrics`` holds one
+document per run and metric name (``run_id``, ``name``, ``steps``, ``values``,
+``timestamps``), and a run's ``info.metrics`` lists ``{"name", "id"}`` of those documents.
+So Omniboard and Incense read the runs as they read Sacred's. ``jobs`` and ``sweeps`` hold
+the queue, ``counters`` the last id handed out per collection, ``store_meta`` the schema
+version. Collections and indexes are created on first use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import bson
+import gridfs
+import pymongo
+from gridfs.errors import GridFSError
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+
+from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.settings import redact_credentials
+from hyperspace_hydra.store.base import (
+    CANCELLED,
+    COMPLETED,
+    DEDUPE_STATES,
+    DIED,
+    FINAL_STATUSES,
+    INTERRUPTED,
+    JOB_FINAL_STATES,
+    JOB_STATE_AFTER_RUN,
+    LEASE_EXPIRED,
+    QUEUED,
+    RUN_FIELDS,
+    RUN_STATUS_AFTER_WORKER_END,
+    RUNNING,
+    Claim,
+    ClaimedJob,
+    EnqueueResult,
+    JobNotFoundError,
+    MetricPoint,
+    NewJob,
+    RunNotFoundError,
+    Store,
+    run_changes,
+    utcnow,
+)
+from hyperspace_hydra.store.retry import StoreUnavailableError
+
+SCHEMA_VERSION = 1
+CAPTURED_OUT_TAIL_CHARS = 1_000_000
+"""A run document keeps the last this many characters of the captured output; longer output lives whole in GridFS."""
+CAPTURED_OUT_BUCKET = "captured_out"
+"""The GridFS bucket of whole captured outputs, one file per run named after its id."""
+
+_SERVER_SELECTION_TIMEOUT_MS = 5000
+_MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+_OUTPUT_FILE = "captured_out_file"
+"""Run document field (not part of the run as returned) with the GridFS id of the whole captured output."""
+_READ_ATTEMPTS = 3
+_T = TypeVar("_T")
+
+_INDEXES: tuple[tuple[str, list[tuple[str, int]]], ...] = (
+    ("runs", [("config_hash", ASCENDING)]),
+    ("runs", [("job_id", ASCENDING)]),
+    ("runs", [("status", ASCENDING)]),
+    ("metrics", [("run_id", ASCENDING), ("name", ASCENDING)]),
+    ("jobs", [("study", ASCENDING), ("state", ASCENDING), ("priority", DESCENDING), ("_id", ASCENDING)]),
+    ("jobs", [("state", ASCENDING), ("lease_expires_at", ASCENDING)]),
+    ("jobs", [("config_hash", ASCENDING)]),
+    ("jobs", [("sweep_id", ASCENDING)]),
+)
+
+
+
+def _reachable(method: Callable[..., _T]) -> Callable[..., _T]:
+    """Raise :class:`StoreUnavailableError` when the server cannot be reached during ``method``."""
+
+    @functools.wraps(method)
+    def translating(self: MongoStore, *args: Any, **kwargs: Any) -> _T:
+        try:
+            return method(self, *args, **kwargs)
+        except ConnectionFailure as error:
+            raise StoreUnavailableError(f"store {redact_credentials(self.uri)} unavailable: {_reason(error)}") from error
+
+    return translating
+
+
+class MongoStore(Store):
+    """A store in one MongoDB database; ``client`` (e.g. a mongomock client) replaces connecting to ``uri``.
+
+    A standalone MongoDB server has no multi-document transactions, so every
+    guarantee of :class:`Store` rests on single-document atomic operations:
+
+    - Ids: ``find_one_and_update`` with ``$inc`` on a ``counters`` document hands out
+      each id once, also to concurrent processes; a batch of jobs takes one block.
+    - Claims: one ``find_one_and_update`` moves the best QUEUED job to RUNNING, so
+      two workers never get the same job. A claim *holds* while its job is RUNNING
+      with its token; every change made on behalf of a claim is one conditional
+      update on (id, RUNNING, token), and renewals and requeues race on that one
+      document, so exactly one of them wins.
+    - ``finish_run`` with a claim first ends the job with that conditional update,
+      and only if it succeeded gives the run the requested status; otherwise the run
+      becomes DIED (INTERRUPTED if the job was cancelled). So a job never gets two
+      COMPLETED runs. For a moment a reader can see the job ended and its run still
+      RUNNING. If the second step fails, repeating the call completes it: the job
+      then names this run and is in the state this finish gives it.
+    - ``requeue_expired`` and ``end_job`` move each job with its own conditional
+      update (atomic per job, not per call), then finish that job's RUNNING runs,
+      but only runs whose ids were handed out before the job moved: a run of the
+      job's next attempt is never touched. A crash between the two steps can leave
+      a run RUNNING whose job has moved on.
+    - ``enqueue`` encodes and checks every document (BSON, 16 MB limit) before it
+      writes anything, inserts the sweep and then its jobs, and on a failure deletes
+      what it inserted. Until it returns, workers may already claim the first jobs
+      of the batch; only a lost connection during the inserts can leave part of it.
+    - ``add_metrics`` checks every update first, then appends with ``$push``/``$each``
+      one document per metric name (Sacred's format). ``change_jobs`` is one
+      ``update_many``: each job moves atomically, the selection as a whole does not.
+    - A captured output longer than :data:`CAPTURED_OUT_TAIL_CHARS` goes to a new
+      GridFS file before the run document points at it; files the document no
+      longer points at are deleted afterwards, and a reader that finds its file
+      just replaced reads the run again. Only the run's own recorder writes its
+      output, so two writers never replace each other's file.
+
+    Times are stored with millisecond precision (BSON dates). Needs MongoDB 4.2 or
+    later: it retries an upsert that lost the race to create a counter.
+    """
+
+    def __init__(self, uri: str, client: pymongo.MongoClient | None = None) -> None:
+        self.uri = uri
+        database_name = _database_name(uri)
+        self._owns_client = client is None
+        self._client = _connect(uri) if client is None else client
+        self._db = self._client[database_name]
+        self._outputs = gridfs.GridFS(self._db, collection=CAPTURED_OUT_BUCKET)
+        try:
+            self._open_schema()
+        except HyperspaceError:
+            self.close()
+            raise
+
+    def _open_schema(self) -> None:
+        try:
+            found = self._schema_version()
+            if found is None:
+                self._create_schema()
+                found = self._schema_version()
+        except PyMongoError as error:
+            kind = StoreUnavailableError if isinstance(error, ConnectionFailure) else HyperspaceError
+            raise kind(f"cannot open store {redact_credentials(self.uri)}: {_reason(error)}") from error
+        if found != SCHEMA_VERSION:
+            raise HyperspaceError(
+                f"store {redact_credentials(self.uri)} has schema version {found}, this hyperspace_hydra reads version "
+                f"{SCHEMA_VERSION}: use the hyperspace_hydra version that wrote it"
+            )
+
+    def _schema_version(self) -> Any:
+        """The stored schema version; None in a database this store has not used yet."""
+        meta = self._db.store_meta.find_one({"_id": "schema_version"})
+        return None if meta is None else meta["value"]
+
+    def _create_schema(self) -> None:
+        """Create the indexes, then write the schema version: a store whose version is written is complete."""
+        for collection, keys in _INDEXES:
+            self._db[collection].create_index(keys)
+        # Runs that Sacred's MongoObserver wrote into this database keep their ids.
+        self._db.counters.update_one({"_id": "runs"}, {"$max": {"seq": self._highest_run_id()}}, upsert=True)
+        try:
+            self._db.store_meta.insert_one({"_id": "schema_version", "value": SCHEMA_VERSION})
+        except DuplicateKeyError:
+            pass  # another process wrote it first
+
+    def _highest_run_id(self) -> int:
+        highest = self._db.runs.find_one({"_id": {"$type": "number"}}, {"_id": 1}, sort=[("_id", DESCENDING)])
+        return 0 if highest is None else int(highest["_id"])
+
+    # runs
+
+    @_reachable
+    def start_run(self, document: Mapping[str, Any]) -> int:
+        values = {field: document.get(field) for field in RUN_FIELDS}
+        values["status"] = RUNNING
+        [run_id] = self._allocate_ids("runs")
+        self._write_run(run_id, values, lambda fields, _unset: self._insert_run(run_id, fields))
+        return run_id
+
+    @_reachable
+    def update_run(self, run_id: int, changes: Mapping[str, Any]) -> None:
+        if not self._write_run(run_id, run_changes(changes), self._setter_while_running(run_id)):
+            self._require_run(run_id)
+
+    @_reachable
+    def finish_run(self, run_id: int, status: str, changes: Mapping[str, Any], claim: Claim | None = None) -> bool:
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"{status!r} is not a final status; expected one of {sorted(FINAL_STATUSES)}")
+        values = run_changes(changes)
+        if self._require_run(run_id)["status"] != RUNNING:
+            return False
+        if claim is not None and not self._end_job_for_run(claim, run_id, JOB_STATE_AFTER_RUN[status]):
+            self._finish_run_document(run_id, self._status_after_lost_claim(claim), values)
+            return False
+        return self._finish_run_document(run_id, status, values)
+
+    @_reachable
+    def add_metrics(self, run_id: int, points: Iterable[MetricPoint]) -> None:
+        series: dict[str, dict[str, list[Any]]] = {}
+        for point in points:
+            entry = series.setdefault(point.name, {"steps": [], "values": [], "timestamps": []})
+            entry["steps"].append(point.step)
+            entry["values"].append(point.value)
+            entry["timestamps"].append(point.timestamp)
+        updates = {name: {"$push": {key: {"$each": items} for key, items in lists.items()}} for name, lists in series.items()}
+        self._require_run(run_id)
+        for update in updates.values():
+            _check_storable(update)
+        for name, update in updates.items():
+            self._db.metrics.update_one({"run_id": run_id, "name": name}, update, upsert=True)
+
+    @_reachable
+    def get_run(self, run_id: int) -> dict[str, Any]:
+        for _ in range(_READ_ATTEMPTS):
+            document = self._document(self._find_run(run_id, projection=None))
+            if document is not None:
+                return document
+        raise HyperspaceError(
+            f"the captured output of run {run_id} is missing from GridFS bucket {CAPTURED_OUT_BUCKET!r} "
+            f"in store {redact_credentials(self.uri)}"
+        )
+
+    @_reachable
+    def list_runs(self, limit: int | None = None) -> list[dict[str, Any]]:
+        if limit == 0:
+            return []  # MongoDB reads a limit of 0 as no limit
+        cursor = self._db.runs.find().sort("_id", DESCENDING)
+        if limit is not None:
+            cursor = cursor.limit(limit)
+        return [self._document(raw) or self.get_run(raw["_id"]) for raw in reversed(list(cursor))]
+
+    @_reachable
+    def get_metrics(self, run_id: int) -> dict[str, dict[str, list[Any]]]:
+        self._require_run(run_id)
+        points: dict[str, list[tuple[Any, Any, Any]]] = {}
+        for document in self._db.metrics.find({"run_id": run_id}).sort("_id", ASCENDING):
+            points.setdefault(document["name"], []).extend(zip(document["steps"], document["values"], document["timestamps"]))
+        series = {}
+        for name in sorted(points):
+            ordered = sorted(points[name], key=lambda point: point[0])  # stable: equal steps keep the order they were added
+            series[name] = {"steps": [p[0] for p in ordered], "values": [p[1] for p in ordered], "timestamps": [p[2] for p in ordered]}
+        return series
+
+    def _insert_run(self, run_id: int, fields: Mapping[str, Any]) -> bool:
+        self._db.runs.insert_one({"_id": run_id, **fields})
+        return True
+
+    def _setter_while_running(self, run_id: int) -> Callable[[dict[str, Any], dict[str, Any]], bool]:
+        """A writer for :meth:`_write_run` that changes the run only while it is RUNNING."""
+
+        def set_fields(fields: dict[str, Any], unset: dict[str, Any]) -> bool:
+            update: dict[str, Any] = {"$set": fields}
+            if unset:
+                update["$unset"] = unset
+            return self._db.runs.update_one({"_id": run_id, "status": RUNNING}, update).matched_count == 1
+
+        return set_fields
+
+    def _finish_run_document(self, run_id: int, status: str, values: Mapping[str, Any]) -> bool:
+        return self._write_run(run_id, {**values, "status": status}, self._setter_while_running(run_id))
+
+    def _write_run(self, run_id: int, values: Mapping[str, Any], write: Callable[[dict[str, Any], dict[str, Any]], bool]) -> bool:
+        """Store ``values`` of a run with ``write(fields_to_set, fields_to_unset)`` and return what it returned.
+
+        ``info.metrics`` entries get the ids of their metrics documents. A captured
+        output longer than the tail limit goes to GridFS before the document is
+        written, so a document never points at a missing file; afterwards the run's
+        files that its document does not point at are deleted.
+        """
+        fields = dict(values)
+        if "info" in fields:
+            fields["info"] = self._with_metric_ids(run_id, fields["info"])
+        if "captured_out" not in fields:
+            return write(fields, {})
+        text, unset, new_file = fields["captured_out"], {}, None
+        if text is not None and len(text) > CAPTURED_OUT_TAIL_CHARS:
+            new_file = self._outputs.put(text.encode(), filename=str(run_id))
+            fields.update({"captured_out": text[-CAPTURED_OUT_TAIL_CHARS:], _OUTPUT_FILE: new_file})
+        else:
+            unset[_OUTPUT_FILE] = ""
+        written = False
+        try:
+            written = write(fields, unset)
+        finally:
+            self._delete_unused_outputs(run_id, new_file, written)
+        return written
+
+    def _delete_unused_outputs(self, run_id: int, new_file: Any, written: bool) -> None:
+        """After a write of the captured output: drop the run's older files, or the new file if the write did not happen."""
+        if written:
+            unused: dict[str, Any] = {"filename": str(run_id), "_id": {"$ne": new_file}}
+        elif new_file is not None:
+            unused = {"_id": new_file}
+        else:
+            return
+        for file in self._db[f"{CAPTURED_OUT_BUCKET}.files"].find(unused, {"_id": 1}):
+            self._outputs.delete(file["_id"])
+
+    def _with_metric_ids(self, run_id: int, info: Any) -> Any:
+        """``info`` whose ``metrics`` entries carry the id of their metrics document, as Sacred writes them."""
+        entries = info.get("metrics") if isinstance(info, Mapping) else None
+        if not isinstance(entries, list) or not entries:
+            return info
+        ids: dict[str, str] = {}
+        for document in self._db.metrics.find({"run_id": run_id}, {"name": 1}).sort("_id", ASCENDING):
+            ids.setdefault(document["name"], str(document["_id"]))
+        with_ids = [
+            {**entry, "id": ids[entry["name"]]} if isinstance(entry, Mapping) and entry.get("name") in ids else entry
+            for entry in entries
+        ]
+        return {**info, "metrics": with_ids}
+
+    def _document(self, raw: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The run as the interface returns it, with the whole captured output.
+
+        None if the output's file was replaced (by a heartbeat) since ``raw`` was read.
+        """
+        document = {"_id": raw["_id"], **{field: raw.get(field) for field in RUN_FIELDS}}
+        if raw.get(_OUTPUT_FILE) is not None:
+            try:
+                document["captured_out"] = self._outputs.get(raw[_OUTPUT_FILE]).read().decode()
+            except GridFSError:
+                return None
+        return document
+
+    def _require_run(self, run_id: int) -> dict[str, Any]:
+        """The run's id and status; raises :class:`RunNotFoundError`."""
+        return self._find_run(run_id, {"status": 1})
+
+    def _find_run(self, run_id: int, projection: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The stored run document (only the fields of ``projection``, if given); raises :class:`RunNotFoundError`."""
+        raw = self._db.runs.find_one({"_id": run_id}, projection)
+        if raw is None:
+            raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
+        return raw
+
+    # queue
+
+    @_reachable
+    def enqueue(self, study: str, jobs: Sequence[NewJob], sweep: Mapping[str, Any], dedupe: bool = True, max_attempts: int = 3) -> EnqueueResult:
+        now = utcnow()
+        seen = self._existing_hashes(study, [job.config_hash for job in jobs]) if dedupe else set()
+        kept: list[NewJob | None] = []
+        for job in jobs:
+            kept.append(None if dedupe and job.config_hash in seen else job)
+            seen.add(job.config_hash)
+        to_insert = [job for job in kept if job is not None]
+        [sweep_id] = self._allocate_ids("sweeps")
+        job_ids = self._allocate_ids("jobs", len(to_insert))
+        sweep_document = {
+            "_id": sweep_id, "study": study, "kind": sweep.get("kind", "grid"), "command": sweep.get("command"),
+            "spec": sweep.get("spec"), "created_at": now,
+        }  # fmt: skip
+        job_documents = [_job_document(job_id, study, sweep_id, job, max_attempts, now) for job_id, job in zip(job_ids, to_insert)]
+        for document in (sweep_document, *job_documents):
+            _check_storable(document)
+        self._insert_sweep(sweep_document, job_documents)
+        new_ids = iter(job_ids)
+        return EnqueueResult(sweep_id, [None if job is None else next(new_ids) for job in kept])
+
+    def _insert_sweep(self, sweep_document: Mapping[str, Any], job_documents: list[dict[str, Any]]) -> None:
+        self._db.sweeps.insert_one(sweep_document)
+        try:
+            if job_documents:
+                self._db.jobs.insert_many(job_documents)
+        except BaseException:
+            # No transaction to roll back: take back what was inserted.
+            self._db.jobs.delete_many({"sweep_id": sweep_document["_id"]})
+            self._db.sweeps.delete_one({"_id": sweep_document["_id"]})
+            raise
+
+    def _existing_hashes(self, study: str, hashes: Sequence[str]) -> set[str]:
+        unique = sorted(set(hashes))
+        jobs = {"study": study, "state": {"$in": sorted(DEDUPE_STATES)}, "config_hash": {"$in": unique}}
+        runs = {"status": COMPLETED, "config_hash": {"$in": unique}}
+        return set(self._db.jobs.distinct("config_hash", jobs)) | set(self._db.runs.distinct("config_hash", runs))
+
+    @_reachable
+    def claim(self, study: str, worker: str, lease_seconds: float) -> ClaimedJob | None:
+        now = utcnow()
+        token = uuid.uuid4().hex
+        expires = now + dt.timedelta(seconds=lease_seconds)
+        lease = {"state": RUNNING, "worker": worker, "token": token, "claimed_at": now, "lease_expires_at": expires}
+        job = self._db.jobs.find_one_and_update(
+            {"study": study, "state": QUEUED},
+            {"$set": lease},
+            sort=[("priority", DESCENDING), ("_id", ASCENDING)],
+            projection={"sweep_id": 1, "overrides": 1, "output_dir": 1, "attempts": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        if job is None:
+            return None
+        return ClaimedJob(Claim(job["_id"], token), study, job["sweep_id"], list(job["overrides"]), job["output_dir"], job["attempts"])
+
+    @_reachable
+    def renew_leases(self, claims: Sequence[Claim], lease_seconds: float) -> set[int]:
+        expires = utcnow() + dt.timedelta(seconds=lease_seconds)
+        return {
+            claim.job_id
+            for claim in claims
+            if self._db.jobs.update_one(_holds(claim), {"$set": {"lease_expires_at": expires}}).matched_count == 0
+        }
+
+    @_reachable
+    def requeue_expired(self) -> list[int]:
+        now = utcnow()
+        last_run_id = self._last_run_id()
+        requeued = []
+        expired = self._db.jobs.find({"state": RUNNING, "lease_expires_at": {"$lt": now}}, {"token": 1, "attempts": 1, "max_attempts": 1})
+        for job in list(expired):
+            attempts = job["attempts"] + 1
+            dies = attempts >= job["max_attempts"]
+            moved = self._db.jobs.update_one(
+                {"_id": job["_id"], "state": RUNNING, "token": job["token"], "lease_expires_at": {"$lt": now}},
+                {"$set": {
+                    "state": DIED if dies else QUEUED, "attempts": attempts, "worker": None, "token": None,
+                    "lease_expires_at": None, "error": LEASE_EXPIRED, "finished_at": now if dies else None,
+                }},
+            ).matched_count  # fmt: skip
+            if moved:
+                self._finish_job_runs(job["_id"], last_run_id, DIED, {"stop_time": now, "fail_trace": [LEASE_EXPIRED]})
+                requeued.append(job["_id"])
+        return requeued
+
+    @_reachable
+    def end_job(self, claim: Claim, state: str, reason: str) -> bool:
+        if state not in RUN_STATUS_AFTER_WORKER_END:
+            raise ValueError(f"end_job takes {sorted(RUN_STATUS_AFTER_WORKER_END)}, not {state!r}")
+        last_run_id = self._last_run_id()
+        if not self._end_claimed_job(claim, state, error=reason, run_id=None):
+            return False
+        run_changes = {"stop_time": utcnow(), "fail_trace": [reason]}
+        self._finish_job_runs(claim.job_id, last_run_id, RUN_STATUS_AFTER_WORKER_END[state], run_changes)
+        return True
+
+    @_reachable
+    def list_jobs(
+        self,
+        study: str | None = None,
+        sweep_id: int | None = None,
+        job_ids: Sequence[int] | None = None,
+        states: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        cursor = self._db.jobs.find(_job_filter(study, sweep_id, job_ids, states)).sort("_id", ASCENDING)
+        return [_with_id(job) for job in cursor]
+
+    @_reachable
+    def change_jobs(
+        self,
+        from_states: Sequence[str],
+        to_state: str,
+        sweep_id: int | None = None,
+        job_ids: Sequence[int] | None = None,
+    ) -> int:
+        values: dict[str, Any] = {"state": to_state}
+        if to_state == QUEUED:
+            values.update(attempts=0, error=None, worker=None, token=None, lease_expires_at=None, finished_at=None)
+        elif to_state in JOB_FINAL_STATES:
+            values.update(finished_at=utcnow(), token=None)
+        selection = _job_filter(None, sweep_id, job_ids, from_states)
+        return self._db.jobs.update_many(selection, {"$set": values}).matched_count
+
+    @_reachable
+    def get_sweep(self, sweep_id: int) -> dict[str, Any]:
+        sweep = self._db.sweeps.find_one({"_id": sweep_id})
+        if sweep is None:
+            raise JobNotFoundError(f"no sweep with id {sweep_id} in store {redact_credentials(self.uri)}")
+        return {**_with_id(sweep), "counts": self._counts("jobs", "state", {"sweep_id": sweep_id})}
+
+    @_reachable
+    def summary(self) -> dict[str, Any]:
+        return {
+            "backend": f"MongoDB {self._client.server_info()['version']}",
+            "schema_version": self._schema_version(),
+            "jobs": self._counts("jobs", "state"),
+            "runs": self._counts("runs", "status"),
+        }
+
+    def close(self) -> None:
+        """Close the connection, unless the client was given to the constructor (its owner closes it)."""
+        if self._owns_client:
+            self._client.close()
+
+    def _counts(self, collection: str, field: str, selection: Mapping[str, Any] | None = None) -> dict[str, int]:
+        """How many documents of ``collection`` (matching ``selection``) have each value of ``field``."""
+        pipeline = [{"$match": dict(selection or {})}, {"$group": {"_id": f"${field}", "count": {"$sum": 1}}}]
+        groups = self._db[collection].aggregate(pipeline)
+        return {group["_id"]: group["count"] for group in groups}
+
+    def _allocate_ids(self, collection: str, count: int = 1) -> range:
+        """``count`` new ids for ``collection``, increasing, each handed out once (one atomic ``$inc``)."""
+        counter = self._db.counters.find_one_and_update(
+            {"_id": collection}, {"$inc": {"seq": count}}, upsert=True, return_document=ReturnDocument.AFTER
+        )
+        return range(counter["seq"] - count + 1, counter["seq"] + 1)
+
+    def _last_run_id(self) -> int:
+        """The highest run id handed out so far: runs started later are not touched by a job change made now."""
+        counter = self._db.counters.find_one({"_id": "runs"})
+        return 0 if counter is None else int(counter["seq"])
+
+    def _end_claimed_job(self, claim: Claim, state: str, error: str | None, run_id: int | None) -> bool:
+        """End (or requeue) the job while the claim holds, in one conditional update; return whether it held."""
+        values: dict[str, Any] = {"state": state, "error": error, "token": None, "lease_expires_at": None}
+        if state == QUEUED:
+            values["worker"] = None
+        else:
+            values["finished_at"] = utcnow()
+        if run_id is not None:
+            values["run_id"] = run_id
+        return self._db.jobs.update_one(_holds(claim), {"$set": values}).matched_count == 1
+
+    def _end_job_for_run(self, claim: Claim, run_id: int, state: str) -> bool:
+        """End the claimed job as the run's outcome; also true if an earlier try of this finish did and then failed."""
+        if self._end_claimed_job(claim, state, error=None, run_id=run_id):
+            return True
+        return self._db.jobs.count_documents({"_id": claim.job_id, "state": state, "run_id": run_id}, limit=1) == 1
+
+    def _status_after_lost_claim(self, claim: Claim) -> str:
+        job = self._db.jobs.find_one({"_id": claim.job_id}, {"state": 1})
+        return INTERRUPTED if job is not None and job["state"] == CANCELLED else DIED
+
+    def _finish_job_runs(self, job_id: int, last_run_id: int, status: str, values: Mapping[str, Any]) -> None:
+        """Finish the job's RUNNING runs with ids up to ``last_run_id`` (runs of a later attempt have higher ids)."""
+        self._db.runs.update_many(
+            {"job_id": job_id, "status": RUNNING, "_id": {"$lte": last_run_id}}, {"$set": {**values, "status": status}}
+        )
+
+
+def _holds(claim: Claim) -> dict[str, Any]:
+    return {"_id": claim.job_id, "state": RUNNING, "token": claim.token}
+
+
+def _job_document(job_id: int, study: str, sweep_id: int, job: NewJob, max_attempts: int, now: dt.datetime) -> dict[str, Any]:
+    """A new QUEUED job with every field of the SQL backend's ``jobs`` table."""
+    return {
+        "_id": job_id, "study": study, "sweep_id": sweep_id, "overrides": list(job.overrides), "config": job.config,
+        "config_hash": job.config_hash, "output_dir": job.output_dir, "priority": job.priority, "state": QUEUED,
+        "attempts": 0, "max_attempts": max_attempts, "worker": None, "token": None, "lease_expires_at": None,
+        "created_at": now, "claimed_at": None, "finished_at": None, "error": None, "run_id": None,
+    }  # fmt: skip
+
+
+def _job_filter(study: str | None, sweep_id: int | None, job_ids: Sequence[int] | None, states: Sequence[str] | None) -> dict[str, Any]:
+    selection: dict[str, Any] = {}
+    if study is not None:
+        selection["study"] = study
+    if sweep_id is not None:
+        selection["sweep_id"] = sweep_id
+    if job_ids is not None:
+        selection["_id"] = {"$in": list(job_ids)}
+    if states is not None:
+        selection["state"] = {"$in": list(states)}
+    return selection
+
+
+def _with_id(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A job or sweep as the interface returns it: ``id`` instead of MongoDB's ``_id``."""
+    return {"id": document["_id"], **{key: value for key, value in document.items() if key != "_id"}}
+
+
+def _check_storable(document: Mapping[str, Any]) -> None:
+    """Raise before anything is written if ``document`` cannot be stored (not BSON, or over MongoDB's 16 MB limit)."""
+    size = len(bson.encode(document))
+    if size > _MAX_DOCUMENT_BYTES:
+        raise HyperspaceError(f"a document of {size} bytes is over MongoDB's limit of {_MAX_DOCUMENT_BYTES} bytes")
+
+
+def _database_name(uri: str) -> str:
+    """The database named in the URI's path: ``mongodb://user:password@host:27017/NAME?options``."""
+    path = uri.split("://", 1)[-1].partition("/")[2]
+    name = urllib.parse.unquote(path.partition("?")[0])
+    if not name:
+        raise HyperspaceError(
+            f"invalid store URI {redact_credentials(uri)!r}: no database name; expected mongodb://user:password@host:27017/database"
+        )
+    return name
+
+
+def _connect(uri: str) -> pymongo.MongoClient:
+    """A client that gives up on an unreachable server after a few seconds (a timeout set in the URI wins)."""
+    options = {} if "serverselectiontimeoutms=" in uri.lower() else {"serverSelectionTimeoutMS": _SERVER_SELECTION_TIMEOUT_MS}
+    try:
+        return pymongo.MongoClient(uri, **options)
+    except (PyMongoError, ValueError) as error:  # pymongo raises ValueError for some malformed URIs
+        raise HyperspaceError(f"cannot open store {redact_credentials(uri)}: {_reason(error)}") from error
+
+
+_NOISE = re.compile(r" \(configured timeouts|, Timeout: ")
+"""Where pymongo's connection errors go on with timeouts and the whole topology description."""
+
+
+def _reason(error: Exception) -> str:
+    """What went wrong, on one line and without credentials."""
+    details = getattr(error, "details", None)
+    message = details["errmsg"] if isinstance(details, Mapping) and details.get("errmsg") else str(error)
+    return redact_credentials(" ".join(_NOISE.split(message)[0].split()))
