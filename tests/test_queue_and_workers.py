@@ -27,7 +27,7 @@ def states(store: Store) -> list[str]:
 
 def test_the_launcher_enqueues_a_grid_and_returns_at_once(probe_study: Path, store: Store, tmp_path: Path) -> None:
     marker = tmp_path / "multirun-ended"
-    finished = enqueue(probe_study, "model=small,large", "message=a,b", f"+hydra.callbacks.marker._target_=probe.callbacks.MultirunEndMarker", f"+hydra.callbacks.marker.path={marker}")
+    finished = enqueue(probe_study, "model=small,large", "message=a,b", "+hydra.callbacks.marker._target_=probe.callbacks.MultirunEndMarker", f"+hydra.callbacks.marker.path={marker}")
     assert finished.returncode == 0, finished.stderr
     output = finished.stdout + finished.stderr
     assert "Enqueued 4 jobs as sweep 1" in output and "hyperspace queue wait 1" in output
