@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import importlib
 import inspect
 import json
 import re
@@ -19,7 +20,6 @@ from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any, Callable
 
-from hydra.utils import get_object
 
 REPR_MARKER = "__repr__"
 """Key of the one-entry dict that stands for a value that is not plain data."""
@@ -114,11 +114,25 @@ def fill_defaults(config: Any) -> Any:
 
 
 def _defaults_of(target_path: str) -> dict[str, Any]:
-    try:
-        target = get_object(target_path)
-    except Exception:  # noqa: BLE001 - an unimportable target simply has no known defaults
-        return {}
-    return target_defaults(target)
+    target = import_target(target_path)
+    return {} if target is None else target_defaults(target)
+
+
+def import_target(path: str) -> Any | None:
+    """The object a ``_target_`` path names (``package.module.Class.method``), or None when it cannot be imported."""
+    parts = path.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        try:
+            found: Any = importlib.import_module(".".join(parts[:split]))
+        except Exception:  # noqa: BLE001 - try a shorter module path; an import error means "not this one"
+            continue
+        try:
+            for attribute in parts[split:]:
+                found = getattr(found, attribute)
+        except AttributeError:
+            return None
+        return found
+    return None
 
 
 def identity_part(config: Mapping[str, Any]) -> dict[str, Any]:

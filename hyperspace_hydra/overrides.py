@@ -84,3 +84,15 @@ def grid_overrides(grid: Mapping[str, Sequence[Any]]) -> Iterator[list[str]]:
     options = [value if isinstance(value, (list, tuple)) else [value] for value in grid.values()]
     for combination in itertools.product(*options):
         yield [format_override(key, value) for key, value in zip(keys, combination)]
+
+
+def fixed_override_values(overrides: Sequence[str]) -> dict[str, Any]:
+    """The value each ``key=value`` override sets, as Hydra parses it (sweeps and deletions are left out)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return {
+        override.get_key_element(): override.value()
+        for override in parsed
+        if not override.is_delete() and not override.is_sweep_override()
+    }

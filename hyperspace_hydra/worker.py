@@ -35,7 +35,9 @@ from omegaconf import DictConfig
 from hyperspace_hydra import provenance, recorder, tracking
 from hyperspace_hydra.app import App
 from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.hpo.search import SEARCH, advance
 from hyperspace_hydra.overrides import format_override
+from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import FAILED, QUEUED, TIMEOUT, ClaimedJob, Store
 from hyperspace_hydra.store.retry import RetryingStore
@@ -85,6 +87,7 @@ class Worker:
         self._say = say
         self._running: dict[int, _RunningJob] = {}
         self._counters = _Counters()
+        self._sweep_kinds: dict[int, str] = {}
         self._stop_requested_at: float | None = None
         self._next_lease_work = 0.0
         self._wakeup_read, self._wakeup_write = os.pipe()
@@ -156,6 +159,7 @@ class Worker:
     def _end_without_running(self, job: ClaimedJob, reason: str) -> None:
         self.store.end_job(job.claim, FAILED, reason)
         self._count(job.claim.job_id, FAILED, reason)
+        self._advance_search(job)
 
     def _fork_job(self, job: ClaimedJob, config: DictConfig, log_path: Path) -> int:
         sys.stdout.flush()
@@ -199,6 +203,7 @@ class Worker:
                 self._count(running.job.claim.job_id, FAILED, reason)
             else:
                 self._report_outcome(running)
+            self._advance_search(running.job)
 
     def _report_outcome(self, running: _RunningJob) -> None:
         [job] = self.store.list_jobs(job_ids=[running.job.claim.job_id])
@@ -218,6 +223,7 @@ class Worker:
                 reason = f"timed out after {self.options.timeout:g} s"
                 if self.store.end_job(running.job.claim, TIMEOUT, reason):
                     self._count(running.job.claim.job_id, TIMEOUT, reason)
+                self._advance_search(running.job)
 
     def _lease_work(self) -> None:
         now = time.monotonic()
@@ -233,6 +239,18 @@ class Worker:
                 self._say(f"job {running.job.claim.job_id} stopped: this worker no longer holds it (cancelled or taken over)")
         for job_id in self.store.requeue_expired():
             self._say(f"job {job_id} requeued: its worker was lost")
+
+    def _advance_search(self, job: ClaimedJob) -> None:
+        """When a trial of a search sweep ends, enqueue the next trial(s) of that sweep."""
+        if job.sweep_id is None:
+            return
+        if job.sweep_id not in self._sweep_kinds:
+            self._sweep_kinds[job.sweep_id] = self.store.get_sweep(job.sweep_id)["kind"]
+        if self._sweep_kinds[job.sweep_id] != SEARCH:
+            return
+        added = advance(self.store, job.sweep_id, lambda overrides, output_dir: new_job(self.app.compose(overrides), overrides, output_dir=output_dir))
+        if added:
+            self._say(f"search sweep {job.sweep_id}: enqueued trial job(s) {', '.join(map(str, added))}")
 
     def _count(self, job_id: int, state: str, detail: str) -> None:
         self._counters.finished += 1

@@ -401,3 +401,26 @@ def test_an_unreachable_database_is_one_line_without_the_password() -> None:
     message = str(raised.value)
     assert message.startswith("cannot open store postgresql://user:***@127.0.0.1:1/nowhere") and "\n" not in message
     assert "secret" not in message
+
+
+def test_add_jobs_succeeds_only_for_the_expected_count(store: Store) -> None:
+    sweep_id = store.enqueue("s", [_job("a")], {"kind": "hpo"}).sweep_id
+    assert store.add_jobs(sweep_id, [_job("b")], expected_jobs=0) is None, "the sweep already has one job"
+    [added] = store.add_jobs(sweep_id, [_job("b")], expected_jobs=1)
+    assert store.add_jobs(sweep_id, [_job("c")], expected_jobs=1) is None, "a second caller that read the same count loses"
+    assert store.add_jobs(sweep_id, [_job("a")], expected_jobs=2) is not None, "no duplicate check"
+    jobs = store.list_jobs(sweep_id=sweep_id)
+    assert [job["overrides"] for job in jobs] == [["message=a"], ["message=b"], ["message=a"]] and jobs[1]["id"] == added
+    assert {job["study"] for job in jobs} == {"s"} and {job["state"] for job in jobs} == {QUEUED}
+    with pytest.raises(JobNotFoundError):
+        store.add_jobs(404, [_job("x")], expected_jobs=0)
+
+
+def test_list_sweeps_counts_jobs_per_sweep(store: Store) -> None:
+    first = store.enqueue("s", [_job("a"), _job("b")], {"kind": "grid"})
+    store.enqueue("other", [_job("c")], {"kind": "search", "spec": {"n_trials": 3}})
+    store.change_jobs([QUEUED], PAUSED, job_ids=[first.enqueued[0]])
+    sweeps = store.list_sweeps()
+    assert [(sweep["id"], sweep["study"], sweep["kind"]) for sweep in sweeps] == [(first.sweep_id, "s", "grid"), (first.sweep_id + 1, "other", "search")]
+    assert sweeps[0]["counts"] == {PAUSED: 1, QUEUED: 1} and sweeps[1]["spec"] == {"n_trials": 3}
+    assert [sweep["study"] for sweep in store.list_sweeps(study="other")] == ["other"]

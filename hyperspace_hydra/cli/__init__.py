@@ -7,15 +7,23 @@ Every error a user can cause is a :class:`HyperspaceError`, printed as one line
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
-from hyperspace_hydra.cli import queue, rerun, runs, store, worker
+from hyperspace_hydra.cli import queue, rerun, runs, store, sweep, worker
 from hyperspace_hydra.errors import HyperspaceError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit status.
+
+    The current directory is searched for modules first, as ``python -m study.run``
+    does, so that commands started in a study's directory see its code (its apps,
+    and the targets whose defaults complete past configs).
+    """
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):
@@ -33,6 +41,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hyperspace", description="Queue, run, record and tune Hydra experiments.")
     commands = parser.add_subparsers(title="commands")
-    for module in (runs, queue, worker, rerun, store):
+    for module in (runs, queue, worker, rerun, sweep, store):
         module.add_commands(commands)
     return parser

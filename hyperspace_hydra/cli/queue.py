@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for
 from hyperspace_hydra.cli.output import describe_counts, print_json_lines, print_table
 from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.hpo.search import SEARCH
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import CANCELLED, COMPLETED, DIED, FAILED, JOB_FINAL_STATES, PAUSED, QUEUED, RUNNING, TIMEOUT
 
@@ -98,16 +99,25 @@ def _change(args: argparse.Namespace) -> None:
 
 def _wait(args: argparse.Namespace) -> int:
     with open_store_for(args) as store:
-        counts = store.get_sweep(args.sweep_id)["counts"]
+        sweep = store.get_sweep(args.sweep_id)
+        budget = _budget(sweep)
         columns = (TextColumn(f"sweep {args.sweep_id}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
         with Progress(*columns, transient=False) as progress:
-            bar = progress.add_task(describe_counts(counts), total=sum(counts.values()))
+            bar = progress.add_task(describe_counts(sweep["counts"]), total=budget or sum(sweep["counts"].values()))
             while True:
                 counts = store.get_sweep(args.sweep_id)["counts"]
-                progress.update(bar, completed=sum(counts.get(state, 0) for state in JOB_FINAL_STATES), description=describe_counts(counts))
-                if not any(counts.get(state) for state in (QUEUED, RUNNING, PAUSED)):
+                total = sum(counts.values())
+                progress.update(bar, total=max(budget, total), completed=sum(counts.get(state, 0) for state in JOB_FINAL_STATES), description=describe_counts(counts))
+                if not any(counts.get(state) for state in (QUEUED, RUNNING, PAUSED)) and total >= budget:
                     break
                 store.requeue_expired()
                 time.sleep(_WAIT_POLL_SECONDS)
     print(describe_counts(counts))
-    return 0 if counts.get(COMPLETED, 0) == sum(counts.values()) else 1
+    return 0 if counts.get(COMPLETED, 0) == total else 1
+
+
+def _budget(sweep: dict[str, Any]) -> int:
+    """How many jobs the sweep will have in the end: a search sweep's trial budget, else what it has now."""
+    if sweep["kind"] == SEARCH:
+        return int(sweep["spec"]["n_trials"])
+    return sum(sweep["counts"].values())

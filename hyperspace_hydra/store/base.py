@@ -217,6 +217,15 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def add_jobs(self, sweep_id: int, jobs: Sequence[NewJob], expected_jobs: int, max_attempts: int = 3) -> list[int] | None:
+        """Add ``jobs`` (QUEUED, no duplicate check) to a sweep, but only if it has exactly ``expected_jobs`` jobs.
+
+        Check and insert are one atomic step: of several processes that read the same
+        count and try to add, exactly one succeeds; the others get None and may read
+        again. Returns the new job ids. Raises :class:`JobNotFoundError` for an unknown sweep.
+        """
+
+    @abc.abstractmethod
     def claim(self, study: str, worker: str, lease_seconds: float) -> ClaimedJob | None:
         """Atomically take the next QUEUED job of ``study`` (highest priority, then oldest).
 
@@ -276,6 +285,10 @@ class Store(abc.ABC):
         QUEUED starts afresh: attempts 0, no error, no owner. A RUNNING job that is
         cancelled loses its claim, so its worker stops it.
         """
+
+    @abc.abstractmethod
+    def list_sweeps(self, study: str | None = None) -> list[dict[str, Any]]:
+        """Sweeps (of one study, if given), oldest first, each with ``counts`` as in :meth:`get_sweep`."""
 
     @abc.abstractmethod
     def get_sweep(self, sweep_id: int) -> dict[str, Any]:

@@ -66,6 +66,8 @@ _MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 _OUTPUT_FILE = "captured_out_file"
 """Run document field (not part of the run as returned) with the GridFS id of the whole captured output."""
 _READ_ATTEMPTS = 3
+_JOB_COUNT = "job_count"
+"""Sweep document field (not part of the sweep as returned): how many jobs were added to it, for :meth:`MongoStore.add_jobs`."""
 _T = TypeVar("_T")
 
 _INDEXES: tuple[tuple[str, list[tuple[str, int]]], ...] = (
@@ -365,7 +367,7 @@ class MongoStore(Store):
         job_ids = self._allocate_ids("jobs", len(to_insert))
         sweep_document = {
             "_id": sweep_id, "study": study, "kind": sweep.get("kind", "grid"), "command": sweep.get("command"),
-            "spec": sweep.get("spec"), "created_at": now,
+            "spec": sweep.get("spec"), "created_at": now, _JOB_COUNT: len(to_insert),
         }  # fmt: skip
         job_documents = [_job_document(job_id, study, sweep_id, job, max_attempts, now) for job_id, job in zip(job_ids, to_insert)]
         for document in (sweep_document, *job_documents):
@@ -384,6 +386,24 @@ class MongoStore(Store):
             self._db.jobs.delete_many({"sweep_id": sweep_document["_id"]})
             self._db.sweeps.delete_one({"_id": sweep_document["_id"]})
             raise
+
+    @_reachable
+    def add_jobs(self, sweep_id: int, jobs: Sequence[NewJob], expected_jobs: int, max_attempts: int = 3) -> list[int] | None:
+        """The sweep's job count moves from ``expected_jobs`` in one conditional ``$inc``: exactly one caller wins."""
+        sweep = self._db.sweeps.find_one({"_id": sweep_id}, {"study": 1})
+        if sweep is None:
+            raise JobNotFoundError(f"no sweep with id {sweep_id} in store {redact_credentials(self.uri)}")
+        now = utcnow()
+        job_ids = self._allocate_ids("jobs", len(jobs)) if jobs else range(0)
+        documents = [_job_document(job_id, sweep["study"], sweep_id, job, max_attempts, now) for job_id, job in zip(job_ids, jobs)]
+        for document in documents:
+            _check_storable(document)
+        won = self._db.sweeps.find_one_and_update({"_id": sweep_id, _JOB_COUNT: expected_jobs}, {"$inc": {_JOB_COUNT: len(jobs)}})
+        if won is None:
+            return None
+        if documents:
+            self._db.jobs.insert_many(documents)
+        return list(job_ids)
 
     def _existing_hashes(self, study: str, hashes: Sequence[str]) -> set[str]:
         unique = sorted(set(hashes))
@@ -477,10 +497,16 @@ class MongoStore(Store):
         return self._db.jobs.update_many(selection, {"$set": values}).matched_count
 
     @_reachable
+    def list_sweeps(self, study: str | None = None) -> list[dict[str, Any]]:
+        selection = {} if study is None else {"study": study}
+        return [self.get_sweep(sweep["_id"]) for sweep in self._db.sweeps.find(selection, {"_id": 1}).sort("_id", ASCENDING)]
+
+    @_reachable
     def get_sweep(self, sweep_id: int) -> dict[str, Any]:
         sweep = self._db.sweeps.find_one({"_id": sweep_id})
         if sweep is None:
             raise JobNotFoundError(f"no sweep with id {sweep_id} in store {redact_credentials(self.uri)}")
+        sweep.pop(_JOB_COUNT, None)
         return {**_with_id(sweep), "counts": self._counts("jobs", "state", {"sweep_id": sweep_id})}
 
     @_reachable

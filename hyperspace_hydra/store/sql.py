@@ -326,6 +326,21 @@ class SQLStore(Store):
                 job_ids.append(int(inserted.inserted_primary_key[0]))
         return EnqueueResult(int(sweep_id), job_ids)
 
+    @_reachable
+    def add_jobs(self, sweep_id: int, jobs: Sequence[NewJob], expected_jobs: int, max_attempts: int = 3) -> list[int] | None:
+        now = utcnow()
+        with self._writer.begin() as connection:
+            study = connection.execute(sa.select(_sweeps.c.study).where(_sweeps.c.id == sweep_id).with_for_update()).scalar()
+            if study is None:
+                raise JobNotFoundError(f"no sweep with id {sweep_id} in store {redact_credentials(self.uri)}")
+            count = connection.execute(sa.select(sa.func.count()).select_from(_jobs).where(_jobs.c.sweep_id == sweep_id)).scalar_one()
+            if count != expected_jobs:
+                return None
+            return [
+                int(connection.execute(_jobs.insert().values(**_job_row(study, sweep_id, job, max_attempts, now))).inserted_primary_key[0])
+                for job in jobs
+            ]
+
     def _existing_hashes(self, connection: Connection, study: str, hashes: Sequence[str]) -> set[str]:
         found: set[str] = set()
         unique = sorted(set(hashes))
@@ -434,6 +449,19 @@ class SQLStore(Store):
             return connection.execute(
                 _jobs.update().where(_jobs.c.state.in_(from_states), *_job_filters(None, sweep_id, job_ids, None)).values(**values)
             ).rowcount
+
+    @_reachable
+    def list_sweeps(self, study: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(_sweeps).order_by(_sweeps.c.id)
+        if study is not None:
+            query = query.where(_sweeps.c.study == study)
+        counts_query = sa.select(_jobs.c.sweep_id, _jobs.c.state, sa.func.count()).where(_jobs.c.sweep_id.is_not(None)).group_by(_jobs.c.sweep_id, _jobs.c.state)
+        with self._engine.connect() as connection:
+            sweeps = [dict(row) for row in connection.execute(query).mappings()]
+            counts: dict[int, dict[str, int]] = {}
+            for sweep_id, state, count in connection.execute(counts_query):
+                counts.setdefault(sweep_id, {})[state] = count
+        return [{**sweep, "counts": counts.get(sweep["id"], {})} for sweep in sweeps]
 
     @_reachable
     def get_sweep(self, sweep_id: int) -> dict[str, Any]:

@@ -1,0 +1,64 @@
+"""``hyperspace sweep ls|show``: sweeps and what search sweeps found."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for
+from hyperspace_hydra.cli.output import describe_counts, print_json_lines, print_table, to_json
+from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.hpo.report import search_state, write_plots
+from hyperspace_hydra.hpo.search import SEARCH
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``sweep ls`` and ``sweep show``."""
+    sweep = commands.add_parser("sweep", help="list sweeps, show a search sweep").add_subparsers(title="sweep commands")
+    ls = sweep.add_parser("ls", help="table of sweeps")
+    add_store_option(ls)
+    add_app_option(ls)
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    ls.set_defaults(handler=_ls)
+
+    show = sweep.add_parser("show", help="a search sweep: space, trials, best so far, history used")
+    add_store_option(show)
+    show.add_argument("sweep_id", type=int, metavar="ID")
+    show.add_argument("--json", action="store_true", help="as one JSON object")
+    show.add_argument("--plot", type=Path, metavar="FILE.html", help="also write plots of the objective over trials and per parameter")
+    show.set_defaults(handler=_show)
+
+
+def _ls(args: argparse.Namespace) -> None:
+    with open_store_for(args) as store:
+        rows = [
+            {"id": sweep["id"], "study": sweep["study"], "kind": sweep["kind"], "created": sweep["created_at"], "jobs": describe_counts(sweep["counts"])}
+            for sweep in store.list_sweeps(study=args.app)
+        ]
+    if args.json:
+        print_json_lines(rows)
+        return
+    print_table(["id", "study", "kind", "created", "jobs"], [list(row.values()) for row in rows], right_aligned=("id",))
+
+
+def _show(args: argparse.Namespace) -> None:
+    with open_store_for(args) as store:
+        sweep = store.get_sweep(args.sweep_id)
+        if sweep["kind"] != SEARCH:
+            raise HyperspaceError(f"sweep {args.sweep_id} is a {sweep['kind']} sweep, not a search: see hyperspace queue ls --sweep {args.sweep_id}")
+        state = search_state(store, args.sweep_id)
+    summary = state.summary()
+    if args.plot:
+        write_plots(state, args.plot)
+    if args.json:
+        print(to_json(summary))
+        return
+    best = summary["best"]
+    print(f"sweep {summary['sweep']} of {summary['study']}: {summary['sampler']}, {summary['direction']} {summary['metric'] or 'the objective'}")
+    for name, distribution in summary["space"].items():
+        print(f"  {name}: {distribution}")
+    print(f"trials:  {describe_counts(summary['counts'])} of a budget of {summary['budget']}")
+    print(f"history: {summary['history_used']} past run(s) in the space")
+    print("best:    " + ("none yet" if best is None else f"{best['value']:.6g} (job {best['job']}): {' '.join(best['overrides'])}"))
+    if args.plot:
+        print(f"plots:   {args.plot}")

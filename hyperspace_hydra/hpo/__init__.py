@@ -1,0 +1,6 @@
+"""Hyper-parameter search with Optuna samplers, informed by every compatible past run.
+
+``space`` parses Hydra-style search spaces, ``history`` finds past runs that lie in
+a space, ``tuner`` rebuilds an Optuna study from the store and asks for the next
+trials; the sweeper plugin and the worker drive it.
+"""

@@ -1,0 +1,73 @@
+"""Drive a search sweep through the queue: ask, enqueue, repeat as trials end.
+
+A search sweep is a sweep of kind ``search`` whose ``spec`` is a :class:`SearchSpec`.
+:func:`advance` tops it up: it counts the sweep's trials, asks the sampler for as
+many new points as free slots allow (``n_jobs`` at a time, ``n_trials`` in all) and
+adds them with :meth:`Store.add_jobs`, which succeeds for one caller only when
+several advance the same sweep at once; the others read again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hyperspace_hydra.hpo.history import past_trials, run_objective
+from hyperspace_hydra.hpo.space import Space, trial_overrides
+from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask
+from hyperspace_hydra.overrides import fixed_override_values
+from hyperspace_hydra.store import COMPLETED, PAUSED, QUEUED, RUNNING, NewJob, Store
+
+SEARCH = "search"
+"""The kind of a search sweep."""
+MakeJob = Callable[[list[str], str], NewJob]
+"""Builds the job of a trial from its overrides and its output directory."""
+_ACTIVE = (QUEUED, PAUSED, RUNNING)
+_ADVANCE_ATTEMPTS = 10
+
+
+def history(store: Store, spec: SearchSpec, exclude_jobs: Sequence[int] = ()) -> list[Trial]:
+    """Completed runs anywhere in the store that lie in the spec's space (none unless ``warm_start``)."""
+    if not spec.warm_start:
+        return []
+    excluded = set(exclude_jobs)
+    runs = [run for run in store.list_runs() if run.get("job_id") not in excluded]
+    return [Trial(params, value) for params, value in past_trials(runs, spec.space, spec.fixed, spec.task, spec.metric)]
+
+
+def sweep_trials(store: Store, jobs: Sequence[dict[str, Any]], spec: SearchSpec) -> list[Trial]:
+    """The sweep's own trials, read back from its jobs: completed with a value, failed, or pending."""
+    return [_trial(store, job, spec) for job in jobs]
+
+
+def _trial(store: Store, job: dict[str, Any], spec: SearchSpec) -> Trial:
+    params = searched_values(job["overrides"], spec.space)
+    if job["state"] in _ACTIVE:
+        return Trial(params)
+    if job["state"] == COMPLETED and job["run_id"] is not None:
+        value = run_objective(store.get_run(job["run_id"]), spec.metric)
+        return Trial(params, value, failed=value is None)
+    return Trial(params, failed=True)
+
+
+def searched_values(overrides: Sequence[str], space: Space) -> dict[str, Any]:
+    """The value each searched parameter has in a trial's overrides."""
+    values = fixed_override_values(overrides)
+    return {name: values[name] for name in space if name in values}
+
+
+def advance(store: Store, sweep_id: int, make_job: MakeJob) -> list[int]:
+    """Enqueue the next trials of a search sweep while it has free slots and budget; return the new job ids."""
+    for _ in range(_ADVANCE_ATTEMPTS):
+        spec = SearchSpec.from_json(store.get_sweep(sweep_id)["spec"])
+        jobs = store.list_jobs(sweep_id=sweep_id)
+        free = min(spec.n_jobs - sum(job["state"] in _ACTIVE for job in jobs), spec.n_trials - len(jobs))
+        if free <= 0:
+            return []
+        trials = sweep_trials(store, jobs, spec)
+        points = ask(spec, history(store, spec, [job["id"] for job in jobs]) + trials, free)
+        new_jobs = [make_job([*spec.fixed, *trial_overrides(point)], f"{spec.output_dir}/{len(jobs) + index}") for index, point in enumerate(points)]
+        added = store.add_jobs(sweep_id, new_jobs, expected_jobs=len(jobs))
+        if added is not None:
+            return added
+    return []

@@ -1,0 +1,142 @@
+"""What ``hydra/sweeper=hyperspace`` does: a search, in a local loop or through the queue.
+
+With any launcher but ours the sweeper runs a loop here: ask ``n_jobs`` points,
+launch them, tell the results, until ``n_trials`` are done. With
+``hydra/launcher=hyperspace`` it records a search sweep in the store, enqueues the
+first ``n_jobs`` trials and returns; workers enqueue each next trial as trials end
+(see :mod:`hyperspace_hydra.hpo.search`). Either way the sampler starts from every
+compatible past run in the store (``warm_start``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from hyperspace_hydra.config import to_plain
+from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.hpo.search import SEARCH, advance, history
+from hyperspace_hydra.hpo.space import parse_space, trial_overrides
+from hyperspace_hydra.hpo.tuner import SAMPLERS, SearchSpec, Trial, ask
+from hyperspace_hydra.queue import new_job
+from hyperspace_hydra.settings import redact_credentials
+from hyperspace_hydra.store import Store, open_store
+from hyperspace_hydra.tracking import app_name, objective_value, store_uri_for
+
+log = logging.getLogger("hyperspace_hydra")
+
+
+@dataclass
+class SearchOptions:
+    """The sweeper's options (``hydra.sweeper.*``)."""
+
+    n_trials: int = 20
+    n_jobs: int = 2
+    sampler: str = "tpe"
+    direction: str | None = None
+    metric: str | None = None
+    seed: int | None = None
+    warm_start: bool = True
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def search(options: SearchOptions, config: DictConfig, hydra_context: HydraContext, task_function: TaskFunction, arguments: Sequence[str]) -> Any:
+    """Run or start the search that ``--multirun`` with ``arguments`` asks for."""
+    spec = search_spec(options, config, arguments)
+    launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context, task_function=task_function)
+    uri = store_uri_for(config)
+    with open_store(uri) as store:
+        if type(launcher).__name__ == "HyperspaceLauncher":
+            return _start_queued_search(store, spec, config, hydra_context, app_name(config, task_function))
+        return _local_search(store, spec, launcher)
+
+
+def search_spec(options: SearchOptions, config: DictConfig, arguments: Sequence[str]) -> SearchSpec:
+    """The search the options and command-line ``arguments`` describe; settings default to the study's ``hyperspace`` node."""
+    if options.sampler not in SAMPLERS:
+        raise HyperspaceError(f"unknown sampler {options.sampler!r}: choose one of {', '.join(SAMPLERS)}")
+    space, fixed = parse_space([*(f"{name}={value}" for name, value in options.params.items()), *arguments])
+    if not space:
+        raise HyperspaceError("no search space: give at least one interval(...), range(...) or choice(...) override")
+    settings = OmegaConf.select(config, "hyperspace") or {}
+    direction = options.direction or str(getattr(settings.get("direction"), "value", settings.get("direction") or "minimize"))
+    if direction not in ("minimize", "maximize"):
+        raise HyperspaceError(f"direction must be minimize or maximize, not {direction!r}")
+    return SearchSpec(
+        space=space,
+        fixed=fixed,
+        n_trials=options.n_trials,
+        n_jobs=options.n_jobs,
+        sampler=options.sampler,
+        direction=direction,
+        metric=options.metric or settings.get("objective"),
+        seed=options.seed,
+        task=_task(fixed, config),
+        warm_start=options.warm_start,
+        output_dir=str(config.hydra.sweep.dir),
+    )
+
+
+def _task(fixed: Sequence[str], config: DictConfig) -> str | None:
+    for override in fixed:
+        key, _, value = override.partition("=")
+        if key.lstrip("+~") == "task":
+            return value
+    return OmegaConf.select(config, "hydra.runtime.choices.task")
+
+
+def _local_search(store: Store, spec: SearchSpec, launcher: Launcher) -> list[Sequence[JobReturn]]:
+    past = history(store, spec)
+    log.info(f"Searching {len(spec.space)} parameter(s) with {spec.sampler}: {spec.n_trials} trials, {spec.n_jobs} at a time, {len(past)} past run(s) as history")
+    trials: list[Trial] = []
+    returns = []
+    while len(trials) < spec.n_trials:
+        points = ask(spec, past + trials, min(spec.n_jobs, spec.n_trials - len(trials)))
+        batch = launcher.launch([[*spec.fixed, *trial_overrides(point)] for point in points], initial_job_idx=len(trials))
+        trials += [_told(point, job_return, spec.metric) for point, job_return in zip(points, batch)]
+        returns.append(batch)
+    _log_best(trials, spec)
+    return returns
+
+
+def _told(point: Mapping[str, Any], job_return: JobReturn, metric: str | None) -> Trial:
+    if job_return.status != JobStatus.COMPLETED:
+        return Trial(dict(point), failed=True)
+    value = objective_value(to_plain(job_return._return_value), metric)
+    return Trial(dict(point), value, failed=value is None)
+
+
+def _log_best(trials: Sequence[Trial], spec: SearchSpec) -> None:
+    done = [trial for trial in trials if trial.value is not None]
+    if not done:
+        log.info("No trial produced a value")
+        return
+    best = (max if spec.direction == "maximize" else min)(done, key=lambda trial: trial.value)
+    log.info(f"Best of {len(done)} trials: {best.value:.6g} at {' '.join(trial_overrides(best.params))}")
+
+
+def _start_queued_search(store: Store, spec: SearchSpec, config: DictConfig, hydra_context: HydraContext, study: str) -> list[Any]:
+    command = " ".join(redact_credentials(arg) for arg in sys.argv)
+    sweep_id = store.enqueue(study, [], {"kind": SEARCH, "command": command, "spec": spec.to_json()}, dedupe=False).sweep_id
+
+    def make_job(overrides: list[str], output_dir: str) -> Any:
+        job_config = hydra_context.config_loader.load_sweep_config(config, overrides)
+        with open_dict(job_config):
+            job_config.hydra.job.num = 0
+        HydraConfig.instance().set_config(job_config)
+        return new_job(job_config, overrides, output_dir=output_dir)
+
+    first = advance(store, sweep_id, make_job)
+    log.info(f"Search sweep {sweep_id}: {spec.n_trials} trials of {len(spec.space)} parameter(s) with {spec.sampler}, {len(first)} enqueued now, each next one when a trial ends")
+    log.info(f"Follow it: hyperspace sweep show {sweep_id}   Work it: hyperspace worker --app {study}")
+    return []

@@ -1,0 +1,113 @@
+"""Rebuild an Optuna study from the store and ask it for the next trials.
+
+Nothing keeps a study in memory between asks: each time, the sampler is told the
+history (compatible past runs) and this sweep's trials (completed, failed, or still
+pending — pending ones as RUNNING, so that TPE's constant liar steers parallel
+asks apart), then asked. So any process — the sweeper, any worker — can advance a
+sweep, and nothing has to stay open.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState, create_trial
+
+from hyperspace_hydra.hpo.space import Space, contains, space_from_json, space_to_json
+
+SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
+    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, constant_liar=True),
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+    "cmaes": lambda seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
+    "gp": lambda seed: optuna.samplers.GPSampler(seed=seed),
+    "qmc": lambda seed: optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False),
+}
+_DISTINCT_ASK_ATTEMPTS = 20
+
+
+@dataclass
+class SearchSpec:
+    """What a search sweep is: its space, fixed overrides, sampler, objective and budget (stored with the sweep)."""
+
+    space: Space
+    fixed: list[str]
+    n_trials: int
+    n_jobs: int = 2
+    sampler: str = "tpe"
+    direction: str = "minimize"
+    metric: str | None = None
+    seed: int | None = None
+    task: str | None = None
+    warm_start: bool = True
+    output_dir: str = "multirun"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for the store."""
+        return {**asdict(self), "space": space_to_json(self.space)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SearchSpec:
+        """The spec back from :meth:`to_json`."""
+        return cls(**{**data, "space": space_from_json(data["space"])})
+
+
+@dataclass(frozen=True)
+class Trial:
+    """A point of the space and what came of it: a value, a failure (None, failed) or nothing yet (pending)."""
+
+    params: dict[str, Any]
+    value: float | None = None
+    failed: bool = False
+
+    @property
+    def pending(self) -> bool:
+        return self.value is None and not self.failed
+
+
+def build_study(spec: SearchSpec, trials: Sequence[Trial]) -> optuna.Study:
+    """An in-memory Optuna study told every trial that lies in the spec's space."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    seed = spec.seed + len(trials) if spec.seed is not None else random.randrange(2**31)
+    study = optuna.create_study(direction=spec.direction, sampler=SAMPLERS[spec.sampler](seed))
+    study.add_trials([_frozen(spec.space, trial) for trial in trials if _in_space(spec.space, trial.params)])
+    return study
+
+
+def ask(spec: SearchSpec, trials: Sequence[Trial], count: int) -> list[dict[str, Any]]:
+    """The next ``count`` points to try, each different from every pending trial and from each other
+    (as long as the space has such points left)."""
+    study = build_study(spec, trials)
+    taken = [trial.params for trial in trials if trial.pending]
+    points = []
+    for _ in range(count):
+        point = _distinct_point(study, spec.space, taken)
+        taken.append(point)
+        points.append(point)
+    return points
+
+
+def _distinct_point(study: optuna.Study, space: Space, taken: list[dict[str, Any]]) -> dict[str, Any]:
+    for _ in range(_DISTINCT_ASK_ATTEMPTS):
+        trial = study.ask(space)
+        if trial.params not in taken:
+            return trial.params
+        study.tell(trial, state=TrialState.FAIL)  # a duplicate of a pending point: steer the sampler away
+    return trial.params
+
+
+def _frozen(space: Space, trial: Trial) -> optuna.trial.FrozenTrial:
+    distributions = {name: space[name] for name in trial.params}
+    if trial.pending:
+        return create_trial(params=trial.params, distributions=distributions, state=TrialState.RUNNING)
+    if trial.failed:
+        return create_trial(params=trial.params, distributions=distributions, state=TrialState.FAIL)
+    return create_trial(params=trial.params, distributions=distributions, value=trial.value)
+
+
+def _in_space(space: Space, params: Mapping[str, Any]) -> bool:
+    return set(params) == set(space) and all(contains(space[name], value) for name, value in params.items())
