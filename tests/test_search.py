@@ -1,0 +1,157 @@
+"""Hyper-parameter search: spaces, history from past runs, the local loop and the asynchronous mode."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from conftest import hyperspace, run_app, start_worker
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from hyperspace_hydra import HyperspaceError
+from hyperspace_hydra.hpo.history import past_trials
+from hyperspace_hydra.hpo.space import parse_space
+from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask
+from hyperspace_hydra.store import open_store
+
+
+def test_every_space_form_parses_to_an_optuna_distribution() -> None:
+    space, fixed = parse_space(
+        [
+            "lr=tag(log, interval(1e-4, 1e-1))",
+            "dropout=interval(0, 0.5)",
+            "width=int(interval(8, 64))",
+            "depth=tag(log, int(interval(1, 32)))",
+            "layers=range(1, 10, 2)",
+            "aggregation=choice(branching, mean)",
+            "seed=1,2,3",
+            "task=digits",
+        ]
+    )
+    assert space == {
+        "lr": FloatDistribution(1e-4, 1e-1, log=True),
+        "dropout": FloatDistribution(0.0, 0.5),
+        "width": IntDistribution(8, 64),
+        "depth": IntDistribution(1, 32, log=True),
+        "layers": IntDistribution(1, 9, step=2),
+        "aggregation": CategoricalDistribution(["branching", "mean"]),
+        "seed": CategoricalDistribution([1, 2, 3]),
+    }
+    assert fixed == ["task=digits"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("lr=interval(1, 0.1)", "needs low < high"),
+        ("lr=tag(log, interval(0, 1))", r"low > 0 with tag\(log\)"),
+        ("layers=range(5, 1)", "start < stop"),
+        ("x=tag(log, choice(1, 2))", "a choice takes neither"),
+        ("x=shuffle(choice(1, 2))", "a choice takes neither"),
+        ("lr=interval(1", "bad search space"),
+    ],
+)
+def test_bad_space_forms_are_one_clear_error(override: str, message: str) -> None:
+    with pytest.raises(HyperspaceError, match=message) as raised:
+        parse_space([override])
+    assert "\n" not in str(raised.value)
+
+
+def _run(task: str, config: dict, objective: float, status: str = "COMPLETED", choices: dict | None = None) -> dict:
+    return {"status": status, "task": task, "config": config, "choices": choices or {}, "objective": objective, "result": objective}
+
+
+def test_history_takes_completed_runs_of_the_task_that_lie_in_the_space(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = types.ModuleType("evolving_model")
+
+    def model(width: int = 8, dropout: float = 0.1) -> None:
+        """``dropout`` was added after some runs were made."""
+
+    module.model = model
+    monkeypatch.setitem(sys.modules, "evolving_model", module)
+    space, fixed = parse_space(["model.dropout=interval(0, 0.5)", "aggregation=choice(mean, branching)", "seed=1"])
+    target = {"_target_": "evolving_model.model"}
+    runs = [
+        _run("t", {"model": {**target, "dropout": 0.2}, "seed": 1}, 0.9, choices={"aggregation": "mean"}),
+        _run("t", {"model": target, "seed": 1}, 0.8, choices={"aggregation": "branching"}),  # before dropout existed
+        _run("t", {"model": {**target, "dropout": 0.9}, "seed": 1}, 0.7, choices={"aggregation": "mean"}),  # outside
+        _run("other", {"model": {**target, "dropout": 0.2}, "seed": 1}, 0.6, choices={"aggregation": "mean"}),
+        _run("t", {"model": {**target, "dropout": 0.2}, "seed": 2}, 0.5, choices={"aggregation": "mean"}),  # other seed
+        _run("t", {"model": {**target, "dropout": 0.2}, "seed": 1}, 0.4, status="FAILED", choices={"aggregation": "mean"}),
+        _run("t", {"model": {**target, "dropout": 0.3}, "seed": 1}, 0.3, choices={"aggregation": "sum"}),  # not a choice
+    ]
+    assert past_trials(runs, space, fixed, "t", None) == [
+        ({"model.dropout": 0.2, "aggregation": "mean"}, 0.9),
+        ({"model.dropout": 0.1, "aggregation": "branching"}, 0.8),
+    ]
+
+
+def test_asked_points_differ_from_pending_ones_and_each_other() -> None:
+    space, fixed = parse_space(["a=choice(x, y)", "b=choice(1, 2, 3)"])
+    spec = SearchSpec(space, fixed, n_trials=6, seed=0)
+    pending = [Trial({"a": "x", "b": 1}), Trial({"a": "y", "b": 2})]
+    points = ask(spec, [*pending, Trial({"a": "x", "b": 3}, value=1.0)], 3)
+    assert len({tuple(point.items()) for point in points}) == 3
+    assert all(point not in [trial.params for trial in pending] for point in points)
+
+
+def _store(study: Path):
+    return open_store(f"sqlite:///{study}/.hyperspace/store.db")
+
+
+SEARCH = ["hydra/sweeper=hyperspace", "hyperspace.objective=score", "hyperspace.direction=maximize", "score=interval(0, 10)", "model=choice(small, large)"]
+
+
+def test_the_local_loop_runs_the_budget_and_learns_from_earlier_runs(probe_study: Path) -> None:
+    first = run_app(probe_study, "probe.run", "--multirun", *SEARCH, "hydra.sweeper.n_trials=5", "hydra.sweeper.n_jobs=2", "hydra.sweeper.seed=1")
+    assert first.returncode == 0, first.stderr
+    assert "0 past run(s) as history" in first.stdout and "Best of 5 trials" in first.stdout
+    second = run_app(probe_study, "probe.run", "--multirun", *SEARCH, "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler=random")
+    assert "5 past run(s) as history" in second.stdout
+    with _store(probe_study) as store:
+        runs = store.list_runs()
+    assert len(runs) == 7 and {run["status"] for run in runs} == {"COMPLETED"}
+    assert all(0 <= run["objective"] <= 10 for run in runs)
+
+
+def test_the_queued_search_spends_its_budget_exactly_with_two_workers(probe_study: Path) -> None:
+    started = run_app(probe_study, "probe.run", "--multirun", *SEARCH, "hydra/launcher=hyperspace", "hydra.sweeper.n_trials=8", "hydra.sweeper.n_jobs=2")
+    assert started.returncode == 0, started.stderr
+    assert "Search sweep 1: 8 trials of 2 parameter(s) with tpe, 2 enqueued now" in started.stdout
+    workers = [start_worker(probe_study, "--exit-when-empty", log_name=f"w{n}.log") for n in range(2)]
+    waited = hyperspace(probe_study, "queue", "wait", "1")
+    assert waited.returncode == 0 and "8 completed" in waited.stdout
+    assert [worker.wait(timeout=120) for worker in workers] == [0, 0]
+    with _store(probe_study) as store:
+        jobs = store.list_jobs(sweep_id=1)
+        runs = store.list_runs()
+    assert [job["state"] for job in jobs] == ["COMPLETED"] * 8 and len(runs) == 8
+    points = [tuple(job["overrides"][-2:]) for job in jobs]
+    assert len(set(points)) == 8, "no point was tried twice"
+    shown = json.loads(hyperspace(probe_study, "sweep", "show", "1", "--json", "--plot", str(probe_study / "sweep.html")).stdout)
+    assert shown["counts"] == {"COMPLETED": 8} and shown["budget"] == 8
+    assert shown["best"]["value"] == max(run["objective"] for run in runs)
+    assert "plotly" in (probe_study / "sweep.html").read_text()[:5_000_000]
+
+
+def test_failed_trials_are_told_as_failed_and_the_search_goes_on(probe_study: Path) -> None:
+    started = run_app(probe_study, "probe.run", "--multirun", *SEARCH, "fail=choice(true, false)", "hydra/launcher=hyperspace", "hydra.sweeper.n_trials=6", "hydra.sweeper.seed=4")
+    assert started.returncode == 0, started.stderr
+    worker = start_worker(probe_study, "--exit-when-empty")
+    assert worker.wait(timeout=120) == 0
+    with _store(probe_study) as store:
+        states = [job["state"] for job in store.list_jobs(sweep_id=1)]
+    assert len(states) == 6 and "FAILED" in states and set(states) <= {"FAILED", "COMPLETED"}
+    shown = json.loads(hyperspace(probe_study, "sweep", "show", "1", "--json").stdout)
+    assert shown["best"] is None or "fail=false" in shown["best"]["overrides"]
+
+
+def test_a_search_without_a_space_or_with_a_bad_sampler_is_refused(probe_study: Path) -> None:
+    no_space = run_app(probe_study, "probe.run", "--multirun", "hydra/sweeper=hyperspace", "score=3")
+    assert no_space.returncode != 0 and "no search space" in no_space.stderr
+    bad_sampler = run_app(probe_study, "probe.run", "--multirun", *SEARCH, "hydra.sweeper.sampler=annealing")
+    assert bad_sampler.returncode != 0 and "unknown sampler 'annealing'" in bad_sampler.stderr
+    assert not (probe_study / ".hyperspace" / "store.db").exists() or not _store(probe_study).list_runs()
