@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any, Callable
 
-
 REPR_MARKER = "__repr__"
 """Key of the one-entry dict that stands for a value that is not plain data."""
 

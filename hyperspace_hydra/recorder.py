@@ -20,7 +20,7 @@ from typing import Any, Callable
 from sacred.stdout_capturing import get_stdcapturer
 from sacred.utils import apply_backspaces_and_linefeeds
 
-from hyperspace_hydra.metrics import MetricBuffer
+from hyperspace_hydra.metric_buffer import MetricBuffer
 from hyperspace_hydra.observer import StoreObserver
 from hyperspace_hydra.store import INTERRUPTED
 from hyperspace_hydra.store.base import utcnow

@@ -1,4 +1,4 @@
-"""Tables of runs: the columns that tell the listed runs apart, named as briefly as possible."""
+"""Tables of runs: the columns that tell the listed runs apart, named as briefly as possible; two runs side by side."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from hyperspace_hydra.config import flatten, identity_part
+from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.store.base import utcnow
 
 _MISSING = object()
@@ -18,10 +19,33 @@ def varying_keys(flat_configs: Sequence[Mapping[str, Any]]) -> list[str]:
 
     Keys keep the order in which they first appear.
     """
+    return [key for key in all_keys(flat_configs) if len({_canonical(config.get(key, _MISSING)) for config in flat_configs}) > 1]
+
+
+def all_keys(flat_configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every dotted key of the configs, in the order in which they first appear."""
     ordered: dict[str, None] = {}
     for config in flat_configs:
         ordered.update(dict.fromkeys(config))
-    return [key for key in ordered if len({_canonical(config.get(key, _MISSING)) for config in flat_configs}) > 1]
+    return list(ordered)
+
+
+def chosen_keys(flat_configs: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[str]:
+    """The dotted keys that ``names`` choose: each name is a whole key, or else a suffix of whole parts of one key.
+
+    Raises :class:`HyperspaceError` for a name that no key, or more than one key, ends with.
+    """
+    if not flat_configs:
+        return []  # no runs listed: nothing to show, and no name is wrong for it
+    keys = all_keys(flat_configs)
+    chosen = []
+    for name in names:
+        matches = [key for key in keys if key == name] or [key for key in keys if key.endswith("." + name)]
+        if len(matches) != 1:
+            found = f"it names {', '.join(matches)}: use a longer dotted suffix" if matches else "no listed run has it"
+            raise HyperspaceError(f"cannot show config column {name!r}: {found}")
+        chosen.append(matches[0])
+    return chosen
 
 
 def _canonical(value: Any) -> str:
@@ -53,26 +77,81 @@ def duration_seconds(run: Mapping[str, Any], now: dt.datetime | None = None) -> 
     return round((stop - start).total_seconds(), 3)
 
 
-def run_rows(runs: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
-    """One row per run: id, status, task, the varying config values, result, duration.
+def flat_config(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's complete config without the tool's own settings, flattened to dotted keys."""
+    return flatten(identity_part(run.get("config") or {}))
 
-    Returns the names of the varying config columns and the rows. ``result`` is the
-    run's objective when it has one, else its whole result.
+
+def config_columns(
+    runs: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, every: bool = False
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The config columns of a runs table: their names and, per run, its values in them.
+
+    Configs are flattened as :func:`flat_config` does. By default the columns are the
+    keys whose values vary, each named by its shortest unique suffix (:func:`short_names`);
+    ``columns`` chooses keys instead (see :func:`chosen_keys`), named the same way; ``every``
+    keeps every key under its full dotted name.
+    """
+    flat = [flat_config(run) for run in runs]
+    if every:
+        keys = all_keys(flat)
+        names = {key: key for key in keys}
+    else:
+        keys = chosen_keys(flat, columns) if columns else varying_keys(flat)
+        names = short_names(keys)
+    return [names[key] for key in keys], [{names[key]: config.get(key) for key in keys} for config in flat]
+
+
+def run_rows(runs: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
+    """One row per run: id, status, task, config values, result, duration.
+
+    Returns the names of the config columns (:func:`config_columns`: the varying ones, or
+    ``columns``) and the rows. ``result`` is the run's objective when it has one, else its
+    whole result.
     """
     runs = list(runs)
-    flat = [flatten(identity_part(run.get("config") or {})) for run in runs]
-    keys = varying_keys(flat)
-    names = short_names(keys)
+    names, configs = config_columns(runs, columns)
     rows = [
         {
             "id": run["_id"],
             "status": run["status"],
             "task": run.get("task"),
-            "config": {names[key]: config.get(key) for key in keys},
+            "config": config,
             "result": run["objective"] if run.get("objective") is not None else run.get("result"),
             "duration": duration_seconds(run),
             "job_id": run.get("job_id"),
         }
-        for run, config in zip(runs, flat)
+        for run, config in zip(runs, configs)
     ]
-    return [names[key] for key in keys], rows
+    return names, rows
+
+
+def run_diff(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
+    """What differs between two runs, each pair of values in the order of the runs.
+
+    ``config``: one entry per dotted path whose value differs (the tool's own settings left
+    out), with ``values`` and ``present`` (False where a run does not have the path at all);
+    ``code``: ``commit`` and ``dirty`` of each run and ``diffs_differ``, whether their diffs
+    against HEAD differ; ``results``: ``result``, ``objective``, ``status`` and ``duration``.
+    """
+    runs = (first, second)
+    flat = [flat_config(run) for run in runs]
+    code = [run.get("code_version") or {} for run in runs]
+    return {
+        "runs": [run["_id"] for run in runs],
+        "config": [
+            {"path": key, "values": [config.get(key) for config in flat], "present": [key in config for config in flat]}
+            for key in varying_keys(flat)
+        ],
+        "code": {
+            "commit": [version.get("commit") for version in code],
+            "dirty": [version.get("dirty") for version in code],
+            "diffs_differ": code[0].get("diff") != code[1].get("diff"),
+        },
+        "results": {
+            "result": [run.get("result") for run in runs],
+            "objective": [run.get("objective") for run in runs],
+            "status": [run.get("status") for run in runs],
+            "duration": [duration_seconds(run) for run in runs],
+        },
+    }

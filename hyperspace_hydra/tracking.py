@@ -217,7 +217,14 @@ def describe_job(config: DictConfig, task_function: TaskFunction) -> JobDescript
         "host_info": provenance.host_info(),
         "start_time": utcnow(),
         "config": complete,
-        "meta_info": {"command": task_function.__name__, "options": {}, "argv": [redact_credentials(item) for item in sys.argv], "hydra_mode": str(config.hydra.mode), "hydra_job_num": OmegaConf.select(config, "hydra.job.num", default=None)},
+        "meta_info": {
+            "command": task_function.__name__,
+            "options": {},
+            "argv": [redact_credentials(item) for item in sys.argv],
+            "cwd": str(runtime.cwd),
+            "hydra_mode": str(config.hydra.mode),
+            "hydra_job_num": OmegaConf.select(config, "hydra.job.num", default=None),
+        },
     }
     return JobDescription(fields, started_event_args)
 

@@ -35,15 +35,17 @@ from omegaconf import DictConfig
 from hyperspace_hydra import provenance, recorder, tracking
 from hyperspace_hydra.app import App
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.hpo.search import SEARCH, advance
+from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.overrides import format_override
 from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.settings import redact_credentials
-from hyperspace_hydra.store import FAILED, QUEUED, TIMEOUT, ClaimedJob, Store
+from hyperspace_hydra.store import CANCELLED, DIED, FAILED, QUEUED, RUNNING, TIMEOUT, ClaimedJob, Store
 from hyperspace_hydra.store.retry import RetryingStore
 from hyperspace_hydra.targets import allowed_target_paths, refusal
 
 _SHORTEST_POLL = 0.05
+_TAKEN_AWAY = (CANCELLED, QUEUED, RUNNING, DIED)
+"""States of a job whose claim this worker lost to someone else (a job that ended itself is just reaped)."""
 _STOP_WAIT_SECONDS = 10.0
 
 
@@ -231,8 +233,9 @@ class Worker:
             return
         self._next_lease_work = now + max(self.options.lease / 4, 0.2)
         lost = self.store.renew_leases([running.job.claim for running in self._running.values()], self.options.lease)
+        taken = {job["id"] for job in self.store.list_jobs(job_ids=sorted(lost)) if job["state"] in _TAKEN_AWAY} if lost else set()
         for pid, running in list(self._running.items()):
-            if running.job.claim.job_id in lost:
+            if running.job.claim.job_id in taken:
                 _kill_group(pid)
                 os.waitpid(pid, 0)
                 del self._running[pid]
@@ -248,6 +251,8 @@ class Worker:
             self._sweep_kinds[job.sweep_id] = self.store.get_sweep(job.sweep_id)["kind"]
         if self._sweep_kinds[job.sweep_id] != SEARCH:
             return
+        from hyperspace_hydra.hpo.search import advance  # Optuna loads only in workers that serve a search
+
         added = advance(self.store, job.sweep_id, lambda overrides, output_dir: new_job(self.app.compose(overrides), overrides, output_dir=output_dir))
         if added:
             self._say(f"search sweep {job.sweep_id}: enqueued trial job(s) {', '.join(map(str, added))}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -35,6 +37,57 @@ def test_runs_ls_json_has_one_object_per_run(two_runs: Path) -> None:
     assert [json.loads(line)["id"] for line in hyperspace(two_runs, "runs", "ls", "--json", "--limit", "1").stdout.splitlines()] == [2]
 
 
+@pytest.fixture
+def four_runs(probe_study: Path) -> Path:
+    """Runs 1-4: model small, small, large, large with score (the objective) 0.5, 2.5, 0.5, 2.5."""
+    assert run_app(probe_study, "probe.run", "--multirun", "model=small,large", "score=0.5,2.5").returncode == 0
+    return probe_study
+
+
+def _listed_ids(study: Path, *args: str) -> list[int]:
+    listing = hyperspace(study, "runs", "ls", "--json", *args)
+    assert listing.returncode == 0, listing.stderr
+    return [json.loads(line)["id"] for line in listing.stdout.splitlines()]
+
+
+def test_runs_ls_filters_sorts_and_limits(four_runs: Path) -> None:
+    assert _listed_ids(four_runs, "--where", "model.depth=12") == [3, 4]
+    assert _listed_ids(four_runs, "--where", "model.depth=12", "--where", "score>1") == [4], "every --where must hold"
+    assert _listed_ids(four_runs, "--where", "choices.model in [small]", "--sort", "-result") == [2, 1]
+    assert _listed_ids(four_runs, "--sort", "-result", "--limit", "3") == [2, 4, 1], "ties in id order"
+    assert _listed_ids(four_runs, "--where", "model.optimizer missing", "--limit", "1") == [4]
+    assert _listed_ids(four_runs, "--status", "FAILED") == []
+
+
+def test_runs_ls_shows_the_chosen_columns_as_a_table_or_csv(four_runs: Path) -> None:
+    table = hyperspace(four_runs, "runs", "ls", "--columns", "depth,model.layer.width", "--where", "score=2.5")
+    header, *rows = table.stdout.splitlines()
+    assert header.split() == ["id", "status", "task", "depth", "width", "result", "duration"]
+    assert [row.split()[:5] for row in rows] == [["2", "COMPLETED", "-", "2", "8"], ["4", "COMPLETED", "-", "12", "64"]]
+    listing = hyperspace(four_runs, "runs", "ls", "--format", "csv", "--columns", "lr,betas,model.optimizer")
+    rows = list(csv.DictReader(io.StringIO(listing.stdout)))
+    assert list(rows[0]) == ["id", "status", "task", "lr", "betas", "optimizer", "result", "duration"]
+    first = rows[0]
+    assert (first["lr"], first["betas"], first["optimizer"], first["result"]) == ("0.01", "[0.9, 0.999]", "probe.model.Optimizer", "0.5")
+    assert rows[3]["lr"] == "" and rows[3]["task"] == "", "None is an empty cell"
+
+
+def test_runs_diff_shows_config_code_and_results_side_by_side(four_runs: Path) -> None:
+    shown = hyperspace(four_runs, "runs", "diff", "1", "4")
+    assert shown.returncode == 0, shown.stderr
+    lines = [line.split() for line in shown.stdout.splitlines()]
+    assert lines[0] == ["config", "run", "1", "run", "4"]
+    assert ["model.depth", "2", "12"] in lines and ["score", "0.5", "2.5"] in lines
+    assert ["model.optimizer.lr", "0.01", "(absent)"] in lines and ["seed", "7", "7"] not in lines
+    assert ["diff", "vs", "HEAD", "same", "same"] in lines and ["objective", "0.5", "2.5"] in lines
+    difference = json.loads(hyperspace(four_runs, "runs", "diff", "1", "4", "--json").stdout)
+    entries = {entry["path"]: entry for entry in difference["config"]}
+    assert difference["runs"] == [1, 4] and entries["model.depth"]["values"] == [2, 12]
+    assert entries["model.optimizer.lr"] == {"path": "model.optimizer.lr", "values": [0.01, None], "present": [True, False]}
+    assert difference["results"]["objective"] == [0.5, 2.5] and difference["code"]["diffs_differ"] is False
+    assert hyperspace(four_runs, "runs", "diff", "2", "2").stdout.startswith("config: no differences")
+
+
 def test_runs_show_prints_one_run_in_full(two_runs: Path) -> None:
     shown = hyperspace(two_runs, "runs", "show", "2")
     assert shown.returncode == 0
@@ -50,6 +103,11 @@ def test_runs_show_prints_one_run_in_full(two_runs: Path) -> None:
         (["runs", "show", "99"], "error: no run with id 99"),
         (["runs", "ls", "--store", "postgres://nowhere"], "error: invalid store URI"),
         (["runs", "ls", "--store", "sqlite:///README.md/store.db"], "error: cannot open store"),
+        (["runs", "ls", "--where", "model.depth"], "error: invalid filter 'model.depth': no operator found; expected PATH=VALUE"),
+        (["runs", "ls", "--where", "score<[1]"], "error: invalid filter 'score<[1]': invalid condition on score: < compares"),
+        (["runs", "ls", "--sort", "-a..b"], "error: invalid sort '-a..b': invalid path 'a..b'"),
+        (["runs", "ls", "--columns", "nope"], "error: cannot show config column 'nope': no listed run has it"),
+        (["runs", "diff", "1", "99"], "error: no run with id 99"),
     ],
 )
 def test_hyperspace_reports_bad_input_in_one_line(two_runs: Path, args: list[str], message: str) -> None:
@@ -126,3 +184,26 @@ def test_store_check_of_an_unreachable_server_is_one_line(two_runs: Path) -> Non
     checked = hyperspace(two_runs, "store", "check", "--store", "postgresql://user:secret@127.0.0.1:1/db")
     assert checked.returncode == 2 and checked.stderr.count("\n") == 1
     assert checked.stderr.startswith("error: cannot open store postgresql://user:***@127.0.0.1:1/db") and "secret" not in checked.stderr
+
+
+def test_backfill_adds_new_defaults_to_old_runs_and_reports_changed_ones(probe_study: Path) -> None:
+    assert run_app(probe_study, "probe.run").returncode == 0
+    model_source = probe_study / "probe" / "model.py"
+    model_source.write_text(model_source.read_text().replace("dropout: float = 0.1,", "dropout: float = 0.2, momentum: float = 0.0,"))
+    assert run_app(probe_study, "probe.run", "message=new").returncode == 0
+    dry = hyperspace(probe_study, "backfill", "--app", "probe.run", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "run 1: + model.momentum=0.0; default changed, not applied: model.dropout 0.1 -> 0.2" in dry.stdout
+    assert "1 of 2 run(s) of probe.run would be back-filled" in dry.stdout
+    old_before = json.loads(hyperspace(probe_study, "runs", "show", "1", "--json").stdout)
+    assert "momentum" not in old_before["config"]["model"], "a dry run writes nothing"
+    assert hyperspace(probe_study, "backfill", "--app", "probe.run").returncode == 0
+    old, new = (json.loads(hyperspace(probe_study, "runs", "show", str(run_id), "--json").stdout) for run_id in (1, 2))
+    assert old["config"]["model"]["momentum"] == 0.0 and old["config"]["model"]["dropout"] == 0.1
+    assert old["info"]["backfill"][0]["added"] == {"model.momentum": 0.0}
+    assert old["info"]["backfill"][0]["original_config"] == old_before["config"]
+    assert old["config_hash"] != old_before["config_hash"]
+    filtered = hyperspace(probe_study, "runs", "ls", "--json", "--where", "model.momentum=0.0").stdout.splitlines()
+    assert len(filtered) == 2, "after backfill filters treat old and new runs alike"
+    again = hyperspace(probe_study, "backfill", "--app", "probe.run")
+    assert "0 of 2 run(s) of probe.run back-filled" in again.stdout

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, run_app, stored_runs
+from conftest import clean_env, hyperspace, run_app, stored_runs
 
 
 def test_a_completed_run_stores_what_reproduces_it(probe_study: Path) -> None:
@@ -162,11 +162,19 @@ def test_code_version_records_commit_dirty_flag_and_diff(probe_study: Path) -> N
         source.write("# an uncommitted change\n")
     (probe_study / "notes.txt").write_text("untracked")
     assert run_app(probe_study, "probe.run").returncode == 0
-    clean, dirty = (run["code_version"] for run in stored_runs(probe_study))
+    clean_run, dirty_run = stored_runs(probe_study)
+    clean, dirty = clean_run["code_version"], dirty_run["code_version"]
     head = _git(probe_study, "rev-parse", "HEAD")
     assert clean["commit"] == head and clean["diff"] is None
     assert dirty["commit"] == head and dirty["dirty"] is True
     assert "+# an uncommitted change" in dirty["diff"] and "notes.txt" in dirty["untracked"]
+    commands = hyperspace(probe_study, "runs", "show", str(dirty_run["_id"]), "--reproduce").stdout
+    assert f"git checkout {head}" in commands and "+# an uncommitted change" in commands and "notes.txt" in commands
+    assert commands.rstrip().endswith("python -m probe.run")
+    script = commands.replace(f"git checkout {head}", f"git stash -q && git checkout -q {head}").replace("python -m", f"{sys.executable} -m")
+    reproduced = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=clean_env())
+    assert reproduced.returncode == 0, reproduced.stderr
+    assert len(stored_runs(probe_study)) == 3 and "# an uncommitted change" in (probe_study / "probe" / "run.py").read_text()
 
 
 def test_a_new_parameter_with_a_default_appears_in_new_runs(probe_study: Path) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from hyperspace_hydra.results import duration_seconds, run_rows, short_names, varying_keys
+import pytest
+
+from hyperspace_hydra import HyperspaceError
+from hyperspace_hydra.results import chosen_keys, duration_seconds, run_diff, run_rows, short_names, varying_keys
 
 
 def test_varying_keys_include_keys_absent_from_some_configs() -> None:
@@ -41,3 +44,25 @@ def test_duration_of_an_unfinished_run_counts_to_now() -> None:
     start = dt.datetime(2026, 1, 1)
     assert duration_seconds({"start_time": start}, now=start + dt.timedelta(seconds=5)) == 5.0
     assert duration_seconds({}) is None
+
+
+def test_chosen_columns_are_whole_keys_or_unique_suffixes() -> None:
+    configs = [{"lr": 1, "model.lr": 2, "model.width": 3, "head.width": 4}]
+    assert chosen_keys(configs, ["lr", "model.width", "model.lr"]) == ["lr", "model.width", "model.lr"], "a whole key wins over suffixes"
+    with pytest.raises(HyperspaceError, match="cannot show config column 'width': it names model.width, head.width"):
+        chosen_keys(configs, ["width"])
+    assert chosen_keys([], ["anything"]) == [], "no runs: nothing to choose from"
+
+
+def test_run_diff_lists_paths_that_differ_or_exist_in_one_run_only() -> None:
+    first = {"_id": 1, "status": "COMPLETED", "config": {"a": {"x": 1, "y": [1]}, "hyperspace": {"store": "s1"}},
+             "code_version": {"commit": "c1", "dirty": True, "diff": "d"}, "objective": 0.5}  # fmt: skip
+    second = {"_id": 2, "status": "FAILED", "config": {"a": {"x": 2, "y": [1], "z": None}, "hyperspace": {"store": "s2"}},
+              "code_version": {"commit": "c1", "dirty": True, "diff": "d2"}}  # fmt: skip
+    difference = run_diff(first, second)
+    assert difference["config"] == [
+        {"path": "a.x", "values": [1, 2], "present": [True, True]},
+        {"path": "a.z", "values": [None, None], "present": [False, True]},
+    ], "the tool's own settings are left out"
+    assert difference["code"] == {"commit": ["c1", "c1"], "dirty": [True, True], "diffs_differ": True}
+    assert difference["results"]["objective"] == [0.5, None] and difference["results"]["status"] == ["COMPLETED", "FAILED"]

@@ -36,7 +36,7 @@ from hyperspace_hydra.store import (
     Store,
     open_store,
 )
-from hyperspace_hydra.store.base import RUN_FIELDS
+from hyperspace_hydra.store.base import RUN_FIELDS, Condition
 from hyperspace_hydra.store.mongo import MongoStore
 
 mongomock.gridfs.enable_gridfs_integration()  # lets pymongo's GridFS work on mongomock's databases
@@ -195,6 +195,132 @@ def test_list_runs_is_oldest_first_and_limit_keeps_the_newest(store: Store) -> N
     ids = [store.start_run({"task": str(n)}) for n in range(5)]
     assert [run["_id"] for run in store.list_runs()] == ids
     assert [run["_id"] for run in store.list_runs(limit=2)] == ids[-2:]
+
+
+def _finished_run(store: Store, config: dict[str, Any], status: str = COMPLETED, **fields: Any) -> int:
+    """A run with ``config`` that ended with ``status``; ``fields`` (task, seed, job_id, objective, result, ...) are stored too."""
+    started = {key: fields.pop(key) for key in ("task", "seed", "job_id", "choices") if key in fields}
+    run_id = store.start_run({"config": config, "start_time": NOW, **started})
+    store.finish_run(run_id, status, fields)
+    return run_id
+
+
+def _ids(store: Store, *conditions: Condition, **filters: Any) -> list[int]:
+    return [run["_id"] for run in store.list_runs(where=conditions, **filters)]
+
+
+@pytest.fixture
+def classifiers(store: Store) -> list[int]:
+    """Runs whose config values differ in type, and runs that lack them."""
+    return [
+        _finished_run(store, {"classifier": {"C": 0.1, "name": "softmax"}, "aggregation": {"agg_layers": [50, 10]}}),
+        _finished_run(store, {"classifier": {"C": 1, "name": "mlp"}, "aggregation": {"agg_layers": [50]}}),
+        _finished_run(store, {"classifier": {"C": 10.0, "name": "Mlp"}, "aggregation": {"agg_layers": [50.0, 10]}}),
+        _finished_run(store, {"classifier": {"C": "1", "name": None}, "aggregation": {"agg_layers": [[50, 10]]}}),
+        _finished_run(store, {"classifier": {"C": True}}),
+        _finished_run(store, {}),
+    ]
+
+
+def test_equality_compares_numbers_numerically_and_never_across_types(store: Store, classifiers: list[int]) -> None:
+    softmax, mlp, big_mlp, text_c, bool_c, _ = classifiers
+    assert _ids(store, Condition("classifier.C", "=", 1)) == [mlp]
+    assert _ids(store, Condition("classifier.C", "=", 1.0)) == [mlp], "1 equals 1.0"
+    assert _ids(store, Condition("classifier.C", "=", "1")) == [text_c]
+    assert _ids(store, Condition("classifier.C", "=", True)) == [bool_c]
+    assert _ids(store, Condition("classifier.name", "=", "mlp")) == [mlp], "strings compare case-sensitively"
+
+
+def test_a_list_equals_only_the_whole_list(store: Store, classifiers: list[int]) -> None:
+    softmax, mlp, big_mlp, nested, *_ = classifiers
+    assert _ids(store, Condition("aggregation.agg_layers", "=", [50, 10])) == [softmax, big_mlp], "items compare as numbers"
+    assert _ids(store, Condition("aggregation.agg_layers", "=", [50])) == [mlp]
+    assert _ids(store, Condition("aggregation.agg_layers", "=", 50)) == [], "a scalar never equals a list holding it"
+    assert _ids(store, Condition("aggregation.agg_layers", "=", [[50, 10]])) == [nested]
+    assert _ids(store, Condition("aggregation.agg_layers", "!=", [50, 10])) == [mlp, nested, classifiers[4], classifiers[5]]
+
+
+def test_less_and_greater_compare_values_of_the_same_kind(store: Store, classifiers: list[int]) -> None:
+    softmax, mlp, big_mlp, text_c, *_ = classifiers
+    assert _ids(store, Condition("classifier.C", "<", 1)) == [softmax]
+    assert _ids(store, Condition("classifier.C", ">", 0.1)) == [mlp, big_mlp]
+    assert _ids(store, Condition("classifier.C", ">", "0")) == [text_c], "strings only against strings"
+    assert _ids(store, Condition("classifier.name", "<", "n")) == [mlp, big_mlp], "strings by code point: 'M' < 'm' < 'n'"
+
+
+def test_in_matches_any_listed_value(store: Store, classifiers: list[int]) -> None:
+    softmax, mlp, big_mlp, text_c, *_ = classifiers
+    assert _ids(store, Condition("classifier.name", "in", ["mlp", "softmax"])) == [softmax, mlp]
+    assert _ids(store, Condition("classifier.C", "in", [0.1, "1"])) == [softmax, text_c]
+
+
+def test_missing_values_match_only_not_equal_and_not_exists(store: Store, classifiers: list[int]) -> None:
+    softmax, mlp, big_mlp, null_name, no_name, empty = classifiers
+    assert _ids(store, Condition("classifier.name", "exists")) == [softmax, mlp, big_mlp]
+    assert _ids(store, Condition("classifier.name", "exists", False)) == [null_name, no_name, empty], "null counts as missing"
+    assert _ids(store, Condition("classifier.name", "!=", "mlp")) == [softmax, big_mlp, null_name, no_name, empty]
+    for op, value in (("=", "x"), ("<", "zzz"), (">", ""), ("in", ["x", "softmax"])):
+        matched = _ids(store, Condition("classifier.name", op, value))
+        assert not {null_name, no_name, empty} & set(matched), op
+    assert _ids(store, Condition("no.such.key", "!=", 1)) == classifiers
+
+
+def test_top_level_fields_and_result_keys_can_be_compared(store: Store) -> None:
+    result = {"accuracy": 0.5, "name": "a"}
+    first = _finished_run(store, {}, task="digits", seed=1, objective=0.5, result=result, choices={"aggregation": "mean"})
+    second = _finished_run(store, {}, FAILED, task="imdb", seed=2)
+    assert _ids(store, Condition("objective", ">", 0.1)) == [first]
+    assert _ids(store, Condition("objective", "exists", False)) == [second]
+    assert _ids(store, Condition("status", "!=", FAILED)) == [first]
+    assert _ids(store, Condition("status", "=", 1)) == [], "a number never equals a string field"
+    assert _ids(store, Condition("task", "in", ["imdb", "x"])) == [second]
+    assert _ids(store, Condition("seed", "<", 2)) == [first]
+    assert _ids(store, Condition("id", ">", first)) == [second]
+    assert _ids(store, Condition("result.accuracy", "=", 0.5)) == [first]
+    assert _ids(store, Condition("choices.aggregation", "=", "mean")) == [first]
+
+
+def test_task_status_and_sweep_select_runs(store: Store) -> None:
+    sweep = store.enqueue("s", [_job("a"), _job("b")], {"kind": "grid"})
+    other = store.enqueue("s", [_job("c")], {"kind": "grid"})
+    in_sweep = _finished_run(store, {}, task="digits", job_id=sweep.enqueued[0])
+    failed_in_sweep = _finished_run(store, {}, FAILED, task="imdb", job_id=sweep.enqueued[1])
+    _finished_run(store, {}, task="digits", job_id=other.enqueued[0])
+    without_job = _finished_run(store, {}, FAILED, task="digits")
+    assert _ids(store, sweep_id=sweep.sweep_id) == [in_sweep, failed_in_sweep]
+    assert _ids(store, sweep_id=sweep.sweep_id, status=FAILED) == [failed_in_sweep]
+    assert _ids(store, task="digits", status=FAILED) == [without_job]
+    assert _ids(store, sweep_id=404) == []
+
+
+def test_sort_orders_numbers_then_strings_then_missing(store: Store) -> None:
+    runs = {value: _finished_run(store, {"x": value}, objective=objective)
+            for value, objective in ((2, 0.2), ("b", None), (10.5, 0.9), ("B", 0.5), (None, 0.1), (-1, None))}  # fmt: skip
+    no_x = _finished_run(store, {}, objective=0.9)
+    assert _ids(store, sort="x") == [runs[-1], runs[2], runs[10.5], runs["B"], runs["b"], runs[None], no_x]
+    assert _ids(store, sort="-x") == [runs[10.5], runs[2], runs[-1], runs["b"], runs["B"], runs[None], no_x]
+    assert _ids(store, sort="-objective") == [runs[10.5], no_x, runs["B"], runs[2], runs[None], runs["b"], runs[-1]], "ties by id"
+    assert _ids(store, sort="id") == sorted(runs.values()) + [no_x]
+
+
+def test_limit_applies_after_filters_and_sort(store: Store) -> None:
+    ids = [_finished_run(store, {"x": n % 3}, objective=float(n)) for n in range(9)]
+    assert _ids(store, Condition("x", "=", 0), limit=2) == [ids[3], ids[6]], "unsorted: the newest matching runs, oldest first"
+    assert _ids(store, Condition("x", "=", 0), sort="-objective", limit=2) == [ids[6], ids[3]], "sorted: the first of that order"
+    assert _ids(store, sort="objective", limit=0) == []
+
+
+def test_bad_conditions_and_sort_paths_are_refused() -> None:
+    for path, op, value in (("a..b", "=", 1), ("a", "~", 1), ("a", "<", [1]), ("a", "<", True), ("a", "in", []),
+                            ("a", "=", None), ("a", "=", {"b": 1}), ("a", "exists", "yes"), ("result", "=", 1)):  # fmt: skip
+        with pytest.raises(HyperspaceError) as raised:
+            Condition(path, op, value)
+        assert "\n" not in str(raised.value)
+
+
+def test_a_malformed_sort_path_is_refused(store: Store) -> None:
+    with pytest.raises(HyperspaceError, match="invalid path"):
+        store.list_runs(sort="-a..b")
 
 
 def test_invalid_uris_are_refused_with_one_line() -> None:
@@ -424,3 +550,14 @@ def test_list_sweeps_counts_jobs_per_sweep(store: Store) -> None:
     assert [(sweep["id"], sweep["study"], sweep["kind"]) for sweep in sweeps] == [(first.sweep_id, "s", "grid"), (first.sweep_id + 1, "other", "search")]
     assert sweeps[0]["counts"] == {PAUSED: 1, QUEUED: 1} and sweeps[1]["spec"] == {"n_trials": 3}
     assert [sweep["study"] for sweep in store.list_sweeps(study="other")] == ["other"]
+
+
+def test_rewrite_config_replaces_config_hash_and_info_of_a_finished_run(store: Store) -> None:
+    run_id = store.start_run({"config": {"a": 1}, "config_hash": "old", "info": {"x": 1}, "result": 0.5})
+    store.finish_run(run_id, COMPLETED, {"objective": 0.5})
+    store.rewrite_config(run_id, {"a": 1, "b": 2}, "new", {"x": 1, "backfill": [{"added": {"b": 2}}]})
+    run = store.get_run(run_id)
+    assert run["config"] == {"a": 1, "b": 2} and run["config_hash"] == "new" and run["info"]["backfill"] == [{"added": {"b": 2}}]
+    assert run["status"] == COMPLETED and run["objective"] == 0.5
+    with pytest.raises(RunNotFoundError):
+        store.rewrite_config(404, {}, "h", {})

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from hyperspace_hydra.cli import queue, rerun, runs, store, sweep, worker
+from hyperspace_hydra.cli import backfill, queue, rerun, runs, store, sweep, worker
 from hyperspace_hydra.errors import HyperspaceError
 
 
@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_dashed_values(sys.argv[1:] if argv is None else argv))
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
@@ -38,9 +38,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+_DASHED_VALUE_OPTIONS = ("--sort",)
+"""Options whose value may start with ``-`` (``--sort -result``), which argparse would take for an option."""
+
+
+def _attach_dashed_values(argv: Sequence[str]) -> list[str]:
+    """``--sort -result`` as ``--sort=-result``, so that argparse reads ``-result`` as the value."""
+    attached: list[str] = []
+    for arg in argv:
+        if attached and attached[-1] in _DASHED_VALUE_OPTIONS and arg.startswith("-") and not arg.startswith("--"):
+            attached[-1] = f"{attached[-1]}={arg}"
+        else:
+            attached.append(arg)
+    return attached
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hyperspace", description="Queue, run, record and tune Hydra experiments.")
     commands = parser.add_subparsers(title="commands")
-    for module in (runs, queue, worker, rerun, sweep, store):
+    for module in (runs, queue, worker, rerun, sweep, backfill, store):
         module.add_commands(commands)
     return parser

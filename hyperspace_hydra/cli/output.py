@@ -1,7 +1,8 @@
-"""How the CLI prints: tables that never squeeze, compact cells, JSON that knows datetimes."""
+"""How the CLI prints: tables that never squeeze, compact cells, JSON that knows datetimes, CSV."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import sys
@@ -38,6 +39,19 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], right_ali
     for row in rows:
         table.add_row(*(cell(value, short_paths) for value in row))
     console().print(table)
+
+
+def print_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Print ``rows`` under ``columns`` as CSV: values in full, None empty, booleans, lists and mappings as JSON."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([_csv_cell(value) for value in row] for row in rows)
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    return value if isinstance(value, (str, int, float)) and not isinstance(value, bool) else to_json(value)
 
 
 def print_json_lines(rows: Sequence[dict[str, Any]]) -> None:

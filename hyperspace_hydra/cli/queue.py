@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for
 from hyperspace_hydra.cli.output import describe_counts, print_json_lines, print_table
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.hpo.search import SEARCH
+from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import CANCELLED, COMPLETED, DIED, FAILED, JOB_FINAL_STATES, PAUSED, QUEUED, RUNNING, TIMEOUT
 

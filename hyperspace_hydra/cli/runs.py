@@ -1,47 +1,92 @@
-"""``hyperspace runs ls|show``."""
+"""``hyperspace runs ls|show|diff``."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import Any
 
 from rich.pretty import Pretty
 
 from hyperspace_hydra.cli.common import add_store_option, open_store_for
-from hyperspace_hydra.cli.output import console, print_json_lines, print_table, to_json
-from hyperspace_hydra.results import run_rows
+from hyperspace_hydra.cli.output import console, print_csv, print_json_lines, print_table, to_json
+from hyperspace_hydra.filters import FORMS, parse_condition, parse_sort
+from hyperspace_hydra.reproduce import reproduce_commands
+from hyperspace_hydra.results import run_diff, run_rows
+from hyperspace_hydra.store.base import FINAL_STATUSES, RUNNING
+
+ABSENT = "(absent)"
+"""How ``runs diff`` shows a config path that a run does not have."""
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    """Register ``runs ls`` and ``runs show``."""
+    """Register ``runs ls``, ``runs show`` and ``runs diff``."""
     runs = commands.add_parser("runs", help="list and inspect recorded runs").add_subparsers(title="runs commands")
 
     ls = runs.add_parser("ls", help="table of recorded runs (only the config values that differ)")
     add_store_option(ls)
-    ls.add_argument("--limit", type=int, default=None, help="show only the newest N runs")
-    ls.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    ls.add_argument("--task", metavar="T", help="only runs of task T")
+    ls.add_argument("--sweep", type=int, metavar="ID", help="only runs of the jobs of sweep ID")
+    ls.add_argument("--status", choices=sorted({RUNNING, *FINAL_STATUSES}), help="only runs with this status")
+    ls.add_argument(
+        "--where", action="append", default=[], metavar="EXPR", help=f"only runs that meet EXPR (repeatable: all must hold): {FORMS}"
+    )
+    ls.add_argument(
+        "--sort",
+        metavar="FIELD",
+        help="order by a config path or run field, '-' in front for descending (-result: highest objective first)",
+    )
+    ls.add_argument("--limit", type=int, default=None, metavar="N", help="show only N runs: the newest, or with --sort the first N")
+    ls.add_argument("--columns", metavar="A,B", help="show these config values (short names or dotted paths), not the ones that differ")
+    ls.add_argument(
+        "--format", choices=("table", "json", "csv"), default="table", help="a table (default), one JSON object per line, or CSV"
+    )
+    ls.add_argument("--json", dest="format", action="store_const", const="json", help="same as --format json")
     ls.set_defaults(handler=_ls)
 
     show = runs.add_parser("show", help="one run in full")
     add_store_option(show)
     show.add_argument("run_id", type=int, metavar="ID")
     show.add_argument("--json", action="store_true", help="the run document as JSON")
+    show.add_argument("--reproduce", action="store_true", help="print only the commands that run it again (checkout, diff, overrides)")
     show.set_defaults(handler=_show)
+
+    diff = runs.add_parser("diff", help="what differs between two runs: config, code version, results")
+    add_store_option(diff)
+    diff.add_argument("first", type=int, metavar="ID1")
+    diff.add_argument("second", type=int, metavar="ID2")
+    diff.add_argument("--json", action="store_true", help="the differences as one JSON object")
+    diff.set_defaults(handler=_diff)
 
 
 def _ls(args: argparse.Namespace) -> None:
+    where = [parse_condition(text) for text in args.where]
+    sort = parse_sort(args.sort) if args.sort else None
     with open_store_for(args) as store:
-        columns, rows = run_rows(store.list_runs(limit=args.limit))
-    if args.json:
+        runs = store.list_runs(args.limit, task=args.task, sweep_id=args.sweep, status=args.status, where=where, sort=sort)
+    columns, rows = run_rows(runs, _column_names(args.columns))
+    if args.format == "json":
         print_json_lines(rows)
         return
-    table_rows = [[row["id"], row["status"], row["task"], *row["config"].values(), row["result"], row["duration"]] for row in rows]
-    print_table(["id", "status", "task", *columns, "result", "duration"], table_rows, right_aligned=("id", "result", "duration"), short_paths=True)
+    header = ["id", "status", "task", *columns, "result", "duration"]
+    cells = [[row["id"], row["status"], row["task"], *row["config"].values(), row["result"], row["duration"]] for row in rows]
+    if args.format == "csv":
+        print_csv(header, cells)
+    else:
+        print_table(header, cells, right_aligned=("id", "result", "duration"), short_paths=True)
+
+
+def _column_names(columns: str | None) -> list[str] | None:
+    return None if columns is None else [name.strip() for name in columns.split(",") if name.strip()]
 
 
 def _show(args: argparse.Namespace) -> None:
     with open_store_for(args) as store:
         run = store.get_run(args.run_id)
         run["metrics"] = store.get_metrics(args.run_id)
+    if args.reproduce:
+        print("\n".join(reproduce_commands(run)))
+        return
     if args.json:
         print(to_json(run, indent=2))
         return
@@ -50,3 +95,27 @@ def _show(args: argparse.Namespace) -> None:
     out.print(Pretty(run, expand_all=False))
     out.rule("captured output")
     out.print(captured, markup=False, highlight=False)
+
+
+def _diff(args: argparse.Namespace) -> None:
+    with open_store_for(args) as store:
+        difference = run_diff(store.get_run(args.first), store.get_run(args.second))
+    if args.json:
+        print(to_json(difference, indent=2))
+        return
+    runs = [f"run {run_id}" for run_id in difference["runs"]]
+    config = [[entry["path"], *_present_values(entry["values"], entry["present"])] for entry in difference["config"]]
+    if config:
+        print_table(["config", *runs], config)
+    else:
+        print("config: no differences")
+    code = difference["code"]
+    diffs = "differ" if code["diffs_differ"] else "same"
+    print()
+    print_table(["code", *runs], [["commit", *code["commit"]], ["dirty", *code["dirty"]], ["diff vs HEAD", diffs, diffs]])
+    print()
+    print_table(["results", *runs], [[name, *values] for name, values in difference["results"].items()])
+
+
+def _present_values(values: Sequence[Any], present: Sequence[bool]) -> list[Any]:
+    return [value if has_it else ABSENT for value, has_it in zip(values, present)]

@@ -8,8 +8,7 @@ from pathlib import Path
 from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for
 from hyperspace_hydra.cli.output import describe_counts, print_json_lines, print_table, to_json
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.hpo.report import search_state, write_plots
-from hyperspace_hydra.hpo.search import SEARCH
+from hyperspace_hydra.hpo import SEARCH
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -42,6 +41,8 @@ def _ls(args: argparse.Namespace) -> None:
 
 
 def _show(args: argparse.Namespace) -> None:
+    from hyperspace_hydra.hpo.report import search_state, write_plots  # Optuna and plotly load only here
+
     with open_store_for(args) as store:
         sweep = store.get_sweep(args.sweep_id)
         if sweep["kind"] != SEARCH:

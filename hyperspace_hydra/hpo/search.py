@@ -18,8 +18,6 @@ from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask
 from hyperspace_hydra.overrides import fixed_override_values
 from hyperspace_hydra.store import COMPLETED, PAUSED, QUEUED, RUNNING, NewJob, Store
 
-SEARCH = "search"
-"""The kind of a search sweep."""
 MakeJob = Callable[[list[str], str], NewJob]
 """Builds the job of a trial from its overrides and its output directory."""
 _ACTIVE = (QUEUED, PAUSED, RUNNING)
@@ -31,7 +29,7 @@ def history(store: Store, spec: SearchSpec, exclude_jobs: Sequence[int] = ()) ->
     if not spec.warm_start:
         return []
     excluded = set(exclude_jobs)
-    runs = [run for run in store.list_runs() if run.get("job_id") not in excluded]
+    runs = [run for run in store.list_runs(task=spec.task, status=COMPLETED) if run.get("job_id") not in excluded]
     return [Trial(params, value) for params, value in past_trials(runs, spec.space, spec.fixed, spec.task, spec.metric)]
 
 

@@ -25,7 +25,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hyperspace_hydra.config import to_plain
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.hpo.search import SEARCH, advance, history
+from hyperspace_hydra.hpo import SEARCH
+from hyperspace_hydra.hpo.search import advance, history
 from hyperspace_hydra.hpo.space import parse_space, trial_overrides
 from hyperspace_hydra.hpo.tuner import SAMPLERS, SearchSpec, Trial, ask
 from hyperspace_hydra.queue import new_job

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -134,6 +135,104 @@ class MetricPoint:
     timestamp: dt.datetime
 
 
+CONDITION_OPERATORS = ("=", "!=", "<", ">", "in", "exists")
+RUN_VALUE_PATHS = ("id", "objective", "status", "task", "seed")
+"""Paths that name a run field itself; ``result.<key>`` and ``choices.<group>`` name a key inside those fields."""
+_KEYED_FIELDS = ("result", "choices")
+
+
+def run_path(path: str) -> tuple[str, tuple[str, ...]]:
+    """The run field that ``path`` points into and the keys inside that field's JSON value.
+
+    ``objective`` gives ``("objective", ())``, ``result.accuracy`` gives ``("result", ("accuracy",))``,
+    any other path is in the complete config: ``classifier.C`` gives ``("config", ("classifier", "C"))``.
+    Raises :class:`HyperspaceError` for a malformed path.
+    """
+    parts = tuple(path.split("."))
+    if not all(parts):
+        raise HyperspaceError(f"invalid path {path!r}: expected dotted keys such as classifier.C, result.accuracy or objective")
+    if path in RUN_VALUE_PATHS:
+        return path, ()
+    if parts[0] in _KEYED_FIELDS:
+        if len(parts) == 1:
+            raise HyperspaceError(f"invalid path {path!r}: name a key inside it, as in {path}.<key>")
+        return parts[0], parts[1:]
+    return "config", parts
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A filter of :meth:`Store.list_runs`: the run's value at ``path`` compared with ``value`` by ``op``.
+
+    ``path``: ``id``, ``objective``, ``status``, ``task`` and ``seed`` name those run fields,
+    ``result.<key>`` and ``choices.<group>`` a key of the run's result or Hydra choices, any other
+    dotted path a value in the run's complete ``config`` (each part a key of a mapping:
+    ``classifier.C``). A run's value is *missing* when the path does not exist in it or holds null.
+
+    - ``=``: numbers compare numerically (``1`` equals ``1.0``), strings and booleans as such, and
+      a value of another type is never equal (``1`` is neither ``"1"`` nor ``True``). A list equals
+      a list of the same length whose items are equal in order; a scalar never equals a list.
+    - ``!=``: exactly the runs that ``=`` does not match, including runs where the value is missing.
+    - ``<``, ``>``: ``value`` is a number or a string; matches a value of the same kind that is
+      smaller or greater (strings by code point).
+    - ``in``: ``value`` is a non-empty list of scalars; matches when ``=`` matches one of them.
+    - ``exists``: ``value`` True matches runs where the value is not missing, False runs where it is.
+
+    ``=``, ``<``, ``>`` and ``in`` never match a run whose value is missing. Raises
+    :class:`HyperspaceError` for a malformed path, an unknown operator or a value it cannot take.
+    """
+
+    path: str
+    op: str
+    value: Any = True
+
+    def __post_init__(self) -> None:
+        run_path(self.path)
+        if self.op not in CONDITION_OPERATORS:
+            raise HyperspaceError(
+                f"unknown operator {self.op!r} in a condition on {self.path}: expected one of {', '.join(CONDITION_OPERATORS)}"
+            )
+        problem = _value_problem(self.op, self.value)
+        if problem:
+            raise HyperspaceError(f"invalid condition on {self.path}: {problem}")
+
+
+def _value_problem(op: str, value: Any) -> str | None:
+    """Why ``value`` cannot be compared by ``op``; None if it can."""
+    if value is None and op != "exists":
+        return "null counts as missing and is never compared: test for it with exists"
+    if op == "exists":
+        return None if isinstance(value, bool) else f"exists takes True or False, not {value!r}"
+    if op in ("<", ">"):
+        return None if _is_scalar(value) and not isinstance(value, bool) else f"{op} compares with a number or a string, not {value!r}"
+    if op == "in":
+        if isinstance(value, list) and value and all(map(_is_scalar, value)):
+            return None
+        return f"in takes a non-empty list of strings, numbers or booleans, not {value!r}"
+    return None if _is_comparable(value) else f"{op} compares with a string, a number, a boolean or a list of them, not {value!r}"
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, int)) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _is_comparable(value: Any) -> bool:
+    return _is_scalar(value) or (isinstance(value, list) and all(map(_is_comparable, value)))
+
+
+def run_conditions(task: str | None, status: str | None, where: Sequence[Condition]) -> list[Condition]:
+    """The filters of :meth:`Store.list_runs` as conditions: ``task`` and ``status`` (when given), then ``where``."""
+    given = {"task": task, "status": status}
+    return [*(Condition(field, "=", value) for field, value in given.items() if value is not None), *where]
+
+
+def sort_order(sort: str) -> tuple[str, bool]:
+    """The ``sort`` argument of :meth:`Store.list_runs` as (path, descending); the path is checked by :func:`run_path`."""
+    path = sort.removeprefix("-")
+    run_path(path)
+    return path, sort.startswith("-")
+
+
 class Store(abc.ABC):
     """Where runs and their metrics live.
 
@@ -180,6 +279,14 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def rewrite_config(self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any]) -> None:
+        """Replace a run's complete ``config``, its ``config_hash`` and its ``info`` in one write, whatever its status.
+
+        Used by backfill only; every other field is left as it is. Raises
+        :class:`RunNotFoundError` for an unknown id.
+        """
+
+    @abc.abstractmethod
     def add_metrics(self, run_id: int, points: Iterable[MetricPoint]) -> None:
         """Append metric points to a run; all of them or none are stored.
 
@@ -194,8 +301,31 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def list_runs(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """Return run documents, oldest first; with ``limit``, only the newest ``limit`` of them."""
+    def list_runs(
+        self,
+        limit: int | None = None,
+        *,
+        task: str | None = None,
+        sweep_id: int | None = None,
+        status: str | None = None,
+        where: Sequence[Condition] = (),
+        sort: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the run documents that match every given filter.
+
+        ``task`` and ``status`` select runs with that task or status, ``sweep_id`` runs of
+        that sweep's jobs, ``where`` runs that meet every :class:`Condition` (its docstring
+        says how values compare and what counts as missing).
+
+        Without ``sort`` runs come oldest first, and ``limit`` keeps the newest ``limit`` of
+        them. ``sort`` is a path as in a condition, with ``-`` in front for descending: runs
+        whose value there is a number come first, in numeric order, then strings (by code
+        point), then runs where it is missing or of another type; ties in id order. With
+        ``sort``, ``limit`` keeps the first ``limit`` runs of that order.
+
+        The database filters, orders and limits: no run that is left out is read.
+        Raises :class:`HyperspaceError` for a malformed ``sort`` path.
+        """
 
     @abc.abstractmethod
     def get_metrics(self, run_id: int) -> dict[str, dict[str, list[Any]]]:

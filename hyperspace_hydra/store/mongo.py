@@ -44,6 +44,7 @@ from hyperspace_hydra.store.base import (
     RUNNING,
     Claim,
     ClaimedJob,
+    Condition,
     EnqueueResult,
     JobNotFoundError,
     MetricPoint,
@@ -51,6 +52,9 @@ from hyperspace_hydra.store.base import (
     RunNotFoundError,
     Store,
     run_changes,
+    run_conditions,
+    run_path,
+    sort_order,
     utcnow,
 )
 from hyperspace_hydra.store.retry import StoreUnavailableError
@@ -66,6 +70,8 @@ _MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 _OUTPUT_FILE = "captured_out_file"
 """Run document field (not part of the run as returned) with the GridFS id of the whole captured output."""
 _READ_ATTEMPTS = 3
+_SORT_RANK, _SORT_KEY = "_hyperspace_sort_rank", "_hyperspace_sort_key"
+"""Fields that :meth:`MongoStore.list_runs` adds to runs in its pipeline to order them (not stored)."""
 _JOB_COUNT = "job_count"
 """Sweep document field (not part of the sweep as returned): how many jobs were added to it, for :meth:`MongoStore.add_jobs`."""
 _T = TypeVar("_T")
@@ -213,6 +219,12 @@ class MongoStore(Store):
         return self._finish_run_document(run_id, status, values)
 
     @_reachable
+    def rewrite_config(self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any]) -> None:
+        updated = self._db.runs.update_one({"_id": run_id}, {"$set": {"config": dict(config), "config_hash": config_hash, "info": dict(info)}})
+        if not updated.matched_count:
+            raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
+
+    @_reachable
     def add_metrics(self, run_id: int, points: Iterable[MetricPoint]) -> None:
         series: dict[str, dict[str, list[Any]]] = {}
         for point in points:
@@ -239,13 +251,34 @@ class MongoStore(Store):
         )
 
     @_reachable
-    def list_runs(self, limit: int | None = None) -> list[dict[str, Any]]:
+    def list_runs(
+        self,
+        limit: int | None = None,
+        *,
+        task: str | None = None,
+        sweep_id: int | None = None,
+        status: str | None = None,
+        where: Sequence[Condition] = (),
+        sort: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Filters are one query document; ``sort`` computes its order keys in an aggregation pipeline."""
         if limit == 0:
             return []  # MongoDB reads a limit of 0 as no limit
-        cursor = self._db.runs.find().sort("_id", DESCENDING)
-        if limit is not None:
-            cursor = cursor.limit(limit)
-        return [self._document(raw) or self.get_run(raw["_id"]) for raw in reversed(list(cursor))]
+        selection = self._run_selection(task, sweep_id, status, where)
+        if sort is None:
+            cursor = self._db.runs.find(selection).sort("_id", DESCENDING).limit(limit or 0)
+            found = reversed(list(cursor))  # the newest `limit` runs, oldest first
+        else:
+            pipeline = [{"$match": selection}, *_sort_stages(sort), *([{"$limit": limit}] if limit else [])]
+            found = self._db.runs.aggregate(pipeline, allowDiskUse=True)  # runs with long output can pass the 100 MB in-memory sort limit
+        return [self._document(raw) or self.get_run(raw["_id"]) for raw in found]
+
+    def _run_selection(self, task: str | None, sweep_id: int | None, status: str | None, where: Sequence[Condition]) -> dict[str, Any]:
+        """The query document that selects the runs :meth:`list_runs` returns."""
+        clauses = [_condition_query(condition) for condition in run_conditions(task, status, where)]
+        if sweep_id is not None:
+            clauses.append({"job_id": {"$in": self._db.jobs.distinct("_id", {"sweep_id": sweep_id})}})
+        return {"$and": clauses} if clauses else {}
 
     @_reachable
     def get_metrics(self, run_id: int) -> dict[str, dict[str, list[Any]]]:
@@ -594,6 +627,60 @@ def _job_filter(study: str | None, sweep_id: int | None, job_ids: Sequence[int] 
     if states is not None:
         selection["state"] = {"$in": list(states)}
     return selection
+
+
+_BSON_TYPES = ((bool, "bool"), ((int, float), "number"), (str, "string"))
+"""The BSON type (``$type`` alias) of each kind of scalar; bool first, as it is an int in Python."""
+_COMPARISONS = {"<": "$lt", ">": "$gt"}
+
+
+def _field(path: str) -> str:
+    """The dotted field of a run document that a condition's path names."""
+    field, keys = run_path(path)
+    return ".".join(("_id" if field == "id" else field, *keys))
+
+
+def _condition_query(condition: Condition) -> dict[str, Any]:
+    field, op, expected = _field(condition.path), condition.op, condition.value
+    if op == "exists":
+        present = {"$or": [{field: {"$type": "array"}}, {field: {"$ne": None}}]}  # $ne alone misses a list holding a null
+        return present if expected else {"$nor": [present]}
+    if op == "=":
+        return _equals(field, expected)
+    if op == "!=":
+        return {"$nor": [_equals(field, expected)]}
+    if op == "in":
+        return {"$or": [_equals(field, item) for item in expected]}
+    return {field: _scalar_match(_COMPARISONS[op], expected)}
+
+
+def _equals(field: str, expected: Any) -> dict[str, Any]:
+    return {field: {"$eq": expected}} if isinstance(expected, list) else {field: _scalar_match("$eq", expected)}
+
+
+def _scalar_match(operator: str, expected: Any) -> dict[str, Any]:
+    """``operator`` on a value of the type of ``expected``; never on a list, whose items MongoDB would match one by one."""
+    bson_type = next(name for kind, name in _BSON_TYPES if isinstance(expected, kind))
+    return {operator: expected, "$type": bson_type, "$not": {"$type": "array"}}
+
+
+def _sort_stages(sort: str) -> list[dict[str, Any]]:
+    """Aggregation stages that order runs as :meth:`Store.list_runs` promises for ``sort``.
+
+    Numbers and strings are told apart by BSON's comparison order (null < numbers < strings <
+    documents), which aggregation expressions apply across types (mongomock too, where ``$type``
+    is missing); a plain sort would put missing values first and order a list by its smallest item.
+    """
+    path, descending = sort_order(sort)
+    value = f"${_field(path)}"
+    is_number = {"$and": [{"$gt": [value, None]}, {"$lt": [value, ""]}]}
+    is_string = {"$and": [{"$gte": [value, ""]}, {"$lt": [value, {}]}]}
+    rank = {"$cond": [is_number, 0, {"$cond": [is_string, 1, 2]}]}
+    key = {"$cond": [{"$or": [is_number, is_string]}, value, None]}
+    return [
+        {"$addFields": {_SORT_RANK: rank, _SORT_KEY: key}},
+        {"$sort": {_SORT_RANK: ASCENDING, _SORT_KEY: DESCENDING if descending else ASCENDING, "_id": ASCENDING}},
+    ]
 
 
 def _with_id(document: Mapping[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from hyperspace_hydra.store.base import (
     RUNNING,
     Claim,
     ClaimedJob,
+    Condition,
     EnqueueResult,
     JobNotFoundError,
     MetricPoint,
@@ -46,6 +47,9 @@ from hyperspace_hydra.store.base import (
     RunNotFoundError,
     Store,
     run_changes,
+    run_conditions,
+    run_path,
+    sort_order,
     utcnow,
 )
 from hyperspace_hydra.store.retry import StoreUnavailableError
@@ -261,6 +265,13 @@ class SQLStore(Store):
             return finished
 
     @_reachable
+    def rewrite_config(self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any]) -> None:
+        with self._writer.begin() as connection:
+            updated = connection.execute(_runs.update().where(_runs.c.id == run_id).values(config=config, config_hash=config_hash, info=info))
+            if not updated.rowcount:
+                raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
+
+    @_reachable
     def add_metrics(self, run_id: int, points: Iterable[MetricPoint]) -> None:
         rows = [
             {"run_id": run_id, "name": p.name, "step": p.step, "value": p.value, "timestamp": p.timestamp}
@@ -280,13 +291,22 @@ class SQLStore(Store):
         return _document(row)
 
     @_reachable
-    def list_runs(self, limit: int | None = None) -> list[dict[str, Any]]:
-        query = sa.select(_runs).order_by(_runs.c.id.desc())
-        if limit is not None:
-            query = query.limit(limit)
+    def list_runs(
+        self,
+        limit: int | None = None,
+        *,
+        task: str | None = None,
+        sweep_id: int | None = None,
+        status: str | None = None,
+        where: Sequence[Condition] = (),
+        sort: str | None = None,
+    ) -> list[dict[str, Any]]:
+        dialect = self._engine.dialect.name
+        order = [_runs.c.id.desc()] if sort is None else _run_order(dialect, sort)
+        query = sa.select(_runs).where(*_run_filters(dialect, task, sweep_id, status, where)).order_by(*order).limit(limit)
         with self._engine.connect() as connection:
-            rows = connection.execute(query).mappings().all()
-        return [_document(row) for row in reversed(rows)]
+            documents = [_document(row) for row in connection.execute(query).mappings()]
+        return documents[::-1] if sort is None else documents  # unsorted: the newest `limit` runs, oldest first
 
     @_reachable
     def get_metrics(self, run_id: int) -> dict[str, dict[str, list[Any]]]:
@@ -546,6 +566,179 @@ def _job_filters(
     if states is not None:
         filters.append(_jobs.c.state.in_(list(states)))
     return filters
+
+
+def _run_filters(
+    dialect: str, task: str | None, sweep_id: int | None, status: str | None, where: Sequence[Condition]
+) -> list[sa.ColumnElement[bool]]:
+    """The WHERE clauses of :meth:`SQLStore.list_runs`."""
+    filters = [_condition(_run_value(dialect, condition.path), condition) for condition in run_conditions(task, status, where)]
+    if sweep_id is not None:
+        filters.append(_runs.c.job_id.in_(sa.select(_jobs.c.id).where(_jobs.c.sweep_id == sweep_id)))
+    return filters
+
+
+def _run_order(dialect: str, sort: str) -> list[sa.ColumnElement[Any]]:
+    """The ORDER BY of :meth:`SQLStore.list_runs` for ``sort``: numbers, then strings, then the rest; ties by id."""
+    path, descending = sort_order(sort)
+    value = _run_value(dialect, path)
+    keys = [value.number(), value.string()]
+    return [*((key.desc() if descending else key.asc()).nulls_last() for key in keys), _runs.c.id]
+
+
+def _condition(value: _RunValue, condition: Condition) -> sa.ColumnElement[bool]:
+    op, expected = condition.op, condition.value
+    if op == "exists":
+        return value.present() if expected else sa.not_(value.present())
+    if op == "=":
+        return _equals(value, expected)
+    if op == "!=":
+        # `=` is NULL where the value is missing; != must match exactly the runs = does not
+        return sa.not_(sa.func.coalesce(_equals(value, expected), sa.false(), type_=sa.Boolean))
+    if op == "in":
+        return sa.or_(*(_equals(value, item) for item in expected))
+    typed = _typed(value, expected)
+    return typed < expected if op == "<" else typed > expected
+
+
+def _equals(value: _RunValue, expected: Any) -> sa.ColumnElement[bool]:
+    if isinstance(expected, list):
+        items = (_equals(value.item(index), item) for index, item in enumerate(expected))
+        return sa.and_(value.length() == len(expected), *items)
+    if isinstance(expected, bool):
+        return value.boolean() == ("true" if expected else "false")
+    return _typed(value, expected) == expected
+
+
+def _typed(value: _RunValue, expected: Any) -> sa.ColumnElement[Any]:
+    """The value as the kind of ``expected`` (a number or a string)."""
+    return value.number() if isinstance(expected, (int, float)) else value.string()
+
+
+class _RunValue:
+    """A run's value at a path as SQL expressions, one per kind of value.
+
+    Each expression is NULL unless the value is of its kind, and a comparison with NULL is
+    never true: so a value of another kind, or a missing one, matches no condition but
+    ``!=`` and ``exists``. This base class is a value that is missing.
+    """
+
+    def present(self) -> sa.ColumnElement[bool]:
+        return sa.false()
+
+    def number(self) -> sa.ColumnElement[Any]:
+        return sa.cast(sa.null(), sa.Float)
+
+    def string(self) -> sa.ColumnElement[Any]:
+        return sa.cast(sa.null(), sa.String)
+
+    def boolean(self) -> sa.ColumnElement[Any]:
+        """``'true'`` or ``'false'``."""
+        return sa.cast(sa.null(), sa.String)
+
+    def length(self) -> sa.ColumnElement[Any]:
+        """The number of items of a list."""
+        return sa.cast(sa.null(), sa.Integer)
+
+    def item(self, index: int) -> _RunValue:
+        """The ``index``-th item of a list."""
+        return _RunValue()
+
+
+def _run_value(dialect: str, path: str) -> _RunValue:
+    field, keys = run_path(path)
+    column = _runs.c[field]
+    if not keys:
+        return _ColumnValue(column, dialect)
+    return _PostgresValue(column, keys) if dialect == "postgresql" else _SQLiteValue(column, keys)
+
+
+class _ColumnValue(_RunValue):
+    """A run field stored in its own column: a number or a string."""
+
+    def __init__(self, column: sa.Column[Any], dialect: str) -> None:
+        self.column = column
+        self.dialect = dialect
+
+    def present(self) -> sa.ColumnElement[bool]:
+        return self.column.is_not(None)
+
+    def number(self) -> sa.ColumnElement[Any]:
+        return self.column if isinstance(self.column.type, (sa.Integer, sa.Float)) else super().number()
+
+    def string(self) -> sa.ColumnElement[Any]:
+        if not isinstance(self.column.type, sa.String):
+            return super().string()
+        return _by_code_point(self.column, self.dialect)
+
+
+class _SQLiteValue(_RunValue):
+    """A value inside a JSON column, read with SQLite's JSON functions."""
+
+    def __init__(self, column: sa.Column[Any], keys: tuple[str | int, ...]) -> None:
+        self.column = column
+        self.keys = keys
+        self.path = "$" + "".join(f"[{key}]" if isinstance(key, int) else f'."{key}"' for key in keys)
+
+    def _type(self) -> sa.ColumnElement[Any]:
+        return sa.func.json_type(self.column, self.path)
+
+    def _when(self, *types: str, then: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return sa.case((self._type().in_(types), then))
+
+    def present(self) -> sa.ColumnElement[bool]:
+        return sa.func.json_extract(self.column, self.path).is_not(None)  # NULL for JSON null too
+
+    def number(self) -> sa.ColumnElement[Any]:
+        return self._when("integer", "real", then=sa.func.json_extract(self.column, self.path))
+
+    def string(self) -> sa.ColumnElement[Any]:
+        return self._when("text", then=sa.func.json_extract(self.column, self.path))
+
+    def boolean(self) -> sa.ColumnElement[Any]:
+        return self._when("true", "false", then=self._type())
+
+    def length(self) -> sa.ColumnElement[Any]:
+        return self._when("array", then=sa.func.json_array_length(self.column, self.path))
+
+    def item(self, index: int) -> _RunValue:
+        return _SQLiteValue(self.column, (*self.keys, index))
+
+
+class _PostgresValue(_RunValue):
+    """A value inside a JSONB column, read with PostgreSQL's JSONB operators (``#>``, ``#>>``)."""
+
+    def __init__(self, column: sa.Column[Any], keys: tuple[str | int, ...]) -> None:
+        self.column = column
+        self.keys = keys
+        self.json = column[keys]
+
+    def _when(self, json_type: str, then: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        # CASE, not AND: PostgreSQL may evaluate AND's operands in any order, and a cast of a string to float fails
+        return sa.case((sa.func.jsonb_typeof(self.json) == json_type, then))
+
+    def present(self) -> sa.ColumnElement[bool]:
+        return self.json.as_string().is_not(None)  # #>> gives NULL for JSON null too
+
+    def number(self) -> sa.ColumnElement[Any]:
+        return self._when("number", self.json.as_float())
+
+    def string(self) -> sa.ColumnElement[Any]:
+        return _by_code_point(self._when("string", self.json.as_string()), "postgresql")
+
+    def boolean(self) -> sa.ColumnElement[Any]:
+        return self._when("boolean", self.json.as_string())
+
+    def length(self) -> sa.ColumnElement[Any]:
+        return self._when("array", sa.func.jsonb_array_length(self.json))
+
+    def item(self, index: int) -> _RunValue:
+        return _PostgresValue(self.column, (*self.keys, index))
+
+
+def _by_code_point(text: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
+    """``text`` compared by code point, as SQLite and MongoDB compare strings (PostgreSQL's default collation may not)."""
+    return text.collate("C") if dialect == "postgresql" else text
 
 
 def _document(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""A study whose task does nothing: what the benchmarks run to measure overheads."""

@@ -1,0 +1,39 @@
+"""``hyperspace backfill --app study.run [--dry-run]``: today's defaults of new parameters into past runs."""
+
+from __future__ import annotations
+
+import argparse
+
+from hyperspace_hydra import backfill
+from hyperspace_hydra.app import load_app
+from hyperspace_hydra.cli.common import add_app_option, add_store_option, store_uri
+from hyperspace_hydra.store import open_store
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``backfill``."""
+    command = commands.add_parser("backfill", help="write the defaults of parameters added since into past runs of a study")
+    add_app_option(command, required=True)
+    add_store_option(command)
+    command.add_argument("--dry-run", action="store_true", help="only list what would change")
+    command.set_defaults(handler=_backfill)
+
+
+def _backfill(args: argparse.Namespace) -> None:
+    app = load_app(args.app)  # imports the study, so that its targets' defaults are today's
+    with open_store(store_uri(args, app)) as store:
+        runs = {run["_id"]: run for run in store.list_runs() if (run.get("experiment") or {}).get("name") == app.module}
+        plans = backfill.plan(runs.values())
+        for item in plans:
+            print(_describe(item))
+            if item.added and not args.dry_run:
+                backfill.apply(store, runs[item.run_id], item)
+    changed = sum(bool(item.added) for item in plans)
+    verb = "would be back-filled" if args.dry_run else "back-filled"
+    print(f"{changed} of {len(runs)} run(s) of {app.module} {verb}")
+
+
+def _describe(item: backfill.BackfillPlan) -> str:
+    parts = [f"+ {key}={value!r}" for key, value in item.added.items()]
+    parts += [f"default changed, not applied: {key} {old!r} -> {new!r}" for key, (old, new) in item.changed_defaults.items()]
+    return f"run {item.run_id}: " + "; ".join(parts)

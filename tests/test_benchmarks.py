@@ -1,0 +1,88 @@
+"""The benchmark scripts run at tiny sizes and report parseable figures (their values are not checked)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO, clean_env
+
+BENCHMARKS = REPO / "benchmarks"
+REQUIRED_FIELDS = {"benchmark", "ours", "baseline", "ratio", "unit", "timestamp", "commit", "cores"}
+
+TINY_RUNS = {
+    "per_job_overhead": (
+        ["--jobs", "2"],
+        {
+            "per_job_overhead.queue_vs_basic_recorded",
+            "per_job_overhead.queue_vs_basic_unrecorded",
+            "per_job_overhead.basic_recorded_vs_unrecorded",
+        },
+    ),
+    "enqueue_grid": (["--jobs", "2"], {"enqueue_grid.launcher_vs_compose"}),
+    "worker_throughput_sqlite": (
+        ["--jobs", "2", "--backends", "sqlite"],
+        {"worker_throughput.sqlite.1_worker", "worker_throughput.sqlite.2_workers", "worker_throughput.sqlite.2_vs_1_workers"},
+    ),
+    "worker_throughput_postgresql": (
+        ["--jobs", "2", "--backends", "postgresql", "--workers", "1"],
+        {"worker_throughput.postgresql.1_worker"},
+    ),
+    "recording_cost": (["--runs", "2"], {"recording_cost.per_run"}),
+    "worker_memory": (["--small", "1", "--large", "2"], {"worker_memory.rss_after_large_vs_small"}),
+    "search_warm_start": (
+        ["--seeds", "1", "--previous", "5", "--budget", "5", "--past", "10", "--repeats", "1"],
+        {"search_trials_to_target", "search_ask_latency_10_past_runs"},
+    ),
+}
+SCRIPTS = ["per_job_overhead", "enqueue_grid", "worker_throughput", "recording_cost", "worker_memory", "search_warm_start"]
+
+
+def run_benchmark(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python benchmarks/<script>.py args`` from the repository, as a user would run it."""
+    return subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{script}.py"), *args],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("case", list(TINY_RUNS))
+def test_each_benchmark_prints_and_appends_its_figures_as_json_lines(case: str, tmp_path: Path) -> None:
+    args, expected = TINY_RUNS[case]
+    results = tmp_path / "results.jsonl"
+    finished = run_benchmark(case.removesuffix("_sqlite").removesuffix("_postgresql"), *args, "--output", str(results))
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert f"# cores: {os.cpu_count()}" in finished.stdout.splitlines()
+    printed = json_lines(finished.stdout)
+    assert {figure["benchmark"] for figure in printed} == expected
+    for figure in printed:
+        assert REQUIRED_FIELDS <= set(figure), figure
+        assert all(isinstance(figure[name], (int, float)) for name in ("ours", "baseline", "ratio")), figure
+        assert isinstance(figure["unit"], str) and figure["unit"]
+    assert json_lines(results.read_text()) == printed, "the results file gets the same lines"
+
+
+def test_a_second_run_appends_to_the_results_file(tmp_path: Path) -> None:
+    results = tmp_path / "results.jsonl"
+    for _ in range(2):
+        assert run_benchmark("recording_cost", "--runs", "1", "--output", str(results)).returncode == 0
+    assert [figure["benchmark"] for figure in json_lines(results.read_text())] == ["recording_cost.per_run"] * 2
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_documents_the_full_size(script: str) -> None:
+    finished = run_benchmark(script, "--help")
+    assert finished.returncode == 0 and "Full size:" in finished.stdout and "--output" in finished.stdout
