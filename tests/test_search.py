@@ -155,3 +155,14 @@ def test_a_search_without_a_space_or_with_a_bad_sampler_is_refused(probe_study: 
     bad_sampler = run_app(probe_study, "probe.run", "--multirun", *SEARCH, "hydra.sweeper.sampler=annealing")
     assert bad_sampler.returncode != 0 and "unknown sampler 'annealing'" in bad_sampler.stderr
     assert not (probe_study / ".hyperspace" / "store.db").exists() or not _store(probe_study).list_runs()
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", "gp", "qmc"])
+def test_every_offered_sampler_asks_points_inside_the_space(sampler: str) -> None:
+    space, fixed = parse_space(["x=interval(-2, 2)", "n=int(interval(1, 8))", "c=choice(a, b)"])
+    spec = SearchSpec(space, fixed, n_trials=12, sampler=sampler, seed=3)
+    trials: list[Trial] = []
+    for _ in range(6):
+        [point] = ask(spec, trials, 1)
+        assert -2 <= point["x"] <= 2 and 1 <= point["n"] <= 8 and point["c"] in ("a", "b")
+        trials.append(Trial(point, value=point["x"] ** 2 + point["n"]))
