@@ -155,3 +155,10 @@ def run_diff(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, A
             "duration": [duration_seconds(run) for run in runs],
         },
     }
+
+
+def short_target(value: Any) -> Any:
+    """A ``_target_`` path shown by its last part (``study.aggregation.MeanAggregation`` as ``MeanAggregation``); other values as they are."""
+    if isinstance(value, str) and "." in value and value.replace(".", "").replace("_", "").isalnum():
+        return value.rsplit(".", 1)[-1]
+    return value

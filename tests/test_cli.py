@@ -207,3 +207,21 @@ def test_backfill_adds_new_defaults_to_old_runs_and_reports_changed_ones(probe_s
     assert len(filtered) == 2, "after backfill filters treat old and new runs alike"
     again = hyperspace(probe_study, "backfill", "--app", "probe.run")
     assert "0 of 2 run(s) of probe.run back-filled" in again.stdout
+
+
+def test_report_writes_one_self_contained_html_file_with_every_section(probe_study: Path) -> None:
+    from html.parser import HTMLParser
+
+    assert run_app(probe_study, "probe.run", "--multirun", "model=small,large", "score=1,2", "fail=false").returncode == 0
+    assert run_app(probe_study, "probe.run", "fail=true").returncode != 0
+    written = hyperspace(probe_study, "report", "--app", "probe.run", "-o", "report.html")
+    assert written.returncode == 0, written.stderr
+    page = (probe_study / "report.html").read_text()
+    HTMLParser().feed(page)
+    for section in ("Runs", "Objective against each varying parameter", "Parallel coordinates", "Metric curves of the 5 best runs", "Failures by error"):
+        assert f"<h2>{section}</h2>" in page
+    assert page.count('class="plotly-graph-div"') >= 4, "parameter plots, parallel coordinates and metric curves"
+    assert "ValueError: task failed on purpose: hi" in page
+    assert "<script src=" not in page, "every script is inline: it opens offline"
+    bad = hyperspace(probe_study, "report", "--where", "score in 3")
+    assert bad.returncode == 2 and bad.stderr.startswith("error:") and bad.stderr.count("\n") == 1

@@ -12,6 +12,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from hyperspace_hydra.results import short_target
+
 
 def console() -> Console:
     """A console that never squeezes tables into 80 columns when output goes to a pipe or file."""
@@ -26,8 +28,8 @@ def cell(value: Any, short_paths: bool = False) -> str:
         return f"{value:.4g}"
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
-    if short_paths and isinstance(value, str) and "." in value and value.replace(".", "").replace("_", "").isalnum():
-        return value.rsplit(".", 1)[-1]  # a _target_ path: its class name says enough in a table
+    if short_paths and isinstance(value, str):
+        return short_target(value)  # a _target_ path: its class name says enough in a table
     return json.dumps(value) if not isinstance(value, str) else value
 
 

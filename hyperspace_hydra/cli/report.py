@@ -1,0 +1,38 @@
+"""``hyperspace report -o report.html``: one self-contained HTML file about a set of runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from hyperspace_hydra.app import load_app
+from hyperspace_hydra.cli.common import add_app_option, add_store_option, store_uri
+from hyperspace_hydra.filters import parse_condition
+from hyperspace_hydra.report import write_report
+from hyperspace_hydra.store import open_store
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``report``."""
+    report = commands.add_parser("report", help="write an HTML report: runs table, objective per parameter, parallel coordinates, best curves, failures")
+    add_store_option(report)
+    add_app_option(report)
+    report.add_argument("--task", metavar="T", help="only runs of task T")
+    report.add_argument("--sweep", type=int, metavar="ID", help="only runs of the jobs of sweep ID")
+    report.add_argument("--where", action="append", default=[], metavar="EXPR", help="filter as in runs ls (repeatable)")
+    report.add_argument("--direction", choices=["minimize", "maximize"], help="which objective is best (default: the study's hyperspace.direction with --app, else minimize)")
+    report.add_argument("-o", "--output", type=Path, default=Path("report.html"), metavar="FILE", help="where to write it (default report.html)")
+    report.set_defaults(handler=_report)
+
+
+def _report(args: argparse.Namespace) -> None:
+    where = [parse_condition(text) for text in args.where]
+    app = load_app(args.app) if args.app else None
+    direction = args.direction or (str(OmegaConf.select(app.compose([]), "hyperspace.direction") or "minimize") if app else "minimize")
+    with open_store(store_uri(args, app)) as store:
+        runs = store.list_runs(task=args.task, sweep_id=args.sweep, where=where)
+        title = "Runs" + (f" of task {args.task}" if args.task else "") + (f" of sweep {args.sweep}" if args.sweep else "")
+        write_report(store, runs, args.output, title, maximize=direction.endswith("maximize"))
+    print(f"wrote {args.output} ({len(runs)} runs)")
