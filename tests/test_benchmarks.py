@@ -39,8 +39,9 @@ TINY_RUNS = {
         ["--seeds", "1", "--previous", "5", "--budget", "5", "--past", "10", "--repeats", "1"],
         {"search_trials_to_target", "search_ask_latency_10_past_runs"},
     ),
+    "runs_ls_large": (["--runs", "20", "--repeats", "1"], {"runs_ls_first_page.sqlite.20_runs"}),
 }
-SCRIPTS = ["per_job_overhead", "enqueue_grid", "worker_throughput", "recording_cost", "worker_memory", "search_warm_start"]
+SCRIPTS = ["per_job_overhead", "enqueue_grid", "worker_throughput", "recording_cost", "worker_memory", "search_warm_start", "runs_ls_large"]
 
 
 def run_benchmark(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

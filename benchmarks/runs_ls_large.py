@@ -1,0 +1,109 @@
+"""``runs ls`` over many stored runs: the first page of a filtered, sorted query done by the store,
+against the same query done by loading the runs table into pandas.
+
+N runs of a small study-like config (``model.width``, ``model.lr``, ``aggregation``) are
+recorded through the Store API in SQLite (and PostgreSQL with ``--backends``). Ours:
+``list_runs(where=[model.lr<0.5, choices.aggregation=mean], sort=-objective, limit=50)``,
+the query ``hyperspace runs ls --where ... --sort -result --limit 50`` runs. Baseline: read
+the whole ``runs`` table with ``pandas.read_sql``, parse the JSON columns, filter, sort and
+take 50 rows. Ratio: ours / baseline (lower is better).
+
+Small default size: --runs 2000. Full size: --runs 100000 --backends sqlite postgresql
+(recording 100,000 runs through the Store API takes a long while on a 2-core machine).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlalchemy as sa
+from _common import Figure, argument_parser, print_machine, report
+
+from hyperspace_hydra.filters import parse_condition
+from hyperspace_hydra.store import COMPLETED, Store, open_store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+WHERE = ["model.lr<0.5", "choices.aggregation=mean"]
+PAGE = 50
+
+
+def record(store: Store, count: int) -> None:
+    """``count`` completed runs with varied configs."""
+    rng = random.Random(0)
+    for _ in range(count):
+        aggregation = rng.choice(["mean", "branching"])
+        config = {"model": {"_target_": "study.Model", "width": rng.choice([16, 32, 64]), "lr": rng.random()}, "seed": rng.randrange(10)}
+        run_id = store.start_run({"task": "t", "config": config, "choices": {"aggregation": aggregation}})
+        value = rng.random()
+        store.finish_run(run_id, COMPLETED, {"result": value, "objective": value})
+
+
+def ours(store: Store) -> list[int]:
+    runs = store.list_runs(PAGE, where=[parse_condition(text) for text in WHERE], sort="-objective")
+    return [run["_id"] for run in runs]
+
+
+def baseline(uri: str) -> list[int]:
+    import pandas
+
+    engine = sa.create_engine(uri.replace("postgresql://", "postgresql+psycopg://"))
+    table = pandas.read_sql("select * from runs", engine)
+    engine.dispose()
+    config = table["config"].map(_json)
+    choices = table["choices"].map(_json)
+    selected = table[(config.map(lambda c: c["model"]["lr"]) < 0.5) & (choices.map(lambda c: c["aggregation"]) == "mean")]
+    return selected.sort_values(["objective", "id"], ascending=[False, True]).head(PAGE)["id"].tolist()
+
+
+def _json(value: object) -> dict:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def measure(backend: str, uri: str, count: int, repeats: int) -> Figure:
+    with open_store(uri) as store:
+        record(store, count)
+        first_page = ours(store)
+        assert first_page == baseline(uri), "both ways give the same page"
+        ours_seconds = _median(lambda: ours(store), repeats)
+    baseline_seconds = _median(lambda: baseline(uri), repeats)
+    return Figure(f"runs_ls_first_page.{backend}.{count}_runs", ours=ours_seconds * 1000, baseline=baseline_seconds * 1000, unit="ms",
+                  note=f"filtered, sorted first page of {PAGE} done by the store vs loading the table into pandas")  # fmt: skip
+
+
+def _median(operation: Callable[[], object], repeats: int) -> float:
+    durations = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        operation()
+        durations.append(time.perf_counter() - started)
+    return statistics.median(durations)
+
+
+def main() -> None:
+    parser = argument_parser(__doc__)
+    parser.add_argument("--runs", type=int, default=2000, help="runs in the store (full size: 100000)")
+    parser.add_argument("--backends", nargs="+", default=["sqlite"], choices=["sqlite", "postgresql"], help="stores to measure (default sqlite)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed queries per figure (median)")
+    args = parser.parse_args()
+    print_machine()
+    figures = []
+    with tempfile.TemporaryDirectory() as directory:
+        if "sqlite" in args.backends:
+            figures.append(measure("sqlite", f"sqlite:///{directory}/store.db", args.runs, args.repeats))
+        if "postgresql" in args.backends:
+            from postgres_cluster import PostgresCluster
+
+            with PostgresCluster() as cluster:
+                figures.append(measure("postgresql", cluster.uri, args.runs, args.repeats))
+    report(figures, args.output, vars(args) | {"output": str(args.output)})
+
+
+if __name__ == "__main__":
+    main()
