@@ -139,6 +139,11 @@ def timed(function: Callable[[], T]) -> tuple[float, T]:
     return time.perf_counter() - started, result
 
 
+def durations(operation: Callable[[], object], repeats: int) -> list[float]:
+    """Seconds each of ``repeats`` calls of ``operation`` took."""
+    return [timed(operation)[0] for _ in range(repeats)]
+
+
 def milliseconds_per(seconds: float, count: int) -> float:
     """``seconds`` spent on ``count`` items, in milliseconds per item."""
     return 1000.0 * seconds / count

@@ -19,12 +19,10 @@ import random
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
-from _common import Figure, argument_parser, print_machine, report
+from _common import Figure, argument_parser, durations, print_machine, report
 
 from hyperspace_hydra.filters import parse_condition
 from hyperspace_hydra.store import COMPLETED, Store, open_store
@@ -71,19 +69,11 @@ def measure(backend: str, uri: str, count: int, repeats: int) -> Figure:
         record(store, count)
         first_page = ours(store)
         assert first_page == baseline(uri), "both ways give the same page"
-        ours_seconds = _median(lambda: ours(store), repeats)
-    baseline_seconds = _median(lambda: baseline(uri), repeats)
+        ours_seconds = statistics.median(durations(lambda: ours(store), repeats))
+    baseline_seconds = statistics.median(durations(lambda: baseline(uri), repeats))
     return Figure(f"runs_ls_first_page.{backend}.{count}_runs", ours=ours_seconds * 1000, baseline=baseline_seconds * 1000, unit="ms",
                   note=f"filtered, sorted first page of {PAGE} done by the store vs loading the table into pandas")  # fmt: skip
 
-
-def _median(operation: Callable[[], object], repeats: int) -> float:
-    durations = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        operation()
-        durations.append(time.perf_counter() - started)
-    return statistics.median(durations)
 
 
 def main() -> None:

@@ -23,12 +23,10 @@ from __future__ import annotations
 import random
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import optuna
-from _common import Figure, argument_parser, print_machine, report
+from _common import Figure, argument_parser, durations, print_machine, report
 
 from hyperspace_hydra.hpo.search import history
 from hyperspace_hydra.hpo.space import parse_space
@@ -92,20 +90,12 @@ def ask_latency(past_runs: int, repeats: int) -> Figure:
     spec = SearchSpec(space, fixed, n_trials=1, n_jobs=1, direction="minimize", seed=0, task=TASK)
     with tempfile.TemporaryDirectory() as directory, open_store(f"sqlite:///{Path(directory) / 'store.db'}") as store:
         record_runs(store, past_runs, random.Random(0))
-        ours = _mean_seconds(lambda: ask(spec, history(store, spec), 1), repeats)
+        ours = statistics.mean(durations(lambda: ask(spec, history(store, spec), 1), repeats))
         study = build_study(spec, history(store, spec))
-        baseline = _mean_seconds(lambda: study.tell(study.ask(space), 0.0), repeats)
+        baseline = statistics.mean(durations(lambda: study.tell(study.ask(space), 0.0), repeats))
     return Figure(f"search_ask_latency_{past_runs}_past_runs", ours=ours * 1000, baseline=baseline * 1000, unit="ms",
                   note="ours: read history from the store and rebuild the study per ask; baseline: ask an in-memory study holding the same trials")  # fmt: skip
 
-
-def _mean_seconds(operation: Callable[[], object], repeats: int) -> float:
-    durations = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        operation()
-        durations.append(time.perf_counter() - started)
-    return statistics.mean(durations)
 
 
 def main() -> None:
