@@ -109,6 +109,13 @@ def python_in(study: Path, code: str, env: dict[str, str] | None = None) -> subp
     return subprocess.run([sys.executable, "-c", code], cwd=study, env=env or clean_env(), capture_output=True, text=True, timeout=120)
 
 
+@pytest.fixture
+def store(backend: Any) -> Iterator[Any]:
+    """A store opened on the ``backend`` fixture of the test module (the store contract and Mongo tests define it)."""
+    with backend.open() as opened:
+        yield opened
+
+
 # A real, throwaway PostgreSQL server (tests/postgres_cluster.py).
 
 

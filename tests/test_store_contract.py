@@ -103,12 +103,6 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     yield from make_backend(request.param, request, tmp_path)
 
 
-@pytest.fixture
-def store(backend: Backend) -> Iterator[Store]:
-    with backend.open() as opened:
-        yield opened
-
-
 def _start_many(uri: str, count: int) -> list[int]:
     with open_store(uri) as store:
         return [store.start_run({"task": "t", "start_time": NOW}) for _ in range(count)]

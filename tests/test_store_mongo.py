@@ -29,12 +29,6 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     yield from make_backend(request.param, request, tmp_path)
 
 
-@pytest.fixture
-def store(backend: Backend) -> Iterator[Store]:
-    with backend.open() as opened:
-        yield opened
-
-
 def _record_a_run(store: Store) -> int:
     """Record a run the way a study does: start, two batches of metric points, heartbeats, completion."""
     observer = StoreObserver(store, {"task": "t", "config_hash": "h"}, objective_of=lambda result: result)
