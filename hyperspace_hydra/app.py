@@ -27,6 +27,7 @@ from hydra.types import HydraContext, RunMode, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
+from hyperspace_hydra.composer import SweepComposer, group_lookup
 from hyperspace_hydra.errors import HyperspaceError
 
 
@@ -66,6 +67,11 @@ class App:
         with open_dict(config.hydra):
             config.hydra.mode = run_mode
         return config
+
+    def sweep_composer(self) -> SweepComposer:
+        """Composes many jobs as :meth:`compose` does, those that differ only in values as copies of one
+        (see :mod:`hyperspace_hydra.composer`)."""
+        return SweepComposer(self.compose, group_lookup(self.hydra().config_loader))
 
     def run(self, config: DictConfig) -> JobReturn:
         """Run one job of a config from :meth:`compose` as ``Hydra.run`` does: run callbacks, ``run_job``."""

@@ -15,17 +15,22 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from hyperspace_hydra.app import App, load_app
+from hyperspace_hydra.app import App, load_app, task_config
 from hyperspace_hydra.config import config_hash
 from hyperspace_hydra.overrides import choice_overrides, grid_overrides, merge_overrides
 from hyperspace_hydra.settings import redact_credentials, resolve_store_uri
 from hyperspace_hydra.store import EnqueueResult, NewJob, Store, open_store
-from hyperspace_hydra.tracking import given_and_complete
+from hyperspace_hydra.tracking import task_given_and_complete
 
 
 def new_job(config: DictConfig, overrides: Sequence[str], output_dir: str | None = None, priority: int = 0) -> NewJob:
     """The job that runs the composed full ``config`` (with its ``hydra`` node), made from ``overrides``."""
-    _, complete = given_and_complete(config)
+    return task_job(task_config(config), overrides, output_dir, priority)
+
+
+def task_job(task: DictConfig, overrides: Sequence[str], output_dir: str | None = None, priority: int = 0) -> NewJob:
+    """:func:`new_job` from the task config of the full config (for callers that need the task config too)."""
+    _, complete = task_given_and_complete(task)
     return NewJob(list(overrides), complete, config_hash(complete), output_dir, priority)
 
 
@@ -85,7 +90,8 @@ class Queue:
         return self.store.list_jobs(study=self.app.module, sweep_id=sweep_id)
 
     def _enqueue(self, override_lists: Sequence[Sequence[str]], kind: str, priority: int, dedupe: bool) -> list[int]:
-        jobs = [new_job(self.app.compose(overrides), overrides, priority=priority) for overrides in override_lists]
+        composer = self.app.sweep_composer()
+        jobs = [new_job(composer.compose(overrides), overrides, priority=priority) for overrides in override_lists]
         self.last = enqueue(self.store, self.app.module, jobs, kind, dedupe=dedupe)
         return self.last.enqueued
 

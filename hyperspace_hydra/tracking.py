@@ -234,7 +234,12 @@ def given_and_complete(config: DictConfig) -> tuple[dict[str, Any], dict[str, An
 
     Passwords in ``hyperspace.store`` are replaced by ``***`` in both.
     """
-    given = _redacted(to_plain(plain(task_config(config))))
+    return task_given_and_complete(task_config(config))
+
+
+def task_given_and_complete(task: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`given_and_complete` of a task config (one without its ``hydra`` node, see :func:`task_config`)."""
+    given = _redacted(to_plain(plain(task)))
     return given, fill_defaults(given)
 
 

@@ -23,6 +23,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from hyperspace_hydra.composer import sweep_composer
 from hyperspace_hydra.config import to_plain
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo import SEARCH
@@ -130,8 +131,10 @@ def _start_queued_search(store: Store, spec: SearchSpec, config: DictConfig, hyd
     command = " ".join(redact_credentials(arg) for arg in sys.argv)
     sweep_id = store.enqueue(study, [], {"kind": SEARCH, "command": command, "spec": spec.to_json()}, dedupe=False).sweep_id
 
+    composer = sweep_composer(hydra_context.config_loader, config)
+
     def make_job(overrides: list[str], output_dir: str) -> Any:
-        job_config = hydra_context.config_loader.load_sweep_config(config, overrides)
+        job_config = composer.compose(overrides)
         with open_dict(job_config):
             job_config.hydra.job.num = 0
         HydraConfig.instance().set_config(job_config)

@@ -1,0 +1,154 @@
+"""Compose the jobs of one sweep, composing from scratch only when a job's shape is new.
+
+Hydra composes each job of a sweep from scratch (defaults list, config files,
+merges), although the jobs of a grid usually differ only in the values of a few
+existing keys. :class:`SweepComposer` composes the first job of each *shape* (its
+overrides with the values of plain ``key=value`` overrides left out) in full, and
+every later job of that shape as a copy of it with the job's own values set, exactly
+as Hydra's override step sets them. The result is the config a full compose gives:
+same values, same ``hydra.overrides.task`` and ``hydra.job.override_dirname``.
+
+Anything a copy could get wrong is composed in full: a job whose varying overrides
+choose a config group, add or delete keys (``+``, ``++``, ``~``), touch ``hydra``, set
+a dict, a list or an interpolation, sweep, name a key that is not a plain value
+reached through plain dict nodes, or overlap another override's key; and a job whose
+values the copy does not accept, so that Hydra reports the error.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from hydra._internal.config_loader_impl import get_overrides_dirname
+from hydra.core.config_loader import ConfigLoader
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, OverrideType
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf, ValueNode
+from omegaconf.errors import OmegaConfBaseException
+
+Compose = Callable[[list[str]], DictConfig]
+"""Composes the full config (with its ``hydra`` node) of one job from its overrides."""
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
+_PRIMITIVES = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A job's parsed overrides, those that only set a value, and its shape (None: compose it in full)."""
+
+    overrides: list[Override]
+    values: list[Override]
+    shape: tuple[str, ...] | None
+
+
+class SweepComposer:
+    """Composes the jobs of one sweep; see the module docstring.
+
+    ``compose`` is the full compose (Hydra's ``load_sweep_config`` or :meth:`App.compose`),
+    ``group_exists`` tells whether a key names a config group (the config loader's
+    repository answers it). A copy gets the resolver cache (``${now:...}``) of
+    ``cache_from`` as ``load_sweep_config`` gives each job the master config's; without
+    it, an empty one, as a fresh compose has. Each returned config is a new object,
+    the caller's to change.
+    """
+
+    def __init__(self, compose: Compose, group_exists: Callable[[str], bool], cache_from: DictConfig | None = None) -> None:
+        self._compose = compose
+        self._group_exists = group_exists
+        self._cache_from = cache_from
+        self._groups: dict[str, bool] = {}
+        self._parser = OverridesParser.create()
+        self._bases: dict[tuple[str, ...], DictConfig] = {}
+
+    def compose(self, overrides: Sequence[str]) -> DictConfig:
+        """The full config of the job with ``overrides``, as ``compose`` would return it."""
+        job = self._job(overrides)
+        base = self._bases.get(job.shape) if job.shape is not None else None
+        if base is not None:
+            config = _with_values(base, job)
+            if config is not None:
+                self._reset_cache(config)
+                return config
+        config = self._compose(list(overrides))
+        if job.shape is not None and job.shape not in self._bases and all(_is_plain_leaf(config, value.key_or_group) for value in job.values):
+            self._bases[job.shape] = copy.deepcopy(config)
+        return config
+
+    def _reset_cache(self, config: DictConfig) -> None:
+        OmegaConf.clear_cache(config)
+        if self._cache_from is not None:
+            OmegaConf.copy_cache(from_config=self._cache_from, to_config=config)
+
+    def _job(self, overrides: Sequence[str]) -> _Job:
+        try:
+            parsed = self._parser.parse_overrides(list(overrides))
+        except HydraException:
+            return _Job([], [], None)  # the full compose reports it
+        keys = [override.key_or_group for override in parsed]
+        if any(_overlaps(key, other) for index, key in enumerate(keys) for other in keys[index + 1:]):
+            return _Job(parsed, [], None)
+        values = [override for override in parsed if self._sets_a_value(override)]
+        shape = tuple(f"{override.key_or_group}=" if override in values else f"={override.input_line}" for override in parsed)
+        return _Job(parsed, values, shape)
+
+    def _sets_a_value(self, override: Override) -> bool:
+        """Whether the override only sets a plain value of an existing key (what a copy can do)."""
+        key = override.key_or_group
+        if override.type != OverrideType.CHANGE or override.package is not None or override.is_sweep_override():
+            return False
+        if not _PLAIN_KEY.match(key) or key.split(".")[0] == "hydra":
+            return False
+        value = override.value()
+        if not isinstance(value, _PRIMITIVES) or (isinstance(value, str) and "${" in value):
+            return False
+        if key not in self._groups:
+            self._groups[key] = self._group_exists(key)
+        return not self._groups[key]
+
+
+def _overlaps(key: str, other: str) -> bool:
+    """Whether two override keys name the same node or one lies inside the other."""
+    return key == other or key.startswith(f"{other}.") or other.startswith(f"{key}.")
+
+
+def _with_values(base: DictConfig, job: _Job) -> DictConfig | None:
+    """A copy of ``base`` with the job's values set, or None when the copy does not accept one."""
+    config = copy.deepcopy(base)
+    try:
+        for override in job.values:
+            OmegaConf.update(config, override.key_or_group, override.value(), merge=True)
+    except OmegaConfBaseException:
+        return None
+    task_overrides = [override for override in job.overrides if not override.is_hydra_override()]
+    config.hydra.overrides.task = [override.input_line for override in task_overrides]
+    naming = config.hydra.job.config.override_dirname
+    config.hydra.job.override_dirname = get_overrides_dirname(
+        overrides=task_overrides, kv_sep=naming.kv_sep, item_sep=naming.item_sep, exclude_keys=naming.exclude_keys
+    )
+    return config
+
+
+def _is_plain_leaf(config: DictConfig, key: str) -> bool:
+    """Whether ``key`` holds a plain value (no interpolation) reached through plain dict nodes."""
+    node = config
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or node._is_missing() or node._is_none() or node._is_interpolation():
+            return False
+        node = node._get_node(part)
+    return isinstance(node, ValueNode) and not node._is_interpolation()
+
+
+def sweep_composer(config_loader: ConfigLoader, master: DictConfig) -> SweepComposer:
+    """Composes the jobs of a ``--multirun`` as Hydra's launchers do: ``config_loader.load_sweep_config(master, overrides)``."""
+    return SweepComposer(lambda overrides: config_loader.load_sweep_config(master, overrides), group_lookup(config_loader), cache_from=master)
+
+
+def group_lookup(config_loader: ConfigLoader) -> Callable[[str], bool]:
+    """Whether a key names a config group, as the config loader's repository knows it (every key, if it cannot tell)."""
+    repository = getattr(config_loader, "repository", None)
+    return repository.group_exists if repository is not None else lambda _key: True

@@ -1,0 +1,158 @@
+"""Composing a sweep once per shape gives exactly what composing every job in full gives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from hyperspace_hydra.app import App
+from hyperspace_hydra.composer import SweepComposer, group_lookup, sweep_composer
+from hyperspace_hydra.queue import new_job
+
+CONFIG = """\
+defaults:
+  - model: small
+  - hyperspace
+  - _self_
+
+seed: 1
+lr: 0.1
+name: run
+flag: false
+maybe: null
+scaled: ${lr}
+label: ${name}-${seed}
+stamp: ${now:%H:%M:%S.%f}
+nested:
+  a:
+    b: 1
+    c: [1, 2]
+  d: ${nested.a.b}
+"""
+MODELS = {"small": "_target_: json.JSONEncoder\n", "large": "_target_: json.JSONEncoder\nindent: 4\n"}
+
+VALUE_SWEEPS = {
+    "top-level values": [["lr=0.1", "seed=1"], ["lr=0.2", "seed=2"], ["lr=1", "seed=3"], ["lr=abc", "seed=-4"]],
+    "nested values": [["nested.a.b=2"], ["nested.a.b=3"], ["nested.a.b=x"]],
+    "a fixed group choice": [["model=large", "lr=1"], ["model=large", "lr=2"]],
+    "a fixed hydra key": [["hydra.job.name=fixed", "lr=1"], ["hydra.job.name=fixed", "lr=2"]],
+    "a fixed addition": [["+extra=1", "lr=1"], ["+extra=1", "lr=2"]],
+    "a fixed deletion": [["~flag", "lr=1"], ["~flag", "lr=2"]],
+    "typed settings": [["hyperspace.capture=sys", "hyperspace.heartbeat_seconds=1"], ["hyperspace.capture=no", "hyperspace.heartbeat_seconds=2.5"]],
+    "null, booleans and quoted strings": [["maybe=null", "flag=true", "name='a b'"], ["maybe=3", "flag=false", "name='x,y'"], ["maybe='3'", "flag=1", "name=''"]],
+    "a value of a group's node": [["model._target_=json.JSONDecoder"], ["model._target_=json.JSONEncoder"]],
+}
+OTHER_SWEEPS = {
+    "a varying group choice": [["model=small", "lr=1"], ["model=large", "lr=1"], ["model=small", "lr=2"], ["model=large", "lr=3"]],
+    "interpolated values": [["lr=2"], ["lr=${seed}"], ["lr=3"], ["lr='${name}'"], ["maybe=1", "name=x"], ["maybe='${lr}'", "name=y"]],
+    "a varying hydra key": [["hydra.job.name=x", "lr=1"], ["hydra.job.name=y", "lr=2"]],
+    "varying additions": [["+extra=1"], ["+extra=2"], ["++lr=1"], ["++lr=2"]],
+    "lists and dicts": [["nested.a.c=[1]"], ["nested.a.c=[2,3]"], ["nested.a={b:5}"], ["nested.a={b:6}"]],
+    "a value over a dict node": [["nested.a=1"], ["nested.a=2"]],
+    "overlapping keys": [["nested.a.b=1", "nested.a.b=2"], ["nested.a.b=3", "nested.a.b=4"], ["model=large", "model.indent=1"], ["model=large", "model.indent=2"]],
+    "an unknown key": [["nope=1"], ["nope=2"], ["model.indent=2"], ["model.indent=3"]],
+    "a value the typed node refuses": [["hyperspace.heartbeat_seconds=1"], ["hyperspace.heartbeat_seconds=abc"], ["hyperspace.capture=maybe"]],
+    "a bad override": [["lr=1"], ["lr=[1"]],
+}
+
+
+def task_function(cfg: DictConfig) -> None:
+    """The test app's task (never run)."""
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> App:
+    conf = tmp_path / "conf"
+    (conf / "model").mkdir(parents=True)
+    (conf / "config.yaml").write_text(CONFIG)
+    for name, text in MODELS.items():
+        (conf / "model" / f"{name}.yaml").write_text(text)
+    return App("test_composer", task_function, str(conf), "config")
+
+
+def outcome(compose: Callable[[list[str]], DictConfig], overrides: Sequence[str]) -> Any:
+    """Everything a job's config decides (but timestamps): the config itself, its job (complete config, hash), its flags, or the error."""
+    try:
+        config = compose(list(overrides))
+        config.stamp = "now"
+        job = new_job(config, overrides)
+    except Exception as error:  # noqa: BLE001 - the error itself is what must match
+        return type(error), str(error)
+    return OmegaConf.to_yaml(config), job.config, job.config_hash, OmegaConf.is_struct(config)
+
+
+def timestamps(config: DictConfig) -> tuple[str, str]:
+    return str(config.hydra.sweep.dir), str(config.stamp)
+
+
+def counting(compose: Callable[[list[str]], DictConfig]) -> tuple[Callable[[list[str]], DictConfig], list[int]]:
+    calls = [0]
+
+    def counted(overrides: list[str]) -> DictConfig:
+        calls[0] += 1
+        return compose(overrides)
+
+    return counted, calls
+
+
+def assert_same_as_full(composer: SweepComposer, full: Callable[[list[str]], DictConfig], sweep: Sequence[Sequence[str]]) -> None:
+    for overrides in sweep:
+        assert outcome(composer.compose, overrides) == outcome(full, overrides), overrides
+
+
+@pytest.mark.parametrize("name", list(VALUE_SWEEPS))
+def test_a_sweep_over_values_composes_once_and_gives_every_full_config(app: App, name: str) -> None:
+    compose, full_composes = counting(app.compose)
+    assert_same_as_full(SweepComposer(compose, group_lookup(app.hydra().config_loader)), app.compose, VALUE_SWEEPS[name])
+    assert full_composes[0] == 1
+
+
+@pytest.mark.parametrize("name", list(OTHER_SWEEPS))
+def test_other_sweeps_give_every_full_config_or_error(app: App, name: str) -> None:
+    assert_same_as_full(SweepComposer(app.compose, group_lookup(app.hydra().config_loader)), app.compose, OTHER_SWEEPS[name])
+
+
+def test_a_varying_group_composes_once_per_choice(app: App) -> None:
+    compose, full_composes = counting(app.compose)
+    composer = SweepComposer(compose, group_lookup(app.hydra().config_loader))
+    for overrides in OTHER_SWEEPS["a varying group choice"]:
+        composer.compose(overrides)
+    assert full_composes[0] == 2
+
+
+@pytest.mark.parametrize("sweep", [*VALUE_SWEEPS.values(), *OTHER_SWEEPS.values()], ids=[*VALUE_SWEEPS, *OTHER_SWEEPS])
+def test_multirun_jobs_are_those_of_load_sweep_config(app: App, sweep: list[list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    master = app.compose(["lr=1,2", "hydra.sweep.dir=multirun/${now:%H-%M-%S-%f}"], run_mode=RunMode.MULTIRUN)
+    loader = app.hydra().config_loader
+    load_sweep_config = loader.load_sweep_config
+    counted, full_composes = counting(lambda overrides: load_sweep_config(master, overrides))
+    monkeypatch.setattr(loader, "load_sweep_config", lambda _master, overrides: counted(overrides))
+    assert_same_as_full(sweep_composer(loader, master), lambda overrides: load_sweep_config(master, overrides), sweep)
+    assert full_composes[0] == 1 or sweep not in VALUE_SWEEPS.values()
+
+
+def test_multirun_jobs_share_the_master_configs_timestamps(app: App) -> None:
+    master = app.compose(["lr=1,2", "hydra.sweep.dir=multirun/${now:%H-%M-%S-%f}"], run_mode=RunMode.MULTIRUN)
+    timestamps(master)  # resolving caches them, as Hydra's sweeper does when it creates the sweep directory
+    composer = sweep_composer(app.hydra().config_loader, master)
+    assert {timestamps(composer.compose([f"lr={lr}"])) for lr in (1, 2, 3)} == {timestamps(master)}
+
+
+def test_queued_jobs_get_timestamps_of_their_own(app: App) -> None:
+    composer = SweepComposer(app.compose, group_lookup(app.hydra().config_loader))
+    first = timestamps(composer.compose(["lr=1"]))
+    second = timestamps(composer.compose(["lr=2"]))
+    assert first[1] != second[1]
+
+
+def test_a_returned_config_can_be_changed_without_changing_later_ones(app: App) -> None:
+    composer = SweepComposer(app.compose, group_lookup(app.hydra().config_loader))
+    first = composer.compose(["lr=1"])
+    first.lr = 99
+    first.hydra.job.name = "changed"
+    assert outcome(composer.compose, ["lr=2"]) == outcome(app.compose, ["lr=2"])
