@@ -14,15 +14,21 @@ import subprocess
 from pathlib import Path
 from typing import Any, Callable
 
+from hyperspace_hydra.slurm import execution_info
+
 _GIT_TIMEOUT_SECONDS = 10
 
 
 @functools.cache
 def host_info() -> dict[str, Any]:
-    """Sacred's host information (hostname, OS, CPU, GPUs, Python version), once per process."""
+    """Sacred's host information (hostname, OS, CPU, GPUs, Python version), once per process.
+
+    Plus, when known, ``slurm`` (the SLURM job this process runs in) and ``visible_gpus``
+    (``CUDA_VISIBLE_DEVICES``): see :func:`hyperspace_hydra.slurm.execution_info`.
+    """
     from sacred.host_info import get_host_info
 
-    return get_host_info()
+    return {**get_host_info(), **execution_info()}
 
 
 @functools.cache

@@ -32,6 +32,7 @@ from hyperspace_hydra.observer import StoreObserver
 from hyperspace_hydra.recorder import RunRecorder, active_recorder
 from hyperspace_hydra.seeding import seed_everything
 from hyperspace_hydra.settings import HyperspaceSettings, redact_credentials, resolve_store_uri
+from hyperspace_hydra.slurm import sqlite_store_warning
 from hyperspace_hydra.store import Claim, Store, open_store
 from hyperspace_hydra.store.base import utcnow
 from hyperspace_hydra.store.retry import RetryingStore, open_retrying
@@ -92,6 +93,7 @@ class RecordingCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._open_store_or_exit(config)
+        _warn_if_sqlite_on_slurm(config)
 
     def on_job_start(self, config: DictConfig, *, task_function: TaskFunction, **kwargs: Any) -> None:
         try:
@@ -139,6 +141,14 @@ class RecordingCallback(Callback):
 def _settings(config: DictConfig) -> HyperspaceSettings:
     merged = OmegaConf.merge(OmegaConf.structured(HyperspaceSettings), OmegaConf.select(config, "hyperspace") or {})
     return OmegaConf.to_object(merged)  # type: ignore[return-value]
+
+
+def _warn_if_sqlite_on_slurm(config: DictConfig) -> None:
+    """Loudly, on stderr: a sweep on SLURM (Hydra's submitit launcher) that records into a SQLite store."""
+    launcher = OmegaConf.select(config, "hydra.launcher._target_") or ""
+    warning = sqlite_store_warning(store_uri_for(config)) if launcher.endswith("SlurmLauncher") else None
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
 
 
 def store_uri_for(config: DictConfig) -> str:

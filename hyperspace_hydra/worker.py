@@ -9,10 +9,12 @@ against the allowlist, then forks; the child runs callbacks and ``run_job`` exac
 as ``python -m study.run`` does, and the recording callback ends the job together
 with its run.
 
-Signals: the first SIGTERM or SIGINT stops claiming and gives running jobs
+Signals: the first SIGTERM, SIGINT or SIGUSR2 stops claiming and gives running jobs
 ``grace`` seconds; then (or at a second signal) they get SIGTERM, which records their
 runs INTERRUPTED and puts their jobs back in the queue. Children live in their own
-process group, so a Ctrl-C in the terminal reaches only the supervisor.
+process group, so a Ctrl-C in the terminal reaches only the supervisor. SIGUSR2 is what
+SLURM sends before a time limit or a preemption (as submitit asks it to); SLURM signals
+every process of a job, so children ignore SIGUSR2 and leave the decision to the supervisor.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ import sys
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from hyperspace_hydra import provenance, recorder, tracking
 from hyperspace_hydra.app import App
@@ -39,14 +42,16 @@ from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.overrides import format_override
 from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.settings import redact_credentials
+from hyperspace_hydra.slurm import slurm_job_id
 from hyperspace_hydra.store import CANCELLED, DIED, FAILED, QUEUED, RUNNING, TIMEOUT, ClaimedJob, Store
-from hyperspace_hydra.store.retry import RetryingStore
-from hyperspace_hydra.targets import allowed_target_paths, refusal
+from hyperspace_hydra.store.retry import RetryingStore, open_retrying
+from hyperspace_hydra.targets import allowed_packages, allowed_target_paths, refusal
 
 _SHORTEST_POLL = 0.05
 _TAKEN_AWAY = (CANCELLED, QUEUED, RUNNING, DIED)
 """States of a job whose claim this worker lost to someone else (a job that ended itself is just reaped)."""
 _STOP_WAIT_SECONDS = 10.0
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
 
 
 @dataclass
@@ -85,7 +90,9 @@ class Worker:
         self.app = app
         self.store = store
         self.options = options
-        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.name = worker_name()
+        self.stop_signal: int | None = None
+        """The signal that stopped this worker (None while it runs, or when it stopped by itself)."""
         self._say = say
         self._running: dict[int, _RunningJob] = {}
         self._counters = _Counters()
@@ -106,6 +113,11 @@ class Worker:
         summary = ", ".join(f"{count} {state}" for state, count in sorted(self._counters.outcomes.items())) or "no jobs"
         self._say(f"worker {self.name}: stopped after {summary}")
         return 0
+
+    @property
+    def outcomes(self) -> dict[str, int]:
+        """How many jobs this worker ended in each state so far (``REQUEUED`` for those it put back)."""
+        return dict(self._counters.outcomes)
 
     def _loop(self) -> None:
         idle_wait = _SHORTEST_POLL
@@ -180,6 +192,7 @@ class Worker:
             os.close(self._wakeup_write)
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
+            signal.signal(signal.SIGUSR2, signal.SIG_IGN)
             _redirect_output(log_path)
             tracking.bind_queued_job(tracking.QueuedJob(self.store.uri, job.claim))
             self.app.run(config)
@@ -266,10 +279,10 @@ class Worker:
 
     def _install_signal_handlers(self) -> dict[int, object]:
         os.set_blocking(self._wakeup_write, False)
-        previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)}
+        previous = {signum: signal.getsignal(signum) for signum in (*_STOP_SIGNALS, signal.SIGCHLD)}
         signal.set_wakeup_fd(self._wakeup_write)
-        signal.signal(signal.SIGINT, self._request_stop)
-        signal.signal(signal.SIGTERM, self._request_stop)
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, self._request_stop)
         signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the loop through the wakeup fd
         return previous
 
@@ -281,6 +294,7 @@ class Worker:
     def _request_stop(self, signum: int, _frame: object) -> None:
         if self._stop_requested_at is None:
             self._stop_requested_at = time.monotonic()
+            self.stop_signal = signum
             self._say(f"worker {self.name}: {signal.Signals(signum).name}, no new jobs; {len(self._running)} running get {self.options.grace:g} s")
         else:
             self._stop_requested_at = -float("inf")  # a second signal ends the grace period now
@@ -318,6 +332,27 @@ class Worker:
         readable, _, _ = select.select([self._wakeup_read], [], [], seconds)
         if readable:
             os.read(self._wakeup_read, 512)
+
+
+def serve(app: App, store_uri: str, options: WorkerOptions, extra_allowed: Sequence[str] = (), say: Callable[[str], None] = print) -> Worker:
+    """Run a worker for ``app`` on the store at ``store_uri`` until it stops; return it (see ``stop_signal``).
+
+    The ``_target_`` allowlist is the study's package, its ``hyperspace.allowed_targets`` and
+    ``extra_allowed``; store calls are retried with backoff while the store is unreachable.
+    """
+    configured = OmegaConf.select(app.compose([]), "hyperspace.allowed_targets") or []
+    options = replace(options, allowed=allowed_packages(app.package, [*configured, *extra_allowed]))
+    with open_retrying(store_uri) as store:
+        worker = Worker(app, store, options, say=say)
+        worker.run()
+    return worker
+
+
+def worker_name() -> str:
+    """``host:pid:random``, plus ``:slurm-<job id>`` inside a SLURM job (``hyperspace slurm ls`` matches it)."""
+    name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    job_id = slurm_job_id()
+    return f"{name}:slurm-{job_id}" if job_id else name
 
 
 def _gather_provenance_once(app: App) -> None:

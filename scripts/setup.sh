@@ -44,3 +44,17 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v in
     echo "warning: PostgreSQL server binaries not found; the PostgreSQL tests will fail (Debian: sudo apt-get install postgresql)" >&2
   fi
 fi
+
+# The SLURM tests start a throwaway single-node cluster with accounting (tests/slurm_cluster.py):
+# Debian's slurm-wlm, slurmdbd, munge and mariadb-server packages.
+missing_slurm=""
+for program in slurmctld slurmd slurmdbd munged mariadbd; do
+  [ -x "/usr/sbin/$program" ] || missing_slurm="$missing_slurm $program"
+done
+if [ -n "$missing_slurm" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm slurmdbd munge mariadb-server >/dev/null
+  else
+    echo "warning: SLURM, slurmdbd, MUNGE or MariaDB not found; the SLURM tests will fail (Debian: sudo apt-get install slurm-wlm slurmdbd munge mariadb-server)" >&2
+  fi
+fi

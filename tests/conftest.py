@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from postgres_cluster import PostgresCluster
 from psycopg import sql
+from slurm_cluster import SlurmCluster
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_STUDY = REPO / "examples" / "aggregation_study"
@@ -72,9 +73,9 @@ def stored_runs(study: Path) -> list[dict[str, Any]]:
     return [json.loads(hyperspace(study, "runs", "show", str(run_id), "--json").stdout) for run_id in ids]
 
 
-def enqueue(study: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+def enqueue(study: Path, *overrides: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Enqueue a ``--multirun`` of the probe study with the hyperspace launcher."""
-    return run_app(study, "probe.run", "--multirun", "hydra/launcher=hyperspace", *overrides)
+    return run_app(study, "probe.run", "--multirun", "hydra/launcher=hyperspace", *overrides, env=env)
 
 
 def start_worker(study: Path, *args: str, log_name: str = "worker.log", env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -139,3 +140,13 @@ def _administer(cluster: PostgresCluster, statement: str, database: str) -> None
     """Run ``statement`` about ``database`` (its ``{}``) outside a transaction, from the maintenance database."""
     with psycopg.connect(cluster.uri_for("postgres"), autocommit=True) as connection:
         connection.execute(sql.SQL(statement).format(sql.Identifier(database)))
+
+
+# A real, throwaway single-node SLURM cluster with accounting (tests/slurm_cluster.py).
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    """A SLURM cluster started once for the session and removed at its end."""
+    with SlurmCluster() as cluster:
+        yield cluster

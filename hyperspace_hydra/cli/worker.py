@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from omegaconf import OmegaConf
-
 from hyperspace_hydra.app import load_app
 from hyperspace_hydra.cli.common import add_app_option, add_store_option, store_uri
-from hyperspace_hydra.store.retry import open_retrying
-from hyperspace_hydra.targets import allowed_packages
-from hyperspace_hydra.worker import Worker, WorkerOptions
+from hyperspace_hydra.worker import WorkerOptions, serve
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -30,8 +26,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def _worker(args: argparse.Namespace) -> int:
     app = load_app(args.app)
-    base = app.compose([])
-    configured = OmegaConf.select(base, "hyperspace.allowed_targets") or []
     options = WorkerOptions(
         processes=args.processes,
         exit_when_empty=args.exit_when_empty,
@@ -39,7 +33,6 @@ def _worker(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         lease=args.lease,
         grace=args.grace,
-        allowed=allowed_packages(app.package, [*configured, *args.allow]),
     )
-    with open_retrying(store_uri(args, app)) as store:
-        return Worker(app, store, options, say=lambda line: print(line, flush=True)).run()
+    serve(app, store_uri(args, app), options, args.allow, say=lambda line: print(line, flush=True))
+    return 0

@@ -1,0 +1,97 @@
+"""``hyperspace slurm``: workers on a SLURM cluster, and what they run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hyperspace_hydra.app import load_app
+from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for, store_uri
+from hyperspace_hydra.cli.output import print_json_lines, print_table
+from hyperspace_hydra.settings import redact_credentials
+from hyperspace_hydra.slurm import sqlite_store_warning
+from hyperspace_hydra.slurm.workers import (
+    SlurmResources,
+    SlurmWorkerJob,
+    list_worker_jobs,
+    parse_time_limit,
+    slurm_job_of_worker,
+    submit_workers,
+)
+from hyperspace_hydra.store import RUNNING
+from hyperspace_hydra.worker import WorkerOptions
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``slurm workers`` and ``slurm ls``."""
+    slurm = commands.add_parser("slurm", help="workers on a SLURM cluster").add_subparsers(title="slurm commands")
+
+    workers = slurm.add_parser("workers", help="submit N workers as one SLURM job array (start it in the study's directory)")
+    workers.add_argument("count", type=int, metavar="N", help="how many workers (array elements)")
+    add_app_option(workers, required=True)
+    add_store_option(workers)
+    workers.add_argument("--partition", metavar="P", help="SLURM partition (default: the cluster's default)")
+    workers.add_argument("--time", default="4:00:00", metavar="LIMIT", help="time limit of each worker, e.g. 4:00:00, 90 (minutes), 1-12:00:00 (default 4:00:00)")
+    workers.add_argument("--gpus-per-worker", type=int, metavar="G", help="GPUs per worker; its jobs see only those (CUDA_VISIBLE_DEVICES)")
+    workers.add_argument("--cpus-per-worker", type=int, metavar="C", help="CPUs per worker")
+    workers.add_argument("--mem-gb", type=float, metavar="M", help="memory per worker in GB")
+    workers.add_argument("--processes", type=int, default=1, metavar="K", help="jobs at a time in each worker (default 1)")
+    workers.add_argument("--exit-when-empty", action="store_true", help="each worker stops when no job is queued and none runs")
+    workers.add_argument("--resubmit", action="store_true", help="near its time limit a worker puts its own SLURM job back in SLURM's queue")
+    workers.add_argument("--signal-delay", type=int, default=90, metavar="SECONDS", help="SLURM warns a worker (SIGUSR2) this long before its time limit (default 90)")
+    workers.add_argument("--grace", type=float, default=0.0, metavar="SECONDS", help="on a SLURM signal, how long the running job may go on before it is interrupted and requeued (default 0; keep it below --signal-delay)")
+    workers.add_argument("--timeout", type=float, metavar="SECONDS", help="a job running longer ends TIMEOUT")
+    workers.add_argument("--lease", type=float, default=60.0, metavar="SECONDS", help="how long a job stays claimed without a sign of life from its worker (default 60)")
+    workers.add_argument("--allow", action="append", default=[], metavar="PACKAGE", help="also allow _target_s from this package (repeatable)")
+    workers.add_argument("--folder", default=".hyperspace/slurm", metavar="DIR", help="where submitit keeps the workers' logs and pickles (default .hyperspace/slurm)")
+    workers.set_defaults(handler=_workers)
+
+    ls = slurm.add_parser("ls", help="worker jobs SLURM knows and the job each one runs")
+    add_app_option(ls)
+    add_store_option(ls)
+    ls.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    ls.set_defaults(handler=_ls)
+
+
+def _workers(args: argparse.Namespace) -> None:
+    app = load_app(args.app)
+    uri = store_uri(args, app)
+    warning = sqlite_store_warning(uri)
+    if warning:
+        print(warning, file=sys.stderr)
+    resources = SlurmResources(
+        partition=args.partition,
+        time_minutes=parse_time_limit(args.time),
+        gpus_per_worker=args.gpus_per_worker,
+        cpus_per_worker=args.cpus_per_worker,
+        mem_gb=args.mem_gb,
+        signal_delay_s=args.signal_delay,
+    )
+    options = WorkerOptions(
+        processes=args.processes, exit_when_empty=args.exit_when_empty, timeout=args.timeout, lease=args.lease, grace=args.grace
+    )
+    job = SlurmWorkerJob(args.app, str(Path.cwd()), uri, options, tuple(args.allow), args.resubmit)
+    jobs = submit_workers(args.count, job, resources, Path(args.folder))
+    print(f"submitted {len(jobs)} worker(s) for study {args.app}, store {redact_credentials(uri)}; logs in {args.folder}")
+    print(f"SLURM jobs: {' '.join(job.job_id for job in jobs)}")
+
+
+def _ls(args: argparse.Namespace) -> None:
+    workers = list_worker_jobs()
+    with open_store_for(args) as store:
+        running = {}
+        for job in store.list_jobs(study=args.app, states=[RUNNING]):
+            running.setdefault(slurm_job_of_worker(job["worker"]), []).append(job)
+    rows = [{**worker, "jobs": [_describe(job) for job in running.get(worker["slurm_job"], [])]} for worker in workers]
+    if args.json:
+        print_json_lines(rows)
+        return
+    columns = ["slurm_job", "state", "elapsed", "time_limit", "nodes_or_reason", "running"]
+    table = [[*(row[name] for name in columns[:-1]), "; ".join(row["jobs"]) or "-"] for row in rows]
+    print_table(columns, table)
+
+
+def _describe(job: dict) -> str:
+    overrides = " ".join(redact_credentials(item) for item in job["overrides"]) or "(no overrides)"
+    return f"job {job['id']} ({job['study']}): {overrides}"

@@ -1,0 +1,211 @@
+"""SLURM against a real single-node cluster (tests/slurm_cluster.py): the submitit launcher's runs
+recorded, and workers submitted as a SLURM job array draining the queue, cancelled and signalled."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import clean_env, enqueue, hyperspace, run_app, wait_until
+from slurm_cluster import SlurmCluster
+
+from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.slurm import execution_info, network_filesystem, slurm_job_id, sqlite_store_warning
+from hyperspace_hydra.slurm.workers import parse_time_limit
+from hyperspace_hydra.store import open_store
+
+
+@pytest.fixture
+def slurm_env(slurm_cluster: SlurmCluster, postgres_uri: str) -> dict[str, str]:
+    """The environment of a user on the cluster's login node, with a PostgreSQL store."""
+    return clean_env(SLURM_CONF=str(slurm_cluster.conf), PATH=slurm_cluster.environment()["PATH"], HYPERSPACE_STORE=postgres_uri)
+
+
+def _jobs(uri: str) -> list[dict[str, Any]]:
+    with open_store(uri) as store:
+        return store.list_jobs()
+
+
+def _runs(uri: str) -> list[dict[str, Any]]:
+    with open_store(uri) as store:
+        return store.list_runs()
+
+
+def _submit_workers(study: Path, env: dict[str, str], count: int, *options: str) -> list[str]:
+    """``hyperspace slurm workers`` in the study; return the workers' SLURM job ids (``7_0``, ``7_1``; ``9`` for one)."""
+    submitted = hyperspace(study, "slurm", "workers", str(count), "--app", "probe.run", "--time", "10", "--folder", str(study / "submitit"), *options, env=env)
+    assert submitted.returncode == 0, submitted.stderr
+    return submitted.stdout.split("SLURM jobs: ")[1].split()
+
+
+def _slurm_states(cluster: SlurmCluster, job_ids: list[str]) -> dict[str, str]:
+    """Each job's state as accounting knows it (``sacct``), e.g. {"3_0": "COMPLETED"} ("CANCELLED by 0" as CANCELLED)."""
+    lines = cluster.run("sacct", "--noheader", "--parsable2", "--allocations", "--jobs", ",".join(job_ids), "--format=JobID,State").splitlines()
+    return {job: state.split()[0] for job, state in (line.split("|")[:2] for line in lines if line)}
+
+
+def _all_ended(cluster: SlurmCluster, job_ids: list[str]) -> dict[str, str] | None:
+    states = _slurm_states(cluster, job_ids)
+    ended = {job: state for job, state in states.items() if state not in ("PENDING", "RUNNING", "REQUEUED")}
+    return ended if set(ended) == set(job_ids) else None
+
+
+def _worker_logs(study: Path) -> str:
+    return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')}" for path in sorted((study / "submitit").glob("*.out")))
+
+
+def test_submitit_launcher_runs_are_recorded_with_their_slurm_job_and_gpu(probe_study: Path, slurm_env: dict[str, str]) -> None:
+    swept = run_app(
+        probe_study, "probe.run", "--multirun", "hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=5",
+        "hydra.launcher.gpus_per_node=1", f"hydra.launcher.submitit_folder={probe_study / 'submitit'}", "score=1,2,3",
+        env=slurm_env, timeout=300,
+    )  # fmt: skip
+    assert swept.returncode == 0, swept.stderr
+    assert "WARNING: the store is SQLite" not in swept.stderr
+    runs = _runs(slurm_env["HYPERSPACE_STORE"])
+    assert sorted(run["result"]["score"] for run in runs) == [1, 2, 3]
+    assert {run["status"] for run in runs} == {"COMPLETED"}
+    slurm = [run["host"]["slurm"] for run in runs]
+    assert len({job["array_job_id"] for job in slurm}) == 1
+    assert sorted(job["array_task_id"] for job in slurm) == ["0", "1", "2"]
+    assert len({job["job_id"] for job in slurm}) == 3
+    for run in runs:
+        assert run["host"]["visible_gpus"] == [run["host"]["slurm"]["gpus"]]
+        assert run["host"]["slurm"]["gpus"] in ("0", "1")
+
+
+def test_submitit_launcher_warns_loudly_about_a_sqlite_store(probe_study: Path, slurm_env: dict[str, str]) -> None:
+    env = {key: value for key, value in slurm_env.items() if key != "HYPERSPACE_STORE"}
+    swept = run_app(
+        probe_study, "probe.run", "--multirun", "hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=5",
+        f"hydra.launcher.submitit_folder={probe_study / 'submitit'}", "score=1",
+        env=env, timeout=300,
+    )  # fmt: skip
+    assert swept.returncode == 0, swept.stderr
+    assert "WARNING: the store is SQLite" in swept.stderr
+    assert "unreliable over NFS" in swept.stderr
+
+
+def test_slurm_workers_drain_a_queue_exactly_once_and_exit_when_empty(probe_study: Path, slurm_cluster: SlurmCluster, slurm_env: dict[str, str]) -> None:
+    uri = slurm_env["HYPERSPACE_STORE"]
+    assert enqueue(probe_study, "score=range(0,20)", env=slurm_env).returncode == 0
+    workers = _submit_workers(probe_study, slurm_env, 2, "--exit-when-empty", "--gpus-per-worker", "1")
+    ended = wait_until(lambda: _all_ended(slurm_cluster, workers), timeout=180, what="both worker jobs to end")
+    assert set(ended.values()) == {"COMPLETED"}, _worker_logs(probe_study)
+    jobs = _jobs(uri)
+    assert len(jobs) == 20 and {job["state"] for job in jobs} == {"COMPLETED"}
+    runs = _runs(uri)
+    assert sorted(run["job_id"] for run in runs) == sorted(job["id"] for job in jobs)  # one run per job: exactly once
+    assert {f"{run['host']['slurm']['array_job_id']}_{run['host']['slurm']['array_task_id']}" for run in runs} == set(workers)
+    assert {run["host"]["slurm"]["array_task_id"] for run in runs} == {"0", "1"}, "both workers took jobs"
+    assert all(len(run["host"]["visible_gpus"]) == 1 for run in runs)
+    gpus = {run["host"]["slurm"]["array_task_id"]: run["host"]["visible_gpus"] for run in runs}
+    assert gpus["0"] != gpus["1"], "each worker's jobs see only that worker's GPU"
+
+
+def test_a_cancelled_worker_requeues_its_job_and_the_other_worker_completes_it(
+    probe_study: Path, slurm_cluster: SlurmCluster, slurm_env: dict[str, str]
+) -> None:
+    uri = slurm_env["HYPERSPACE_STORE"]
+    assert enqueue(probe_study, "sleep=4", "score=1,2,3", env=slurm_env).returncode == 0
+    workers = _submit_workers(probe_study, slurm_env, 2, "--exit-when-empty")
+    running = wait_until(lambda: [job for job in _jobs(uri) if job["state"] == "RUNNING"] if len(_running(uri)) == 2 else None, timeout=120, what="two jobs running")
+    listed = hyperspace(probe_study, "slurm", "ls", "--json", env=slurm_env)
+    assert listed.returncode == 0, listed.stderr
+    listed_rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert sorted(row["slurm_job"] for row in listed_rows) == workers
+    assert all(row["state"] == "RUNNING" and len(row["jobs"]) == 1 for row in listed_rows)
+
+    victim = next(job for job in running if job["worker"].endswith(f":slurm-{workers[0]}"))
+    slurm_cluster.run("scancel", workers[0])
+    ended = wait_until(lambda: _all_ended(slurm_cluster, workers), timeout=180, what="both worker jobs to end")
+    assert ended == {workers[0]: "CANCELLED", workers[1]: "COMPLETED"}, _worker_logs(probe_study)
+    jobs = {job["id"]: job for job in _jobs(uri)}
+    assert {job["state"] for job in jobs.values()} == {"COMPLETED"}
+    assert jobs[victim["id"]]["attempts"] == victim["attempts"], "an interrupted job is not counted as a failed attempt"
+    victim_runs = sorted((run for run in _runs(uri) if run["job_id"] == victim["id"]), key=lambda run: run["_id"])
+    assert [run["status"] for run in victim_runs] == ["INTERRUPTED", "COMPLETED"]
+    assert victim_runs[1]["host"]["slurm"]["array_task_id"] == "1"
+
+
+def test_a_preemption_signal_interrupts_the_running_job_requeues_it_and_the_worker_exits(
+    probe_study: Path, slurm_cluster: SlurmCluster, slurm_env: dict[str, str]
+) -> None:
+    uri = slurm_env["HYPERSPACE_STORE"]
+    assert enqueue(probe_study, "sleep=60", env=slurm_env).returncode == 0
+    [worker] = _submit_workers(probe_study, slurm_env, 1)
+    wait_until(lambda: _running(uri), timeout=120, what="the job to run")
+    slurm_cluster.run("scancel", "--signal=USR2", worker)
+    ended = wait_until(lambda: _all_ended(slurm_cluster, [worker]), timeout=60, what="the worker job to end")
+    assert ended == {worker: "COMPLETED"}, _worker_logs(probe_study)
+    [job] = _jobs(uri)
+    assert (job["state"], job["attempts"]) == ("QUEUED", 0)
+    [run] = _runs(uri)
+    assert run["status"] == "INTERRUPTED"
+    assert "SIGUSR2" in _worker_logs(probe_study)
+
+
+def test_with_resubmit_a_signalled_worker_comes_back_and_finishes_the_queue(
+    probe_study: Path, slurm_cluster: SlurmCluster, slurm_env: dict[str, str]
+) -> None:
+    uri = slurm_env["HYPERSPACE_STORE"]
+    assert enqueue(probe_study, "sleep=5", env=slurm_env).returncode == 0
+    [worker] = _submit_workers(probe_study, slurm_env, 1, "--resubmit", "--exit-when-empty")
+    wait_until(lambda: [run for run in _runs(uri) if run["status"] == "RUNNING"], timeout=120, what="the job's run to start")
+    slurm_cluster.run("scancel", "--signal=USR2", worker)
+    wait_until(lambda: "BeginTime" in slurm_cluster.run("squeue", "--noheader", "--jobs", worker, "--format=%r"), timeout=60, what="SLURM to requeue the worker")
+    slurm_cluster.run("scontrol", "update", f"JobId={worker}", "StartTime=now")  # SLURM holds a requeued job ~2 min
+    wait_until(lambda: [job for job in _jobs(uri) if job["state"] == "COMPLETED"], timeout=180, what="the job to complete")
+    assert wait_until(lambda: _all_ended(slurm_cluster, [worker]), timeout=60, what="the worker to end") == {worker: "COMPLETED"}
+    assert sorted(run["status"] for run in _runs(uri)) == ["COMPLETED", "INTERRUPTED"]
+    assert "requeued: it will start again" in _worker_logs(probe_study)
+
+
+def _running(uri: str) -> list[dict[str, Any]]:
+    return [job for job in _jobs(uri) if job["state"] == "RUNNING"]
+
+
+# Pure parts, no cluster needed.
+
+
+def test_execution_info_records_the_slurm_job_and_visible_gpus() -> None:
+    environ = {"SLURM_JOB_ID": "12", "SLURM_ARRAY_JOB_ID": "10", "SLURM_ARRAY_TASK_ID": "2", "CUDA_VISIBLE_DEVICES": "1,3"}
+    info = execution_info(environ)
+    assert info["slurm"]["job_id"] == "12" and info["slurm"]["array_task_id"] == "2"
+    assert info["visible_gpus"] == ["1", "3"]
+    assert slurm_job_id(environ) == "10_2"
+    assert slurm_job_id({"SLURM_JOB_ID": "12"}) == "12"
+    assert execution_info({}) == {}
+
+
+def test_sqlite_warning_names_the_filesystem(tmp_path: Path) -> None:
+    assert sqlite_store_warning("postgresql://u@h/db") is None
+    mounts = tmp_path / "mounts"
+    mounts.write_text(f"server:/export {tmp_path} nfs4 rw 0 0\n/dev/sda1 / ext4 rw 0 0\n")
+    assert network_filesystem(tmp_path / "store.db", mounts) == "nfs4"
+    assert network_filesystem(Path("/usr"), mounts) is None
+    assert "WARNING: the store is SQLite" in sqlite_store_warning(f"sqlite:///{tmp_path}/store.db")
+
+
+@pytest.mark.parametrize(
+    ("text", "minutes"),
+    [("90", 90), ("4:00:00", 240), ("1:30", 2), ("0:00:30", 1), ("1-12:00:00", 2160), ("2-0", 2880), ("1-1:30", 1530)],
+)
+def test_time_limits_read_as_sbatch_reads_them(text: str, minutes: int) -> None:
+    assert parse_time_limit(text) == minutes
+
+
+@pytest.mark.parametrize("text", ["4h", "", "0", "1:2:3:4"])
+def test_bad_time_limits_are_one_clear_error(text: str) -> None:
+    with pytest.raises(HyperspaceError, match="invalid time limit"):
+        parse_time_limit(text)
+
+
+def test_slurm_workers_refuse_bad_input_before_submitting(probe_study: Path, slurm_env: dict[str, str]) -> None:
+    for options, message in ((["2", "--time", "4h"], "invalid time limit"), (["0"], "at least 1")):
+        refused = hyperspace(probe_study, "slurm", "workers", *options, "--app", "probe.run", env=slurm_env)
+        assert refused.returncode == 2
+        [line] = refused.stderr.strip().splitlines()
+        assert line.startswith("error: ") and message in line
