@@ -24,7 +24,8 @@ class StoreObserver(RunObserver):
     """Records one run in ``store``; ``run_id`` is known after :meth:`started_event`.
 
     As in Sacred, the caller sends a last heartbeat (full captured output, info)
-    right before the final event. ``objective_of`` maps the plain result to the
+    right before the final event; sent with :meth:`hold_heartbeat`, it is written in
+    the final event's transaction. ``objective_of`` maps the plain result to the
     objective value (or None). With ``claim`` the run executes a queued job, and
     the final event ends the job too (see :meth:`Store.finish_run`). The final events
     return whether they finished the run as asked.
@@ -43,6 +44,7 @@ class StoreObserver(RunObserver):
         self._extra = dict(extra)
         self._objective_of = objective_of
         self._info: dict[str, Any] = {}
+        self._held_beat: dict[str, Any] = {}
 
     def started_event(
         self,
@@ -73,11 +75,18 @@ class StoreObserver(RunObserver):
         return self.run_id
 
     def heartbeat_event(self, info: Mapping[str, Any], captured_out: str, beat_time: dt.datetime, result: Any) -> None:
+        self.store.update_run(self._require_id(), self._beat(info, captured_out, beat_time, result))
+
+    def hold_heartbeat(self, info: Mapping[str, Any], captured_out: str, beat_time: dt.datetime) -> None:
+        """The last heartbeat, written together with the final event that must follow (one write instead of two)."""
+        self._held_beat = self._beat(info, captured_out, beat_time, None)
+
+    def _beat(self, info: Mapping[str, Any], captured_out: str, beat_time: dt.datetime, result: Any) -> dict[str, Any]:
         self._info.update(info)
         changes = {"info": to_plain(self._info), "captured_out": captured_out, "heartbeat": beat_time}
         if result is not None:
             changes["result"] = to_plain(result)
-        self.store.update_run(self._require_id(), changes)
+        return changes
 
     def completed_event(self, stop_time: dt.datetime, result: Any) -> bool:
         plain = to_plain(result)
@@ -102,7 +111,7 @@ class StoreObserver(RunObserver):
         self._info["metrics"] = [*self._info.get("metrics", []), *new]
 
     def _finish(self, status: str, changes: Mapping[str, Any]) -> bool:
-        return self.store.finish_run(self._require_id(), status, changes, claim=self.claim)
+        return self.store.finish_run(self._require_id(), status, {**self._held_beat, **changes}, claim=self.claim)
 
     def _require_id(self) -> int:
         if self.run_id is None:

@@ -40,6 +40,8 @@ class RunRecorder:
 
     Store writes happen from the task's thread and from a heartbeat thread; a lock
     keeps them one at a time. ``capture`` is a Sacred capture mode (fd, sys, no).
+    A run costs two writes to the store (start, end, with the last heartbeat in the
+    end's write) plus one per heartbeat and one per batch of metrics.
     """
 
     def __init__(self, observer: StoreObserver, capture: str, heartbeat_seconds: float) -> None:
@@ -91,7 +93,8 @@ class RunRecorder:
             self._beater.join()
         self._exit_stack.close()
         with self._lock:
-            self._write_heartbeat()
+            self._write_metrics()
+            self.observer.hold_heartbeat({}, self._captured_output(), utcnow())
             final_event(utcnow())
 
     def _beat_until_stopped(self) -> None:
@@ -103,12 +106,18 @@ class RunRecorder:
                 log.error("hyperspace: heartbeat of run %s could not be written: %s", self.observer.run_id, error)
 
     def _write_heartbeat(self) -> None:
+        self._write_metrics()
+        self.observer.heartbeat_event({}, self._captured_output(), utcnow(), None)
+
+    def _write_metrics(self) -> None:
         pending = self.metrics.take()
         if pending:
             self.observer.log_metrics(pending, {})
+
+    def _captured_output(self) -> str:
+        """All output captured so far, as a terminal would show it."""
         self._captured += self._output.get() or ""
-        captured = apply_backspaces_and_linefeeds(self._captured)
-        self.observer.heartbeat_event({}, captured, utcnow(), None)
+        return apply_backspaces_and_linefeeds(self._captured)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ logged as an error naming the run, while the job itself goes on.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from hyperspace_hydra.recorder import RunRecorder, active_recorder
 from hyperspace_hydra.seeding import seed_everything
 from hyperspace_hydra.settings import HyperspaceSettings, redact_credentials, resolve_store_uri
 from hyperspace_hydra.slurm import sqlite_store_warning
-from hyperspace_hydra.store import Claim, Store, open_store
+from hyperspace_hydra.store import Claim, open_store
 from hyperspace_hydra.store.base import utcnow
 from hyperspace_hydra.store.retry import RetryingStore, open_retrying
 
@@ -77,16 +78,14 @@ class RecordingCallback(Callback):
 
     Enabled by ``- hyperspace`` in the study's defaults list (see
     :mod:`hyperspace_hydra.settings`). The object is pickled to joblib/submitit
-    workers; the open store is not, each process opens its own.
+    workers; each process opens the store once (see :func:`recording_store`).
     """
 
     def __init__(self) -> None:
-        self._store: Store | RetryingStore | None = None
-        self._store_uri: str | None = None
         self._recorder: RunRecorder | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"_store": None, "_store_uri": self._store_uri, "_recorder": None}
+        return {"_recorder": None}
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._open_store_or_exit(config)
@@ -102,7 +101,7 @@ class RecordingCallback(Callback):
             if job.seed is not None:
                 seed_everything(job.seed)
             claim = _queued_job.claim if _queued_job is not None else None
-            observer = StoreObserver(self._store_for(config), job.fields, _objective_function(settings), claim)
+            observer = StoreObserver(recording_store(store_uri_for(config)), job.fields, _objective_function(settings), claim)
             self._recorder = RunRecorder(observer, settings.capture.value, settings.heartbeat_seconds)
             self._recorder.start(job.started_event_args)
         except Exception as error:  # noqa: BLE001 - Hydra would only warn; say it loudly, let the job run
@@ -123,24 +122,32 @@ class RecordingCallback(Callback):
 
     def _open_store_or_exit(self, config: DictConfig) -> None:
         try:
-            self._store_for(config)
+            recording_store(store_uri_for(config))
         except HyperspaceError as error:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(2) from None
 
-    def _store_for(self, config: DictConfig) -> Store | RetryingStore:
-        uri = store_uri_for(config)
-        if self._store is None or uri != self._store_uri:
-            if self._store is not None:
-                self._store.close()
-            self._store = open_retrying(uri) if _queued_job is not None else RetryingStore(open_store(uri))
-            self._store_uri = uri
-        return self._store
+
+_stores: dict[tuple[str, int], RetryingStore] = {}
+
+
+def recording_store(uri: str) -> RetryingStore:
+    """The store at ``uri`` that this process records runs into, opened on first use and kept open.
+
+    A forked process opens its own. Executing a queued job, opening waits out an
+    unavailable database; otherwise it fails at once, before any job starts.
+    """
+    key = (uri, os.getpid())
+    if key not in _stores:
+        _stores[key] = open_retrying(uri) if _queued_job is not None else RetryingStore(open_store(uri))
+    return _stores[key]
 
 
 def _settings(config: DictConfig) -> HyperspaceSettings:
-    merged = OmegaConf.merge(OmegaConf.structured(HyperspaceSettings), OmegaConf.select(config, "hyperspace") or {})
-    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    node = OmegaConf.select(config, "hyperspace")
+    if OmegaConf.get_type(node) is not HyperspaceSettings:  # not (only) from our registered config: validate it
+        node = OmegaConf.merge(OmegaConf.structured(HyperspaceSettings), node or {})
+    return OmegaConf.to_object(node)  # type: ignore[return-value]
 
 
 def _warn_if_sqlite_on_slurm(config: DictConfig) -> None:

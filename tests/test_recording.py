@@ -8,7 +8,10 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import clean_env, hyperspace, run_app, stored_runs
@@ -223,3 +226,47 @@ def test_host_info_and_package_versions_are_gathered_once_per_process(monkeypatc
         assert provenance.package_versions() is provenance.package_versions()
     finally:
         provenance.host_info.cache_clear()
+
+
+def test_a_process_opens_its_recording_store_once_and_a_forked_one_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from hyperspace_hydra.tracking import recording_store
+
+    uri = f"sqlite:///{tmp_path}/store.db"
+    first = recording_store(uri)
+    assert recording_store(uri) is first
+    monkeypatch.setattr(os, "getpid", lambda: -1)
+    assert recording_store(uri) is not first
+
+
+def counted(method: Callable[..., Any], calls: Counter[str]) -> Callable[..., Any]:
+    """``method``, counting its calls in ``calls`` under its name."""
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls[method.__name__] += 1
+        return method(*args, **kwargs)
+
+    return counting
+
+
+def test_a_run_is_written_in_two_store_writes_plus_its_metrics(tmp_path: Path) -> None:
+    from hyperspace_hydra.observer import StoreObserver
+    from hyperspace_hydra.recorder import RunRecorder
+    from hyperspace_hydra.store import open_store
+    from hyperspace_hydra.store.base import utcnow
+
+    store = open_store(f"sqlite:///{tmp_path}/store.db")
+    writes: Counter[str] = Counter()
+    for name in ("start_run", "update_run", "finish_run", "add_metrics"):
+        setattr(store, name, counted(getattr(store, name), writes))
+    recorder = RunRecorder(StoreObserver(store, {"task": "t"}, lambda result: result), "sys", heartbeat_seconds=60)
+    run_id = recorder.start({"ex_info": {}, "command": "main", "host_info": {}, "start_time": utcnow(), "config": {}, "meta_info": {}})
+    print("hello from the run")
+    recorder.metrics.add("loss", 0.5)
+    recorder.completed(0.25)
+    assert writes == {"start_run": 1, "add_metrics": 1, "finish_run": 1}
+    run = store.get_run(run_id)
+    assert run["status"] == "COMPLETED" and run["objective"] == 0.25
+    assert "hello from the run" in run["captured_out"] and run["info"] == {"metrics": [{"name": "loss"}]}
+    assert run["start_time"] <= run["heartbeat"] <= run["stop_time"]
