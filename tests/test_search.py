@@ -13,6 +13,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from hyperspace_hydra import HyperspaceError
 from hyperspace_hydra.hpo.history import past_trials
+from hyperspace_hydra.hpo.search import history
 from hyperspace_hydra.hpo.space import parse_space
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask
 from hyperspace_hydra.store import open_store
@@ -87,6 +88,35 @@ def test_history_takes_completed_runs_of_the_task_that_lie_in_the_space(monkeypa
         ({"model.dropout": 0.2, "aggregation": "mean"}, 0.9),
         ({"model.dropout": 0.1, "aggregation": "branching"}, 0.8),
     ]
+
+
+def test_history_reads_each_completed_run_once_and_finds_runs_that_end_late(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/store.db")
+    space, fixed = parse_space(["x=interval(0, 1)"])
+    spec = SearchSpec(space, fixed, n_trials=5, task="t")
+
+    def finished(x: float, status: str = "COMPLETED", run_id: int | None = None, **fields: object) -> int:
+        run_id = run_id or store.start_run({"task": "t", "config": {"x": x}, **fields})
+        store.finish_run(run_id, status, {"objective": x})
+        return run_id
+
+    late = store.start_run({"task": "t", "config": {"x": 0.9}})  # starts first, ends after newer runs were read
+    finished(0.1), finished(5.0), finished(0.2, "FAILED"), finished(0.4, job_id=7)
+    read: list[int] = []
+    listing = store.list_runs
+
+    def reading(**kwargs: object) -> list[dict]:
+        runs = listing(**kwargs)
+        read.extend(run["_id"] for run in runs if "config" in run)
+        return runs
+
+    monkeypatch.setattr(store, "list_runs", reading)
+    assert history(store, spec, exclude_jobs=[7]) == [Trial({"x": 0.1}, 0.1)]
+    finished(0.9, run_id=late), finished(0.3)
+    assert history(store, spec) == [Trial({"x": 0.9}, 0.9), Trial({"x": 0.1}, 0.1), Trial({"x": 0.4}, 0.4), Trial({"x": 0.3}, 0.3)]
+    finished(0.5)
+    assert [trial.value for trial in history(store, spec, exclude_jobs=[7])] == [0.9, 0.1, 0.3, 0.5]
+    assert len(read) == len(set(read)) == 6, "each completed run read once"
 
 
 def test_asked_points_differ_from_pending_ones_and_each_other() -> None:

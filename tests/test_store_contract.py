@@ -191,6 +191,18 @@ def test_list_runs_is_oldest_first_and_limit_keeps_the_newest(store: Store) -> N
     assert [run["_id"] for run in store.list_runs(limit=2)] == ids[-2:]
 
 
+def test_list_runs_reads_only_the_fields_asked_for(store: Store) -> None:
+    run_id = store.start_run({"task": "t", "config": {"a": 1}, "captured_out": "x" * 2_000_000, "choices": {"m": "s"}})
+    store.finish_run(run_id, COMPLETED, {"objective": 0.5})
+    assert store.list_runs(fields=["task", "objective"]) == [{"_id": run_id, "task": "t", "objective": 0.5}]
+    assert store.list_runs(sort="-objective", fields=["config"]) == [{"_id": run_id, "config": {"a": 1}}]
+    assert store.list_runs(fields=[]) == [{"_id": run_id}]
+    [run] = store.list_runs(fields=["captured_out", "choices"])
+    assert run == {"_id": run_id, "captured_out": "x" * 2_000_000, "choices": {"m": "s"}}
+    with pytest.raises(ValueError, match="unknown run fields"):
+        store.list_runs(fields=["nope"])
+
+
 def _finished_run(store: Store, config: dict[str, Any], status: str = COMPLETED, **fields: Any) -> int:
     """A run with ``config`` that ended with ``status``; ``fields`` (task, seed, job_id, objective, result, ...) are stored too."""
     started = {key: fields.pop(key) for key in ("task", "seed", "job_id", "choices") if key in fields}

@@ -48,19 +48,28 @@ def pinned_values(fixed: Sequence[str]) -> dict[str, Any]:
     return {key: value for key, value in fixed_override_values(fixed).items() if not key.startswith(f"{SETTINGS_KEY}.")}
 
 
+HISTORY_FIELDS = ("status", "task", "objective", "result", "choices", "config")
+"""The run fields that decide whether and where a run lies in a space."""
+
+
 def past_trials(
     runs: Iterable[Mapping[str, Any]], space: Space, fixed: Sequence[str], task: str | None, metric: str | None
 ) -> list[tuple[dict[str, Any], float]]:
     """``(params, value)`` of every run that lies in ``space`` (see the module docstring)."""
     pinned = pinned_values(fixed)
-    trials = []
-    for run in runs:
-        value = run_objective(run, metric)
-        if run.get("status") != COMPLETED or value is None or run.get("task") != task:
-            continue
-        if parameter_values(run, pinned) != pinned:
-            continue
-        params = parameter_values(run, space)
-        if len(params) == len(space) and all(contains(space[name], value) for name, value in params.items()):
-            trials.append((params, value))
-    return trials
+    return [trial for run in runs if (trial := past_trial(run, space, pinned, task, metric)) is not None]
+
+
+def past_trial(
+    run: Mapping[str, Any], space: Space, pinned: Mapping[str, Any], task: str | None, metric: str | None
+) -> tuple[dict[str, Any], float] | None:
+    """``(params, value)`` of the run if it lies in ``space`` with the ``pinned`` values (:func:`pinned_values`), else None."""
+    value = run_objective(run, metric)
+    if run.get("status") != COMPLETED or value is None or run.get("task") != task:
+        return None
+    if parameter_values(run, pinned) != pinned:
+        return None
+    params = parameter_values(run, space)
+    if len(params) == len(space) and all(contains(space[name], value) for name, value in params.items()):
+        return params, value
+    return None

@@ -9,14 +9,15 @@ several advance the same sweep at once; the others read again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from hyperspace_hydra.hpo.history import past_trials, run_objective
-from hyperspace_hydra.hpo.space import Space, trial_overrides
+from hyperspace_hydra.hpo.history import HISTORY_FIELDS, past_trial, pinned_values, run_objective
+from hyperspace_hydra.hpo.space import Space, space_to_json, trial_overrides
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask
 from hyperspace_hydra.overrides import fixed_override_values
-from hyperspace_hydra.store import COMPLETED, PAUSED, QUEUED, RUNNING, NewJob, Store
+from hyperspace_hydra.store import COMPLETED, PAUSED, QUEUED, RUNNING, Condition, NewJob, Store
 
 MakeJob = Callable[[list[str], str], NewJob]
 """Builds the job of a trial from its overrides and its output directory."""
@@ -25,12 +26,52 @@ _ADVANCE_ATTEMPTS = 10
 
 
 def history(store: Store, spec: SearchSpec, exclude_jobs: Sequence[int] = ()) -> list[Trial]:
-    """Completed runs anywhere in the store that lie in the spec's space (none unless ``warm_start``)."""
+    """Completed runs anywhere in the store that lie in the spec's space (none unless ``warm_start``), oldest first.
+
+    A completed run does not change, so a process reads each one once per search (the
+    store's URI and the spec's task, metric, space and fixed overrides): each call reads
+    the ids of the task's completed runs, then only the runs it has not read yet, and
+    only the fields that decide where they lie.
+    """
     if not spec.warm_start:
         return []
+    known = _known_runs.setdefault((store.uri, _selection_key(spec)), {})
+    completed = {run["_id"]: run["job_id"] for run in store.list_runs(task=spec.task, status=COMPLETED, fields=["job_id"])}
+    unread = sorted(set(completed) - set(known))
+    if unread:
+        known.update(_read_trials(store, spec, _selecting(unread, known)))
     excluded = set(exclude_jobs)
-    runs = [run for run in store.list_runs(task=spec.task, status=COMPLETED) if run.get("job_id") not in excluded]
-    return [Trial(params, value) for params, value in past_trials(runs, spec.space, spec.fixed, spec.task, spec.metric)]
+    return [trial for run_id, job_id in sorted(completed.items()) if job_id not in excluded and (trial := known.get(run_id)) is not None]
+
+
+_known_runs: dict[tuple[str, str], dict[int, Trial | None]] = {}
+"""Per search, the completed runs this process has read: run id -> its trial, None if it is not in the space."""
+_LONGEST_ID_LIST = 100
+
+
+def _selection_key(spec: SearchSpec) -> str:
+    """What decides which runs are a search's history, and where they lie."""
+    return json.dumps([spec.task, spec.metric, space_to_json(spec.space), spec.fixed], sort_keys=True)
+
+
+def _selecting(unread: Sequence[int], known: Mapping[int, Any]) -> list[Condition]:
+    """Conditions on the run id that select at least the ``unread`` runs (ascending ids), and few others."""
+    if known and unread[0] > max(known):
+        return [Condition("id", ">", max(known))]
+    if known and len(unread) <= _LONGEST_ID_LIST:
+        return [Condition("id", "in", list(unread))]
+    return []
+
+
+def _read_trials(store: Store, spec: SearchSpec, where: Sequence[Condition]) -> dict[int, Trial | None]:
+    """The task's completed runs that match ``where``, each as its trial (None when it is not in the space)."""
+    pinned = pinned_values(spec.fixed)
+    runs = store.list_runs(task=spec.task, status=COMPLETED, where=where, fields=HISTORY_FIELDS)
+    return {run["_id"]: _trial_of(past_trial(run, spec.space, pinned, spec.task, spec.metric)) for run in runs}
+
+
+def _trial_of(found: tuple[dict[str, Any], float] | None) -> Trial | None:
+    return Trial(*found) if found is not None else None
 
 
 def sweep_trials(store: Store, jobs: Sequence[dict[str, Any]], spec: SearchSpec) -> list[Trial]:

@@ -63,6 +63,16 @@ def run_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
     return dict(changes)
 
 
+def run_fields(fields: Sequence[str] | None) -> tuple[str, ...]:
+    """The run fields that :meth:`Store.list_runs` returns for its ``fields`` argument; ValueError for unknown ones."""
+    if fields is None:
+        return RUN_FIELDS
+    unknown = set(fields) - set(RUN_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown run fields {sorted(unknown)}; expected names from RUN_FIELDS")
+    return tuple(fields)
+
+
 def utcnow() -> dt.datetime:
     """The current time as the naive UTC datetime that stores keep."""
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -310,6 +320,7 @@ class Store(abc.ABC):
         status: str | None = None,
         where: Sequence[Condition] = (),
         sort: str | None = None,
+        fields: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
         """Return the run documents that match every given filter.
 
@@ -323,8 +334,12 @@ class Store(abc.ABC):
         point), then runs where it is missing or of another type; ties in id order. With
         ``sort``, ``limit`` keeps the first ``limit`` runs of that order.
 
+        With ``fields`` (names from :data:`RUN_FIELDS`), each document holds ``_id`` and only
+        those fields, and no other field is read.
+
         The database filters, orders and limits: no run that is left out is read.
-        Raises :class:`HyperspaceError` for a malformed ``sort`` path.
+        Raises :class:`HyperspaceError` for a malformed ``sort`` path, ``ValueError`` for
+        an unknown field.
         """
 
     @abc.abstractmethod

@@ -53,6 +53,7 @@ from hyperspace_hydra.store.base import (
     Store,
     run_changes,
     run_conditions,
+    run_fields,
     run_path,
     sort_order,
     utcnow,
@@ -260,18 +261,21 @@ class MongoStore(Store):
         status: str | None = None,
         where: Sequence[Condition] = (),
         sort: str | None = None,
+        fields: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
         """Filters are one query document; ``sort`` computes its order keys in an aggregation pipeline."""
         if limit == 0:
             return []  # MongoDB reads a limit of 0 as no limit
+        selected = run_fields(fields)
         selection = self._run_selection(task, sweep_id, status, where)
+        projection = {"_id": 1, **{field: 1 for field in (*selected, *([_OUTPUT_FILE] if "captured_out" in selected else []))}}
         if sort is None:
-            cursor = self._db.runs.find(selection).sort("_id", DESCENDING).limit(limit or 0)
+            cursor = self._db.runs.find(selection, projection).sort("_id", DESCENDING).limit(limit or 0)
             found = reversed(list(cursor))  # the newest `limit` runs, oldest first
         else:
-            pipeline = [{"$match": selection}, *_sort_stages(sort), *([{"$limit": limit}] if limit else [])]
+            pipeline = [{"$match": selection}, *_sort_stages(sort), *([{"$limit": limit}] if limit else []), {"$project": projection}]
             found = self._db.runs.aggregate(pipeline, allowDiskUse=True)  # runs with long output can pass the 100 MB in-memory sort limit
-        return [self._document(raw) or self.get_run(raw["_id"]) for raw in found]
+        return [self._document(raw, selected) or _only(self.get_run(raw["_id"]), selected) for raw in found]
 
     def _run_selection(self, task: str | None, sweep_id: int | None, status: str | None, where: Sequence[Condition]) -> dict[str, Any]:
         """The query document that selects the runs :meth:`list_runs` returns."""
@@ -361,12 +365,12 @@ class MongoStore(Store):
         ]
         return {**info, "metrics": with_ids}
 
-    def _document(self, raw: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The run as the interface returns it, with the whole captured output.
+    def _document(self, raw: Mapping[str, Any], fields: Sequence[str] = RUN_FIELDS) -> dict[str, Any] | None:
+        """The run as the interface returns it (only ``fields``), with the whole captured output.
 
         None if the output's file was replaced (by a heartbeat) since ``raw`` was read.
         """
-        document = {"_id": raw["_id"], **{field: raw.get(field) for field in RUN_FIELDS}}
+        document = {"_id": raw["_id"], **{field: raw.get(field) for field in fields}}
         if raw.get(_OUTPUT_FILE) is not None:
             try:
                 document["captured_out"] = self._outputs.get(raw[_OUTPUT_FILE]).read().decode()
@@ -662,6 +666,11 @@ def _scalar_match(operator: str, expected: Any) -> dict[str, Any]:
     """``operator`` on a value of the type of ``expected``; never on a list, whose items MongoDB would match one by one."""
     bson_type = next(name for kind, name in _BSON_TYPES if isinstance(expected, kind))
     return {operator: expected, "$type": bson_type, "$not": {"$type": "array"}}
+
+
+def _only(document: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
+    """``document`` with ``_id`` and ``fields`` only."""
+    return {"_id": document["_id"], **{field: document[field] for field in fields}}
 
 
 def _sort_stages(sort: str) -> list[dict[str, Any]]:

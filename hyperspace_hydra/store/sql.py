@@ -48,6 +48,7 @@ from hyperspace_hydra.store.base import (
     Store,
     run_changes,
     run_conditions,
+    run_fields,
     run_path,
     sort_order,
     utcnow,
@@ -300,12 +301,15 @@ class SQLStore(Store):
         status: str | None = None,
         where: Sequence[Condition] = (),
         sort: str | None = None,
+        fields: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
         dialect = self._engine.dialect.name
         order = [_runs.c.id.desc()] if sort is None else _run_order(dialect, sort)
-        query = sa.select(_runs).where(*_run_filters(dialect, task, sweep_id, status, where)).order_by(*order).limit(limit)
+        selected = run_fields(fields)
+        columns = [_runs.c.id, *(_runs.c[field] for field in selected)]
+        query = sa.select(*columns).where(*_run_filters(dialect, task, sweep_id, status, where)).order_by(*order).limit(limit)
         with self._engine.connect() as connection:
-            documents = [_document(row) for row in connection.execute(query).mappings()]
+            documents = [_document(row, selected) for row in connection.execute(query).mappings()]
         return documents[::-1] if sort is None else documents  # unsorted: the newest `limit` runs, oldest first
 
     @_reachable
@@ -741,8 +745,8 @@ def _by_code_point(text: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElemen
     return text.collate("C") if dialect == "postgresql" else text
 
 
-def _document(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"_id": row["id"], **{field: row[field] for field in RUN_FIELDS}}
+def _document(row: Mapping[str, Any], fields: Sequence[str] = RUN_FIELDS) -> dict[str, Any]:
+    return {"_id": row["id"], **{field: row[field] for field in fields}}
 
 
 def _database_exists(uri: str) -> bool:
