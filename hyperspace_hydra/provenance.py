@@ -80,9 +80,17 @@ def _git(directory: str, *args: str) -> str | None:
 def source_directory(task_function: Callable[..., Any], fallback: Path | None = None) -> str:
     """The directory whose git state describes a study's code: that of its task function's file.
 
-    Falls back to ``fallback`` (default: the current directory) for functions without a file.
+    Falls back to ``fallback`` (default: the current directory) for functions without a file
+    on disk (built-ins, or a function a launcher pickled by value, whose file reads ``<dynamic-code>``).
     """
+    path = defining_file(task_function)
+    return str(Path(path).resolve().parent) if path is not None else str(fallback or Path.cwd())
+
+
+def defining_file(function: Callable[..., Any]) -> str | None:
+    """The existing file ``function`` is defined in, or None."""
     try:
-        return str(Path(inspect.getfile(task_function)).resolve().parent)
+        path = inspect.getfile(function)
     except TypeError:
-        return str(fallback or Path.cwd())
+        return None
+    return path if Path(path).is_file() else None

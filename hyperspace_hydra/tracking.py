@@ -83,21 +83,23 @@ class RecordingCallback(Callback):
 
     def __init__(self) -> None:
         self._recorder: RunRecorder | None = None
+        self._main: MainModule | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"_recorder": None}
+        return {"_recorder": None, "_main": self._main}
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._open_store_or_exit(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._main = MainModule.of_this_process()  # before launchers pickle this callback to other processes
         self._open_store_or_exit(config)
         _warn_if_sqlite_on_slurm(config)
 
     def on_job_start(self, config: DictConfig, *, task_function: TaskFunction, **kwargs: Any) -> None:
         try:
             settings = _settings(config)
-            job = describe_job(config, task_function)
+            job = describe_job(config, task_function, self._main)
             if job.seed is not None:
                 seed_everything(job.seed)
             claim = _queued_job.claim if _queued_job is not None else None
@@ -210,12 +212,16 @@ class JobDescription:
         return self.fields["seed"]
 
 
-def describe_job(config: DictConfig, task_function: TaskFunction) -> JobDescription:
-    """Describe the job whose full Hydra config (with the ``hydra`` node) is ``config``."""
+def describe_job(config: DictConfig, task_function: TaskFunction, main: MainModule | None = None) -> JobDescription:
+    """Describe the job whose full Hydra config (with the ``hydra`` node) is ``config``.
+
+    ``main``: the ``__main__`` of the process where the sweep started (see :func:`app_name`).
+    """
     given, complete = given_and_complete(config)
     runtime = config.hydra.runtime
     choices = {group: option for group, option in runtime.choices.items() if not group.startswith("hydra/")}
-    source_dir = provenance.source_directory(task_function, Path(runtime.cwd))
+    main = main or MainModule.of_this_process()
+    source_dir = provenance.source_directory(task_function, Path(main.file).parent if main.file else Path(runtime.cwd))
     code = provenance.code_version(source_dir)
     fields = {
         "task": choices.get("task"),
@@ -229,7 +235,7 @@ def describe_job(config: DictConfig, task_function: TaskFunction) -> JobDescript
         "job_id": _queued_job.claim.job_id if _queued_job is not None else None,
     }
     started_event_args = {
-        "ex_info": _experiment_info(config, task_function, source_dir, code),
+        "ex_info": _experiment_info(config, task_function, source_dir, code, main),
         "command": task_function.__name__,
         "host_info": provenance.host_info(),
         "start_time": utcnow(),
@@ -273,22 +279,44 @@ def _seed(config: Mapping[str, Any]) -> int | None:
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
-def _experiment_info(config: DictConfig, task_function: TaskFunction, source_dir: str, code: Mapping[str, Any]) -> dict[str, Any]:
+def _experiment_info(
+    config: DictConfig, task_function: TaskFunction, source_dir: str, code: Mapping[str, Any], main: MainModule
+) -> dict[str, Any]:
     """Sacred's ``experiment`` entry: name, base dir, main file, dependencies, repositories."""
     return {
-        "name": app_name(config, task_function),
+        "name": app_name(config, task_function, main),
         "base_dir": source_dir,
-        "mainfile": getattr(sys.modules.get(task_function.__module__), "__file__", None),
+        "mainfile": main.file if task_function.__module__ == "__main__" else provenance.defining_file(task_function),
         "sources": [],
         "dependencies": provenance.package_versions(),
         "repositories": [{"url": code["repository"], "commit": code["commit"], "dirty": code["dirty"]}] if code["commit"] else [],
     }
 
 
-def app_name(config: DictConfig, task_function: TaskFunction) -> str:
-    """The study's app module (``study.run``) as ``python -m`` would name it, else Hydra's job name."""
+def app_name(config: DictConfig, task_function: TaskFunction, main: MainModule | None = None) -> str:
+    """The study's app module (``study.run``) as ``python -m`` would name it, else Hydra's job name.
+
+    A task function defined in ``__main__`` is named after the module run as ``python -m``:
+    that of ``main`` when given (the sweep's process: in a job that a launcher such as
+    submitit or joblib runs in another process, ``__main__`` is that launcher's), else this
+    process's.
+    """
     module = task_function.__module__
     if module == "__main__":
-        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-        return spec.name if spec is not None else str(config.hydra.job.name)
+        return (main or MainModule.of_this_process()).name or str(config.hydra.job.name)
     return module
+
+
+@dataclass(frozen=True)
+class MainModule:
+    """A process's ``__main__``: the module run as ``python -m`` (None for a script) and its file."""
+
+    name: str | None
+    file: str | None
+
+    @classmethod
+    def of_this_process(cls) -> MainModule:
+        """This process's ``__main__``."""
+        main = sys.modules.get("__main__")
+        spec = getattr(main, "__spec__", None)
+        return cls(spec.name if spec is not None else None, getattr(main, "__file__", None))

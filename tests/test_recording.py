@@ -149,6 +149,7 @@ def test_the_joblib_launcher_records_every_job_in_its_worker_processes(probe_stu
     assert sorted(run["status"] for run in runs) == ["COMPLETED"] * 3 + ["FAILED"] * 3
     assert all(f"hello from the task: {run['config']['message']}" in run["captured_out"] for run in runs)
     assert all(run["metrics"]["loss"]["steps"] == [0, 1, 2] for run in runs)
+    assert {run["experiment"]["name"] for run in runs} == {"probe.run"}, "named after the app, not joblib's worker __main__"
 
 
 def _git(cwd: Path, *args: str) -> str:

@@ -67,6 +67,8 @@ def test_submitit_launcher_runs_are_recorded_with_their_slurm_job_and_gpu(probe_
     runs = _runs(slurm_env["HYPERSPACE_STORE"])
     assert sorted(run["result"]["score"] for run in runs) == [1, 2, 3]
     assert {run["status"] for run in runs} == {"COMPLETED"}
+    assert {run["experiment"]["name"] for run in runs} == {"probe.run"}, "named after the app, not submitit's __main__"
+    assert {Path(run["experiment"]["mainfile"]).name for run in runs} == {"run.py"}
     slurm = [run["host"]["slurm"] for run in runs]
     assert len({job["array_job_id"] for job in slurm}) == 1
     assert sorted(job["array_task_id"] for job in slurm) == ["0", "1", "2"]
