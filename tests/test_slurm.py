@@ -211,3 +211,33 @@ def test_slurm_workers_refuse_bad_input_before_submitting(probe_study: Path, slu
         assert refused.returncode == 2
         [line] = refused.stderr.strip().splitlines()
         assert line.startswith("error: ") and message in line
+
+
+def test_a_worker_warned_before_its_time_limit_requeues_its_job(probe_study: Path, slurm_cluster: SlurmCluster, slurm_env: dict[str, str]) -> None:
+    """No scancel here: SLURM itself sends SIGUSR2 --signal-delay seconds before the time limit."""
+    uri = slurm_env["HYPERSPACE_STORE"]
+    assert enqueue(probe_study, "sleep=300", env=slurm_env).returncode == 0
+    submitted = hyperspace(
+        probe_study, "slurm", "workers", "1", "--app", "probe.run", "--time", "2", "--signal-delay", "105",
+        "--folder", str(probe_study / "submitit"), env=slurm_env,
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    [worker] = submitted.stdout.split("SLURM jobs: ")[1].split()
+    ended = wait_until(lambda: _all_ended(slurm_cluster, [worker]), timeout=110, what="the worker job to end")
+    assert ended == {worker: "COMPLETED"}, _worker_logs(probe_study)
+    [job] = _jobs(uri)
+    assert (job["state"], job["attempts"]) == ("QUEUED", 0)
+    assert [run["status"] for run in _runs(uri)] == ["INTERRUPTED"]
+
+
+def test_slurm_workers_warn_loudly_about_a_sqlite_store_and_still_work_on_a_shared_disk(
+    probe_study: Path, slurm_cluster: SlurmCluster, slurm_env: dict[str, str]
+) -> None:
+    env = {key: value for key, value in slurm_env.items() if key != "HYPERSPACE_STORE"}
+    assert enqueue(probe_study, "score=1,2", env=env).returncode == 0
+    submitted = hyperspace(probe_study, "slurm", "workers", "1", "--app", "probe.run", "--exit-when-empty", "--folder", str(probe_study / "submitit"), env=env)
+    assert submitted.returncode == 0, submitted.stderr
+    assert "WARNING: the store is SQLite" in submitted.stderr and "unreliable over NFS" in submitted.stderr
+    [worker] = submitted.stdout.split("SLURM jobs: ")[1].split()
+    assert wait_until(lambda: _all_ended(slurm_cluster, [worker]), timeout=120, what="the worker to end") == {worker: "COMPLETED"}
+    assert {job["state"] for job in _jobs(f"sqlite:///{probe_study}/.hyperspace/store.db")} == {"COMPLETED"}
