@@ -117,6 +117,8 @@ class RecordingCallback(Callback):
         try:
             if job_return.status == JobStatus.COMPLETED:
                 recorder.completed(job_return.return_value)
+            elif _preempted(job_return._return_value):
+                recorder.interrupted()
             else:
                 recorder.failed(job_return._return_value)
         except Exception as error:  # noqa: BLE001 - see on_job_start
@@ -128,6 +130,17 @@ class RecordingCallback(Callback):
         except HyperspaceError as error:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(2) from None
+
+
+def _preempted(error: BaseException) -> bool:
+    """Whether the task was stopped by submitit on a SLURM preemption or time limit it did not requeue.
+
+    submitit raises its ``UncompletedJobError`` from its SIGUSR2 handler, inside the task; the
+    run is INTERRUPTED (stopped from outside), not FAILED. Recognised by name: submitit is
+    not imported for this.
+    """
+    kind = type(error)
+    return kind.__name__ == "UncompletedJobError" and kind.__module__.startswith("submitit")
 
 
 _stores: dict[tuple[str, int], RetryingStore] = {}

@@ -4,6 +4,8 @@ recorded, and workers submitted as a SLURM job array draining the queue, cancell
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +243,32 @@ def test_slurm_workers_warn_loudly_about_a_sqlite_store_and_still_work_on_a_shar
     [worker] = submitted.stdout.split("SLURM jobs: ")[1].split()
     assert wait_until(lambda: _all_ended(slurm_cluster, [worker]), timeout=120, what="the worker to end") == {worker: "COMPLETED"}
     assert {job["state"] for job in _jobs(f"sqlite:///{probe_study}/.hyperspace/store.db")} == {"COMPLETED"}
+
+
+@pytest.mark.parametrize("requeues", [0, 1])
+def test_a_preempted_submitit_launcher_job_is_recorded_interrupted_and_again_when_submitit_requeues_it(
+    probe_study: Path, slurm_cluster: SlurmCluster, slurm_env: dict[str, str], requeues: int
+) -> None:
+    uri = slurm_env["HYPERSPACE_STORE"]
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "probe.run", "--multirun", "hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=5",
+         f"hydra.launcher.max_num_timeout={requeues}", f"hydra.launcher.submitit_folder={probe_study / 'submitit'}", "sleep=6"],
+        cwd=probe_study, env=slurm_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        [run] = wait_until(lambda: [run for run in _runs(uri) if run["status"] == "RUNNING"], timeout=120, what="the run to start")
+        job_id = run["host"]["slurm"]["job_id"]
+        slurm_cluster.run("scancel", "--signal=USR2", job_id)  # what SLURM sends a preempted job (submitit's convention)
+        if requeues:
+            wait_until(lambda: "BeginTime" in slurm_cluster.run("squeue", "--noheader", "--jobs", job_id, "--format=%r"), timeout=60, what="the requeue")
+            slurm_cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")  # SLURM holds a requeued job ~2 min
+        output, _ = sweep.communicate(timeout=180)
+    finally:
+        sweep.kill()
+    statuses = [run["status"] for run in sorted(_runs(uri), key=lambda run: run["_id"])]
+    if requeues:
+        assert sweep.returncode == 0, output
+        assert statuses == ["INTERRUPTED", "COMPLETED"]
+    else:
+        assert sweep.returncode != 0, "Hydra reports the job that submitit did not requeue"
+        assert statuses == ["INTERRUPTED"]
