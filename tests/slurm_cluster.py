@@ -10,7 +10,7 @@ Accounting matters: without it submitit cannot learn that a cancelled or killed 
 and waits for it forever. Every client (``sbatch``, ``squeue``, ``sacct``, ``scancel``, also
 when submitit runs them) needs ``SLURM_CONF``; ``cluster.environment()`` gives it.
 
-The node announces 8 CPUs (the machine may have fewer; ``SlurmdParameters=config_overrides``)
+Two partitions over the node: ``debug`` (the default) and ``long``. The node announces 8 CPUs (the machine may have fewer; ``SlurmdParameters=config_overrides``)
 so that several one-CPU jobs run at once, and two fake GPUs (``gres.conf`` over two empty
 files), so that SLURM sets ``CUDA_VISIBLE_DEVICES`` for jobs that ask for a GPU.
 """
@@ -30,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 
 PARTITION = "debug"
+OTHER_PARTITION = "long"
 NODE_CPUS = 8
 NODE_GPUS = 2
 REQUIRED_PROGRAMS = ("munged", "mariadbd", "mariadb-install-db", "slurmdbd", "slurmctld", "slurmd", "sbatch", "sacct")
@@ -225,8 +226,11 @@ class SlurmCluster:
             "AccountingStoragePass": munge,
         }
         node = f"NodeName={self.node} CPUs={NODE_CPUS} RealMemory=4096 Gres=gpu:{NODE_GPUS} State=UNKNOWN"
-        partition = f"PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP"
-        return "".join(f"{key}={value}\n" for key, value in lines.items()) + f"{node}\n{partition}\n"
+        partitions = [
+            f"PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP",
+            f"PartitionName={OTHER_PARTITION} Nodes={self.node} MaxTime=INFINITE State=UP",
+        ]
+        return "".join(f"{key}={value}\n" for key, value in lines.items()) + "\n".join([node, *partitions]) + "\n"
 
     def _slurmdbd_conf(self) -> str:
         lines = {

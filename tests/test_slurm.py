@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import clean_env, enqueue, hyperspace, run_app, wait_until
-from slurm_cluster import SlurmCluster
+from slurm_cluster import OTHER_PARTITION, SlurmCluster
 
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.slurm import execution_info, network_filesystem, slurm_job_id, sqlite_store_warning
@@ -165,6 +165,34 @@ def test_with_resubmit_a_signalled_worker_comes_back_and_finishes_the_queue(
     assert wait_until(lambda: _all_ended(slurm_cluster, [worker]), timeout=60, what="the worker to end") == {worker: "COMPLETED"}
     assert sorted(run["status"] for run in _runs(uri)) == ["COMPLETED", "INTERRUPTED"]
     assert "requeued: it will start again" in _worker_logs(probe_study)
+
+
+def test_slurm_workers_ask_slurm_for_the_requested_resources(probe_study: Path, slurm_cluster: SlurmCluster, slurm_env: dict[str, str]) -> None:
+    workers = _submit_workers(
+        probe_study, slurm_env, 2, "--partition", OTHER_PARTITION, "--time", "1:30:00", "--cpus-per-worker", "2", "--mem-gb", "1.5",
+        "--gpus-per-worker", "1", "--exit-when-empty",
+    )  # fmt: skip
+    for worker in workers:
+        shown = dict(item.split("=", 1) for item in slurm_cluster.run("scontrol", "--oneliner", "show", "job", worker).split() if "=" in item)
+        assert (shown["JobName"], shown["Partition"], shown["TimeLimit"]) == ("hyperspace-worker", OTHER_PARTITION, "01:30:00")
+        assert (shown["NumCPUs"], shown["MinMemoryNode"]) == ("2", "1.50G")
+        assert shown["TresPerNode"] == "gres:gpu:1"
+    wait_until(lambda: _all_ended(slurm_cluster, workers), timeout=120, what="the workers to end on an empty queue")
+
+
+def test_slurm_commands_without_a_cluster_fail_with_one_line(probe_study: Path, slurm_cluster: SlurmCluster, slurm_env: dict[str, str]) -> None:
+    missing = {**slurm_env, "SLURM_CONF": str(probe_study / "missing-slurm.conf")}
+    broken_conf = probe_study / "broken-slurm.conf"
+    broken_conf.write_text(slurm_cluster.conf.read_text().replace("SlurmctldHost=", "SlurmctldHost=nowhere-"))
+    broken = {**slurm_env, "SLURM_CONF": str(broken_conf)}
+    for env, message in ((missing, "SLURM_CONF is "), (broken, "sbatch failed: ")):
+        failed = hyperspace(probe_study, "slurm", "workers", "1", "--app", "probe.run", env=env)
+        assert failed.returncode == 2, failed.stdout
+        [line] = failed.stderr.strip().splitlines()
+        assert line.startswith(f"error: {message}"), line
+    failed = hyperspace(probe_study, "slurm", "ls", env=missing)
+    [line] = failed.stderr.strip().splitlines()
+    assert failed.returncode == 2 and line.startswith("error: SLURM_CONF is "), line
 
 
 def _running(uri: str) -> list[dict[str, Any]]:

@@ -21,6 +21,9 @@ time since its last one.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import math
 import os
 import re
 import signal
@@ -59,7 +62,7 @@ class SlurmResources:
             "partition": self.partition,
             "gpus_per_node": self.gpus_per_worker,
             "cpus_per_task": self.cpus_per_worker,
-            "mem": f"{self.mem_gb:g}G" if self.mem_gb is not None else None,
+            "mem": f"{math.ceil(self.mem_gb * 1024)}M" if self.mem_gb is not None else None,  # sbatch takes whole units
         }
         parameters.update({name: value for name, value in optional.items() if value is not None})
         return parameters
@@ -94,12 +97,21 @@ def submit_workers(count: int, job: SlurmWorkerJob, resources: SlurmResources, f
 
     if count < 1:
         raise HyperspaceError(f"the number of workers must be at least 1, got {count}")
+    check_slurm_conf()
     executor = submitit.SlurmExecutor(folder=folder)
     executor.update_parameters(job_name=JOB_NAME, array_parallelism=count, **resources.executor_parameters())
     try:
-        return executor.map_array(job, range(count))
-    except (subprocess.CalledProcessError, FileNotFoundError) as error:
-        raise HyperspaceError(f"sbatch failed: {_failure_text(error)}") from None
+        with contextlib.redirect_stderr(io.StringIO()):  # submitit prints sbatch's errors; they are in the exception
+            return executor.map_array(job, range(count))
+    except (submitit.core.utils.FailedJobError, OSError) as error:
+        raise HyperspaceError(f"sbatch failed: {_last_line(str(error))}") from None
+
+
+def check_slurm_conf() -> None:
+    """A clear error when ``SLURM_CONF`` names a missing file (SLURM's clients would retry for a minute)."""
+    configured = os.environ.get("SLURM_CONF")
+    if configured and not Path(configured).is_file():
+        raise HyperspaceError(f"SLURM_CONF is {configured}, which is not a file; point it at the cluster's slurm.conf or unset it")
 
 
 def parse_time_limit(text: str) -> int:
@@ -135,23 +147,25 @@ def _say_as(index: int) -> Any:
     return say
 
 
-def _failure_text(error: Exception) -> str:
-    if isinstance(error, subprocess.CalledProcessError):
-        output = error.output.decode(errors="replace") if isinstance(error.output, bytes) else (error.output or "")
-        return output.strip().splitlines()[-1] if output.strip() else str(error)
-    return str(error)
+def _last_line(text: str) -> str:
+    """The last non-empty line of a command's error output (where sbatch and squeue say what is wrong)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
 
 
 def list_worker_jobs() -> list[dict[str, str]]:
     """The worker jobs SLURM knows (pending and running), from ``squeue``: id, state, elapsed, limit, nodes or reason."""
     fields = ("slurm_job", "state", "elapsed", "time_limit", "nodes_or_reason")
+    check_slurm_conf()
     try:
         result = subprocess.run(
             ["squeue", "--noheader", f"--name={JOB_NAME}", "--format=%i|%T|%M|%l|%R"],
             capture_output=True, text=True, timeout=60, check=True,
         )
-    except (subprocess.CalledProcessError, FileNotFoundError) as error:
-        raise HyperspaceError(f"squeue failed: {_failure_text(error)}") from None
+    except subprocess.CalledProcessError as error:
+        raise HyperspaceError(f"squeue failed: {_last_line(error.stderr or str(error))}") from None
+    except OSError as error:
+        raise HyperspaceError(f"squeue failed: {error}") from None
     return [dict(zip(fields, line.split("|", len(fields) - 1))) for line in result.stdout.splitlines() if line.strip()]
 
 
