@@ -236,7 +236,7 @@ def test_bad_time_limits_are_one_clear_error(text: str) -> None:
 
 
 def test_slurm_workers_refuse_bad_input_before_submitting(probe_study: Path, slurm_env: dict[str, str]) -> None:
-    for options, message in ((["2", "--time", "4h"], "invalid time limit"), (["0"], "at least 1")):
+    for options, message in ((["2", "--time", "4h"], "invalid time limit"), (["0"], "at least 1"), (["1", "--time", "1"], "signal delay")):
         refused = hyperspace(probe_study, "slurm", "workers", *options, "--app", "probe.run", env=slurm_env)
         assert refused.returncode == 2
         [line] = refused.stderr.strip().splitlines()

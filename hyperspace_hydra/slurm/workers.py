@@ -31,7 +31,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from hyperspace_hydra.app import load_app
 from hyperspace_hydra.errors import HyperspaceError
@@ -97,6 +97,11 @@ def submit_workers(count: int, job: SlurmWorkerJob, resources: SlurmResources, f
 
     if count < 1:
         raise HyperspaceError(f"the number of workers must be at least 1, got {count}")
+    if resources.signal_delay_s >= resources.time_minutes * 60:
+        raise HyperspaceError(
+            f"the signal delay ({resources.signal_delay_s} s) must be shorter than the time limit ({resources.time_minutes} min): "
+            "SLURM would warn the workers as soon as they start"
+        )
     check_slurm_conf()
     executor = submitit.SlurmExecutor(folder=folder)
     executor.update_parameters(job_name=JOB_NAME, array_parallelism=count, **resources.executor_parameters())
@@ -127,10 +132,10 @@ def parse_time_limit(text: str) -> int:
     seconds = int(match["days"] or 0) * 86400 + sum(part * unit for part, unit in zip(parts, units))
     if seconds <= 0:
         raise HyperspaceError(f"invalid time limit {text!r}: it must be positive")
-    return -(-seconds // 60)
+    return math.ceil(seconds / 60)
 
 
-def _requeue_this_job(say: Any) -> None:
+def _requeue_this_job(say: Callable[[str], None]) -> None:
     """Put this SLURM job back in SLURM's queue, then leave without a result (as submitit does)."""
     job_id = slurm_job_id()
     if job_id is None:
@@ -140,7 +145,7 @@ def _requeue_this_job(say: Any) -> None:
     raise SystemExit(-1)
 
 
-def _say_as(index: int) -> Any:
+def _say_as(index: int) -> Callable[[str], None]:
     def say(line: str) -> None:
         print(f"[worker {index}] {line}", flush=True)
 
