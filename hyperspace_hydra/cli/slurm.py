@@ -9,6 +9,7 @@ from pathlib import Path
 from hyperspace_hydra.app import load_app
 from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for, store_uri
 from hyperspace_hydra.cli.output import print_json_lines, print_table
+from hyperspace_hydra.cli.worker import add_worker_options, worker_options
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.slurm import sqlite_store_warning
 from hyperspace_hydra.slurm.workers import (
@@ -20,7 +21,6 @@ from hyperspace_hydra.slurm.workers import (
     submit_workers,
 )
 from hyperspace_hydra.store import RUNNING
-from hyperspace_hydra.worker import WorkerOptions
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -36,14 +36,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     workers.add_argument("--gpus-per-worker", type=int, metavar="G", help="GPUs per worker; its jobs see only those (CUDA_VISIBLE_DEVICES)")
     workers.add_argument("--cpus-per-worker", type=int, metavar="C", help="CPUs per worker")
     workers.add_argument("--mem-gb", type=float, metavar="M", help="memory per worker in GB")
-    workers.add_argument("--processes", type=int, default=1, metavar="K", help="jobs at a time in each worker (default 1)")
-    workers.add_argument("--exit-when-empty", action="store_true", help="each worker stops when no job is queued and none runs")
     workers.add_argument("--resubmit", action="store_true", help="near its time limit a worker puts its own SLURM job back in SLURM's queue")
     workers.add_argument("--signal-delay", type=int, default=90, metavar="SECONDS", help="SLURM warns a worker (SIGUSR2) this long before its time limit (default 90)")
-    workers.add_argument("--grace", type=float, default=0.0, metavar="SECONDS", help="on a SLURM signal, how long the running job may go on before it is interrupted and requeued (default 0; keep it below --signal-delay)")
-    workers.add_argument("--timeout", type=float, metavar="SECONDS", help="a job running longer ends TIMEOUT")
-    workers.add_argument("--lease", type=float, default=60.0, metavar="SECONDS", help="how long a job stays claimed without a sign of life from its worker (default 60)")
-    workers.add_argument("--allow", action="append", default=[], metavar="PACKAGE", help="also allow _target_s from this package (repeatable)")
+    add_worker_options(workers, grace=0.0, stopped_by="a SLURM signal (keep it below --signal-delay and SLURM's KillWait)")
     workers.add_argument("--folder", default=".hyperspace/slurm", metavar="DIR", help="where submitit keeps the workers' logs and pickles (default .hyperspace/slurm)")
     workers.set_defaults(handler=_workers)
 
@@ -68,10 +63,7 @@ def _workers(args: argparse.Namespace) -> None:
         mem_gb=args.mem_gb,
         signal_delay_s=args.signal_delay,
     )
-    options = WorkerOptions(
-        processes=args.processes, exit_when_empty=args.exit_when_empty, timeout=args.timeout, lease=args.lease, grace=args.grace
-    )
-    job = SlurmWorkerJob(args.app, str(Path.cwd()), uri, options, tuple(args.allow), args.resubmit)
+    job = SlurmWorkerJob(args.app, str(Path.cwd()), uri, worker_options(args), tuple(args.allow), args.resubmit)
     jobs = submit_workers(args.count, job, resources, Path(args.folder))
     print(f"submitted {len(jobs)} worker(s) for study {args.app}, store {redact_credentials(uri)}; logs in {args.folder}")
     print(f"SLURM jobs: {' '.join(job.job_id for job in jobs)}")

@@ -14,19 +14,24 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     worker = commands.add_parser("worker", help="run queued jobs of a study (start it in the study's directory)")
     add_app_option(worker, required=True)
     add_store_option(worker)
-    worker.add_argument("--processes", type=int, default=1, metavar="N", help="jobs at a time on this machine (default 1)")
-    worker.add_argument("--exit-when-empty", action="store_true", help="stop when no job is queued and none runs")
-    worker.add_argument("--max-jobs", type=int, default=None, metavar="K", help="stop after taking K jobs")
-    worker.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="a job running longer ends TIMEOUT")
-    worker.add_argument("--lease", type=float, default=60.0, metavar="SECONDS", help="how long a job stays claimed without a sign of life from this worker (default 60)")
-    worker.add_argument("--grace", type=float, default=30.0, metavar="SECONDS", help="on SIGTERM/SIGINT, how long running jobs may go on before they are interrupted and requeued (default 30)")
-    worker.add_argument("--allow", action="append", default=[], metavar="PACKAGE", help="also allow _target_s from this package (repeatable; see hyperspace.allowed_targets)")
+    add_worker_options(worker, grace=30.0, stopped_by="SIGTERM/SIGINT")
     worker.set_defaults(handler=_worker)
 
 
-def _worker(args: argparse.Namespace) -> int:
-    app = load_app(args.app)
-    options = WorkerOptions(
+def add_worker_options(parser: argparse.ArgumentParser, grace: float, stopped_by: str) -> None:
+    """How a worker behaves (``--processes``, ``--exit-when-empty``...): shared by ``worker`` and ``slurm workers``."""
+    parser.add_argument("--processes", type=int, default=1, metavar="N", help="jobs at a time in a worker (default 1)")
+    parser.add_argument("--exit-when-empty", action="store_true", help="stop when no job is queued and none runs")
+    parser.add_argument("--max-jobs", type=int, default=None, metavar="K", help="stop after taking K jobs")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="a job running longer ends TIMEOUT")
+    parser.add_argument("--lease", type=float, default=60.0, metavar="SECONDS", help="how long a job stays claimed without a sign of life from its worker (default 60)")
+    parser.add_argument("--grace", type=float, default=grace, metavar="SECONDS", help=f"on {stopped_by}, how long running jobs may go on before they are interrupted and requeued (default {grace:g})")
+    parser.add_argument("--allow", action="append", default=[], metavar="PACKAGE", help="also allow _target_s from this package (repeatable; see hyperspace.allowed_targets)")
+
+
+def worker_options(args: argparse.Namespace) -> WorkerOptions:
+    """The :class:`WorkerOptions` given by :func:`add_worker_options`' arguments."""
+    return WorkerOptions(
         processes=args.processes,
         exit_when_empty=args.exit_when_empty,
         max_jobs=args.max_jobs,
@@ -34,5 +39,9 @@ def _worker(args: argparse.Namespace) -> int:
         lease=args.lease,
         grace=args.grace,
     )
-    serve(app, store_uri(args, app), options, args.allow, say=lambda line: print(line, flush=True))
+
+
+def _worker(args: argparse.Namespace) -> int:
+    app = load_app(args.app)
+    serve(app, store_uri(args, app), worker_options(args), args.allow, say=lambda line: print(line, flush=True))
     return 0
