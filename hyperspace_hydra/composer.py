@@ -28,7 +28,6 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, ValueNode
-from omegaconf.errors import OmegaConfBaseException
 
 Compose = Callable[[list[str]], DictConfig]
 """Composes the full config (with its ``hydra`` node) of one job from its overrides."""
@@ -122,7 +121,7 @@ def _with_values(base: DictConfig, job: _Job) -> DictConfig | None:
     try:
         for override in job.values:
             OmegaConf.update(config, override.key_or_group, override.value(), merge=True)
-    except OmegaConfBaseException:
+    except Exception:  # noqa: BLE001 - in any doubt compose in full, which reports Hydra's own error
         return None
     task_overrides = [override for override in job.overrides if not override.is_hydra_override()]
     config.hydra.overrides.task = [override.input_line for override in task_overrides]
