@@ -13,10 +13,10 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from hyperspace_hydra import HyperspaceError
 from hyperspace_hydra.hpo.history import past_trials
-from hyperspace_hydra.hpo.search import history
+from hyperspace_hydra.hpo.search import history, sweep_trials
 from hyperspace_hydra.hpo.space import parse_space
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask
-from hyperspace_hydra.store import open_store
+from hyperspace_hydra.store import COMPLETED, FAILED, NewJob, open_store
 
 
 def test_every_space_form_parses_to_an_optuna_distribution() -> None:
@@ -117,6 +117,22 @@ def test_history_reads_each_completed_run_once_and_finds_runs_that_end_late(tmp_
     finished(0.5)
     assert [trial.value for trial in history(store, spec, exclude_jobs=[7])] == [0.9, 0.1, 0.3, 0.5]
     assert len(read) == len(set(read)) == 6, "each completed run read once"
+
+
+def test_a_sweeps_trials_are_read_with_one_query(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/store.db")
+    space, fixed = parse_space(["x=interval(0, 1)"])
+    spec = SearchSpec(space, fixed, n_trials=4, task="t")
+    new_jobs = [NewJob([f"x={x}"], {"x": x}, f"hash-{x}") for x in (0.1, 0.2, 0.3, 0.4)]
+    sweep_id = store.enqueue("s", new_jobs, {"kind": "search"}).sweep_id
+    for status, objective in ((COMPLETED, 0.5), (FAILED, 0.6), (COMPLETED, None)):
+        claimed = store.claim("s", "w", 60)
+        run_id = store.start_run({"task": "t", "job_id": claimed.claim.job_id})
+        store.finish_run(run_id, status, {"objective": objective}, claim=claimed.claim)
+    monkeypatch.setattr(store, "get_run", None)
+    assert sweep_trials(store, store.list_jobs(sweep_id=sweep_id), spec) == [
+        Trial({"x": 0.1}, 0.5), Trial({"x": 0.2}, failed=True), Trial({"x": 0.3}, failed=True), Trial({"x": 0.4})
+    ]
 
 
 def test_asked_points_differ_from_pending_ones_and_each_other() -> None:

@@ -22,6 +22,7 @@ from hyperspace_hydra.store import COMPLETED, PAUSED, QUEUED, RUNNING, Condition
 MakeJob = Callable[[list[str], str], NewJob]
 """Builds the job of a trial from its overrides and its output directory."""
 _ACTIVE = (QUEUED, PAUSED, RUNNING)
+_SCORE_FIELDS = ("result", "objective")
 _ADVANCE_ATTEMPTS = 10
 
 
@@ -76,15 +77,22 @@ def _trial_of(found: tuple[dict[str, Any], float] | None) -> Trial | None:
 
 def sweep_trials(store: Store, jobs: Sequence[dict[str, Any]], spec: SearchSpec) -> list[Trial]:
     """The sweep's own trials, read back from its jobs: completed with a value, failed, or pending."""
-    return [_trial(store, job, spec) for job in jobs]
+    runs = _completed_runs(store, jobs)
+    return [_trial(store, job, spec, runs) for job in jobs]
 
 
-def _trial(store: Store, job: dict[str, Any], spec: SearchSpec) -> Trial:
+def _completed_runs(store: Store, jobs: Sequence[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The completed runs of the jobs' sweeps by id, with the fields that score them: one read per sweep."""
+    sweeps = {job["sweep_id"] for job in jobs if job["state"] == COMPLETED and job["run_id"] is not None}
+    return {run["_id"]: run for sweep_id in sweeps for run in store.list_runs(sweep_id=sweep_id, status=COMPLETED, fields=_SCORE_FIELDS)}
+
+
+def _trial(store: Store, job: dict[str, Any], spec: SearchSpec, runs: Mapping[int, dict[str, Any]]) -> Trial:
     params = searched_values(job["overrides"], spec.space)
     if job["state"] in _ACTIVE:
         return Trial(params)
     if job["state"] == COMPLETED and job["run_id"] is not None:
-        value = run_objective(store.get_run(job["run_id"]), spec.metric)
+        value = run_objective(runs.get(job["run_id"]) or store.get_run(job["run_id"]), spec.metric)
         return Trial(params, value, failed=value is None)
     return Trial(params, failed=True)
 
