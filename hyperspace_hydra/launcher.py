@@ -3,7 +3,10 @@
 Every job of the sweep is composed on the spot (a job that does not compose stops
 the command before anything is enqueued; jobs that differ only in values are copies
 of one composed config, see :mod:`hyperspace_hydra.composer`), then all of them are
-enqueued in one transaction. Hydra gets a COMPLETED :class:`JobReturn` per job, whose
+enqueued in one transaction. Hydra's sweeper composes every job of a batch once more
+to validate it before the launcher sees it (``Sweeper.validate_batch_is_legal``); for
+this launcher's sweeps that validation goes through the same composer (see
+:func:`launcher_composer`), so a grid over values is composed in full once. Hydra gets a COMPLETED :class:`JobReturn` per job, whose
 return value is the job id (None for a skipped duplicate), so the sweep ends
 normally and ``on_multirun_end`` callbacks run.
 """
@@ -12,16 +15,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from hydra.core.config_loader import ConfigLoader
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
 from hyperspace_hydra.app import task_config
-from hyperspace_hydra.composer import SweepComposer, sweep_composer
+from hyperspace_hydra.composer import SweepComposer, group_lookup
 from hyperspace_hydra.queue import enqueue, task_job
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import NewJob, open_store
@@ -41,7 +45,7 @@ def enqueue_sweep(
     max_attempts: int = 3,
 ) -> list[JobReturn]:
     """Compose and enqueue the jobs of one sweep batch; print how to follow them."""
-    composer = sweep_composer(hydra_context.config_loader, config)
+    composer = launcher_composer(hydra_context.config_loader, config)
     job_configs = [_job_config(composer, overrides, initial_job_idx + index) for index, overrides in enumerate(job_overrides)]
     task_configs = [task_config(job_config) for job_config in job_configs]
     jobs = [_job(*job, priority) for job in zip(job_configs, task_configs, job_overrides)]
@@ -54,6 +58,42 @@ def enqueue_sweep(
     log.info(f"Enqueued {len(result.enqueued)} jobs as sweep {result.sweep_id} in {redact_credentials(uri)}{skipped}")
     log.info(f"Follow it: hyperspace queue wait {result.sweep_id}   Work it: hyperspace worker --app {study}")
     return returns
+
+
+def launcher_composer(config_loader: ConfigLoader, master: DictConfig) -> SweepComposer:
+    """The composer of the sweep of ``master``, through which ``config_loader`` also composes that sweep's jobs.
+
+    Hydra's sweepers validate a batch by composing each job with
+    ``config_loader.load_sweep_config(master, overrides)`` before launching it. The
+    launcher's ``setup`` calls this first: from then on that method, on this config
+    loader object only, sends the jobs of ``master``'s sweep through the sweep's
+    composer (copies for jobs that differ only in values; errors still raised by a full
+    compose) and any other master config to Hydra's own method. Only the latest sweep's
+    composer is kept.
+    """
+    router = vars(config_loader).get("load_sweep_config")
+    if not isinstance(router, _SweepRouter):
+        router = _SweepRouter(config_loader.load_sweep_config)
+        config_loader.load_sweep_config = router  # type: ignore[method-assign]
+    if router.master is not master:
+        router.master = master
+        router.composer = SweepComposer(lambda overrides: router.full_compose(master, overrides), group_lookup(config_loader), cache_from=master)
+    assert router.composer is not None
+    return router.composer
+
+
+class _SweepRouter:
+    """Stands in for a config loader's ``load_sweep_config``; see :func:`launcher_composer`."""
+
+    def __init__(self, full_compose: Callable[[DictConfig, list[str]], DictConfig]) -> None:
+        self.full_compose = full_compose
+        self.master: DictConfig | None = None
+        self.composer: SweepComposer | None = None
+
+    def __call__(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        if master_config is self.master and self.composer is not None:
+            return self.composer.compose(sweep_overrides)
+        return self.full_compose(master_config, sweep_overrides)
 
 
 def _job_config(composer: SweepComposer, overrides: Sequence[str], index: int) -> DictConfig:

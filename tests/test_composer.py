@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from hyperspace_hydra.app import App
 from hyperspace_hydra.composer import SweepComposer, group_lookup, sweep_composer
 from hyperspace_hydra.queue import new_job
+from hyperspace_hydra.store import open_store
 
 CONFIG = """\
 defaults:
@@ -156,3 +157,39 @@ def test_a_returned_config_can_be_changed_without_changing_later_ones(app: App) 
     first.lr = 99
     first.hydra.job.name = "changed"
     assert outcome(composer.compose, ["lr=2"]) == outcome(app.compose, ["lr=2"])
+
+
+def multirun_enqueue(app: App, store: Path, *overrides: str) -> None:
+    """``--multirun overrides hydra/launcher=hyperspace`` in this process, into the SQLite store at ``store``."""
+    app.hydra().multirun(app.config_name, app.task_function, [*overrides, "hydra/launcher=hyperspace", f"hyperspace.store=sqlite:///{store}"])
+
+
+def test_the_launcher_composes_a_grid_over_values_in_full_once_validation_included(app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    loader = app.hydra().config_loader
+    full = loader.load_sweep_config
+    calls: list[list[str]] = []
+    monkeypatch.setattr(loader, "load_sweep_config", lambda master, overrides: calls.append(overrides) or full(master, overrides))
+    multirun_enqueue(app, tmp_path / "store.db", "lr=1,2,3", "seed=4,5")
+    assert len(calls) == 1, "Hydra's batch validation and the launcher share one composer: one full compose for the grid"
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        jobs = store.list_jobs()
+    master = app.compose(["lr=1,2,3", "seed=4,5", "hydra/launcher=hyperspace"], run_mode=RunMode.MULTIRUN)
+    assert len(jobs) == 6
+    for job in jobs:
+        expected = full(master, job["overrides"])
+        expected.stamp = job["config"]["stamp"]  # ${now:} differs between processes' composes, nothing else may
+        assert job["config"] == new_job(expected, job["overrides"]).config
+
+
+def test_the_launchers_validation_still_refuses_a_bad_value_in_a_later_job(app: App, tmp_path: Path) -> None:
+    with pytest.raises(Exception, match="heartbeat_seconds"):
+        multirun_enqueue(app, tmp_path / "store.db", "hyperspace.heartbeat_seconds=1,abc")
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        assert store.list_jobs() == []
+
+
+def test_after_a_sweep_the_config_loader_composes_other_masters_in_full(app: App, tmp_path: Path) -> None:
+    multirun_enqueue(app, tmp_path / "store.db", "lr=1,2")
+    other = app.compose(["lr=7,8", "hydra.job.name=other"], run_mode=RunMode.MULTIRUN)  # a sweep's jobs take the master's hydra overrides
+    job = app.hydra().config_loader.load_sweep_config(other, ["lr=8"])
+    assert (job.lr, job.hydra.job.name) == (8, "other")
