@@ -27,7 +27,7 @@ from hydra.types import HydraContext, RunMode, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
-from hyperspace_hydra.composer import SweepComposer, group_lookup
+from hyperspace_hydra.composer import QueuedJobComposer, SweepComposer, group_lookup
 from hyperspace_hydra.errors import HyperspaceError
 
 
@@ -72,6 +72,17 @@ class App:
         """Composes many jobs as :meth:`compose` does, those that differ only in values as copies of one
         (see :mod:`hyperspace_hydra.composer`)."""
         return SweepComposer(self.compose, group_lookup(self.hydra().config_loader))
+
+    def queued_job_composer(self) -> QueuedJobComposer:
+        """Composes queued jobs for a worker (see :class:`hyperspace_hydra.composer.QueuedJobComposer`)."""
+        return QueuedJobComposer(self.compose, group_lookup(self.hydra().config_loader), self.config_directory)
+
+    @property
+    def config_directory(self) -> Path | None:
+        """The study's primary config directory (``config_path`` next to the task function's file), if it has one."""
+        if self.config_path is None or self.config_path.startswith("pkg://"):
+            return None
+        return (Path(inspect.getfile(self.task_function)).parent / self.config_path).resolve()
 
     def run(self, config: DictConfig) -> JobReturn:
         """Run one job of a config from :meth:`compose` as ``Hydra.run`` does: run callbacks, ``run_job``."""

@@ -21,13 +21,16 @@ import copy
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf, ValueNode
+from omegaconf import DictConfig, OmegaConf, ValueNode, open_dict
+
+from hyperspace_hydra.overrides import format_override
 
 Compose = Callable[[list[str]], DictConfig]
 """Composes the full config (with its ``hydra`` node) of one job from its overrides."""
@@ -151,3 +154,50 @@ def group_lookup(config_loader: ConfigLoader) -> Callable[[str], bool]:
     """Whether a key names a config group, as the config loader's repository knows it (every key, if it cannot tell)."""
     repository = getattr(config_loader, "repository", None)
     return repository.group_exists if repository is not None else lambda _key: True
+
+
+class QueuedJobComposer:
+    """Composes the jobs a worker takes, as ``compose([*overrides, "hydra.run.dir=<dir>"])`` would.
+
+    A :class:`SweepComposer` per sweep (those of the latest ``keep`` sweeps), so that the
+    jobs of a grid are copies of one composed config; the job's output directory is then
+    set as that override sets it. Before every job the study's config files are checked
+    (path, size and modification time of each file under ``config_dir``): any change
+    drops every cached config, so a job retried after a fix of the config files gets the
+    fixed config.
+    """
+
+    def __init__(self, compose: Compose, group_exists: Callable[[str], bool], config_dir: Path | None, keep: int = 8) -> None:
+        self._compose = compose
+        self._group_exists = group_exists
+        self._config_dir = config_dir
+        self._keep = keep
+        self._composers: dict[int | None, SweepComposer] = {}
+        self._files = _files_stamp(config_dir)
+
+    def compose(self, overrides: Sequence[str], sweep_id: int | None, run_dir: str) -> DictConfig:
+        """The full config of a queued job of sweep ``sweep_id`` that runs in ``run_dir``."""
+        files = _files_stamp(self._config_dir)
+        if files != self._files:
+            self._files = files
+            self._composers.clear()
+        config = self._composer(sweep_id).compose(overrides)
+        with open_dict(config.hydra):
+            config.hydra.run.dir = run_dir
+            config.hydra.overrides.hydra.append(format_override("hydra.run.dir", run_dir))
+        return config
+
+    def _composer(self, sweep_id: int | None) -> SweepComposer:
+        if sweep_id not in self._composers:
+            if len(self._composers) >= self._keep:
+                del self._composers[next(iter(self._composers))]
+            self._composers[sweep_id] = SweepComposer(self._compose, self._group_exists)
+        return self._composers[sweep_id]
+
+
+def _files_stamp(directory: Path | None) -> tuple[tuple[str, int, int], ...]:
+    """Path, size and modification time of every file under ``directory`` (empty without one)."""
+    if directory is None or not directory.is_dir():
+        return ()
+    stats = ((str(path), path.stat()) for path in directory.rglob("*") if path.is_file())
+    return tuple(sorted((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats))

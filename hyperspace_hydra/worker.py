@@ -39,7 +39,6 @@ from hyperspace_hydra import provenance, recorder, tracking
 from hyperspace_hydra.app import App
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo import SEARCH
-from hyperspace_hydra.overrides import format_override
 from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.slurm import slurm_job_id
@@ -97,6 +96,7 @@ class Worker:
         self._running: dict[int, _RunningJob] = {}
         self._counters = _Counters()
         self._sweep_kinds: dict[int, str] = {}
+        self._composer = app.queued_job_composer()
         self._stop_requested_at: float | None = None
         self._next_lease_work = 0.0
         self._wakeup_read, self._wakeup_write = os.pipe()
@@ -154,7 +154,7 @@ class Worker:
         self._counters.claimed += 1
         output_dir = Path(job.output_dir or f"outputs/queue/{job.claim.job_id}")
         try:
-            config = self.app.compose([*job.overrides, format_override("hydra.run.dir", str(output_dir))])
+            config = self._composer.compose(job.overrides, job.sweep_id, str(output_dir))
         except HyperspaceError as error:
             self._end_without_running(job, f"the job does not compose: {error}")
             return True

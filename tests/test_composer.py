@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hyperspace_hydra.app import App
 from hyperspace_hydra.composer import SweepComposer, group_lookup, sweep_composer
+from hyperspace_hydra.overrides import format_override
 from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.store import open_store
 
@@ -193,3 +194,42 @@ def test_after_a_sweep_the_config_loader_composes_other_masters_in_full(app: App
     other = app.compose(["lr=7,8", "hydra.job.name=other"], run_mode=RunMode.MULTIRUN)  # a sweep's jobs take the master's hydra overrides
     job = app.hydra().config_loader.load_sweep_config(other, ["lr=8"])
     assert (job.lr, job.hydra.job.name) == (8, "other")
+
+
+RUN_DIRS = ["outputs/queue/1", "/tmp/a dir, with: odd=chars'", "outputs/${not_interpolated}"]
+
+
+@pytest.mark.parametrize("sweep", [*VALUE_SWEEPS.values(), *OTHER_SWEEPS.values()], ids=[*VALUE_SWEEPS, *OTHER_SWEEPS])
+def test_a_worker_composes_each_queued_job_as_a_full_compose_with_its_run_dir(app: App, sweep: list[list[str]]) -> None:
+    composer = app.queued_job_composer()
+    for index, overrides in enumerate(sweep):
+        run_dir = RUN_DIRS[index % len(RUN_DIRS)]
+        with_run_dir = [*overrides, format_override("hydra.run.dir", run_dir)]
+        ours = outcome(lambda overrides, run_dir=run_dir: composer.compose(overrides, 1, run_dir), overrides)
+        full = outcome(app.compose, with_run_dir)
+        assert without_prefix(ours, overrides) == without_prefix(full, with_run_dir), overrides
+
+
+def without_prefix(result: Any, overrides: list[str]) -> Any:
+    """An error outcome without the ``<app> <overrides>: `` that App.compose puts before Hydra's message."""
+    if isinstance(result[0], type) and issubclass(result[0], Exception):
+        return result[0], result[1].removeprefix(f"test_composer {' '.join(overrides)}: ")
+    return result
+
+
+def test_a_worker_composes_a_sweep_over_values_once_and_each_sweep_apart(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    compose, full_composes = counting(app.compose)
+    monkeypatch.setattr(app, "compose", compose)
+    composer = app.queued_job_composer()
+    for lr in (1, 2, 3):
+        composer.compose([f"lr={lr}"], 1, f"outputs/{lr}")
+    composer.compose(["lr=4"], 2, "outputs/4")
+    assert full_composes[0] == 2
+
+
+def test_a_worker_sees_a_config_file_edit_at_its_next_job(app: App) -> None:
+    composer = app.queued_job_composer()
+    assert composer.compose(["lr=1"], 1, "outputs/1").name == "run"
+    config_file = app.config_directory / "config.yaml"
+    config_file.write_text(config_file.read_text().replace("name: run", "name: fixed"))
+    assert composer.compose(["lr=2"], 1, "outputs/2").name == "fixed"
