@@ -164,7 +164,7 @@ class SlurmCluster:
         """Run ``command`` with the cluster's environment; RuntimeError with its output on failure."""
         result = subprocess.run(command, env=self.environment(), capture_output=True, text=True, timeout=120, cwd=self.directory)
         if result.returncode != 0:
-            raise RuntimeError(f"{name} failed ({result.returncode}): {result.stdout}{result.stderr}{self._logs()}")
+            raise RuntimeError(f"{name} failed ({result.returncode}): {result.stdout}{result.stderr}{self.logs()}")
 
     def _stop_daemons(self, grace: float = 10.0) -> None:
         """SIGTERM every daemon named in a pid file at once; SIGKILL those still alive after ``grace`` seconds."""
@@ -270,9 +270,9 @@ class SlurmCluster:
             if condition():
                 return
             time.sleep(0.1)
-        raise RuntimeError(f"SLURM test cluster: timed out waiting for {what}{self._logs()}")
+        raise RuntimeError(f"SLURM test cluster: timed out waiting for {what}{self.logs()}")
 
-    def _logs(self) -> str:
+    def logs(self) -> str:
         """The tail of every daemon log, for error messages."""
         if self.directory is None or not self._path("log").exists():
             return ""

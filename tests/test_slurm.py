@@ -58,6 +58,23 @@ def _worker_logs(study: Path) -> str:
     return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')}" for path in sorted((study / "submitit").glob("*.out")))
 
 
+def _release_when_requeued(cluster: SlurmCluster, job_id: str) -> None:
+    """Wait until SLURM has requeued ``job_id``, then let it start in 2 s instead of SLURM's ~2 min hold.
+
+    Not at once: slurmd refuses a job whose credential was revoked in the same second as the new one
+    is issued ("Job credential revoked"), and the requeue revokes the old attempt's credential."""
+    wait_until(lambda: "BeginTime" in cluster.run("squeue", "--noheader", "--jobs", job_id, "--format=%r"), timeout=60, what=f"SLURM to requeue job {job_id}")
+    cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now+2")
+
+
+def _cluster_report(cluster: SlurmCluster, study: Path) -> str:
+    """What the cluster and the jobs' logs say, for a failing test's message."""
+    queue = cluster.run("squeue", "--all", "--format=%i %T %r %S %j")
+    accounting = cluster.run("sacct", "--duplicates", "--format=JobID,JobName%20,State,ExitCode,Start,End")
+    logs = "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')}" for path in sorted((study / "submitit").glob("*.err")))
+    return f"\nsqueue:\n{queue}\nsacct:\n{accounting}\n{_worker_logs(study)}\n{logs}{cluster.logs()}"
+
+
 def test_submitit_launcher_runs_are_recorded_with_their_slurm_job_and_gpu(probe_study: Path, slurm_env: dict[str, str]) -> None:
     swept = run_app(
         probe_study, "probe.run", "--multirun", "hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=5",
@@ -159,9 +176,11 @@ def test_with_resubmit_a_signalled_worker_comes_back_and_finishes_the_queue(
     [worker] = _submit_workers(probe_study, slurm_env, 1, "--resubmit", "--exit-when-empty")
     wait_until(lambda: [run for run in _runs(uri) if run["status"] == "RUNNING"], timeout=120, what="the job's run to start")
     slurm_cluster.run("scancel", "--signal=USR2", worker)
-    wait_until(lambda: "BeginTime" in slurm_cluster.run("squeue", "--noheader", "--jobs", worker, "--format=%r"), timeout=60, what="SLURM to requeue the worker")
-    slurm_cluster.run("scontrol", "update", f"JobId={worker}", "StartTime=now")  # SLURM holds a requeued job ~2 min
-    wait_until(lambda: [job for job in _jobs(uri) if job["state"] == "COMPLETED"], timeout=180, what="the job to complete")
+    _release_when_requeued(slurm_cluster, worker)
+    try:
+        wait_until(lambda: [job for job in _jobs(uri) if job["state"] == "COMPLETED"], timeout=180, what="the job to complete")
+    except AssertionError as error:
+        raise AssertionError(f"{error}{_cluster_report(slurm_cluster, probe_study)}") from None
     assert wait_until(lambda: _all_ended(slurm_cluster, [worker]), timeout=60, what="the worker to end") == {worker: "COMPLETED"}
     assert sorted(run["status"] for run in _runs(uri)) == ["COMPLETED", "INTERRUPTED"]
     assert "requeued: it will start again" in _worker_logs(probe_study)
@@ -288,14 +307,13 @@ def test_a_preempted_submitit_launcher_job_is_recorded_interrupted_and_again_whe
         job_id = run["host"]["slurm"]["job_id"]
         slurm_cluster.run("scancel", "--signal=USR2", job_id)  # what SLURM sends a preempted job (submitit's convention)
         if requeues:
-            wait_until(lambda: "BeginTime" in slurm_cluster.run("squeue", "--noheader", "--jobs", job_id, "--format=%r"), timeout=60, what="the requeue")
-            slurm_cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")  # SLURM holds a requeued job ~2 min
+            _release_when_requeued(slurm_cluster, job_id)
         output, _ = sweep.communicate(timeout=180)
     finally:
         sweep.kill()
     statuses = [run["status"] for run in sorted(_runs(uri), key=lambda run: run["_id"])]
     if requeues:
-        assert sweep.returncode == 0, output
+        assert sweep.returncode == 0, output + _cluster_report(slurm_cluster, probe_study)
         assert statuses == ["INTERRUPTED", "COMPLETED"]
     else:
         assert sweep.returncode != 0, "Hydra reports the job that submitit did not requeue"
