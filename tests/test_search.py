@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
+import random
 import sys
 import types
 from pathlib import Path
 
+import optuna
 import pytest
 from conftest import hyperspace, run_app, start_worker
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState, create_trial
 
 from hyperspace_hydra import HyperspaceError
 from hyperspace_hydra.hpo.history import past_trials
 from hyperspace_hydra.hpo.search import history, sweep_trials
 from hyperspace_hydra.hpo.space import parse_space
-from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask
+from hyperspace_hydra.hpo.tuner import SAMPLERS, SearchSpec, Trial, ask, build_study
 from hyperspace_hydra.store import COMPLETED, FAILED, NewJob, open_store
 
 
@@ -212,3 +217,46 @@ def test_every_offered_sampler_asks_points_inside_the_space(sampler: str) -> Non
         [point] = ask(spec, trials, 1)
         assert -2 <= point["x"] <= 2 and 1 <= point["n"] <= 8 and point["c"] in ("a", "b")
         trials.append(Trial(point, value=point["x"] ** 2 + point["n"]))
+
+
+def _study_told_through_optuna(spec: SearchSpec, trials: list[Trial]) -> optuna.Study:
+    """What build_study must match: a study told the same trials through Optuna's public Study.add_trials."""
+    study = optuna.create_study(direction=spec.direction, sampler=SAMPLERS[spec.sampler](spec.seed + len(trials)))
+    for trial in trials:
+        distributions = {name: spec.space[name] for name in trial.params}
+        if trial.pending:
+            study.add_trial(create_trial(params=trial.params, distributions=distributions, state=TrialState.RUNNING))
+        elif trial.failed or math.isnan(trial.value):
+            study.add_trial(create_trial(params=trial.params, distributions=distributions, state=TrialState.FAIL))
+        else:
+            study.add_trial(create_trial(params=trial.params, distributions=distributions, value=trial.value))
+    return study
+
+
+_NO_TORCH = importlib.util.find_spec("torch") is None
+_GP = pytest.param("gp", marks=pytest.mark.skipif(_NO_TORCH, reason="Optuna's GP sampler needs PyTorch, not installed here (its refusal is tested)"))
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", _GP, "qmc"])
+def test_the_rebuilt_study_asks_what_optuna_told_the_same_trials_asks(sampler: str) -> None:
+    space, fixed = parse_space(["x=interval(-2, 2)", "n=int(interval(1, 8))", "c=choice(a, b)"])
+    spec = SearchSpec(space, fixed, n_trials=80, sampler=sampler, seed=5)
+    rng = random.Random(1)
+    points = [{"x": rng.uniform(-2, 2), "n": rng.randint(1, 8), "c": rng.choice("ab")} for _ in range(60)]
+    trials = [Trial(point, value=point["x"] ** 2 + point["n"]) for point in points[:50]]
+    trials += [Trial(points[50], failed=True), Trial(points[51], value=math.nan), *(Trial(point) for point in points[52:])]
+    ours, theirs = build_study(spec, trials), _study_told_through_optuna(spec, trials)
+    assert [trial.state for trial in ours.trials] == [trial.state for trial in theirs.trials]
+    for _ in range(3):
+        asked, expected = ours.ask(space), theirs.ask(space)
+        assert asked.params == expected.params
+        ours.tell(asked, 1.0)
+        theirs.tell(expected, 1.0)
+
+
+@pytest.mark.skipif(not _NO_TORCH, reason="PyTorch is installed here, so the GP sampler is offered")
+def test_the_gp_sampler_without_pytorch_is_refused_in_one_line(probe_study: Path) -> None:
+    refused = run_app(probe_study, "probe.run", "--multirun", *SEARCH, "hydra.sweeper.sampler=gp")
+    assert refused.returncode != 0
+    assert "sampler 'gp' needs PyTorch, which is not installed: pip install torch" in refused.stderr
+    assert not (probe_study / ".hyperspace" / "store.db").exists() or not _store(probe_study).list_runs()

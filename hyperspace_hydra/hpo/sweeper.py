@@ -29,7 +29,7 @@ from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.hpo.search import advance, history
 from hyperspace_hydra.hpo.space import parse_space, trial_overrides
-from hyperspace_hydra.hpo.tuner import SAMPLERS, SearchSpec, Trial, ask
+from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, check_sampler
 from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import Store, open_store
@@ -65,8 +65,7 @@ def search(options: SearchOptions, config: DictConfig, hydra_context: HydraConte
 
 def search_spec(options: SearchOptions, config: DictConfig, arguments: Sequence[str]) -> SearchSpec:
     """The search the options and command-line ``arguments`` describe; settings default to the study's ``hyperspace`` node."""
-    if options.sampler not in SAMPLERS:
-        raise HyperspaceError(f"unknown sampler {options.sampler!r}: choose one of {', '.join(SAMPLERS)}")
+    check_sampler(options.sampler)
     space, fixed = parse_space([*(f"{name}={value}" for name, value in options.params.items()), *arguments])
     if not space:
         raise HyperspaceError("no search space: give at least one interval(...), range(...) or choice(...) override")
