@@ -33,6 +33,8 @@ PARTITION = "debug"
 OTHER_PARTITION = "long"
 NODE_CPUS = 8
 NODE_GPUS = 2
+KILL_WAIT = 5
+"""Seconds SLURM waits between SIGTERM and SIGKILL when it cancels a job."""
 REQUIRED_PROGRAMS = ("munged", "mariadbd", "mariadb-install-db", "slurmdbd", "slurmctld", "slurmd", "sbatch", "sacct")
 
 
@@ -96,8 +98,9 @@ class SlurmCluster:
         """Stop every daemon (SIGTERM, then SIGKILL) and remove the directory; nothing when already stopped."""
         if self.directory is None:
             return
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
+        with contextlib.suppress(OSError, subprocess.SubprocessError, RuntimeError):
             subprocess.run(["scancel", "--full", "--user", "root"], env=self.environment(), capture_output=True, timeout=10, check=False)
+            self._wait_for(self._queue_empty, "the cancelled jobs to end", timeout=KILL_WAIT + 10)  # else slurmstepd outlives slurmd
         self._stop_daemons()
         if self._mariadb is not None:  # throwaway data: no clean shutdown (MariaDB's takes ~10 s)
             self._mariadb.kill()
@@ -216,7 +219,7 @@ class SlurmCluster:
             "GresTypes": "gpu",
             "MpiDefault": "none",
             "ReturnToService": 2,
-            "KillWait": 5,
+            "KillWait": KILL_WAIT,
             "MinJobAge": 300,
             "SchedulerParameters": "sched_interval=1",
             "JobAcctGatherType": "jobacct_gather/none",
@@ -258,6 +261,10 @@ class SlurmCluster:
     def _node_idle(self) -> bool:
         result = subprocess.run(["sinfo", "-h", "-o", "%T"], env=self.environment(), capture_output=True, text=True, timeout=10)
         return result.returncode == 0 and result.stdout.strip() == "idle"
+
+    def _queue_empty(self) -> bool:
+        result = subprocess.run(["squeue", "-h"], env=self.environment(), capture_output=True, text=True, timeout=10)
+        return result.returncode == 0 and not result.stdout.strip()
 
     @staticmethod
     def _port_open(port: int) -> bool:
