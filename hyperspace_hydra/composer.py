@@ -175,13 +175,16 @@ class QueuedJobComposer:
         self._composers: dict[int | None, SweepComposer] = {}
         self._files = _files_stamp(config_dir)
 
-    def compose(self, overrides: Sequence[str], sweep_id: int | None, run_dir: str) -> DictConfig:
-        """The full config of a queued job of sweep ``sweep_id`` that runs in ``run_dir``."""
+    def compose(self, overrides: Sequence[str], sweep_id: int | None, run_dir: str | None = None) -> DictConfig:
+        """The full config of a job of sweep ``sweep_id`` that runs in ``run_dir``; without a
+        ``run_dir``, as ``compose(overrides)`` (e.g. to enqueue a search's next trial)."""
         files = _files_stamp(self._config_dir)
         if files != self._files:
             self._files = files
             self._composers.clear()
         config = self._composer(sweep_id).compose(overrides)
+        if run_dir is None:
+            return config
         with open_dict(config.hydra):
             config.hydra.run.dir = run_dir
             config.hydra.overrides.hydra.append(format_override("hydra.run.dir", run_dir))

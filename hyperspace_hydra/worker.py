@@ -266,7 +266,7 @@ class Worker:
             return
         from hyperspace_hydra.hpo.search import advance  # Optuna loads only in workers that serve a search
 
-        added = advance(self.store, job.sweep_id, lambda overrides, output_dir: new_job(self.app.compose(overrides), overrides, output_dir=output_dir))
+        added = advance(self.store, job.sweep_id, lambda overrides, output_dir: new_job(self._composer.compose(overrides, job.sweep_id), overrides, output_dir=output_dir))
         if added:
             self._say(f"search sweep {job.sweep_id}: enqueued trial job(s) {', '.join(map(str, added))}")
 

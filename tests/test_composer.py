@@ -208,6 +208,8 @@ def test_a_worker_composes_each_queued_job_as_a_full_compose_with_its_run_dir(ap
         ours = outcome(lambda overrides, run_dir=run_dir: composer.compose(overrides, 1, run_dir), overrides)
         full = outcome(app.compose, with_run_dir)
         assert without_prefix(ours, overrides) == without_prefix(full, with_run_dir), overrides
+        next_trial = outcome(lambda overrides: composer.compose(overrides, 1), overrides)
+        assert next_trial == outcome(app.compose, overrides), overrides
 
 
 def without_prefix(result: Any, overrides: list[str]) -> Any:
