@@ -5,7 +5,8 @@ parameter that a target has now but the run's config lacks is added with its
 default, and the hash is recomputed. The config before the first backfill is kept
 in ``info.backfill`` with what was added and when. A default that changed for a
 parameter the run has (filled from a default when it ran) is reported, never applied:
-the run really ran with the old value. Parameters inside lists are left as they are.
+the run really ran with the old value. Items of lists count by their index
+(``blocks.0.width``), so a target inside a list is back-filled like any other.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ def plan(runs: Iterable[Mapping[str, Any]]) -> list[BackfillPlan]:
     for run in runs:
         recorded = run.get("config") or {}
         completed = fill_defaults(recorded)
-        before, after = flatten(recorded), flatten(completed)
-        given = flatten(run.get("config_given") or {})
-        todays = flatten(fill_defaults(run.get("config_given") or {}))
+        before, after = _flat(recorded), _flat(completed)
+        given = _flat(run.get("config_given") or {})
+        todays = _flat(fill_defaults(run.get("config_given") or {}))
         item = BackfillPlan(
             run["_id"],
             completed,
@@ -48,6 +49,10 @@ def plan(runs: Iterable[Mapping[str, Any]]) -> list[BackfillPlan]:
         if item.added or item.changed_defaults:
             plans.append(item)
     return plans
+
+
+def _flat(config: Mapping[str, Any]) -> dict[str, Any]:
+    return flatten(config, into_lists=True)
 
 
 def apply(store: Store, run: Mapping[str, Any], item: BackfillPlan) -> None:

@@ -149,11 +149,12 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(config: Mapping[str, Any], prefix: str = "", into_lists: bool = False) -> dict[str, Any]:
     """Flatten nested dicts to dotted keys; a node's ``_target_`` is shown under the node's own key.
 
     ``{"aggregation": {"_target_": "m.Mean", "k": 1}}`` becomes
-    ``{"aggregation": "m.Mean", "aggregation.k": 1}``. Lists stay values.
+    ``{"aggregation": "m.Mean", "aggregation.k": 1}``. Lists stay values, unless
+    ``into_lists``: then each item gets its index as a key (``blocks.0.width``).
     """
     flat: dict[str, Any] = {}
     for key, value in config.items():
@@ -161,7 +162,9 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         if key == "_target_" and prefix:
             flat[prefix] = value
         elif isinstance(value, Mapping) and value and REPR_MARKER not in value:
-            flat.update(flatten(value, dotted))
+            flat.update(flatten(value, dotted, into_lists))
+        elif into_lists and isinstance(value, list) and value:
+            flat.update(flatten({str(index): item for index, item in enumerate(value)}, dotted, into_lists))
         else:
             flat[dotted] = value
     return flat

@@ -8,6 +8,7 @@ import types
 
 import pytest
 
+from hyperspace_hydra import backfill
 from hyperspace_hydra.config import REPR_MARKER, config_hash, fill_defaults, flatten, target_defaults, to_plain
 
 
@@ -114,3 +115,27 @@ def test_flatten_names_a_target_by_its_node() -> None:
         "seed": 2,
         "l": [1],
     }
+
+
+def test_flatten_into_lists_keys_each_item_by_its_index() -> None:
+    config = {"blocks": [{"_target_": "m.Block", "width": 3}, 7], "empty": [], "seed": 2}
+    assert flatten(config, into_lists=True) == {"blocks.0": "m.Block", "blocks.0.width": 3, "blocks.1": 7, "empty": [], "seed": 2}
+
+
+def test_backfill_adds_a_new_parameter_of_a_target_inside_a_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = types.ModuleType("evolving_blocks")
+
+    def block(width: int = 3) -> None: ...
+
+    module.block = block
+    monkeypatch.setitem(sys.modules, "evolving_blocks", module)
+    given = {"blocks": [{"_target_": "evolving_blocks.block"}, {"_target_": "evolving_blocks.block", "width": 5}]}
+    run = {"_id": 1, "config_given": given, "config": fill_defaults(given)}
+
+    def block_with_new_parameter(width: int = 4, gated: bool = False) -> None: ...
+
+    module.block = block_with_new_parameter
+    [item] = backfill.plan([run])
+    assert item.added == {"blocks.0.gated": False, "blocks.1.gated": False}
+    assert item.changed_defaults == {"blocks.0.width": (3, 4)}, "reported, not applied: the run ran with 3"
+    assert [block["width"] for block in item.config["blocks"]] == [3, 5]
