@@ -19,16 +19,22 @@ from hyperspace_hydra.slurm import execution_info
 _GIT_TIMEOUT_SECONDS = 10
 
 
-@functools.cache
 def host_info() -> dict[str, Any]:
-    """Sacred's host information (hostname, OS, CPU, GPUs, Python version), once per process.
+    """Sacred's host information (hostname, OS, CPU, GPUs, Python version), gathered once per process.
 
     Plus, when known, ``slurm`` (the SLURM job this process runs in) and ``visible_gpus``
-    (``CUDA_VISIBLE_DEVICES``): see :func:`hyperspace_hydra.slurm.execution_info`.
+    (``CUDA_VISIBLE_DEVICES``), read at every call: a worker's job process is given its
+    share of the worker's GPUs after the rest was gathered (see
+    :func:`hyperspace_hydra.slurm.execution_info`).
     """
+    return {**_sacred_host_info(), **execution_info()}
+
+
+@functools.cache
+def _sacred_host_info() -> dict[str, Any]:
     from sacred.host_info import get_host_info
 
-    return {**get_host_info(), **execution_info()}
+    return get_host_info()
 
 
 @functools.cache

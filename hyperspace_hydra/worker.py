@@ -15,6 +15,9 @@ runs INTERRUPTED and puts their jobs back in the queue. Children live in their o
 process group, so a Ctrl-C in the terminal reaches only the supervisor. SIGUSR2 is what
 SLURM sends before a time limit or a preemption (as submitit asks it to); SLURM signals
 every process of a job, so children ignore SIGUSR2 and leave the decision to the supervisor.
+
+GPUs: with ``processes`` > 1 and GPUs listed in ``CUDA_VISIBLE_DEVICES``, each running
+job gets its own equal share of them (:func:`hyperspace_hydra.slurm.gpu_shares`).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.settings import redact_credentials
-from hyperspace_hydra.slurm import slurm_job_id
+from hyperspace_hydra.slurm import gpu_shares, slurm_job_id, visible_gpus
 from hyperspace_hydra.store import CANCELLED, DIED, FAILED, QUEUED, RUNNING, TIMEOUT, ClaimedJob, Store
 from hyperspace_hydra.store.retry import RetryingStore, open_retrying
 from hyperspace_hydra.targets import allowed_packages, allowed_target_paths, refusal
@@ -73,6 +76,7 @@ class _RunningJob:
     pid: int
     started: float
     log_path: Path
+    gpus: list[str] | None = None
 
 
 @dataclass
@@ -97,6 +101,7 @@ class Worker:
         self._counters = _Counters()
         self._sweep_kinds: dict[int, str] = {}
         self._composer = app.queued_job_composer()
+        self._gpu_shares = gpu_shares(visible_gpus(), options.processes)
         self._stop_requested_at: float | None = None
         self._next_lease_work = 0.0
         self._wakeup_read, self._wakeup_write = os.pipe()
@@ -106,6 +111,7 @@ class Worker:
         _gather_provenance_once(self.app)
         previous = self._install_signal_handlers()
         self._say(f"worker {self.name}: study {self.app.module}, store {redact_credentials(self.store.uri)}, {self.options.processes} process(es)")
+        self._say_gpu_placement()
         try:
             self._loop()
         finally:
@@ -165,8 +171,9 @@ class Worker:
         _import_target_modules(config)
         output_dir.mkdir(parents=True, exist_ok=True)
         log_path = output_dir / "job.log"
-        pid = self._fork_job(job, config, log_path)
-        self._running[pid] = _RunningJob(job, pid, time.monotonic(), log_path)
+        gpus = self._free_gpu_share()
+        pid = self._fork_job(job, config, log_path, gpus)
+        self._running[pid] = _RunningJob(job, pid, time.monotonic(), log_path, gpus)
         self._say(f"job {job.claim.job_id} started: {' '.join(redact_credentials(item) for item in job.overrides) or '(no overrides)'}")
         return True
 
@@ -175,18 +182,34 @@ class Worker:
         self._count(job.claim.job_id, FAILED, reason)
         self._advance_search(job)
 
-    def _fork_job(self, job: ClaimedJob, config: DictConfig, log_path: Path) -> int:
+    def _free_gpu_share(self) -> list[str] | None:
+        """A share of the GPUs that no running job has (None when the GPUs are not split)."""
+        if self._gpu_shares is None:
+            return None
+        taken = [running.gpus for running in self._running.values()]
+        return next(share for share in self._gpu_shares if share not in taken)
+
+    def _say_gpu_placement(self) -> None:
+        gpus = visible_gpus()
+        if self._gpu_shares is not None:
+            self._say(f"worker {self.name}: each job sees its own share of the GPUs: {' | '.join(','.join(share) for share in self._gpu_shares)}")
+        elif gpus and self.options.processes > 1:
+            self._say(f"worker {self.name}: {len(gpus)} GPU(s) do not split evenly over {self.options.processes} processes: every job sees all of them")
+
+    def _fork_job(self, job: ClaimedJob, config: DictConfig, log_path: Path, gpus: list[str] | None) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            os._exit(self._run_in_child(job, config, log_path))
+            os._exit(self._run_in_child(job, config, log_path, gpus))
         return pid
 
-    def _run_in_child(self, job: ClaimedJob, config: DictConfig, log_path: Path) -> int:
+    def _run_in_child(self, job: ClaimedJob, config: DictConfig, log_path: Path, gpus: list[str] | None) -> int:
         """Runs in the forked child; returns its exit status (never returns to the loop)."""
         try:
             os.setpgid(0, 0)
+            if gpus is not None:
+                os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
             signal.set_wakeup_fd(-1)
             os.close(self._wakeup_read)
             os.close(self._wakeup_write)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import enqueue, hyperspace, python_in, run_app, run_worker, start_worker, wait_until
+from conftest import clean_env, enqueue, hyperspace, python_in, run_app, run_worker, start_worker, wait_until
 
 from hyperspace_hydra.store import Store, open_store
 
@@ -257,3 +258,21 @@ def test_a_job_is_recorded_in_the_store_it_was_claimed_from(probe_study: Path, s
     [run] = store.list_runs()
     assert run["status"] == "COMPLETED" and run["job_id"] == 1
     assert not (probe_study / "elsewhere.db").exists()
+
+
+def test_a_worker_with_several_processes_gives_each_running_job_its_own_share_of_the_gpus(probe_study: Path, store: Store) -> None:
+    assert enqueue(probe_study, "sleep=1", "score=1,2,3,4").returncode == 0
+    output = run_worker(probe_study, "--processes", "2", env=clean_env(CUDA_VISIBLE_DEVICES="0,1,2,3"))
+    assert "each job sees its own share of the GPUs: 0,1 | 2,3" in output
+    runs = store.list_runs()
+    assert len(runs) == 4 and {tuple(run["host"]["visible_gpus"]) for run in runs} == {("0", "1"), ("2", "3")}
+    overlapping = [(run, other) for run, other in itertools.combinations(runs, 2) if run["start_time"] < other["stop_time"] and other["start_time"] < run["stop_time"]]
+    assert overlapping, "two jobs ran at once"
+    assert all(run["host"]["visible_gpus"] != other["host"]["visible_gpus"] for run, other in overlapping)
+
+
+def test_gpus_that_do_not_split_evenly_over_the_processes_stay_shared(probe_study: Path, store: Store) -> None:
+    assert enqueue(probe_study, "score=1,2").returncode == 0
+    output = run_worker(probe_study, "--processes", "2", env=clean_env(CUDA_VISIBLE_DEVICES="0,1,2"))
+    assert "3 GPU(s) do not split evenly over 2 processes: every job sees all of them" in output
+    assert [run["host"]["visible_gpus"] for run in store.list_runs()] == [["0", "1", "2"]] * 2

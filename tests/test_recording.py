@@ -220,13 +220,16 @@ def test_host_info_and_package_versions_are_gathered_once_per_process(monkeypatc
 
     calls = []
     monkeypatch.setattr(sacred.host_info, "get_host_info", lambda: calls.append(1) or {"hostname": "h"})
-    provenance.host_info.cache_clear()
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    provenance._sacred_host_info.cache_clear()
     try:
         assert provenance.host_info() == provenance.host_info() == {"hostname": "h"}
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+        assert provenance.host_info() == {"hostname": "h", "visible_gpus": ["1"]}, "a job's share of the GPUs is read at every call"
         assert len(calls) == 1
         assert provenance.package_versions() is provenance.package_versions()
     finally:
-        provenance.host_info.cache_clear()
+        provenance._sacred_host_info.cache_clear()
 
 
 def test_a_process_opens_its_recording_store_once_and_a_forked_one_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ from conftest import clean_env, enqueue, hyperspace, run_app, wait_until
 from slurm_cluster import OTHER_PARTITION, SlurmCluster
 
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.slurm import execution_info, network_filesystem, slurm_job_id, sqlite_store_warning
+from hyperspace_hydra.slurm import execution_info, gpu_shares, network_filesystem, slurm_job_id, sqlite_store_warning
 from hyperspace_hydra.slurm.workers import parse_time_limit
 from hyperspace_hydra.store import open_store
 
@@ -126,6 +126,19 @@ def test_slurm_workers_drain_a_queue_exactly_once_and_exit_when_empty(probe_stud
     assert gpus["0"] != gpus["1"], "each worker's jobs see only that worker's GPU"
 
 
+def test_a_slurm_worker_with_two_processes_gives_each_running_job_one_of_its_two_gpus(
+    probe_study: Path, slurm_cluster: SlurmCluster, slurm_env: dict[str, str]
+) -> None:
+    uri = slurm_env["HYPERSPACE_STORE"]
+    assert enqueue(probe_study, "sleep=2", "score=1,2,3,4", env=slurm_env).returncode == 0
+    [worker] = _submit_workers(probe_study, slurm_env, 1, "--exit-when-empty", "--gpus-per-worker", "2", "--processes", "2")
+    assert wait_until(lambda: _all_ended(slurm_cluster, [worker]), timeout=180, what="the worker to end") == {worker: "COMPLETED"}
+    runs = _runs(uri)
+    assert len(runs) == 4 and {run["status"] for run in runs} == {"COMPLETED"}
+    assert {tuple(run["host"]["visible_gpus"]) for run in runs} == {("0",), ("1",)}, _worker_logs(probe_study)
+    assert {run["host"]["slurm"]["gpus"] for run in runs} == {"0,1"}, "SLURM gave the worker both"
+
+
 def test_a_cancelled_worker_requeues_its_job_and_the_other_worker_completes_it(
     probe_study: Path, slurm_cluster: SlurmCluster, slurm_env: dict[str, str]
 ) -> None:
@@ -229,6 +242,23 @@ def test_execution_info_records_the_slurm_job_and_visible_gpus() -> None:
     assert slurm_job_id(environ) == "10_2"
     assert slurm_job_id({"SLURM_JOB_ID": "12"}) == "12"
     assert execution_info({}) == {}
+
+
+@pytest.mark.parametrize(
+    ("gpus", "processes", "shares"),
+    [
+        (["0", "1", "2", "3"], 2, [["0", "1"], ["2", "3"]]),
+        (["5", "7"], 2, [["5"], ["7"]]),
+        (["0", "1", "2", "3", "4", "5"], 3, [["0", "1"], ["2", "3"], ["4", "5"]]),
+        (["0", "1", "2"], 2, None),
+        (["0"], 2, None),
+        (["0", "1"], 1, None),
+        ([], 2, None),
+        (None, 2, None),
+    ],
+)
+def test_gpus_split_into_equal_shares_per_process_or_stay_shared(gpus: list[str] | None, processes: int, shares: list[list[str]] | None) -> None:
+    assert gpu_shares(gpus, processes) == shares
 
 
 def test_sqlite_warning_names_the_filesystem(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ index, partition, node, cluster, the GPUs SLURM gave the job) and ``host.visible
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 _JOB_VARIABLES = {
@@ -47,6 +47,15 @@ def visible_gpus(environ: Mapping[str, str] = os.environ) -> list[str] | None:
     if value is None:
         return None
     return [gpu.strip() for gpu in value.split(",") if gpu.strip()]
+
+
+def gpu_shares(gpus: Sequence[str] | None, processes: int) -> list[list[str]] | None:
+    """The visible GPUs split into one equal, disjoint share per job process (in order), or None to
+    leave them shared: one process, no ``CUDA_VISIBLE_DEVICES``, or GPUs that do not split evenly."""
+    if gpus is None or processes < 2 or not gpus or len(gpus) % processes:
+        return None
+    size = len(gpus) // processes
+    return [list(gpus[start : start + size]) for start in range(0, len(gpus), size)]
 
 
 def execution_info(environ: Mapping[str, str] = os.environ) -> dict[str, object]:
