@@ -33,7 +33,7 @@ TINY_RUNS = {
         ["--jobs", "2", "--backends", "postgresql", "--workers", "1"],
         {"worker_throughput.postgresql.1_worker"},
     ),
-    "recording_cost": (["--runs", "2"], {"recording_cost.per_run"}),
+    "recording_cost": (["--runs", "2"], {"recording_cost.per_run", "recording_cost.added_vs_sacred_sql_observer"}),
     "worker_memory": (["--small", "1", "--large", "2"], {"worker_memory.rss_after_large_vs_small"}),
     "search_warm_start": (
         ["--seeds", "1", "--previous", "5", "--budget", "5", "--past", "10", "--repeats", "1"],
@@ -80,7 +80,8 @@ def test_a_second_run_appends_to_the_results_file(tmp_path: Path) -> None:
     results = tmp_path / "results.jsonl"
     for _ in range(2):
         assert run_benchmark("recording_cost", "--runs", "1", "--output", str(results)).returncode == 0
-    assert [figure["benchmark"] for figure in json_lines(results.read_text())] == ["recording_cost.per_run"] * 2
+    figures = ["recording_cost.per_run", "recording_cost.added_vs_sacred_sql_observer"]
+    assert [figure["benchmark"] for figure in json_lines(results.read_text())] == figures * 2
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
