@@ -15,22 +15,27 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from hyperspace_hydra.app import App, load_app, task_config
+from hyperspace_hydra.app import App, load_app
 from hyperspace_hydra.config import config_hash
 from hyperspace_hydra.overrides import choice_overrides, grid_overrides, merge_overrides
 from hyperspace_hydra.settings import redact_credentials, resolve_store_uri
 from hyperspace_hydra.store import EnqueueResult, NewJob, Store, open_store
-from hyperspace_hydra.tracking import task_given_and_complete
+from hyperspace_hydra.tracking import given_and_complete, task_given_and_complete
 
 
 def new_job(config: DictConfig, overrides: Sequence[str], output_dir: str | None = None, priority: int = 0) -> NewJob:
     """The job that runs the composed full ``config`` (with its ``hydra`` node), made from ``overrides``."""
-    return task_job(task_config(config), overrides, output_dir, priority)
+    _, complete = given_and_complete(config)
+    return _job_of(complete, overrides, output_dir, priority)
 
 
 def task_job(task: DictConfig, overrides: Sequence[str], output_dir: str | None = None, priority: int = 0) -> NewJob:
     """:func:`new_job` from the task config of the full config (for callers that need the task config too)."""
     _, complete = task_given_and_complete(task)
+    return _job_of(complete, overrides, output_dir, priority)
+
+
+def _job_of(complete: dict[str, Any], overrides: Sequence[str], output_dir: str | None, priority: int) -> NewJob:
     return NewJob(list(overrides), complete, config_hash(complete), output_dir, priority)
 
 

@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from hyperspace_hydra.app import task_config
+from hyperspace_hydra.app import task_data
 
 ALWAYS_ALLOWED = ("hyperspace_hydra", "hydra._internal.core_plugins", "hydra_plugins")
 """Our own code, Hydra's core launcher/sweeper and installed Hydra plugins."""
@@ -41,7 +41,7 @@ def refusal(config: DictConfig, allowed: Sequence[str]) -> str | None:
     """
     HydraConfig.instance().set_config(config)
     try:
-        task = OmegaConf.to_container(task_config(config), resolve=True)
+        task = task_data(config)
     except OmegaConfBaseException as error:
         return f"refused: the job's config does not resolve: {' '.join(str(error).split())}"
     hydra_nodes = {name: OmegaConf.to_container(config.hydra[name]) for name in _HYDRA_NODES if config.hydra.get(name) is not None}
@@ -60,7 +60,7 @@ def refusal(config: DictConfig, allowed: Sequence[str]) -> str | None:
 
 def allowed_target_paths(config: DictConfig) -> list[str]:
     """The ``_target_`` strings of the task part of a config that :func:`refusal` accepted."""
-    task = OmegaConf.to_container(task_config(config), resolve=True)
+    task = task_data(config)
     return [target for _, target in _targets(task) if isinstance(target, str)]
 
 

@@ -26,7 +26,7 @@ from hydra.types import TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from hyperspace_hydra import provenance
-from hyperspace_hydra.app import plain, task_config
+from hyperspace_hydra.app import plain, task_data
 from hyperspace_hydra.config import SETTINGS_KEY, config_hash, fill_defaults, to_plain
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.observer import StoreObserver
@@ -270,12 +270,16 @@ def given_and_complete(config: DictConfig) -> tuple[dict[str, Any], dict[str, An
 
     Passwords in ``hyperspace.store`` are replaced by ``***`` in both.
     """
-    return task_given_and_complete(task_config(config))
+    return _given_and_complete_of(task_data(config))
 
 
 def task_given_and_complete(task: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """:func:`given_and_complete` of a task config (one without its ``hydra`` node, see :func:`task_config`)."""
-    given = _redacted(to_plain(plain(task)))
+    return _given_and_complete_of(plain(task))
+
+
+def _given_and_complete_of(task: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    given = _redacted(to_plain(task))
     return given, fill_defaults(given)
 
 

@@ -10,7 +10,7 @@ import pytest
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from hyperspace_hydra.app import App
+from hyperspace_hydra.app import App, plain, task_config, task_data
 from hyperspace_hydra.composer import SweepComposer, group_lookup, sweep_composer
 from hyperspace_hydra.overrides import format_override
 from hyperspace_hydra.queue import new_job
@@ -235,3 +235,10 @@ def test_a_worker_sees_a_config_file_edit_at_its_next_job(app: App) -> None:
     config_file = app.config_directory / "config.yaml"
     config_file.write_text(config_file.read_text().replace("name: run", "name: fixed"))
     assert composer.compose(["lr=2"], 1, "outputs/2").name == "fixed"
+
+
+@pytest.mark.parametrize("overrides", [overrides for sweep in VALUE_SWEEPS.values() for overrides in sweep], ids=str)
+def test_task_data_is_the_plain_task_config(app: App, overrides: list[str]) -> None:
+    config = app.compose(overrides)
+    config.stamp = "now"  # a resolver of the time: the same in both reads
+    assert task_data(config) == plain(task_config(config))
