@@ -345,6 +345,27 @@ def test_an_unusable_sqlite_path_is_refused(tmp_path: Path) -> None:
         open_store(f"sqlite:///{tmp_path}")
 
 
+def _open_descriptors_of(path: Path) -> int:
+    """How many file descriptors of this process point at ``path``."""
+    return sum(1 for fd in Path("/proc/self/fd").iterdir() if os.path.realpath(fd) == str(path))
+
+
+def test_a_forked_process_inherits_no_sqlite_connection_and_both_go_on_writing(tmp_path: Path) -> None:
+    database = tmp_path / "store.db"
+    with open_store(f"sqlite:///{database}") as store:
+        store.start_run({"task": "parent"})
+        assert _open_descriptors_of(database) == 1, "the connection stays open between transactions"
+        pid = os.fork()
+        if pid == 0:  # the child: nothing of the parent's connection, then its own
+            inherited = _open_descriptors_of(database)
+            store.start_run({"task": "child"})
+            os._exit(10 + inherited)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 10, "the child inherited no open connection"
+        store.start_run({"task": "parent again"})
+        assert sorted(run["task"] for run in store.list_runs()) == ["child", "parent", "parent again"]
+
+
 def test_a_store_from_a_newer_version_is_refused(backend: Backend) -> None:
     backend.open().close()
     if backend.mongo is not None:
