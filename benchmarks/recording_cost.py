@@ -117,7 +117,7 @@ def figures(runs: int) -> list[Figure]:
     note = "App.run in one process (a worker job's path), with vs without the recording callback"
     observed, sacred_bare = measure_sacred(runs)
     sacred_run, sacred_observed = milliseconds_per(sacred_bare, runs), milliseconds_per(observed, runs)
-    sacred_details = {"runs": runs, "sacred_run_ms": sacred_run, "sacred_observed_run_ms": sacred_observed}
+    sacred_details = {"runs": runs, "sacred_run_ms": round(sacred_run, 2), "sacred_observed_run_ms": round(sacred_observed, 2)}
     sacred_note = "ms a run's recording adds: our callback vs Sacred's SqlObserver (SQLite) on a Sacred ex.run() of the same no-op"
     return [
         Figure("recording_cost.per_run", ours, baseline, "ms/run", note, details),
