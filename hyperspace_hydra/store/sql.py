@@ -788,9 +788,10 @@ _pooled_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def _drop_pooled_connections() -> None:
-    """Close the idle connections of every pooled engine (run just before a fork)."""
+    """Close the idle connections of every pooled engine and give it a new pool (run just before a
+    fork); a connection another thread is using stays with that thread and closes when it is done."""
     for engine in list(_pooled_engines):
-        engine.pool.dispose()
+        engine.dispose()
 
 
 os.register_at_fork(before=_drop_pooled_connections)
