@@ -771,8 +771,9 @@ def _connect_sqlite(uri: str) -> Engine:
     connection to a WAL database checkpoints it (more with bigger runs): a recorded run paid
     that twice. The pool is emptied just before the process forks (a worker forks a job
     process per job), so a child never inherits an idle connection; SQLite forbids using a
-    connection across a fork. PostgreSQL stays without a pool: a psycopg connection closed
-    in a child would end the parent's session.
+    connection across a fork. PostgreSQL stays without a pool: with many workers, every
+    process's idle pooled connection would count against the server's ``max_connections``
+    (100 by default), and a psycopg connection closed in a child ends the parent's session.
     """
     path = uri[len("sqlite:///"):]
     if path != ":memory:":
