@@ -52,7 +52,7 @@ def visible_gpus(environ: Mapping[str, str] = os.environ) -> list[str] | None:
 def gpu_shares(gpus: Sequence[str] | None, processes: int) -> list[list[str]] | None:
     """The visible GPUs split into one equal, disjoint share per job process (in order), or None to
     leave them shared: one process, no ``CUDA_VISIBLE_DEVICES``, or GPUs that do not split evenly."""
-    if gpus is None or processes < 2 or not gpus or len(gpus) % processes:
+    if not gpus or processes < 2 or len(gpus) % processes:
         return None
     size = len(gpus) // processes
     return [list(gpus[start : start + size]) for start in range(0, len(gpus), size)]
