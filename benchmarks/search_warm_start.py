@@ -30,6 +30,7 @@ from pathlib import Path
 import optuna
 from _common import Figure, argument_parser, durations, print_machine, report
 
+from hyperspace_hydra.hpo.history import base_key
 from hyperspace_hydra.hpo.search import history
 from hyperspace_hydra.hpo.space import parse_space
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, build_study
@@ -38,6 +39,8 @@ from hyperspace_hydra.store import COMPLETED, Store, open_store
 OLD_SPACE = ["x=interval(-5, 5)", "y=interval(-5, 5)"]
 NEW_SPACE = ["x=interval(-4, 6)", "y=interval(-5, 5)"]
 TASK = "sphere"
+BASES = {base_key({}): {}}
+"""The sphere's config holds only the searched x and y: every past run's config outside them is empty, as the base is."""
 
 
 def sphere(point: dict[str, float]) -> float:
@@ -58,7 +61,7 @@ def trials_to_target(spec: SearchSpec, past: list[Trial], target: float, budget:
     """How many new trials, asked one at a time, it takes to reach ``target`` (``budget`` if never)."""
     trials: list[Trial] = []
     for number in range(1, budget + 1):
-        [point] = ask(spec, past + trials, 1)
+        [point] = ask(spec, past, trials, 1)
         value = sphere(point)
         if value <= target:
             return number
@@ -73,8 +76,8 @@ def compare_warm_and_cold(seeds: int, previous: int, target: float, budget: int)
         for seed in range(seeds):
             with open_store(f"sqlite:///{directory}/store-{seed}.db") as store:
                 record_runs(store, previous, random.Random(seed))
-                spec = SearchSpec(space, fixed, n_trials=budget, n_jobs=1, direction="minimize", seed=seed, task=TASK)
-                past = history(store, spec)
+                spec = SearchSpec(space, fixed, n_trials=budget, n_jobs=1, direction="minimize", seed=seed, task=TASK, bases=BASES)
+                past = history(store, spec).trials
             cold.append(trials_to_target(spec, [], target, budget))
             warm.append(trials_to_target(spec, past, target, budget))
     return Figure(
@@ -89,11 +92,11 @@ def compare_warm_and_cold(seeds: int, previous: int, target: float, budget: int)
 
 def ask_latency(past_runs: int, repeats: int) -> Figure:
     space, fixed = parse_space(OLD_SPACE)
-    spec = SearchSpec(space, fixed, n_trials=1, n_jobs=1, direction="minimize", seed=0, task=TASK)
+    spec = SearchSpec(space, fixed, n_trials=1, n_jobs=1, direction="minimize", seed=0, task=TASK, bases=BASES)
     with tempfile.TemporaryDirectory() as directory, open_store(f"sqlite:///{Path(directory) / 'store.db'}") as store:
         record_runs(store, past_runs, random.Random(0))
-        asks = durations(lambda: ask(spec, history(store, spec), 1), repeats)
-        study = build_study(spec, history(store, spec))
+        asks = durations(lambda: ask(spec, history(store, spec).trials, [], 1), repeats)
+        study = build_study(spec, history(store, spec).trials)
         baseline = statistics.mean(durations(lambda: study.tell(study.ask(space), 0.0), repeats))
     return Figure(f"search_ask_latency_{past_runs}_past_runs", ours=statistics.mean(asks) * 1000, baseline=baseline * 1000, unit="ms",
                   note="ours: read history from the store and rebuild the study per ask; baseline: ask an in-memory study holding the same trials",

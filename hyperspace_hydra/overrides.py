@@ -87,12 +87,13 @@ def grid_overrides(grid: Mapping[str, Sequence[Any]]) -> Iterator[list[str]]:
 
 
 def fixed_override_values(overrides: Sequence[str]) -> dict[str, Any]:
-    """The value each ``key=value`` override sets, as Hydra parses it (sweeps and deletions are left out)."""
+    """The value each ``key=value`` override sets, as Hydra parses it, by key without a ``+``/``++``
+    prefix (sweeps and deletions are left out)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     return {
-        override.get_key_element(): override.value()
+        override.get_key_element().lstrip("+"): override.value()
         for override in parsed
         if not override.is_delete() and not override.is_sweep_override()
     }

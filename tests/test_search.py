@@ -18,7 +18,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 
 from hyperspace_hydra import HyperspaceError
-from hyperspace_hydra.hpo.history import past_trials
+from hyperspace_hydra.config import fill_defaults
+from hyperspace_hydra.hpo.history import base_key, comparable_config, judge, left_out_paths
 from hyperspace_hydra.hpo.search import history, sweep_trials
 from hyperspace_hydra.hpo.space import parse_space
 from hyperspace_hydra.hpo.tuner import SAMPLERS, SearchSpec, Trial, ask, build_study
@@ -67,39 +68,50 @@ def test_bad_space_forms_are_one_clear_error(override: str, message: str) -> Non
     assert "\n" not in str(raised.value)
 
 
-def _run(task: str, config: dict, objective: float, status: str = "COMPLETED", choices: dict | None = None) -> dict:
+def _run(task: str, config: dict, objective: float | None, status: str = "COMPLETED", choices: dict | None = None) -> dict:
     return {"status": status, "task": task, "config": config, "choices": choices or {}, "objective": objective, "result": objective}
 
 
-def test_history_takes_completed_runs_of_the_task_that_lie_in_the_space(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_history_takes_compatible_runs_that_lie_in_the_space_and_says_why_others_are_not(monkeypatch: pytest.MonkeyPatch) -> None:
     module = types.ModuleType("evolving_model")
 
-    def model(width: int = 8, dropout: float = 0.1) -> None:
-        """``dropout`` was added after some runs were made."""
+    def model(width: int = 8, dropout: float = 0.1, momentum: float = 0.0) -> None:
+        """``dropout`` and ``momentum`` were added after some runs were made."""
 
     module.model = model
     monkeypatch.setitem(sys.modules, "evolving_model", module)
-    space, fixed = parse_space(["model.dropout=interval(0, 0.5)", "aggregation=choice(mean, branching)", "seed=1"])
+    space, fixed = parse_space(["model.dropout=interval(0, 0.5)", "aggregation=choice(mean, branching)"])
     target = {"_target_": "evolving_model.model"}
-    runs = [
-        _run("t", {"model": {**target, "dropout": 0.2}, "seed": 1}, 0.9, choices={"aggregation": "mean"}),
-        _run("t", {"model": target, "seed": 1}, 0.8, choices={"aggregation": "branching"}),  # before dropout existed
-        _run("t", {"model": {**target, "dropout": 0.9}, "seed": 1}, 0.7, choices={"aggregation": "mean"}),  # outside
-        _run("other", {"model": {**target, "dropout": 0.2}, "seed": 1}, 0.6, choices={"aggregation": "mean"}),
-        _run("t", {"model": {**target, "dropout": 0.2}, "seed": 2}, 0.5, choices={"aggregation": "mean"}),  # other seed
-        _run("t", {"model": {**target, "dropout": 0.2}, "seed": 1}, 0.4, status="FAILED", choices={"aggregation": "mean"}),
-        _run("t", {"model": {**target, "dropout": 0.3}, "seed": 1}, 0.3, choices={"aggregation": "sum"}),  # not a choice
+    left_out = left_out_paths(space, ["aggregation"], ["data.path"])
+    bases = {
+        base_key({"aggregation": option}): comparable_config(fill_defaults({"model": target, "seed": 1, "data": {"path": "/a"}, "aggregation": {"kind": option}}), left_out)
+        for option in ("mean", "branching")
+    }
+    spec = SearchSpec(space, fixed, n_trials=5, task="t", groups=["aggregation"], history_ignore=["data.path"], bases=bases)
+
+    def past(model: dict, objective: float | None = 0.5, option: str = "mean", **config: object) -> dict:
+        whole = {"model": {**target, **model}, "seed": 1, "data": {"path": "/a"}, "aggregation": {"kind": option}, **config}
+        return _run("t", whole, objective, choices={"aggregation": option})
+
+    runs_and_verdicts = [
+        (past({"dropout": 0.2}), Trial({"model.dropout": 0.2, "aggregation": "mean"}, 0.5)),
+        (past({}, option="branching"), Trial({"model.dropout": 0.1, "aggregation": "branching"}, 0.5)),  # before dropout existed
+        (past({"dropout": 0.2}, seed=2, data={"path": "/b"}), Trial({"model.dropout": 0.2, "aggregation": "mean"}, 0.5)),  # ignored paths
+        (past({"dropout": 0.2, "momentum": 0.9}), "model.momentum differs"),  # neither searched nor overridden
+        (past({"dropout": 0.2}, extra=1), "extra differs"),
+        (past({"dropout": 0.9}), "model.dropout outside the space"),
+        (past({"dropout": 0.2}, option="sum"), "aggregation outside the space"),
+        (past({"dropout": 0.2}, objective=None), "no objective"),
     ]
-    assert past_trials(runs, space, fixed, "t", None) == [
-        ({"model.dropout": 0.2, "aggregation": "mean"}, 0.9),
-        ({"model.dropout": 0.1, "aggregation": "branching"}, 0.8),
-    ]
+    for run, expected in runs_and_verdicts:
+        verdict = judge(run, spec)
+        assert (verdict.trial if isinstance(expected, Trial) else verdict.reason) == expected, run
 
 
 def test_history_reads_each_completed_run_once_and_finds_runs_that_end_late(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = open_store(f"sqlite:///{tmp_path}/store.db")
     space, fixed = parse_space(["x=interval(0, 1)"])
-    spec = SearchSpec(space, fixed, n_trials=5, task="t")
+    spec = SearchSpec(space, fixed, n_trials=5, task="t", bases={base_key({}): {}})
 
     def finished(x: float, status: str = "COMPLETED", run_id: int | None = None, **fields: object) -> int:
         run_id = run_id or store.start_run({"task": "t", "config": {"x": x}, **fields})
@@ -117,11 +129,11 @@ def test_history_reads_each_completed_run_once_and_finds_runs_that_end_late(tmp_
         return runs
 
     monkeypatch.setattr(store, "list_runs", reading)
-    assert history(store, spec, exclude_jobs=[7]) == [Trial({"x": 0.1}, 0.1)]
+    assert history(store, spec, exclude_jobs=[7]).trials == [Trial({"x": 0.1}, 0.1)]
     finished(0.9, run_id=late), finished(0.3)
-    assert history(store, spec) == [Trial({"x": 0.9}, 0.9), Trial({"x": 0.1}, 0.1), Trial({"x": 0.4}, 0.4), Trial({"x": 0.3}, 0.3)]
+    assert history(store, spec).trials == [Trial({"x": 0.9}, 0.9), Trial({"x": 0.1}, 0.1), Trial({"x": 0.4}, 0.4), Trial({"x": 0.3}, 0.3)]
     finished(0.5)
-    assert [trial.value for trial in history(store, spec, exclude_jobs=[7])] == [0.9, 0.1, 0.3, 0.5]
+    assert [trial.value for trial in history(store, spec, exclude_jobs=[7]).trials] == [0.9, 0.1, 0.3, 0.5]
     assert len(read) == len(set(read)) == 6, "each completed run read once"
 
 
@@ -141,13 +153,15 @@ def test_a_sweeps_trials_are_read_with_one_query(tmp_path: Path, monkeypatch: py
     ]
 
 
-def test_asked_points_differ_from_pending_ones_and_each_other() -> None:
+def test_asked_points_differ_from_every_trial_of_the_sweep_and_each_other_until_the_space_is_exhausted() -> None:
     space, fixed = parse_space(["a=choice(x, y)", "b=choice(1, 2, 3)"])
     spec = SearchSpec(space, fixed, n_trials=6, seed=0)
-    pending = [Trial({"a": "x", "b": 1}), Trial({"a": "y", "b": 2})]
-    points = ask(spec, [*pending, Trial({"a": "x", "b": 3}, value=1.0)], 3)
-    assert len({tuple(point.items()) for point in points}) == 3
-    assert all(point not in [trial.params for trial in pending] for point in points)
+    tried = [Trial({"a": "x", "b": 1}), Trial({"a": "y", "b": 2}, failed=True), Trial({"a": "x", "b": 3}, value=1.0)]
+    past = [Trial({"a": "y", "b": 1}, value=0.0)]  # history is no trial of this sweep: it may be proposed
+    points = ask(spec, past, tried, 5)
+    assert len(points) == 3, "only three points of the space are untried"
+    assert sorted((point["a"], point["b"]) for point in points) == [("x", 2), ("y", 1), ("y", 3)]
+    assert ask(spec, past, [*tried, *(Trial(point, value=1.0) for point in points)], 1) == []
 
 
 def _store(study: Path):
@@ -221,7 +235,7 @@ def test_every_offered_sampler_asks_points_inside_the_space(sampler: str) -> Non
     spec = SearchSpec(space, fixed, n_trials=12, sampler=sampler, seed=3)
     trials: list[Trial] = []
     for _ in range(6):
-        [point] = ask(spec, trials, 1)
+        [point] = ask(spec, [], trials, 1)
         assert -2 <= point["x"] <= 2 and 1 <= point["n"] <= 8 and point["c"] in ("a", "b")
         trials.append(Trial(point, value=point["x"] ** 2 + point["n"]))
 

@@ -24,6 +24,7 @@ class HyperspaceSweeperConf:
     seed: Optional[int] = None
     warm_start: bool = True
     params: Dict[str, str] = field(default_factory=dict)
+    history_ignore: List[str] = field(default_factory=list)
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="hyperspace", node=HyperspaceSweeperConf, provider="hyperspace_hydra")
@@ -35,7 +36,9 @@ class HyperspaceSweeper(Sweeper):
     def __init__(self, **options: Any) -> None:
         from hyperspace_hydra.hpo.sweeper import SearchOptions
 
-        self.options = SearchOptions(**{**options, "params": dict(options.get("params") or {})})
+        self.options = SearchOptions(
+            **{**options, "params": dict(options.get("params") or {}), "history_ignore": list(options.get("history_ignore") or [])}
+        )
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
         self.task_function: Optional[TaskFunction] = None

@@ -59,7 +59,7 @@ def _show(args: argparse.Namespace) -> None:
     for name, distribution in summary["space"].items():
         print(f"  {name}: {distribution}")
     print(f"trials:  {describe_counts(summary['counts'])} of a budget of {summary['budget']}")
-    print(f"history: {summary['history_used']} past run(s) in the space")
+    print(f"history: {state.history.describe()}")
     print("best:    " + ("none yet" if best is None else f"{best['value']:.6g} (job {best['job']}): {' '.join(best['overrides'])}"))
     if args.plot:
         print(f"plots:   {args.plot}")

@@ -1,25 +1,37 @@
-"""Past runs as trials: which completed runs lie in a search space, and where.
+"""Past runs as trials: which completed runs are compatible with a search, and where they lie.
 
-A run counts when it COMPLETED with an objective, belongs to the same task, sets
-every fixed override of the sweep to the same value, and has a value inside the
-space for every searched parameter. A parameter is a config group (read from the
-run's ``choices``) or a dotted config path (read from its complete config, with the
-defaults of today's code filled in, so runs made before a parameter existed count
-with its default).
+A past run is history for a search when it COMPLETED with an objective, belongs to the
+search's task, has a value inside the space for every searched parameter, and its
+complete config equals the search's *base* config at every path outside the searched
+parameters and the ignore list. Both sides have today's target defaults filled in, so
+a run made before a parameter existed counts with its default, and a parameter a run
+set with ``+``, ``++``, plainly or not at all (its default) is read the same way.
+
+The base is the complete config that the sweep's fixed overrides compose to; a search
+over config groups has one base per combination of their options. Ignored are the
+top-level ``seed``, this tool's ``hyperspace`` settings (the ``hydra`` node is never
+part of a run's config) and the paths a study lists in ``hydra.sweeper.history_ignore``
+(each with everything under it). A run that is not compatible is counted by its first
+reason, e.g. ``optimizer.momentum differs``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from hyperspace_hydra.config import SETTINGS_KEY, fill_defaults, flatten
 from hyperspace_hydra.hpo.space import Space, contains
-from hyperspace_hydra.overrides import fixed_override_values
-from hyperspace_hydra.store import COMPLETED
+from hyperspace_hydra.hpo.tuner import SearchSpec, Trial
 from hyperspace_hydra.tracking import objective_value
 
-_MISSING = object()
+ALWAYS_IGNORED = ("seed", SETTINGS_KEY)
+"""Config paths that never make a past run incompatible: replicates with other seeds are history."""
+HISTORY_FIELDS = ("task", "objective", "result", "choices", "config")
+"""The run fields that decide whether and where a run lies in a search."""
+_ABSENT = object()
 
 
 def run_objective(run: Mapping[str, Any], metric: str | None) -> float | None:
@@ -27,49 +39,66 @@ def run_objective(run: Mapping[str, Any], metric: str | None) -> float | None:
     return objective_value(run.get("result"), metric) if metric else run.get("objective")
 
 
-def parameter_values(run: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
-    """The run's value of each named parameter (group choice or config path); absent ones are left out."""
+def left_out_paths(space: Space, groups: Sequence[str], history_ignore: Sequence[str]) -> list[str]:
+    """The config paths that compatibility does not compare: ignored ones and searched parameters (not groups)."""
+    return [*ALWAYS_IGNORED, *history_ignore, *(name for name in space if name not in groups)]
+
+
+def comparable_config(complete: Mapping[str, Any], left_out: Sequence[str]) -> dict[str, Any]:
+    """A complete config flattened to dotted paths (list items too), without ``left_out`` paths and what lies under them."""
+    return {path: value for path, value in flatten(complete, into_lists=True).items() if not _under(path, left_out)}
+
+
+def _under(path: str, prefixes: Iterable[str]) -> bool:
+    return any(path == prefix or path.startswith(prefix + ".") for prefix in prefixes)
+
+
+def base_key(choices: Mapping[str, Any]) -> str:
+    """Which base applies to the searched config groups' ``choices`` (group -> option)."""
+    return json.dumps(sorted(choices.items()))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a past run is to a search: a trial of its history, or the reason it is not."""
+
+    trial: Trial | None = None
+    reason: str | None = None
+
+
+def judge(run: Mapping[str, Any], spec: SearchSpec) -> Verdict:
+    """Whether ``run`` (a COMPLETED run of the spec's task, with :data:`HISTORY_FIELDS`) is history, see the module docstring."""
+    value = run_objective(run, spec.metric)
+    if value is None:
+        return Verdict(reason="no objective")
     choices = run.get("choices") or {}
-    flat: dict[str, Any] | None = None
-    values = {}
-    for name in names:
-        if name in choices:
-            values[name] = choices[name]
-            continue
-        if flat is None:
-            flat = flatten(fill_defaults(run.get("config") or {}))
-        if flat.get(name, _MISSING) is not _MISSING:
-            values[name] = flat[name]
-    return values
+    complete = fill_defaults(run.get("config") or {})
+    flat = flatten(complete)
+    params = {}
+    for name, distribution in spec.space.items():
+        found = choices.get(name, _ABSENT) if name in spec.groups else flat.get(name, _ABSENT)
+        if found is _ABSENT or found is None:
+            return Verdict(reason=f"{name} missing")
+        if not contains(distribution, found):
+            return Verdict(reason=f"{name} outside the space")
+        params[name] = found
+    base = spec.bases.get(base_key({group: choices.get(group) for group in spec.groups}))
+    if base is None:
+        return Verdict(reason="recorded before this search")
+    differing = first_difference(base, comparable_config(complete, left_out_paths(spec.space, spec.groups, spec.history_ignore)))
+    return Verdict(reason=f"{differing} differs") if differing else Verdict(trial=Trial(params, value))
 
 
-def pinned_values(fixed: Sequence[str]) -> dict[str, Any]:
-    """The value each fixed override sets; tool settings (``hyperspace.*``) are left out."""
-    return {key: value for key, value in fixed_override_values(fixed).items() if not key.startswith(f"{SETTINGS_KEY}.")}
+def first_difference(base: Mapping[str, Any], other: Mapping[str, Any]) -> str | None:
+    """The first path (in the base's order, then the other's) whose values differ or that only one side has."""
+    for path, value in base.items():
+        if not same_value(value, other.get(path, _ABSENT)):
+            return path
+    return next((path for path in other if path not in base), None)
 
 
-HISTORY_FIELDS = ("status", "task", "objective", "result", "choices", "config")
-"""The run fields that decide whether and where a run lies in a space."""
-
-
-def past_trials(
-    runs: Iterable[Mapping[str, Any]], space: Space, fixed: Sequence[str], task: str | None, metric: str | None
-) -> list[tuple[dict[str, Any], float]]:
-    """``(params, value)`` of every run that lies in ``space`` (see the module docstring)."""
-    pinned = pinned_values(fixed)
-    return [trial for run in runs if (trial := past_trial(run, space, pinned, task, metric)) is not None]
-
-
-def past_trial(
-    run: Mapping[str, Any], space: Space, pinned: Mapping[str, Any], task: str | None, metric: str | None
-) -> tuple[dict[str, Any], float] | None:
-    """``(params, value)`` of the run if it lies in ``space`` with the ``pinned`` values (:func:`pinned_values`), else None."""
-    value = run_objective(run, metric)
-    if run.get("status") != COMPLETED or value is None or run.get("task") != task:
-        return None
-    if parameter_values(run, pinned) != pinned:
-        return None
-    params = parameter_values(run, space)
-    if len(params) == len(space) and all(contains(space[name], value) for name, value in params.items()):
-        return params, value
-    return None
+def same_value(first: Any, second: Any) -> bool:
+    """Equal as configs mean it: ``1`` equals ``1.0``, but a boolean is never a number."""
+    if isinstance(first, bool) or isinstance(second, bool):
+        return type(first) is type(second) and first == second
+    return first == second

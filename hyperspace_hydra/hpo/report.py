@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hyperspace_hydra.hpo.search import history, sweep_trials
+from hyperspace_hydra.hpo.search import History, history, sweep_trials
 from hyperspace_hydra.hpo.space import trial_overrides
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, build_study
 from hyperspace_hydra.store import Store
@@ -20,7 +20,7 @@ class SearchState:
     spec: SearchSpec
     job_ids: list[int]
     trials: list[Trial]
-    history: list[Trial]
+    history: History
 
     def best(self) -> tuple[int, Trial] | None:
         """The job id and trial with the best value so far (None before any trial has one)."""
@@ -43,7 +43,8 @@ class SearchState:
             "metric": self.spec.metric,
             "budget": self.spec.n_trials,
             "counts": self.sweep["counts"],
-            "history_used": len(self.history),
+            "history_used": len(self.history.trials),
+            "history_excluded": self.history.excluded,
             "best": None if best is None else {"job": best[0], "value": best[1].value, "overrides": trial_overrides(best[1].params)},
         }
 
@@ -60,7 +61,7 @@ def write_plots(state: SearchState, path: Path) -> None:
     """One HTML file (plotly, works offline): objective over trials, and objective against each parameter."""
     from optuna.visualization import plot_optimization_history, plot_slice
 
-    study = build_study(state.spec, state.history + state.trials)
+    study = build_study(state.spec, state.history.trials + state.trials)
     figures = [plot_optimization_history(study), plot_slice(study)]
     figures[0].update_layout(title=f"Sweep {state.sweep['id']}: objective over trials (history first, then this sweep's trials)")
     parts = [figure.to_html(full_html=False, include_plotlyjs=index == 0) for index, figure in enumerate(figures)]

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from hyperspace_hydra.hpo.history import HISTORY_FIELDS, past_trial, pinned_values, run_objective
+from hyperspace_hydra.hpo.history import HISTORY_FIELDS, Verdict, judge, run_objective
 from hyperspace_hydra.hpo.space import Space, space_to_json, trial_overrides
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask
 from hyperspace_hydra.overrides import fixed_override_values
@@ -26,33 +27,61 @@ _SCORE_FIELDS = ("result", "objective")
 _ADVANCE_ATTEMPTS = 10
 
 
-def history(store: Store, spec: SearchSpec, exclude_jobs: Sequence[int] = ()) -> list[Trial]:
-    """Completed runs anywhere in the store that lie in the spec's space (none unless ``warm_start``), oldest first.
+@dataclass
+class History:
+    """The compatible past runs of a search as trials (oldest first), and how many runs were left out, by reason."""
 
-    A completed run does not change, so a process reads each one once per search (the
-    store's URI and the spec's task, metric, space and fixed overrides): each call reads
-    the ids of the task's completed runs, then only the runs it has not read yet, and
-    only the fields that decide where they lie.
+    trials: list[Trial] = field(default_factory=list)
+    excluded: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """``N past run(s) as history`` and, when runs were left out, how many for each of the most common reasons."""
+        text = f"{len(self.trials)} past run(s) as history"
+        if not self.excluded:
+            return text
+        reasons = sorted(self.excluded.items(), key=lambda item: -item[1])
+        shown = "; ".join(f"{count}: {reason}" for reason, count in reasons[:3])
+        more = f"; {sum(count for _, count in reasons[3:])} for other reasons" if len(reasons) > 3 else ""
+        return f"{text}, {sum(self.excluded.values())} excluded ({shown}{more})"
+
+
+def history(store: Store, spec: SearchSpec, exclude_jobs: Sequence[int] = ()) -> History:
+    """The completed runs of the spec's task anywhere in the store that are compatible with the search
+    (none unless ``warm_start``; see :mod:`hyperspace_hydra.hpo.history`), the sweep's own jobs left out.
+
+    A completed run does not change, so a process judges each one once per search (the
+    store's URI and the spec's task, metric, space, bases and ignore list): each call reads
+    the ids of the task's completed runs, then only the runs it has not read yet, and only
+    the fields that decide where they lie.
     """
     if not spec.warm_start:
-        return []
+        return History()
     known = _known_runs.setdefault((store.uri, _selection_key(spec)), {})
     completed = {run["_id"]: run["job_id"] for run in store.list_runs(task=spec.task, status=COMPLETED, fields=["job_id"])}
     unread = sorted(set(completed) - set(known))
     if unread:
-        known.update(_read_trials(store, spec, _selecting(unread, known)))
-    excluded = set(exclude_jobs)
-    return [trial for run_id, job_id in sorted(completed.items()) if job_id not in excluded and (trial := known.get(run_id)) is not None]
+        known.update(_read_verdicts(store, spec, _selecting(unread, known)))
+    excluded_jobs = set(exclude_jobs)
+    found = History()
+    for run_id, job_id in sorted(completed.items()):
+        verdict = known.get(run_id)
+        if job_id in excluded_jobs or verdict is None:
+            continue
+        if verdict.trial is not None:
+            found.trials.append(verdict.trial)
+        else:
+            found.excluded[verdict.reason] = found.excluded.get(verdict.reason, 0) + 1
+    return found
 
 
-_known_runs: dict[tuple[str, str], dict[int, Trial | None]] = {}
-"""Per search, the completed runs this process has read: run id -> its trial, None if it is not in the space."""
+_known_runs: dict[tuple[str, str], dict[int, Verdict]] = {}
+"""Per search, the completed runs this process has judged: run id -> its verdict."""
 _LONGEST_ID_LIST = 100
 
 
 def _selection_key(spec: SearchSpec) -> str:
     """What decides which runs are a search's history, and where they lie."""
-    return json.dumps([spec.task, spec.metric, space_to_json(spec.space), spec.fixed], sort_keys=True)
+    return json.dumps([spec.task, spec.metric, space_to_json(spec.space), spec.groups, spec.history_ignore, spec.bases], sort_keys=True)
 
 
 def _selecting(unread: Sequence[int], known: Mapping[int, Any]) -> list[Condition]:
@@ -64,15 +93,10 @@ def _selecting(unread: Sequence[int], known: Mapping[int, Any]) -> list[Conditio
     return []
 
 
-def _read_trials(store: Store, spec: SearchSpec, where: Sequence[Condition]) -> dict[int, Trial | None]:
-    """The task's completed runs that match ``where``, each as its trial (None when it is not in the space)."""
-    pinned = pinned_values(spec.fixed)
+def _read_verdicts(store: Store, spec: SearchSpec, where: Sequence[Condition]) -> dict[int, Verdict]:
+    """The task's completed runs that match ``where``, each judged against the search."""
     runs = store.list_runs(task=spec.task, status=COMPLETED, where=where, fields=HISTORY_FIELDS)
-    return {run["_id"]: _trial_of(past_trial(run, spec.space, pinned, spec.task, spec.metric)) for run in runs}
-
-
-def _trial_of(found: tuple[dict[str, Any], float] | None) -> Trial | None:
-    return Trial(*found) if found is not None else None
+    return {run["_id"]: judge(run, spec) for run in runs}
 
 
 def sweep_trials(store: Store, jobs: Sequence[dict[str, Any]], spec: SearchSpec) -> list[Trial]:
@@ -97,6 +121,11 @@ def _trial(store: Store, job: dict[str, Any], spec: SearchSpec, runs: Mapping[in
     return Trial(params, failed=True)
 
 
+def trial_job_overrides(spec: SearchSpec, point: Mapping[str, Any]) -> list[str]:
+    """The overrides of a trial's job: the fixed ones, then the point's values."""
+    return [*spec.fixed, *trial_overrides(point, spec.added)]
+
+
 def searched_values(overrides: Sequence[str], space: Space) -> dict[str, Any]:
     """The value each searched parameter has in a trial's overrides."""
     values = fixed_override_values(overrides)
@@ -112,8 +141,8 @@ def advance(store: Store, sweep_id: int, make_job: MakeJob) -> list[int]:
         if free <= 0:
             return []
         trials = sweep_trials(store, jobs, spec)
-        points = ask(spec, history(store, spec, [job["id"] for job in jobs]) + trials, free)
-        new_jobs = [make_job([*spec.fixed, *trial_overrides(point)], f"{spec.output_dir}/{len(jobs) + index}") for index, point in enumerate(points)]
+        points = ask(spec, history(store, spec, [job["id"] for job in jobs]).trials, trials, free)
+        new_jobs = [make_job(trial_job_overrides(spec, point), f"{spec.output_dir}/{len(jobs) + index}") for index, point in enumerate(points)]
         added = store.add_jobs(sweep_id, new_jobs, expected_jobs=len(jobs))
         if added is not None:
             return added

@@ -9,7 +9,7 @@ part of every trial.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -45,15 +45,20 @@ def parse_space(overrides: Sequence[str]) -> tuple[Space, list[str]]:
     fixed: list[str] = []
     for override in parsed:
         if override.is_sweep_override():
-            space[override.get_key_element()] = _distribution(override)
+            space[parameter_name(override)] = _distribution(override)
         else:
             fixed.append(override.input_line)
     return space, fixed
 
 
+def parameter_name(override: Override) -> str:
+    """The key an override sets, without its ``+``/``++`` prefix: a searched parameter is a path, however it is added."""
+    return override.get_key_element().lstrip("+~")
+
+
 def _distribution(override: Override) -> BaseDistribution:
     sweep = override.value()
-    name = override.get_key_element()
+    name = parameter_name(override)
     log = "log" in sweep.tags
     if isinstance(sweep, ChoiceSweep):
         if log or sweep.shuffle or not sweep.list:
@@ -98,9 +103,10 @@ def contains(distribution: BaseDistribution, value: Any) -> bool:
     return distribution._contains(distribution.to_internal_repr(value))
 
 
-def trial_overrides(params: Mapping[str, Any]) -> list[str]:
-    """The overrides that set each searched parameter to its value in a trial."""
-    return [format_override(name, value) for name, value in params.items()]
+def trial_overrides(params: Mapping[str, Any], added: Collection[str] = ()) -> list[str]:
+    """The overrides that set each searched parameter to its value in a trial; those in ``added``
+    (parameters that exist only as target defaults) are written ``++name=value``."""
+    return [format_override(name, value, prefix="++" if name in added else "") for name, value in params.items()]
 
 
 def space_to_json(space: Space) -> dict[str, str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,13 +23,14 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hyperspace_hydra.composer import sweep_composer
+from hyperspace_hydra.composer import Compose, SweepComposer, group_lookup, sweep_composer
 from hyperspace_hydra.config import to_plain
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo import SEARCH
-from hyperspace_hydra.hpo.search import advance, history
+from hyperspace_hydra.hpo.base import search_bases
+from hyperspace_hydra.hpo.search import advance, history, trial_job_overrides
 from hyperspace_hydra.hpo.space import parse_space, trial_overrides
-from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, check_sampler
+from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, check_sampler, new_seed
 from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import Store, open_store
@@ -50,41 +51,54 @@ class SearchOptions:
     seed: int | None = None
     warm_start: bool = True
     params: dict[str, str] = field(default_factory=dict)
+    history_ignore: list[str] = field(default_factory=list)
 
 
 def search(options: SearchOptions, config: DictConfig, hydra_context: HydraContext, task_function: TaskFunction, arguments: Sequence[str]) -> Any:
-    """Run or start the search that ``--multirun`` with ``arguments`` asks for."""
-    spec = search_spec(options, config, arguments)
+    """Run or start the search that ``--multirun`` with ``arguments`` asks for; every parameter is checked before anything runs."""
+    composer = sweep_composer(hydra_context.config_loader, config)
+    spec = search_spec(options, config, arguments, composer.compose, group_lookup(hydra_context.config_loader))
     launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context, task_function=task_function)
     uri = store_uri_for(config)
     with open_store(uri) as store:
         if type(launcher).__name__ == "HyperspaceLauncher":
-            return _start_queued_search(store, spec, config, hydra_context, app_name(config, task_function))
+            return _start_queued_search(store, spec, config, composer, app_name(config, task_function))
         return _local_search(store, spec, launcher)
 
 
-def search_spec(options: SearchOptions, config: DictConfig, arguments: Sequence[str]) -> SearchSpec:
-    """The search the options and command-line ``arguments`` describe; settings default to the study's ``hyperspace`` node."""
+def search_spec(options: SearchOptions, config: DictConfig, arguments: Sequence[str], compose: Compose, is_group: Callable[[str], bool]) -> SearchSpec:
+    """The search the options and command-line ``arguments`` describe; settings default to the study's ``hyperspace`` node.
+
+    ``compose`` composes a job's full config (the sweep's composer), ``is_group`` tells config
+    groups from config paths; with them the parameters are checked and the bases composed
+    (:func:`~hyperspace_hydra.hpo.base.search_bases`).
+    """
     check_sampler(options.sampler)
-    space, fixed = parse_space([*(f"{name}={value}" for name, value in options.params.items()), *arguments])
+    given = [*(f"{name}={value}" for name, value in options.params.items()), *arguments]
+    space, fixed = parse_space(given)
     if not space:
         raise HyperspaceError("no search space: give at least one interval(...), range(...) or choice(...) override")
+    found = search_bases(space, given, fixed, compose, is_group, options.history_ignore)
     settings = OmegaConf.select(config, "hyperspace") or {}
     direction = options.direction or str(getattr(settings.get("direction"), "value", settings.get("direction") or "minimize"))
     if direction not in ("minimize", "maximize"):
         raise HyperspaceError(f"direction must be minimize or maximize, not {direction!r}")
     return SearchSpec(
         space=space,
-        fixed=fixed,
+        fixed=found.fixed,
         n_trials=options.n_trials,
         n_jobs=options.n_jobs,
         sampler=options.sampler,
         direction=direction,
         metric=options.metric or settings.get("objective"),
-        seed=options.seed,
+        seed=options.seed if options.seed is not None else new_seed(),
         task=_task(fixed, config),
         warm_start=options.warm_start,
         output_dir=str(config.hydra.sweep.dir),
+        groups=found.groups,
+        added=found.added,
+        history_ignore=list(options.history_ignore),
+        bases=found.bases,
     )
 
 
@@ -98,12 +112,15 @@ def _task(fixed: Sequence[str], config: DictConfig) -> str | None:
 
 def _local_search(store: Store, spec: SearchSpec, launcher: Launcher) -> list[Sequence[JobReturn]]:
     past = history(store, spec)
-    log.info(f"Searching {len(spec.space)} parameter(s) with {spec.sampler}: {spec.n_trials} trials, {spec.n_jobs} at a time, {len(past)} past run(s) as history")
+    log.info(f"Searching {len(spec.space)} parameter(s) with {spec.sampler}: {spec.n_trials} trials, {spec.n_jobs} at a time, {past.describe()}")
     trials: list[Trial] = []
     returns = []
     while len(trials) < spec.n_trials:
-        points = ask(spec, past + trials, min(spec.n_jobs, spec.n_trials - len(trials)))
-        batch = launcher.launch([[*spec.fixed, *trial_overrides(point)] for point in points], initial_job_idx=len(trials))
+        points = ask(spec, past.trials, trials, min(spec.n_jobs, spec.n_trials - len(trials)))
+        if not points:
+            log.info(f"Every point of the space was tried ({len(trials)} trials): the search ends early")
+            break
+        batch = launcher.launch([trial_job_overrides(spec, point) for point in points], initial_job_idx=len(trials))
         trials += [_told(point, job_return, spec.metric) for point, job_return in zip(points, batch)]
         returns.append(batch)
     _log_best(trials, spec)
@@ -126,11 +143,9 @@ def _log_best(trials: Sequence[Trial], spec: SearchSpec) -> None:
     log.info(f"Best of {len(done)} trials: {best.value:.6g} at {' '.join(trial_overrides(best.params))}")
 
 
-def _start_queued_search(store: Store, spec: SearchSpec, config: DictConfig, hydra_context: HydraContext, study: str) -> list[Any]:
+def _start_queued_search(store: Store, spec: SearchSpec, config: DictConfig, composer: SweepComposer, study: str) -> list[Any]:
     command = " ".join(redact_credentials(arg) for arg in sys.argv)
     sweep_id = store.enqueue(study, [], {"kind": SEARCH, "command": command, "spec": spec.to_json()}, dedupe=False).sweep_id
-
-    composer = sweep_composer(hydra_context.config_loader, config)
 
     def make_job(overrides: list[str], output_dir: str) -> Any:
         job_config = composer.compose(overrides)

@@ -10,14 +10,16 @@ sweep, and nothing has to stay open.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from hyperspace_hydra.errors import HyperspaceError
@@ -32,7 +34,9 @@ SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
 }
 _SAMPLER_NEEDS = {"gp": ("torch", "PyTorch")}
 """Samplers whose Optuna implementation needs a package we do not install: module, name."""
-_DISTINCT_ASK_ATTEMPTS = 20
+_DISTINCT_ASK_ATTEMPTS = 5
+_ENUMERATE_UP_TO = 100_000
+"""A finite space up to this size is enumerated to find an untried point; a larger one is drawn from."""
 
 
 def check_sampler(name: str) -> None:
@@ -47,7 +51,14 @@ def check_sampler(name: str) -> None:
 
 @dataclass
 class SearchSpec:
-    """What a search sweep is: its space, fixed overrides, sampler, objective and budget (stored with the sweep)."""
+    """What a search sweep is: its space, fixed overrides, sampler, objective and budget (stored with the sweep).
+
+    ``seed`` seeds the sampler (the sweeper draws a fresh one per sweep when none is
+    given). ``groups`` are the searched parameters that are config groups, ``added``
+    those that exist only as target defaults and so are written ``++name=value``.
+    ``bases`` and ``history_ignore`` decide which past runs are compatible (see
+    :mod:`hyperspace_hydra.hpo.history`).
+    """
 
     space: Space
     fixed: list[str]
@@ -60,7 +71,10 @@ class SearchSpec:
     task: str | None = None
     warm_start: bool = True
     output_dir: str = "multirun"
-    extra: dict[str, Any] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    history_ignore: list[str] = field(default_factory=list)
+    bases: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for the store."""
@@ -68,8 +82,9 @@ class SearchSpec:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SearchSpec:
-        """The spec back from :meth:`to_json`."""
-        return cls(**{**data, "space": space_from_json(data["space"])})
+        """The spec back from :meth:`to_json` (fields a spec of an older version has no more are dropped)."""
+        known = {spec_field.name for spec_field in fields(cls)}
+        return cls(**{**{key: value for key, value in data.items() if key in known}, "space": space_from_json(data["space"])})
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,11 @@ class Trial:
         return self.value is None and not self.failed
 
 
+def new_seed() -> int:
+    """A fresh sampler seed, drawn from the operating system: the task's seeding of ``random`` cannot repeat it."""
+    return random.SystemRandom().randrange(2**31)
+
+
 def build_study(spec: SearchSpec, trials: Sequence[Trial]) -> optuna.Study:
     """An in-memory Optuna study told every trial that lies in the spec's space.
 
@@ -93,7 +113,7 @@ def build_study(spec: SearchSpec, trials: Sequence[Trial]) -> optuna.Study:
     rebuilding the study ~10x the cost of the ask itself at 1,000 past runs.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    seed = spec.seed + len(trials) if spec.seed is not None else random.randrange(2**31)
+    seed = spec.seed + len(trials) if spec.seed is not None else new_seed()
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, direction=spec.direction, sampler=SAMPLERS[spec.sampler](seed))
     study_id = storage.get_study_id_from_name(study.study_name)
@@ -104,26 +124,89 @@ def build_study(spec: SearchSpec, trials: Sequence[Trial]) -> optuna.Study:
     return study
 
 
-def ask(spec: SearchSpec, trials: Sequence[Trial], count: int) -> list[dict[str, Any]]:
-    """The next ``count`` points to try, each different from every pending trial and from each other
-    (as long as the space has such points left)."""
-    study = build_study(spec, trials)
-    taken = [trial.params for trial in trials if trial.pending]
+def ask(spec: SearchSpec, history: Sequence[Trial], trials: Sequence[Trial], count: int) -> list[dict[str, Any]]:
+    """The next points to try, at most ``count``: the sampler learns from ``history`` (compatible past
+    runs) and the sweep's own ``trials``, and no point repeats a trial of the sweep (completed,
+    failed or pending) or another new point. Fewer than ``count`` (maybe none) only when a finite
+    space has no untried point left."""
+    study = build_study(spec, [*history, *trials])
+    taken = {_point_key(trial.params) for trial in trials}
+    rng = random.Random(new_seed() if spec.seed is None else repr((spec.seed, len(history), len(trials))))
     points = []
     for _ in range(count):
-        point = _distinct_point(study, spec.space, taken)
-        taken.append(point)
+        point = _untried_point(study, spec.space, taken, rng)
+        if point is None:
+            break
+        taken.add(_point_key(point))
         points.append(point)
     return points
 
 
-def _distinct_point(study: optuna.Study, space: Space, taken: list[dict[str, Any]]) -> dict[str, Any]:
+def _untried_point(study: optuna.Study, space: Space, taken: set[tuple[Any, ...]], rng: random.Random) -> dict[str, Any] | None:
+    """The sampler's next point if it is untried; after a few repeats (each told as failed, to steer
+    the sampler away) a random untried point; None when the space has none left."""
     for _ in range(_DISTINCT_ASK_ATTEMPTS):
         trial = study.ask(space)
-        if trial.params not in taken:
+        if _point_key(trial.params) not in taken:
             return trial.params
-        study.tell(trial, state=TrialState.FAIL)  # a duplicate of a pending point: steer the sampler away
-    return trial.params
+        study.tell(trial, state=TrialState.FAIL)
+    return _random_untried_point(space, taken, rng)
+
+
+def _random_untried_point(space: Space, taken: set[tuple[Any, ...]], rng: random.Random) -> dict[str, Any] | None:
+    size = space_size(space)
+    if size is not None and len(taken) >= size:
+        return None
+    if size is None or size > _ENUMERATE_UP_TO:
+        while True:  # an infinite or huge space: a random draw is untried at once, almost surely
+            point = {name: _random_value(distribution, rng) for name, distribution in space.items()}
+            if _point_key(point) not in taken:
+                return point
+    untried = [point for point in _every_point(space) if _point_key(point) not in taken]
+    return rng.choice(untried) if untried else None
+
+
+def space_size(space: Space) -> int | None:
+    """How many distinct points the space has; None when it has a continuous parameter."""
+    size = 1
+    for distribution in space.values():
+        values = _values(distribution)
+        if values is None:
+            return None
+        size *= len(values)
+    return size
+
+
+def _values(distribution: BaseDistribution) -> Sequence[Any] | None:
+    """Every value of a discrete distribution (None for a continuous one)."""
+    if isinstance(distribution, CategoricalDistribution):
+        return distribution.choices
+    if isinstance(distribution, IntDistribution):
+        return range(distribution.low, distribution.high + 1, distribution.step)
+    if isinstance(distribution, FloatDistribution) and distribution.step is not None:
+        steps = round((distribution.high - distribution.low) / distribution.step)
+        return [distribution.low + index * distribution.step for index in range(steps + 1)]
+    return None
+
+
+def _random_value(distribution: BaseDistribution, rng: random.Random) -> Any:
+    values = _values(distribution)
+    if values is not None:
+        return rng.choice(values)
+    assert isinstance(distribution, FloatDistribution)
+    if distribution.log:
+        return math.exp(rng.uniform(math.log(distribution.low), math.log(distribution.high)))
+    return rng.uniform(distribution.low, distribution.high)
+
+
+def _every_point(space: Space) -> Iterator[dict[str, Any]]:
+    names = list(space)
+    for values in itertools.product(*(_values(space[name]) or () for name in names)):
+        yield dict(zip(names, values))
+
+
+def _point_key(params: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(sorted((name, repr(value)) for name, value in params.items()))
 
 
 class _SharedTrial(FrozenTrial):
