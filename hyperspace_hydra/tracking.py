@@ -43,10 +43,15 @@ log = logging.getLogger("hyperspace_hydra")
 
 @dataclass(frozen=True)
 class QueuedJob:
-    """The queued job that this process executes: the store it was claimed from, and the claim."""
+    """The queued job that this process executes: the store it was claimed from, the claim, and its sweep."""
 
     store_uri: str
     claim: Claim
+    sweep_id: int | None = None
+
+
+SWEEP_VARIABLE = "HYPERSPACE_SWEEP"
+"""The environment variable (set through ``hydra.job.env_set``) that names the sweep of a local search's job."""
 
 
 _queued_job: QueuedJob | None = None
@@ -246,6 +251,7 @@ def describe_job(config: DictConfig, task_function: TaskFunction, main: MainModu
         "seed": _seed(complete),
         "output_dir": runtime.output_dir,
         "job_id": _queued_job.claim.job_id if _queued_job is not None else None,
+        "sweep_id": _sweep_of(config),
     }
     started_event_args = {
         "ex_info": _experiment_info(config, task_function, source_dir, code, main),
@@ -263,6 +269,14 @@ def describe_job(config: DictConfig, task_function: TaskFunction, main: MainModu
         },
     }
     return JobDescription(fields, started_event_args)
+
+
+def _sweep_of(config: DictConfig) -> int | None:
+    """The sweep a job belongs to: its queued job's, else the one a local search names in ``hydra.job.env_set``."""
+    if _queued_job is not None:
+        return _queued_job.sweep_id
+    named = OmegaConf.select(config, f"hydra.job.env_set.{SWEEP_VARIABLE}")
+    return int(named) if named is not None else None
 
 
 def given_and_complete(config: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -217,7 +217,7 @@ class Worker:
                 signal.signal(signum, signal.SIG_DFL)
             signal.signal(signal.SIGUSR2, signal.SIG_IGN)
             _redirect_output(log_path)
-            tracking.bind_queued_job(tracking.QueuedJob(self.store.uri, job.claim))
+            tracking.bind_queued_job(tracking.QueuedJob(self.store.uri, job.claim, job.sweep_id))
             self.app.run(config)
             return 0
         except BaseException:  # noqa: BLE001 - the child must end through os._exit, whatever happened

@@ -119,7 +119,7 @@ def test_history_reads_each_completed_run_once_and_finds_runs_that_end_late(tmp_
         return run_id
 
     late = store.start_run({"task": "t", "config": {"x": 0.9}})  # starts first, ends after newer runs were read
-    finished(0.1), finished(5.0), finished(0.2, "FAILED"), finished(0.4, job_id=7)
+    finished(0.1), finished(5.0), finished(0.2, "FAILED"), finished(0.4, sweep_id=7)
     read: list[int] = []
     listing = store.list_runs
 
@@ -129,11 +129,11 @@ def test_history_reads_each_completed_run_once_and_finds_runs_that_end_late(tmp_
         return runs
 
     monkeypatch.setattr(store, "list_runs", reading)
-    assert history(store, spec, exclude_jobs=[7]).trials == [Trial({"x": 0.1}, 0.1)]
+    assert history(store, spec, sweep_id=7).trials == [Trial({"x": 0.1}, 0.1)]
     finished(0.9, run_id=late), finished(0.3)
     assert history(store, spec).trials == [Trial({"x": 0.9}, 0.9), Trial({"x": 0.1}, 0.1), Trial({"x": 0.4}, 0.4), Trial({"x": 0.3}, 0.3)]
     finished(0.5)
-    assert [trial.value for trial in history(store, spec, exclude_jobs=[7]).trials] == [0.9, 0.1, 0.3, 0.5]
+    assert [trial.value for trial in history(store, spec, sweep_id=7).trials] == [0.9, 0.1, 0.3, 0.5]
     assert len(read) == len(set(read)) == 6, "each completed run read once"
 
 
@@ -145,7 +145,7 @@ def test_a_sweeps_trials_are_read_with_one_query(tmp_path: Path, monkeypatch: py
     sweep_id = store.enqueue("s", new_jobs, {"kind": "search"}).sweep_id
     for status, objective in ((COMPLETED, 0.5), (FAILED, 0.6), (COMPLETED, None)):
         claimed = store.claim("s", "w", 60)
-        run_id = store.start_run({"task": "t", "job_id": claimed.claim.job_id})
+        run_id = store.start_run({"task": "t", "job_id": claimed.claim.job_id, "sweep_id": claimed.sweep_id})
         store.finish_run(run_id, status, {"objective": objective}, claim=claimed.claim)
     monkeypatch.setattr(store, "get_run", None)
     assert sweep_trials(store, store.list_jobs(sweep_id=sweep_id), spec) == [

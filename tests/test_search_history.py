@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from pathlib import Path
 
-from conftest import hyperspace, run_app, run_worker
+from conftest import HYPERSPACE, clean_env, hyperspace, run_app, run_worker
 
 from hyperspace_hydra.store import open_store
 
@@ -100,3 +102,47 @@ def test_queued_trials_of_a_study_with_a_top_level_seed_are_distinct(probe_study
     run_worker(probe_study)
     points = _points(probe_study)
     assert len(points) == 8 and len(set(points)) == 8
+
+
+def test_a_local_search_is_a_sweep_whose_runs_the_tables_select(probe_study: Path) -> None:
+    _succeeded(run_app(probe_study, "probe.run", "message=before"))
+    searched = _succeeded(run_app(probe_study, "probe.run", *LOCAL, "score=interval(0, 10)", "hydra.sweeper.n_trials=3"))
+    assert "Search sweep 1:" in searched
+    [sweep] = [json.loads(line) for line in hyperspace(probe_study, "sweep", "ls", "--json").stdout.splitlines()]
+    assert (sweep["id"], sweep["kind"], sweep["state"]) == (1, "search", "COMPLETED")
+    listed = [json.loads(line) for line in hyperspace(probe_study, "runs", "ls", "--sweep", "1", "--json").stdout.splitlines()]
+    assert [row["id"] for row in listed] == [2, 3, 4]
+    shown = json.loads(hyperspace(probe_study, "sweep", "show", "1", "--json").stdout)
+    assert shown["counts"] == {"COMPLETED": 3} and shown["state"] == "COMPLETED"
+    assert shown["best"]["run"] in (2, 3, 4) and shown["best"]["value"] == max(row["result"] for row in listed)
+    assert shown["history_used"] == 0 and shown["history_excluded"] == {"message differs": 1}, "its own runs are not its history"
+    report = hyperspace(probe_study, "report", "--sweep", "1", "--output", str(probe_study / "report.html"))
+    assert report.returncode == 0, report.stderr
+    assert (probe_study / "report.html").exists()
+
+
+def test_queue_wait_returns_when_a_search_is_cancelled_or_held_and_says_why(probe_study: Path) -> None:
+    started = run_app(probe_study, "probe.run", *LOCAL, "score=interval(0, 10)", "hydra/launcher=hyperspace", "hydra.sweeper.n_trials=10")
+    _succeeded(started)
+    hyperspace(probe_study, "queue", "pause", "--sweep", "1")
+    held = hyperspace(probe_study, "queue", "wait", "1")
+    assert held.returncode == 1 and "not every job completed: 2 paused (hyperspace queue resume --sweep 1)" in held.stdout
+    waiting = subprocess.Popen([str(HYPERSPACE), "queue", "wait", "1", "--include-paused"], cwd=probe_study, env=clean_env(), stdout=subprocess.PIPE, text=True)
+    time.sleep(2)
+    assert waiting.poll() is None, "--include-paused waits for paused jobs"
+    cancelled = hyperspace(probe_study, "queue", "cancel", "--sweep", "1")
+    assert "2 job(s) cancelled; search sweep 1 gets no more trials" in cancelled.stdout
+    assert waiting.wait(timeout=30) == 1
+    waited = hyperspace(probe_study, "queue", "wait", "1")
+    assert waited.returncode == 1 and "not every job completed: 2 cancelled" in waited.stdout
+    assert run_worker(probe_study).count("COMPLETED") == 0, "a cancelled search gets no more trials"
+    assert json.loads(hyperspace(probe_study, "sweep", "show", "1", "--json").stdout)["state"] == "CANCELLED"
+
+
+def test_a_queued_search_ends_completed_when_its_last_trial_ends(probe_study: Path) -> None:
+    _succeeded(run_app(probe_study, "probe.run", *LOCAL, "score=interval(0, 10)", "hydra/launcher=hyperspace", "hydra.sweeper.n_trials=3"))
+    run_worker(probe_study)
+    assert hyperspace(probe_study, "queue", "wait", "1").returncode == 0
+    shown = json.loads(hyperspace(probe_study, "sweep", "show", "1", "--json").stdout)
+    assert shown["state"] == "COMPLETED" and shown["counts"] == {"COMPLETED": 3} and shown["best"]["job"] in (1, 2, 3)
+    assert [json.loads(line)["id"] for line in hyperspace(probe_study, "runs", "ls", "--sweep", "1", "--json").stdout.splitlines()] == [1, 2, 3]

@@ -37,6 +37,7 @@ from hyperspace_hydra.store import (
     open_store,
 )
 from hyperspace_hydra.store.base import RUN_FIELDS, Condition
+from hyperspace_hydra.store import sql
 from hyperspace_hydra.store.mongo import MongoStore
 
 mongomock.gridfs.enable_gridfs_integration()  # lets pymongo's GridFS work on mongomock's databases
@@ -205,7 +206,7 @@ def test_list_runs_reads_only_the_fields_asked_for(store: Store) -> None:
 
 def _finished_run(store: Store, config: dict[str, Any], status: str = COMPLETED, **fields: Any) -> int:
     """A run with ``config`` that ended with ``status``; ``fields`` (task, seed, job_id, objective, result, ...) are stored too."""
-    started = {key: fields.pop(key) for key in ("task", "seed", "job_id", "choices") if key in fields}
+    started = {key: fields.pop(key) for key in ("task", "seed", "job_id", "sweep_id", "choices") if key in fields}
     run_id = store.start_run({"config": config, "start_time": NOW, **started})
     store.finish_run(run_id, status, fields)
     return run_id
@@ -289,10 +290,13 @@ def test_top_level_fields_and_result_keys_can_be_compared(store: Store) -> None:
 def test_task_status_and_sweep_select_runs(store: Store) -> None:
     sweep = store.enqueue("s", [_job("a"), _job("b")], {"kind": "grid"})
     other = store.enqueue("s", [_job("c")], {"kind": "grid"})
-    in_sweep = _finished_run(store, {}, task="digits", job_id=sweep.enqueued[0])
-    failed_in_sweep = _finished_run(store, {}, FAILED, task="imdb", job_id=sweep.enqueued[1])
-    _finished_run(store, {}, task="digits", job_id=other.enqueued[0])
+    local = store.enqueue("s", [], {"kind": "search", "state": RUNNING})
+    in_sweep = _finished_run(store, {}, task="digits", job_id=sweep.enqueued[0], sweep_id=sweep.sweep_id)
+    failed_in_sweep = _finished_run(store, {}, FAILED, task="imdb", job_id=sweep.enqueued[1], sweep_id=sweep.sweep_id)
+    _finished_run(store, {}, task="digits", job_id=other.enqueued[0], sweep_id=other.sweep_id)
     without_job = _finished_run(store, {}, FAILED, task="digits")
+    of_a_local_search = _finished_run(store, {}, task="digits", sweep_id=local.sweep_id)
+    assert _ids(store, sweep_id=local.sweep_id) == [of_a_local_search]
     assert _ids(store, sweep_id=sweep.sweep_id) == [in_sweep, failed_in_sweep]
     assert _ids(store, sweep_id=sweep.sweep_id, status=FAILED) == [failed_in_sweep]
     assert _ids(store, task="digits", status=FAILED) == [without_job]
@@ -374,6 +378,40 @@ def test_a_store_from_a_newer_version_is_refused(backend: Backend) -> None:
         _set_sql_schema_version(backend.uri, 99)
     with pytest.raises(HyperspaceError, match="schema version 99"):
         backend.open()
+
+
+def test_a_store_of_schema_version_1_is_upgraded_and_its_runs_get_their_sweep(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sql, "_SCHEMA_CHECKED", set())  # open it as a new process would
+    with backend.open() as store:
+        grid = store.enqueue("s", [_job("a")], {"kind": "grid"})
+        search = store.enqueue("s", [], {"kind": "search"}).sweep_id
+        of_the_grid = _finished_run(store, {}, job_id=grid.enqueued[0])
+        alone = _finished_run(store, {})
+    _make_version_1(backend)
+    sql._SCHEMA_CHECKED.clear()
+    with backend.open() as store:
+        assert _ids(store, sweep_id=grid.sweep_id) == [of_the_grid] and alone not in _ids(store, sweep_id=grid.sweep_id)
+        assert store.get_sweep(search)["state"] == RUNNING and store.get_sweep(grid.sweep_id)["state"] is None
+        assert store.summary()["schema_version"] in (2, "2")
+
+
+def _make_version_1(backend: Backend) -> None:
+    """Take the store back to schema version 1: no ``sweep_id`` on runs, no ``state`` on sweeps."""
+    if backend.mongo is not None:
+        database = backend.database()
+        database.runs.update_many({}, {"$unset": {"sweep_id": ""}})
+        database.sweeps.update_many({}, {"$unset": {"state": ""}})
+        database.store_meta.update_one({"_id": "schema_version"}, {"$set": {"value": 1}})
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(backend.uri.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP INDEX ix_runs_sweep_id")
+        connection.exec_driver_sql("ALTER TABLE runs DROP COLUMN sweep_id")
+        connection.exec_driver_sql("ALTER TABLE sweeps DROP COLUMN state")
+    engine.dispose()
+    _set_sql_schema_version(backend.uri, 1)
 
 
 def _set_sql_schema_version(uri: str, version: int) -> None:
@@ -567,6 +605,22 @@ def test_add_jobs_succeeds_only_for_the_expected_count(store: Store) -> None:
     assert {job["study"] for job in jobs} == {"s"} and {job["state"] for job in jobs} == {QUEUED}
     with pytest.raises(JobNotFoundError):
         store.add_jobs(404, [_job("x")], expected_jobs=0)
+
+
+def test_a_sweep_ends_once_and_then_gets_no_more_jobs(store: Store) -> None:
+    grid = store.enqueue("s", [_job("a")], {"kind": "grid"}).sweep_id
+    search = store.enqueue("s", [], {"kind": "search", "state": RUNNING}).sweep_id
+    assert store.get_sweep(grid)["state"] is None and store.get_sweep(search)["state"] == RUNNING
+    assert store.end_sweep(search, CANCELLED) is True
+    assert store.end_sweep(search, "COMPLETED") is False, "a sweep ends once"
+    assert store.get_sweep(search)["state"] == CANCELLED
+    assert store.add_jobs(search, [_job("b")], expected_jobs=0) is None, "an ended sweep gets no more jobs"
+    assert store.list_jobs(sweep_id=search) == []
+    assert [sweep["state"] for sweep in store.list_sweeps()] == [None, CANCELLED]
+    with pytest.raises(ValueError):
+        store.end_sweep(grid, RUNNING)
+    with pytest.raises(JobNotFoundError):
+        store.end_sweep(404, CANCELLED)
 
 
 def test_list_sweeps_counts_jobs_per_sweep(store: Store) -> None:

@@ -13,7 +13,19 @@ from hyperspace_hydra.cli.output import describe_counts, print_json_lines, print
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.settings import redact_credentials
-from hyperspace_hydra.store import CANCELLED, COMPLETED, DIED, FAILED, JOB_FINAL_STATES, PAUSED, QUEUED, RUNNING, TIMEOUT
+from hyperspace_hydra.store import (
+    CANCELLED,
+    COMPLETED,
+    DIED,
+    FAILED,
+    INTERRUPTED,
+    JOB_FINAL_STATES,
+    PAUSED,
+    QUEUED,
+    RUNNING,
+    TIMEOUT,
+    Store,
+)
 
 _WAIT_POLL_SECONDS = 0.5
 
@@ -52,9 +64,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
             change.add_argument("--all", action="store_true", help="every job (cancel needs a selection or --all)")
         change.set_defaults(handler=_change, command=command)
 
-    wait = queue.add_parser("wait", help="block until a sweep is done; exit 0 only if every job completed")
+    wait = queue.add_parser("wait", help="block until no job of a sweep can still run; exit 0 only if every job completed")
     _add_common(wait)
     wait.add_argument("sweep_id", type=int, metavar="SWEEP")
+    wait.add_argument("--include-paused", action="store_true", help="also wait for paused jobs (until someone resumes or cancels them)")
     wait.set_defaults(handler=_wait)
 
 
@@ -94,7 +107,13 @@ def _change(args: argparse.Namespace) -> None:
         raise HyperspaceError("cancel needs --sweep ID, job ids or --all")
     with open_store_for(args) as store:
         moved = store.change_jobs(from_states, to_state, sweep_id=args.sweep, job_ids=args.job_ids or None)
-    print(f"{moved} job(s) {done}")
+        stopped = args.command == "cancel" and args.sweep is not None and _end_growing_sweep(store, args.sweep)
+    print(f"{moved} job(s) {done}" + (f"; search sweep {args.sweep} gets no more trials" if stopped else ""))
+
+
+def _end_growing_sweep(store: Store, sweep_id: int) -> bool:
+    """Cancel a sweep that grows as it goes (a search), so that no process adds trials to it; whether it was one."""
+    return store.get_sweep(sweep_id)["state"] == RUNNING and store.end_sweep(sweep_id, CANCELLED)
 
 
 def _wait(args: argparse.Namespace) -> int:
@@ -105,15 +124,39 @@ def _wait(args: argparse.Namespace) -> int:
         with Progress(*columns, transient=False) as progress:
             bar = progress.add_task(describe_counts(sweep["counts"]), total=budget or sum(sweep["counts"].values()))
             while True:
-                counts = store.get_sweep(args.sweep_id)["counts"]
-                total = sum(counts.values())
-                progress.update(bar, total=max(budget, total), completed=sum(counts.get(state, 0) for state in JOB_FINAL_STATES), description=describe_counts(counts))
-                if not any(counts.get(state) for state in (QUEUED, RUNNING, PAUSED)) and total >= budget:
+                sweep = store.get_sweep(args.sweep_id)
+                counts = sweep["counts"]
+                progress.update(bar, total=max(budget, sum(counts.values())), completed=sum(counts.get(state, 0) for state in JOB_FINAL_STATES), description=describe_counts(counts))
+                if _settled(sweep, args.include_paused):
                     break
                 store.requeue_expired()
                 time.sleep(_WAIT_POLL_SECONDS)
     print(describe_counts(counts))
-    return 0 if counts.get(COMPLETED, 0) == total else 1
+    problem = _unfinished(sweep, budget)
+    if problem:
+        print(f"not every job completed: {problem}")
+    return 1 if problem else 0
+
+
+def _settled(sweep: dict[str, Any], include_paused: bool) -> bool:
+    """Whether no job of the sweep can still run: none queued or running (or paused, with ``include_paused``),
+    and a search sweep will add no more trials (it ended, or what holds it back is paused)."""
+    counts = sweep["counts"]
+    if any(counts.get(state) for state in (QUEUED, RUNNING, *((PAUSED,) if include_paused else ()))):
+        return False
+    return sweep["state"] != RUNNING or bool(counts.get(PAUSED))
+
+
+def _unfinished(sweep: dict[str, Any], budget: int) -> str | None:
+    """Why a settled sweep did not complete (jobs that did not, a search stopped short of its budget), or None."""
+    counts = sweep["counts"]
+    others = {state: count for state, count in counts.items() if state != COMPLETED and count}
+    if others:
+        hint = f" (hyperspace queue resume --sweep {sweep['id']})" if PAUSED in others else ""
+        return ", ".join(f"{count} {state.lower()}" for state, count in others.items()) + hint
+    if sweep["state"] in (CANCELLED, INTERRUPTED) and counts.get(COMPLETED, 0) < budget:
+        return f"the search was {sweep['state'].lower()} after {counts.get(COMPLETED, 0)} of {budget} trials"
+    return None
 
 
 def _budget(sweep: dict[str, Any]) -> int:

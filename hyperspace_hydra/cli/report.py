@@ -20,7 +20,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_store_option(report)
     add_app_option(report)
     report.add_argument("--task", metavar="T", help="only runs of task T")
-    report.add_argument("--sweep", type=int, metavar="ID", help="only runs of the jobs of sweep ID")
+    report.add_argument("--sweep", type=int, metavar="ID", help="only runs of sweep ID (a grid, a queued or a local search)")
     report.add_argument("--where", action="append", default=[], metavar="EXPR", help="filter as in runs ls (repeatable)")
     report.add_argument("--direction", choices=["minimize", "maximize"], help="which objective is best (default: the study's hyperspace.direction with --app, else minimize)")
     report.add_argument("-o", "--output", type=Path, default=Path("report.html"), metavar="FILE", help="where to write it (default report.html)")

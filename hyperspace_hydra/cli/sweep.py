@@ -31,13 +31,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def _ls(args: argparse.Namespace) -> None:
     with open_store_for(args) as store:
         rows = [
-            {"id": sweep["id"], "study": sweep["study"], "kind": sweep["kind"], "created": sweep["created_at"], "jobs": describe_counts(sweep["counts"])}
+            {
+                "id": sweep["id"], "study": sweep["study"], "kind": sweep["kind"], "state": sweep["state"],
+                "created": sweep["created_at"], "jobs": describe_counts(sweep["counts"]) if sweep["counts"] else "none",
+            }
             for sweep in store.list_sweeps(study=args.app)
-        ]
+        ]  # fmt: skip
     if args.json:
         print_json_lines(rows)
         return
-    print_table(["id", "study", "kind", "created", "jobs"], [list(row.values()) for row in rows], right_aligned=("id",))
+    print_table(["id", "study", "kind", "state", "created", "jobs"], [list(row.values()) for row in rows], right_aligned=("id",))
 
 
 def _show(args: argparse.Namespace) -> None:
@@ -58,8 +61,9 @@ def _show(args: argparse.Namespace) -> None:
     print(f"sweep {summary['sweep']} of {summary['study']}: {summary['sampler']}, {summary['direction']} {summary['metric'] or 'the objective'}")
     for name, distribution in summary["space"].items():
         print(f"  {name}: {distribution}")
-    print(f"trials:  {describe_counts(summary['counts'])} of a budget of {summary['budget']}")
+    ended = f", {summary['state'].lower()}" if summary["state"] not in (None, "RUNNING") else ""
+    print(f"trials:  {describe_counts(summary['counts'])} of a budget of {summary['budget']}{ended}")
     print(f"history: {state.history.describe()}")
-    print("best:    " + ("none yet" if best is None else f"{best['value']:.6g} (job {best['job']}): {' '.join(best['overrides'])}"))
+    print("best:    " + ("none yet" if best is None else f"{best['value']:.6g} ({'job' if 'job' in best else 'run'} {best.get('job', best.get('run'))}): {' '.join(best['overrides'])}"))
     if args.plot:
         print(f"plots:   {args.plot}")

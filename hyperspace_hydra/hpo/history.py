@@ -32,6 +32,7 @@ ALWAYS_IGNORED = ("seed", SETTINGS_KEY)
 HISTORY_FIELDS = ("task", "objective", "result", "choices", "config")
 """The run fields that decide whether and where a run lies in a search."""
 _ABSENT = object()
+"""A path a flattened config does not have."""
 
 
 def run_objective(run: Mapping[str, Any], metric: str | None) -> float | None:
@@ -71,22 +72,28 @@ def judge(run: Mapping[str, Any], spec: SearchSpec) -> Verdict:
     value = run_objective(run, spec.metric)
     if value is None:
         return Verdict(reason="no objective")
-    choices = run.get("choices") or {}
     complete = fill_defaults(run.get("config") or {})
-    flat = flatten(complete)
-    params = {}
+    params = searched_params(run, spec, complete)
     for name, distribution in spec.space.items():
-        found = choices.get(name, _ABSENT) if name in spec.groups else flat.get(name, _ABSENT)
-        if found is _ABSENT or found is None:
+        if name not in params:
             return Verdict(reason=f"{name} missing")
-        if not contains(distribution, found):
+        if not contains(distribution, params[name]):
             return Verdict(reason=f"{name} outside the space")
-        params[name] = found
+    choices = run.get("choices") or {}
     base = spec.bases.get(base_key({group: choices.get(group) for group in spec.groups}))
     if base is None:
         return Verdict(reason="recorded before this search")
     differing = first_difference(base, comparable_config(complete, left_out_paths(spec.space, spec.groups, spec.history_ignore)))
     return Verdict(reason=f"{differing} differs") if differing else Verdict(trial=Trial(params, value))
+
+
+def searched_params(run: Mapping[str, Any], spec: SearchSpec, complete: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The run's value of each searched parameter (a group's option, else the value at the path in its
+    ``complete`` config, by default its config with today's defaults filled in); missing ones are left out."""
+    choices = run.get("choices") or {}
+    flat = flatten(fill_defaults(run.get("config") or {}) if complete is None else complete)
+    found = {name: choices.get(name) if name in spec.groups else flat.get(name) for name in spec.space}
+    return {name: value for name, value in found.items() if value is not None}
 
 
 def first_difference(base: Mapping[str, Any], other: Mapping[str, Any]) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,22 +10,29 @@ from typing import Any
 from hyperspace_hydra.hpo.search import History, history, sweep_trials
 from hyperspace_hydra.hpo.space import trial_overrides
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, build_study
-from hyperspace_hydra.store import Store
+from hyperspace_hydra.hpo.history import HISTORY_FIELDS, run_objective, searched_params
+from hyperspace_hydra.store import COMPLETED, RUNNING, Store
 
 
 @dataclass
 class SearchState:
-    """A search sweep as it stands: spec, its own trials (with their job ids) and the history used."""
+    """A search sweep as it stands: spec, its own trials and the history used.
+
+    A queued search's trials are its jobs (``ids`` are job ids, ``counts`` jobs per state),
+    a local search's its runs (run ids, runs per status).
+    """
 
     sweep: dict[str, Any]
     spec: SearchSpec
-    job_ids: list[int]
+    id_kind: str
+    ids: list[int]
     trials: list[Trial]
+    counts: dict[str, int]
     history: History
 
     def best(self) -> tuple[int, Trial] | None:
-        """The job id and trial with the best value so far (None before any trial has one)."""
-        scored = [(job_id, trial) for job_id, trial in zip(self.job_ids, self.trials) if trial.value is not None]
+        """The id and trial with the best value so far (None before any trial has one)."""
+        scored = [(trial_id, trial) for trial_id, trial in zip(self.ids, self.trials) if trial.value is not None]
         if not scored:
             return None
         pick = max if self.spec.direction == "maximize" else min
@@ -42,10 +50,11 @@ class SearchState:
             "direction": self.spec.direction,
             "metric": self.spec.metric,
             "budget": self.spec.n_trials,
-            "counts": self.sweep["counts"],
+            "state": self.sweep["state"],
+            "counts": self.counts,
             "history_used": len(self.history.trials),
             "history_excluded": self.history.excluded,
-            "best": None if best is None else {"job": best[0], "value": best[1].value, "overrides": trial_overrides(best[1].params)},
+            "best": None if best is None else {self.id_kind: best[0], "value": best[1].value, "overrides": trial_overrides(best[1].params, self.spec.added)},
         }
 
 
@@ -53,8 +62,22 @@ def search_state(store: Store, sweep_id: int) -> SearchState:
     """Read a search sweep back from the store."""
     sweep = store.get_sweep(sweep_id)
     spec = SearchSpec.from_json(sweep["spec"])
+    past = history(store, spec, sweep_id)
     jobs = store.list_jobs(sweep_id=sweep_id)
-    return SearchState(sweep, spec, [job["id"] for job in jobs], sweep_trials(store, jobs, spec), history(store, spec, [job["id"] for job in jobs]))
+    if jobs:
+        return SearchState(sweep, spec, "job", [job["id"] for job in jobs], sweep_trials(store, jobs, spec), sweep["counts"], past)
+    runs = store.list_runs(sweep_id=sweep_id, fields=["status", *HISTORY_FIELDS])
+    counts = dict(Counter(run["status"] for run in runs))
+    return SearchState(sweep, spec, "run", [run["_id"] for run in runs], [_run_trial(run, spec) for run in runs], counts, past)
+
+
+def _run_trial(run: dict[str, Any], spec: SearchSpec) -> Trial:
+    """A local search's run as its trial: scored when it completed with a value, pending while it runs, else failed."""
+    params = searched_params(run, spec)
+    if run["status"] == RUNNING:
+        return Trial(params)
+    value = run_objective(run, spec.metric) if run["status"] == COMPLETED else None
+    return Trial(params, value, failed=value is None)
 
 
 def write_plots(state: SearchState, path: Path) -> None:

@@ -19,6 +19,7 @@ from hyperspace_hydra.hpo.space import Space, space_to_json, trial_overrides
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask
 from hyperspace_hydra.overrides import fixed_override_values
 from hyperspace_hydra.store import COMPLETED, PAUSED, QUEUED, RUNNING, Condition, NewJob, Store
+from hyperspace_hydra.store.base import EXHAUSTED, SWEEP_FINAL_STATES
 
 MakeJob = Callable[[list[str], str], NewJob]
 """Builds the job of a trial from its overrides and its output directory."""
@@ -45,9 +46,9 @@ class History:
         return f"{text}, {sum(self.excluded.values())} excluded ({shown}{more})"
 
 
-def history(store: Store, spec: SearchSpec, exclude_jobs: Sequence[int] = ()) -> History:
+def history(store: Store, spec: SearchSpec, sweep_id: int | None = None) -> History:
     """The completed runs of the spec's task anywhere in the store that are compatible with the search
-    (none unless ``warm_start``; see :mod:`hyperspace_hydra.hpo.history`), the sweep's own jobs left out.
+    (none unless ``warm_start``; see :mod:`hyperspace_hydra.hpo.history`), the runs of sweep ``sweep_id`` left out.
 
     A completed run does not change, so a process judges each one once per search (the
     store's URI and the spec's task, metric, space, bases and ignore list): each call reads
@@ -57,15 +58,14 @@ def history(store: Store, spec: SearchSpec, exclude_jobs: Sequence[int] = ()) ->
     if not spec.warm_start:
         return History()
     known = _known_runs.setdefault((store.uri, _selection_key(spec)), {})
-    completed = {run["_id"]: run["job_id"] for run in store.list_runs(task=spec.task, status=COMPLETED, fields=["job_id"])}
+    completed = {run["_id"]: run["sweep_id"] for run in store.list_runs(task=spec.task, status=COMPLETED, fields=["sweep_id"])}
     unread = sorted(set(completed) - set(known))
     if unread:
         known.update(_read_verdicts(store, spec, _selecting(unread, known)))
-    excluded_jobs = set(exclude_jobs)
     found = History()
-    for run_id, job_id in sorted(completed.items()):
+    for run_id, run_sweep in sorted(completed.items()):
         verdict = known.get(run_id)
-        if job_id in excluded_jobs or verdict is None:
+        if verdict is None or (sweep_id is not None and run_sweep == sweep_id):
             continue
         if verdict.trial is not None:
             found.trials.append(verdict.trial)
@@ -133,17 +133,36 @@ def searched_values(overrides: Sequence[str], space: Space) -> dict[str, Any]:
 
 
 def advance(store: Store, sweep_id: int, make_job: MakeJob) -> list[int]:
-    """Enqueue the next trials of a search sweep while it has free slots and budget; return the new job ids."""
+    """Enqueue the next trials of a search sweep while it has free slots and budget; return the new job ids.
+
+    When nothing of the sweep is active any more, the sweep ends: COMPLETED once its budget
+    is spent, EXHAUSTED when its space has no untried point left. An ended sweep (also a
+    cancelled one) gets no more trials.
+    """
     for _ in range(_ADVANCE_ATTEMPTS):
-        spec = SearchSpec.from_json(store.get_sweep(sweep_id)["spec"])
+        sweep = store.get_sweep(sweep_id)
+        if sweep["state"] in SWEEP_FINAL_STATES:
+            return []
+        spec = SearchSpec.from_json(sweep["spec"])
         jobs = store.list_jobs(sweep_id=sweep_id)
-        free = min(spec.n_jobs - sum(job["state"] in _ACTIVE for job in jobs), spec.n_trials - len(jobs))
+        active = sum(job["state"] in _ACTIVE for job in jobs)
+        free = min(spec.n_jobs - active, spec.n_trials - len(jobs))
         if free <= 0:
+            _end_when_idle(store, sweep_id, active, COMPLETED if len(jobs) >= spec.n_trials else None)
             return []
         trials = sweep_trials(store, jobs, spec)
-        points = ask(spec, history(store, spec, [job["id"] for job in jobs]).trials, trials, free)
+        points = ask(spec, history(store, spec, sweep_id).trials, trials, free)
+        if not points:
+            _end_when_idle(store, sweep_id, active, EXHAUSTED)
+            return []
         new_jobs = [make_job(trial_job_overrides(spec, point), f"{spec.output_dir}/{len(jobs) + index}") for index, point in enumerate(points)]
         added = store.add_jobs(sweep_id, new_jobs, expected_jobs=len(jobs))
         if added is not None:
             return added
     return []
+
+
+def _end_when_idle(store: Store, sweep_id: int, active: int, state: str | None) -> None:
+    """End the sweep in ``state`` if none of its jobs is active (else the last of them to end does it)."""
+    if state is not None and not active:
+        store.end_sweep(sweep_id, state)

@@ -33,8 +33,9 @@ from hyperspace_hydra.hpo.space import parse_space, trial_overrides
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, check_sampler, new_seed
 from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.settings import redact_credentials
-from hyperspace_hydra.store import Store, open_store
-from hyperspace_hydra.tracking import app_name, objective_value, store_uri_for
+from hyperspace_hydra.store import COMPLETED, INTERRUPTED, RUNNING, Store, open_store
+from hyperspace_hydra.store.base import EXHAUSTED
+from hyperspace_hydra.tracking import SWEEP_VARIABLE, app_name, objective_value, store_uri_for
 
 log = logging.getLogger("hyperspace_hydra")
 
@@ -60,10 +61,16 @@ def search(options: SearchOptions, config: DictConfig, hydra_context: HydraConte
     spec = search_spec(options, config, arguments, composer.compose, group_lookup(hydra_context.config_loader))
     launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context, task_function=task_function)
     uri = store_uri_for(config)
+    study = app_name(config, task_function)
     with open_store(uri) as store:
+        sweep_id = store.enqueue(study, [], {"kind": SEARCH, "command": _command(), "spec": spec.to_json(), "state": RUNNING}, dedupe=False).sweep_id
         if type(launcher).__name__ == "HyperspaceLauncher":
-            return _start_queued_search(store, spec, config, composer, app_name(config, task_function))
-        return _local_search(store, spec, launcher)
+            return _start_queued_search(store, sweep_id, spec, composer, study)
+        return _local_search(store, sweep_id, spec, launcher)
+
+
+def _command() -> str:
+    return " ".join(redact_credentials(arg) for arg in sys.argv)
 
 
 def search_spec(options: SearchOptions, config: DictConfig, arguments: Sequence[str], compose: Compose, is_group: Callable[[str], bool]) -> SearchSpec:
@@ -110,21 +117,35 @@ def _task(fixed: Sequence[str], config: DictConfig) -> str | None:
     return OmegaConf.select(config, "hydra.runtime.choices.task")
 
 
-def _local_search(store: Store, spec: SearchSpec, launcher: Launcher) -> list[Sequence[JobReturn]]:
+def _local_search(store: Store, sweep_id: int, spec: SearchSpec, launcher: Launcher) -> list[Sequence[JobReturn]]:
+    """Ask, launch, tell until the budget is spent or the space exhausted; the runs are recorded as the sweep's.
+
+    The sweep ends COMPLETED or EXHAUSTED, or INTERRUPTED when anything (Ctrl-C included) stops the loop.
+    """
     past = history(store, spec)
-    log.info(f"Searching {len(spec.space)} parameter(s) with {spec.sampler}: {spec.n_trials} trials, {spec.n_jobs} at a time, {past.describe()}")
+    log.info(f"Search sweep {sweep_id}: {len(spec.space)} parameter(s) with {spec.sampler}, {spec.n_trials} trials, {spec.n_jobs} at a time, {past.describe()}")
     trials: list[Trial] = []
     returns = []
-    while len(trials) < spec.n_trials:
-        points = ask(spec, past.trials, trials, min(spec.n_jobs, spec.n_trials - len(trials)))
-        if not points:
-            log.info(f"Every point of the space was tried ({len(trials)} trials): the search ends early")
-            break
-        batch = launcher.launch([trial_job_overrides(spec, point) for point in points], initial_job_idx=len(trials))
-        trials += [_told(point, job_return, spec.metric) for point, job_return in zip(points, batch)]
-        returns.append(batch)
+    ending = INTERRUPTED
+    try:
+        while len(trials) < spec.n_trials:
+            points = ask(spec, past.trials, trials, min(spec.n_jobs, spec.n_trials - len(trials)))
+            if not points:
+                log.info(f"Every point of the space was tried ({len(trials)} trials): the search ends early")
+                break
+            batch = launcher.launch([[*trial_job_overrides(spec, point), _sweep_override(sweep_id)] for point in points], initial_job_idx=len(trials))
+            trials += [_told(point, job_return, spec.metric) for point, job_return in zip(points, batch)]
+            returns.append(batch)
+        ending = COMPLETED if len(trials) >= spec.n_trials else EXHAUSTED
+    finally:
+        store.end_sweep(sweep_id, ending)
     _log_best(trials, spec)
     return returns
+
+
+def _sweep_override(sweep_id: int) -> str:
+    """The Hydra override that names the sweep to the recording callback of a local search's job (not a task override)."""
+    return f"++hydra.job.env_set.{SWEEP_VARIABLE}={sweep_id}"
 
 
 def _told(point: Mapping[str, Any], job_return: JobReturn, metric: str | None) -> Trial:
@@ -143,10 +164,7 @@ def _log_best(trials: Sequence[Trial], spec: SearchSpec) -> None:
     log.info(f"Best of {len(done)} trials: {best.value:.6g} at {' '.join(trial_overrides(best.params))}")
 
 
-def _start_queued_search(store: Store, spec: SearchSpec, config: DictConfig, composer: SweepComposer, study: str) -> list[Any]:
-    command = " ".join(redact_credentials(arg) for arg in sys.argv)
-    sweep_id = store.enqueue(study, [], {"kind": SEARCH, "command": command, "spec": spec.to_json()}, dedupe=False).sweep_id
-
+def _start_queued_search(store: Store, sweep_id: int, spec: SearchSpec, composer: SweepComposer, study: str) -> list[Any]:
     def make_job(overrides: list[str], output_dir: str) -> Any:
         job_config = composer.compose(overrides)
         with open_dict(job_config):

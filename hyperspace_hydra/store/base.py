@@ -5,7 +5,7 @@ A *run document* is a dict in the shape Sacred's MongoObserver writes (``_id``,
 ``status``, ``config``, ``result``, ``info``, ``captured_out``, ``fail_trace``,
 ``meta``, ``artifacts``, ``resources``) plus this project's fields (``task``,
 ``overrides``, ``config_given``, ``config_hash``, ``objective``, ``code_version``,
-``seed``, ``output_dir``, ``choices``, ``job_id``). Times are naive UTC datetimes.
+``seed``, ``output_dir``, ``choices``, ``job_id``, ``sweep_id``). Times are naive UTC datetimes.
 
 Backends must be safe to use from several processes at once, each with its own
 ``Store`` object; a ``Store`` object itself is used from one thread at a time.
@@ -43,8 +43,13 @@ RUN_FIELDS = (
     "experiment", "command", "host", "start_time", "heartbeat", "stop_time", "status", "config",
     "result", "info", "captured_out", "fail_trace", "meta", "artifacts", "resources", "format",
     "task", "overrides", "config_given", "config_hash", "objective", "code_version", "seed",
-    "output_dir", "choices", "job_id",
+    "output_dir", "choices", "job_id", "sweep_id",
 )  # fmt: skip
+
+EXHAUSTED = "EXHAUSTED"
+SWEEP_FINAL_STATES = frozenset({COMPLETED, EXHAUSTED, CANCELLED, INTERRUPTED})
+"""How a growing sweep (a search, state RUNNING while it may get more trials) ended: its budget was
+spent, every point of its space was tried, it was cancelled, or its local loop was stopped."""
 
 
 LEASE_EXPIRED = "worker lost: the job's lease expired"
@@ -53,6 +58,12 @@ JOB_STATE_AFTER_RUN = {COMPLETED: COMPLETED, FAILED: FAILED, TIMEOUT: TIMEOUT, I
 """What a claimed job becomes when its run ends with a status (see :meth:`Store.finish_run`)."""
 RUN_STATUS_AFTER_WORKER_END = {FAILED: FAILED, TIMEOUT: TIMEOUT, QUEUED: INTERRUPTED}
 """What a job's running run becomes when its worker ends the job in a state (see :meth:`Store.end_job`)."""
+
+
+def check_sweep_state(state: str) -> None:
+    """ValueError unless ``state`` is one of :data:`SWEEP_FINAL_STATES` (see :meth:`Store.end_sweep`)."""
+    if state not in SWEEP_FINAL_STATES:
+        raise ValueError(f"{state!r} is not a final sweep state; expected one of {sorted(SWEEP_FINAL_STATES)}")
 
 
 def run_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -324,8 +335,8 @@ class Store(abc.ABC):
     ) -> list[dict[str, Any]]:
         """Return the run documents that match every given filter.
 
-        ``task`` and ``status`` select runs with that task or status, ``sweep_id`` runs of
-        that sweep's jobs, ``where`` runs that meet every :class:`Condition` (its docstring
+        ``task`` and ``status`` select runs with that task or status, ``sweep_id`` runs recorded
+        as part of that sweep (their ``sweep_id``), ``where`` runs that meet every :class:`Condition` (its docstring
         says how values compare and what counts as missing).
 
         Without ``sort`` runs come oldest first, and ``limit`` keeps the newest ``limit`` of
@@ -354,7 +365,8 @@ class Store(abc.ABC):
     def enqueue(self, study: str, jobs: Sequence[NewJob], sweep: Mapping[str, Any], dedupe: bool = True, max_attempts: int = 3) -> EnqueueResult:
         """Create a sweep and its jobs (state QUEUED) in one transaction: all of them or nothing.
 
-        ``sweep`` holds the sweep's description (``kind``, ``command``, ``spec``). With
+        ``sweep`` holds the sweep's description (``kind``, ``command``, ``spec``) and, for a
+        sweep that grows as it goes (a search), ``state`` RUNNING until :meth:`end_sweep`. With
         ``dedupe``, a job whose ``config_hash`` equals that of an earlier job in the
         batch, of a job of ``study`` in :data:`DEDUPE_STATES`, or of a COMPLETED run is
         skipped (its entry in ``job_ids`` is None). The sweep is created even when every job is
@@ -363,11 +375,22 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def add_jobs(self, sweep_id: int, jobs: Sequence[NewJob], expected_jobs: int, max_attempts: int = 3) -> list[int] | None:
-        """Add ``jobs`` (QUEUED, no duplicate check) to a sweep, but only if it has exactly ``expected_jobs`` jobs.
+        """Add ``jobs`` (QUEUED, no duplicate check) to a sweep, but only if it has exactly ``expected_jobs``
+        jobs and has not ended (see :meth:`end_sweep`).
 
         Check and insert are one atomic step: of several processes that read the same
         count and try to add, exactly one succeeds; the others get None and may read
-        again. Returns the new job ids. Raises :class:`JobNotFoundError` for an unknown sweep.
+        again, as does a caller whose sweep ended meanwhile. Returns the new job ids.
+        Raises :class:`JobNotFoundError` for an unknown sweep.
+        """
+
+    @abc.abstractmethod
+    def end_sweep(self, sweep_id: int, state: str) -> bool:
+        """Give a sweep that has not ended its final ``state`` (one of :data:`SWEEP_FINAL_STATES`).
+
+        Returns False, changing nothing, when the sweep had already ended: of racing
+        callers exactly one wins. From then on :meth:`add_jobs` adds nothing to it.
+        Raises :class:`JobNotFoundError` for an unknown sweep, ``ValueError`` for another state.
         """
 
     @abc.abstractmethod
@@ -437,7 +460,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def get_sweep(self, sweep_id: int) -> dict[str, Any]:
-        """The sweep's fields and ``counts``, the number of its jobs in each state.
+        """The sweep's fields (``id``, ``study``, ``kind``, ``command``, ``spec``, ``state``: None for a
+        sweep that does not grow, else RUNNING or how it ended; ``created_at``) and ``counts``, the
+        number of its jobs in each state.
 
         Raises :class:`JobNotFoundError` for an unknown id.
         """

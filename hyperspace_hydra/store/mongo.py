@@ -42,6 +42,7 @@ from hyperspace_hydra.store.base import (
     RUN_FIELDS,
     RUN_STATUS_AFTER_WORKER_END,
     RUNNING,
+    SWEEP_FINAL_STATES,
     Claim,
     ClaimedJob,
     Condition,
@@ -51,6 +52,7 @@ from hyperspace_hydra.store.base import (
     NewJob,
     RunNotFoundError,
     Store,
+    check_sweep_state,
     run_changes,
     run_conditions,
     run_fields,
@@ -60,7 +62,8 @@ from hyperspace_hydra.store.base import (
 )
 from hyperspace_hydra.store.retry import StoreUnavailableError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first collections. 2: runs carry ``sweep_id`` (a run of a local search has no job), sweeps ``state``."""
 CAPTURED_OUT_TAIL_CHARS = 1_000_000
 """A run document keeps the last this many characters of the captured output; longer output lives whole in GridFS."""
 CAPTURED_OUT_BUCKET = "captured_out"
@@ -80,6 +83,7 @@ _T = TypeVar("_T")
 _INDEXES: tuple[tuple[str, list[tuple[str, int]]], ...] = (
     ("runs", [("config_hash", ASCENDING)]),
     ("runs", [("job_id", ASCENDING)]),
+    ("runs", [("sweep_id", ASCENDING)]),
     ("runs", [("status", ASCENDING)]),
     ("metrics", [("run_id", ASCENDING), ("name", ASCENDING)]),
     ("jobs", [("study", ASCENDING), ("state", ASCENDING), ("priority", DESCENDING), ("_id", ASCENDING)]),
@@ -166,7 +170,9 @@ class MongoStore(Store):
         except PyMongoError as error:
             kind = StoreUnavailableError if isinstance(error, ConnectionFailure) else HyperspaceError
             raise kind(f"cannot open store {redact_credentials(self.uri)}: {_reason(error)}") from error
-        if found != SCHEMA_VERSION:
+        if found < SCHEMA_VERSION:
+            self._upgrade()
+        elif found != SCHEMA_VERSION:
             raise HyperspaceError(
                 f"store {redact_credentials(self.uri)} has schema version {found}, this hyperspace_hydra reads version "
                 f"{SCHEMA_VERSION}: use the hyperspace_hydra version that wrote it"
@@ -187,6 +193,17 @@ class MongoStore(Store):
             self._db.store_meta.insert_one({"_id": "schema_version", "value": SCHEMA_VERSION})
         except DuplicateKeyError:
             pass  # another process wrote it first
+
+    def _upgrade(self) -> None:
+        """Bring schema version 1 to 2. Every step may run twice (two processes opening the store
+        at once): each sets values that do not depend on who runs it first."""
+        for collection, keys in _INDEXES:
+            self._db[collection].create_index(keys)
+        for sweep_id in self._db.sweeps.distinct("_id"):
+            job_ids = self._db.jobs.distinct("_id", {"sweep_id": sweep_id})
+            self._db.runs.update_many({"job_id": {"$in": job_ids}}, {"$set": {"sweep_id": sweep_id}})
+        self._db.sweeps.update_many({"kind": "search", "state": {"$exists": False}}, {"$set": {"state": RUNNING}})
+        self._db.store_meta.update_one({"_id": "schema_version"}, {"$max": {"value": SCHEMA_VERSION}})
 
     def _highest_run_id(self) -> int:
         highest = self._db.runs.find_one({"_id": {"$type": "number"}}, {"_id": 1}, sort=[("_id", DESCENDING)])
@@ -281,7 +298,7 @@ class MongoStore(Store):
         """The query document that selects the runs :meth:`list_runs` returns."""
         clauses = [_condition_query(condition) for condition in run_conditions(task, status, where)]
         if sweep_id is not None:
-            clauses.append({"job_id": {"$in": self._db.jobs.distinct("_id", {"sweep_id": sweep_id})}})
+            clauses.append({"sweep_id": sweep_id})
         return {"$and": clauses} if clauses else {}
 
     @_reachable
@@ -404,7 +421,7 @@ class MongoStore(Store):
         job_ids = self._allocate_ids("jobs", len(to_insert))
         sweep_document = {
             "_id": sweep_id, "study": study, "kind": sweep.get("kind", "grid"), "command": sweep.get("command"),
-            "spec": sweep.get("spec"), "created_at": now, _JOB_COUNT: len(to_insert),
+            "spec": sweep.get("spec"), "state": sweep.get("state"), "created_at": now, _JOB_COUNT: len(to_insert),
         }  # fmt: skip
         job_documents = [_job_document(job_id, study, sweep_id, job, max_attempts, now) for job_id, job in zip(job_ids, to_insert)]
         for document in (sweep_document, *job_documents):
@@ -435,12 +452,20 @@ class MongoStore(Store):
         documents = [_job_document(job_id, sweep["study"], sweep_id, job, max_attempts, now) for job_id, job in zip(job_ids, jobs)]
         for document in documents:
             _check_storable(document)
-        won = self._db.sweeps.find_one_and_update({"_id": sweep_id, _JOB_COUNT: expected_jobs}, {"$inc": {_JOB_COUNT: len(jobs)}})
-        if won is None:
+        open_sweep = {"_id": sweep_id, _JOB_COUNT: expected_jobs, "state": {"$nin": sorted(SWEEP_FINAL_STATES)}}
+        if self._db.sweeps.find_one_and_update(open_sweep, {"$inc": {_JOB_COUNT: len(jobs)}}) is None:
             return None
         if documents:
             self._db.jobs.insert_many(documents)
         return list(job_ids)
+
+    @_reachable
+    def end_sweep(self, sweep_id: int, state: str) -> bool:
+        check_sweep_state(state)
+        ended = self._db.sweeps.update_one({"_id": sweep_id, "state": {"$nin": sorted(SWEEP_FINAL_STATES)}}, {"$set": {"state": state}}).modified_count
+        if not ended and self._db.sweeps.count_documents({"_id": sweep_id}, limit=1) == 0:
+            raise JobNotFoundError(f"no sweep with id {sweep_id} in store {redact_credentials(self.uri)}")
+        return bool(ended)
 
     def _existing_hashes(self, study: str, hashes: Sequence[str]) -> set[str]:
         unique = sorted(set(hashes))
@@ -544,7 +569,7 @@ class MongoStore(Store):
         if sweep is None:
             raise JobNotFoundError(f"no sweep with id {sweep_id} in store {redact_credentials(self.uri)}")
         sweep.pop(_JOB_COUNT, None)
-        return {**_with_id(sweep), "counts": self._counts("jobs", "state", {"sweep_id": sweep_id})}
+        return {"state": None, **_with_id(sweep), "counts": self._counts("jobs", "state", {"sweep_id": sweep_id})}
 
     @_reachable
     def summary(self) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from hyperspace_hydra.store.base import (
     RUN_FIELDS,
     RUN_STATUS_AFTER_WORKER_END,
     RUNNING,
+    SWEEP_FINAL_STATES,
     Claim,
     ClaimedJob,
     Condition,
@@ -48,6 +49,7 @@ from hyperspace_hydra.store.base import (
     NewJob,
     RunNotFoundError,
     Store,
+    check_sweep_state,
     run_changes,
     run_conditions,
     run_fields,
@@ -57,7 +59,8 @@ from hyperspace_hydra.store.base import (
 )
 from hyperspace_hydra.store.retry import StoreUnavailableError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first tables. 2: runs.sweep_id (a run of a local search has no job), sweeps.state."""
 _BUSY_TIMEOUT_SECONDS = 60
 _T = TypeVar("_T")
 _CONNECT_TIMEOUT_SECONDS = 10
@@ -107,6 +110,7 @@ _runs = sa.Table(
     sa.Column("output_dir", sa.Text),
     sa.Column("choices", _JSON),
     sa.Column("job_id", sa.Integer, index=True),
+    sa.Column("sweep_id", sa.Integer, index=True),
     sqlite_autoincrement=True,
 )
 
@@ -118,6 +122,7 @@ _sweeps = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("command", sa.Text),
     sa.Column("spec", _JSON),
+    sa.Column("state", sa.String(16)),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sqlite_autoincrement=True,
 )
@@ -208,28 +213,44 @@ class SQLStore(Store):
         _SCHEMA_CHECKED.add(uri)
 
     def _create_schema(self) -> None:
+        """Create what is missing: tables, the version row, indexes; an older store is upgraded before its indexes are made."""
         with self._writer.begin() as connection:
             for table in _metadata.sorted_tables:
                 connection.execute(sa.schema.CreateTable(table, if_not_exists=True))
-                for index in table.indexes:
-                    connection.execute(sa.schema.CreateIndex(index, if_not_exists=True))
         try:
             with self._writer.begin() as connection:
                 connection.execute(_store_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
         except IntegrityError:
             pass  # another process (or an earlier run) wrote it first
         self._check_schema_version()
+        with self._writer.begin() as connection:
+            for table in _metadata.sorted_tables:
+                for index in table.indexes:
+                    connection.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
     def _check_schema_version(self) -> None:
         with self._engine.connect() as connection:
             found = connection.execute(
                 sa.select(_store_meta.c.value).where(_store_meta.c.key == "schema_version")
             ).scalar_one()
-        if int(found) != SCHEMA_VERSION:
+        if int(found) < SCHEMA_VERSION:
+            self._upgrade()
+        elif int(found) != SCHEMA_VERSION:
             raise HyperspaceError(
                 f"store {redact_credentials(self.uri)} has schema version {found}, this hyperspace_hydra reads version "
                 f"{SCHEMA_VERSION}: use the hyperspace_hydra version that wrote it"
             )
+
+    def _upgrade(self) -> None:
+        """Bring an older schema to :data:`SCHEMA_VERSION` in one transaction that holds the version row,
+        so that of processes opening the store at once one upgrades and the others find it done."""
+        with self._writer.begin() as connection:
+            version = connection.execute(
+                sa.select(_store_meta.c.value).where(_store_meta.c.key == "schema_version").with_for_update()
+            ).scalar_one()
+            for upgrade in _UPGRADES[int(version) - 1:]:
+                upgrade(connection)
+            connection.execute(_store_meta.update().where(_store_meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
     # runs
 
@@ -339,7 +360,9 @@ class SQLStore(Store):
         now = utcnow()
         with self._writer.begin() as connection:
             sweep_id = connection.execute(
-                _sweeps.insert().values(study=study, kind=sweep.get("kind", "grid"), command=sweep.get("command"), spec=sweep.get("spec"), created_at=now)
+                _sweeps.insert().values(
+                    study=study, kind=sweep.get("kind", "grid"), command=sweep.get("command"), spec=sweep.get("spec"), state=sweep.get("state"), created_at=now
+                )
             ).inserted_primary_key[0]
             seen = self._existing_hashes(connection, study, [job.config_hash for job in jobs]) if dedupe else set()
             job_ids: list[int | None] = []
@@ -356,16 +379,28 @@ class SQLStore(Store):
     def add_jobs(self, sweep_id: int, jobs: Sequence[NewJob], expected_jobs: int, max_attempts: int = 3) -> list[int] | None:
         now = utcnow()
         with self._writer.begin() as connection:
-            study = connection.execute(sa.select(_sweeps.c.study).where(_sweeps.c.id == sweep_id).with_for_update()).scalar()
-            if study is None:
+            sweep = connection.execute(sa.select(_sweeps.c.study, _sweeps.c.state).where(_sweeps.c.id == sweep_id).with_for_update()).first()
+            if sweep is None:
                 raise JobNotFoundError(f"no sweep with id {sweep_id} in store {redact_credentials(self.uri)}")
+            study, state = sweep
             count = connection.execute(sa.select(sa.func.count()).select_from(_jobs).where(_jobs.c.sweep_id == sweep_id)).scalar_one()
-            if count != expected_jobs:
+            if count != expected_jobs or state in SWEEP_FINAL_STATES:
                 return None
             return [
                 int(connection.execute(_jobs.insert().values(**_job_row(study, sweep_id, job, max_attempts, now))).inserted_primary_key[0])
                 for job in jobs
             ]
+
+    @_reachable
+    def end_sweep(self, sweep_id: int, state: str) -> bool:
+        check_sweep_state(state)
+        with self._writer.begin() as connection:
+            ended = connection.execute(
+                _sweeps.update().where(_sweeps.c.id == sweep_id, sa.or_(_sweeps.c.state.is_(None), _sweeps.c.state.not_in(SWEEP_FINAL_STATES))).values(state=state)
+            ).rowcount
+            if not ended and connection.execute(sa.select(_sweeps.c.id).where(_sweeps.c.id == sweep_id)).first() is None:
+                raise JobNotFoundError(f"no sweep with id {sweep_id} in store {redact_credentials(self.uri)}")
+        return bool(ended)
 
     def _existing_hashes(self, connection: Connection, study: str, hashes: Sequence[str]) -> set[str]:
         found: set[str] = set()
@@ -527,6 +562,20 @@ class SQLStore(Store):
 _IN_CHUNK = 500
 
 
+def _upgrade_to_2(connection: Connection) -> None:
+    """Runs get ``sweep_id`` (filled in from their jobs), sweeps ``state`` (RUNNING for searches: they end as they advance)."""
+    connection.exec_driver_sql("ALTER TABLE runs ADD COLUMN sweep_id INTEGER")
+    [index] = [index for index in _runs.indexes if list(index.columns.keys()) == ["sweep_id"]]
+    connection.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+    connection.execute(_runs.update().where(_runs.c.job_id.is_not(None)).values(sweep_id=sa.select(_jobs.c.sweep_id).where(_jobs.c.id == _runs.c.job_id).scalar_subquery()))
+    connection.exec_driver_sql("ALTER TABLE sweeps ADD COLUMN state VARCHAR(16)")
+    connection.execute(_sweeps.update().where(_sweeps.c.kind == "search").values(state=RUNNING))
+
+
+_UPGRADES: list[Callable[[Connection], None]] = [_upgrade_to_2]
+"""``_UPGRADES[v - 1]`` brings schema version ``v`` to ``v + 1``."""
+
+
 def _holds(claim: Claim) -> tuple[sa.ColumnElement[bool], ...]:
     return (_jobs.c.id == claim.job_id, _jobs.c.state == RUNNING, _jobs.c.token == claim.token)
 
@@ -580,7 +629,7 @@ def _run_filters(
     """The WHERE clauses of :meth:`SQLStore.list_runs`."""
     filters = [_condition(_run_value(dialect, condition.path), condition) for condition in run_conditions(task, status, where)]
     if sweep_id is not None:
-        filters.append(_runs.c.job_id.in_(sa.select(_jobs.c.id).where(_jobs.c.sweep_id == sweep_id)))
+        filters.append(_runs.c.sweep_id == sweep_id)
     return filters
 
 
