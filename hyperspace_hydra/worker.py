@@ -36,14 +36,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from hyperspace_hydra import provenance, recorder, tracking
 from hyperspace_hydra.app import App
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.queue import new_job
-from hyperspace_hydra.settings import redact_credentials
+from hyperspace_hydra.settings import effective_settings, redact_credentials
 from hyperspace_hydra.slurm import gpu_shares, slurm_job_id, visible_gpus
 from hyperspace_hydra.store import CANCELLED, DIED, FAILED, QUEUED, RUNNING, TIMEOUT, ClaimedJob, Store
 from hyperspace_hydra.store.retry import RetryingStore, open_retrying
@@ -363,7 +363,7 @@ def serve(app: App, store_uri: str, options: WorkerOptions, extra_allowed: Seque
     The ``_target_`` allowlist is the study's package, its ``hyperspace.allowed_targets`` and
     ``extra_allowed``; store calls are retried with backoff while the store is unreachable.
     """
-    configured = OmegaConf.select(app.compose([]), "hyperspace.allowed_targets") or []
+    configured = effective_settings(app.compose([])).allowed_targets
     options = replace(options, allowed=allowed_packages(app.package, [*configured, *extra_allowed]))
     with open_retrying(store_uri) as store:
         worker = Worker(app, store, options, say=say)

@@ -31,7 +31,7 @@ from hyperspace_hydra.hpo.search import advance, history
 from hyperspace_hydra.hpo.space import parse_space, trial_overrides
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, check_sampler
 from hyperspace_hydra.queue import new_job
-from hyperspace_hydra.settings import redact_credentials
+from hyperspace_hydra.settings import effective_settings, redact_credentials
 from hyperspace_hydra.store import Store, open_store
 from hyperspace_hydra.tracking import app_name, objective_value, store_uri_for
 
@@ -69,8 +69,8 @@ def search_spec(options: SearchOptions, config: DictConfig, arguments: Sequence[
     space, fixed = parse_space([*(f"{name}={value}" for name, value in options.params.items()), *arguments])
     if not space:
         raise HyperspaceError("no search space: give at least one interval(...), range(...) or choice(...) override")
-    settings = OmegaConf.select(config, "hyperspace") or {}
-    direction = options.direction or str(getattr(settings.get("direction"), "value", settings.get("direction") or "minimize"))
+    settings = effective_settings(config)
+    direction = options.direction or settings.direction.value
     if direction not in ("minimize", "maximize"):
         raise HyperspaceError(f"direction must be minimize or maximize, not {direction!r}")
     return SearchSpec(
@@ -80,7 +80,7 @@ def search_spec(options: SearchOptions, config: DictConfig, arguments: Sequence[
         n_jobs=options.n_jobs,
         sampler=options.sampler,
         direction=direction,
-        metric=options.metric or settings.get("objective"),
+        metric=options.metric or settings.objective,
         seed=options.seed,
         task=_task(fixed, config),
         warm_start=options.warm_start,
