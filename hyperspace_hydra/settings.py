@@ -91,7 +91,7 @@ def register_configs() -> None:
     whenever ``- hyperspace`` comes after ``_self_``. The node is untyped so that the
     study's values are checked in one place, :func:`effective_settings`, whatever the order.
     """
-    unset = {setting.name: MISSING for setting in dataclasses.fields(HyperspaceSettings)}
+    unset = {name: MISSING for name in _SETTING_NAMES}
     node = {SETTINGS_KEY: unset, "hydra": {"callbacks": {"hyperspace": {"_target_": CALLBACK_TARGET}}}}
     ConfigStore.instance().store(name="hyperspace", node=node, package="_global_", provider="hyperspace_hydra")
 
@@ -113,7 +113,6 @@ def effective_settings(config: DictConfig | Mapping[str, Any]) -> HyperspaceSett
     except OmegaConfBaseException as error:
         reason = str(error.msg).splitlines()[0]
         raise HyperspaceError(f"{SETTINGS_KEY}.{error.key}: {reason} (fix the study's {SETTINGS_KEY} node or the override)") from None
-
 
 
 def resolve_store_uri(explicit: str | None, configured: str | None, start_dir: Path | str) -> str:
