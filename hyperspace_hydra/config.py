@@ -16,7 +16,8 @@ import importlib
 import inspect
 import json
 import re
-from collections.abc import Mapping
+import types
+from collections.abc import Iterator, Mapping
 from pathlib import PurePath
 from typing import Any, Callable
 
@@ -119,19 +120,54 @@ def _defaults_of(target_path: str) -> dict[str, Any]:
 
 def import_target(path: str) -> Any | None:
     """The object a ``_target_`` path names (``package.module.Class.method``), or None when it cannot be imported."""
+    try:
+        steps = list(walk_target(path))
+    except UnresolvedTarget:
+        return None
+    return steps[-1][1] if steps else None
+
+
+class UnresolvedTarget(Exception):
+    """A ``_target_`` path that names nothing; the message says where the walk stopped and why."""
+
+
+def walk_target(path: str) -> Iterator[tuple[str, Any]]:
+    """Resolve a ``_target_`` path step by step, as Hydra's ``_locate`` does, without calling the target.
+
+    Yields ``(dotted path so far, object)``: first the module named by the first part, then
+    for each further part the attribute of that name, or, when a module lacks it, its
+    submodule of that name (imported). The last object is the target. The walk is lazy: a
+    caller that stops iterating (a refused step) stops it before the next import or
+    attribute lookup. Raises :class:`UnresolvedTarget` when a part names nothing.
+    """
     parts = path.split(".")
-    for split in range(len(parts) - 1, 0, -1):
-        try:
-            found: Any = importlib.import_module(".".join(parts[:split]))
-        except Exception:  # noqa: BLE001 - try a shorter module path; an import error means "not this one"
-            continue
-        try:
-            for attribute in parts[split:]:
-                found = getattr(found, attribute)
-        except AttributeError:
-            return None
-        return found
-    return None
+    if not all(parts):
+        raise UnresolvedTarget(f"{path!r} is not a dotted path")
+    found = _import_module(parts[0])
+    yield parts[0], found
+    for index in range(1, len(parts)):
+        parent, name = ".".join(parts[:index]), parts[index]
+        found = _attribute_or_submodule(found, parent, name)
+        yield f"{parent}.{name}", found
+
+
+def _attribute_or_submodule(parent: Any, parent_path: str, name: str) -> Any:
+    try:
+        return getattr(parent, name)
+    except AttributeError:
+        if isinstance(parent, types.ModuleType):
+            return _import_module(f"{parent_path}.{name}", missing=f"{parent_path} has no attribute or submodule {name!r}")
+        raise UnresolvedTarget(f"{parent_path} has no attribute {name!r}") from None
+
+
+def _import_module(name: str, missing: str | None = None) -> Any:
+    """Import module ``name``; when it does not exist, the error says ``missing`` (if given)."""
+    try:
+        return importlib.import_module(name)
+    except Exception as error:  # noqa: BLE001 - any failure to import means the path names nothing usable
+        if missing is not None and isinstance(error, ModuleNotFoundError) and error.name == name:
+            raise UnresolvedTarget(missing) from None
+        raise UnresolvedTarget(f"cannot import {name}: {type(error).__name__}: {error}") from None
 
 
 def identity_part(config: Mapping[str, Any]) -> dict[str, Any]:

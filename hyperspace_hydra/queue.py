@@ -13,12 +13,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from hyperspace_hydra.app import App, load_app
 from hyperspace_hydra.config import config_hash
 from hyperspace_hydra.overrides import choice_overrides, grid_overrides, merge_overrides
-from hyperspace_hydra.settings import redact_credentials, resolve_store_uri
+from hyperspace_hydra.settings import effective_settings, redact_credentials, resolve_store_uri
 from hyperspace_hydra.store import EnqueueResult, NewJob, Store, open_store
 from hyperspace_hydra.tracking import given_and_complete, task_given_and_complete
 
@@ -59,7 +59,7 @@ class Queue:
 
     def __init__(self, app: str, store: str | None = None) -> None:
         self.app: App = load_app(app)
-        configured = OmegaConf.select(self.app.compose([]), "hyperspace.store")
+        configured = effective_settings(self.app.compose([])).store
         self.store_uri = resolve_store_uri(store, configured, Path.cwd())
         self.store: Store = open_store(self.store_uri)
         self.last: EnqueueResult | None = None

@@ -5,8 +5,13 @@ A study opts in with one line in its primary config's defaults list::
     defaults:
       - hyperspace        # records every run in the store
 
-That config (registered in Hydra's ConfigStore by our plugin) adds a typed
-``hyperspace`` node and enables the recording callback.
+That config (registered in Hydra's ConfigStore by our plugin) adds a ``hyperspace``
+node whose every setting is ``???`` (unset) and enables the recording callback. The
+study's own ``hyperspace`` node sets what it wants; OmegaConf's merge never copies a
+``???`` over a value, so the study's values hold wherever ``- hyperspace`` sits in its
+defaults list (before or after ``_self_``), and a command-line override wins over both.
+Readers take :func:`effective_settings`: the node over the defaults of
+:class:`HyperspaceSettings`, checked (an unknown key or a bad value is one error).
 
 Store precedence, highest first: an explicit choice on the command line
 (``--store URI`` for ``hyperspace``, the override ``hyperspace.store=URI`` for a
@@ -17,14 +22,21 @@ Relative SQLite paths are relative to the directory the command was started from
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from hyperspace_hydra.config import SETTINGS_KEY
+from hyperspace_hydra.errors import HyperspaceError
 
 STORE_ENV_VAR = "HYPERSPACE_STORE"
 DEFAULT_STORE_URI = "sqlite:///.hyperspace/store.db"
@@ -69,10 +81,38 @@ class HyperspaceSettings:
     allowed_targets: List[str] = field(default_factory=list)
 
 
+_SETTING_NAMES = [setting.name for setting in dataclasses.fields(HyperspaceSettings)]
+
+
 def register_configs() -> None:
-    """Register the ``hyperspace`` config (settings node + recording callback) in Hydra's ConfigStore."""
-    node = {"hyperspace": HyperspaceSettings, "hydra": {"callbacks": {"hyperspace": {"_target_": CALLBACK_TARGET}}}}
+    """Register the ``hyperspace`` config (settings node + recording callback) in Hydra's ConfigStore.
+
+    Every setting is registered as ``???``: a value here would override the study's own
+    whenever ``- hyperspace`` comes after ``_self_``. The node is untyped so that the
+    study's values are checked in one place, :func:`effective_settings`, whatever the order.
+    """
+    unset = {name: MISSING for name in _SETTING_NAMES}
+    node = {SETTINGS_KEY: unset, "hydra": {"callbacks": {"hyperspace": {"_target_": CALLBACK_TARGET}}}}
     ConfigStore.instance().store(name="hyperspace", node=node, package="_global_", provider="hyperspace_hydra")
+
+
+def effective_settings(config: DictConfig | Mapping[str, Any]) -> HyperspaceSettings:
+    """The settings a study's ``config`` asks for: its ``hyperspace`` node over the defaults.
+
+    ``config`` is a composed config (with or without its ``hydra`` node) or its plain
+    data. A setting the node leaves unset (``???``, or absent) takes the default of
+    :class:`HyperspaceSettings`. Every reader of the settings goes through here, so they
+    all agree. Raises :class:`HyperspaceError` naming an unknown setting or a bad value.
+    """
+    node = config.get(SETTINGS_KEY)
+    try:
+        given = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HyperspaceSettings), given or {}))  # type: ignore[return-value]
+    except ConfigKeyError as error:
+        raise HyperspaceError(f"{SETTINGS_KEY}.{error.key} is not a setting; the settings are {', '.join(_SETTING_NAMES)} (fix the study's {SETTINGS_KEY} node or the override)") from None
+    except OmegaConfBaseException as error:
+        reason = str(error.msg).splitlines()[0]
+        raise HyperspaceError(f"{SETTINGS_KEY}.{error.key}: {reason} (fix the study's {SETTINGS_KEY} node or the override)") from None
 
 
 def resolve_store_uri(explicit: str | None, configured: str | None, start_dir: Path | str) -> str:

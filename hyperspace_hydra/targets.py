@@ -2,13 +2,21 @@
 
 Configs in a shared store are untrusted input: anyone who can write a job can put
 ``_target_: os.system`` in it. A worker composes each job and checks every target
-before anything of the job is imported or called. Checked are ``_target_`` values
-anywhere in the config (task part and ``hydra`` node, e.g. callbacks) and the
-factories of Hydra's logging configs (``()`` and ``class`` keys).
+before anything of the job is called. Checked are ``_target_`` values anywhere in the
+config (task part and ``hydra`` node, e.g. callbacks) and the factories of Hydra's
+logging configs (``()`` and ``class`` keys).
+
+A target is checked for what it resolves to, not for its text: ``pkg.settings.os.system``
+lies in ``pkg`` as text but calls ``os.system``. So a target is resolved as Hydra resolves
+it (:func:`hyperspace_hydra.config.walk_target`), and every step of the walk must be a
+module of an allowed package (or a parent package of one) or an object defined in an
+allowed package. Only modules named inside the allowed packages are imported; nothing is
+called.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -17,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hyperspace_hydra.app import task_data
+from hyperspace_hydra.config import UnresolvedTarget, walk_target
 
 ALWAYS_ALLOWED = ("hyperspace_hydra", "hydra._internal.core_plugins", "hydra_plugins")
 """Our own code, Hydra's core launcher/sweeper and installed Hydra plugins."""
@@ -37,7 +46,8 @@ def refusal(config: DictConfig, allowed: Sequence[str]) -> str | None:
 
     The task part is resolved first (a task config that does not resolve is refused
     as a whole). In the ``hydra`` node values are checked as written: an
-    interpolated target is refused unless its text is allowed.
+    interpolated target is refused unless its text is allowed. Checking resolves every
+    target, so their modules are imported here (a worker's forked jobs inherit them).
     """
     HydraConfig.instance().set_config(config)
     try:
@@ -45,29 +55,64 @@ def refusal(config: DictConfig, allowed: Sequence[str]) -> str | None:
     except OmegaConfBaseException as error:
         return f"refused: the job's config does not resolve: {' '.join(str(error).split())}"
     hydra_nodes = {name: OmegaConf.to_container(config.hydra[name]) for name in _HYDRA_NODES if config.hydra.get(name) is not None}
-    refused = [f"{path}={target!r}" for path, target in _targets(task) if not _is_allowed(target, allowed)]
-    refused += [f"hydra.{path}={target!r}" for path, target in _targets(hydra_nodes) if not _is_allowed(target, allowed)]
+    checked = [(path, target, allowed) for path, target in _targets(task)]
+    checked += [(f"hydra.{path}", target, allowed) for path, target in _targets(hydra_nodes)]
     for node in _LOGGING_NODES:
-        refused += [
-            f"hydra.{node}.{path}={factory!r}"
-            for path, factory in _logging_factories(hydra_nodes.get(node) or {})
-            if not _is_allowed(factory, (*allowed, *LOGGING_ALLOWED))
-        ]
+        checked += [(f"hydra.{node}.{path}", factory, (*allowed, *LOGGING_ALLOWED)) for path, factory in _logging_factories(hydra_nodes.get(node) or {})]
+    refused = [f"{path}={target!r} {reason}" for path, target, allowed_here in checked if (reason := target_refusal(target, allowed_here))]
     if not refused:
         return None
-    return f"refused: {', '.join(refused)} outside the allowed packages ({', '.join(allowed)}); allow more with hyperspace.allowed_targets in the study's config or worker --allow"
+    return f"refused: {'; '.join(refused)} (allowed packages: {', '.join(allowed)}; allow more with hyperspace.allowed_targets in the study's config or worker --allow)"
 
 
-def allowed_target_paths(config: DictConfig) -> list[str]:
-    """The ``_target_`` strings of the task part of a config that :func:`refusal` accepted."""
-    task = task_data(config)
-    return [target for _, target in _targets(task) if isinstance(target, str)]
+def target_refusal(target: Any, allowed: Sequence[str]) -> str | None:
+    """Why the ``_target_`` (or logging factory) ``target`` may not be called, or None when it may.
 
-
-def _is_allowed(target: Any, allowed: Sequence[str]) -> bool:
+    Allowed: a dotted path inside one of the ``allowed`` packages whose every step (see
+    :func:`hyperspace_hydra.config.walk_target`) is a module inside, or a parent package
+    of, an allowed package, or an object defined inside one (:func:`defining_module`).
+    A path outside them is refused before anything is imported; one that does not
+    resolve is refused with the reason.
+    """
     if not isinstance(target, str):
-        return False
-    return any(target == package or target.startswith(package + ".") for package in allowed)
+        return "is not a dotted path"
+    if not _inside(target, allowed):
+        return "is outside the allowed packages"
+    try:
+        for walked, step in walk_target(target):
+            if not _step_allowed(step, allowed):
+                return f"resolves through {walked}, {_described(step)}, outside the allowed packages"
+    except UnresolvedTarget as error:
+        return f"does not resolve: {error}"
+    return None
+
+
+def defining_module(thing: Any) -> str:
+    """The module ``thing`` comes from: a module's own name; for a bound method or
+    classmethod its owner's module (for a built-in function, the module it is bound to);
+    else ``thing.__module__`` (a class's, a function's, or what a wrapper such as
+    ``functools.lru_cache`` copied from the function it wraps), without one its type's."""
+    if inspect.ismodule(thing):
+        return thing.__name__
+    owner = thing.__self__ if inspect.ismethod(thing) or inspect.isbuiltin(thing) else None
+    if owner is not None:
+        return defining_module(owner if inspect.ismodule(owner) or isinstance(owner, type) else type(owner))
+    module = getattr(thing, "__module__", None)
+    return module if isinstance(module, str) else type(thing).__module__
+
+
+def _step_allowed(step: Any, allowed: Sequence[str]) -> bool:
+    module = defining_module(step)
+    leads_to_allowed = inspect.ismodule(step) and any(package.startswith(module + ".") for package in allowed)
+    return _inside(module, allowed) or leads_to_allowed
+
+
+def _described(step: Any) -> str:
+    return f"the module {step.__name__}" if inspect.ismodule(step) else f"defined in {defining_module(step)}"
+
+
+def _inside(dotted: str, allowed: Sequence[str]) -> bool:
+    return any(dotted == package or dotted.startswith(package + ".") for package in allowed)
 
 
 def _targets(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:

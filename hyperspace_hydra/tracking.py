@@ -32,7 +32,7 @@ from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.observer import StoreObserver
 from hyperspace_hydra.recorder import RunRecorder, active_recorder
 from hyperspace_hydra.seeding import seed_everything
-from hyperspace_hydra.settings import HyperspaceSettings, redact_credentials, resolve_store_uri
+from hyperspace_hydra.settings import HyperspaceSettings, effective_settings, redact_credentials, resolve_store_uri
 from hyperspace_hydra.slurm import sqlite_store_warning
 from hyperspace_hydra.store import Claim, open_store
 from hyperspace_hydra.store.base import utcnow
@@ -103,7 +103,7 @@ class RecordingCallback(Callback):
 
     def on_job_start(self, config: DictConfig, *, task_function: TaskFunction, **kwargs: Any) -> None:
         try:
-            settings = _settings(config)
+            settings = effective_settings(config)
             job = describe_job(config, task_function, self._main)
             if job.seed is not None:
                 seed_everything(job.seed)
@@ -131,6 +131,7 @@ class RecordingCallback(Callback):
 
     def _open_store_or_exit(self, config: DictConfig) -> None:
         try:
+            effective_settings(config)  # bad settings stop the command here, not as a warning per job
             recording_store(store_uri_for(config))
         except HyperspaceError as error:
             print(f"error: {error}", file=sys.stderr)
@@ -163,13 +164,6 @@ def recording_store(uri: str) -> RetryingStore:
     return _stores[key]
 
 
-def _settings(config: DictConfig) -> HyperspaceSettings:
-    node = OmegaConf.select(config, "hyperspace")
-    if OmegaConf.get_type(node) is not HyperspaceSettings:  # not (only) from our registered config: validate it
-        node = OmegaConf.merge(OmegaConf.structured(HyperspaceSettings), node or {})
-    return OmegaConf.to_object(node)  # type: ignore[return-value]
-
-
 def _warn_if_sqlite_on_slurm(config: DictConfig) -> None:
     """Loudly, on stderr: a sweep on SLURM (Hydra's submitit launcher) that records into a SQLite store."""
     launcher = OmegaConf.select(config, "hydra.launcher._target_") or ""
@@ -182,7 +176,7 @@ def store_uri_for(config: DictConfig) -> str:
     """The store a job of the full ``config`` records into (see :mod:`hyperspace_hydra.settings`)."""
     if _queued_job is not None:
         return _queued_job.store_uri
-    configured = OmegaConf.select(config, "hyperspace.store")
+    configured = effective_settings(config).store
     overridden = any(_override_key(item) == "hyperspace.store" for item in config.hydra.overrides.task)
     return resolve_store_uri(configured if overridden else None, configured, config.hydra.runtime.cwd)
 
@@ -282,7 +276,8 @@ def _sweep_of(config: DictConfig) -> int | None:
 def given_and_complete(config: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """The task config of the full ``config`` as plain data: as composed, and with target defaults filled in.
 
-    Passwords in ``hyperspace.store`` are replaced by ``***`` in both.
+    The ``hyperspace`` node holds the effective settings (see :func:`effective_settings`),
+    with any password in ``hyperspace.store`` replaced by ``***``.
     """
     return _given_and_complete_of(task_data(config))
 
@@ -293,16 +288,19 @@ def task_given_and_complete(task: DictConfig) -> tuple[dict[str, Any], dict[str,
 
 
 def _given_and_complete_of(task: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    given = _redacted(to_plain(task))
+    given = _with_effective_settings(to_plain(task))
     return given, fill_defaults(given)
 
 
-def _redacted(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with any password in ``hyperspace.store`` replaced (records must not hold credentials)."""
-    settings = config.get(SETTINGS_KEY)
-    if isinstance(settings, dict) and isinstance(settings.get("store"), str):
-        return {**config, SETTINGS_KEY: {**settings, "store": redact_credentials(settings["store"])}}
-    return config
+def _with_effective_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with its ``hyperspace`` node as the settings in effect (the composed node
+    leaves unset ones ``???``), the store's password replaced (records must not hold credentials)."""
+    if SETTINGS_KEY not in config:
+        return config
+    settings = to_plain(effective_settings(config))
+    if settings["store"] is not None:
+        settings["store"] = redact_credentials(settings["store"])
+    return {**config, SETTINGS_KEY: settings}
 
 
 def _seed(config: Mapping[str, Any]) -> int | None:

@@ -22,7 +22,6 @@ job gets its own equal share of them (:func:`hyperspace_hydra.slurm.gpu_shares`)
 
 from __future__ import annotations
 
-import importlib
 import os
 import select
 import signal
@@ -36,18 +35,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from hyperspace_hydra import provenance, recorder, tracking
 from hyperspace_hydra.app import App
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.queue import new_job
-from hyperspace_hydra.settings import redact_credentials
+from hyperspace_hydra.settings import effective_settings, redact_credentials
 from hyperspace_hydra.slurm import gpu_shares, slurm_job_id, visible_gpus
 from hyperspace_hydra.store import CANCELLED, DIED, FAILED, QUEUED, RUNNING, TIMEOUT, ClaimedJob, Store
 from hyperspace_hydra.store.retry import RetryingStore, open_retrying
-from hyperspace_hydra.targets import allowed_packages, allowed_target_paths, refusal
+from hyperspace_hydra.targets import allowed_packages, refusal
 
 _SHORTEST_POLL = 0.05
 _TAKEN_AWAY = (CANCELLED, QUEUED, RUNNING, DIED)
@@ -164,11 +163,10 @@ class Worker:
         except HyperspaceError as error:
             self._end_without_running(job, f"the job does not compose: {error}")
             return True
-        refused = refusal(config, self.options.allowed)
+        refused = refusal(config, self.options.allowed)  # resolving the targets imports their modules before the fork
         if refused:
             self._end_without_running(job, refused)
             return True
-        _import_target_modules(config)
         output_dir.mkdir(parents=True, exist_ok=True)
         log_path = output_dir / "job.log"
         gpus = self._free_gpu_share()
@@ -363,7 +361,7 @@ def serve(app: App, store_uri: str, options: WorkerOptions, extra_allowed: Seque
     The ``_target_`` allowlist is the study's package, its ``hyperspace.allowed_targets`` and
     ``extra_allowed``; store calls are retried with backoff while the store is unreachable.
     """
-    configured = OmegaConf.select(app.compose([]), "hyperspace.allowed_targets") or []
+    configured = effective_settings(app.compose([])).allowed_targets
     options = replace(options, allowed=allowed_packages(app.package, [*configured, *extra_allowed]))
     with open_retrying(store_uri) as store:
         worker = Worker(app, store, options, say=say)
@@ -383,17 +381,6 @@ def _gather_provenance_once(app: App) -> None:
     provenance.host_info()
     provenance.package_versions()
     provenance.code_version(provenance.source_directory(app.task_function))
-
-
-def _import_target_modules(config: DictConfig) -> None:
-    """Import the (allowed) modules the job's targets live in, once, so later jobs' processes inherit them."""
-    for target in allowed_target_paths(config):
-        module = target.rpartition(".")[0]
-        if module and module not in sys.modules:
-            try:
-                importlib.import_module(module)
-            except Exception:  # noqa: BLE001 - the job itself will report what is wrong with its target
-                pass
 
 
 def _redirect_output(log_path: Path) -> None:

@@ -58,7 +58,7 @@ OTHER_SWEEPS = {
     "a value over a dict node": [["nested.a=1"], ["nested.a=2"]],
     "overlapping keys": [["nested.a.b=1", "nested.a.b=2"], ["nested.a.b=3", "nested.a.b=4"], ["model=large", "model.indent=1"], ["model=large", "model.indent=2"]],
     "an unknown key": [["nope=1"], ["nope=2"], ["model.indent=2"], ["model.indent=3"]],
-    "a value the typed node refuses": [["hyperspace.heartbeat_seconds=1"], ["hyperspace.heartbeat_seconds=abc"], ["hyperspace.capture=maybe"]],
+    "a value the settings refuse": [["hyperspace.heartbeat_seconds=1"], ["hyperspace.heartbeat_seconds=abc"], ["hyperspace.capture=maybe"]],
     "a bad override": [["lr=1"], ["lr=[1"]],
 }
 

@@ -13,11 +13,12 @@ from conftest import PROBE_STUDY, REPO
 DISCOVERY_PROBE = f"""
 import hydra_plugins.hyperspace_hydra_plugins as plugins, hyperspace_hydra
 from hydra import compose, initialize_config_dir
+from hyperspace_hydra.settings import effective_settings
 with initialize_config_dir(config_dir={str(PROBE_STUDY / "conf")!r}, version_base="1.3"):
     config = compose("config", return_hydra_config=True)
 print(plugins.__path__[0])
 print(hyperspace_hydra.__file__)
-print(config.hydra.callbacks.hyperspace._target_, config.hyperspace.direction)
+print(config.hydra.callbacks.hyperspace._target_, effective_settings(config).direction)
 """
 
 

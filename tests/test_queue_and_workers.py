@@ -178,6 +178,31 @@ def test_targets_outside_the_allowlist_are_refused_before_anything_runs(probe_st
     assert [run["job_id"] for run in store.list_runs()] == [fine["id"]], "refused jobs have no run"
 
 
+def test_a_target_is_judged_by_what_it_resolves_to_and_a_refusal_says_why(probe_study: Path, store: Store, tmp_path: Path) -> None:
+    through_model, through_callback = tmp_path / "made-by-model", tmp_path / "made-by-callback"
+    code = (
+        "from hyperspace_hydra import Queue\n"
+        "q = Queue(app='probe.run')\n"
+        f"q.submit(['~model', '+model._target_=hyperspace_hydra.settings.os.makedirs', '+model.name={through_model}'])\n"
+        f"q.submit(['+hydra.callbacks.evil._target_=probe.run.os.makedirs', '+hydra.callbacks.evil.name={through_callback}'])\n"
+        "q.submit(['~model', '+model._target_=hyperspace_hydra.config.json.loads', '+model.s=1'])\n"
+        "q.submit(['model._target_=probe.model.Modle'])\n"
+        "q.submit(['message=legit'])\n"
+    )
+    assert python_in(probe_study, code).returncode == 0
+    run_worker(probe_study)
+    listed = hyperspace(probe_study, "queue", "ls", "--json")
+    module_attribute, callback, other_package, unresolved, legit = (json.loads(line) for line in listed.stdout.splitlines())
+    assert "model._target_='hyperspace_hydra.settings.os.makedirs' resolves through hyperspace_hydra.settings.os, the module os" in module_attribute["error"]
+    assert "hydra.callbacks.evil._target_='probe.run.os.makedirs' resolves through probe.run.os, the module os" in callback["error"]
+    assert "resolves through hyperspace_hydra.config.json, the module json" in other_package["error"]
+    assert "model._target_='probe.model.Modle' does not resolve: probe.model has no attribute or submodule 'Modle'" in unresolved["error"]
+    assert [job["state"] for job in (module_attribute, callback, other_package, unresolved)] == ["FAILED"] * 4
+    assert not through_model.exists() and not through_callback.exists()
+    assert legit["state"] == "COMPLETED" and legit["error"] is None
+    assert [run["job_id"] for run in store.list_runs()] == [legit["id"]]
+
+
 def test_notebook_submit_takes_overrides_or_the_seed_form(probe_study: Path, store: Store) -> None:
     code = (
         "from hyperspace_hydra import Queue, compose\n"

@@ -35,9 +35,9 @@ from hyperspace_hydra.store import (
     RunNotFoundError,
     Store,
     open_store,
+    sql,
 )
 from hyperspace_hydra.store.base import RUN_FIELDS, Condition
-from hyperspace_hydra.store import sql
 from hyperspace_hydra.store.mongo import MongoStore
 
 mongomock.gridfs.enable_gridfs_integration()  # lets pymongo's GridFS work on mongomock's databases

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from hyperspace_hydra.app import App, load_app
-from hyperspace_hydra.settings import resolve_store_uri
+from hyperspace_hydra.settings import effective_settings, resolve_store_uri
 from hyperspace_hydra.store import Store, open_store
 
 
@@ -30,7 +28,7 @@ def add_app_option(parser: argparse.ArgumentParser, required: bool = False) -> N
 
 def store_uri(args: argparse.Namespace, app: App | None = None) -> str:
     """The store URI for a command: --store, then $HYPERSPACE_STORE, then the app's config, then the default."""
-    configured = OmegaConf.select(app.compose([]), "hyperspace.store") if app is not None else None
+    configured = effective_settings(app.compose([])).store if app is not None else None
     return resolve_store_uri(args.store, configured, Path.cwd())
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from hyperspace_hydra.app import load_app
 from hyperspace_hydra.cli.common import add_app_option, add_store_option, store_uri
 from hyperspace_hydra.filters import parse_condition
 from hyperspace_hydra.report import write_report
+from hyperspace_hydra.settings import effective_settings
 from hyperspace_hydra.store import open_store
 
 
@@ -30,9 +29,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def _report(args: argparse.Namespace) -> None:
     where = [parse_condition(text) for text in args.where]
     app = load_app(args.app) if args.app else None
-    direction = args.direction or (str(OmegaConf.select(app.compose([]), "hyperspace.direction") or "minimize") if app else "minimize")
+    direction = args.direction or (effective_settings(app.compose([])).direction.value if app else "minimize")
     with open_store(store_uri(args, app)) as store:
         runs = store.list_runs(task=args.task, sweep_id=args.sweep, where=where)
         title = "Runs" + (f" of task {args.task}" if args.task else "") + (f" of sweep {args.sweep}" if args.sweep else "")
-        write_report(store, runs, args.output, title, maximize=direction.endswith("maximize"))
+        write_report(store, runs, args.output, title, maximize=direction == "maximize")
     print(f"wrote {args.output} ({len(runs)} runs)")

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hyperspace_hydra.hpo.history import HISTORY_FIELDS, run_objective, searched_params
 from hyperspace_hydra.hpo.search import History, history, sweep_trials
 from hyperspace_hydra.hpo.space import trial_overrides
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, build_study
-from hyperspace_hydra.hpo.history import HISTORY_FIELDS, run_objective, searched_params
 from hyperspace_hydra.store import COMPLETED, RUNNING, Store
 
 

@@ -32,7 +32,7 @@ from hyperspace_hydra.hpo.search import advance, history, trial_job_overrides
 from hyperspace_hydra.hpo.space import parse_space, trial_overrides
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, check_sampler, new_seed
 from hyperspace_hydra.queue import new_job
-from hyperspace_hydra.settings import redact_credentials
+from hyperspace_hydra.settings import effective_settings, redact_credentials
 from hyperspace_hydra.store import COMPLETED, INTERRUPTED, RUNNING, Store, open_store
 from hyperspace_hydra.store.base import EXHAUSTED
 from hyperspace_hydra.tracking import SWEEP_VARIABLE, app_name, objective_value, store_uri_for
@@ -86,8 +86,8 @@ def search_spec(options: SearchOptions, config: DictConfig, arguments: Sequence[
     if not space:
         raise HyperspaceError("no search space: give at least one interval(...), range(...) or choice(...) override")
     found = search_bases(space, given, fixed, compose, is_group, options.history_ignore)
-    settings = OmegaConf.select(config, "hyperspace") or {}
-    direction = options.direction or str(getattr(settings.get("direction"), "value", settings.get("direction") or "minimize"))
+    settings = effective_settings(config)
+    direction = options.direction or settings.direction.value
     if direction not in ("minimize", "maximize"):
         raise HyperspaceError(f"direction must be minimize or maximize, not {direction!r}")
     return SearchSpec(
@@ -97,7 +97,7 @@ def search_spec(options: SearchOptions, config: DictConfig, arguments: Sequence[
         n_jobs=options.n_jobs,
         sampler=options.sampler,
         direction=direction,
-        metric=options.metric or settings.get("objective"),
+        metric=options.metric or settings.objective,
         seed=options.seed if options.seed is not None else new_seed(),
         task=_task(fixed, config),
         warm_start=options.warm_start,
