@@ -44,7 +44,7 @@ from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.settings import effective_settings, redact_credentials
 from hyperspace_hydra.slurm import gpu_shares, slurm_job_id, visible_gpus
-from hyperspace_hydra.store import CANCELLED, DIED, FAILED, QUEUED, RUNNING, TIMEOUT, ClaimedJob, Store
+from hyperspace_hydra.store import CANCELLED, DIED, FAILED, QUEUED, RUNNING, TIMEOUT, ClaimedJob, Store, utcnow
 from hyperspace_hydra.store.retry import RetryingStore, open_retrying
 from hyperspace_hydra.targets import allowed_packages, refusal
 
@@ -110,6 +110,7 @@ class Worker:
         _gather_provenance_once(self.app)
         previous = self._install_signal_handlers()
         self._say(f"worker {self.name}: study {self.app.module}, store {redact_credentials(self.store.uri)}, {self.options.processes} process(es)")
+        self._say_clock_offset()
         self._say_gpu_placement()
         try:
             self._loop()
@@ -186,6 +187,12 @@ class Worker:
             return None
         taken = [running.gpus for running in self._running.values()]
         return next(share for share in self._gpu_shares if share not in taken)
+
+    def _say_clock_offset(self) -> None:
+        """How far this host's clock is from the store's: leases are timed on the store's, so an offset changes
+        nothing there; it only shifts the start and stop times that runs record from this host's clock."""
+        offset = (self.store.server_time() - utcnow()).total_seconds()
+        self._say(f"worker {self.name}: clock offset to the store {offset:+.3f} s (leases use the store's clock)")
 
     def _say_gpu_placement(self) -> None:
         gpus = visible_gpus()

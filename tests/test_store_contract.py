@@ -607,6 +607,16 @@ def test_add_jobs_succeeds_only_for_the_expected_count(store: Store) -> None:
         store.add_jobs(404, [_job("x")], expected_jobs=0)
 
 
+def test_server_time_is_a_naive_utc_time_and_leases_are_timed_on_it(store: Store) -> None:
+    """Every server here runs on this machine, so its clock is this machine's (other clocks: tests/test_clock_skew.py)."""
+    server = store.server_time()
+    assert server.tzinfo is None and abs((server - dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)).total_seconds()) < 5
+    store.enqueue("s", [_job("a")], {"kind": "grid"})
+    store.claim("s", "w", 60)
+    [job] = store.list_jobs()
+    assert 55 < (job["lease_expires_at"] - server).total_seconds() < 65
+
+
 def test_a_sweep_ends_once_and_then_gets_no_more_jobs(store: Store) -> None:
     grid = store.enqueue("s", [_job("a")], {"kind": "grid"}).sweep_id
     search = store.enqueue("s", [], {"kind": "search", "state": RUNNING}).sweep_id

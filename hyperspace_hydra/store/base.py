@@ -394,17 +394,29 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def server_time(self) -> dt.datetime:
+        """The current time of the database server, as a naive UTC datetime.
+
+        Every lease decision (:meth:`claim`, :meth:`renew_leases`, :meth:`requeue_expired`)
+        is taken on this clock, never on the calling host's: hosts whose clocks disagree
+        agree on when a lease ends. SQLite has no server: its file lives on one machine,
+        whose clock it is.
+        """
+
+    @abc.abstractmethod
     def claim(self, study: str, worker: str, lease_seconds: float) -> ClaimedJob | None:
         """Atomically take the next QUEUED job of ``study`` (highest priority, then oldest).
 
         The job becomes RUNNING, owned by ``worker`` with a fresh token, its lease
-        ending ``lease_seconds`` from now. Concurrent callers, in any process or on
-        any machine, never get the same job. Returns None when nothing is queued.
+        ending ``lease_seconds`` from now on the server's clock (:meth:`server_time`).
+        Concurrent callers, in any process or on any machine, never get the same job.
+        Returns None when nothing is queued.
         """
 
     @abc.abstractmethod
     def renew_leases(self, claims: Sequence[Claim], lease_seconds: float) -> set[int]:
-        """Extend the leases of the claims that still hold; return the ids of jobs whose claim does not.
+        """Extend the leases of the claims that still hold to ``lease_seconds`` from now on the server's
+        clock; return the ids of jobs whose claim does not.
 
         A claim stops holding when its job was requeued after its lease expired,
         cancelled, or ended: the worker must then stop that job.
@@ -412,7 +424,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def requeue_expired(self) -> list[int]:
-        """Put RUNNING jobs whose lease has expired back in the queue, atomically per call.
+        """Put RUNNING jobs whose lease has expired on the server's clock back in the queue, atomically per call.
 
         Each such job gets attempts + 1 and goes to QUEUED, or to DIED once attempts
         reach its max attempts; its RUNNING runs are finished as DIED. Returns the

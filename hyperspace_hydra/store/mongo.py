@@ -474,8 +474,16 @@ class MongoStore(Store):
         return set(self._db.jobs.distinct("config_hash", jobs)) | set(self._db.runs.distinct("config_hash", runs))
 
     @_reachable
+    def server_time(self) -> dt.datetime:
+        """Read off the server by ``$currentDate`` on a document of its own (mongomock: this machine's clock)."""
+        clock = self._db.store_meta.find_one_and_update(
+            {"_id": "server_clock"}, {"$currentDate": {"now": True}}, upsert=True, return_document=ReturnDocument.AFTER
+        )
+        return clock["now"].replace(tzinfo=None)
+
+    @_reachable
     def claim(self, study: str, worker: str, lease_seconds: float) -> ClaimedJob | None:
-        now = utcnow()
+        now = self.server_time()
         token = uuid.uuid4().hex
         expires = now + dt.timedelta(seconds=lease_seconds)
         lease = {"state": RUNNING, "worker": worker, "token": token, "claimed_at": now, "lease_expires_at": expires}
@@ -492,7 +500,7 @@ class MongoStore(Store):
 
     @_reachable
     def renew_leases(self, claims: Sequence[Claim], lease_seconds: float) -> set[int]:
-        expires = utcnow() + dt.timedelta(seconds=lease_seconds)
+        expires = self.server_time() + dt.timedelta(seconds=lease_seconds)
         return {
             claim.job_id
             for claim in claims
@@ -501,7 +509,7 @@ class MongoStore(Store):
 
     @_reachable
     def requeue_expired(self) -> list[int]:
-        now = utcnow()
+        now = self.server_time()
         last_run_id = self._last_run_id()
         requeued = []
         expired = self._db.jobs.find({"state": RUNNING, "lease_expires_at": {"$lt": now}}, {"token": 1, "attempts": 1, "max_attempts": 1})

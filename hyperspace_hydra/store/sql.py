@@ -416,9 +416,14 @@ class SQLStore(Store):
         return found
 
     @_reachable
+    def server_time(self) -> dt.datetime:
+        with self._engine.connect() as connection:
+            return _server_now(connection)
+
+    @_reachable
     def claim(self, study: str, worker: str, lease_seconds: float) -> ClaimedJob | None:
-        now = utcnow()
         with self._writer.begin() as connection:
+            now = _server_now(connection)
             row = connection.execute(
                 sa.select(_jobs.c.id, _jobs.c.sweep_id, _jobs.c.overrides, _jobs.c.output_dir, _jobs.c.attempts)
                 .where(_jobs.c.study == study, _jobs.c.state == QUEUED)
@@ -439,8 +444,8 @@ class SQLStore(Store):
     @_reachable
     def renew_leases(self, claims: Sequence[Claim], lease_seconds: float) -> set[int]:
         lost = set()
-        expires = utcnow() + dt.timedelta(seconds=lease_seconds)
         with self._writer.begin() as connection:
+            expires = _server_now(connection) + dt.timedelta(seconds=lease_seconds)
             for claim in claims:
                 renewed = connection.execute(
                     _jobs.update().where(*_holds(claim)).values(lease_expires_at=expires)
@@ -451,8 +456,8 @@ class SQLStore(Store):
 
     @_reachable
     def requeue_expired(self) -> list[int]:
-        now = utcnow()
         with self._writer.begin() as connection:
+            now = _server_now(connection)
             expired = connection.execute(
                 sa.select(_jobs.c.id, _jobs.c.attempts, _jobs.c.max_attempts)
                 .where(_jobs.c.state == RUNNING, _jobs.c.lease_expires_at < now)
@@ -560,6 +565,13 @@ class SQLStore(Store):
 
 
 _IN_CHUNK = 500
+
+
+def _server_now(connection: Connection) -> dt.datetime:
+    """The database server's clock as a naive UTC datetime; for SQLite, this machine's (see :meth:`Store.server_time`)."""
+    if connection.dialect.name == "postgresql":
+        return connection.execute(sa.select(sa.func.timezone("UTC", sa.func.clock_timestamp()))).scalar_one()
+    return utcnow()
 
 
 def _upgrade_to_2(connection: Connection) -> None:
