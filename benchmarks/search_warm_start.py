@@ -14,12 +14,13 @@ and sampler latency per trial with many past runs in the store.
    target counting as ``--budget``; then the median of those ratios over the objectives.
    A control runs (b) on a store whose previous sweep used ``momentum: 0.9``: no past run is
    compatible, so it must use no history and ask the very trials of (a).
-2. Latency of one ask with N past runs in the store (``--past``; full sizes 1000 10000):
-   ours reads the history from the store and rebuilds the study for every ask (what a worker
-   does, so nothing stays open; a process reads each past run once, so the first ask reads
-   all N and later ones only the ids: ``details.asks_ms`` has each ask); the baseline asks an
-   in-memory Optuna study that already holds the same N trials (a driver that stays open).
-   Ratio: ours / baseline (mean over ``--repeats`` asks).
+2. Latency of one ask with N past runs in the store (``--past``; full sizes 1000 10000), as a
+   worker asks: one trial at a time, each completed before the next ask. Ours reads the history
+   from the store and asks (a process reads each past run once and keeps the study of the
+   search, so its first ask reads all N runs and tells them all, later ones read only the ids
+   and tell what changed: ``details.first_ask_ms``); the baseline asks an in-memory Optuna
+   study that already holds the same N trials (a driver that stays open). Ratio: ours /
+   baseline, the mean over ``--repeats`` asks after the first.
 
 Small default sizes finish in well under a minute.
 Full size: --seeds 10 --past 1000 10000
@@ -233,16 +234,28 @@ def control(seeds: int, previous: int, budget: int) -> Figure:
 
 
 def ask_latency(past_runs: int, repeats: int) -> Figure:
+    """Asks of a sweep one trial at a time, each trial completed before the next ask (a worker asks when one ends)."""
     objective = CONTROL
-    spec = search_spec(objective.old_space, objective, 1, 0)
+    spec = search_spec(objective.old_space, objective, repeats, 0)
     with tempfile.TemporaryDirectory() as directory, open_store(f"sqlite:///{Path(directory) / 'store.db'}") as store:
         record_random_runs(store, objective, past_runs, random.Random(0))
-        asks = durations(lambda: ask(spec, history(store, spec).trials, [], 1), repeats)
+        trials: list[Trial] = []
+
+        def ask_next() -> None:
+            [point] = ask(spec, history(store, spec).trials, trials, 1)
+            trials.append(Trial(point, objective.function(point)))
+
+        first, *later = durations(ask_next, repeats + 1)
         study = build_study(spec, history(store, spec).trials)
         baseline = statistics.mean(durations(lambda: study.tell(study.ask(spec.space), 0.0), repeats))
-    return Figure(f"search_ask_latency_{past_runs}_past_runs", ours=statistics.mean(asks) * 1000, baseline=baseline * 1000, unit="ms",
-                  note="ours: read the history from the store and ask (what a worker does); baseline: ask an in-memory study of the same trials",
-                  details={"asks_ms": [round(seconds * 1000, 2) for seconds in asks]})  # fmt: skip
+    return Figure(
+        f"search_ask_latency_{past_runs}_past_runs",
+        ours=statistics.mean(later) * 1000,
+        baseline=baseline * 1000,
+        unit="ms",
+        note="ours: a worker's asks after its first (read the history from the store, ask); baseline: ask an in-memory study of the same trials",
+        details={"first_ask_ms": round(first * 1000, 2), "asks_ms": [round(seconds * 1000, 2) for seconds in later]},
+    )
 
 
 def record_random_runs(store: Store, objective: Objective, count: int, rng: random.Random) -> None:

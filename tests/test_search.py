@@ -20,6 +20,7 @@ from optuna.trial import TrialState, create_trial
 from hyperspace_hydra import HyperspaceError
 from hyperspace_hydra.config import fill_defaults
 from hyperspace_hydra.hpo.history import base_key, comparable_config, judge, left_out_paths
+from hyperspace_hydra.hpo import tuner
 from hyperspace_hydra.hpo.search import history, sweep_trials
 from hyperspace_hydra.hpo.space import parse_space
 from hyperspace_hydra.hpo.tuner import SAMPLERS, SearchSpec, Trial, ask, build_study
@@ -273,6 +274,45 @@ def test_the_rebuilt_study_asks_what_optuna_told_the_same_trials_asks(sampler: s
         assert asked.params == expected.params
         ours.tell(asked, 1.0)
         theirs.tell(expected, 1.0)
+
+
+def _asked_afresh(spec: SearchSpec, history: list[Trial], trials: list[Trial], count: int) -> list[dict]:
+    """What ask answers in a process that keeps no study: the trials told to a study built afresh."""
+    kept = dict(tuner._kept)
+    tuner._kept.clear()
+    try:
+        return ask(spec, history, trials, count)
+    finally:
+        tuner._kept.clear()
+        tuner._kept.update(kept)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", _GP, "qmc"])
+def test_a_study_kept_between_asks_asks_what_a_study_built_afresh_from_the_same_trials_asks(sampler: str) -> None:
+    space, fixed = parse_space(["x=interval(-2, 2)", "lr=tag(log, interval(1e-5, 1.0))", "c=choice(a, b)"])
+    spec = SearchSpec(space, fixed, n_trials=40, sampler=sampler, seed=7)
+    rng = random.Random(3)
+
+    def random_point() -> dict:
+        return {"x": rng.uniform(-2, 2), "lr": 10 ** rng.uniform(-5, 0), "c": rng.choice("ab")}
+
+    past = [Trial(random_point(), value=rng.random()) for _ in range(30)]
+    trials: list[Trial] = []
+    outcomes = [{"value": 0.5}, {"failed": True}, {"value": math.nan}, {"value": 0.1}]
+    kept = []
+    for round_ in range(8):
+        expected = _asked_afresh(spec, past, trials, 2)
+        assert ask(spec, past, trials, 2) == expected, round_
+        kept.append(next(reversed(tuner._kept.values())))
+        if round_ == 3:  # another worker enqueued its points first: ours were never trials of the sweep
+            expected = [random_point(), random_point()]
+        if round_ == 5:  # a run of another sweep ended: new history
+            past.append(Trial(random_point(), value=0.3))
+        trials += [Trial(point) for point in expected]
+        oldest_pending = next(index for index, trial in enumerate(trials) if trial.pending)
+        trials[oldest_pending] = Trial(trials[oldest_pending].params, **outcomes[round_ % len(outcomes)])
+    if sampler in ("tpe", "random"):  # no sampler state in the study: it is kept unless the trials went another way
+        assert [kept[index] is kept[index - 1] for index in range(1, 8)] == [True, True, True, False, True, False, True]
 
 
 @pytest.mark.skipif(not _NO_TORCH, reason="PyTorch is installed here, so the GP sampler is offered")
