@@ -241,9 +241,10 @@ def test_every_offered_sampler_asks_points_inside_the_space(sampler: str) -> Non
         trials.append(Trial(point, value=point["x"] ** 2 + point["n"]))
 
 
-def _study_told_through_optuna(spec: SearchSpec, trials: list[Trial]) -> optuna.Study:
+def _study_told_through_optuna(spec: SearchSpec, trials: list[Trial], sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
     """What build_study must match: a study told the same trials through Optuna's public Study.add_trials."""
-    study = optuna.create_study(direction=spec.direction, sampler=SAMPLERS[spec.sampler](spec.seed + len(trials)))
+    sampler = sampler or SAMPLERS[spec.sampler](spec.space, spec.seed + len(trials))
+    study = optuna.create_study(direction=spec.direction, sampler=sampler)
     for trial in trials:
         distributions = {name: spec.space[name] for name in trial.params}
         if trial.pending:
@@ -274,6 +275,22 @@ def test_the_rebuilt_study_asks_what_optuna_told_the_same_trials_asks(sampler: s
         assert asked.params == expected.params
         ours.tell(asked, 1.0)
         theirs.tell(expected, 1.0)
+
+
+def test_our_tpe_told_the_space_asks_what_optunas_tpe_inferring_it_asks() -> None:
+    space, fixed = parse_space(["x=interval(-2, 2)", "n=int(interval(1, 8))", "c=choice(a, b)", "only=choice(one)"])
+    spec = SearchSpec(space, fixed, n_trials=80, sampler="tpe", seed=5)
+    rng = random.Random(2)
+    points = [{"x": rng.uniform(-2, 2), "n": rng.randint(1, 8), "c": rng.choice("ab"), "only": "one"} for _ in range(40)]
+    not_completed = [Trial(points[0], failed=True), *(Trial(point) for point in points[1:12])]
+    for trials in ([], not_completed, [*not_completed, *(Trial(point, value=point["x"] ** 2 + point["n"]) for point in points[12:])]):
+        optunas = optuna.samplers.TPESampler(seed=spec.seed + len(trials), constant_liar=True)
+        ours, theirs = _study_told_through_optuna(spec, trials), _study_told_through_optuna(spec, trials, optunas)
+        for _ in range(3):
+            asked, expected = ours.ask(space), theirs.ask(space)
+            assert asked.params == expected.params, len(trials)
+            ours.tell(asked, 1.0)
+            theirs.tell(expected, 1.0)
 
 
 def _asked_afresh(spec: SearchSpec, history: list[Trial], trials: list[Trial], count: int) -> list[dict]:
