@@ -19,8 +19,8 @@ from optuna.trial import TrialState, create_trial
 
 from hyperspace_hydra import HyperspaceError
 from hyperspace_hydra.config import fill_defaults
-from hyperspace_hydra.hpo.history import base_key, comparable_config, judge, left_out_paths
 from hyperspace_hydra.hpo import tuner
+from hyperspace_hydra.hpo.history import base_key, comparable_config, judge, left_out_paths
 from hyperspace_hydra.hpo.search import history, sweep_trials
 from hyperspace_hydra.hpo.space import parse_space
 from hyperspace_hydra.hpo.tuner import SAMPLERS, SearchSpec, Trial, ask, build_study

@@ -236,8 +236,9 @@ def _attrs_only_repeat_params(trial: FrozenTrial) -> bool:
     return None not in chunks and (not chunks or json.loads("".join(chunks)) == trial.params)
 
 
-_KEPT_SEARCHES = 4
-"""Studies a process keeps: one per search it asks for (a worker serves few search sweeps at a time)."""
+_KEPT_SEARCHES = 2
+"""Studies a process keeps, one per search it asked for lately: a worker serves few search sweeps at a time,
+and a kept study holds ~1 KiB per trial (10 MiB at 10,000 trials of two parameters)."""
 _kept: dict[str, _ToldStudy] = {}
 """The study of each search this process asked for lately, by the search's spec, the latest last."""
 
