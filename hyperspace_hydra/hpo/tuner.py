@@ -138,18 +138,9 @@ def ask(spec: SearchSpec, history: Sequence[Trial], trials: Sequence[Trial], cou
     runs) and the sweep's own ``trials``, and no point repeats a trial of the sweep (completed,
     failed or pending) or another new point. Fewer than ``count`` (maybe none) only when a finite
     space has no untried point left."""
-    told = _kept_study(spec, [*history, *trials])
     taken = {_point_key(trial.params) for trial in trials}
     rng = random.Random(new_seed() if spec.seed is None else repr((spec.seed, len(history), len(trials))))
-    points = []
-    for _ in range(count):
-        point = _untried_point(told.study, spec.space, taken, rng)
-        if point is None:
-            break
-        taken.add(_point_key(point))
-        points.append(point)
-    told.note_asked()
-    return points
+    return _kept_study(spec, [*history, *trials]).ask(count, taken, rng)
 
 
 class _ToldStudy:
@@ -211,19 +202,32 @@ class _ToldStudy:
     def _finishes(self, index: int, trial: Trial) -> bool:
         return index in self.pending_ids and not trial.pending and trial.params == self.told[index].params
 
-    def note_asked(self) -> None:
+    def ask(self, count: int, taken: set[tuple[Any, ...]], rng: random.Random) -> list[dict[str, Any]]:
+        """At most ``count`` untried points (see :func:`ask`), each added to ``taken``."""
+        self.usable = False  # until the asks are noted: a study whose ask raised is not reused
+        points = []
+        for _ in range(count):
+            point = _untried_point(self.study, self.space, taken, rng)
+            if point is None:
+                break
+            taken.add(_point_key(point))
+            points.append(point)
+        self._note_asked()
+        return points
+
+    def _note_asked(self) -> None:
         """List the trials the study was just asked as pending, the way the sweep's next ask will list them.
         A study that was told anything else meanwhile (a repeated point told as failed) or holds a sampler's
-        state (e.g. CMA-ES's) is no longer one :func:`build_study` would build: it is not reused."""
+        state (e.g. CMA-ES's) is no longer one :func:`build_study` would build: it stays unusable."""
         asked = self.storage.get_all_trials(self.study_id, deepcopy=False)[self.in_study :]
         sampler_state = self.storage.get_study_system_attrs(self.study_id) or not all(map(_attrs_only_repeat_params, asked))
         if sampler_state or any(trial.state != TrialState.RUNNING for trial in asked):
-            self.usable = False
             return
         for trial in asked:
             self.pending_ids[len(self.told)] = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
             self.told.append(Trial(dict(trial.params)))
         self.in_study += len(asked)
+        self.usable = True
 
 
 _TPE_RELATIVE_PARAMS = "tpe:relative_params:"
