@@ -37,7 +37,12 @@ TINY_RUNS = {
     "worker_memory": (["--small", "1", "--large", "2"], {"worker_memory.rss_after_large_vs_small"}),
     "search_warm_start": (
         ["--seeds", "1", "--previous", "5", "--budget", "5", "--past", "10", "--repeats", "1"],
-        {"search_trials_to_target", "search_ask_latency_10_past_runs"},
+        {
+            *(f"search_trials_to_target.{name}" for name in ("sphere", "branin", "hartmann6", "optimizer_lr", "noisy_sphere")),
+            "search_trials_to_target.median_ratio",
+            "search_trials_to_target.control_other_momentum",
+            "search_ask_latency_10_past_runs",
+        },
     ),
     "runs_ls_large": (["--runs", "20", "--repeats", "1"], {"runs_ls_first_page.sqlite.20_runs"}),
 }

@@ -19,6 +19,7 @@ from optuna.trial import TrialState, create_trial
 
 from hyperspace_hydra import HyperspaceError
 from hyperspace_hydra.config import fill_defaults
+from hyperspace_hydra.hpo import tuner
 from hyperspace_hydra.hpo.history import base_key, comparable_config, judge, left_out_paths
 from hyperspace_hydra.hpo.search import history, sweep_trials
 from hyperspace_hydra.hpo.space import parse_space
@@ -240,9 +241,10 @@ def test_every_offered_sampler_asks_points_inside_the_space(sampler: str) -> Non
         trials.append(Trial(point, value=point["x"] ** 2 + point["n"]))
 
 
-def _study_told_through_optuna(spec: SearchSpec, trials: list[Trial]) -> optuna.Study:
+def _study_told_through_optuna(spec: SearchSpec, trials: list[Trial], sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
     """What build_study must match: a study told the same trials through Optuna's public Study.add_trials."""
-    study = optuna.create_study(direction=spec.direction, sampler=SAMPLERS[spec.sampler](spec.seed + len(trials)))
+    sampler = sampler or SAMPLERS[spec.sampler](spec.space, spec.seed + len(trials))
+    study = optuna.create_study(direction=spec.direction, sampler=sampler)
     for trial in trials:
         distributions = {name: spec.space[name] for name in trial.params}
         if trial.pending:
@@ -273,6 +275,61 @@ def test_the_rebuilt_study_asks_what_optuna_told_the_same_trials_asks(sampler: s
         assert asked.params == expected.params
         ours.tell(asked, 1.0)
         theirs.tell(expected, 1.0)
+
+
+def test_our_tpe_told_the_space_asks_what_optunas_tpe_inferring_it_asks() -> None:
+    space, fixed = parse_space(["x=interval(-2, 2)", "n=int(interval(1, 8))", "c=choice(a, b)", "only=choice(one)"])
+    spec = SearchSpec(space, fixed, n_trials=80, sampler="tpe", seed=5)
+    rng = random.Random(2)
+    points = [{"x": rng.uniform(-2, 2), "n": rng.randint(1, 8), "c": rng.choice("ab"), "only": "one"} for _ in range(40)]
+    not_completed = [Trial(points[0], failed=True), *(Trial(point) for point in points[1:12])]
+    for trials in ([], not_completed, [*not_completed, *(Trial(point, value=point["x"] ** 2 + point["n"]) for point in points[12:])]):
+        optunas = optuna.samplers.TPESampler(seed=spec.seed + len(trials), constant_liar=True)
+        ours, theirs = _study_told_through_optuna(spec, trials), _study_told_through_optuna(spec, trials, optunas)
+        for _ in range(3):
+            asked, expected = ours.ask(space), theirs.ask(space)
+            assert asked.params == expected.params, len(trials)
+            ours.tell(asked, 1.0)
+            theirs.tell(expected, 1.0)
+
+
+def _asked_afresh(spec: SearchSpec, history: list[Trial], trials: list[Trial], count: int) -> list[dict]:
+    """What ask answers in a process that keeps no study: the trials told to a study built afresh."""
+    kept = dict(tuner._kept)
+    tuner._kept.clear()
+    try:
+        return ask(spec, history, trials, count)
+    finally:
+        tuner._kept.clear()
+        tuner._kept.update(kept)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", _GP, "qmc"])
+def test_a_study_kept_between_asks_asks_what_a_study_built_afresh_from_the_same_trials_asks(sampler: str) -> None:
+    space, fixed = parse_space(["x=interval(-2, 2)", "lr=tag(log, interval(1e-5, 1.0))", "c=choice(a, b)"])
+    spec = SearchSpec(space, fixed, n_trials=40, sampler=sampler, seed=7)
+    rng = random.Random(3)
+
+    def random_point() -> dict:
+        return {"x": rng.uniform(-2, 2), "lr": 10 ** rng.uniform(-5, 0), "c": rng.choice("ab")}
+
+    past = [Trial(random_point(), value=rng.random()) for _ in range(30)]
+    trials: list[Trial] = []
+    outcomes = [{"value": 0.5}, {"failed": True}, {"value": math.nan}, {"value": 0.1}]
+    kept = []
+    for round_ in range(8):
+        expected = _asked_afresh(spec, past, trials, 2)
+        assert ask(spec, past, trials, 2) == expected, round_
+        kept.append(next(reversed(tuner._kept.values())))
+        if round_ == 3:  # another worker enqueued its points first: ours were never trials of the sweep
+            expected = [random_point(), random_point()]
+        if round_ == 5:  # a run of another sweep ended: new history
+            past.append(Trial(random_point(), value=0.3))
+        trials += [Trial(point) for point in expected]
+        oldest_pending = next(index for index, trial in enumerate(trials) if trial.pending)
+        trials[oldest_pending] = Trial(trials[oldest_pending].params, **outcomes[round_ % len(outcomes)])
+    if sampler in ("tpe", "random"):  # no sampler state in the study: it is kept unless the trials went another way
+        assert [kept[index] is kept[index - 1] for index in range(1, 8)] == [True, True, True, False, True, False, True]
 
 
 @pytest.mark.skipif(not _NO_TORCH, reason="PyTorch is installed here, so the GP sampler is offered")

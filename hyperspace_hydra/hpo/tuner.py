@@ -1,16 +1,19 @@
-"""Rebuild an Optuna study from the store and ask it for the next trials.
+"""Tell an Optuna study a search's trials and ask it for the next ones.
 
-Nothing keeps a study in memory between asks: each time, the sampler is told the
-history (compatible past runs) and this sweep's trials (completed, failed, or still
-pending — pending ones as RUNNING, so that TPE's constant liar steers parallel
-asks apart), then asked. So any process — the sweeper, any worker — can advance a
-sweep, and nothing has to stay open.
+Each ask is a function of the search's spec and its trials only: the sampler is told
+the history (compatible past runs) and this sweep's trials (completed, failed, or still
+pending — pending ones as RUNNING, so that TPE's constant liar steers parallel asks
+apart), then asked. So any process — the sweeper, any worker — can advance a sweep,
+and nothing has to stay open. A process keeps the study of its last few searches
+between asks only to save telling the same trials again: it tells what changed since,
+and a kept study asks exactly what a study built afresh from the same trials would.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -25,13 +28,33 @@ from optuna.trial import FrozenTrial, TrialState
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo.space import Space, contains, space_from_json, space_to_json
 
-SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
-    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, constant_liar=True),
-    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
-    "cmaes": lambda seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
-    "gp": lambda seed: optuna.samplers.GPSampler(seed=seed),
-    "qmc": lambda seed: optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False),
+
+class _SpaceKnownTPESampler(optuna.samplers.TPESampler):
+    """Optuna's TPE with constant liar (multivariate: our studies have one objective), told the search space.
+
+    Every trial we tell a study holds exactly the space's parameters, so the space TPE would infer (the
+    intersection of the completed trials' distributions) is the space itself once a trial has completed, and
+    empty before. TPE computes it incrementally, per sampler; but each ask has a new sampler (seeded by the
+    trial count), which computed it over every trial again: ~25 ms an ask at 10,000 trials.
+    """
+
+    def __init__(self, space: Space, seed: int) -> None:
+        super().__init__(seed=seed, constant_liar=True)
+        self._known_space = {name: distribution for name, distribution in sorted(space.items()) if not distribution.single()}
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return dict(self._known_space) if completed else {}
+
+
+SAMPLERS: dict[str, Callable[[Space, int], optuna.samplers.BaseSampler]] = {
+    "tpe": _SpaceKnownTPESampler,
+    "random": lambda space, seed: optuna.samplers.RandomSampler(seed=seed),
+    "cmaes": lambda space, seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
+    "gp": lambda space, seed: optuna.samplers.GPSampler(seed=seed),
+    "qmc": lambda space, seed: optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False),
 }
+"""The samplers offered, each made from the search space (used by TPE only) and a seed."""
 _SAMPLER_NEEDS = {"gp": ("torch", "PyTorch")}
 """Samplers whose Optuna implementation needs a package we do not install: module, name."""
 _DISTINCT_ASK_ATTEMPTS = 5
@@ -106,22 +129,8 @@ def new_seed() -> int:
 
 
 def build_study(spec: SearchSpec, trials: Sequence[Trial]) -> optuna.Study:
-    """An in-memory Optuna study told every trial that lies in the spec's space.
-
-    The trials go straight into the study's storage, as :class:`_SharedTrial` objects built
-    here: ``Study.add_trials`` would validate each twice and deep-copy it, which made
-    rebuilding the study ~10x the cost of the ask itself at 1,000 past runs.
-    """
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    seed = spec.seed + len(trials) if spec.seed is not None else new_seed()
-    storage = optuna.storages.InMemoryStorage()
-    study = optuna.create_study(storage=storage, direction=spec.direction, sampler=SAMPLERS[spec.sampler](seed))
-    study_id = storage.get_study_id_from_name(study.study_name)
-    told_at = datetime.now()
-    for trial in trials:
-        if _in_space(spec.space, trial.params):
-            storage.create_new_trial(study_id, template_trial=_frozen(spec.space, trial, told_at))
-    return study
+    """An in-memory Optuna study told every trial that lies in the spec's space."""
+    return _ToldStudy(spec, trials).study
 
 
 def ask(spec: SearchSpec, history: Sequence[Trial], trials: Sequence[Trial], count: int) -> list[dict[str, Any]]:
@@ -129,17 +138,131 @@ def ask(spec: SearchSpec, history: Sequence[Trial], trials: Sequence[Trial], cou
     runs) and the sweep's own ``trials``, and no point repeats a trial of the sweep (completed,
     failed or pending) or another new point. Fewer than ``count`` (maybe none) only when a finite
     space has no untried point left."""
-    study = build_study(spec, [*history, *trials])
     taken = {_point_key(trial.params) for trial in trials}
     rng = random.Random(new_seed() if spec.seed is None else repr((spec.seed, len(history), len(trials))))
-    points = []
-    for _ in range(count):
-        point = _untried_point(study, spec.space, taken, rng)
-        if point is None:
-            break
-        taken.add(_point_key(point))
-        points.append(point)
-    return points
+    return _kept_study(spec, [*history, *trials]).ask(count, taken, rng)
+
+
+class _ToldStudy:
+    """An in-memory study and the trials it was told, in order (those outside the space are listed, not told).
+
+    The trials go straight into the study's storage, as :class:`_SharedTrial` objects built
+    here: ``Study.add_trials`` would validate each twice and deep-copy it, which made
+    building the study ~10x the cost of the ask itself at 1,000 past runs.
+    """
+
+    def __init__(self, spec: SearchSpec, trials: Sequence[Trial]) -> None:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.space = spec.space
+        self.storage = optuna.storages.InMemoryStorage()
+        self.study = optuna.create_study(storage=self.storage, direction=spec.direction, sampler=_sampler(spec, len(trials)))
+        self.study_id = self.storage.get_study_id_from_name(self.study.study_name)
+        self.told: list[Trial] = []
+        self.pending_ids: dict[int, int] = {}
+        """Storage trial id of each pending trial told, by its index in ``told``."""
+        self.in_study = 0
+        """How many trials the study holds (those told that lie in the space)."""
+        self.usable = True
+        self._tell(trials)
+
+    def _tell(self, trials: Sequence[Trial]) -> None:
+        told_at = datetime.now()
+        for trial in trials:
+            if _in_space(self.space, trial.params):
+                trial_id = self.storage.create_new_trial(self.study_id, template_trial=_frozen(self.space, trial, told_at))
+                self.in_study += 1
+                if trial.pending:
+                    self.pending_ids[len(self.told)] = trial_id
+            self.told.append(trial)
+
+    def catch_up(self, spec: SearchSpec, trials: Sequence[Trial]) -> bool:
+        """Tell what changed since: the trials after those told, and told pending trials that have finished;
+        and seed a new sampler as :func:`build_study` would for ``trials``. False, telling nothing, when
+        ``trials`` is no such continuation (a trial left out, moved or otherwise changed, an ask not kept)."""
+        known = len(self.told)
+        if not self.usable or len(trials) < known or not self._same_but_pending(trials):
+            return False
+        finished = [index for index in self.pending_ids if not _told_alike(self.told[index], trials[index])]
+        if not all(self._finishes(index, trials[index]) for index in finished):
+            return False
+        for index in finished:
+            state, value = _state_and_value(trials[index])
+            self.storage.set_trial_state_values(self.pending_ids.pop(index), state, None if value is None else [value])
+            self.told[index] = trials[index]
+        self._tell(trials[known:])
+        self.study.sampler = _sampler(spec, len(trials))
+        return True
+
+    def _same_but_pending(self, trials: Sequence[Trial]) -> bool:
+        """Whether ``trials`` begin with those told, the pending ones aside (compared a stretch at a time:
+        the history's trials are the very objects told, so a stretch compares at C speed)."""
+        bounds = [-1, *sorted(self.pending_ids), len(self.told)]
+        return all(_alike(self.told[start + 1 : stop], trials[start + 1 : stop]) for start, stop in zip(bounds, bounds[1:]))
+
+    def _finishes(self, index: int, trial: Trial) -> bool:
+        return index in self.pending_ids and not trial.pending and trial.params == self.told[index].params
+
+    def ask(self, count: int, taken: set[tuple[Any, ...]], rng: random.Random) -> list[dict[str, Any]]:
+        """At most ``count`` untried points (see :func:`ask`), each added to ``taken``."""
+        self.usable = False  # until the asks are noted: a study whose ask raised is not reused
+        points = []
+        for _ in range(count):
+            point = _untried_point(self.study, self.space, taken, rng)
+            if point is None:
+                break
+            taken.add(_point_key(point))
+            points.append(point)
+        self._note_asked()
+        return points
+
+    def _note_asked(self) -> None:
+        """List the trials the study was just asked as pending, the way the sweep's next ask will list them.
+        A study that was told anything else meanwhile (a repeated point told as failed) or holds a sampler's
+        state (e.g. CMA-ES's) is no longer one :func:`build_study` would build: it stays unusable."""
+        asked = self.storage.get_all_trials(self.study_id, deepcopy=False)[self.in_study :]
+        sampler_state = self.storage.get_study_system_attrs(self.study_id) or not all(map(_attrs_only_repeat_params, asked))
+        if sampler_state or any(trial.state != TrialState.RUNNING for trial in asked):
+            return
+        for trial in asked:
+            self.pending_ids[len(self.told)] = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
+            self.told.append(Trial(dict(trial.params)))
+        self.in_study += len(asked)
+        self.usable = True
+
+
+_TPE_RELATIVE_PARAMS = "tpe:relative_params:"
+
+
+def _attrs_only_repeat_params(trial: FrozenTrial) -> bool:
+    """Whether a trial's system attributes tell a sampler nothing beyond its params: multivariate TPE with
+    constant liar writes a running trial's params there (JSON, in chunks) and reads them in place of the params."""
+    chunks = [trial.system_attrs.get(f"{_TPE_RELATIVE_PARAMS}{index}") for index in range(len(trial.system_attrs))]
+    return None not in chunks and (not chunks or json.loads("".join(chunks)) == trial.params)
+
+
+_KEPT_SEARCHES = 2
+"""Studies a process keeps, one per search it asked for lately: a worker serves few search sweeps at a time,
+and a kept study holds ~1 KiB per trial (10 MiB at 10,000 trials of two parameters)."""
+_kept: dict[str, _ToldStudy] = {}
+"""The study of each search this process asked for lately, by the search's spec, the latest last."""
+
+
+def _kept_study(spec: SearchSpec, trials: Sequence[Trial]) -> _ToldStudy:
+    """A study told ``trials`` as :func:`build_study` tells them: the one kept for the search, caught up, when it can be."""
+    key = json.dumps(spec.to_json(), sort_keys=True)
+    kept = _kept.pop(key, None)
+    if kept is None or not kept.catch_up(spec, trials):
+        kept = _ToldStudy(spec, trials)
+    _kept[key] = kept
+    for stale in list(_kept)[:-_KEPT_SEARCHES]:
+        del _kept[stale]
+    return kept
+
+
+def _sampler(spec: SearchSpec, told: int) -> optuna.samplers.BaseSampler:
+    """The sampler of an ask after ``told`` trials: seeded by the spec's seed and that count, so a seeded search
+    asks the same points in any process."""
+    return SAMPLERS[spec.sampler](spec.space, spec.seed + told if spec.seed is not None else new_seed())
 
 
 def _untried_point(study: optuna.Study, space: Space, taken: set[tuple[Any, ...]], rng: random.Random) -> dict[str, Any] | None:
@@ -221,18 +344,31 @@ class _SharedTrial(FrozenTrial):
 
 
 def _frozen(space: Space, trial: Trial, told_at: datetime) -> FrozenTrial:
-    """The trial as Optuna's: pending as RUNNING, failed or scored NaN as FAIL (Optuna refuses NaN), else COMPLETE."""
-    if trial.pending:
-        state, value, completed_at = TrialState.RUNNING, None, None
-    elif trial.failed or math.isnan(trial.value):
-        state, value, completed_at = TrialState.FAIL, None, told_at
-    else:
-        state, value, completed_at = TrialState.COMPLETE, trial.value, told_at
+    """The trial as Optuna's (see :func:`_state_and_value`)."""
+    state, value = _state_and_value(trial)
     distributions = {name: space[name] for name in trial.params}
     return _SharedTrial(
-        number=-1, trial_id=-1, state=state, value=value, datetime_start=told_at, datetime_complete=completed_at,
+        number=-1, trial_id=-1, state=state, value=value, datetime_start=told_at, datetime_complete=None if trial.pending else told_at,
         params=dict(trial.params), distributions=distributions, user_attrs={}, system_attrs={}, intermediate_values={},
     )  # fmt: skip
+
+
+def _alike(first: Sequence[Trial], second: Sequence[Trial]) -> bool:
+    return first == second or all(map(_told_alike, first, second))
+
+
+def _told_alike(first: Trial, second: Trial) -> bool:
+    """Whether Optuna is told the same of both (a NaN score is a failure, whatever the NaN)."""
+    return first.params == second.params and _state_and_value(first) == _state_and_value(second)
+
+
+def _state_and_value(trial: Trial) -> tuple[TrialState, float | None]:
+    """Pending as RUNNING, failed or scored NaN as FAIL (Optuna refuses NaN), else COMPLETE with its value."""
+    if trial.pending:
+        return TrialState.RUNNING, None
+    if trial.failed or math.isnan(trial.value):
+        return TrialState.FAIL, None
+    return TrialState.COMPLETE, trial.value
 
 
 def _in_space(space: Space, params: Mapping[str, Any]) -> bool:
