@@ -94,4 +94,5 @@ def _opened(store: Store | str | None) -> Iterator[Store]:
         yield store
         return
     with open_store(resolve_store_uri(store, None, Path.cwd())) as opened:
+        opened.end_stale_runs()  # runs whose process died unseen are DIED, not RUNNING, in what we return
         yield opened

@@ -71,11 +71,11 @@ class StoreObserver(RunObserver):
             "captured_out": "",
             "format": DOCUMENT_FORMAT,
         }
-        self.run_id = self.store.start_run(document)
+        self.run_id = self.store.start_run(document, claim=self.claim)
         return self.run_id
 
     def heartbeat_event(self, info: Mapping[str, Any], captured_out: str, beat_time: dt.datetime, result: Any) -> None:
-        self.store.update_run(self._require_id(), self._beat(info, captured_out, beat_time, result))
+        self.store.update_run(self._require_id(), self._beat(info, captured_out, beat_time, result), claim=self.claim)
 
     def hold_heartbeat(self, info: Mapping[str, Any], captured_out: str, beat_time: dt.datetime) -> None:
         """The last heartbeat, written together with the final event that must follow (one write instead of two)."""
@@ -105,7 +105,7 @@ class StoreObserver(RunObserver):
             for name, series in metrics_by_name.items()
             for step, value, timestamp in zip(series["steps"], series["values"], series["timestamps"])
         ]
-        self.store.add_metrics(self._require_id(), points)
+        self.store.add_metrics(self._require_id(), points, claim=self.claim)
         known = {entry["name"] for entry in self._info.get("metrics", [])}
         new = [{"name": name} for name in metrics_by_name if name not in known]
         self._info["metrics"] = [*self._info.get("metrics", []), *new]

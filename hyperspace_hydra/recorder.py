@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import datetime as dt
 import logging
+import os
 import signal
 import threading
 import traceback
@@ -23,7 +24,7 @@ from sacred.utils import apply_backspaces_and_linefeeds
 from hyperspace_hydra.metric_buffer import MetricBuffer
 from hyperspace_hydra.observer import StoreObserver
 from hyperspace_hydra.store import INTERRUPTED
-from hyperspace_hydra.store.base import utcnow
+from hyperspace_hydra.store.base import ClaimLostError, utcnow
 
 log = logging.getLogger("hyperspace_hydra")
 
@@ -102,6 +103,10 @@ class RunRecorder:
             try:
                 with self._lock:
                     self._write_heartbeat()
+            except ClaimLostError as error:
+                log.error("hyperspace: %s; stopping the task", error)
+                os.kill(os.getpid(), signal.SIGTERM)  # ends the task through _exit_on_sigterm: the attempt writes nothing more
+                return
             except Exception as error:  # noqa: BLE001 - keep beating; the run itself must go on
                 log.error("hyperspace: heartbeat of run %s could not be written: %s", self.observer.run_id, error)
 

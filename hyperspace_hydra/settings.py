@@ -39,6 +39,8 @@ from hyperspace_hydra.config import SETTINGS_KEY
 from hyperspace_hydra.errors import HyperspaceError
 
 STORE_ENV_VAR = "HYPERSPACE_STORE"
+MAX_HEARTBEAT_SECONDS = 30.0
+"""The longest heartbeat interval: a run outside the queue silent for 120 s (four of them) is ended as DIED."""
 DEFAULT_STORE_URI = "sqlite:///.hyperspace/store.db"
 CALLBACK_TARGET = "hyperspace_hydra.tracking.RecordingCallback"
 
@@ -107,12 +109,18 @@ def effective_settings(config: DictConfig | Mapping[str, Any]) -> HyperspaceSett
     node = config.get(SETTINGS_KEY)
     try:
         given = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HyperspaceSettings), given or {}))  # type: ignore[return-value]
+        settings: HyperspaceSettings = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HyperspaceSettings), given or {}))  # type: ignore[assignment]
     except ConfigKeyError as error:
         raise HyperspaceError(f"{SETTINGS_KEY}.{error.key} is not a setting; the settings are {', '.join(_SETTING_NAMES)} (fix the study's {SETTINGS_KEY} node or the override)") from None
     except OmegaConfBaseException as error:
         reason = str(error.msg).splitlines()[0]
         raise HyperspaceError(f"{SETTINGS_KEY}.{error.key}: {reason} (fix the study's {SETTINGS_KEY} node or the override)") from None
+    if not 0 < settings.heartbeat_seconds <= MAX_HEARTBEAT_SECONDS:
+        raise HyperspaceError(
+            f"{SETTINGS_KEY}.heartbeat_seconds must lie in (0, {MAX_HEARTBEAT_SECONDS:g}], not {settings.heartbeat_seconds:g}: "
+            "a run silent for four times that long is taken for dead"
+        )
+    return settings
 
 
 def resolve_store_uri(explicit: str | None, configured: str | None, start_dir: Path | str) -> str:

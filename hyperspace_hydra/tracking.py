@@ -35,7 +35,7 @@ from hyperspace_hydra.seeding import seed_everything
 from hyperspace_hydra.settings import HyperspaceSettings, effective_settings, redact_credentials, resolve_store_uri
 from hyperspace_hydra.slurm import sqlite_store_warning
 from hyperspace_hydra.store import Claim, open_store
-from hyperspace_hydra.store.base import utcnow
+from hyperspace_hydra.store.base import ClaimLostError, utcnow
 from hyperspace_hydra.store.retry import RetryingStore, open_retrying
 
 log = logging.getLogger("hyperspace_hydra")
@@ -50,6 +50,8 @@ class QueuedJob:
     sweep_id: int | None = None
 
 
+CLAIM_LOST_EXIT_STATUS = 75
+"""Exit status of a queued job's process whose attempt lost its job before the task started (it ran nothing)."""
 SWEEP_VARIABLE = "HYPERSPACE_SWEEP"
 """The environment variable (set through ``hydra.job.env_set``) that names the sweep of a local search's job."""
 
@@ -111,6 +113,10 @@ class RecordingCallback(Callback):
             observer = StoreObserver(recording_store(store_uri_for(config)), job.fields, _objective_function(settings), claim)
             self._recorder = RunRecorder(observer, settings.capture.value, settings.heartbeat_seconds)
             self._recorder.start(job.started_event_args)
+        except ClaimLostError as error:  # the attempt lost its job before it began: the task must not run
+            self._recorder = None
+            log.error("hyperspace: %s; the task does not run", error)
+            raise SystemExit(CLAIM_LOST_EXIT_STATUS) from None
         except Exception as error:  # noqa: BLE001 - Hydra would only warn; say it loudly, let the job run
             self._recorder = None
             log.error("hyperspace: this job is NOT recorded: %s: %s", type(error).__name__, error)

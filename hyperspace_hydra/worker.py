@@ -225,6 +225,8 @@ class Worker:
             tracking.bind_queued_job(tracking.QueuedJob(self.store.uri, job.claim, job.sweep_id))
             self.app.run(config)
             return 0
+        except SystemExit as stop:  # e.g. the attempt lost its job before the task began (tracking says why)
+            return stop.code if isinstance(stop.code, int) else 1
         except BaseException:  # noqa: BLE001 - the child must end through os._exit, whatever happened
             traceback.print_exc()
             return 1
@@ -283,6 +285,8 @@ class Worker:
                 self._say(f"job {running.job.claim.job_id} stopped: this worker no longer holds it (cancelled or taken over)")
         for job_id in self.store.requeue_expired():
             self._say(f"job {job_id} requeued: its worker was lost")
+        for run_id in self.store.end_stale_runs():
+            self._say(f"run {run_id} DIED: no heartbeat from its process (not a queued job)")
 
     def _advance_search(self, job: ClaimedJob) -> None:
         """When a trial of a search sweep ends, enqueue the next trial(s) of that sweep."""

@@ -274,3 +274,30 @@ def test_a_run_is_written_in_two_store_writes_plus_its_metrics(tmp_path: Path) -
     assert run["status"] == "COMPLETED" and run["objective"] == 0.25
     assert "hello from the run" in run["captured_out"] and run["info"] == {"metrics": [{"name": "loss"}]}
     assert run["start_time"] <= run["heartbeat"] <= run["stop_time"]
+
+
+def test_a_killed_run_of_the_basic_launcher_is_shown_and_stored_as_died_once_its_heartbeat_is_stale(probe_study: Path) -> None:
+    task = subprocess.Popen([sys.executable, "-m", "probe.run", "sleep=60"], cwd=probe_study, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    database = probe_study / ".hyperspace" / "store.db"
+    deadline = time.monotonic() + 60
+    while not (database.exists() and _statuses(database) == ["RUNNING"]):
+        assert time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.1)
+    task.kill()
+    task.wait(timeout=30)
+    assert [row["status"] for row in _listed(probe_study)] == ["RUNNING"], "a fresh heartbeat: maybe still alive"
+    with sqlite3.connect(database) as connection:  # as if STALE_RUN_SECONDS had passed since its last heartbeat
+        connection.execute("UPDATE runs SET heartbeat = datetime('now', '-125 seconds')")
+    assert [row["status"] for row in _listed(probe_study)] == ["DIED"]
+    assert _statuses(database) == ["DIED"], "stored, not only shown"
+
+
+def _statuses(database: Path) -> list[str]:
+    with sqlite3.connect(database) as connection:
+        return [status for (status,) in connection.execute("SELECT status FROM runs ORDER BY id")]
+
+
+def _listed(study: Path) -> list[dict[str, Any]]:
+    listed = hyperspace(study, "runs", "ls", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return [json.loads(line) for line in listed.stdout.splitlines()]

@@ -53,6 +53,8 @@ def test_unset_settings_take_the_defaults_and_set_ones_are_checked() -> None:
         ({"directon": "maximize"}, "hyperspace.directon is not a setting; the settings are store, objective, direction"),
         ({"direction": "maximise"}, "hyperspace.direction: Invalid value 'maximise', expected one of [minimize, maximize]"),
         ({"heartbeat_seconds": "often"}, "hyperspace.heartbeat_seconds: Value 'often' of type 'str' could not be converted to Float"),
+        ({"heartbeat_seconds": 60}, "hyperspace.heartbeat_seconds must lie in (0, 30], not 60"),
+        ({"heartbeat_seconds": 0}, "hyperspace.heartbeat_seconds must lie in (0, 30], not 0"),
     ],
 )
 def test_a_bad_setting_is_one_clear_error(node: dict, message: str) -> None:

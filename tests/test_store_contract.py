@@ -29,6 +29,7 @@ from hyperspace_hydra.store import (
     QUEUED,
     RUNNING,
     TIMEOUT,
+    ClaimLostError,
     JobNotFoundError,
     MetricPoint,
     NewJob,
@@ -37,7 +38,7 @@ from hyperspace_hydra.store import (
     open_store,
     sql,
 )
-from hyperspace_hydra.store.base import RUN_FIELDS, Condition
+from hyperspace_hydra.store.base import RUN_FIELDS, STALE_RUN, STALE_RUN_SECONDS, Condition
 from hyperspace_hydra.store.mongo import MongoStore
 
 mongomock.gridfs.enable_gridfs_integration()  # lets pymongo's GridFS work on mongomock's databases
@@ -152,7 +153,8 @@ def test_update_run_overwrites_fields_of_a_running_run(store: Store) -> None:
     run_id = store.start_run({"info": {"a": 1}})
     store.update_run(run_id, {"info": {"b": 2}, "heartbeat": NOW, "captured_out": "x"})
     run = store.get_run(run_id)
-    assert run["info"] == {"b": 2} and run["heartbeat"] == NOW and run["captured_out"] == "x"
+    assert run["info"] == {"b": 2} and run["captured_out"] == "x"
+    assert abs((run["heartbeat"] - store.server_time()).total_seconds()) < 5, "a heartbeat is stamped with the server's time"
 
 
 def test_status_cannot_be_changed_by_update_or_set_to_non_final(store: Store) -> None:
@@ -524,6 +526,59 @@ def test_a_run_whose_claim_was_lost_finishes_as_died_and_leaves_the_job(store: S
     assert store.finish_run(fresh_run, COMPLETED, {"result": 1.0}, claim=fresh.claim) is True
     [job] = store.list_jobs(job_ids=[fresh.claim.job_id])
     assert job["state"] == COMPLETED and job["run_id"] == fresh_run
+
+
+def test_a_lost_attempt_can_start_no_run_and_write_no_heartbeat_or_metric(store: Store) -> None:
+    store.enqueue("s", [_job("a")], {"kind": "grid"})
+    stale = store.claim("s", "w1", 0.01)
+    stale_run = store.start_run({"job_id": stale.claim.job_id, "task": "t"}, claim=stale.claim)
+    store.update_run(stale_run, {"captured_out": "held"}, claim=stale.claim)
+    store.add_metrics(stale_run, [MetricPoint("loss", 0, 1.0, NOW)], claim=stale.claim)
+    time.sleep(0.05)
+    store.requeue_expired()
+    with pytest.raises(ClaimLostError):
+        store.update_run(stale_run, {"captured_out": "late"}, claim=stale.claim)
+    with pytest.raises(ClaimLostError):
+        store.add_metrics(stale_run, [MetricPoint("loss", 1, 0.5, NOW)], claim=stale.claim)
+    runs_before = store.list_runs()
+    with pytest.raises(ClaimLostError):
+        store.start_run({"job_id": stale.claim.job_id, "task": "late"}, claim=stale.claim)
+    assert store.get_run(stale_run)["captured_out"] == "held" and store.get_metrics(stale_run)["loss"]["steps"] == [0]
+    running = [run for run in store.list_runs() if run["status"] == RUNNING]
+    assert running == [] and len(store.list_runs()) - len(runs_before) in (0, 1), "nothing runs for the lost attempt"
+    fresh = store.claim("s", "w2", 60)
+    fresh_run = store.start_run({"job_id": fresh.claim.job_id}, claim=fresh.claim)
+    store.add_metrics(fresh_run, [MetricPoint("loss", 0, 0.1, NOW)], claim=fresh.claim)
+    assert store.get_run(fresh_run)["status"] == RUNNING
+
+
+def test_a_run_outside_the_queue_whose_heartbeat_stopped_is_ended_as_died(store: Store) -> None:
+    """Heartbeats are stamped with the server's time whatever the caller's clock says; a run without a job whose
+    heartbeat is older than STALE_RUN_SECONDS died with its process. Runs of queued jobs are their lease's business."""
+    silent = store.start_run({"task": "t", "heartbeat": NOW + dt.timedelta(days=1)})
+    beating = store.start_run({"task": "t"})
+    store.update_run(beating, {"heartbeat": NOW - dt.timedelta(days=1)})
+    assert abs((store.get_run(beating)["heartbeat"] - store.server_time()).total_seconds()) < 5, "the server's time, not the given one"
+    store.enqueue("s", [_job("a")], {"kind": "grid"})
+    queued = store.claim("s", "w", 3600)
+    of_a_job = store.start_run({"task": "t", "job_id": queued.claim.job_id}, claim=queued.claim)
+    assert store.end_stale_runs() == []
+    _age_heartbeats(store, [silent, of_a_job], seconds=STALE_RUN_SECONDS + 5)
+    assert store.end_stale_runs() == [silent]
+    assert store.end_stale_runs() == [], "once"
+    run = store.get_run(silent)
+    assert run["status"] == DIED and run["fail_trace"] == [STALE_RUN]
+    assert [store.get_run(run_id)["status"] for run_id in (beating, of_a_job)] == [RUNNING, RUNNING]
+
+
+def _age_heartbeats(store: Store, run_ids: list[int], seconds: float) -> None:
+    """Move the runs' last heartbeat ``seconds`` into the past, as if their processes had gone silent that long ago."""
+    old = store.server_time() - dt.timedelta(seconds=seconds)
+    if isinstance(store, MongoStore):
+        store._db.runs.update_many({"_id": {"$in": run_ids}}, {"$set": {"heartbeat": old}})
+        return
+    with store._writer.begin() as connection:
+        connection.execute(sql._runs.update().where(sql._runs.c.id.in_(run_ids)).values(heartbeat=old))
 
 
 def test_lease_renewal_keeps_jobs_and_reports_lost_claims(store: Store) -> None:

@@ -33,6 +33,9 @@ def store_uri(args: argparse.Namespace, app: App | None = None) -> str:
 
 
 def open_store_for(args: argparse.Namespace) -> Store:
-    """Open the store a command works on (with ``--app``, the study's configured store counts)."""
+    """Open the store a command works on (with ``--app``, the study's configured store counts), and
+    finish as DIED the runs whose process died unseen (:meth:`Store.end_stale_runs`), so no table shows them RUNNING."""
     app = load_app(args.app) if getattr(args, "app", None) else None
-    return open_store(store_uri(args, app))
+    store = open_store(store_uri(args, app))
+    store.end_stale_runs()
+    return store

@@ -19,6 +19,7 @@ from hyperspace_hydra.store.base import (
     TIMEOUT,
     Claim,
     ClaimedJob,
+    ClaimLostError,
     Condition,
     EnqueueResult,
     JobNotFoundError,
@@ -31,7 +32,7 @@ from hyperspace_hydra.store.base import (
 
 __all__ = [
     "CANCELLED", "COMPLETED", "DIED", "FAILED", "FINAL_STATUSES", "INTERRUPTED", "JOB_FINAL_STATES",
-    "JOB_STATES", "PAUSED", "QUEUED", "RUNNING", "TIMEOUT", "Claim", "ClaimedJob", "Condition", "EnqueueResult",
+    "JOB_STATES", "PAUSED", "QUEUED", "RUNNING", "TIMEOUT", "Claim", "ClaimedJob", "ClaimLostError", "Condition", "EnqueueResult",
     "JobNotFoundError", "MetricPoint", "NewJob", "RunNotFoundError", "Store", "open_store", "utcnow",
 ]  # fmt: skip
 

@@ -52,6 +52,12 @@ SWEEP_FINAL_STATES = frozenset({COMPLETED, EXHAUSTED, CANCELLED, INTERRUPTED})
 spent, every point of its space was tried, it was cancelled, or its local loop was stopped."""
 
 
+STALE_RUN_SECONDS = 120
+"""A RUNNING run outside the queue whose last heartbeat is older than this (on the server's clock) died with its
+process: four times the longest heartbeat interval a study may set (``settings.MAX_HEARTBEAT_SECONDS``), as long as
+Omniboard waits before it shows a run PROBABLY_DEAD."""
+STALE_RUN = f"process lost: no heartbeat for {STALE_RUN_SECONDS} s"
+"""The trace of a run that :meth:`Store.end_stale_runs` found dead."""
 LEASE_EXPIRED = "worker lost: the job's lease expired"
 """The error of a job, and the trace of its run, when its worker's lease expired."""
 JOB_STATE_AFTER_RUN = {COMPLETED: COMPLETED, FAILED: FAILED, TIMEOUT: TIMEOUT, INTERRUPTED: QUEUED, DIED: QUEUED}
@@ -64,6 +70,11 @@ def check_sweep_state(state: str) -> None:
     """ValueError unless ``state`` is one of :data:`SWEEP_FINAL_STATES` (see :meth:`Store.end_sweep`)."""
     if state not in SWEEP_FINAL_STATES:
         raise ValueError(f"{state!r} is not a final sweep state; expected one of {sorted(SWEEP_FINAL_STATES)}")
+
+
+def claim_lost(claim: Claim) -> ClaimLostError:
+    """The error of an attempt that may no longer write."""
+    return ClaimLostError(f"job {claim.job_id}: this attempt no longer holds the job (its lease was taken over, or it was cancelled or ended); nothing written")
 
 
 def run_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -95,6 +106,10 @@ class RunNotFoundError(HyperspaceError):
 
 class JobNotFoundError(HyperspaceError):
     """No job (or sweep) with the given id exists in this store."""
+
+
+class ClaimLostError(HyperspaceError):
+    """The attempt's claim on its job no longer holds (lease taken over, job cancelled or ended): it may write nothing."""
 
 
 @dataclass(frozen=True)
@@ -265,20 +280,31 @@ class Store(abc.ABC):
     uri: str
 
     @abc.abstractmethod
-    def start_run(self, document: Mapping[str, Any]) -> int:
+    def start_run(self, document: Mapping[str, Any], claim: Claim | None = None) -> int:
         """Insert a new run with status RUNNING and return its id.
 
         Ids are positive integers, unique in the store and never reused, also when
         several processes start runs at the same moment. Fields of
-        :data:`RUN_FIELDS` missing from ``document`` are stored as empty.
+        :data:`RUN_FIELDS` missing from ``document`` are stored as empty; ``heartbeat``
+        is the server's time (see :meth:`update_run`).
+
+        With ``claim`` (the run executes that queued job) the run is inserted only while
+        the claim holds (job RUNNING with that token); otherwise :class:`ClaimLostError`
+        is raised. SQL backends check and insert in one transaction, so a lost attempt
+        writes nothing; MongoDB (no transaction) inserts, checks again and finishes a run
+        that lost the race at once as DIED before raising.
         """
 
     @abc.abstractmethod
-    def update_run(self, run_id: int, changes: Mapping[str, Any]) -> None:
+    def update_run(self, run_id: int, changes: Mapping[str, Any], claim: Claim | None = None) -> None:
         """Overwrite the given fields of a RUNNING run (heartbeat, captured output, info, result).
 
         A run that already has a final status is left unchanged: a late heartbeat
-        never undoes a finish. Raises :class:`RunNotFoundError` for an unknown id.
+        never undoes a finish. A ``heartbeat`` is stored as the server's time of the
+        write (:meth:`server_time`), whatever value is given, so that staleness is
+        judged on one clock (:meth:`end_stale_runs`). Raises :class:`RunNotFoundError`
+        for an unknown id. With ``claim``, writes only while the claim holds, else
+        raises :class:`ClaimLostError`.
         """
 
     @abc.abstractmethod
@@ -300,6 +326,16 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def end_stale_runs(self) -> list[int]:
+        """Finish as DIED (trace :data:`STALE_RUN`) every RUNNING run without a job whose last heartbeat is
+        more than :data:`STALE_RUN_SECONDS` old on the server's clock; return their ids.
+
+        Such a run's process died without a word (SIGKILL, out of memory, a lost node) under
+        a launcher other than the queue. Runs of queued jobs are left to their job's lease
+        (:meth:`requeue_expired`). Safe to call from any number of processes at once.
+        """
+
+    @abc.abstractmethod
     def rewrite_config(self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any]) -> None:
         """Replace a run's complete ``config``, its ``config_hash`` and its ``info`` in one write, whatever its status.
 
@@ -308,10 +344,11 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def add_metrics(self, run_id: int, points: Iterable[MetricPoint]) -> None:
+    def add_metrics(self, run_id: int, points: Iterable[MetricPoint], claim: Claim | None = None) -> None:
         """Append metric points to a run; all of them or none are stored.
 
-        Raises :class:`RunNotFoundError` for an unknown id.
+        Raises :class:`RunNotFoundError` for an unknown id. With ``claim``, writes only
+        while the claim holds, else raises :class:`ClaimLostError`.
         """
 
     @abc.abstractmethod

@@ -42,6 +42,8 @@ from hyperspace_hydra.store.base import (
     RUN_FIELDS,
     RUN_STATUS_AFTER_WORKER_END,
     RUNNING,
+    STALE_RUN,
+    STALE_RUN_SECONDS,
     SWEEP_FINAL_STATES,
     Claim,
     ClaimedJob,
@@ -53,6 +55,7 @@ from hyperspace_hydra.store.base import (
     RunNotFoundError,
     Store,
     check_sweep_state,
+    claim_lost,
     run_changes,
     run_conditions,
     run_fields,
@@ -212,17 +215,37 @@ class MongoStore(Store):
     # runs
 
     @_reachable
-    def start_run(self, document: Mapping[str, Any]) -> int:
+    def start_run(self, document: Mapping[str, Any], claim: Claim | None = None) -> int:
+        """With ``claim``: check, insert, check again; a run inserted after its claim was lost ends DIED at once."""
         values = {field: document.get(field) for field in RUN_FIELDS}
         values["status"] = RUNNING
+        self._require_claim(claim)
+        values["heartbeat"] = self.server_time()
         [run_id] = self._allocate_ids("runs")
         self._write_run(run_id, values, lambda fields, _unset: self._insert_run(run_id, fields))
+        if claim is not None and not self._claim_holds(claim):
+            self._finish_run_document(run_id, DIED, {"stop_time": utcnow(), "fail_trace": [claim_lost(claim).args[0]]})
+            raise claim_lost(claim)
         return run_id
 
     @_reachable
-    def update_run(self, run_id: int, changes: Mapping[str, Any]) -> None:
-        if not self._write_run(run_id, run_changes(changes), self._setter_while_running(run_id)):
+    def update_run(self, run_id: int, changes: Mapping[str, Any], claim: Claim | None = None) -> None:
+        self._require_claim(claim)
+        values = run_changes(changes)
+        if "heartbeat" in values:
+            values["heartbeat"] = self.server_time()
+        if not self._write_run(run_id, values, self._setter_while_running(run_id)):
             self._require_run(run_id)
+
+    @_reachable
+    def end_stale_runs(self) -> list[int]:
+        now = self.server_time()
+        stale = {"status": RUNNING, "job_id": None, "heartbeat": {"$lt": now - dt.timedelta(seconds=STALE_RUN_SECONDS)}}
+        ended = []
+        for run in list(self._db.runs.find(stale, {"_id": 1})):
+            if self._finish_run_document(run["_id"], DIED, {"stop_time": now, "fail_trace": [STALE_RUN]}):
+                ended.append(run["_id"])
+        return ended
 
     @_reachable
     def finish_run(self, run_id: int, status: str, changes: Mapping[str, Any], claim: Claim | None = None) -> bool:
@@ -243,7 +266,8 @@ class MongoStore(Store):
             raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
 
     @_reachable
-    def add_metrics(self, run_id: int, points: Iterable[MetricPoint]) -> None:
+    def add_metrics(self, run_id: int, points: Iterable[MetricPoint], claim: Claim | None = None) -> None:
+        self._require_claim(claim)
         series: dict[str, dict[str, list[Any]]] = {}
         for point in points:
             entry = series.setdefault(point.name, {"steps": [], "values": [], "timestamps": []})
@@ -394,6 +418,13 @@ class MongoStore(Store):
             except GridFSError:
                 return None
         return document
+
+    def _claim_holds(self, claim: Claim) -> bool:
+        return self._db.jobs.count_documents(_holds(claim), limit=1) == 1
+
+    def _require_claim(self, claim: Claim | None) -> None:
+        if claim is not None and not self._claim_holds(claim):
+            raise claim_lost(claim)
 
     def _require_run(self, run_id: int) -> dict[str, Any]:
         """The run's id and status; raises :class:`RunNotFoundError`."""

@@ -39,6 +39,8 @@ from hyperspace_hydra.store.base import (
     RUN_FIELDS,
     RUN_STATUS_AFTER_WORKER_END,
     RUNNING,
+    STALE_RUN,
+    STALE_RUN_SECONDS,
     SWEEP_FINAL_STATES,
     Claim,
     ClaimedJob,
@@ -50,6 +52,7 @@ from hyperspace_hydra.store.base import (
     RunNotFoundError,
     Store,
     check_sweep_state,
+    claim_lost,
     run_changes,
     run_conditions,
     run_fields,
@@ -255,18 +258,22 @@ class SQLStore(Store):
     # runs
 
     @_reachable
-    def start_run(self, document: Mapping[str, Any]) -> int:
+    def start_run(self, document: Mapping[str, Any], claim: Claim | None = None) -> int:
         values = {field: document.get(field) for field in RUN_FIELDS}
         values["status"] = RUNNING
         with self._writer.begin() as connection:
+            _require_claim(connection, claim)
+            values["heartbeat"] = _server_now(connection)
             return int(connection.execute(_runs.insert().values(**values)).inserted_primary_key[0])
 
     @_reachable
-    def update_run(self, run_id: int, changes: Mapping[str, Any]) -> None:
+    def update_run(self, run_id: int, changes: Mapping[str, Any], claim: Claim | None = None) -> None:
         with self._writer.begin() as connection:
-            updated = connection.execute(
-                _runs.update().where(_runs.c.id == run_id, _runs.c.status == RUNNING).values(**run_changes(changes))
-            ).rowcount
+            _require_claim(connection, claim)
+            values = run_changes(changes)
+            if "heartbeat" in values:
+                values["heartbeat"] = _server_now(connection)
+            updated = connection.execute(_runs.update().where(_runs.c.id == run_id, _runs.c.status == RUNNING).values(**values)).rowcount
             if not updated:
                 self._require_run(connection, run_id)
 
@@ -289,6 +296,16 @@ class SQLStore(Store):
             return finished
 
     @_reachable
+    def end_stale_runs(self) -> list[int]:
+        with self._writer.begin() as connection:
+            now = _server_now(connection)
+            stale = (_runs.c.status == RUNNING) & _runs.c.job_id.is_(None) & (_runs.c.heartbeat < now - dt.timedelta(seconds=STALE_RUN_SECONDS))
+            ids = [row.id for row in connection.execute(sa.select(_runs.c.id).where(stale).with_for_update(skip_locked=True))]
+            if ids:
+                _finish_runs(connection, _runs.c.id.in_(ids) & (_runs.c.status == RUNNING), DIED, {"stop_time": now, "fail_trace": [STALE_RUN]})
+        return ids
+
+    @_reachable
     def rewrite_config(self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any]) -> None:
         with self._writer.begin() as connection:
             updated = connection.execute(_runs.update().where(_runs.c.id == run_id).values(config=config, config_hash=config_hash, info=info))
@@ -296,12 +313,13 @@ class SQLStore(Store):
                 raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
 
     @_reachable
-    def add_metrics(self, run_id: int, points: Iterable[MetricPoint]) -> None:
+    def add_metrics(self, run_id: int, points: Iterable[MetricPoint], claim: Claim | None = None) -> None:
         rows = [
             {"run_id": run_id, "name": p.name, "step": p.step, "value": p.value, "timestamp": p.timestamp}
             for p in points
         ]
         with self._writer.begin() as connection:
+            _require_claim(connection, claim)
             self._require_run(connection, run_id)
             if rows:
                 connection.execute(_metrics.insert(), rows)
@@ -586,6 +604,13 @@ def _upgrade_to_2(connection: Connection) -> None:
 
 _UPGRADES: list[Callable[[Connection], None]] = [_upgrade_to_2]
 """``_UPGRADES[v - 1]`` brings schema version ``v`` to ``v + 1``."""
+
+
+def _require_claim(connection: Connection, claim: Claim | None) -> None:
+    """Raise :class:`ClaimLostError` unless ``claim`` (when given) holds; its job row stays locked until the transaction
+    ends (on SQLite the whole store is, by BEGIN IMMEDIATE), so no requeue can slip in before the write."""
+    if claim is not None and connection.execute(sa.select(_jobs.c.id).where(*_holds(claim)).with_for_update(read=True)).first() is None:
+        raise claim_lost(claim)
 
 
 def _holds(claim: Claim) -> tuple[sa.ColumnElement[bool], ...]:
