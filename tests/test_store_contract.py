@@ -410,6 +410,7 @@ def _make_version_1(backend: Backend) -> None:
     engine = sqlalchemy.create_engine(backend.uri.replace("postgresql://", "postgresql+psycopg://"))
     with engine.begin() as connection:
         connection.exec_driver_sql("DROP INDEX ix_runs_sweep_id")
+        connection.exec_driver_sql("DROP INDEX ix_runs_task_status_id")
         connection.exec_driver_sql("ALTER TABLE runs DROP COLUMN sweep_id")
         connection.exec_driver_sql("ALTER TABLE sweeps DROP COLUMN state")
     engine.dispose()
