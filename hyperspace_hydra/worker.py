@@ -16,17 +16,30 @@ process group, so a Ctrl-C in the terminal reaches only the supervisor. SIGUSR2 
 SLURM sends before a time limit or a preemption (as submitit asks it to); SLURM signals
 every process of a job, so children ignore SIGUSR2 and leave the decision to the supervisor.
 
+A job never outlives its worker: a child asks the kernel to SIGKILL it when the worker dies
+(``PR_SET_PDEATHSIG`` on Linux), and a thread in the child kills its process group as soon as
+its parent changes (other systems, or a death signal that came too late). A child whose claim
+is lost (job cancelled, or requeued after its lease expired) is killed at the next claim check,
+within about a second. So two attempts of one job never run at once: a new attempt starts only
+after the lease of the old one expired, and by then the old one is gone.
+
+Store errors (database unreachable, disk full, read-only or damaged file) never crash the
+worker: every store call is retried with backoff (:mod:`hyperspace_hydra.store.retry`), one
+warning line per failure, and the worker resumes where it was once the store works again.
+
 GPUs: with ``processes`` > 1 and GPUs listed in ``CUDA_VISIBLE_DEVICES``, each running
 job gets its own equal share of them (:func:`hyperspace_hydra.slurm.gpu_shares`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import select
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -51,6 +64,12 @@ from hyperspace_hydra.targets import allowed_packages, refusal
 _SHORTEST_POLL = 0.05
 _TAKEN_AWAY = (CANCELLED, QUEUED, RUNNING, DIED)
 """States of a job whose claim this worker lost to someone else (a job that ended itself is just reaped)."""
+_LONGEST_LEASE_CHECK = 1.0
+"""Claims are checked (and leases renewed) at least this often, so a cancelled job stops within about a second."""
+_WORKER_WATCH_SECONDS = 0.5
+_LOST_JOB_SECONDS = 1.0
+"""How long a job whose claim was lost may take to record its end after SIGTERM, before SIGKILL."""
+_PR_SET_PDEATHSIG = 1
 _STOP_WAIT_SECONDS = 10.0
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
 
@@ -172,7 +191,8 @@ class Worker:
         gpus = self._free_gpu_share()
         pid = self._fork_job(job, config, log_path, gpus)
         self._running[pid] = _RunningJob(job, pid, time.monotonic(), log_path, gpus)
-        self._say(f"job {job.claim.job_id} started: {' '.join(redact_credentials(item) for item in job.overrides) or '(no overrides)'}")
+        overrides = " ".join(redact_credentials(item) for item in job.overrides) or "(no overrides)"
+        self._say(f"job {job.claim.job_id} started (attempt {job.attempts + 1}, pid {pid}): {overrides}")
         return True
 
     def _end_without_running(self, job: ClaimedJob, reason: str) -> None:
@@ -197,15 +217,17 @@ class Worker:
     def _fork_job(self, job: ClaimedJob, config: DictConfig, log_path: Path, gpus: list[str] | None) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
+        worker_pid = os.getpid()
         pid = os.fork()
         if pid == 0:
-            os._exit(self._run_in_child(job, config, log_path, gpus))
+            os._exit(self._run_in_child(job, config, log_path, gpus, worker_pid))
         return pid
 
-    def _run_in_child(self, job: ClaimedJob, config: DictConfig, log_path: Path, gpus: list[str] | None) -> int:
+    def _run_in_child(self, job: ClaimedJob, config: DictConfig, log_path: Path, gpus: list[str] | None, worker_pid: int) -> int:
         """Runs in the forked child; returns its exit status (never returns to the loop)."""
         try:
             os.setpgid(0, 0)
+            _die_with_worker(worker_pid)
             if gpus is not None:
                 os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
             signal.set_wakeup_fd(-1)
@@ -262,20 +284,24 @@ class Worker:
                 self._advance_search(running.job)
 
     def _lease_work(self) -> None:
+        """Renew this worker's leases, stop the jobs whose claim was lost, requeue jobs of lost workers."""
         now = time.monotonic()
         if now < self._next_lease_work:
             return
-        self._next_lease_work = now + max(self.options.lease / 4, 0.2)
-        lost = self.store.renew_leases([running.job.claim for running in self._running.values()], self.options.lease)
+        self._next_lease_work = now + min(max(self.options.lease / 4, 0.2), _LONGEST_LEASE_CHECK)
+        if self._running:
+            self._stop_lost_jobs(self.store.renew_leases([running.job.claim for running in self._running.values()], self.options.lease))
+        for job_id in self.store.requeue_expired():
+            self._say(f"job {job_id} requeued: its worker was lost")
+
+    def _stop_lost_jobs(self, lost: set[int]) -> None:
+        """Kill the processes of jobs whose claim was lost to someone else (jobs that ended themselves are reaped)."""
         taken = {job["id"] for job in self.store.list_jobs(job_ids=sorted(lost)) if job["state"] in _TAKEN_AWAY} if lost else set()
         for pid, running in list(self._running.items()):
             if running.job.claim.job_id in taken:
-                _kill_group(pid)
-                os.waitpid(pid, 0)
+                _stop_group(pid)
                 del self._running[pid]
                 self._say(f"job {running.job.claim.job_id} stopped: this worker no longer holds it (cancelled or taken over)")
-        for job_id in self.store.requeue_expired():
-            self._say(f"job {job_id} requeued: its worker was lost")
 
     def _advance_search(self, job: ClaimedJob) -> None:
         """When a trial of a search sweep ends, enqueue the next trial(s) of that sweep."""
@@ -383,6 +409,29 @@ def _gather_provenance_once(app: App) -> None:
     provenance.code_version(provenance.source_directory(app.task_function))
 
 
+def _die_with_worker(worker_pid: int) -> None:
+    """Make this job process die when the worker ``worker_pid`` (its parent) does, whatever kills the worker.
+
+    On Linux the kernel's parent-death signal kills it the moment the worker dies; a worker that
+    died before that was set is caught by the check that follows. Elsewhere (or should the signal
+    not be set), a watcher thread kills the process group within half a second of the parent
+    changing. Processes the task starts itself are not covered on Linux: they must watch their
+    own parent, as PyTorch's data-loader workers do.
+    """
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != worker_pid:
+        os.killpg(0, signal.SIGKILL)
+    threading.Thread(target=_kill_group_when_orphaned, args=(worker_pid,), name="hyperspace-worker-watch", daemon=True).start()
+
+
+def _kill_group_when_orphaned(worker_pid: int) -> None:
+    """Poll the parent; once it is no longer the worker, the worker is gone: kill this process group."""
+    while os.getppid() == worker_pid:
+        time.sleep(_WORKER_WATCH_SECONDS)
+    os.killpg(0, signal.SIGKILL)
+
+
 def _redirect_output(log_path: Path) -> None:
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log_fd, 1)
@@ -415,3 +464,15 @@ def _signal_group(pid: int, signum: int) -> None:
 
 def _kill_group(pid: int) -> None:
     _signal_group(pid, signal.SIGKILL)
+
+
+def _stop_group(pid: int) -> None:
+    """Stop a job process and its group now: SIGTERM lets its run record its end, SIGKILL follows soon after."""
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + _LOST_JOB_SECONDS
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return
+        time.sleep(_SHORTEST_POLL)
+    _kill_group(pid)
+    os.waitpid(pid, 0)

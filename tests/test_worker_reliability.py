@@ -1,17 +1,28 @@
-"""A worker's reliability with real processes and signals: a full disk pauses it without losing anything."""
+"""A worker's reliability with real processes and signals: its jobs die with it, a lost claim stops
+its job at once, a full disk pauses it without losing anything."""
 
 from __future__ import annotations
 
 import errno
 import os
+import re
+import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, enqueue, python_in, start_worker, wait_until
+from conftest import clean_env, enqueue, hyperspace, python_in, start_worker, wait_until
 
 from hyperspace_hydra.store import Store, open_store
+
+
+@pytest.fixture
+def store(probe_study: Path) -> Iterator[Store]:
+    """The probe study's default store, opened from the test process."""
+    with open_store(f"sqlite:///{probe_study}/.hyperspace/store.db") as opened:
+        yield opened
 
 
 def submit(study: Path, *jobs: list[str], env: dict[str, str] | None = None) -> None:
@@ -23,6 +34,70 @@ def submit(study: Path, *jobs: list[str], env: dict[str, str] | None = None) -> 
 
 def states(store: Store) -> list[str]:
     return [job["state"] for job in store.list_jobs()]
+
+
+def job_pid(study: Path, log_name: str, job_id: int) -> int:
+    """The pid of the job process a worker started for ``job_id``, read from the worker's output."""
+    found = wait_until(lambda: re.search(rf"job {job_id} started \(attempt \d+, pid (\d+)\)", (study / log_name).read_text()), what=f"job {job_id} to start")
+    return int(found.group(1))
+
+
+def live_processes_in_group(pgid: int) -> list[int]:
+    """Pids of the processes (zombies aside) in process group ``pgid``: a job process and whatever it started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def sleeping(store: Store) -> bool:
+    """Whether a run of the study is in its task's sleep."""
+    return any(run["status"] == "RUNNING" and "sleeping" in (run["captured_out"] or "") for run in store.list_runs())
+
+
+def test_a_killed_workers_job_process_dies_within_a_second_and_the_next_attempt_runs_alone(probe_study: Path, store: Store) -> None:
+    submit(probe_study, ["sleep=5"])
+    doomed = start_worker(probe_study, "--lease", "2", log_name="doomed.log")
+    child = job_pid(probe_study, "doomed.log", 1)
+    wait_until(lambda: sleeping(store), what="the job to sleep")
+    assert live_processes_in_group(child) == [child]
+    doomed.send_signal(signal.SIGKILL)  # the worker alone: its job process is in its own process group
+    doomed.wait(timeout=10)
+    wait_until(lambda: not live_processes_in_group(child), timeout=2, what="the job process to die with its worker")
+    survivor = start_worker(probe_study, "--lease", "2", log_name="survivor.log")
+    wait_until(lambda: states(store) == ["COMPLETED"], timeout=120, what="another worker to complete the job")
+    survivor.send_signal(signal.SIGTERM)
+    assert survivor.wait(timeout=60) == 0
+    [job] = store.list_jobs()
+    assert job["state"] == "COMPLETED" and job["attempts"] == 1
+    first, second = store.list_runs()
+    assert (first["status"], second["status"]) == ("DIED", "COMPLETED") and job["run_id"] == second["_id"]
+    assert first["output_dir"] == second["output_dir"]
+    assert (Path(second["output_dir"]) / "job.log").read_text().count("hello from the task") == 2
+
+
+def test_a_cancelled_running_job_stops_within_seconds(probe_study: Path, store: Store) -> None:
+    submit(probe_study, ["sleep=60"])
+    worker = start_worker(probe_study)  # the default lease of 60 s: a cancel must not wait for its renewal
+    child = job_pid(probe_study, "worker.log", 1)
+    wait_until(lambda: sleeping(store), what="the job to sleep")
+    cancelled = hyperspace(probe_study, "queue", "cancel", "1")
+    assert cancelled.stdout.strip() == "1 job(s) cancelled", cancelled.stderr
+    wait_until(lambda: not live_processes_in_group(child), timeout=3, what="the cancelled job to stop")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0
+    [job] = store.list_jobs()
+    assert job["state"] == "CANCELLED"
+    [run] = store.list_runs()
+    assert run["status"] == "INTERRUPTED", "the stopped job recorded its end"
+    assert "job 1 stopped: this worker no longer holds it (cancelled or taken over)" in (probe_study / "worker.log").read_text()
 
 
 def _mount_small_tmpfs(directory: Path) -> None:
