@@ -23,6 +23,10 @@ is lost (job cancelled, or requeued after its lease expired) is killed at the ne
 within about a second. So two attempts of one job never run at once: a new attempt starts only
 after the lease of the old one expired, and by then the old one is gone.
 
+Each attempt this worker made is counted once, by its own outcome: the state its run gave the
+job, FAILED or TIMEOUT from the worker, REQUEUED when the worker stopped it, or LOST when its
+claim was lost (the line then also says what became of the job).
+
 Store errors (database unreachable, disk full, read-only or damaged file) never crash the
 worker: every store call is retried with backoff (:mod:`hyperspace_hydra.store.retry`), one
 warning line per failure, and the worker resumes where it was once the store works again.
@@ -64,8 +68,14 @@ from hyperspace_hydra.targets import allowed_packages, refusal
 _SHORTEST_POLL = 0.05
 _TAKEN_AWAY = (CANCELLED, QUEUED, RUNNING, DIED)
 """States of a job whose claim this worker lost to someone else (a job that ended itself is just reaped)."""
+LOST = "LOST"
+"""The outcome of an attempt whose claim was lost (the job was cancelled, or requeued after its lease expired)."""
+REQUEUED = "REQUEUED"
+"""The outcome of an attempt that this worker stopped and put back in the queue."""
 _LONGEST_LEASE_CHECK = 1.0
 """Claims are checked (and leases renewed) at least this often, so a cancelled job stops within about a second."""
+_EXIT_CLAIM_LOST = 75
+"""Exit status of a job process whose run ended after its job's claim was lost (see :func:`tracking.queued_job_ended_by_its_run`)."""
 _WORKER_WATCH_SECONDS = 0.5
 _LOST_JOB_SECONDS = 1.0
 """How long a job whose claim was lost may take to record its end after SIGTERM, before SIGKILL."""
@@ -140,7 +150,8 @@ class Worker:
 
     @property
     def outcomes(self) -> dict[str, int]:
-        """How many jobs this worker ended in each state so far (``REQUEUED`` for those it put back)."""
+        """How many of this worker's attempts ended each way so far: the state the attempt gave its job,
+        ``REQUEUED`` (stopped by the worker and put back) or ``LOST`` (its claim was lost)."""
         return dict(self._counters.outcomes)
 
     def _loop(self) -> None:
@@ -158,7 +169,7 @@ class Worker:
             if started:
                 idle_wait = _SHORTEST_POLL
                 continue
-            if not self._running and (self.options.exit_when_empty or self._max_jobs_reached()):
+            if not self._running and (self._max_jobs_reached() or (self.options.exit_when_empty and self._queue_drained())):
                 return
             self._wait(idle_wait)
             idle_wait = min(idle_wait * 2, self.options.poll)
@@ -170,6 +181,10 @@ class Worker:
 
     def _max_jobs_reached(self) -> bool:
         return self.options.max_jobs is not None and self._counters.claimed >= self.options.max_jobs
+
+    def _queue_drained(self) -> bool:
+        """No job of the study is QUEUED, nor RUNNING under a lease that may still expire and requeue it."""
+        return not self.store.list_jobs(study=self.app.module, states=[QUEUED, RUNNING])
 
     def _start_next(self) -> bool:
         job = self.store.claim(self.app.module, self.name, self.options.lease)
@@ -224,7 +239,11 @@ class Worker:
         return pid
 
     def _run_in_child(self, job: ClaimedJob, config: DictConfig, log_path: Path, gpus: list[str] | None, worker_pid: int) -> int:
-        """Runs in the forked child; returns its exit status (never returns to the loop)."""
+        """Runs in the forked child; returns its exit status (never returns to the loop).
+
+        The status is :data:`_EXIT_CLAIM_LOST` when the run ended after the job's claim was lost,
+        else 0 when the run ended the job or the task returned, 1 when anything raised.
+        """
         try:
             os.setpgid(0, 0)
             _die_with_worker(worker_pid)
@@ -239,14 +258,14 @@ class Worker:
             _redirect_output(log_path)
             tracking.bind_queued_job(tracking.QueuedJob(self.store.uri, job.claim, job.sweep_id))
             self.app.run(config)
-            return 0
+            status = 0
         except BaseException:  # noqa: BLE001 - the child must end through os._exit, whatever happened
             traceback.print_exc()
-            return 1
-        finally:
-            recorder.interrupt_unfinished_run()
-            sys.stdout.flush()
-            sys.stderr.flush()
+            status = 1
+        recorder.interrupt_unfinished_run()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return _EXIT_CLAIM_LOST if tracking.queued_job_ended_by_its_run() is False else status
 
     # watching running jobs
 
@@ -256,18 +275,31 @@ class Worker:
             if waited == 0:
                 continue
             del self._running[pid]
-            reason = _exit_reason(status, running.log_path)
-            if self.store.end_job(running.job.claim, FAILED, reason):
-                self._count(running.job.claim.job_id, FAILED, reason)
-            else:
-                self._report_outcome(running)
+            self._count_ended_attempt(running, status)
             self._advance_search(running.job)
 
-    def _report_outcome(self, running: _RunningJob) -> None:
-        [job] = self.store.list_jobs(job_ids=[running.job.claim.job_id])
-        took = time.monotonic() - running.started
-        detail = f"run {job['run_id']}" if job["run_id"] else (job["error"] or "")
-        self._count(job["id"], job["state"], f"{took:.1f} s, {detail}")
+    def _count_ended_attempt(self, running: _RunningJob, status: int) -> None:
+        """Count the outcome of an attempt whose process exited with ``status``.
+
+        While the claim holds, the process ended without recording its end (a crash): the worker
+        fails the job. Otherwise a process that exited 0 ended the job with its run; any other
+        status means the claim was lost first (the process says so with :data:`_EXIT_CLAIM_LOST`
+        when its run ended DIED or INTERRUPTED instead of ending the job).
+        """
+        job_id = running.job.claim.job_id
+        reason = _exit_reason(status, running.log_path)
+        if self.store.end_job(running.job.claim, FAILED, reason):
+            self._count(job_id, FAILED, reason)
+        elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            [job] = self.store.list_jobs(job_ids=[job_id])
+            self._count(job_id, job["state"], f"{time.monotonic() - running.started:.1f} s, {_job_detail(job)}")
+        else:
+            self._count_lost(job_id, "this worker's claim was lost (cancelled or taken over) before its attempt ended")
+
+    def _count_lost(self, job_id: int, why: str) -> None:
+        [job] = self.store.list_jobs(job_ids=[job_id])
+        detail = _job_detail(job)
+        self._count(job_id, LOST, f"{why}; the job is now {job['state']}" + (f" ({detail})" if detail else ""))
 
     def _kill_timed_out(self) -> None:
         if self.options.timeout is None:
@@ -281,6 +313,8 @@ class Worker:
                 reason = f"timed out after {self.options.timeout:g} s"
                 if self.store.end_job(running.job.claim, TIMEOUT, reason):
                     self._count(running.job.claim.job_id, TIMEOUT, reason)
+                else:
+                    self._count_lost(running.job.claim.job_id, f"{reason}, but this worker's claim was already lost")
                 self._advance_search(running.job)
 
     def _lease_work(self) -> None:
@@ -301,7 +335,7 @@ class Worker:
             if running.job.claim.job_id in taken:
                 _stop_group(pid)
                 del self._running[pid]
-                self._say(f"job {running.job.claim.job_id} stopped: this worker no longer holds it (cancelled or taken over)")
+                self._count_lost(running.job.claim.job_id, "stopped, this worker no longer holds it (cancelled or taken over)")
 
     def _advance_search(self, job: ClaimedJob) -> None:
         """When a trial of a search sweep ends, enqueue the next trial(s) of that sweep."""
@@ -360,19 +394,30 @@ class Worker:
         deadline = time.monotonic() + _STOP_WAIT_SECONDS
         while self._running and time.monotonic() < deadline:
             for pid, running in list(self._running.items()):
-                if os.waitpid(pid, os.WNOHANG)[0]:
+                waited, status = os.waitpid(pid, os.WNOHANG)
+                if waited:
                     del self._running[pid]
-                    self._requeue(running, "interrupted: the worker stopped")
+                    self._requeue(running, "interrupted: the worker stopped", status)
             self._wait(_SHORTEST_POLL)
         for pid, running in list(self._running.items()):
             _kill_group(pid)
             os.waitpid(pid, 0)
             del self._running[pid]
-            self._requeue(running, "killed: the worker stopped and the job did not end in time")
+            self._requeue(running, "killed: the worker stopped and the job did not end in time", None)
 
-    def _requeue(self, running: _RunningJob, reason: str) -> None:
-        self.store.end_job(running.job.claim, QUEUED, reason)
-        self._count(running.job.claim.job_id, "REQUEUED", reason)
+    def _requeue(self, running: _RunningJob, reason: str, status: int | None) -> None:
+        """Put a stopped job back in the queue; ``status`` is None for a job process the worker had to kill.
+
+        A job process that ended on the worker's SIGTERM has normally requeued its job itself,
+        its run INTERRUPTED; the worker requeues the job when it did not.
+        """
+        job_id = running.job.claim.job_id
+        if status is not None and _lost_its_claim(status):
+            self._count_lost(job_id, f"{reason}, after this worker's claim was lost")
+        elif self.store.end_job(running.job.claim, QUEUED, reason) or status is not None:
+            self._count(job_id, REQUEUED, reason)
+        else:
+            self._count_lost(job_id, f"{reason}, but this worker's claim was already lost")
 
     def _wait(self, seconds: float) -> None:
         """Sleep up to ``seconds``; a signal (a child exiting, SIGTERM) wakes it at once."""
@@ -430,6 +475,16 @@ def _kill_group_when_orphaned(worker_pid: int) -> None:
     while os.getppid() == worker_pid:
         time.sleep(_WORKER_WATCH_SECONDS)
     os.killpg(0, signal.SIGKILL)
+
+
+def _lost_its_claim(status: int) -> bool:
+    """Whether a job process's wait ``status`` says its run ended after the job's claim was lost."""
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == _EXIT_CLAIM_LOST
+
+
+def _job_detail(job: dict[str, object]) -> str:
+    """A job's run, else its error, for an outcome line."""
+    return f"run {job['run_id']}" if job["run_id"] else str(job["error"] or "")
 
 
 def _redirect_output(log_path: Path) -> None:

@@ -1,5 +1,5 @@
 """A worker's reliability with real processes and signals: its jobs die with it, a lost claim stops
-its job at once, a full disk pauses it without losing anything."""
+its job at once, a full disk pauses it without losing anything, and its summary counts its own attempts."""
 
 from __future__ import annotations
 
@@ -62,6 +62,14 @@ def sleeping(store: Store) -> bool:
     return any(run["status"] == "RUNNING" and "sleeping" in (run["captured_out"] or "") for run in store.list_runs())
 
 
+def summary(study: Path, log_name: str) -> dict[str, int]:
+    """A stopped worker's own count of its attempts' outcomes, from its last line."""
+    last = (study / log_name).read_text().strip().splitlines()[-1]
+    assert " stopped after " in last, last
+    counts = last.split(" stopped after ", 1)[1]
+    return {} if counts == "no jobs" else {state: int(count) for count, state in (part.split() for part in counts.split(", "))}
+
+
 def test_a_killed_workers_job_process_dies_within_a_second_and_the_next_attempt_runs_alone(probe_study: Path, store: Store) -> None:
     submit(probe_study, ["sleep=5"])
     doomed = start_worker(probe_study, "--lease", "2", log_name="doomed.log")
@@ -97,7 +105,56 @@ def test_a_cancelled_running_job_stops_within_seconds(probe_study: Path, store: 
     assert job["state"] == "CANCELLED"
     [run] = store.list_runs()
     assert run["status"] == "INTERRUPTED", "the stopped job recorded its end"
-    assert "job 1 stopped: this worker no longer holds it (cancelled or taken over)" in (probe_study / "worker.log").read_text()
+    assert "job 1 LOST: stopped, this worker no longer holds it (cancelled or taken over); the job is now CANCELLED" in (probe_study / "worker.log").read_text()
+    assert summary(probe_study, "worker.log") == {"LOST": 1}
+
+
+def test_exit_when_empty_waits_out_a_dead_workers_lease_and_finishes_its_job(probe_study: Path, store: Store) -> None:
+    submit(probe_study, ["sleep=3"])
+    doomed = start_worker(probe_study, "--lease", "2", log_name="doomed.log")
+    wait_until(lambda: sleeping(store), what="the job to sleep")
+    subprocess.run(["pkill", "-KILL", "-s", str(doomed.pid)], check=True)  # the worker and its job process
+    doomed.wait(timeout=10)
+    drainer = start_worker(probe_study, "--exit-when-empty", "--lease", "2", log_name="drainer.log")
+    assert drainer.wait(timeout=120) == 0
+    output = (probe_study / "drainer.log").read_text()
+    assert states(store) == ["COMPLETED"], output
+    assert "job 1 requeued: its worker was lost" in output and "job 1 started (attempt 2" in output
+    assert summary(probe_study, "drainer.log") == {"COMPLETED": 1}
+
+
+def test_worker_summaries_count_their_own_attempts_and_add_up_to_the_jobs(probe_study: Path, store: Store) -> None:
+    submit(probe_study, ["sleep=4", "message=stalled"], ["sleep=4", "message=killed"])
+    stalled = start_worker(probe_study, "--exit-when-empty", "--lease", "1", log_name="stalled.log")
+    stalled_processes = (job_pid(probe_study, "stalled.log", 1), stalled.pid)
+    doomed = start_worker(probe_study, "--lease", "1", log_name="doomed.log")
+    job_pid(probe_study, "doomed.log", 2)
+    wait_until(lambda: sum("sleeping" in (run["captured_out"] or "") for run in store.list_runs()) == 2, what="both jobs to sleep")
+    try:
+        _signal_all(stalled_processes, signal.SIGSTOP)  # a worker that stops answering, and its job: its lease expires
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=10)
+        survivor = start_worker(probe_study, "--exit-when-empty", "--lease", "1", log_name="survivor.log")
+        assert survivor.wait(timeout=120) == 0
+        assert states(store) == ["COMPLETED", "COMPLETED"], (probe_study / "survivor.log").read_text()
+    finally:
+        _signal_all(stalled_processes, signal.SIGCONT)  # the stalled attempt ends after another attempt completed its job
+    assert stalled.wait(timeout=60) == 0
+    stalled_output = (probe_study / "stalled.log").read_text()
+    assert re.search(r"job 1 LOST: .*claim was lost.*; the job is now COMPLETED \(run \d+\)", stalled_output), stalled_output
+    counts = [summary(probe_study, "stalled.log"), summary(probe_study, "survivor.log")]
+    assert counts == [{"LOST": 1}, {"COMPLETED": 2}]
+    assert sum(count.get("COMPLETED", 0) for count in counts) == states(store).count("COMPLETED")
+    completed_runs = [run["job_id"] for run in store.list_runs() if run["status"] == "COMPLETED"]
+    assert sorted(completed_runs) == [1, 2], "each job completed exactly once"
+
+
+def _signal_all(pids: tuple[int, ...], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
 
 
 def _mount_small_tmpfs(directory: Path) -> None:
