@@ -7,6 +7,7 @@ import errno
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -213,3 +214,18 @@ def test_a_full_disk_pauses_the_worker_and_loses_nothing(probe_study: Path, tmp_
         if worker is not None and worker.poll() is None:
             worker.kill()
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_damaged_store_page_gives_one_error_line(probe_study: Path, store: Store) -> None:
+    submit(probe_study, ["message=a"])
+    store.close()  # the last connection checkpoints the write-ahead log into the file
+    database = probe_study / ".hyperspace" / "store.db"
+    with sqlite3.connect(database) as connection:
+        [(page_size,)] = connection.execute("PRAGMA page_size").fetchall()
+        [(jobs_page,)] = connection.execute("SELECT rootpage FROM sqlite_master WHERE name = 'jobs'").fetchall()
+    with open(database, "r+b") as file:
+        file.seek((jobs_page - 1) * page_size)
+        file.write(b"\xff" * page_size)
+    listed = hyperspace(probe_study, "queue", "ls")
+    assert listed.returncode == 2 and listed.stderr.startswith("error: store sqlite:///"), listed.stderr
+    assert listed.stderr.strip().endswith("unavailable: database disk image is malformed") and len(listed.stderr.splitlines()) == 1, listed.stderr
