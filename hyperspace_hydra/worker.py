@@ -16,12 +16,14 @@ process group, so a Ctrl-C in the terminal reaches only the supervisor. SIGUSR2 
 SLURM sends before a time limit or a preemption (as submitit asks it to); SLURM signals
 every process of a job, so children ignore SIGUSR2 and leave the decision to the supervisor.
 
-A job never outlives its worker: a child asks the kernel to SIGKILL it when the worker dies
-(``PR_SET_PDEATHSIG`` on Linux), and a thread in the child kills its process group as soon as
-its parent changes (other systems, or a death signal that came too late). A child whose claim
-is lost (job cancelled, or requeued after its lease expired) is killed at the next claim check,
-within about a second. So two attempts of one job never run at once: a new attempt starts only
-after the lease of the old one expired, and by then the old one is gone.
+A job never outlives its worker, nor its claim: a child asks the kernel to SIGKILL it when the
+worker dies (``PR_SET_PDEATHSIG`` on Linux), and a thread in the child kills its process group
+as soon as its parent changes (other systems, or a death signal that came too late), or once
+the worker has not renewed its lease in time (the worker is stopped, or blocked on a store
+that does not answer): the child ends shortly before the store's lease can expire, and the
+worker, when it comes back, puts the job back in the queue. A child whose claim is lost (job cancelled) is killed at the next claim check,
+within about a second. So two attempts of one job never run at once: a new attempt starts
+only after the lease of the old one expired, and by then the old one is gone.
 
 Each attempt this worker made is counted once, by its own outcome: the state its run gave the
 job, FAILED or TIMEOUT from the worker, REQUEUED when the worker stopped it, or LOST when its
@@ -38,10 +40,12 @@ job gets its own equal share of them (:func:`hyperspace_hydra.slurm.gpu_shares`)
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -98,12 +102,36 @@ class WorkerOptions:
     allowed: tuple[str, ...] = ()
 
 
+class _ClaimDeadline:
+    """Until when (``time.monotonic()``, one clock for all processes of a machine) a job's claim surely
+    holds, in memory shared by the worker, which moves it on with every renewal, and the job process,
+    which ends itself once it has passed.
+
+    The worker sets it a margin before the store's lease can end at the earliest (see
+    :meth:`Worker._claim_surely_held_until`).
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self._memory = mmap.mmap(-1, struct.calcsize("d"))  # anonymous and shared: a forked child sees every move
+        self.move_to(deadline)
+
+    def move_to(self, deadline: float) -> None:
+        self._memory[:] = struct.pack("d", deadline)
+
+    def seconds_left(self) -> float:
+        return struct.unpack("d", self._memory[:])[0] - time.monotonic()
+
+    def passed(self) -> bool:
+        return self.seconds_left() <= 0
+
+
 @dataclass
 class _RunningJob:
     job: ClaimedJob
     pid: int
     started: float
     log_path: Path
+    claim_deadline: _ClaimDeadline
     gpus: list[str] | None = None
 
 
@@ -171,7 +199,7 @@ class Worker:
                 continue
             if not self._running and (self._max_jobs_reached() or (self.options.exit_when_empty and self._queue_drained())):
                 return
-            self._wait(idle_wait)
+            self._wait(min(idle_wait, self._next_lease_work - time.monotonic()))  # leases are renewed on time, however long the poll
             idle_wait = min(idle_wait * 2, self.options.poll)
 
     # claiming and starting
@@ -187,6 +215,7 @@ class Worker:
         return not self.store.list_jobs(study=self.app.module, states=[QUEUED, RUNNING])
 
     def _start_next(self) -> bool:
+        asked = time.monotonic()
         job = self.store.claim(self.app.module, self.name, self.options.lease)
         if job is None:
             return False
@@ -204,8 +233,9 @@ class Worker:
         output_dir.mkdir(parents=True, exist_ok=True)
         log_path = output_dir / "job.log"
         gpus = self._free_gpu_share()
-        pid = self._fork_job(job, config, log_path, gpus)
-        self._running[pid] = _RunningJob(job, pid, time.monotonic(), log_path, gpus)
+        claim_deadline = _ClaimDeadline(self._claim_surely_held_until(asked))
+        pid = self._fork_job(job, config, log_path, gpus, claim_deadline)
+        self._running[pid] = _RunningJob(job, pid, time.monotonic(), log_path, claim_deadline, gpus)
         overrides = " ".join(redact_credentials(item) for item in job.overrides) or "(no overrides)"
         self._say(f"job {job.claim.job_id} started (attempt {job.attempts + 1}, pid {pid}): {overrides}")
         return True
@@ -229,16 +259,18 @@ class Worker:
         elif gpus and self.options.processes > 1:
             self._say(f"worker {self.name}: {len(gpus)} GPU(s) do not split evenly over {self.options.processes} processes: every job sees all of them")
 
-    def _fork_job(self, job: ClaimedJob, config: DictConfig, log_path: Path, gpus: list[str] | None) -> int:
+    def _fork_job(self, job: ClaimedJob, config: DictConfig, log_path: Path, gpus: list[str] | None, claim_deadline: _ClaimDeadline) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         worker_pid = os.getpid()
         pid = os.fork()
         if pid == 0:
-            os._exit(self._run_in_child(job, config, log_path, gpus, worker_pid))
+            os._exit(self._run_in_child(job, config, log_path, gpus, worker_pid, claim_deadline))
         return pid
 
-    def _run_in_child(self, job: ClaimedJob, config: DictConfig, log_path: Path, gpus: list[str] | None, worker_pid: int) -> int:
+    def _run_in_child(
+        self, job: ClaimedJob, config: DictConfig, log_path: Path, gpus: list[str] | None, worker_pid: int, claim_deadline: _ClaimDeadline
+    ) -> int:
         """Runs in the forked child; returns its exit status (never returns to the loop).
 
         The status is :data:`_EXIT_CLAIM_LOST` when the run ended after the job's claim was lost,
@@ -246,7 +278,7 @@ class Worker:
         """
         try:
             os.setpgid(0, 0)
-            _die_with_worker(worker_pid)
+            _die_with_worker(worker_pid, claim_deadline)
             if gpus is not None:
                 os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
             signal.set_wakeup_fd(-1)
@@ -281,12 +313,16 @@ class Worker:
     def _count_ended_attempt(self, running: _RunningJob, status: int) -> None:
         """Count the outcome of an attempt whose process exited with ``status``.
 
-        While the claim holds, the process ended without recording its end (a crash): the worker
-        fails the job. Otherwise a process that exited 0 ended the job with its run; any other
+        A process SIGKILLed after its claim deadline stopped itself (this worker was late to renew
+        the lease): the job goes back to the queue. Else, while the claim holds, the process ended
+        without recording its end (a crash): the worker fails the job. Otherwise a process that exited 0 ended the job with its run; any other
         status means the claim was lost first (the process says so with :data:`_EXIT_CLAIM_LOST`
         when its run ended DIED or INTERRUPTED instead of ending the job).
         """
         job_id = running.job.claim.job_id
+        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL and running.claim_deadline.passed():
+            self._requeue_unrenewed(running)
+            return
         reason = _exit_reason(status, running.log_path)
         if self.store.end_job(running.job.claim, FAILED, reason):
             self._count(job_id, FAILED, reason)
@@ -295,6 +331,14 @@ class Worker:
             self._count(job_id, job["state"], f"{time.monotonic() - running.started:.1f} s, {_job_detail(job)}")
         else:
             self._count_lost(job_id, "this worker's claim was lost (cancelled or taken over) before its attempt ended")
+
+    def _requeue_unrenewed(self, running: _RunningJob) -> None:
+        """Put back a job whose process stopped itself because this worker did not renew its lease in time."""
+        reason = "the job process stopped itself: its worker did not renew the lease in time"
+        if self.store.end_job(running.job.claim, QUEUED, reason):
+            self._count(running.job.claim.job_id, REQUEUED, reason)
+        else:
+            self._count_lost(running.job.claim.job_id, f"{reason}, and the claim was lost")
 
     def _count_lost(self, job_id: int, why: str) -> None:
         [job] = self.store.list_jobs(job_ids=[job_id])
@@ -324,9 +368,19 @@ class Worker:
             return
         self._next_lease_work = now + min(max(self.options.lease / 4, 0.2), _LONGEST_LEASE_CHECK)
         if self._running:
-            self._stop_lost_jobs(self.store.renew_leases([running.job.claim for running in self._running.values()], self.options.lease))
+            asked = time.monotonic()
+            lost = self.store.renew_leases([running.job.claim for running in self._running.values()], self.options.lease)
+            for running in self._running.values():
+                if running.job.claim.job_id not in lost:
+                    running.claim_deadline.move_to(self._claim_surely_held_until(asked))
+            self._stop_lost_jobs(lost)
         for job_id in self.store.requeue_expired():
             self._say(f"job {job_id} requeued: its worker was lost")
+
+    def _claim_surely_held_until(self, asked: float) -> float:
+        """When a claim or renewal asked at ``asked`` may expire at the earliest, less a margin (a quarter
+        of the lease, at most a second) for a job process that notices late."""
+        return asked + self.options.lease - min(self.options.lease / 4, _LONGEST_LEASE_CHECK)
 
     def _stop_lost_jobs(self, lost: set[int]) -> None:
         """Kill the processes of jobs whose claim was lost to someone else (jobs that ended themselves are reaped)."""
@@ -420,8 +474,8 @@ class Worker:
             self._count_lost(job_id, f"{reason}, but this worker's claim was already lost")
 
     def _wait(self, seconds: float) -> None:
-        """Sleep up to ``seconds``; a signal (a child exiting, SIGTERM) wakes it at once."""
-        readable, _, _ = select.select([self._wakeup_read], [], [], seconds)
+        """Sleep up to ``seconds`` (none if negative); a signal (a child exiting, SIGTERM) wakes it at once."""
+        readable, _, _ = select.select([self._wakeup_read], [], [], max(seconds, 0.0))
         if readable:
             os.read(self._wakeup_read, 512)
 
@@ -454,26 +508,31 @@ def _gather_provenance_once(app: App) -> None:
     provenance.code_version(provenance.source_directory(app.task_function))
 
 
-def _die_with_worker(worker_pid: int) -> None:
-    """Make this job process die when the worker ``worker_pid`` (its parent) does, whatever kills the worker.
+def _die_with_worker(worker_pid: int, claim_deadline: _ClaimDeadline) -> None:
+    """Make this job process die when the worker ``worker_pid`` (its parent) does, or fails to renew its claim in time.
 
     On Linux the kernel's parent-death signal kills it the moment the worker dies; a worker that
-    died before that was set is caught by the check that follows. Elsewhere (or should the signal
-    not be set), a watcher thread kills the process group within half a second of the parent
-    changing. Processes the task starts itself are not covered on Linux: they must watch their
-    own parent, as PyTorch's data-loader workers do.
+    died before that was set is caught by the check that follows. A watcher thread kills the
+    process group when ``claim_deadline`` passes, and within half a second of the parent changing
+    (where the death signal is missing). Processes the task starts itself are not covered when the
+    death signal strikes: they must watch their own parent, as PyTorch's data-loader workers do.
     """
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != worker_pid:
         os.killpg(0, signal.SIGKILL)
-    threading.Thread(target=_kill_group_when_orphaned, args=(worker_pid,), name="hyperspace-worker-watch", daemon=True).start()
+    watcher = threading.Thread(target=_kill_group_when_unclaimed, args=(worker_pid, claim_deadline), name="hyperspace-claim-watch", daemon=True)
+    watcher.start()
 
 
-def _kill_group_when_orphaned(worker_pid: int) -> None:
-    """Poll the parent; once it is no longer the worker, the worker is gone: kill this process group."""
+def _kill_group_when_unclaimed(worker_pid: int, claim_deadline: _ClaimDeadline) -> None:
+    """Kill this process group once the worker is gone or its claim on the job may have expired."""
     while os.getppid() == worker_pid:
-        time.sleep(_WORKER_WATCH_SECONDS)
+        left = claim_deadline.seconds_left()
+        if left <= 0:
+            print("hyperspace: the worker did not renew this job's lease in time; stopping before another attempt may start", file=sys.stderr, flush=True)
+            break
+        time.sleep(min(left, _WORKER_WATCH_SECONDS))
     os.killpg(0, signal.SIGKILL)
 
 

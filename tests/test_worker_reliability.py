@@ -92,6 +92,44 @@ def test_a_killed_workers_job_process_dies_within_a_second_and_the_next_attempt_
     assert (Path(second["output_dir"]) / "job.log").read_text().count("hello from the task") == 2
 
 
+def test_a_stalled_workers_job_stops_before_its_lease_expires_so_attempts_never_overlap(probe_study: Path, store: Store) -> None:
+    submit(probe_study, ["sleep=8"])
+    stalled = start_worker(probe_study, "--exit-when-empty", "--lease", "2", log_name="stalled.log")
+    child = job_pid(probe_study, "stalled.log", 1)
+    wait_until(lambda: sleeping(store), what="the job to sleep")
+    try:
+        stalled.send_signal(signal.SIGSTOP)  # alive but silent, as when blocked on a store that does not answer
+        survivor = start_worker(probe_study, "--exit-when-empty", "--lease", "2", log_name="survivor.log")
+        wait_until(lambda: not live_processes_in_group(child), timeout=3, what="the stalled worker's job to stop itself")
+        assert "attempt 2" not in (probe_study / "survivor.log").read_text(), "the second attempt started while the first still ran"
+        assert survivor.wait(timeout=120) == 0
+    finally:
+        stalled.send_signal(signal.SIGCONT)
+    assert stalled.wait(timeout=60) == 0
+    first, second = store.list_runs()
+    assert (first["status"], second["status"], states(store)) == ("DIED", "COMPLETED", ["COMPLETED"])
+    assert "did not renew this job's lease in time" in (Path(first["output_dir"]) / "job.log").read_text()
+    assert (summary(probe_study, "stalled.log"), summary(probe_study, "survivor.log")) == ({"LOST": 1}, {"COMPLETED": 1})
+
+
+def test_a_job_stopped_by_its_unrenewed_lease_is_requeued_not_failed(probe_study: Path, store: Store) -> None:
+    submit(probe_study, ["sleep=3"])
+    worker = start_worker(probe_study, "--exit-when-empty", "--lease", "2")
+    child = job_pid(probe_study, "worker.log", 1)
+    wait_until(lambda: sleeping(store), what="the job to sleep")
+    try:
+        worker.send_signal(signal.SIGSTOP)
+        wait_until(lambda: not live_processes_in_group(child), timeout=3, what="the job to stop itself")
+    finally:
+        worker.send_signal(signal.SIGCONT)  # back before anyone requeued the job: the worker puts it back itself
+    assert worker.wait(timeout=60) == 0
+    [job] = store.list_jobs()
+    assert (job["state"], job["attempts"]) == ("COMPLETED", 0)
+    assert [run["status"] for run in store.list_runs()] == ["INTERRUPTED", "COMPLETED"]
+    assert "job 1 REQUEUED: the job process stopped itself: its worker did not renew the lease in time" in (probe_study / "worker.log").read_text()
+    assert summary(probe_study, "worker.log") == {"COMPLETED": 1, "REQUEUED": 1}
+
+
 def test_a_cancelled_running_job_stops_within_seconds(probe_study: Path, store: Store) -> None:
     submit(probe_study, ["sleep=60"])
     worker = start_worker(probe_study)  # the default lease of 60 s: a cancel must not wait for its renewal
