@@ -41,6 +41,8 @@ class StoreObserver(RunObserver):
         self.store = store
         self.claim = claim
         self.run_id: int | None = None
+        self.finished: bool | None = None
+        """After the final event: whether it finished the run as asked (with ``claim``: and ended the job); None before."""
         self._extra = dict(extra)
         self._objective_of = objective_of
         self._info: dict[str, Any] = {}
@@ -111,7 +113,8 @@ class StoreObserver(RunObserver):
         self._info["metrics"] = [*self._info.get("metrics", []), *new]
 
     def _finish(self, status: str, changes: Mapping[str, Any]) -> bool:
-        return self.store.finish_run(self._require_id(), status, {**self._held_beat, **changes}, claim=self.claim)
+        self.finished = self.store.finish_run(self._require_id(), status, {**self._held_beat, **changes}, claim=self.claim)
+        return self.finished
 
     def _require_id(self) -> int:
         if self.run_id is None:

@@ -51,12 +51,14 @@ class QueuedJob:
 
 
 CLAIM_LOST_EXIT_STATUS = 75
-"""Exit status of a queued job's process whose attempt lost its job before the task started (it ran nothing)."""
+"""Exit status of a queued job's process whose attempt lost its job: before the task started (it ran
+nothing), or before its run ended (see :func:`queued_job_ended_by_its_run`)."""
 SWEEP_VARIABLE = "HYPERSPACE_SWEEP"
 """The environment variable (set through ``hydra.job.env_set``) that names the sweep of a local search's job."""
 
 
 _queued_job: QueuedJob | None = None
+_queued_job_observer: StoreObserver | None = None
 
 
 def bind_queued_job(job: QueuedJob) -> None:
@@ -67,6 +69,14 @@ def bind_queued_job(job: QueuedJob) -> None:
     """
     global _queued_job
     _queued_job = job
+
+
+def queued_job_ended_by_its_run() -> bool | None:
+    """For the queued job this process executes: whether its run's end also ended the job (True), or came
+    after the job's claim was lost (False: cancelled or taken over; the run was finished DIED or INTERRUPTED
+    and the job left alone); None while no end was recorded. A worker's job process reports it on exit.
+    """
+    return None if _queued_job_observer is None else _queued_job_observer.finished
 
 
 def log_scalar(name: str, value: float, step: int | None = None) -> None:
@@ -104,6 +114,7 @@ class RecordingCallback(Callback):
         _warn_if_sqlite_on_slurm(config)
 
     def on_job_start(self, config: DictConfig, *, task_function: TaskFunction, **kwargs: Any) -> None:
+        global _queued_job_observer
         try:
             settings = effective_settings(config)
             job = describe_job(config, task_function, self._main)
@@ -111,6 +122,8 @@ class RecordingCallback(Callback):
                 seed_everything(job.seed)
             claim = _queued_job.claim if _queued_job is not None else None
             observer = StoreObserver(recording_store(store_uri_for(config)), job.fields, _objective_function(settings), claim)
+            if claim is not None:
+                _queued_job_observer = observer
             self._recorder = RunRecorder(observer, settings.capture.value, settings.heartbeat_seconds)
             self._recorder.start(job.started_event_args)
         except ClaimLostError as error:  # the attempt lost its job before it began: the task must not run

@@ -16,17 +16,38 @@ process group, so a Ctrl-C in the terminal reaches only the supervisor. SIGUSR2 
 SLURM sends before a time limit or a preemption (as submitit asks it to); SLURM signals
 every process of a job, so children ignore SIGUSR2 and leave the decision to the supervisor.
 
+A job never outlives its worker, nor its claim: a child asks the kernel to SIGKILL it when the
+worker dies (``PR_SET_PDEATHSIG`` on Linux), and a thread in the child kills its process group
+as soon as its parent changes (other systems, or a death signal that came too late), or once
+the worker has not renewed its lease in time (the worker is stopped, or blocked on a store
+that does not answer): the child ends shortly before the store's lease can expire, and the
+worker, when it comes back, puts the job back in the queue. A child whose claim is lost (job cancelled) is killed at the next claim check,
+within about a second. So two attempts of one job never run at once: a new attempt starts
+only after the lease of the old one expired, and by then the old one is gone.
+
+Each attempt this worker made is counted once, by its own outcome: the state its run gave the
+job, FAILED or TIMEOUT from the worker, REQUEUED when the worker stopped it, or LOST when its
+claim was lost (the line then also says what became of the job).
+
+Store errors (database unreachable, disk full, read-only or damaged file) never crash the
+worker: every store call is retried with backoff (:mod:`hyperspace_hydra.store.retry`), one
+warning line per failure, and the worker resumes where it was once the store works again.
+
 GPUs: with ``processes`` > 1 and GPUs listed in ``CUDA_VISIBLE_DEVICES``, each running
 job gets its own equal share of them (:func:`hyperspace_hydra.slurm.gpu_shares`).
 """
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
 import select
 import signal
 import socket
+import struct
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -51,6 +72,16 @@ from hyperspace_hydra.targets import allowed_packages, refusal
 _SHORTEST_POLL = 0.05
 _TAKEN_AWAY = (CANCELLED, QUEUED, RUNNING, DIED)
 """States of a job whose claim this worker lost to someone else (a job that ended itself is just reaped)."""
+LOST = "LOST"
+"""The outcome of an attempt whose claim was lost (the job was cancelled, or requeued after its lease expired)."""
+REQUEUED = "REQUEUED"
+"""The outcome of an attempt that this worker stopped and put back in the queue."""
+_LONGEST_LEASE_CHECK = 1.0
+"""Claims are checked (and leases renewed) at least this often, so a cancelled job stops within about a second."""
+_WORKER_WATCH_SECONDS = 0.5
+_LOST_JOB_SECONDS = 1.0
+"""How long a job whose claim was lost may take to record its end after SIGTERM, before SIGKILL."""
+_PR_SET_PDEATHSIG = 1
 _STOP_WAIT_SECONDS = 10.0
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
 
@@ -69,12 +100,36 @@ class WorkerOptions:
     allowed: tuple[str, ...] = ()
 
 
+class _ClaimDeadline:
+    """Until when (``time.monotonic()``, one clock for all processes of a machine) a job's claim surely
+    holds, in memory shared by the worker, which moves it on with every renewal, and the job process,
+    which ends itself once it has passed.
+
+    The worker sets it a margin before the store's lease can end at the earliest (see
+    :meth:`Worker._claim_surely_held_until`).
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self._memory = mmap.mmap(-1, struct.calcsize("d"))  # anonymous and shared: a forked child sees every move
+        self.move_to(deadline)
+
+    def move_to(self, deadline: float) -> None:
+        self._memory[:] = struct.pack("d", deadline)
+
+    def seconds_left(self) -> float:
+        return struct.unpack("d", self._memory[:])[0] - time.monotonic()
+
+    def passed(self) -> bool:
+        return self.seconds_left() <= 0
+
+
 @dataclass
 class _RunningJob:
     job: ClaimedJob
     pid: int
     started: float
     log_path: Path
+    claim_deadline: _ClaimDeadline
     gpus: list[str] | None = None
 
 
@@ -122,7 +177,8 @@ class Worker:
 
     @property
     def outcomes(self) -> dict[str, int]:
-        """How many jobs this worker ended in each state so far (``REQUEUED`` for those it put back)."""
+        """How many of this worker's attempts ended each way so far: the state the attempt gave its job,
+        ``REQUEUED`` (stopped by the worker and put back) or ``LOST`` (its claim was lost)."""
         return dict(self._counters.outcomes)
 
     def _loop(self) -> None:
@@ -140,9 +196,9 @@ class Worker:
             if started:
                 idle_wait = _SHORTEST_POLL
                 continue
-            if not self._running and (self.options.exit_when_empty or self._max_jobs_reached()):
+            if not self._running and (self._max_jobs_reached() or (self.options.exit_when_empty and self._queue_drained())):
                 return
-            self._wait(idle_wait)
+            self._wait(min(idle_wait, self._next_lease_work - time.monotonic()))  # leases are renewed on time, however long the poll
             idle_wait = min(idle_wait * 2, self.options.poll)
 
     # claiming and starting
@@ -153,7 +209,12 @@ class Worker:
     def _max_jobs_reached(self) -> bool:
         return self.options.max_jobs is not None and self._counters.claimed >= self.options.max_jobs
 
+    def _queue_drained(self) -> bool:
+        """No job of the study is QUEUED, nor RUNNING under a lease that may still expire and requeue it."""
+        return not self.store.list_jobs(study=self.app.module, states=[QUEUED, RUNNING])
+
     def _start_next(self) -> bool:
+        asked = time.monotonic()
         job = self.store.claim(self.app.module, self.name, self.options.lease)
         if job is None:
             return False
@@ -171,9 +232,11 @@ class Worker:
         output_dir.mkdir(parents=True, exist_ok=True)
         log_path = output_dir / "job.log"
         gpus = self._free_gpu_share()
-        pid = self._fork_job(job, config, log_path, gpus)
-        self._running[pid] = _RunningJob(job, pid, time.monotonic(), log_path, gpus)
-        self._say(f"job {job.claim.job_id} started: {' '.join(redact_credentials(item) for item in job.overrides) or '(no overrides)'}")
+        claim_deadline = _ClaimDeadline(self._claim_surely_held_until(asked))
+        pid = self._fork_job(job, config, log_path, gpus, claim_deadline)
+        self._running[pid] = _RunningJob(job, pid, time.monotonic(), log_path, claim_deadline, gpus)
+        overrides = " ".join(redact_credentials(item) for item in job.overrides) or "(no overrides)"
+        self._say(f"job {job.claim.job_id} started (attempt {job.attempts + 1}, pid {pid}): {overrides}")
         return True
 
     def _end_without_running(self, job: ClaimedJob, reason: str) -> None:
@@ -201,18 +264,26 @@ class Worker:
         elif gpus and self.options.processes > 1:
             self._say(f"worker {self.name}: {len(gpus)} GPU(s) do not split evenly over {self.options.processes} processes: every job sees all of them")
 
-    def _fork_job(self, job: ClaimedJob, config: DictConfig, log_path: Path, gpus: list[str] | None) -> int:
+    def _fork_job(self, job: ClaimedJob, config: DictConfig, log_path: Path, gpus: list[str] | None, claim_deadline: _ClaimDeadline) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
+        worker_pid = os.getpid()
         pid = os.fork()
         if pid == 0:
-            os._exit(self._run_in_child(job, config, log_path, gpus))
+            os._exit(self._run_in_child(job, config, log_path, gpus, worker_pid, claim_deadline))
         return pid
 
-    def _run_in_child(self, job: ClaimedJob, config: DictConfig, log_path: Path, gpus: list[str] | None) -> int:
-        """Runs in the forked child; returns its exit status (never returns to the loop)."""
+    def _run_in_child(
+        self, job: ClaimedJob, config: DictConfig, log_path: Path, gpus: list[str] | None, worker_pid: int, claim_deadline: _ClaimDeadline
+    ) -> int:
+        """Runs in the forked child; returns its exit status (never returns to the loop).
+
+        The status is :data:`tracking.CLAIM_LOST_EXIT_STATUS` when the run ended after the job's claim was lost,
+        else 0 when the run ended the job or the task returned, 1 when anything raised.
+        """
         try:
             os.setpgid(0, 0)
+            _die_with_worker(worker_pid, claim_deadline)
             if gpus is not None:
                 os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
             signal.set_wakeup_fd(-1)
@@ -224,16 +295,16 @@ class Worker:
             _redirect_output(log_path)
             tracking.bind_queued_job(tracking.QueuedJob(self.store.uri, job.claim, job.sweep_id))
             self.app.run(config)
-            return 0
+            status = 0
         except SystemExit as stop:  # e.g. the attempt lost its job before the task began (tracking says why)
-            return stop.code if isinstance(stop.code, int) else 1
+            status = stop.code if isinstance(stop.code, int) else 1
         except BaseException:  # noqa: BLE001 - the child must end through os._exit, whatever happened
             traceback.print_exc()
-            return 1
-        finally:
-            recorder.interrupt_unfinished_run()
-            sys.stdout.flush()
-            sys.stderr.flush()
+            status = 1
+        recorder.interrupt_unfinished_run()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return tracking.CLAIM_LOST_EXIT_STATUS if tracking.queued_job_ended_by_its_run() is False else status
 
     # watching running jobs
 
@@ -243,18 +314,43 @@ class Worker:
             if waited == 0:
                 continue
             del self._running[pid]
-            reason = _exit_reason(status, running.log_path)
-            if self.store.end_job(running.job.claim, FAILED, reason):
-                self._count(running.job.claim.job_id, FAILED, reason)
-            else:
-                self._report_outcome(running)
+            self._count_ended_attempt(running, status)
             self._advance_search(running.job)
 
-    def _report_outcome(self, running: _RunningJob) -> None:
-        [job] = self.store.list_jobs(job_ids=[running.job.claim.job_id])
-        took = time.monotonic() - running.started
-        detail = f"run {job['run_id']}" if job["run_id"] else (job["error"] or "")
-        self._count(job["id"], job["state"], f"{took:.1f} s, {detail}")
+    def _count_ended_attempt(self, running: _RunningJob, status: int) -> None:
+        """Count the outcome of an attempt whose process exited with ``status``.
+
+        A process SIGKILLed after its claim deadline stopped itself (this worker was late to renew
+        the lease): the job goes back to the queue. Else, while the claim holds, the process ended
+        without recording its end (a crash): the worker fails the job. Otherwise a process that exited 0 ended the job with its run; any other
+        status means the claim was lost first (the process says so with :data:`tracking.CLAIM_LOST_EXIT_STATUS`
+        when its run ended DIED or INTERRUPTED instead of ending the job).
+        """
+        job_id = running.job.claim.job_id
+        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL and running.claim_deadline.passed():
+            self._requeue_unrenewed(running)
+            return
+        reason = _exit_reason(status, running.log_path)
+        if self.store.end_job(running.job.claim, FAILED, reason):
+            self._count(job_id, FAILED, reason)
+        elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            [job] = self.store.list_jobs(job_ids=[job_id])
+            self._count(job_id, job["state"], f"{time.monotonic() - running.started:.1f} s, {_job_detail(job)}")
+        else:
+            self._count_lost(job_id, "this worker's claim was lost (cancelled or taken over) before its attempt ended")
+
+    def _requeue_unrenewed(self, running: _RunningJob) -> None:
+        """Put back a job whose process stopped itself because this worker did not renew its lease in time."""
+        reason = "the job process stopped itself: its worker did not renew the lease in time"
+        if self.store.end_job(running.job.claim, QUEUED, reason):
+            self._count(running.job.claim.job_id, REQUEUED, reason)
+        else:
+            self._count_lost(running.job.claim.job_id, f"{reason}, and the claim was lost")
+
+    def _count_lost(self, job_id: int, why: str) -> None:
+        [job] = self.store.list_jobs(job_ids=[job_id])
+        detail = _job_detail(job)
+        self._count(job_id, LOST, f"{why}; the job is now {job['state']}" + (f" ({detail})" if detail else ""))
 
     def _kill_timed_out(self) -> None:
         if self.options.timeout is None:
@@ -268,25 +364,41 @@ class Worker:
                 reason = f"timed out after {self.options.timeout:g} s"
                 if self.store.end_job(running.job.claim, TIMEOUT, reason):
                     self._count(running.job.claim.job_id, TIMEOUT, reason)
+                else:
+                    self._count_lost(running.job.claim.job_id, f"{reason}, but this worker's claim was already lost")
                 self._advance_search(running.job)
 
     def _lease_work(self) -> None:
+        """Renew this worker's leases, stop the jobs whose claim was lost, requeue jobs of lost workers."""
         now = time.monotonic()
         if now < self._next_lease_work:
             return
-        self._next_lease_work = now + max(self.options.lease / 4, 0.2)
-        lost = self.store.renew_leases([running.job.claim for running in self._running.values()], self.options.lease)
-        taken = {job["id"] for job in self.store.list_jobs(job_ids=sorted(lost)) if job["state"] in _TAKEN_AWAY} if lost else set()
-        for pid, running in list(self._running.items()):
-            if running.job.claim.job_id in taken:
-                _kill_group(pid)
-                os.waitpid(pid, 0)
-                del self._running[pid]
-                self._say(f"job {running.job.claim.job_id} stopped: this worker no longer holds it (cancelled or taken over)")
+        self._next_lease_work = now + min(max(self.options.lease / 4, 0.2), _LONGEST_LEASE_CHECK)
+        if self._running:
+            asked = time.monotonic()
+            lost = self.store.renew_leases([running.job.claim for running in self._running.values()], self.options.lease)
+            for running in self._running.values():
+                if running.job.claim.job_id not in lost:
+                    running.claim_deadline.move_to(self._claim_surely_held_until(asked))
+            self._stop_lost_jobs(lost)
         for job_id in self.store.requeue_expired():
             self._say(f"job {job_id} requeued: its worker was lost")
         for run_id in self.store.end_stale_runs():
             self._say(f"run {run_id} DIED: no heartbeat from its process (not a queued job)")
+
+    def _claim_surely_held_until(self, asked: float) -> float:
+        """When a claim or renewal asked at ``asked`` may expire at the earliest, less a margin (a quarter
+        of the lease, at most a second) for a job process that notices late."""
+        return asked + self.options.lease - min(self.options.lease / 4, _LONGEST_LEASE_CHECK)
+
+    def _stop_lost_jobs(self, lost: set[int]) -> None:
+        """Kill the processes of jobs whose claim was lost to someone else (jobs that ended themselves are reaped)."""
+        taken = {job["id"] for job in self.store.list_jobs(job_ids=sorted(lost)) if job["state"] in _TAKEN_AWAY} if lost else set()
+        for pid, running in list(self._running.items()):
+            if running.job.claim.job_id in taken:
+                _stop_group(pid)
+                del self._running[pid]
+                self._count_lost(running.job.claim.job_id, "stopped, this worker no longer holds it (cancelled or taken over)")
 
     def _advance_search(self, job: ClaimedJob) -> None:
         """When a trial of a search sweep ends, enqueue the next trial(s) of that sweep."""
@@ -345,23 +457,34 @@ class Worker:
         deadline = time.monotonic() + _STOP_WAIT_SECONDS
         while self._running and time.monotonic() < deadline:
             for pid, running in list(self._running.items()):
-                if os.waitpid(pid, os.WNOHANG)[0]:
+                waited, status = os.waitpid(pid, os.WNOHANG)
+                if waited:
                     del self._running[pid]
-                    self._requeue(running, "interrupted: the worker stopped")
+                    self._requeue(running, "interrupted: the worker stopped", status)
             self._wait(_SHORTEST_POLL)
         for pid, running in list(self._running.items()):
             _kill_group(pid)
             os.waitpid(pid, 0)
             del self._running[pid]
-            self._requeue(running, "killed: the worker stopped and the job did not end in time")
+            self._requeue(running, "killed: the worker stopped and the job did not end in time", None)
 
-    def _requeue(self, running: _RunningJob, reason: str) -> None:
-        self.store.end_job(running.job.claim, QUEUED, reason)
-        self._count(running.job.claim.job_id, "REQUEUED", reason)
+    def _requeue(self, running: _RunningJob, reason: str, status: int | None) -> None:
+        """Put a stopped job back in the queue; ``status`` is None for a job process the worker had to kill.
+
+        A job process that ended on the worker's SIGTERM has normally requeued its job itself,
+        its run INTERRUPTED; the worker requeues the job when it did not.
+        """
+        job_id = running.job.claim.job_id
+        if status is not None and _lost_its_claim(status):
+            self._count_lost(job_id, f"{reason}, after this worker's claim was lost")
+        elif self.store.end_job(running.job.claim, QUEUED, reason) or status is not None:
+            self._count(job_id, REQUEUED, reason)
+        else:
+            self._count_lost(job_id, f"{reason}, but this worker's claim was already lost")
 
     def _wait(self, seconds: float) -> None:
-        """Sleep up to ``seconds``; a signal (a child exiting, SIGTERM) wakes it at once."""
-        readable, _, _ = select.select([self._wakeup_read], [], [], seconds)
+        """Sleep up to ``seconds`` (none if negative); a signal (a child exiting, SIGTERM) wakes it at once."""
+        readable, _, _ = select.select([self._wakeup_read], [], [], max(seconds, 0.0))
         if readable:
             os.read(self._wakeup_read, 512)
 
@@ -392,6 +515,44 @@ def _gather_provenance_once(app: App) -> None:
     provenance.host_info()
     provenance.package_versions()
     provenance.code_version(provenance.source_directory(app.task_function))
+
+
+def _die_with_worker(worker_pid: int, claim_deadline: _ClaimDeadline) -> None:
+    """Make this job process die when the worker ``worker_pid`` (its parent) does, or fails to renew its claim in time.
+
+    On Linux the kernel's parent-death signal kills it the moment the worker dies; a worker that
+    died before that was set is caught by the check that follows. A watcher thread kills the
+    process group when ``claim_deadline`` passes, and within half a second of the parent changing
+    (where the death signal is missing). Processes the task starts itself are not covered when the
+    death signal strikes: they must watch their own parent, as PyTorch's data-loader workers do.
+    """
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != worker_pid:
+        os.killpg(0, signal.SIGKILL)
+    watcher = threading.Thread(target=_kill_group_when_unclaimed, args=(worker_pid, claim_deadline), name="hyperspace-claim-watch", daemon=True)
+    watcher.start()
+
+
+def _kill_group_when_unclaimed(worker_pid: int, claim_deadline: _ClaimDeadline) -> None:
+    """Kill this process group once the worker is gone or its claim on the job may have expired."""
+    while os.getppid() == worker_pid:
+        left = claim_deadline.seconds_left()
+        if left <= 0:
+            print("hyperspace: the worker did not renew this job's lease in time; stopping before another attempt may start", file=sys.stderr, flush=True)
+            break
+        time.sleep(min(left, _WORKER_WATCH_SECONDS))
+    os.killpg(0, signal.SIGKILL)
+
+
+def _lost_its_claim(status: int) -> bool:
+    """Whether a job process's wait ``status`` says its run ended after the job's claim was lost."""
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == tracking.CLAIM_LOST_EXIT_STATUS
+
+
+def _job_detail(job: dict[str, object]) -> str:
+    """A job's run, else its error, for an outcome line."""
+    return f"run {job['run_id']}" if job["run_id"] else str(job["error"] or "")
 
 
 def _redirect_output(log_path: Path) -> None:
@@ -426,3 +587,15 @@ def _signal_group(pid: int, signum: int) -> None:
 
 def _kill_group(pid: int) -> None:
     _signal_group(pid, signal.SIGKILL)
+
+
+def _stop_group(pid: int) -> None:
+    """Stop a job process and its group now: SIGTERM lets its run record its end, SIGKILL follows soon after."""
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + _LOST_JOB_SECONDS
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return
+        time.sleep(_SHORTEST_POLL)
+    _kill_group(pid)
+    os.waitpid(pid, 0)

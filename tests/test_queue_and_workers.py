@@ -116,6 +116,7 @@ def test_after_the_grace_period_a_job_is_interrupted_and_requeued(probe_study: P
     assert job["state"] == "QUEUED" and job["attempts"] == 0
     [run] = store.list_runs()
     assert run["status"] == "INTERRUPTED" and run["job_id"] == job["id"]
+    assert (probe_study / "worker.log").read_text().rstrip().endswith("stopped after 1 REQUEUED")
 
 
 def test_pause_resume_cancel_retry_and_wait(probe_study: Path, store: Store) -> None:

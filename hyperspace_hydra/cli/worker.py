@@ -21,7 +21,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def add_worker_options(parser: argparse.ArgumentParser, grace: float, stopped_by: str) -> None:
     """How a worker behaves (``--processes``, ``--exit-when-empty``...): shared by ``worker`` and ``slurm workers``."""
     parser.add_argument("--processes", type=int, default=1, metavar="N", help="jobs at a time in a worker (default 1); GPUs in CUDA_VISIBLE_DEVICES are split among them")
-    parser.add_argument("--exit-when-empty", action="store_true", help="stop when no job is queued and none runs")
+    parser.add_argument("--exit-when-empty", action="store_true", help="stop once no job of the study is queued or running anywhere (a job left running by a lost worker is waited for and taken over)")
     parser.add_argument("--max-jobs", type=int, default=None, metavar="K", help="stop after taking K jobs")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="a job running longer ends TIMEOUT")
     parser.add_argument("--lease", type=float, default=60.0, metavar="SECONDS", help="how long a job stays claimed without a sign of life from its worker (default 60)")

@@ -1,7 +1,8 @@
-"""Ride out a store that is briefly unreachable (database restart, network blip).
+"""Ride out a store that is briefly unreachable or unwritable (database restart, network blip, full disk).
 
-Backends raise :class:`StoreUnavailableError` when the database cannot be reached
-while opening the store or during an operation. :func:`open_retrying` opens a store
+Backends raise :class:`StoreUnavailableError` when the database cannot be reached or
+written while opening the store or during an operation (for SQLite: disk full, file
+read-only, locked beyond the busy timeout, I/O error, a damaged page). :func:`open_retrying` opens a store
 and wraps it in a :class:`RetryingStore`, which repeats such operations with
 exponential backoff until they succeed or a time budget is spent. Workers and the
 recording callback use it; one-shot CLI commands fail at once with one line.
@@ -33,7 +34,7 @@ _T = TypeVar("_T")
 
 
 class StoreUnavailableError(HyperspaceError):
-    """The store's database could not be reached; it may work again soon."""
+    """The store's database could not be reached or written; it may work again soon (or once someone frees space)."""
 
 
 def retry_while_unavailable(operation: Callable[[], _T], what: str, budget: float = DEFAULT_BUDGET_SECONDS) -> _T:

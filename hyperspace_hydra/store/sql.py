@@ -176,7 +176,7 @@ assert set(RUN_FIELDS) == {column.name for column in _runs.columns} - {"id"}
 
 
 def _reachable(method: Callable[..., _T]) -> Callable[..., _T]:
-    """Raise :class:`StoreUnavailableError` when the database cannot be reached during ``method``."""
+    """Raise :class:`StoreUnavailableError` when the database cannot be reached or written during ``method``."""
 
     @functools.wraps(method)
     def translating(self: SQLStore, *args: Any, **kwargs: Any) -> _T:
@@ -190,12 +190,22 @@ def _reachable(method: Callable[..., _T]) -> Callable[..., _T]:
     return translating
 
 
+_SQLITE_STORAGE_ERRORS = frozenset({
+    sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY,
+    sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL,
+})  # fmt: skip
+"""SQLite's primary result codes for a file that cannot be used now (locked beyond the busy timeout, disk
+full, read-only, I/O error, damaged page): the storage is at fault, not the request, and it may be fixed
+while a worker waits. A file that is not a database at all (SQLITE_NOTADB) is not among them."""
+
+
 def _unavailable(error: DBAPIError, dialect: str) -> bool:
-    """Whether ``error`` means the database could not be reached (worth retrying), not a wrong request."""
+    """Whether ``error`` means the database could not be reached or written (worth retrying), not a wrong request."""
     if error.connection_invalidated:
         return True
     if dialect == "sqlite":
-        return isinstance(error, OperationalError) and any(word in str(error.orig) for word in ("locked", "busy"))
+        code = getattr(error.orig, "sqlite_errorcode", None)
+        return code is not None and code & 0xFF in _SQLITE_STORAGE_ERRORS  # extended codes keep the primary one in their low byte
     return isinstance(error, (OperationalError, InterfaceError))
 
 

@@ -1,0 +1,269 @@
+"""A worker's reliability with real processes and signals: its jobs die with it, a lost claim stops
+its job at once, a full disk pauses it without losing anything, and its summary counts its own attempts."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import clean_env, enqueue, hyperspace, python_in, start_worker, wait_until
+
+from hyperspace_hydra.store import Store, open_store
+
+
+@pytest.fixture
+def store(probe_study: Path) -> Iterator[Store]:
+    """The probe study's default store, opened from the test process."""
+    with open_store(f"sqlite:///{probe_study}/.hyperspace/store.db") as opened:
+        yield opened
+
+
+def submit(study: Path, *jobs: list[str], env: dict[str, str] | None = None) -> None:
+    """Queue one job per list of overrides, in order, from a notebook-like process."""
+    code = "from hyperspace_hydra import Queue\nq = Queue(app='probe.run')\n" + "".join(f"q.submit({overrides!r})\n" for overrides in jobs)
+    submitted = python_in(study, code, env=env)
+    assert submitted.returncode == 0, submitted.stderr
+
+
+def states(store: Store) -> list[str]:
+    return [job["state"] for job in store.list_jobs()]
+
+
+def job_pid(study: Path, log_name: str, job_id: int) -> int:
+    """The pid of the job process a worker started for ``job_id``, read from the worker's output."""
+    found = wait_until(lambda: re.search(rf"job {job_id} started \(attempt \d+, pid (\d+)\)", (study / log_name).read_text()), what=f"job {job_id} to start")
+    return int(found.group(1))
+
+
+def live_processes_in_group(pgid: int) -> list[int]:
+    """Pids of the processes (zombies aside) in process group ``pgid``: a job process and whatever it started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def sleeping(store: Store) -> bool:
+    """Whether a run of the study is in its task's sleep."""
+    return any(run["status"] == "RUNNING" and "sleeping" in (run["captured_out"] or "") for run in store.list_runs())
+
+
+def summary(study: Path, log_name: str) -> dict[str, int]:
+    """A stopped worker's own count of its attempts' outcomes, from its last line."""
+    last = (study / log_name).read_text().strip().splitlines()[-1]
+    assert " stopped after " in last, last
+    counts = last.split(" stopped after ", 1)[1]
+    return {} if counts == "no jobs" else {state: int(count) for count, state in (part.split() for part in counts.split(", "))}
+
+
+def test_a_killed_workers_job_process_dies_within_a_second_and_the_next_attempt_runs_alone(probe_study: Path, store: Store) -> None:
+    submit(probe_study, ["sleep=5"])
+    doomed = start_worker(probe_study, "--lease", "2", log_name="doomed.log")
+    child = job_pid(probe_study, "doomed.log", 1)
+    wait_until(lambda: sleeping(store), what="the job to sleep")
+    assert live_processes_in_group(child) == [child]
+    doomed.send_signal(signal.SIGKILL)  # the worker alone: its job process is in its own process group
+    doomed.wait(timeout=10)
+    wait_until(lambda: not live_processes_in_group(child), timeout=2, what="the job process to die with its worker")
+    survivor = start_worker(probe_study, "--lease", "2", log_name="survivor.log")
+    wait_until(lambda: states(store) == ["COMPLETED"], timeout=120, what="another worker to complete the job")
+    survivor.send_signal(signal.SIGTERM)
+    assert survivor.wait(timeout=60) == 0
+    [job] = store.list_jobs()
+    assert job["state"] == "COMPLETED" and job["attempts"] == 1
+    first, second = store.list_runs()
+    assert (first["status"], second["status"]) == ("DIED", "COMPLETED") and job["run_id"] == second["_id"]
+    assert first["output_dir"] == second["output_dir"]
+    assert (Path(second["output_dir"]) / "job.log").read_text().count("hello from the task") == 2
+
+
+def test_a_stalled_workers_job_stops_before_its_lease_expires_so_attempts_never_overlap(probe_study: Path, store: Store) -> None:
+    submit(probe_study, ["sleep=8"])
+    stalled = start_worker(probe_study, "--exit-when-empty", "--lease", "2", log_name="stalled.log")
+    child = job_pid(probe_study, "stalled.log", 1)
+    wait_until(lambda: sleeping(store), what="the job to sleep")
+    try:
+        stalled.send_signal(signal.SIGSTOP)  # alive but silent, as when blocked on a store that does not answer
+        survivor = start_worker(probe_study, "--exit-when-empty", "--lease", "2", log_name="survivor.log")
+        wait_until(lambda: not live_processes_in_group(child), timeout=3, what="the stalled worker's job to stop itself")
+        assert "attempt 2" not in (probe_study / "survivor.log").read_text(), "the second attempt started while the first still ran"
+        assert survivor.wait(timeout=120) == 0
+    finally:
+        stalled.send_signal(signal.SIGCONT)
+    assert stalled.wait(timeout=60) == 0
+    first, second = store.list_runs()
+    assert (first["status"], second["status"], states(store)) == ("DIED", "COMPLETED", ["COMPLETED"])
+    assert "did not renew this job's lease in time" in (Path(first["output_dir"]) / "job.log").read_text()
+    assert (summary(probe_study, "stalled.log"), summary(probe_study, "survivor.log")) == ({"LOST": 1}, {"COMPLETED": 1})
+
+
+def test_a_job_stopped_by_its_unrenewed_lease_is_requeued_not_failed(probe_study: Path, store: Store) -> None:
+    submit(probe_study, ["sleep=3"])
+    worker = start_worker(probe_study, "--exit-when-empty", "--lease", "2")
+    child = job_pid(probe_study, "worker.log", 1)
+    wait_until(lambda: sleeping(store), what="the job to sleep")
+    try:
+        worker.send_signal(signal.SIGSTOP)
+        wait_until(lambda: not live_processes_in_group(child), timeout=3, what="the job to stop itself")
+    finally:
+        worker.send_signal(signal.SIGCONT)  # back before anyone requeued the job: the worker puts it back itself
+    assert worker.wait(timeout=60) == 0
+    [job] = store.list_jobs()
+    assert (job["state"], job["attempts"]) == ("COMPLETED", 0)
+    assert [run["status"] for run in store.list_runs()] == ["INTERRUPTED", "COMPLETED"]
+    assert "job 1 REQUEUED: the job process stopped itself: its worker did not renew the lease in time" in (probe_study / "worker.log").read_text()
+    assert summary(probe_study, "worker.log") == {"COMPLETED": 1, "REQUEUED": 1}
+
+
+def test_a_cancelled_running_job_stops_within_seconds(probe_study: Path, store: Store) -> None:
+    submit(probe_study, ["sleep=60"])
+    worker = start_worker(probe_study)  # the default lease of 60 s: a cancel must not wait for its renewal
+    child = job_pid(probe_study, "worker.log", 1)
+    wait_until(lambda: sleeping(store), what="the job to sleep")
+    cancelled = hyperspace(probe_study, "queue", "cancel", "1")
+    assert cancelled.stdout.strip() == "1 job(s) cancelled", cancelled.stderr
+    wait_until(lambda: not live_processes_in_group(child), timeout=3, what="the cancelled job to stop")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0
+    [job] = store.list_jobs()
+    assert job["state"] == "CANCELLED"
+    [run] = store.list_runs()
+    assert run["status"] == "INTERRUPTED", "the stopped job recorded its end"
+    assert "job 1 LOST: stopped, this worker no longer holds it (cancelled or taken over); the job is now CANCELLED" in (probe_study / "worker.log").read_text()
+    assert summary(probe_study, "worker.log") == {"LOST": 1}
+
+
+def test_exit_when_empty_waits_out_a_dead_workers_lease_and_finishes_its_job(probe_study: Path, store: Store) -> None:
+    submit(probe_study, ["sleep=3"])
+    doomed = start_worker(probe_study, "--lease", "2", log_name="doomed.log")
+    wait_until(lambda: sleeping(store), what="the job to sleep")
+    subprocess.run(["pkill", "-KILL", "-s", str(doomed.pid)], check=True)  # the worker and its job process
+    doomed.wait(timeout=10)
+    drainer = start_worker(probe_study, "--exit-when-empty", "--lease", "2", log_name="drainer.log")
+    assert drainer.wait(timeout=120) == 0
+    output = (probe_study / "drainer.log").read_text()
+    assert states(store) == ["COMPLETED"], output
+    assert "job 1 requeued: its worker was lost" in output and "job 1 started (attempt 2" in output
+    assert summary(probe_study, "drainer.log") == {"COMPLETED": 1}
+
+
+def test_worker_summaries_count_their_own_attempts_and_add_up_to_the_jobs(probe_study: Path, store: Store) -> None:
+    submit(probe_study, ["sleep=4", "message=stalled"], ["sleep=4", "message=killed"])
+    stalled = start_worker(probe_study, "--exit-when-empty", "--lease", "1", log_name="stalled.log")
+    stalled_processes = (job_pid(probe_study, "stalled.log", 1), stalled.pid)
+    doomed = start_worker(probe_study, "--lease", "1", log_name="doomed.log")
+    job_pid(probe_study, "doomed.log", 2)
+    wait_until(lambda: sum("sleeping" in (run["captured_out"] or "") for run in store.list_runs()) == 2, what="both jobs to sleep")
+    try:
+        _signal_all(stalled_processes, signal.SIGSTOP)  # a worker that stops answering, and its job: its lease expires
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=10)
+        survivor = start_worker(probe_study, "--exit-when-empty", "--lease", "1", log_name="survivor.log")
+        assert survivor.wait(timeout=120) == 0
+        assert states(store) == ["COMPLETED", "COMPLETED"], (probe_study / "survivor.log").read_text()
+    finally:
+        _signal_all(stalled_processes, signal.SIGCONT)  # the stalled attempt ends after another attempt completed its job
+    assert stalled.wait(timeout=60) == 0
+    stalled_output = (probe_study / "stalled.log").read_text()
+    assert re.search(r"job 1 LOST: .*claim was lost.*; the job is now COMPLETED \(run \d+\)", stalled_output), stalled_output
+    counts = [summary(probe_study, "stalled.log"), summary(probe_study, "survivor.log")]
+    assert counts == [{"LOST": 1}, {"COMPLETED": 2}]
+    assert sum(count.get("COMPLETED", 0) for count in counts) == states(store).count("COMPLETED")
+    completed_runs = [run["job_id"] for run in store.list_runs() if run["status"] == "COMPLETED"]
+    assert sorted(completed_runs) == [1, 2], "each job completed exactly once"
+
+
+def _signal_all(pids: tuple[int, ...], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def _mount_small_tmpfs(directory: Path) -> None:
+    """Mount a 2 MB tmpfs on ``directory``, or skip the test saying why that is not possible here."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs to fill needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(directory)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+
+
+def _fill(path: Path) -> None:
+    """Write ``path`` until its file system is full."""
+    with open(path, "wb", buffering=0) as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 4096)
+        except OSError as error:
+            assert error.errno == errno.ENOSPC, error
+
+
+def _job_logs(study: Path) -> str:
+    return "".join(log.read_text() for log in study.glob("outputs/**/job.log"))
+
+
+def test_a_full_disk_pauses_the_worker_and_loses_nothing(probe_study: Path, tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    _mount_small_tmpfs(disk)
+    env = clean_env(HYPERSPACE_STORE=f"sqlite:///{disk}/store.db")
+    worker_log = probe_study / "worker.log"
+    worker = None
+    try:
+        submit(probe_study, *(["sleep=0.5", f"message={n}"] for n in range(6)), env=env)
+        worker = start_worker(probe_study, "--exit-when-empty", env=env)
+        with open_store(env["HYPERSPACE_STORE"]) as store:
+            wait_until(lambda: "COMPLETED" in states(store), what="a first job to complete")
+            filler = disk / "filler"
+            _fill(filler)
+            wait_until(lambda: "database or disk is full" in worker_log.read_text(), timeout=60, what="the worker to meet the full disk")
+            refused = enqueue(probe_study, "message=late", env=env)
+            time.sleep(2)
+            assert worker.poll() is None, "the worker waits for space"
+            filler.unlink()
+            assert worker.wait(timeout=300) == 0, worker_log.read_text()
+            output = worker_log.read_text()
+            assert "Traceback" not in output + _job_logs(probe_study), output
+            assert all(line.startswith(("worker ", "job ", "hyperspace: ")) for line in output.splitlines()), output
+            jobs = store.list_jobs()
+            assert [job["state"] for job in jobs] == ["COMPLETED"] * 6, output
+            completed = [run["job_id"] for run in store.list_runs() if run["status"] == "COMPLETED"]
+            assert sorted(completed) == [job["id"] for job in jobs], "every job completed exactly once"
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr
+        assert refused.stderr.splitlines()[0].endswith("/disk/store.db unavailable: database or disk is full"), "one line, as Hydra prints our errors"
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_damaged_store_page_gives_one_error_line(probe_study: Path, store: Store) -> None:
+    submit(probe_study, ["message=a"])
+    store.close()  # the last connection checkpoints the write-ahead log into the file
+    database = probe_study / ".hyperspace" / "store.db"
+    with sqlite3.connect(database) as connection:
+        [(page_size,)] = connection.execute("PRAGMA page_size").fetchall()
+        [(jobs_page,)] = connection.execute("SELECT rootpage FROM sqlite_master WHERE name = 'jobs'").fetchall()
+    with open(database, "r+b") as file:
+        file.seek((jobs_page - 1) * page_size)
+        file.write(b"\xff" * page_size)
+    listed = hyperspace(probe_study, "queue", "ls")
+    assert listed.returncode == 2 and listed.stderr.startswith("error: store sqlite:///"), listed.stderr
+    assert listed.stderr.strip().endswith("unavailable: database disk image is malformed") and len(listed.stderr.splitlines()) == 1, listed.stderr
