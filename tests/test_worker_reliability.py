@@ -144,7 +144,9 @@ def test_a_cancelled_running_job_stops_within_seconds(probe_study: Path, store: 
     assert job["state"] == "CANCELLED"
     [run] = store.list_runs()
     assert run["status"] == "INTERRUPTED", "the stopped job recorded its end"
-    assert "job 1 LOST: stopped, this worker no longer holds it (cancelled or taken over); the job is now CANCELLED" in (probe_study / "worker.log").read_text()
+    # The worker stops it when its lease check finds the claim gone, unless the job found out first (at a heartbeat).
+    [lost] = [line for line in (probe_study / "worker.log").read_text().splitlines() if line.startswith("job 1 LOST: ")]
+    assert lost.endswith("; the job is now CANCELLED"), lost
     assert summary(probe_study, "worker.log") == {"LOST": 1}
 
 
