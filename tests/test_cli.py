@@ -59,6 +59,36 @@ def test_runs_ls_filters_sorts_and_limits(four_runs: Path) -> None:
     assert _listed_ids(four_runs, "--status", "FAILED") == []
 
 
+def test_runs_ls_filters_and_sorts_by_the_names_its_columns_show(four_runs: Path) -> None:
+    assert _listed_ids(four_runs, "--where", "lr<0.05") == [1, 2], "lr is model.optimizer.lr"
+    assert _listed_ids(four_runs, "--where", "depth=12", "--sort", "-score") == [4, 3]
+    assert _listed_ids(four_runs, "--sort", "-lr", "--where", "score<1") == [1, 3], "runs without lr come last"
+    assert _listed_ids(four_runs, "--where", "optimizer=probe.model.Optimizer") == [1, 2], "a _target_ by its node's name"
+    durations = [json.loads(line)["duration"] for line in hyperspace(four_runs, "runs", "ls", "--json", "--sort", "duration").stdout.splitlines()]
+    assert len(durations) == 4 and durations == sorted(durations)
+    descending = [json.loads(line)["duration"] for line in hyperspace(four_runs, "runs", "ls", "--json", "--sort", "-duration").stdout.splitlines()]
+    assert descending == sorted(durations, reverse=True)
+    assert _listed_ids(four_runs, "--sort", "-id", "--limit", "2") == [4, 3]
+    assert _listed_ids(four_runs, "--where", "momentum missing") == [1, 2, 3, 4], "missing asks about any path"
+    assert _listed_ids(four_runs, "--where", "momentum exists") == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sort", "-bogus"], "error: no run has the sort path 'bogus': nothing is close"),
+        (["--sort", "-lrr"], "error: no run has the sort path 'lrr': did you mean lr"),
+        (["--where", "dept<3"], "error: no run has the filter path 'dept': did you mean depth"),
+        (["--where", "_target_=x"], "error: the filter path '_target_' is ambiguous: it names model._target_, model.layer._target_, model.optimizer._target_"),
+        (["--sort", "-duration", "--where", "duration>1"], "error: invalid filter 'duration>1': duration can be sorted by"),
+    ],
+)
+def test_runs_ls_refuses_a_path_no_run_has(four_runs: Path, args: list[str], message: str) -> None:
+    finished = hyperspace(four_runs, "runs", "ls", *args)
+    assert finished.returncode == 2 and finished.stdout == ""
+    assert finished.stderr.startswith(message) and finished.stderr.count("\n") == 1, finished.stderr
+
+
 def test_runs_ls_shows_the_chosen_columns_as_a_table_or_csv(four_runs: Path) -> None:
     table = hyperspace(four_runs, "runs", "ls", "--columns", "depth,model.layer.width", "--where", "score=2.5")
     header, *rows = table.stdout.splitlines()

@@ -315,6 +315,20 @@ def test_sort_orders_numbers_then_strings_then_missing(store: Store) -> None:
     assert _ids(store, sort="id") == sorted(runs.values()) + [no_x]
 
 
+def test_sort_by_duration_puts_runs_without_a_stop_time_last(store: Store) -> None:
+    def run_of(seconds: float | None) -> int:
+        run_id = store.start_run({"start_time": NOW})
+        if seconds is not None:
+            store.finish_run(run_id, COMPLETED, {"stop_time": NOW + dt.timedelta(seconds=seconds)})
+        return run_id
+
+    slow, running, quick, medium = run_of(90.5), run_of(None), run_of(0.25), run_of(3)
+    assert _ids(store, sort="duration") == [quick, medium, slow, running]
+    assert _ids(store, sort="-duration", limit=2) == [slow, medium]
+    with pytest.raises(HyperspaceError, match="duration can be sorted by"):
+        Condition("duration", "<", 1)
+
+
 def test_limit_applies_after_filters_and_sort(store: Store) -> None:
     ids = [_finished_run(store, {"x": n % 3}, objective=float(n)) for n in range(9)]
     assert _ids(store, Condition("x", "=", 0), limit=2) == [ids[3], ids[6]], "unsorted: the newest matching runs, oldest first"

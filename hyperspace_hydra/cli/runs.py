@@ -10,7 +10,7 @@ from rich.pretty import Pretty
 
 from hyperspace_hydra.cli.common import add_store_option, open_store_for
 from hyperspace_hydra.cli.output import console, print_csv, print_json_lines, print_table, to_json
-from hyperspace_hydra.filters import FORMS, parse_condition, parse_sort
+from hyperspace_hydra.filters import FORMS, parse_condition, parse_sort, resolve_paths
 from hyperspace_hydra.reproduce import reproduce_commands
 from hyperspace_hydra.results import run_diff, run_rows
 from hyperspace_hydra.store.base import FINAL_STATUSES, RUNNING
@@ -34,7 +34,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ls.add_argument(
         "--sort",
         metavar="FIELD",
-        help="order by a config path or run field, '-' in front for descending (-result: highest objective first)",
+        help="order by a config path (or its short name as a column), a run field or duration; '-' in front for descending (-result: highest objective first)",
     )
     ls.add_argument("--limit", type=int, default=None, metavar="N", help="show only N runs: the newest, or with --sort the first N")
     ls.add_argument("--columns", metavar="A,B", help="show these config values (short names or dotted paths), not the ones that differ")
@@ -63,7 +63,9 @@ def _ls(args: argparse.Namespace) -> None:
     where = [parse_condition(text) for text in args.where]
     sort = parse_sort(args.sort) if args.sort else None
     with open_store_for(args) as store:
-        runs = store.list_runs(args.limit, task=args.task, sweep_id=args.sweep, status=args.status, where=where, sort=sort)
+        selection = {"task": args.task, "sweep_id": args.sweep, "status": args.status}
+        where, sort = resolve_paths(store, where, sort, **selection)
+        runs = store.list_runs(args.limit, where=where, sort=sort, **selection)
     columns, rows = run_rows(runs, _column_names(args.columns))
     if args.format == "json":
         print_json_lines(rows)

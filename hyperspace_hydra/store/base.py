@@ -174,6 +174,8 @@ class MetricPoint:
 CONDITION_OPERATORS = ("=", "!=", "<", ">", "in", "exists")
 RUN_VALUE_PATHS = ("id", "objective", "status", "task", "seed")
 """Paths that name a run field itself; ``result.<key>`` and ``choices.<group>`` name a key inside those fields."""
+DURATION = "duration"
+"""A sort path that no field holds: ``stop_time - start_time`` in seconds, computed by the database."""
 _KEYED_FIELDS = ("result", "choices")
 
 
@@ -187,7 +189,7 @@ def run_path(path: str) -> tuple[str, tuple[str, ...]]:
     parts = tuple(path.split("."))
     if not all(parts):
         raise HyperspaceError(f"invalid path {path!r}: expected dotted keys such as classifier.C, result.accuracy or objective")
-    if path in RUN_VALUE_PATHS:
+    if path in (*RUN_VALUE_PATHS, DURATION):
         return path, ()
     if parts[0] in _KEYED_FIELDS:
         if len(parts) == 1:
@@ -224,6 +226,8 @@ class Condition:
 
     def __post_init__(self) -> None:
         run_path(self.path)
+        if self.path == DURATION:
+            raise HyperspaceError(f"{DURATION} can be sorted by (sort {DURATION} or -{DURATION}), not filtered on")
         if self.op not in CONDITION_OPERATORS:
             raise HyperspaceError(
                 f"unknown operator {self.op!r} in a condition on {self.path}: expected one of {', '.join(CONDITION_OPERATORS)}"
@@ -380,7 +384,9 @@ class Store(abc.ABC):
         them. ``sort`` is a path as in a condition, with ``-`` in front for descending: runs
         whose value there is a number come first, in numeric order, then strings (by code
         point), then runs where it is missing or of another type; ties in id order. With
-        ``sort``, ``limit`` keeps the first ``limit`` runs of that order.
+        ``sort``, ``limit`` keeps the first ``limit`` runs of that order. ``duration`` (only as a
+        sort) is ``stop_time - start_time`` in seconds; a run without a stop time (still RUNNING)
+        has no duration and comes last, as missing values do.
 
         With ``fields`` (names from :data:`RUN_FIELDS`), each document holds ``_id`` and only
         those fields, and no other field is read.

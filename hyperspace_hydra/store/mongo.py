@@ -33,6 +33,7 @@ from hyperspace_hydra.store.base import (
     COMPLETED,
     DEDUPE_STATES,
     DIED,
+    DURATION,
     FINAL_STATUSES,
     INTERRUPTED,
     JOB_FINAL_STATES,
@@ -700,6 +701,8 @@ def _job_filter(study: str | None, sweep_id: int | None, job_ids: Sequence[int] 
 _BSON_TYPES = ((bool, "bool"), ((int, float), "number"), (str, "string"))
 """The BSON type (``$type`` alias) of each kind of scalar; bool first, as it is an int in Python."""
 _COMPARISONS = {"<": "$lt", ">": "$gt"}
+_DURATION_SECONDS = {"$divide": [{"$subtract": ["$stop_time", "$start_time"]}, 1000]}
+"""Seconds from start to stop as an aggregation expression: null while either time is null (a RUNNING run)."""
 
 
 def _field(path: str) -> str:
@@ -745,7 +748,7 @@ def _sort_stages(sort: str) -> list[dict[str, Any]]:
     is missing); a plain sort would put missing values first and order a list by its smallest item.
     """
     path, descending = sort_order(sort)
-    value = f"${_field(path)}"
+    value = _DURATION_SECONDS if path == DURATION else f"${_field(path)}"
     is_number = {"$and": [{"$gt": [value, None]}, {"$lt": [value, ""]}]}
     is_string = {"$and": [{"$gte": [value, ""]}, {"$lt": [value, {}]}]}
     rank = {"$cond": [is_number, 0, {"$cond": [is_string, 1, 2]}]}

@@ -30,6 +30,7 @@ from hyperspace_hydra.store.base import (
     COMPLETED,
     DEDUPE_STATES,
     DIED,
+    DURATION,
     FINAL_STATUSES,
     INTERRUPTED,
     JOB_FINAL_STATES,
@@ -752,6 +753,8 @@ class _RunValue:
 
 def _run_value(dialect: str, path: str) -> _RunValue:
     field, keys = run_path(path)
+    if field == DURATION:
+        return _DurationValue(dialect)
     column = _runs.c[field]
     if not keys:
         return _ColumnValue(column, dialect)
@@ -775,6 +778,22 @@ class _ColumnValue(_RunValue):
         if not isinstance(self.column.type, sa.String):
             return super().string()
         return _by_code_point(self.column, self.dialect)
+
+
+class _DurationValue(_RunValue):
+    """Seconds from ``start_time`` to ``stop_time``; missing while either is NULL (a RUNNING run has no stop time)."""
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+
+    def present(self) -> sa.ColumnElement[bool]:
+        return sa.and_(_runs.c.start_time.is_not(None), _runs.c.stop_time.is_not(None))
+
+    def number(self) -> sa.ColumnElement[Any]:
+        if self.dialect == "postgresql":
+            return sa.extract("epoch", _runs.c.stop_time - _runs.c.start_time)
+        # SQLite keeps datetimes as ISO text; julianday reads it (fractional seconds included) as days
+        return (sa.func.julianday(_runs.c.stop_time) - sa.func.julianday(_runs.c.start_time)) * 86400.0
 
 
 class _SQLiteValue(_RunValue):
