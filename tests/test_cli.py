@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, hyperspace, run_app, stored_runs
+from conftest import clean_env, enqueue, hyperspace, run_app, stored_runs
 
 from hyperspace_hydra.settings import DEFAULT_STORE_URI, resolve_store_uri
 
@@ -255,3 +255,66 @@ def test_report_writes_one_self_contained_html_file_with_every_section(probe_stu
     assert "<script src=" not in page, "every script is inline: it opens offline"
     bad = hyperspace(probe_study, "report", "--where", "score in 3")
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and bad.stderr.count("\n") == 1
+
+
+def _assert_one_error_line(finished, message: str, status: int = 2) -> None:
+    """Exactly one stderr line, ``error: ...`` starting with ``message``; no traceback; the exit status."""
+    assert finished.returncode == status, (finished.returncode, finished.stderr)
+    lines = finished.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), finished.stderr
+    assert "Traceback" not in finished.stdout
+
+
+HUGE = "99999999999999999999999"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["runs", "show", HUGE], f"error: no run with id {HUGE}"),
+        (["rerun", HUGE], f"error: no run with id {HUGE}"),
+        (["runs", "diff", "1", HUGE], f"error: no run with id {HUGE}"),
+        (["queue", "cancel", HUGE], f"error: no job with id {HUGE}"),
+        (["queue", "cancel", "999", "1000"], "error: no job with id 999, 1000"),
+        (["queue", "cancel", "--sweep", "999"], "error: no sweep with id 999"),
+        (["queue", "pause", "--sweep", HUGE], f"error: no sweep with id {HUGE}"),
+        (["queue", "resume", "999"], "error: no job with id 999"),
+        (["queue", "retry", "999"], "error: no job with id 999"),
+        (["queue", "wait", HUGE], f"error: no sweep with id {HUGE}"),
+    ],
+)
+def test_ids_that_name_nothing_are_one_error_line(two_runs: Path, args: list[str], message: str) -> None:
+    _assert_one_error_line(hyperspace(two_runs, *args), message)
+
+
+def test_a_comparison_beyond_64_bit_integers_still_answers(two_runs: Path) -> None:
+    assert _listed_ids(two_runs, "--where", f"seed<{HUGE}") == [1, 2]
+    assert _listed_ids(two_runs, "--where", f"seed>-{HUGE}", "--where", f"id<{HUGE}") == [1, 2]
+    assert _listed_ids(two_runs, "--where", f"seed>{HUGE}") == []
+
+
+def test_queue_commands_count_existing_jobs_that_cannot_move_without_an_error(probe_study: Path) -> None:
+    assert enqueue(probe_study, "model=small,large").returncode == 0
+    cancelled = hyperspace(probe_study, "queue", "cancel", "1", "2")
+    assert cancelled.returncode == 0 and cancelled.stdout == "2 job(s) cancelled\n", cancelled.stderr
+    again = hyperspace(probe_study, "queue", "cancel", "--sweep", "1")
+    assert again.returncode == 0 and again.stdout == "0 job(s) cancelled\n", "both exist: nothing left to cancel is no error"
+    _assert_one_error_line(hyperspace(probe_study, "queue", "retry", "1", "3"), "error: no job with id 3")
+    assert [json.loads(line)["state"] for line in hyperspace(probe_study, "queue", "ls", "--json").stdout.splitlines()] == ["CANCELLED"] * 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--processes", "0"], "error: --processes must be more than 0, not 0"),
+        (["--processes", "-1"], "error: --processes must be more than 0, not -1"),
+        (["--max-jobs", "0"], "error: --max-jobs must be more than 0"),
+        (["--lease", "0"], "error: --lease must be more than 0"),
+        (["--timeout", "-5"], "error: --timeout must be more than 0"),
+        (["--grace", "-1"], "error: --grace must be 0 or more seconds"),
+    ],
+)
+def test_worker_refuses_numbers_it_cannot_work_with(probe_study: Path, args: list[str], message: str) -> None:
+    assert enqueue(probe_study, "model=small").returncode == 0
+    _assert_one_error_line(hyperspace(probe_study, "worker", "--app", "probe.run", "--exit-when-empty", *args), message)
+    assert json.loads(hyperspace(probe_study, "queue", "ls", "--json").stdout)["state"] == "QUEUED", "no job was taken"

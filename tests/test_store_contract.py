@@ -178,6 +178,30 @@ def test_unknown_run_ids_raise(store: Store) -> None:
             call()
 
 
+@pytest.mark.parametrize("huge", [2**31, 2**63, 10**22, -(10**22)])
+def test_ids_beyond_what_a_store_holds_name_nothing(store: Store, huge: int) -> None:
+    run_id = store.start_run({"config": {}, "seed": 3})
+    for call in (
+        lambda: store.get_run(huge),
+        lambda: store.update_run(huge, {"captured_out": ""}),
+        lambda: store.finish_run(huge, COMPLETED, {}),
+        lambda: store.rewrite_config(huge, {}, "h", {}),
+        lambda: store.add_metrics(huge, []),
+        lambda: store.get_metrics(huge),
+    ):
+        with pytest.raises(RunNotFoundError, match=str(huge)):
+            call()
+    with pytest.raises(JobNotFoundError, match=str(huge)):
+        store.get_sweep(huge)
+    job = store.enqueue("s", [_job("a")], {"kind": "grid"}).enqueued[0]
+    assert store.change_jobs([QUEUED], PAUSED, job_ids=[huge]) == 0 and store.change_jobs([QUEUED], PAUSED, sweep_id=huge) == 0
+    assert store.list_jobs(job_ids=[huge, job]) == store.list_jobs(job_ids=[job]) and store.list_jobs(sweep_id=huge) == []
+    assert store.list_runs(sweep_id=huge) == []
+    assert _ids(store, Condition("seed", "<", huge)) == ([run_id] if huge > 0 else [])
+    assert _ids(store, Condition("id", ">", -huge)) == ([run_id] if huge > 0 else [])
+    assert _ids(store, Condition("seed", "in", [huge, 3])) == [run_id]
+
+
 def test_metrics_come_back_by_name_ordered_by_step(store: Store) -> None:
     run_id = store.start_run({})
     store.add_metrics(run_id, [MetricPoint("loss", 2, 0.2, NOW), MetricPoint("loss", 0, 1.0, NOW), MetricPoint("acc", 0, 0.5, NOW)])

@@ -95,6 +95,16 @@ def run_fields(fields: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(fields)
 
 
+ID_RANGE = range(1, 2**63)
+"""The ids a store may hand out (signed 64-bit integers from 1). A number outside names no run, job
+or sweep; backends answer so without asking the database, which cannot take such a number."""
+
+
+def known_ids(ids: Iterable[int]) -> list[int]:
+    """The ids in ``ids`` that a run, job or sweep may have (see :data:`ID_RANGE`)."""
+    return [identifier for identifier in ids if identifier in ID_RANGE]
+
+
 def utcnow() -> dt.datetime:
     """The current time as the naive UTC datetime that stores keep."""
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -216,7 +226,8 @@ class Condition:
     - ``in``: ``value`` is a non-empty list of scalars; matches when ``=`` matches one of them.
     - ``exists``: ``value`` True matches runs where the value is not missing, False runs where it is.
 
-    ``=``, ``<``, ``>`` and ``in`` never match a run whose value is missing. Raises
+    ``=``, ``<``, ``>`` and ``in`` never match a run whose value is missing. An integer beyond 64
+    bits (which no database can take) compares as the float nearest to it. Raises
     :class:`HyperspaceError` for a malformed path, an unknown operator or a value it cannot take.
     """
 
@@ -225,6 +236,7 @@ class Condition:
     value: Any = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "value", _within_64_bits(self.value))  # frozen: this is the one normalisation of the value
         run_path(self.path)
         if self.path == DURATION:
             raise HyperspaceError(f"{DURATION} can be sorted by (sort {DURATION} or -{DURATION}), not filtered on")
@@ -235,6 +247,16 @@ class Condition:
         problem = _value_problem(self.op, self.value)
         if problem:
             raise HyperspaceError(f"invalid condition on {self.path}: {problem}")
+
+
+def _within_64_bits(value: Any) -> Any:
+    """``value`` with every integer beyond 64 bits as a float: databases cannot bind such an integer, and as a float it
+    still compares correctly with every number they hold (a stored value is never that large an integer)."""
+    if isinstance(value, list):
+        return [_within_64_bits(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return float(value)
+    return value
 
 
 def _value_problem(op: str, value: Any) -> str | None:

@@ -35,6 +35,7 @@ from hyperspace_hydra.store.base import (
     DIED,
     DURATION,
     FINAL_STATUSES,
+    ID_RANGE,
     INTERRUPTED,
     JOB_FINAL_STATES,
     JOB_STATE_AFTER_RUN,
@@ -57,6 +58,7 @@ from hyperspace_hydra.store.base import (
     Store,
     check_sweep_state,
     claim_lost,
+    known_ids,
     run_changes,
     run_conditions,
     run_fields,
@@ -262,7 +264,7 @@ class MongoStore(Store):
 
     @_reachable
     def rewrite_config(self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any]) -> None:
-        updated = self._db.runs.update_one({"_id": run_id}, {"$set": {"config": dict(config), "config_hash": config_hash, "info": dict(info)}})
+        updated = self._db.runs.update_one({"_id": _id_is(run_id)}, {"$set": {"config": dict(config), "config_hash": config_hash, "info": dict(info)}})
         if not updated.matched_count:
             raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
 
@@ -323,7 +325,7 @@ class MongoStore(Store):
         """The query document that selects the runs :meth:`list_runs` returns."""
         clauses = [_condition_query(condition) for condition in run_conditions(task, status, where)]
         if sweep_id is not None:
-            clauses.append({"sweep_id": sweep_id})
+            clauses.append({"sweep_id": _id_is(sweep_id)})
         return {"$and": clauses} if clauses else {}
 
     @_reachable
@@ -349,7 +351,7 @@ class MongoStore(Store):
             update: dict[str, Any] = {"$set": fields}
             if unset:
                 update["$unset"] = unset
-            return self._db.runs.update_one({"_id": run_id, "status": RUNNING}, update).matched_count == 1
+            return self._db.runs.update_one({"_id": _id_is(run_id), "status": RUNNING}, update).matched_count == 1
 
         return set_fields
 
@@ -433,7 +435,7 @@ class MongoStore(Store):
 
     def _find_run(self, run_id: int, projection: Mapping[str, Any] | None) -> dict[str, Any]:
         """The stored run document (only the fields of ``projection``, if given); raises :class:`RunNotFoundError`."""
-        raw = self._db.runs.find_one({"_id": run_id}, projection)
+        raw = self._db.runs.find_one({"_id": _id_is(run_id)}, projection)
         if raw is None:
             raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
         return raw
@@ -605,7 +607,7 @@ class MongoStore(Store):
 
     @_reachable
     def get_sweep(self, sweep_id: int) -> dict[str, Any]:
-        sweep = self._db.sweeps.find_one({"_id": sweep_id})
+        sweep = self._db.sweeps.find_one({"_id": _id_is(sweep_id)})
         if sweep is None:
             raise JobNotFoundError(f"no sweep with id {sweep_id} in store {redact_credentials(self.uri)}")
         sweep.pop(_JOB_COUNT, None)
@@ -671,6 +673,11 @@ class MongoStore(Store):
         )
 
 
+def _id_is(identifier: int) -> dict[str, Any]:
+    """A match of ``identifier``; of nothing for an id outside :data:`ID_RANGE`, which BSON cannot encode."""
+    return {"$eq": identifier} if identifier in ID_RANGE else {"$in": []}
+
+
 def _holds(claim: Claim) -> dict[str, Any]:
     return {"_id": claim.job_id, "state": RUNNING, "token": claim.token}
 
@@ -690,9 +697,9 @@ def _job_filter(study: str | None, sweep_id: int | None, job_ids: Sequence[int] 
     if study is not None:
         selection["study"] = study
     if sweep_id is not None:
-        selection["sweep_id"] = sweep_id
+        selection["sweep_id"] = _id_is(sweep_id)
     if job_ids is not None:
-        selection["_id"] = {"$in": list(job_ids)}
+        selection["_id"] = {"$in": known_ids(job_ids)}
     if states is not None:
         selection["state"] = {"$in": list(states)}
     return selection

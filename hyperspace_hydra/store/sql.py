@@ -32,6 +32,7 @@ from hyperspace_hydra.store.base import (
     DIED,
     DURATION,
     FINAL_STATUSES,
+    ID_RANGE,
     INTERRUPTED,
     JOB_FINAL_STATES,
     JOB_STATE_AFTER_RUN,
@@ -54,6 +55,7 @@ from hyperspace_hydra.store.base import (
     Store,
     check_sweep_state,
     claim_lost,
+    known_ids,
     run_changes,
     run_conditions,
     run_fields,
@@ -286,7 +288,7 @@ class SQLStore(Store):
             values = run_changes(changes)
             if "heartbeat" in values:
                 values["heartbeat"] = _server_now(connection)
-            updated = connection.execute(_runs.update().where(_runs.c.id == run_id, _runs.c.status == RUNNING).values(**values)).rowcount
+            updated = connection.execute(_runs.update().where(_id_is(_runs.c.id, run_id), _runs.c.status == RUNNING).values(**values)).rowcount
             if not updated:
                 self._require_run(connection, run_id)
 
@@ -321,7 +323,7 @@ class SQLStore(Store):
     @_reachable
     def rewrite_config(self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any]) -> None:
         with self._writer.begin() as connection:
-            updated = connection.execute(_runs.update().where(_runs.c.id == run_id).values(config=config, config_hash=config_hash, info=info))
+            updated = connection.execute(_runs.update().where(_id_is(_runs.c.id, run_id)).values(config=config, config_hash=config_hash, info=info))
             if not updated.rowcount:
                 raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
 
@@ -340,7 +342,7 @@ class SQLStore(Store):
     @_reachable
     def get_run(self, run_id: int) -> dict[str, Any]:
         with self._engine.connect() as connection:
-            row = connection.execute(sa.select(_runs).where(_runs.c.id == run_id)).mappings().first()
+            row = connection.execute(sa.select(_runs).where(_id_is(_runs.c.id, run_id))).mappings().first()
         if row is None:
             raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
         return _document(row)
@@ -564,7 +566,7 @@ class SQLStore(Store):
     @_reachable
     def get_sweep(self, sweep_id: int) -> dict[str, Any]:
         with self._engine.connect() as connection:
-            row = connection.execute(sa.select(_sweeps).where(_sweeps.c.id == sweep_id)).mappings().first()
+            row = connection.execute(sa.select(_sweeps).where(_id_is(_sweeps.c.id, sweep_id))).mappings().first()
             if row is None:
                 raise JobNotFoundError(f"no sweep with id {sweep_id} in store {redact_credentials(self.uri)}")
             counts = connection.execute(
@@ -592,7 +594,7 @@ class SQLStore(Store):
         self._engine.dispose()
 
     def _require_run(self, connection: Connection, run_id: int) -> None:
-        if connection.execute(sa.select(_runs.c.id).where(_runs.c.id == run_id)).first() is None:
+        if connection.execute(sa.select(_runs.c.id).where(_id_is(_runs.c.id, run_id))).first() is None:
             raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
 
 
@@ -625,6 +627,16 @@ def _require_claim(connection: Connection, claim: Claim | None) -> None:
     ends (on SQLite the whole store is, by BEGIN IMMEDIATE), so no requeue can slip in before the write."""
     if claim is not None and connection.execute(sa.select(_jobs.c.id).where(*_holds(claim)).with_for_update(read=True)).first() is None:
         raise claim_lost(claim)
+
+
+def _id_is(column: sa.Column[Any], identifier: int) -> sa.ColumnElement[bool]:
+    """``column = identifier``; false without asking for an id outside :data:`ID_RANGE`, which the database cannot bind."""
+    return column == _bound(identifier) if identifier in ID_RANGE else sa.false()
+
+
+def _id_in(column: sa.Column[Any], identifiers: Iterable[int]) -> sa.ColumnElement[bool]:
+    """``column IN identifiers``, leaving out ids outside :data:`ID_RANGE` (see :func:`_id_is`)."""
+    return column.in_([_bound(identifier) for identifier in known_ids(identifiers)])
 
 
 def _holds(claim: Claim) -> tuple[sa.ColumnElement[bool], ...]:
@@ -666,9 +678,9 @@ def _job_filters(
     if study is not None:
         filters.append(_jobs.c.study == study)
     if sweep_id is not None:
-        filters.append(_jobs.c.sweep_id == sweep_id)
+        filters.append(_id_is(_jobs.c.sweep_id, sweep_id))
     if job_ids is not None:
-        filters.append(_jobs.c.id.in_(list(job_ids)))
+        filters.append(_id_in(_jobs.c.id, job_ids))
     if states is not None:
         filters.append(_jobs.c.state.in_(list(states)))
     return filters
@@ -680,7 +692,7 @@ def _run_filters(
     """The WHERE clauses of :meth:`SQLStore.list_runs`."""
     filters = [_condition(_run_value(dialect, condition.path), condition) for condition in run_conditions(task, status, where)]
     if sweep_id is not None:
-        filters.append(_runs.c.sweep_id == sweep_id)
+        filters.append(_id_is(_runs.c.sweep_id, sweep_id))
     return filters
 
 
@@ -704,7 +716,7 @@ def _condition(value: _RunValue, condition: Condition) -> sa.ColumnElement[bool]
     if op == "in":
         return sa.or_(*(_equals(value, item) for item in expected))
     typed = _typed(value, expected)
-    return typed < expected if op == "<" else typed > expected
+    return typed < _bound(expected) if op == "<" else typed > _bound(expected)
 
 
 def _equals(value: _RunValue, expected: Any) -> sa.ColumnElement[bool]:
@@ -713,7 +725,13 @@ def _equals(value: _RunValue, expected: Any) -> sa.ColumnElement[bool]:
         return sa.and_(value.length() == len(expected), *items)
     if isinstance(expected, bool):
         return value.boolean() == ("true" if expected else "false")
-    return _typed(value, expected) == expected
+    return _typed(value, expected) == _bound(expected)
+
+
+def _bound(expected: Any) -> Any:
+    """``expected`` as a query parameter: an integer as a 64-bit one, not as the type of the column it is compared with
+    (PostgreSQL's id column is 32-bit, and a larger number bound as such is an error, not a comparison)."""
+    return sa.literal(expected, sa.BigInteger) if isinstance(expected, int) and not isinstance(expected, bool) else expected
 
 
 def _typed(value: _RunValue, expected: Any) -> sa.ColumnElement[Any]:
