@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from pathlib import Path
 
 import pytest
 from conftest import clean_env, enqueue, hyperspace, run_app, stored_runs
 
 from hyperspace_hydra.settings import DEFAULT_STORE_URI, resolve_store_uri
+from hyperspace_hydra.store import open_store
 
 
 @pytest.fixture
@@ -318,3 +320,16 @@ def test_worker_refuses_numbers_it_cannot_work_with(probe_study: Path, args: lis
     assert enqueue(probe_study, "model=small").returncode == 0
     _assert_one_error_line(hyperspace(probe_study, "worker", "--app", "probe.run", "--exit-when-empty", *args), message)
     assert json.loads(hyperspace(probe_study, "queue", "ls", "--json").stdout)["state"] == "QUEUED", "no job was taken"
+
+
+def test_runs_show_prints_the_tail_of_a_huge_captured_output_quickly(tmp_path: Path) -> None:
+    lines = [f"line {number} of the task's output\n" for number in range(700_000)]  # about 20 MB
+    with open_store(f"sqlite:///{tmp_path}/store.db") as store:
+        run_id = store.start_run({"config": {}, "captured_out": "".join(lines)})
+    started = time.monotonic()
+    shown = hyperspace(tmp_path, "runs", "show", str(run_id), "--store", f"sqlite:///{tmp_path}/store.db")
+    assert shown.returncode == 0 and time.monotonic() - started < 15, shown.stderr
+    assert shown.stdout.endswith(lines[-1]) and lines[-200] in shown.stdout and lines[-201] not in shown.stdout
+    assert f"captured output: the last {len(''.join(lines[-200:])):,} of {len(''.join(lines)):,} characters (--full shows all)" in shown.stdout
+    full = hyperspace(tmp_path, "runs", "show", str(run_id), "--full", "--store", f"sqlite:///{tmp_path}/store.db")
+    assert full.returncode == 0 and full.stdout.endswith("".join(lines)), "--full: every line, in order"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,8 @@ from hyperspace_hydra.store.base import FINAL_STATUSES, RUNNING
 
 ABSENT = "(absent)"
 """How ``runs diff`` shows a config path that a run does not have."""
+TAIL_LINES, TAIL_CHARS = 200, 20_000
+"""How much of a run's captured output ``runs show`` prints without ``--full``: its last lines, within a size."""
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -49,6 +52,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     show.add_argument("run_id", type=int, metavar="ID")
     show.add_argument("--json", action="store_true", help="the run document as JSON")
     show.add_argument("--reproduce", action="store_true", help="print only the commands that run it again (checkout, diff, overrides)")
+    show.add_argument("--full", action="store_true", help=f"the whole captured output (default: its last {TAIL_LINES} lines, at most {TAIL_CHARS:,} characters)")
     show.set_defaults(handler=_show)
 
     diff = runs.add_parser("diff", help="what differs between two runs: config, code version, results")
@@ -93,10 +97,20 @@ def _show(args: argparse.Namespace) -> None:
         print(to_json(run, indent=2))
         return
     captured = run.pop("captured_out") or ""
+    shown = captured if args.full else output_tail(captured)
     out = console()
     out.print(Pretty(run, expand_all=False))
-    out.rule("captured output")
-    out.print(captured, markup=False, highlight=False)
+    left_out = len(captured) - len(shown)
+    out.rule(f"captured output: the last {len(shown):,} of {len(captured):,} characters (--full shows all)" if left_out else "captured output")
+    # written as it is: rich would lay out megabytes of output at the pipe console's 10,000 columns for minutes
+    sys.stdout.write(shown if shown.endswith("\n") or not shown else shown + "\n")
+
+
+def output_tail(text: str) -> str:
+    """The end of a captured output as ``runs show`` prints it: the last :data:`TAIL_LINES` lines, at most :data:`TAIL_CHARS` characters."""
+    tail = text[-TAIL_CHARS:]
+    lines = tail.splitlines(keepends=True)
+    return "".join(lines[-TAIL_LINES:])
 
 
 def _diff(args: argparse.Namespace) -> None:
