@@ -12,7 +12,7 @@ import pytest
 from conftest import clean_env, enqueue, hyperspace, run_app, stored_runs
 
 from hyperspace_hydra.settings import DEFAULT_STORE_URI, resolve_store_uri
-from hyperspace_hydra.store import open_store
+from hyperspace_hydra.store import COMPLETED, open_store
 
 
 @pytest.fixture
@@ -208,8 +208,10 @@ def test_store_check_reports_backend_schema_and_counts(two_runs: Path, postgres_
     checked = hyperspace(two_runs, "store", "check")
     assert checked.returncode == 0, checked.stderr
     assert "backend: SQLite 3." in checked.stdout and "schema:  version 2" in checked.stdout and "runs:    2 completed" in checked.stdout
+    assert "data:    ok (PRAGMA quick_check)" in checked.stdout
     report = json.loads(hyperspace(two_runs, "store", "check", "--json", "--store", postgres_uri).stdout)
     assert report["backend"].startswith("PostgreSQL 1") and report["jobs"] == {} and report["runs"] == {}
+    assert report["integrity"] is None, "PostgreSQL has no cheap check"
 
 
 def test_store_check_of_an_unreachable_server_is_one_line(two_runs: Path) -> None:
@@ -333,3 +335,21 @@ def test_runs_show_prints_the_tail_of_a_huge_captured_output_quickly(tmp_path: P
     assert f"captured output: the last {len(''.join(lines[-200:])):,} of {len(''.join(lines)):,} characters (--full shows all)" in shown.stdout
     full = hyperspace(tmp_path, "runs", "show", str(run_id), "--full", "--store", f"sqlite:///{tmp_path}/store.db")
     assert full.returncode == 0 and full.stdout.endswith("".join(lines)), "--full: every line, in order"
+
+
+def test_a_damaged_sqlite_store_is_found_by_store_check_and_one_error_line_everywhere(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path}/store.db"
+    with open_store(uri) as store:
+        for number in range(200):
+            run_id = store.start_run({"config": {"n": number, "padding": "x" * 2000}, "captured_out": "y" * 3000})
+            store.finish_run(run_id, COMPLETED, {"objective": float(number)})
+    database = tmp_path / "store.db"
+    assert not (tmp_path / "store.db-wal").exists(), "closing the store wrote everything into the file"
+    size, page = database.stat().st_size, 4096
+    with database.open("r+b") as file:  # the header stays fine; a fifth of the pages in the middle do not
+        file.seek(size * 2 // 5 // page * page)
+        file.write(b"\xff" * (size // 5 // page * page))
+    assert hyperspace(tmp_path, "runs", "show", "1", "--store", uri).returncode == 0, "undamaged pages are still read"
+    message = f"error: store {uri} is damaged ("
+    for args in (["store", "check"], ["runs", "ls"], ["runs", "show", "100"], ["runs", "ls", "--where", "n>150"]):
+        _assert_one_error_line(hyperspace(tmp_path, *args, "--store", uri), message)

@@ -299,7 +299,7 @@ class Store(abc.ABC):
     """Where runs and their metrics live.
 
     Every method either completes fully or raises and changes nothing. Errors a
-    user can fix (unreachable or unwritable store, missing run) are raised as
+    user can fix (unreachable, unwritable or damaged store, missing run) are raised as
     :class:`~hyperspace_hydra.errors.HyperspaceError` subclasses.
     """
 
@@ -547,7 +547,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def summary(self) -> dict[str, Any]:
         """What ``hyperspace store check`` reports: ``backend`` (name and server version),
-        ``schema_version``, ``jobs`` (count per state) and ``runs`` (count per status)."""
+        ``schema_version``, ``integrity`` (which check of the stored data passed, or None where
+        the backend has no check that is cheap enough), ``jobs`` (count per state) and ``runs``
+        (count per status).
+
+        The integrity check runs first (SQLite: ``PRAGMA quick_check``, which reads every page;
+        PostgreSQL and MongoDB: none, their servers check their own pages as they read them),
+        and a damaged store raises :class:`HyperspaceError` naming the damage.
+        """
 
     @abc.abstractmethod
     def close(self) -> None:

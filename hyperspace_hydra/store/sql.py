@@ -188,6 +188,8 @@ def _reachable(method: Callable[..., _T]) -> Callable[..., _T]:
         except DBAPIError as error:
             if _unavailable(error, self._engine.dialect.name):
                 raise StoreUnavailableError(f"store {redact_credentials(self.uri)} unavailable: {_reason(error)}") from error
+            if _damaged(error):
+                raise _damaged_store(self.uri, _reason(error)) from error
             raise
 
     return translating
@@ -210,6 +212,21 @@ def _unavailable(error: DBAPIError, dialect: str) -> bool:
         code = getattr(error.orig, "sqlite_errorcode", None)
         return code is not None and code & 0xFF in _SQLITE_STORAGE_ERRORS  # extended codes keep the primary one in their low byte
     return isinstance(error, (OperationalError, InterfaceError))
+
+
+def _damaged(error: DBAPIError) -> bool:
+    """Whether ``error`` is SQLite finding its file damaged: a corrupt page, not a database at all, or stored text
+    that is no longer UTF-8 (which only damage makes: every text is written as UTF-8)."""
+    if getattr(error.orig, "sqlite_errorcode", None) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return True
+    return isinstance(error.orig, sqlite3.OperationalError) and str(error.orig).startswith("Could not decode to UTF-8")
+
+
+def _damaged_store(uri: str, damage: str) -> HyperspaceError:
+    return HyperspaceError(
+        f"store {redact_credentials(uri)} is damaged ({damage}): restore it from a backup, "
+        "or save what can be read with: sqlite3 FILE .recover | sqlite3 NEW_FILE"
+    )
 
 
 class SQLStore(Store):
@@ -576,16 +593,19 @@ class SQLStore(Store):
 
     @_reachable
     def summary(self) -> dict[str, Any]:
+        sqlite = self._engine.dialect.name == "sqlite"
         with self._engine.connect() as connection:
-            version_query = "select sqlite_version()" if self._engine.dialect.name == "sqlite" else "show server_version"
+            if sqlite:
+                _quick_check(connection, self.uri)
+            version_query = "select sqlite_version()" if sqlite else "show server_version"
             server_version = connection.exec_driver_sql(version_query).scalar_one()
             schema_version = connection.execute(sa.select(_store_meta.c.value).where(_store_meta.c.key == "schema_version")).scalar_one()
             jobs = connection.execute(sa.select(_jobs.c.state, sa.func.count()).group_by(_jobs.c.state)).all()
             runs = connection.execute(sa.select(_runs.c.status, sa.func.count()).group_by(_runs.c.status)).all()
-        backend = "SQLite" if self._engine.dialect.name == "sqlite" else "PostgreSQL"
         return {
-            "backend": f"{backend} {server_version}",
+            "backend": f"{'SQLite' if sqlite else 'PostgreSQL'} {server_version}",
             "schema_version": int(schema_version),
+            "integrity": "ok (PRAGMA quick_check)" if sqlite else None,
             "jobs": {state: count for state, count in jobs},
             "runs": {status: count for status, count in runs},
         }
@@ -627,6 +647,13 @@ def _require_claim(connection: Connection, claim: Claim | None) -> None:
     ends (on SQLite the whole store is, by BEGIN IMMEDIATE), so no requeue can slip in before the write."""
     if claim is not None and connection.execute(sa.select(_jobs.c.id).where(*_holds(claim)).with_for_update(read=True)).first() is None:
         raise claim_lost(claim)
+
+
+def _quick_check(connection: Connection, uri: str) -> None:
+    """Raise :class:`HyperspaceError` if SQLite's ``quick_check`` (every page read, indexes not matched with tables) finds damage."""
+    problems = connection.exec_driver_sql("PRAGMA quick_check").scalars().all()
+    if problems != ["ok"]:
+        raise _damaged_store(uri, f"{len(problems)} problem(s) found by PRAGMA quick_check, the first: {problems[0]}")
 
 
 def _id_is(column: sa.Column[Any], identifier: int) -> sa.ColumnElement[bool]:
