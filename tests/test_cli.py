@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, enqueue, hyperspace, run_app, stored_runs
+from conftest import HYPERSPACE, clean_env, enqueue, hyperspace, run_app, stored_runs, wait_until
 
 from hyperspace_hydra.settings import DEFAULT_STORE_URI, resolve_store_uri
 from hyperspace_hydra.store import COMPLETED, open_store
@@ -353,3 +356,26 @@ def test_a_damaged_sqlite_store_is_found_by_store_check_and_one_error_line_every
     message = f"error: store {uri} is damaged ("
     for args in (["store", "check"], ["runs", "ls"], ["runs", "show", "100"], ["runs", "ls", "--where", "n>150"]):
         _assert_one_error_line(hyperspace(tmp_path, *args, "--store", uri), message)
+
+
+def test_ctrl_c_while_a_big_grid_is_composed_is_one_line_and_enqueues_nothing(probe_study: Path) -> None:
+    grid = subprocess.Popen(
+        [sys.executable, "-m", "probe.run", "--multirun", "hydra/launcher=hyperspace", "seed=range(0,20000)"],
+        cwd=probe_study, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_until(lambda: (probe_study / ".hyperspace" / "store.db").exists(), what="the multirun to open its store")
+    time.sleep(1)  # well inside composing 20,000 jobs, which takes minutes
+    grid.send_signal(signal.SIGINT)
+    _, stderr = grid.communicate(timeout=60)
+    assert (grid.returncode, stderr) == (130, "error: interrupted (Ctrl-C): nothing was enqueued\n")
+    with open_store(f"sqlite:///{probe_study}/.hyperspace/store.db") as store:
+        assert store.list_sweeps() == [] and store.list_jobs() == [], "no sweep, no job: nothing half-written"
+
+
+def test_ctrl_c_in_a_hyperspace_command_is_one_line_with_status_130(probe_study: Path) -> None:
+    assert enqueue(probe_study, "model=small").returncode == 0
+    waiting = subprocess.Popen([str(HYPERSPACE), "queue", "wait", "1"], cwd=probe_study, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # no worker: it waits for ever
+    waiting.send_signal(signal.SIGINT)
+    _, stderr = waiting.communicate(timeout=60)
+    assert (waiting.returncode, stderr) == (130, "error: interrupted (Ctrl-C)\n")
