@@ -30,6 +30,7 @@ from omegaconf import DictConfig, open_dict
 
 from hyperspace_hydra.app import task_config
 from hyperspace_hydra.composer import SweepComposer, group_lookup
+from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.queue import enqueue, task_job
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import NewJob, open_store
@@ -48,11 +49,19 @@ def enqueue_sweep(
     priority: int = 0,
     max_attempts: int = 3,
 ) -> list[JobReturn]:
-    """Compose and enqueue the jobs of one sweep batch; print how to follow them."""
+    """Compose and enqueue the jobs of one sweep batch; print how to follow them.
+
+    A job that cannot be enqueued (its config does not resolve, say) stops the command with one
+    ``error:`` line and exit status 2 before anything is enqueued: Hydra would add its own lines.
+    """
     composer = launcher_composer(hydra_context.config_loader, config)
     job_configs = [_job_config(composer, overrides, initial_job_idx + index) for index, overrides in enumerate(job_overrides)]
     task_configs = [task_config(job_config) for job_config in job_configs]
-    jobs = [_job(*job, priority) for job in zip(job_configs, task_configs, job_overrides)]
+    try:
+        jobs = [_job(*job, priority) for job in zip(job_configs, task_configs, job_overrides)]
+    except HyperspaceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     study = app_name(config, task_function)
     uri = store_uri_for(config)
     with open_store(uri) as store:

@@ -379,3 +379,11 @@ def test_ctrl_c_in_a_hyperspace_command_is_one_line_with_status_130(probe_study:
     waiting.send_signal(signal.SIGINT)
     _, stderr = waiting.communicate(timeout=60)
     assert (waiting.returncode, stderr) == (130, "error: interrupted (Ctrl-C)\n")
+
+
+def test_a_grid_value_that_does_not_resolve_is_one_line_naming_the_job(probe_study: Path) -> None:
+    finished = enqueue(probe_study, "+note=a,b,${nope}")
+    _assert_one_error_line(finished, "error: the job `+note=")
+    assert "does not resolve: Interpolation key 'nope' not found (at note)" in finished.stderr
+    with open_store(f"sqlite:///{probe_study}/.hyperspace/store.db") as store:
+        assert store.list_sweeps() == [] and store.list_jobs() == [], "neither a and b nor the sweep were enqueued"
