@@ -262,6 +262,9 @@ def test_report_writes_one_self_contained_html_file_with_every_section(probe_stu
     assert "<script src=" not in page, "every script is inline: it opens offline"
     bad = hyperspace(probe_study, "report", "--where", "score in 3")
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and bad.stderr.count("\n") == 1
+    _assert_one_error_line(hyperspace(probe_study, "report", "--where", "lrr<1"), "error: no run has the filter path 'lrr': did you mean lr")
+    short = hyperspace(probe_study, "report", "--where", "lr<1", "--where", "depth=2", "-o", "short.html")
+    assert short.returncode == 0 and short.stdout == "wrote short.html (3 runs)\n", short.stderr
 
 
 def _assert_one_error_line(finished, message: str, status: int = 2) -> None:
