@@ -124,9 +124,11 @@ def resolve_paths(
     sample = store.list_runs(KNOWN_PATHS_SAMPLE, task=task, sweep_id=sweep_id, status=status, fields=["config", "result", "choices"])
     if not sample:
         return list(where), sort
-    known = _KnownPaths(sample, lambda path: bool(store.list_runs(
-        1, task=task, sweep_id=sweep_id, status=status, where=[Condition(path, "exists")], fields=[]
-    )))  # fmt: skip
+
+    def exists_in_store(path: str) -> bool:
+        return bool(store.list_runs(1, task=task, sweep_id=sweep_id, status=status, where=[Condition(path, "exists")], fields=[]))
+
+    known = _KnownPaths(sample, exists_in_store)
     resolved = [
         dataclasses.replace(condition, path=known.resolve(condition.path, "filter", may_be_unknown=condition.op == "exists"))
         for condition in where
