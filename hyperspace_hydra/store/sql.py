@@ -215,9 +215,9 @@ def _unavailable(error: DBAPIError, dialect: str) -> bool:
 
 
 def _damaged(error: DBAPIError) -> bool:
-    """Whether ``error`` is SQLite finding its file damaged: a corrupt page, not a database at all, or stored text
-    that is no longer UTF-8 (which only damage makes: every text is written as UTF-8)."""
-    if getattr(error.orig, "sqlite_errorcode", None) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+    """Whether ``error`` is damage that waiting cannot fix, unlike a damaged page (:data:`_SQLITE_STORAGE_ERRORS`):
+    a file that is not a database at all, or stored text that is no longer UTF-8 (every text is written as UTF-8)."""
+    if getattr(error.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
         return True
     return isinstance(error.orig, sqlite3.OperationalError) and str(error.orig).startswith("Could not decode to UTF-8")
 
