@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.filters import parse_condition, parse_sort
+from hyperspace_hydra.filters import parse_condition, parse_sort, resolve_paths
 from hyperspace_hydra.results import config_columns, duration_seconds
 from hyperspace_hydra.settings import resolve_store_uri
 from hyperspace_hydra.store import Store, open_store
@@ -44,14 +44,16 @@ def runs(
     config (without the ``hyperspace`` settings) under its full dotted path. A config column
     whose name is also a run column gets ``config.`` in front. ``where`` holds filters in the
     syntax of ``runs ls --where`` (``"classifier.C<1"``) or :class:`Condition` objects; ``sort``
-    and ``limit`` work as in ``runs ls`` (``sort="-result"``: highest objective first). The store
-    does the filtering, ordering and limiting.
+    and ``limit`` work as in ``runs ls`` (``sort="-result"``: highest objective first). Paths may
+    be short names as the columns show them, and a path no run has is an error
+    (:func:`~hyperspace_hydra.filters.resolve_paths`). The store does the filtering, ordering
+    and limiting.
     """
     pandas = _pandas("runs")
+    selection = {"task": task, "sweep_id": sweep, "status": status}
     with _opened(store) as opened:
-        found = opened.list_runs(
-            limit, task=task, sweep_id=sweep, status=status, where=_conditions(where), sort=parse_sort(sort) if sort else None
-        )
+        conditions, order = resolve_paths(opened, _conditions(where), parse_sort(sort) if sort else None, **selection)
+        found = opened.list_runs(limit, where=conditions, sort=order, **selection)
     names, configs = config_columns(found, every=all_columns)
     names = [f"config.{name}" if name in RUN_COLUMNS else name for name in names]
     rows = [

@@ -12,18 +12,27 @@ boolean, ``mean`` and ``'1'`` are strings. How values compare, and that a null o
 value is *missing*: :class:`~hyperspace_hydra.store.base.Condition`.
 
 A sort is a path, with ``-`` in front for descending (``-result``: best objective first when
-higher is better).
+higher is better), or ``duration``.
+
+Before a query runs, :func:`resolve_paths` checks its paths against the runs it asks about:
+a short name as the runs table shows it (``lr`` for ``optimizer.lr``) becomes its full path,
+and a path that no run has is an error naming the nearest ones, never an empty answer.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import yaml
 
+from hyperspace_hydra.config import flatten, identity_part
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.store.base import Condition, sort_order
+from hyperspace_hydra.results import keys_named, short_names
+from hyperspace_hydra.store.base import DURATION, RUN_VALUE_PATHS, Condition, Store, sort_order
 
 FORMS = "PATH=VALUE, PATH!=VALUE, PATH<VALUE, PATH>VALUE, 'PATH in [A, B]', 'PATH exists' or 'PATH missing'"
 """The accepted forms of a filter, as error messages list them."""
@@ -75,6 +84,109 @@ def parse_sort(text: str) -> str:
     except HyperspaceError as error:
         raise HyperspaceError(f"invalid sort {text!r}: {error}") from None
     return sort
+
+
+KNOWN_PATHS_SAMPLE = 1000
+"""How many of the newest runs :func:`resolve_paths` reads the config of to learn which paths exist."""
+_RUN_FIELD_NAMES = ("id", "status", "task", "result", "seed", DURATION)
+"""The run fields as a user names them (``result`` is the objective): always valid, never a config path."""
+
+
+def resolve_paths(
+    store: Store,
+    where: Sequence[Condition],
+    sort: str | None,
+    *,
+    task: str | None = None,
+    sweep_id: int | None = None,
+    status: str | None = None,
+) -> tuple[list[Condition], str | None]:
+    """``where`` and ``sort`` with each path as the store names it, checked against the runs they ask about.
+
+    The paths that exist are learnt from the newest :data:`KNOWN_PATHS_SAMPLE` runs that match
+    ``task``, ``sweep_id`` and ``status`` (one indexed query reading only their ``config``,
+    ``result`` and ``choices``; its cost does not grow with the store). Each path of a filter or
+    of the sort is then, in this order:
+
+    - a run field (``id``, ``objective``, ``status``, ``task``, ``seed``, ``duration``): kept;
+    - a path some sampled run has (``optimizer.lr``, ``result.accuracy``, ``choices.model``): kept;
+    - a name as the runs table shows config columns: the whole flattened key, or a suffix of
+      whole parts of exactly one (``lr``; a ``_target_`` is named by its node, as in the table):
+      replaced by its full path; more than one candidate is an error listing them;
+    - a path that only older runs have: kept when the database finds one run with it (a query
+      run only for a path the sample lacks, so at most once per such path);
+    - else an error naming the nearest known paths. Under ``exists`` (and ``missing``) an
+      unknown path is kept: asking whether runs have it is the point.
+
+    When no run matches ``task``, ``sweep_id`` and ``status`` (an empty store, say) there is
+    nothing to check against and the answer is empty anyway: paths are kept as given.
+    """
+    sample = store.list_runs(KNOWN_PATHS_SAMPLE, task=task, sweep_id=sweep_id, status=status, fields=["config", "result", "choices"])
+    if not sample:
+        return list(where), sort
+
+    def exists_in_store(path: str) -> bool:
+        return bool(store.list_runs(1, task=task, sweep_id=sweep_id, status=status, where=[Condition(path, "exists")], fields=[]))
+
+    known = _KnownPaths(sample, exists_in_store)
+    resolved = [
+        dataclasses.replace(condition, path=known.resolve(condition.path, "filter", may_be_unknown=condition.op == "exists"))
+        for condition in where
+    ]
+    if sort is None:
+        return resolved, None
+    path, descending = sort_order(sort)
+    return resolved, ("-" if descending else "") + known.resolve(path, "sort", may_be_unknown=False)
+
+
+class _KnownPaths:
+    """The paths of a sample of runs, by the names the runs table gives them, and how to find a path the sample lacks."""
+
+    def __init__(self, runs: Iterable[Mapping[str, Any]], exists_in_store: Callable[[str], bool]) -> None:
+        self._by_table_name: dict[str, str] = {}
+        self._paths: set[str] = set()
+        for run in runs:
+            config = identity_part(run.get("config") or {})
+            for key in flatten(config):
+                self._by_table_name.setdefault(key, _config_path(config, key))
+            self._paths.update(_field_paths("result", run.get("result")), _field_paths("choices", run.get("choices")))
+        self._paths.update(self._by_table_name.values())
+        self._exists_in_store = exists_in_store
+
+    def resolve(self, path: str, role: str, may_be_unknown: bool) -> str:
+        """The full path that ``path`` names (see :func:`resolve_paths`); raises :class:`HyperspaceError` if none or several."""
+        if path in (*RUN_VALUE_PATHS, DURATION) or path in self._paths:
+            return path
+        named = sorted({self._by_table_name[key] for key in keys_named(self._by_table_name, path)})
+        named = named or sorted(set(keys_named(self._paths, path)))
+        if len(named) == 1:
+            return named[0]
+        if named:
+            raise HyperspaceError(f"the {role} path {path!r} is ambiguous: it names {', '.join(named)}; use a longer dotted suffix")
+        if may_be_unknown or self._exists_in_store(path):
+            return path
+        raise HyperspaceError(f"no run has the {role} path {path!r}: {self._nearest(path)}")
+
+    def _nearest(self, path: str) -> str:
+        short = short_names(list(self._by_table_name)).values()
+        by_lowercase = {name.lower(): name for name in sorted({*self._paths, *self._by_table_name, *short, *_RUN_FIELD_NAMES})}
+        close = difflib.get_close_matches(path.lower(), by_lowercase, n=5)  # a wrong case is a near miss too
+        if close:
+            return f"did you mean {', '.join(by_lowercase[name] for name in close)}?"
+        return f"nothing is close; run fields are {', '.join(_RUN_FIELD_NAMES)}, and hyperspace runs show ID lists a run's config"
+
+
+def _config_path(config: Mapping[str, Any], key: str) -> str:
+    """The path in the stored config of a flattened key: a node shown by its ``_target_`` is the path of the ``_target_``."""
+    node: Any = config
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return f"{key}._target_" if isinstance(node, Mapping) and "_target_" in node else key
+
+
+def _field_paths(field: str, value: Any) -> list[str]:
+    """``result.<key>`` (``choices.<group>``) paths of a run's result (choices), when it is a mapping."""
+    return [f"{field}.{key}" for key in flatten(value)] if isinstance(value, Mapping) else []
 
 
 def store_path(path: str) -> str:

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType
 
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.hydra_config import HydraConfig
@@ -26,6 +30,7 @@ from omegaconf import DictConfig, open_dict
 
 from hyperspace_hydra.app import task_config
 from hyperspace_hydra.composer import SweepComposer, group_lookup
+from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.queue import enqueue, task_job
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import NewJob, open_store
@@ -44,20 +49,57 @@ def enqueue_sweep(
     priority: int = 0,
     max_attempts: int = 3,
 ) -> list[JobReturn]:
-    """Compose and enqueue the jobs of one sweep batch; print how to follow them."""
+    """Compose and enqueue the jobs of one sweep batch; print how to follow them.
+
+    A job that cannot be enqueued (its config does not resolve, say) stops the command with one
+    ``error:`` line and exit status 2 before anything is enqueued: Hydra would add its own lines.
+    """
     composer = launcher_composer(hydra_context.config_loader, config)
     job_configs = [_job_config(composer, overrides, initial_job_idx + index) for index, overrides in enumerate(job_overrides)]
     task_configs = [task_config(job_config) for job_config in job_configs]
-    jobs = [_job(*job, priority) for job in zip(job_configs, task_configs, job_overrides)]
+    try:
+        jobs = [_job(*job, priority) for job in zip(job_configs, task_configs, job_overrides)]
+    except HyperspaceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     study = app_name(config, task_function)
     uri = store_uri_for(config)
     with open_store(uri) as store:
         result = enqueue(store, study, jobs, "grid", dedupe=dedupe, max_attempts=max_attempts)
+    on_interrupt.enqueued_sweep = result.sweep_id
     returns = [_job_return(*job) for job in zip(job_configs, task_configs, job_overrides, result.job_ids)]
     skipped = f", {result.skipped} skipped as duplicates of queued, running or completed work" if result.skipped else ""
     log.info(f"Enqueued {len(result.enqueued)} jobs as sweep {result.sweep_id} in {redact_credentials(uri)}{skipped}")
     log.info(f"Follow it: hyperspace queue wait {result.sweep_id}   Work it: hyperspace worker --app {study}")
     return returns
+
+
+class _StopOnInterrupt:
+    """A SIGINT handler: one line on stderr saying what was enqueued, then exit status 130 (see :func:`stop_cleanly_on_interrupt`)."""
+
+    def __init__(self) -> None:
+        self.enqueued_sweep: int | None = None
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        done = "nothing was enqueued" if self.enqueued_sweep is None else f"sweep {self.enqueued_sweep} was enqueued whole"
+        os.write(sys.stderr.fileno(), f"error: interrupted (Ctrl-C): {done}\n".encode())  # not print: stderr may be mid-write
+        raise SystemExit(130)
+
+
+on_interrupt = _StopOnInterrupt()
+"""The SIGINT handler of this process's queue launcher; :func:`enqueue_sweep` tells it once its sweep is in the store."""
+
+
+def stop_cleanly_on_interrupt() -> None:
+    """From now on, Ctrl-C ends this ``--multirun`` with one ``error:`` line and exit status 130, not a traceback.
+
+    The launcher's setup calls it before the sweeper composes the first job: composing a big
+    grid takes a while, and Ctrl-C would otherwise print a KeyboardInterrupt traceback from
+    deep inside Hydra or OmegaConf. The exit unwinds like any exception, so the enqueue's
+    transaction rolls back: the store holds the whole sweep or nothing of it.
+    """
+    if threading.current_thread() is threading.main_thread():  # only the main thread may set signal handlers
+        signal.signal(signal.SIGINT, on_interrupt)
 
 
 def launcher_composer(config_loader: ConfigLoader, master: DictConfig) -> SweepComposer:

@@ -8,15 +8,18 @@ config and its hash (for duplicate detection and for the record).
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
+from omegaconf.errors import InterpolationResolutionError
 
 from hyperspace_hydra.app import App, load_app
 from hyperspace_hydra.config import config_hash
+from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.overrides import choice_overrides, grid_overrides, merge_overrides
 from hyperspace_hydra.settings import effective_settings, redact_credentials, resolve_store_uri
 from hyperspace_hydra.store import EnqueueResult, NewJob, Store, open_store
@@ -24,15 +27,30 @@ from hyperspace_hydra.tracking import given_and_complete, task_given_and_complet
 
 
 def new_job(config: DictConfig, overrides: Sequence[str], output_dir: str | None = None, priority: int = 0) -> NewJob:
-    """The job that runs the composed full ``config`` (with its ``hydra`` node), made from ``overrides``."""
-    _, complete = given_and_complete(config)
+    """The job that runs the composed full ``config`` (with its ``hydra`` node), made from ``overrides``.
+
+    Raises :class:`HyperspaceError` naming the job when an interpolation in ``config`` does not resolve.
+    """
+    with _resolving(overrides):
+        _, complete = given_and_complete(config)
     return _job_of(complete, overrides, output_dir, priority)
 
 
 def task_job(task: DictConfig, overrides: Sequence[str], output_dir: str | None = None, priority: int = 0) -> NewJob:
     """:func:`new_job` from the task config of the full config (for callers that need the task config too)."""
-    _, complete = task_given_and_complete(task)
+    with _resolving(overrides):
+        _, complete = task_given_and_complete(task)
     return _job_of(complete, overrides, output_dir, priority)
+
+
+@contextlib.contextmanager
+def _resolving(overrides: Sequence[str]) -> Iterator[None]:
+    """Turn OmegaConf's many-line error for an interpolation that does not resolve into one line naming the job."""
+    try:
+        yield
+    except InterpolationResolutionError as error:
+        problem = str(error).splitlines()[0]  # the rest is OmegaConf's full_key and object_type lines
+        raise HyperspaceError(f"the job `{' '.join(overrides)}` does not resolve: {problem} (at {error.full_key}); fix the override or the config") from None
 
 
 def _job_of(complete: dict[str, Any], overrides: Sequence[str], output_dir: str | None, priority: int) -> NewJob:

@@ -40,12 +40,18 @@ def chosen_keys(flat_configs: Sequence[Mapping[str, Any]], names: Sequence[str])
     keys = all_keys(flat_configs)
     chosen = []
     for name in names:
-        matches = [key for key in keys if key == name] or [key for key in keys if key.endswith("." + name)]
+        matches = keys_named(keys, name)
         if len(matches) != 1:
             found = f"it names {', '.join(matches)}: use a longer dotted suffix" if matches else "no listed run has it"
             raise HyperspaceError(f"cannot show config column {name!r}: {found}")
         chosen.append(matches[0])
     return chosen
+
+
+def keys_named(keys: Iterable[str], name: str) -> list[str]:
+    """The keys that ``name`` names: the key equal to it, else every key that ends with it as a suffix of whole parts."""
+    keys = list(keys)
+    return [key for key in keys if key == name] or [key for key in keys if key.endswith("." + name)]
 
 
 def _canonical(value: Any) -> str:

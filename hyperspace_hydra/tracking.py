@@ -196,7 +196,8 @@ def store_uri_for(config: DictConfig) -> str:
     if _queued_job is not None:
         return _queued_job.store_uri
     configured = effective_settings(config).store
-    overridden = any(_override_key(item) == "hyperspace.store" for item in config.hydra.overrides.task)
+    given = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)  # as typed: "+note=${nope}" must not resolve here
+    overridden = any(_override_key(item) == "hyperspace.store" for item in given)
     return resolve_store_uri(configured if overridden else None, configured, config.hydra.runtime.cwd)
 
 

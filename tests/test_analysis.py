@@ -62,6 +62,14 @@ def test_runs_selects_with_strings_conditions_sort_and_limit(store: Store, three
         runs(store, where=["classifier.C"])
 
 
+def test_runs_takes_short_names_and_refuses_paths_no_run_has(store: Store, three_runs: list[int]) -> None:
+    first, second, failed = three_runs
+    assert runs(store, where=["C>0.5"], sort="-C")["id"].tolist() == [failed, second]
+    assert runs(store, sort="-duration", limit=1)["id"].tolist() == [first], "equal durations: id order"
+    with pytest.raises(HyperspaceError, match="no run has the sort path 'c': did you mean C"):
+        runs(store, sort="c")
+
+
 def test_runs_finds_the_store_as_the_cli_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HYPERSPACE_STORE", raising=False)

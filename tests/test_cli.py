@@ -5,12 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, hyperspace, run_app, stored_runs
+from conftest import HYPERSPACE, clean_env, enqueue, hyperspace, run_app, stored_runs, wait_until
 
 from hyperspace_hydra.settings import DEFAULT_STORE_URI, resolve_store_uri
+from hyperspace_hydra.store import COMPLETED, open_store
 
 
 @pytest.fixture
@@ -57,6 +62,36 @@ def test_runs_ls_filters_sorts_and_limits(four_runs: Path) -> None:
     assert _listed_ids(four_runs, "--sort", "-result", "--limit", "3") == [2, 4, 1], "ties in id order"
     assert _listed_ids(four_runs, "--where", "model.optimizer missing", "--limit", "1") == [4]
     assert _listed_ids(four_runs, "--status", "FAILED") == []
+
+
+def test_runs_ls_filters_and_sorts_by_the_names_its_columns_show(four_runs: Path) -> None:
+    assert _listed_ids(four_runs, "--where", "lr<0.05") == [1, 2], "lr is model.optimizer.lr"
+    assert _listed_ids(four_runs, "--where", "depth=12", "--sort", "-score") == [4, 3]
+    assert _listed_ids(four_runs, "--sort", "-lr", "--where", "score<1") == [1, 3], "runs without lr come last"
+    assert _listed_ids(four_runs, "--where", "optimizer=probe.model.Optimizer") == [1, 2], "a _target_ by its node's name"
+    durations = [json.loads(line)["duration"] for line in hyperspace(four_runs, "runs", "ls", "--json", "--sort", "duration").stdout.splitlines()]
+    assert len(durations) == 4 and durations == sorted(durations)
+    descending = [json.loads(line)["duration"] for line in hyperspace(four_runs, "runs", "ls", "--json", "--sort", "-duration").stdout.splitlines()]
+    assert descending == sorted(durations, reverse=True)
+    assert _listed_ids(four_runs, "--sort", "-id", "--limit", "2") == [4, 3]
+    assert _listed_ids(four_runs, "--where", "momentum missing") == [1, 2, 3, 4], "missing asks about any path"
+    assert _listed_ids(four_runs, "--where", "momentum exists") == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sort", "-bogus"], "error: no run has the sort path 'bogus': nothing is close"),
+        (["--sort", "-lrr"], "error: no run has the sort path 'lrr': did you mean lr"),
+        (["--where", "dept<3"], "error: no run has the filter path 'dept': did you mean depth"),
+        (["--where", "_target_=x"], "error: the filter path '_target_' is ambiguous: it names model._target_, model.layer._target_, model.optimizer._target_"),
+        (["--sort", "-duration", "--where", "duration>1"], "error: invalid filter 'duration>1': duration can be sorted by"),
+    ],
+)
+def test_runs_ls_refuses_a_path_no_run_has(four_runs: Path, args: list[str], message: str) -> None:
+    finished = hyperspace(four_runs, "runs", "ls", *args)
+    assert finished.returncode == 2 and finished.stdout == ""
+    assert finished.stderr.startswith(message) and finished.stderr.count("\n") == 1, finished.stderr
 
 
 def test_runs_ls_shows_the_chosen_columns_as_a_table_or_csv(four_runs: Path) -> None:
@@ -176,8 +211,10 @@ def test_store_check_reports_backend_schema_and_counts(two_runs: Path, postgres_
     checked = hyperspace(two_runs, "store", "check")
     assert checked.returncode == 0, checked.stderr
     assert "backend: SQLite 3." in checked.stdout and "schema:  version 2" in checked.stdout and "runs:    2 completed" in checked.stdout
+    assert "data:    ok (PRAGMA quick_check)" in checked.stdout
     report = json.loads(hyperspace(two_runs, "store", "check", "--json", "--store", postgres_uri).stdout)
     assert report["backend"].startswith("PostgreSQL 1") and report["jobs"] == {} and report["runs"] == {}
+    assert report["integrity"] is None, "PostgreSQL has no cheap check"
 
 
 def test_store_check_of_an_unreachable_server_is_one_line(two_runs: Path) -> None:
@@ -225,3 +262,132 @@ def test_report_writes_one_self_contained_html_file_with_every_section(probe_stu
     assert "<script src=" not in page, "every script is inline: it opens offline"
     bad = hyperspace(probe_study, "report", "--where", "score in 3")
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and bad.stderr.count("\n") == 1
+    _assert_one_error_line(hyperspace(probe_study, "report", "--where", "lrr<1"), "error: no run has the filter path 'lrr': did you mean lr")
+    short = hyperspace(probe_study, "report", "--where", "lr<1", "--where", "depth=2", "-o", "short.html")
+    assert short.returncode == 0 and short.stdout == "wrote short.html (3 runs)\n", short.stderr
+
+
+def _assert_one_error_line(finished, message: str, status: int = 2) -> None:
+    """Exactly one stderr line, ``error: ...`` starting with ``message``; no traceback; the exit status."""
+    assert finished.returncode == status, (finished.returncode, finished.stderr)
+    lines = finished.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), finished.stderr
+    assert "Traceback" not in finished.stdout
+
+
+HUGE = "99999999999999999999999"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["runs", "show", HUGE], f"error: no run with id {HUGE}"),
+        (["rerun", HUGE], f"error: no run with id {HUGE}"),
+        (["runs", "diff", "1", HUGE], f"error: no run with id {HUGE}"),
+        (["queue", "cancel", HUGE], f"error: no job with id {HUGE}"),
+        (["queue", "cancel", "999", "1000"], "error: no job with id 999, 1000"),
+        (["queue", "cancel", "--sweep", "999"], "error: no sweep with id 999"),
+        (["queue", "pause", "--sweep", HUGE], f"error: no sweep with id {HUGE}"),
+        (["queue", "resume", "999"], "error: no job with id 999"),
+        (["queue", "retry", "999"], "error: no job with id 999"),
+        (["queue", "wait", HUGE], f"error: no sweep with id {HUGE}"),
+    ],
+)
+def test_ids_that_name_nothing_are_one_error_line(two_runs: Path, args: list[str], message: str) -> None:
+    _assert_one_error_line(hyperspace(two_runs, *args), message)
+
+
+def test_a_comparison_beyond_64_bit_integers_still_answers(two_runs: Path) -> None:
+    assert _listed_ids(two_runs, "--where", f"seed<{HUGE}") == [1, 2]
+    assert _listed_ids(two_runs, "--where", f"seed>-{HUGE}", "--where", f"id<{HUGE}") == [1, 2]
+    assert _listed_ids(two_runs, "--where", f"seed>{HUGE}") == []
+
+
+def test_queue_commands_count_existing_jobs_that_cannot_move_without_an_error(probe_study: Path) -> None:
+    assert enqueue(probe_study, "model=small,large").returncode == 0
+    cancelled = hyperspace(probe_study, "queue", "cancel", "1", "2")
+    assert cancelled.returncode == 0 and cancelled.stdout == "2 job(s) cancelled\n", cancelled.stderr
+    again = hyperspace(probe_study, "queue", "cancel", "--sweep", "1")
+    assert again.returncode == 0 and again.stdout == "0 job(s) cancelled\n", "both exist: nothing left to cancel is no error"
+    _assert_one_error_line(hyperspace(probe_study, "queue", "retry", "1", "3"), "error: no job with id 3")
+    assert [json.loads(line)["state"] for line in hyperspace(probe_study, "queue", "ls", "--json").stdout.splitlines()] == ["CANCELLED"] * 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--processes", "0"], "error: --processes must be more than 0, not 0"),
+        (["--processes", "-1"], "error: --processes must be more than 0, not -1"),
+        (["--max-jobs", "0"], "error: --max-jobs must be more than 0"),
+        (["--lease", "0"], "error: --lease must be more than 0"),
+        (["--timeout", "-5"], "error: --timeout must be more than 0"),
+        (["--grace", "-1"], "error: --grace must be 0 or more seconds"),
+    ],
+)
+def test_worker_refuses_numbers_it_cannot_work_with(probe_study: Path, args: list[str], message: str) -> None:
+    assert enqueue(probe_study, "model=small").returncode == 0
+    _assert_one_error_line(hyperspace(probe_study, "worker", "--app", "probe.run", "--exit-when-empty", *args), message)
+    assert json.loads(hyperspace(probe_study, "queue", "ls", "--json").stdout)["state"] == "QUEUED", "no job was taken"
+
+
+def test_runs_show_prints_the_tail_of_a_huge_captured_output_quickly(tmp_path: Path) -> None:
+    lines = [f"line {number} of the task's output\n" for number in range(700_000)]  # about 20 MB
+    with open_store(f"sqlite:///{tmp_path}/store.db") as store:
+        run_id = store.start_run({"config": {}, "captured_out": "".join(lines)})
+    started = time.monotonic()
+    shown = hyperspace(tmp_path, "runs", "show", str(run_id), "--store", f"sqlite:///{tmp_path}/store.db")
+    assert shown.returncode == 0 and time.monotonic() - started < 15, shown.stderr
+    assert shown.stdout.endswith(lines[-1]) and lines[-200] in shown.stdout and lines[-201] not in shown.stdout
+    assert f"captured output: the last {len(''.join(lines[-200:])):,} of {len(''.join(lines)):,} characters (--full shows all)" in shown.stdout
+    full = hyperspace(tmp_path, "runs", "show", str(run_id), "--full", "--store", f"sqlite:///{tmp_path}/store.db")
+    assert full.returncode == 0 and full.stdout.endswith("".join(lines)), "--full: every line, in order"
+
+
+def test_a_damaged_sqlite_store_is_found_by_store_check_and_one_error_line_everywhere(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path}/store.db"
+    with open_store(uri) as store:
+        for number in range(200):
+            run_id = store.start_run({"config": {"n": number, "padding": "x" * 2000}, "captured_out": "y" * 3000})
+            store.finish_run(run_id, COMPLETED, {"objective": float(number)})
+    database = tmp_path / "store.db"
+    assert not (tmp_path / "store.db-wal").exists(), "closing the store wrote everything into the file"
+    size, page = database.stat().st_size, 4096
+    with database.open("r+b") as file:  # the header stays fine; a fifth of the pages in the middle do not
+        file.seek(size * 2 // 5 // page * page)
+        file.write(b"\xff" * (size // 5 // page * page))
+    assert hyperspace(tmp_path, "runs", "show", "1", "--store", uri).returncode == 0, "undamaged pages are still read"
+    for args in (["store", "check"], ["runs", "ls"], ["runs", "show", "100"], ["runs", "ls", "--where", "n>150"]):
+        finished = hyperspace(tmp_path, *args, "--store", uri)
+        _assert_one_error_line(finished, f"error: store {uri} ")
+        assert "database disk image is malformed" in finished.stderr or "is damaged" in finished.stderr, finished.stderr
+
+
+def test_ctrl_c_while_a_big_grid_is_composed_is_one_line_and_enqueues_nothing(probe_study: Path) -> None:
+    grid = subprocess.Popen(
+        [sys.executable, "-m", "probe.run", "--multirun", "hydra/launcher=hyperspace", "seed=range(0,20000)"],
+        cwd=probe_study, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_until(lambda: (probe_study / ".hyperspace" / "store.db").exists(), what="the multirun to open its store")
+    time.sleep(1)  # well inside composing 20,000 jobs, which takes minutes
+    grid.send_signal(signal.SIGINT)
+    _, stderr = grid.communicate(timeout=60)
+    assert (grid.returncode, stderr) == (130, "error: interrupted (Ctrl-C): nothing was enqueued\n")
+    with open_store(f"sqlite:///{probe_study}/.hyperspace/store.db") as store:
+        assert store.list_sweeps() == [] and store.list_jobs() == [], "no sweep, no job: nothing half-written"
+
+
+def test_ctrl_c_in_a_hyperspace_command_is_one_line_with_status_130(probe_study: Path) -> None:
+    assert enqueue(probe_study, "model=small").returncode == 0
+    waiting = subprocess.Popen([str(HYPERSPACE), "queue", "wait", "1"], cwd=probe_study, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # no worker: it waits for ever
+    waiting.send_signal(signal.SIGINT)
+    _, stderr = waiting.communicate(timeout=60)
+    assert (waiting.returncode, stderr) == (130, "error: interrupted (Ctrl-C)\n")
+
+
+def test_a_grid_value_that_does_not_resolve_is_one_line_naming_the_job(probe_study: Path) -> None:
+    finished = enqueue(probe_study, "+note=a,b,${nope}")
+    _assert_one_error_line(finished, "error: the job `+note=")
+    assert "does not resolve: Interpolation key 'nope' not found (at note)" in finished.stderr
+    with open_store(f"sqlite:///{probe_study}/.hyperspace/store.db") as store:
+        assert store.list_sweeps() == [] and store.list_jobs() == [], "neither a and b nor the sweep were enqueued"

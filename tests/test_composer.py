@@ -182,9 +182,10 @@ def test_the_launcher_composes_a_grid_over_values_in_full_once_validation_includ
         assert job["config"] == new_job(expected, job["overrides"]).config
 
 
-def test_the_launchers_validation_still_refuses_a_bad_value_in_a_later_job(app: App, tmp_path: Path) -> None:
-    with pytest.raises(Exception, match="heartbeat_seconds"):
+def test_the_launchers_validation_still_refuses_a_bad_value_in_a_later_job(app: App, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:  # the launcher's one error line, not Hydra's report of an exception
         multirun_enqueue(app, tmp_path / "store.db", "hyperspace.heartbeat_seconds=1,abc")
+    assert stopped.value.code == 2 and "heartbeat_seconds" in capsys.readouterr().err
     with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
         assert store.list_jobs() == []
 
@@ -213,9 +214,11 @@ def test_a_worker_composes_each_queued_job_as_a_full_compose_with_its_run_dir(ap
 
 
 def without_prefix(result: Any, overrides: list[str]) -> Any:
-    """An error outcome without the ``<app> <overrides>: `` that App.compose puts before Hydra's message."""
+    """An error outcome without the ``<app> <overrides>: `` that App.compose puts before Hydra's message,
+    and with ``<overrides>`` where new_job names the job by the overrides it was given."""
     if isinstance(result[0], type) and issubclass(result[0], Exception):
-        return result[0], result[1].removeprefix(f"test_composer {' '.join(overrides)}: ")
+        given = " ".join(overrides)
+        return result[0], result[1].removeprefix(f"test_composer {given}: ").replace(f"the job `{given}`", "the job `<overrides>`")
     return result
 
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from hyperspace_hydra import HyperspaceError
-from hyperspace_hydra.filters import parse_condition, parse_sort
+from hyperspace_hydra import HyperspaceError, filters
+from hyperspace_hydra.filters import parse_condition, parse_sort, resolve_paths
+from hyperspace_hydra.store import COMPLETED, Store, open_store
 from hyperspace_hydra.store.base import Condition
+
+START = dt.datetime(2026, 11, 1, 12, 0, 0)
 
 
 @pytest.mark.parametrize(
@@ -60,3 +68,86 @@ def test_sorts_name_the_objective_result_and_keep_the_direction() -> None:
     assert parse_sort("-result.accuracy") == "-result.accuracy"
     with pytest.raises(HyperspaceError, match="invalid sort '-a..b'"):
         parse_sort("-a..b")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with open_store(f"sqlite:///{tmp_path}/store.db") as opened:
+        yield opened
+
+
+def _run(store: Store, config: dict[str, Any], seconds: float, task: str = "digits") -> int:
+    run_id = store.start_run({"task": task, "config": config, "start_time": START})
+    store.finish_run(run_id, COMPLETED, {"stop_time": START + dt.timedelta(seconds=seconds), "result": {"accuracy": seconds}})
+    return run_id
+
+
+@pytest.fixture
+def optimizers(store: Store) -> list[int]:
+    """Runs whose learning rate is at ``optimizer.lr`` (shown as ``lr``), an optimizer shown by its target's class."""
+    return [
+        _run(store, {"optimizer": {"_target_": "m.SGD", "lr": 0.1}, "schedule": {"epochs": 3}}, seconds=5),
+        _run(store, {"optimizer": {"_target_": "m.Adam", "lr": 0.01}, "schedule": {"epochs": 3}}, seconds=1),
+        _run(store, {"optimizer": {"_target_": "m.SGD", "lr": 0.001}, "schedule": {"epochs": 9}}, seconds=3),
+    ]
+
+
+def _ids(store: Store, where: Sequence[str] = (), sort: str | None = None, **selection: Any) -> list[int]:
+    conditions, order = resolve_paths(store, [parse_condition(text) for text in where], parse_sort(sort) if sort else None, **selection)
+    return [run["_id"] for run in store.list_runs(where=conditions, sort=order, **selection)]
+
+
+def test_a_short_name_as_the_runs_table_shows_it_filters_and_sorts(store: Store, optimizers: list[int]) -> None:
+    sgd, adam, slow_sgd = optimizers
+    assert _ids(store, ["lr<0.05"]) == [adam, slow_sgd]
+    assert _ids(store, sort="-lr") == [sgd, adam, slow_sgd]
+    assert _ids(store, ["optimizer=m.SGD"], sort="epochs") == [sgd, slow_sgd], "a _target_ goes by its node's name"
+    assert _ids(store, ["optimizer.lr>0.05", "schedule.epochs=3"]) == [sgd], "full paths as before"
+    assert _ids(store, sort="-accuracy") == [sgd, slow_sgd, adam], "a result key by its short name too"
+
+
+def test_sort_by_duration_and_the_table_columns(store: Store, optimizers: list[int]) -> None:
+    sgd, adam, slow_sgd = optimizers
+    assert _ids(store, sort="duration") == [adam, slow_sgd, sgd]
+    assert _ids(store, sort="-duration") == [sgd, slow_sgd, adam]
+    assert _ids(store, sort="-id") == [slow_sgd, adam, sgd]
+    assert _ids(store, sort="status") == [sgd, adam, slow_sgd]
+
+
+def test_an_ambiguous_short_name_lists_its_candidates(store: Store) -> None:
+    _run(store, {"optimizer": {"lr": 0.1}, "warmup": {"lr": 0.5}}, seconds=1)
+    with pytest.raises(HyperspaceError, match=r"'lr' is ambiguous: it names optimizer.lr, warmup.lr; use a longer dotted suffix"):
+        _ids(store, ["lr<1"])
+
+
+@pytest.mark.parametrize(("where", "sort", "message"), [
+    (["lrr<0.05"], None, "no run has the filter path 'lrr': did you mean lr"),
+    ([], "-optimiser", "no run has the sort path 'optimiser': did you mean optimizer"),
+    ([], "bogus", "no run has the sort path 'bogus': nothing is close; run fields are id, status, task, result, seed, duration"),
+    (["result.acuracy>1"], None, "no run has the filter path 'result.acuracy': did you mean result.accuracy"),
+])  # fmt: skip
+def test_an_unknown_path_is_an_error_naming_the_nearest(store: Store, optimizers: list[int], where: list[str], sort: str | None, message: str) -> None:
+    with pytest.raises(HyperspaceError) as raised:
+        _ids(store, where, sort)
+    assert str(raised.value).startswith(message) and "\n" not in str(raised.value), raised.value
+
+
+def test_exists_and_missing_still_answer_for_an_unknown_path(store: Store, optimizers: list[int]) -> None:
+    assert _ids(store, ["momentum exists"]) == []
+    assert _ids(store, ["momentum missing"]) == optimizers
+    assert _ids(store, ["lr exists"]) == optimizers, "a short name is still resolved"
+
+
+def test_a_path_only_older_runs_have_is_found_by_the_database(store: Store, optimizers: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    newer = [_run(store, {"model": {"depth": depth}}, seconds=1) for depth in (2, 4)]
+    monkeypatch.setattr(filters, "KNOWN_PATHS_SAMPLE", len(newer))  # the sample holds only the newer runs
+    assert _ids(store, ["optimizer.lr<0.05"]) == optimizers[1:]
+    with pytest.raises(HyperspaceError, match="no run has the filter path 'lr'"):
+        _ids(store, ["lr<0.05"])  # short names come from the sample alone: no database-wide search for suffixes
+    assert _ids(store, ["depth>2"]) == [newer[1]]
+
+
+def test_paths_are_taken_as_given_when_no_run_is_selected(store: Store, optimizers: list[int]) -> None:
+    assert _ids(store, ["bogus<1"], sort="bogus", task="imdb") == []
+    with open_store(store.uri.replace("store.db", "empty.db")) as empty:
+        assert _ids(empty, ["bogus<1"], sort="-bogus") == []

@@ -178,6 +178,30 @@ def test_unknown_run_ids_raise(store: Store) -> None:
             call()
 
 
+@pytest.mark.parametrize("huge", [2**31, 2**63, 10**22, -(10**22)])
+def test_ids_beyond_what_a_store_holds_name_nothing(store: Store, huge: int) -> None:
+    run_id = store.start_run({"config": {}, "seed": 3})
+    for call in (
+        lambda: store.get_run(huge),
+        lambda: store.update_run(huge, {"captured_out": ""}),
+        lambda: store.finish_run(huge, COMPLETED, {}),
+        lambda: store.rewrite_config(huge, {}, "h", {}),
+        lambda: store.add_metrics(huge, []),
+        lambda: store.get_metrics(huge),
+    ):
+        with pytest.raises(RunNotFoundError, match=str(huge)):
+            call()
+    with pytest.raises(JobNotFoundError, match=str(huge)):
+        store.get_sweep(huge)
+    job = store.enqueue("s", [_job("a")], {"kind": "grid"}).enqueued[0]
+    assert store.change_jobs([QUEUED], PAUSED, job_ids=[huge]) == 0 and store.change_jobs([QUEUED], PAUSED, sweep_id=huge) == 0
+    assert store.list_jobs(job_ids=[huge, job]) == store.list_jobs(job_ids=[job]) and store.list_jobs(sweep_id=huge) == []
+    assert store.list_runs(sweep_id=huge) == []
+    assert _ids(store, Condition("seed", "<", huge)) == ([run_id] if huge > 0 else [])
+    assert _ids(store, Condition("id", ">", -huge)) == ([run_id] if huge > 0 else [])
+    assert _ids(store, Condition("seed", "in", [huge, 3])) == [run_id]
+
+
 def test_metrics_come_back_by_name_ordered_by_step(store: Store) -> None:
     run_id = store.start_run({})
     store.add_metrics(run_id, [MetricPoint("loss", 2, 0.2, NOW), MetricPoint("loss", 0, 1.0, NOW), MetricPoint("acc", 0, 0.5, NOW)])
@@ -313,6 +337,20 @@ def test_sort_orders_numbers_then_strings_then_missing(store: Store) -> None:
     assert _ids(store, sort="-x") == [runs[10.5], runs[2], runs[-1], runs["b"], runs["B"], runs[None], no_x]
     assert _ids(store, sort="-objective") == [runs[10.5], no_x, runs["B"], runs[2], runs[None], runs["b"], runs[-1]], "ties by id"
     assert _ids(store, sort="id") == sorted(runs.values()) + [no_x]
+
+
+def test_sort_by_duration_puts_runs_without_a_stop_time_last(store: Store) -> None:
+    def run_of(seconds: float | None) -> int:
+        run_id = store.start_run({"start_time": NOW})
+        if seconds is not None:
+            store.finish_run(run_id, COMPLETED, {"stop_time": NOW + dt.timedelta(seconds=seconds)})
+        return run_id
+
+    slow, running, quick, medium = run_of(90.5), run_of(None), run_of(0.25), run_of(3)
+    assert _ids(store, sort="duration") == [quick, medium, slow, running]
+    assert _ids(store, sort="-duration", limit=2) == [slow, medium]
+    with pytest.raises(HyperspaceError, match="duration can be sorted by"):
+        Condition("duration", "<", 1)
 
 
 def test_limit_applies_after_filters_and_sort(store: Store) -> None:

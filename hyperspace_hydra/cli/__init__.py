@@ -1,7 +1,7 @@
 """The ``hyperspace`` command line.
 
 Every error a user can cause is a :class:`HyperspaceError`, printed as one line
-``error: ...`` on stderr with exit status 2.
+``error: ...`` on stderr with exit status 2; Ctrl-C is one such line with exit status 130.
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HyperspaceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # every write of a command is one transaction, rolled back as this exception unwinds it
+        print("error: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -106,6 +107,7 @@ def _change(args: argparse.Namespace) -> None:
     if args.command == "cancel" and not (args.all or args.sweep or args.job_ids):
         raise HyperspaceError("cancel needs --sweep ID, job ids or --all")
     with open_store_for(args) as store:
+        _require_selection(store, args.sweep, args.job_ids, done)
         moved = store.change_jobs(from_states, to_state, sweep_id=args.sweep, job_ids=args.job_ids or None)
         stopped = args.command == "cancel" and args.sweep is not None and _end_growing_sweep(store, args.sweep)
     print(f"{moved} job(s) {done}" + (f"; search sweep {args.sweep} gets no more trials" if stopped else ""))
@@ -114,6 +116,22 @@ def _change(args: argparse.Namespace) -> None:
 def _end_growing_sweep(store: Store, sweep_id: int) -> bool:
     """Cancel a sweep that grows as it goes (a search), so that no process adds trials to it; whether it was one."""
     return store.get_sweep(sweep_id)["state"] == RUNNING and store.end_sweep(sweep_id, CANCELLED)
+
+
+def _require_selection(store: Store, sweep_id: int | None, job_ids: Sequence[int], done: str) -> None:
+    """Raise :class:`HyperspaceError` for a sweep or job ids that do not exist: a typo must not pass for "0 job(s) moved".
+
+    Existing jobs in a state the command does not move are no error: they are counted as not moved.
+    """
+    if sweep_id is not None:
+        store.get_sweep(sweep_id)  # raises for an unknown sweep
+    found = {job["id"] for job in store.list_jobs(job_ids=job_ids)} if job_ids else set()
+    unknown = sorted(set(job_ids) - found)
+    if unknown:
+        raise HyperspaceError(
+            f"no job with id {', '.join(map(str, unknown))} in store {redact_credentials(store.uri)}: nothing {done} "
+            "(hyperspace queue ls lists the jobs)"
+        )
 
 
 def _wait(args: argparse.Namespace) -> int:

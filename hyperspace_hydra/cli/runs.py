@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,13 +11,15 @@ from rich.pretty import Pretty
 
 from hyperspace_hydra.cli.common import add_store_option, open_store_for
 from hyperspace_hydra.cli.output import console, print_csv, print_json_lines, print_table, to_json
-from hyperspace_hydra.filters import FORMS, parse_condition, parse_sort
+from hyperspace_hydra.filters import FORMS, parse_condition, parse_sort, resolve_paths
 from hyperspace_hydra.reproduce import reproduce_commands
 from hyperspace_hydra.results import run_diff, run_rows
 from hyperspace_hydra.store.base import FINAL_STATUSES, RUNNING
 
 ABSENT = "(absent)"
 """How ``runs diff`` shows a config path that a run does not have."""
+TAIL_LINES, TAIL_CHARS = 200, 20_000
+"""How much of a run's captured output ``runs show`` prints without ``--full``: its last lines, within a size."""
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -34,7 +37,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ls.add_argument(
         "--sort",
         metavar="FIELD",
-        help="order by a config path or run field, '-' in front for descending (-result: highest objective first)",
+        help="order by a config path (or its short name as a column), a run field or duration; '-' in front for descending (-result: highest objective first)",
     )
     ls.add_argument("--limit", type=int, default=None, metavar="N", help="show only N runs: the newest, or with --sort the first N")
     ls.add_argument("--columns", metavar="A,B", help="show these config values (short names or dotted paths), not the ones that differ")
@@ -49,6 +52,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     show.add_argument("run_id", type=int, metavar="ID")
     show.add_argument("--json", action="store_true", help="the run document as JSON")
     show.add_argument("--reproduce", action="store_true", help="print only the commands that run it again (checkout, diff, overrides)")
+    show.add_argument("--full", action="store_true", help=f"the whole captured output (default: its last {TAIL_LINES} lines, at most {TAIL_CHARS:,} characters)")
     show.set_defaults(handler=_show)
 
     diff = runs.add_parser("diff", help="what differs between two runs: config, code version, results")
@@ -63,7 +67,9 @@ def _ls(args: argparse.Namespace) -> None:
     where = [parse_condition(text) for text in args.where]
     sort = parse_sort(args.sort) if args.sort else None
     with open_store_for(args) as store:
-        runs = store.list_runs(args.limit, task=args.task, sweep_id=args.sweep, status=args.status, where=where, sort=sort)
+        selection = {"task": args.task, "sweep_id": args.sweep, "status": args.status}
+        where, sort = resolve_paths(store, where, sort, **selection)
+        runs = store.list_runs(args.limit, where=where, sort=sort, **selection)
     columns, rows = run_rows(runs, _column_names(args.columns))
     if args.format == "json":
         print_json_lines(rows)
@@ -91,10 +97,20 @@ def _show(args: argparse.Namespace) -> None:
         print(to_json(run, indent=2))
         return
     captured = run.pop("captured_out") or ""
+    shown = captured if args.full else output_tail(captured)
     out = console()
     out.print(Pretty(run, expand_all=False))
-    out.rule("captured output")
-    out.print(captured, markup=False, highlight=False)
+    left_out = len(captured) - len(shown)
+    out.rule(f"captured output: the last {len(shown):,} of {len(captured):,} characters (--full shows all)" if left_out else "captured output")
+    # written as it is: rich would lay out megabytes of output at the pipe console's 10,000 columns for minutes
+    sys.stdout.write(shown if shown.endswith("\n") or not shown else shown + "\n")
+
+
+def output_tail(text: str) -> str:
+    """The end of a captured output as ``runs show`` prints it: the last :data:`TAIL_LINES` lines, at most :data:`TAIL_CHARS` characters."""
+    tail = text[-TAIL_CHARS:]
+    lines = tail.splitlines(keepends=True)
+    return "".join(lines[-TAIL_LINES:])
 
 
 def _diff(args: argparse.Namespace) -> None:

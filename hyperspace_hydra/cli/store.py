@@ -12,7 +12,7 @@ from hyperspace_hydra.settings import redact_credentials
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register ``store check``."""
     store = commands.add_parser("store", help="inspect the store").add_subparsers(title="store commands")
-    check = store.add_parser("check", help="connect; report backend, server and schema versions, counts")
+    check = store.add_parser("check", help="connect; check a SQLite file for damage; report backend, server and schema versions, counts")
     add_store_option(check)
     add_app_option(check)
     check.add_argument("--json", action="store_true", help="the report as one JSON object")
@@ -28,5 +28,6 @@ def _check(args: argparse.Namespace) -> None:
     print(f"store:   {report['store']}")
     print(f"backend: {report['backend']}")
     print(f"schema:  version {report['schema_version']}")
+    print(f"data:    {report['integrity'] or 'not checked (this backend has no cheap check)'}")
     print(f"jobs:    {describe_counts(report['jobs'])}")
     print(f"runs:    {describe_counts(report['runs'])}")

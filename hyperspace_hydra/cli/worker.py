@@ -6,6 +6,7 @@ import argparse
 
 from hyperspace_hydra.app import load_app
 from hyperspace_hydra.cli.common import add_app_option, add_store_option, store_uri
+from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.worker import WorkerOptions, serve
 
 
@@ -30,7 +31,16 @@ def add_worker_options(parser: argparse.ArgumentParser, grace: float, stopped_by
 
 
 def worker_options(args: argparse.Namespace) -> WorkerOptions:
-    """The :class:`WorkerOptions` given by :func:`add_worker_options`' arguments."""
+    """The :class:`WorkerOptions` given by :func:`add_worker_options`' arguments.
+
+    Raises :class:`HyperspaceError` for a number a worker cannot work with: no processes,
+    no jobs, or a lease or timeout of no time (a worker that does nothing must not look busy).
+    """
+    for option, value in (("--processes", args.processes), ("--max-jobs", args.max_jobs), ("--timeout", args.timeout), ("--lease", args.lease)):
+        if value is not None and not value > 0:  # `not >`: NaN is refused too
+            raise HyperspaceError(f"{option} must be more than 0, not {value:g}")
+    if not args.grace >= 0:
+        raise HyperspaceError(f"--grace must be 0 or more seconds, not {args.grace:g}")
     return WorkerOptions(
         processes=args.processes,
         exit_when_empty=args.exit_when_empty,

@@ -95,6 +95,16 @@ def run_fields(fields: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(fields)
 
 
+ID_RANGE = range(1, 2**63)
+"""The ids a store may hand out (signed 64-bit integers from 1). A number outside names no run, job
+or sweep; backends answer so without asking the database, which cannot take such a number."""
+
+
+def known_ids(ids: Iterable[int]) -> list[int]:
+    """The ids in ``ids`` that a run, job or sweep may have (see :data:`ID_RANGE`)."""
+    return [identifier for identifier in ids if identifier in ID_RANGE]
+
+
 def utcnow() -> dt.datetime:
     """The current time as the naive UTC datetime that stores keep."""
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -174,6 +184,8 @@ class MetricPoint:
 CONDITION_OPERATORS = ("=", "!=", "<", ">", "in", "exists")
 RUN_VALUE_PATHS = ("id", "objective", "status", "task", "seed")
 """Paths that name a run field itself; ``result.<key>`` and ``choices.<group>`` name a key inside those fields."""
+DURATION = "duration"
+"""A sort path that no field holds: ``stop_time - start_time`` in seconds, computed by the database."""
 _KEYED_FIELDS = ("result", "choices")
 
 
@@ -187,7 +199,7 @@ def run_path(path: str) -> tuple[str, tuple[str, ...]]:
     parts = tuple(path.split("."))
     if not all(parts):
         raise HyperspaceError(f"invalid path {path!r}: expected dotted keys such as classifier.C, result.accuracy or objective")
-    if path in RUN_VALUE_PATHS:
+    if path in (*RUN_VALUE_PATHS, DURATION):
         return path, ()
     if parts[0] in _KEYED_FIELDS:
         if len(parts) == 1:
@@ -214,7 +226,8 @@ class Condition:
     - ``in``: ``value`` is a non-empty list of scalars; matches when ``=`` matches one of them.
     - ``exists``: ``value`` True matches runs where the value is not missing, False runs where it is.
 
-    ``=``, ``<``, ``>`` and ``in`` never match a run whose value is missing. Raises
+    ``=``, ``<``, ``>`` and ``in`` never match a run whose value is missing. An integer beyond 64
+    bits (which no database can take) compares as the float nearest to it. Raises
     :class:`HyperspaceError` for a malformed path, an unknown operator or a value it cannot take.
     """
 
@@ -223,7 +236,10 @@ class Condition:
     value: Any = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "value", _within_64_bits(self.value))  # frozen: this is the one normalisation of the value
         run_path(self.path)
+        if self.path == DURATION:
+            raise HyperspaceError(f"{DURATION} can be sorted by (sort {DURATION} or -{DURATION}), not filtered on")
         if self.op not in CONDITION_OPERATORS:
             raise HyperspaceError(
                 f"unknown operator {self.op!r} in a condition on {self.path}: expected one of {', '.join(CONDITION_OPERATORS)}"
@@ -231,6 +247,16 @@ class Condition:
         problem = _value_problem(self.op, self.value)
         if problem:
             raise HyperspaceError(f"invalid condition on {self.path}: {problem}")
+
+
+def _within_64_bits(value: Any) -> Any:
+    """``value`` with every integer beyond 64 bits as a float: databases cannot bind such an integer, and as a float it
+    still compares correctly with every number they hold (a stored value is never that large an integer)."""
+    if isinstance(value, list):
+        return [_within_64_bits(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return float(value)
+    return value
 
 
 def _value_problem(op: str, value: Any) -> str | None:
@@ -273,7 +299,7 @@ class Store(abc.ABC):
     """Where runs and their metrics live.
 
     Every method either completes fully or raises and changes nothing. Errors a
-    user can fix (unreachable or unwritable store, missing run) are raised as
+    user can fix (unreachable, unwritable or damaged store, missing run) are raised as
     :class:`~hyperspace_hydra.errors.HyperspaceError` subclasses.
     """
 
@@ -380,7 +406,9 @@ class Store(abc.ABC):
         them. ``sort`` is a path as in a condition, with ``-`` in front for descending: runs
         whose value there is a number come first, in numeric order, then strings (by code
         point), then runs where it is missing or of another type; ties in id order. With
-        ``sort``, ``limit`` keeps the first ``limit`` runs of that order.
+        ``sort``, ``limit`` keeps the first ``limit`` runs of that order. ``duration`` (only as a
+        sort) is ``stop_time - start_time`` in seconds; a run without a stop time (still RUNNING)
+        has no duration and comes last, as missing values do.
 
         With ``fields`` (names from :data:`RUN_FIELDS`), each document holds ``_id`` and only
         those fields, and no other field is read.
@@ -519,7 +547,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def summary(self) -> dict[str, Any]:
         """What ``hyperspace store check`` reports: ``backend`` (name and server version),
-        ``schema_version``, ``jobs`` (count per state) and ``runs`` (count per status)."""
+        ``schema_version``, ``integrity`` (which check of the stored data passed, or None where
+        the backend has no check that is cheap enough), ``jobs`` (count per state) and ``runs``
+        (count per status).
+
+        The integrity check runs first (SQLite: ``PRAGMA quick_check``, which reads every page;
+        PostgreSQL and MongoDB: none, their servers check their own pages as they read them),
+        and a damaged store raises :class:`HyperspaceError` naming the damage.
+        """
 
     @abc.abstractmethod
     def close(self) -> None:

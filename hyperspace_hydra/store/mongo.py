@@ -33,7 +33,9 @@ from hyperspace_hydra.store.base import (
     COMPLETED,
     DEDUPE_STATES,
     DIED,
+    DURATION,
     FINAL_STATUSES,
+    ID_RANGE,
     INTERRUPTED,
     JOB_FINAL_STATES,
     JOB_STATE_AFTER_RUN,
@@ -56,6 +58,7 @@ from hyperspace_hydra.store.base import (
     Store,
     check_sweep_state,
     claim_lost,
+    known_ids,
     run_changes,
     run_conditions,
     run_fields,
@@ -261,7 +264,7 @@ class MongoStore(Store):
 
     @_reachable
     def rewrite_config(self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any]) -> None:
-        updated = self._db.runs.update_one({"_id": run_id}, {"$set": {"config": dict(config), "config_hash": config_hash, "info": dict(info)}})
+        updated = self._db.runs.update_one({"_id": _id_is(run_id)}, {"$set": {"config": dict(config), "config_hash": config_hash, "info": dict(info)}})
         if not updated.matched_count:
             raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
 
@@ -322,7 +325,7 @@ class MongoStore(Store):
         """The query document that selects the runs :meth:`list_runs` returns."""
         clauses = [_condition_query(condition) for condition in run_conditions(task, status, where)]
         if sweep_id is not None:
-            clauses.append({"sweep_id": sweep_id})
+            clauses.append({"sweep_id": _id_is(sweep_id)})
         return {"$and": clauses} if clauses else {}
 
     @_reachable
@@ -348,7 +351,7 @@ class MongoStore(Store):
             update: dict[str, Any] = {"$set": fields}
             if unset:
                 update["$unset"] = unset
-            return self._db.runs.update_one({"_id": run_id, "status": RUNNING}, update).matched_count == 1
+            return self._db.runs.update_one({"_id": _id_is(run_id), "status": RUNNING}, update).matched_count == 1
 
         return set_fields
 
@@ -432,7 +435,7 @@ class MongoStore(Store):
 
     def _find_run(self, run_id: int, projection: Mapping[str, Any] | None) -> dict[str, Any]:
         """The stored run document (only the fields of ``projection``, if given); raises :class:`RunNotFoundError`."""
-        raw = self._db.runs.find_one({"_id": run_id}, projection)
+        raw = self._db.runs.find_one({"_id": _id_is(run_id)}, projection)
         if raw is None:
             raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
         return raw
@@ -604,7 +607,7 @@ class MongoStore(Store):
 
     @_reachable
     def get_sweep(self, sweep_id: int) -> dict[str, Any]:
-        sweep = self._db.sweeps.find_one({"_id": sweep_id})
+        sweep = self._db.sweeps.find_one({"_id": _id_is(sweep_id)})
         if sweep is None:
             raise JobNotFoundError(f"no sweep with id {sweep_id} in store {redact_credentials(self.uri)}")
         sweep.pop(_JOB_COUNT, None)
@@ -615,6 +618,7 @@ class MongoStore(Store):
         return {
             "backend": f"MongoDB {self._client.server_info()['version']}",
             "schema_version": self._schema_version(),
+            "integrity": None,  # the validate command reads whole collections: nothing cheap to run here
             "jobs": self._counts("jobs", "state"),
             "runs": self._counts("runs", "status"),
         }
@@ -670,6 +674,11 @@ class MongoStore(Store):
         )
 
 
+def _id_is(identifier: int) -> dict[str, Any]:
+    """A match of ``identifier``; of nothing for an id outside :data:`ID_RANGE`, which BSON cannot encode."""
+    return {"$eq": identifier} if identifier in ID_RANGE else {"$in": []}
+
+
 def _holds(claim: Claim) -> dict[str, Any]:
     return {"_id": claim.job_id, "state": RUNNING, "token": claim.token}
 
@@ -689,9 +698,9 @@ def _job_filter(study: str | None, sweep_id: int | None, job_ids: Sequence[int] 
     if study is not None:
         selection["study"] = study
     if sweep_id is not None:
-        selection["sweep_id"] = sweep_id
+        selection["sweep_id"] = _id_is(sweep_id)
     if job_ids is not None:
-        selection["_id"] = {"$in": list(job_ids)}
+        selection["_id"] = {"$in": known_ids(job_ids)}
     if states is not None:
         selection["state"] = {"$in": list(states)}
     return selection
@@ -700,6 +709,8 @@ def _job_filter(study: str | None, sweep_id: int | None, job_ids: Sequence[int] 
 _BSON_TYPES = ((bool, "bool"), ((int, float), "number"), (str, "string"))
 """The BSON type (``$type`` alias) of each kind of scalar; bool first, as it is an int in Python."""
 _COMPARISONS = {"<": "$lt", ">": "$gt"}
+_DURATION_SECONDS = {"$divide": [{"$subtract": ["$stop_time", "$start_time"]}, 1000]}
+"""Seconds from start to stop as an aggregation expression: null while either time is null (a RUNNING run)."""
 
 
 def _field(path: str) -> str:
@@ -745,7 +756,7 @@ def _sort_stages(sort: str) -> list[dict[str, Any]]:
     is missing); a plain sort would put missing values first and order a list by its smallest item.
     """
     path, descending = sort_order(sort)
-    value = f"${_field(path)}"
+    value = _DURATION_SECONDS if path == DURATION else f"${_field(path)}"
     is_number = {"$and": [{"$gt": [value, None]}, {"$lt": [value, ""]}]}
     is_string = {"$and": [{"$gte": [value, ""]}, {"$lt": [value, {}]}]}
     rank = {"$cond": [is_number, 0, {"$cond": [is_string, 1, 2]}]}

@@ -30,7 +30,9 @@ from hyperspace_hydra.store.base import (
     COMPLETED,
     DEDUPE_STATES,
     DIED,
+    DURATION,
     FINAL_STATUSES,
+    ID_RANGE,
     INTERRUPTED,
     JOB_FINAL_STATES,
     JOB_STATE_AFTER_RUN,
@@ -53,6 +55,7 @@ from hyperspace_hydra.store.base import (
     Store,
     check_sweep_state,
     claim_lost,
+    known_ids,
     run_changes,
     run_conditions,
     run_fields,
@@ -185,6 +188,8 @@ def _reachable(method: Callable[..., _T]) -> Callable[..., _T]:
         except DBAPIError as error:
             if _unavailable(error, self._engine.dialect.name):
                 raise StoreUnavailableError(f"store {redact_credentials(self.uri)} unavailable: {_reason(error)}") from error
+            if _damaged(error):
+                raise _damaged_store(self.uri, _reason(error)) from error
             raise
 
     return translating
@@ -207,6 +212,21 @@ def _unavailable(error: DBAPIError, dialect: str) -> bool:
         code = getattr(error.orig, "sqlite_errorcode", None)
         return code is not None and code & 0xFF in _SQLITE_STORAGE_ERRORS  # extended codes keep the primary one in their low byte
     return isinstance(error, (OperationalError, InterfaceError))
+
+
+def _damaged(error: DBAPIError) -> bool:
+    """Whether ``error`` is damage that waiting cannot fix, unlike a damaged page (:data:`_SQLITE_STORAGE_ERRORS`):
+    a file that is not a database at all, or stored text that is no longer UTF-8 (every text is written as UTF-8)."""
+    if getattr(error.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
+        return True
+    return isinstance(error.orig, sqlite3.OperationalError) and str(error.orig).startswith("Could not decode to UTF-8")
+
+
+def _damaged_store(uri: str, damage: str) -> HyperspaceError:
+    return HyperspaceError(
+        f"store {redact_credentials(uri)} is damaged ({damage}): restore it from a backup, "
+        "or save what can be read with: sqlite3 FILE .recover | sqlite3 NEW_FILE"
+    )
 
 
 class SQLStore(Store):
@@ -285,7 +305,7 @@ class SQLStore(Store):
             values = run_changes(changes)
             if "heartbeat" in values:
                 values["heartbeat"] = _server_now(connection)
-            updated = connection.execute(_runs.update().where(_runs.c.id == run_id, _runs.c.status == RUNNING).values(**values)).rowcount
+            updated = connection.execute(_runs.update().where(_id_is(_runs.c.id, run_id), _runs.c.status == RUNNING).values(**values)).rowcount
             if not updated:
                 self._require_run(connection, run_id)
 
@@ -320,7 +340,7 @@ class SQLStore(Store):
     @_reachable
     def rewrite_config(self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any]) -> None:
         with self._writer.begin() as connection:
-            updated = connection.execute(_runs.update().where(_runs.c.id == run_id).values(config=config, config_hash=config_hash, info=info))
+            updated = connection.execute(_runs.update().where(_id_is(_runs.c.id, run_id)).values(config=config, config_hash=config_hash, info=info))
             if not updated.rowcount:
                 raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
 
@@ -339,7 +359,7 @@ class SQLStore(Store):
     @_reachable
     def get_run(self, run_id: int) -> dict[str, Any]:
         with self._engine.connect() as connection:
-            row = connection.execute(sa.select(_runs).where(_runs.c.id == run_id)).mappings().first()
+            row = connection.execute(sa.select(_runs).where(_id_is(_runs.c.id, run_id))).mappings().first()
         if row is None:
             raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
         return _document(row)
@@ -563,7 +583,7 @@ class SQLStore(Store):
     @_reachable
     def get_sweep(self, sweep_id: int) -> dict[str, Any]:
         with self._engine.connect() as connection:
-            row = connection.execute(sa.select(_sweeps).where(_sweeps.c.id == sweep_id)).mappings().first()
+            row = connection.execute(sa.select(_sweeps).where(_id_is(_sweeps.c.id, sweep_id))).mappings().first()
             if row is None:
                 raise JobNotFoundError(f"no sweep with id {sweep_id} in store {redact_credentials(self.uri)}")
             counts = connection.execute(
@@ -573,16 +593,19 @@ class SQLStore(Store):
 
     @_reachable
     def summary(self) -> dict[str, Any]:
+        sqlite = self._engine.dialect.name == "sqlite"
         with self._engine.connect() as connection:
-            version_query = "select sqlite_version()" if self._engine.dialect.name == "sqlite" else "show server_version"
+            if sqlite:
+                _quick_check(connection, self.uri)
+            version_query = "select sqlite_version()" if sqlite else "show server_version"
             server_version = connection.exec_driver_sql(version_query).scalar_one()
             schema_version = connection.execute(sa.select(_store_meta.c.value).where(_store_meta.c.key == "schema_version")).scalar_one()
             jobs = connection.execute(sa.select(_jobs.c.state, sa.func.count()).group_by(_jobs.c.state)).all()
             runs = connection.execute(sa.select(_runs.c.status, sa.func.count()).group_by(_runs.c.status)).all()
-        backend = "SQLite" if self._engine.dialect.name == "sqlite" else "PostgreSQL"
         return {
-            "backend": f"{backend} {server_version}",
+            "backend": f"{'SQLite' if sqlite else 'PostgreSQL'} {server_version}",
             "schema_version": int(schema_version),
+            "integrity": "ok (PRAGMA quick_check)" if sqlite else None,
             "jobs": {state: count for state, count in jobs},
             "runs": {status: count for status, count in runs},
         }
@@ -591,7 +614,7 @@ class SQLStore(Store):
         self._engine.dispose()
 
     def _require_run(self, connection: Connection, run_id: int) -> None:
-        if connection.execute(sa.select(_runs.c.id).where(_runs.c.id == run_id)).first() is None:
+        if connection.execute(sa.select(_runs.c.id).where(_id_is(_runs.c.id, run_id))).first() is None:
             raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
 
 
@@ -624,6 +647,23 @@ def _require_claim(connection: Connection, claim: Claim | None) -> None:
     ends (on SQLite the whole store is, by BEGIN IMMEDIATE), so no requeue can slip in before the write."""
     if claim is not None and connection.execute(sa.select(_jobs.c.id).where(*_holds(claim)).with_for_update(read=True)).first() is None:
         raise claim_lost(claim)
+
+
+def _quick_check(connection: Connection, uri: str) -> None:
+    """Raise :class:`HyperspaceError` if SQLite's ``quick_check`` (every page read, indexes not matched with tables) finds damage."""
+    problems = connection.exec_driver_sql("PRAGMA quick_check").scalars().all()
+    if problems != ["ok"]:
+        raise _damaged_store(uri, f"{len(problems)} problem(s) found by PRAGMA quick_check, the first: {problems[0]}")
+
+
+def _id_is(column: sa.Column[Any], identifier: int) -> sa.ColumnElement[bool]:
+    """``column = identifier``; false without asking for an id outside :data:`ID_RANGE`, which the database cannot bind."""
+    return column == _bound(identifier) if identifier in ID_RANGE else sa.false()
+
+
+def _id_in(column: sa.Column[Any], identifiers: Iterable[int]) -> sa.ColumnElement[bool]:
+    """``column IN identifiers``, leaving out ids outside :data:`ID_RANGE` (see :func:`_id_is`)."""
+    return column.in_([_bound(identifier) for identifier in known_ids(identifiers)])
 
 
 def _holds(claim: Claim) -> tuple[sa.ColumnElement[bool], ...]:
@@ -665,9 +705,9 @@ def _job_filters(
     if study is not None:
         filters.append(_jobs.c.study == study)
     if sweep_id is not None:
-        filters.append(_jobs.c.sweep_id == sweep_id)
+        filters.append(_id_is(_jobs.c.sweep_id, sweep_id))
     if job_ids is not None:
-        filters.append(_jobs.c.id.in_(list(job_ids)))
+        filters.append(_id_in(_jobs.c.id, job_ids))
     if states is not None:
         filters.append(_jobs.c.state.in_(list(states)))
     return filters
@@ -679,7 +719,7 @@ def _run_filters(
     """The WHERE clauses of :meth:`SQLStore.list_runs`."""
     filters = [_condition(_run_value(dialect, condition.path), condition) for condition in run_conditions(task, status, where)]
     if sweep_id is not None:
-        filters.append(_runs.c.sweep_id == sweep_id)
+        filters.append(_id_is(_runs.c.sweep_id, sweep_id))
     return filters
 
 
@@ -703,7 +743,7 @@ def _condition(value: _RunValue, condition: Condition) -> sa.ColumnElement[bool]
     if op == "in":
         return sa.or_(*(_equals(value, item) for item in expected))
     typed = _typed(value, expected)
-    return typed < expected if op == "<" else typed > expected
+    return typed < _bound(expected) if op == "<" else typed > _bound(expected)
 
 
 def _equals(value: _RunValue, expected: Any) -> sa.ColumnElement[bool]:
@@ -712,7 +752,13 @@ def _equals(value: _RunValue, expected: Any) -> sa.ColumnElement[bool]:
         return sa.and_(value.length() == len(expected), *items)
     if isinstance(expected, bool):
         return value.boolean() == ("true" if expected else "false")
-    return _typed(value, expected) == expected
+    return _typed(value, expected) == _bound(expected)
+
+
+def _bound(expected: Any) -> Any:
+    """``expected`` as a query parameter: an integer as a 64-bit one, not as the type of the column it is compared with
+    (PostgreSQL's id column is 32-bit, and a larger number bound as such is an error, not a comparison)."""
+    return sa.literal(expected, sa.BigInteger) if isinstance(expected, int) and not isinstance(expected, bool) else expected
 
 
 def _typed(value: _RunValue, expected: Any) -> sa.ColumnElement[Any]:
@@ -752,6 +798,8 @@ class _RunValue:
 
 def _run_value(dialect: str, path: str) -> _RunValue:
     field, keys = run_path(path)
+    if field == DURATION:
+        return _DurationValue(dialect)
     column = _runs.c[field]
     if not keys:
         return _ColumnValue(column, dialect)
@@ -775,6 +823,22 @@ class _ColumnValue(_RunValue):
         if not isinstance(self.column.type, sa.String):
             return super().string()
         return _by_code_point(self.column, self.dialect)
+
+
+class _DurationValue(_RunValue):
+    """Seconds from ``start_time`` to ``stop_time``; missing while either is NULL (a RUNNING run has no stop time)."""
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+
+    def present(self) -> sa.ColumnElement[bool]:
+        return sa.and_(_runs.c.start_time.is_not(None), _runs.c.stop_time.is_not(None))
+
+    def number(self) -> sa.ColumnElement[Any]:
+        if self.dialect == "postgresql":
+            return sa.extract("epoch", _runs.c.stop_time - _runs.c.start_time)
+        # SQLite keeps datetimes as ISO text; julianday reads it (fractional seconds included) as days
+        return (sa.func.julianday(_runs.c.stop_time) - sa.func.julianday(_runs.c.start_time)) * 86400.0
 
 
 class _SQLiteValue(_RunValue):
