@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from _common import (
     APP,
@@ -68,20 +69,30 @@ class Drain:
 
 
 @contextlib.contextmanager
-def postgres_databases() -> Iterator[Callable[[], str]]:
-    """A throwaway PostgreSQL server; yields a function that creates an empty database and returns its URI."""
+def postgres_server() -> Iterator[Any]:
+    """A throwaway PostgreSQL server (a ``tests/postgres_cluster.PostgresCluster``), removed afterwards."""
     sys.path.insert(0, str(REPO / "tests"))
-    import psycopg  # the optional postgres extra: only needed here
     from postgres_cluster import PostgresCluster
 
-    def new_database() -> str:
-        database = f"bench_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(cluster.uri_for("postgres"), autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{database}"')
-        return cluster.uri_for(database)
-
     with PostgresCluster() as cluster:
-        yield new_database
+        yield cluster
+
+
+def create_database(cluster: Any) -> str:
+    """A new, empty database on ``cluster``; its URI."""
+    import psycopg  # the optional postgres extra: only needed here
+
+    database = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(cluster.uri_for("postgres"), autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{database}"')
+    return cluster.uri_for(database)
+
+
+@contextlib.contextmanager
+def postgres_databases() -> Iterator[Callable[[], str]]:
+    """A throwaway PostgreSQL server; yields a function that creates an empty database and returns its URI."""
+    with postgres_server() as cluster:
+        yield lambda: create_database(cluster)
 
 
 @contextlib.contextmanager

@@ -46,7 +46,8 @@ TINY_RUNS = {
     ),
     "runs_ls_large": (["--runs", "20", "--repeats", "1"], {"runs_ls_first_page.sqlite.20_runs"}),
 }
-SCRIPTS = ["per_job_overhead", "enqueue_grid", "worker_throughput", "recording_cost", "worker_memory", "search_warm_start", "runs_ls_large"]
+SCRIPTS = ["per_job_overhead", "enqueue_grid", "worker_throughput", "recording_cost", "worker_memory", "search_warm_start", "runs_ls_large", "chaos_soak"]
+"""Every script; chaos_soak runs only by hand (a soak, not a test): its --help is checked here."""
 
 
 def run_benchmark(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
