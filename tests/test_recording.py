@@ -293,8 +293,12 @@ def test_a_killed_run_of_the_basic_launcher_is_shown_and_stored_as_died_once_its
 
 
 def _statuses(database: Path) -> list[str]:
-    with sqlite3.connect(database) as connection:
-        return [status for (status,) in connection.execute("SELECT status FROM runs ORDER BY id")]
+    """The statuses of the store's runs; none while the store's tables are still being created."""
+    try:
+        with sqlite3.connect(database) as connection:
+            return [status for (status,) in connection.execute("SELECT status FROM runs ORDER BY id")]
+    except sqlite3.OperationalError:
+        return []
 
 
 def _listed(study: Path) -> list[dict[str, Any]]:
