@@ -64,9 +64,10 @@ def enqueue_sweep(
         raise SystemExit(2) from None
     study = app_name(config, task_function)
     uri = store_uri_for(config)
+    on_interrupt.writing = True
     with open_store(uri) as store:
         result = enqueue(store, study, jobs, "grid", dedupe=dedupe, max_attempts=max_attempts)
-    on_interrupt.enqueued_sweep = result.sweep_id
+    on_interrupt.enqueued_sweep, on_interrupt.writing = result.sweep_id, False
     returns = [_job_return(*job) for job in zip(job_configs, task_configs, job_overrides, result.job_ids)]
     skipped = f", {result.skipped} skipped as duplicates of queued, running or completed work" if result.skipped else ""
     log.info(f"Enqueued {len(result.enqueued)} jobs as sweep {result.sweep_id} in {redact_credentials(uri)}{skipped}")
@@ -75,15 +76,24 @@ def enqueue_sweep(
 
 
 class _StopOnInterrupt:
-    """A SIGINT handler: one line on stderr saying what was enqueued, then exit status 130 (see :func:`stop_cleanly_on_interrupt`)."""
+    """A SIGINT handler: one line on stderr saying what was enqueued, then exit status 130 (see :func:`stop_cleanly_on_interrupt`).
+
+    While the sweep is being written to the store the exit unwinds (``SystemExit``), so the
+    enqueue's transaction rolls back. At any other moment the process ends at once
+    (``os._exit``): an exception raised in the middle of OmegaConf or Hydra code can turn into
+    another error and a traceback, and there is nothing of ours to unwind.
+    """
 
     def __init__(self) -> None:
         self.enqueued_sweep: int | None = None
+        self.writing = False
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         done = "nothing was enqueued" if self.enqueued_sweep is None else f"sweep {self.enqueued_sweep} was enqueued whole"
         os.write(sys.stderr.fileno(), f"error: interrupted (Ctrl-C): {done}\n".encode())  # not print: stderr may be mid-write
-        raise SystemExit(130)
+        if self.writing:
+            raise SystemExit(130)
+        os._exit(130)
 
 
 on_interrupt = _StopOnInterrupt()
@@ -95,8 +105,8 @@ def stop_cleanly_on_interrupt() -> None:
 
     The launcher's setup calls it before the sweeper composes the first job: composing a big
     grid takes a while, and Ctrl-C would otherwise print a KeyboardInterrupt traceback from
-    deep inside Hydra or OmegaConf. The exit unwinds like any exception, so the enqueue's
-    transaction rolls back: the store holds the whole sweep or nothing of it.
+    deep inside Hydra or OmegaConf. An enqueue in progress rolls back: the store holds the
+    whole sweep or nothing of it.
     """
     if threading.current_thread() is threading.main_thread():  # only the main thread may set signal handlers
         signal.signal(signal.SIGINT, on_interrupt)

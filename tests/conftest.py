@@ -150,3 +150,14 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
     """A SLURM cluster started once for the session and removed at its end."""
     with SlurmCluster() as cluster:
         yield cluster
+
+
+_MARK_BY_FIXTURE = {"postgres_cluster": "postgres", "slurm_cluster": "slurm"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test that needs a throwaway server with that server's marker (see setup.cfg)."""
+    for item in items:
+        for fixture, marker in _MARK_BY_FIXTURE.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)

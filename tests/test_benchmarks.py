@@ -66,7 +66,7 @@ def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
-@pytest.mark.parametrize("case", list(TINY_RUNS))
+@pytest.mark.parametrize("case", [pytest.param(case, marks=pytest.mark.postgres) if "postgresql" in case else case for case in TINY_RUNS])
 def test_each_benchmark_prints_and_appends_its_figures_as_json_lines(case: str, tmp_path: Path) -> None:
     args, expected = TINY_RUNS[case]
     results = tmp_path / "results.jsonl"

@@ -24,7 +24,8 @@ KILLS = 8
 WORKER_ARGS = ("--exit-when-empty", "--lease", "2")
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.soak
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_random_worker_kills_lose_no_job_complete_none_twice_and_leave_no_process(probe_study: Path, backend: str, request: pytest.FixtureRequest) -> None:
     uri = request.getfixturevalue("postgres_uri") if backend == "postgresql" else f"sqlite:///{probe_study}/.hyperspace/store.db"
     env = clean_env(HYPERSPACE_STORE=uri)

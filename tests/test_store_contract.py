@@ -99,7 +99,7 @@ def _new_database_uri(server_uri: str) -> str:
     return urllib.parse.urlunsplit(server._replace(path=f"/hyperspace_test_{uuid.uuid4().hex}", query=query))
 
 
-@pytest.fixture(params=["sqlite", "postgresql", *MONGO_BACKENDS])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), *MONGO_BACKENDS])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """A new, empty store on each backend."""
     yield from make_backend(request.param, request, tmp_path)
