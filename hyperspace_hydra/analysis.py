@@ -50,10 +50,9 @@ def runs(
     and limiting.
     """
     pandas = _pandas("runs")
-    selection = {"task": task, "sweep_id": sweep, "status": status}
     with _opened(store) as opened:
-        conditions, order = resolve_paths(opened, _conditions(where), parse_sort(sort) if sort else None, **selection)
-        found = opened.list_runs(limit, where=conditions, sort=order, **selection)
+        conditions, order = resolve_paths(opened, _conditions(where), parse_sort(sort) if sort else None, task=task, sweep_id=sweep, status=status)
+        found = opened.list_runs(limit, where=conditions, sort=order, task=task, sweep_id=sweep, status=status)
     names, configs = config_columns(found, every=all_columns)
     names = [f"config.{name}" if name in RUN_COLUMNS else name for name in names]
     rows = [

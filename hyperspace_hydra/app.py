@@ -110,7 +110,7 @@ def task_config(config: DictConfig) -> DictConfig:
 def task_data(config: DictConfig) -> dict[str, Any]:
     """``plain(task_config(config))``, without copying the ``hydra`` node first (~10x cheaper:
     recording and the worker's allowlist check read every job's task config this way)."""
-    return plain(OmegaConf.masked_copy(config, [key for key in config if key != "hydra"]))
+    return plain(OmegaConf.masked_copy(config, [str(key) for key in config if key != "hydra"]))
 
 
 def load_app(module: str) -> App:

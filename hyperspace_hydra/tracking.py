@@ -197,7 +197,7 @@ def store_uri_for(config: DictConfig) -> str:
         return _queued_job.store_uri
     configured = effective_settings(config).store
     given = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)  # as typed: "+note=${nope}" must not resolve here
-    overridden = any(_override_key(item) == "hyperspace.store" for item in given)
+    overridden = isinstance(given, list) and any(_override_key(str(item)) == "hyperspace.store" for item in given)
     return resolve_store_uri(configured if overridden else None, configured, config.hydra.runtime.cwd)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from hyperspace_hydra.app import load_app
 from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for, store_uri
@@ -72,7 +73,7 @@ def _workers(args: argparse.Namespace) -> None:
 def _ls(args: argparse.Namespace) -> None:
     workers = list_worker_jobs()
     with open_store_for(args) as store:
-        running = {}
+        running: dict[str | None, list[dict[str, Any]]] = {}
         for job in store.list_jobs(study=args.app, states=[RUNNING]):
             running.setdefault(slurm_job_of_worker(job["worker"]), []).append(job)
     rows = [{**worker, "jobs": [_describe(job) for job in running.get(worker["slurm_job"], [])]} for worker in workers]

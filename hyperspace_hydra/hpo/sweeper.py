@@ -30,7 +30,7 @@ from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.hpo.base import search_bases
 from hyperspace_hydra.hpo.search import advance, history, trial_job_overrides
 from hyperspace_hydra.hpo.space import parse_space, trial_overrides
-from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, check_sampler, new_seed
+from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, best_index, check_sampler, new_seed
 from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.settings import effective_settings, redact_credentials
 from hyperspace_hydra.store import COMPLETED, INTERRUPTED, RUNNING, Store, open_store
@@ -156,12 +156,12 @@ def _told(point: Mapping[str, Any], job_return: JobReturn, metric: str | None) -
 
 
 def _log_best(trials: Sequence[Trial], spec: SearchSpec) -> None:
-    done = [trial for trial in trials if trial.value is not None]
-    if not done:
+    index = best_index(trials, spec.direction)
+    if index is None:
         log.info("No trial produced a value")
         return
-    best = (max if spec.direction == "maximize" else min)(done, key=lambda trial: trial.value)
-    log.info(f"Best of {len(done)} trials: {best.value:.6g} at {' '.join(trial_overrides(best.params))}")
+    best, done = trials[index], sum(trial.value is not None for trial in trials)
+    log.info(f"Best of {done} trials: {best.value:.6g} at {' '.join(trial_overrides(best.params))}")
 
 
 def _start_queued_search(store: Store, sweep_id: int, spec: SearchSpec, composer: SweepComposer, study: str) -> list[Any]:

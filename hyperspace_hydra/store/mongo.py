@@ -24,6 +24,7 @@ import gridfs
 import pymongo
 from gridfs.errors import GridFSError
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.collection import Collection
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from hyperspace_hydra.errors import HyperspaceError
@@ -510,9 +511,7 @@ class MongoStore(Store):
     @_reachable
     def server_time(self) -> dt.datetime:
         """Read off the server by ``$currentDate`` on a document of its own (mongomock: this machine's clock)."""
-        clock = self._db.store_meta.find_one_and_update(
-            {"_id": "server_clock"}, {"$currentDate": {"now": True}}, upsert=True, return_document=ReturnDocument.AFTER
-        )
+        clock = _upserted(self._db.store_meta, {"_id": "server_clock"}, {"$currentDate": {"now": True}})
         return clock["now"].replace(tzinfo=None)
 
     @_reachable
@@ -636,9 +635,7 @@ class MongoStore(Store):
 
     def _allocate_ids(self, collection: str, count: int = 1) -> range:
         """``count`` new ids for ``collection``, increasing, each handed out once (one atomic ``$inc``)."""
-        counter = self._db.counters.find_one_and_update(
-            {"_id": collection}, {"$inc": {"seq": count}}, upsert=True, return_document=ReturnDocument.AFTER
-        )
+        counter = _upserted(self._db.counters, {"_id": collection}, {"$inc": {"seq": count}})
         return range(counter["seq"] - count + 1, counter["seq"] + 1)
 
     def _last_run_id(self) -> int:
@@ -790,9 +787,17 @@ def _database_name(uri: str) -> str:
     return name
 
 
+def _upserted(collection: Collection, selector: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """The document ``selector`` picks after ``update`` (inserted if missing), in one atomic step."""
+    document = collection.find_one_and_update(selector, update, upsert=True, return_document=ReturnDocument.AFTER)
+    if document is None:
+        raise RuntimeError(f"MongoDB returned no document after an upsert into {collection.name}")
+    return document
+
+
 def _connect(uri: str) -> pymongo.MongoClient:
     """A client that gives up on an unreachable server after a few seconds (a timeout set in the URI wins)."""
-    options = {} if "serverselectiontimeoutms=" in uri.lower() else {"serverSelectionTimeoutMS": _SERVER_SELECTION_TIMEOUT_MS}
+    options: dict[str, Any] = {} if "serverselectiontimeoutms=" in uri.lower() else {"serverSelectionTimeoutMS": _SERVER_SELECTION_TIMEOUT_MS}
     try:
         return pymongo.MongoClient(uri, **options)
     except (PyMongoError, ValueError) as error:  # pymongo raises ValueError for some malformed URIs

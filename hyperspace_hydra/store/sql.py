@@ -296,7 +296,7 @@ class SQLStore(Store):
         with self._writer.begin() as connection:
             _require_claim(connection, claim)
             values["heartbeat"] = _server_now(connection)
-            return int(connection.execute(_runs.insert().values(**values)).inserted_primary_key[0])
+            return _inserted_id(connection.execute(_runs.insert().values(**values)))
 
     @_reachable
     def update_run(self, run_id: int, changes: Mapping[str, Any], claim: Claim | None = None) -> None:
@@ -410,11 +410,13 @@ class SQLStore(Store):
     def enqueue(self, study: str, jobs: Sequence[NewJob], sweep: Mapping[str, Any], dedupe: bool = True, max_attempts: int = 3) -> EnqueueResult:
         now = utcnow()
         with self._writer.begin() as connection:
-            sweep_id = connection.execute(
-                _sweeps.insert().values(
-                    study=study, kind=sweep.get("kind", "grid"), command=sweep.get("command"), spec=sweep.get("spec"), state=sweep.get("state"), created_at=now
+            sweep_id = _inserted_id(
+                connection.execute(
+                    _sweeps.insert().values(
+                        study=study, kind=sweep.get("kind", "grid"), command=sweep.get("command"), spec=sweep.get("spec"), state=sweep.get("state"), created_at=now
+                    )
                 )
-            ).inserted_primary_key[0]
+            )
             seen = self._existing_hashes(connection, study, [job.config_hash for job in jobs]) if dedupe else set()
             job_ids: list[int | None] = []
             for job in jobs:
@@ -423,8 +425,8 @@ class SQLStore(Store):
                     continue
                 seen.add(job.config_hash)
                 inserted = connection.execute(_jobs.insert().values(**_job_row(study, sweep_id, job, max_attempts, now)))
-                job_ids.append(int(inserted.inserted_primary_key[0]))
-        return EnqueueResult(int(sweep_id), job_ids)
+                job_ids.append(_inserted_id(inserted))
+        return EnqueueResult(sweep_id, job_ids)
 
     @_reachable
     def add_jobs(self, sweep_id: int, jobs: Sequence[NewJob], expected_jobs: int, max_attempts: int = 3) -> list[int] | None:
@@ -438,7 +440,7 @@ class SQLStore(Store):
             if count != expected_jobs or state in SWEEP_FINAL_STATES:
                 return None
             return [
-                int(connection.execute(_jobs.insert().values(**_job_row(study, sweep_id, job, max_attempts, now))).inserted_primary_key[0])
+                _inserted_id(connection.execute(_jobs.insert().values(**_job_row(study, sweep_id, job, max_attempts, now))))
                 for job in jobs
             ]
 
@@ -910,7 +912,15 @@ def _by_code_point(text: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElemen
     return text.collate("C") if dialect == "postgresql" else text
 
 
-def _document(row: Mapping[str, Any]) -> dict[str, Any]:
+def _inserted_id(result: sa.CursorResult[Any]) -> int:
+    """The id the database gave the row ``result`` inserted."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the database returned no id for an inserted row")
+    return int(key[0])
+
+
+def _document(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {"_id": row["id"], **{field: row[field] for field in RUN_FIELDS}}
 
 
