@@ -661,6 +661,21 @@ def test_end_job_records_the_worker_side_outcome_while_the_claim_holds(store: St
         store.end_job(stopped.claim, COMPLETED, "x")
 
 
+def test_a_job_shows_its_run_from_the_start_and_a_failed_runs_last_error_line(store: Store) -> None:
+    store.enqueue("s", [_job("a"), _job("b")], {"kind": "grid"})
+    failing, timing_out = store.claim("s", "w", 60), store.claim("s", "w", 60)
+    run_id = store.start_run({"job_id": failing.claim.job_id}, claim=failing.claim)
+    assert [(job["state"], job["run_id"]) for job in store.list_jobs(job_ids=[failing.claim.job_id])] == [(RUNNING, run_id)]
+    trace = ["Traceback (most recent call last):\n", '  File "task.py", line 3, in main\n', "ValueError: lr must be positive\n"]
+    assert store.finish_run(run_id, FAILED, {"fail_trace": trace}, claim=failing.claim) is True
+    [failed] = store.list_jobs(job_ids=[failing.claim.job_id])
+    assert (failed["state"], failed["run_id"], failed["error"]) == (FAILED, run_id, "ValueError: lr must be positive")
+    slow_run = store.start_run({"job_id": timing_out.claim.job_id}, claim=timing_out.claim)
+    store.end_job(timing_out.claim, TIMEOUT, "timed out after 2 s")
+    [timed_out] = store.list_jobs(job_ids=[timing_out.claim.job_id])
+    assert (timed_out["state"], timed_out["run_id"], timed_out["error"]) == (TIMEOUT, slow_run, "timed out after 2 s")
+
+
 def test_change_jobs_moves_only_jobs_in_the_given_states(store: Store) -> None:
     first = store.enqueue("s", [_job("a"), _job("b")], {"kind": "grid"})
     second = store.enqueue("s", [_job("c")], {"kind": "grid"})

@@ -66,6 +66,15 @@ RUN_STATUS_AFTER_WORKER_END = {FAILED: FAILED, TIMEOUT: TIMEOUT, QUEUED: INTERRU
 """What a job's running run becomes when its worker ends the job in a state (see :meth:`Store.end_job`)."""
 
 
+def job_error(status: str, changes: Mapping[str, Any]) -> str | None:
+    """What a job shows as its error when its run ends with ``status`` and ``changes``: for a FAILED
+    run, the last line of its fail trace (``ValueError: lr must be positive``); else none."""
+    if status != FAILED:
+        return None
+    lines = "".join(changes.get("fail_trace") or []).strip().splitlines()
+    return lines[-1] if lines else "failed"
+
+
 def check_sweep_state(state: str) -> None:
     """ValueError unless ``state`` is one of :data:`SWEEP_FINAL_STATES` (see :meth:`Store.end_sweep`)."""
     if state not in SWEEP_FINAL_STATES:
@@ -315,8 +324,8 @@ class Store(abc.ABC):
         is the server's time (see :meth:`update_run`).
 
         With ``claim`` (the run executes that queued job) the run is inserted only while
-        the claim holds (job RUNNING with that token); otherwise :class:`ClaimLostError`
-        is raised. SQL backends check and insert in one transaction, so a lost attempt
+        the claim holds (job RUNNING with that token), and becomes the job's ``run_id``;
+        otherwise :class:`ClaimLostError` is raised. SQL backends check and insert in one transaction, so a lost attempt
         writes nothing; MongoDB (no transaction) inserts, checks again and finishes a run
         that lost the race at once as DIED before raising.
         """
@@ -344,8 +353,9 @@ class Store(abc.ABC):
 
         With ``claim`` (the run executes a queued job) the run and its job end in one
         transaction, and only while the claim still holds (job RUNNING with that
-        token): the job becomes COMPLETED, FAILED or TIMEOUT like the run, or goes back
-        to QUEUED for an INTERRUPTED run (attempts unchanged). If the claim no longer
+        token): the job becomes COMPLETED, FAILED or TIMEOUT like the run (a FAILED job's
+        error is :func:`job_error`), or goes back to QUEUED for an INTERRUPTED run
+        (attempts unchanged). If the claim no longer
         holds, the job is left alone and the run is finished as DIED (INTERRUPTED if
         the job was cancelled), and False is returned. So a job never has two
         COMPLETED runs.

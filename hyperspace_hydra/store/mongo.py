@@ -59,6 +59,7 @@ from hyperspace_hydra.store.base import (
     Store,
     check_sweep_state,
     claim_lost,
+    job_error,
     known_ids,
     run_changes,
     run_conditions,
@@ -227,7 +228,7 @@ class MongoStore(Store):
         values["heartbeat"] = self.server_time()
         [run_id] = self._allocate_ids("runs")
         self._write_run(run_id, values, lambda fields, _unset: self._insert_run(run_id, fields))
-        if claim is not None and not self._claim_holds(claim):
+        if claim is not None and self._db.jobs.update_one(_holds(claim), {"$set": {"run_id": run_id}}).matched_count == 0:
             self._finish_run_document(run_id, DIED, {"stop_time": utcnow(), "fail_trace": [claim_lost(claim).args[0]]})
             raise claim_lost(claim)
         return run_id
@@ -258,7 +259,7 @@ class MongoStore(Store):
         values = run_changes(changes)
         if self._require_run(run_id)["status"] != RUNNING:
             return False
-        if claim is not None and not self._end_job_for_run(claim, run_id, JOB_STATE_AFTER_RUN[status]):
+        if claim is not None and not self._end_job_for_run(claim, run_id, JOB_STATE_AFTER_RUN[status], job_error(status, values)):
             self._finish_run_document(run_id, self._status_after_lost_claim(claim), values)
             return False
         return self._finish_run_document(run_id, status, values)
@@ -654,9 +655,9 @@ class MongoStore(Store):
             values["run_id"] = run_id
         return self._db.jobs.update_one(_holds(claim), {"$set": values}).matched_count == 1
 
-    def _end_job_for_run(self, claim: Claim, run_id: int, state: str) -> bool:
+    def _end_job_for_run(self, claim: Claim, run_id: int, state: str, error: str | None) -> bool:
         """End the claimed job as the run's outcome; also true if an earlier try of this finish did and then failed."""
-        if self._end_claimed_job(claim, state, error=None, run_id=run_id):
+        if self._end_claimed_job(claim, state, error=error, run_id=run_id):
             return True
         return self._db.jobs.count_documents({"_id": claim.job_id, "state": state, "run_id": run_id}, limit=1) == 1
 

@@ -55,6 +55,7 @@ from hyperspace_hydra.store.base import (
     Store,
     check_sweep_state,
     claim_lost,
+    job_error,
     known_ids,
     run_changes,
     run_conditions,
@@ -296,7 +297,10 @@ class SQLStore(Store):
         with self._writer.begin() as connection:
             _require_claim(connection, claim)
             values["heartbeat"] = _server_now(connection)
-            return _inserted_id(connection.execute(_runs.insert().values(**values)))
+            run_id = _inserted_id(connection.execute(_runs.insert().values(**values)))
+            if claim is not None:
+                connection.execute(_jobs.update().where(*_holds(claim)).values(run_id=run_id))
+            return run_id
 
     @_reachable
     def update_run(self, run_id: int, changes: Mapping[str, Any], claim: Claim | None = None) -> None:
@@ -324,7 +328,7 @@ class SQLStore(Store):
                     return False
             finished = _finish_runs(connection, _runs.c.id == run_id, status, values)
             if finished and claim is not None:
-                _end_claimed_job(connection, claim, JOB_STATE_AFTER_RUN[status], error=None, run_id=run_id)
+                _end_claimed_job(connection, claim, JOB_STATE_AFTER_RUN[status], error=job_error(status, values), run_id=run_id)
             return finished
 
     @_reachable
