@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import HYPERSPACE, clean_env, enqueue, hyperspace, run_app, stored_runs, wait_until
 
 from hyperspace_hydra.settings import DEFAULT_STORE_URI, resolve_store_uri
@@ -125,11 +126,14 @@ def test_runs_diff_shows_config_code_and_results_side_by_side(four_runs: Path) -
     assert hyperspace(four_runs, "runs", "diff", "2", "2").stdout.startswith("config: no differences")
 
 
-def test_runs_show_prints_one_run_in_full(two_runs: Path) -> None:
-    shown = hyperspace(two_runs, "runs", "show", "2")
+def test_runs_show_prints_one_run_in_full_as_readable_text_at_100_columns(two_runs: Path) -> None:
+    shown = hyperspace(two_runs, "runs", "show", "2")  # to a pipe, as to a file or less
     assert shown.returncode == 0
-    assert "'status': 'COMPLETED'" in shown.stdout and "captured output" in shown.stdout
-    assert "hello from the task: hi" in shown.stdout
+    document, output = shown.stdout.split("\n-- captured output ", 1)
+    assert yaml.safe_load(document)["status"] == "COMPLETED" and "\nconfig:\n  model:\n" in document
+    too_long = [line for line in shown.stdout.splitlines() if len(line) > 100]
+    assert all(" " not in line.strip().split(": ", 1)[-1] for line in too_long), f"only one unbreakable value (a path) may run over: {too_long}"
+    assert "hello from the task: hi" in output
     document = json.loads(hyperspace(two_runs, "runs", "show", "2", "--json").stdout)
     assert document["_id"] == 2 and document["config"]["model"]["depth"] == 12 and "loss" in document["metrics"]
 

@@ -7,10 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from rich.pretty import Pretty
-
 from hyperspace_hydra.cli.common import add_store_option, open_store_for
-from hyperspace_hydra.cli.output import console, print_csv, print_json_lines, print_table, to_json
+from hyperspace_hydra.cli.output import READABLE_WIDTH, print_csv, print_json_lines, print_table, readable_text, to_json
 from hyperspace_hydra.filters import FORMS, parse_condition, parse_sort, resolve_paths
 from hyperspace_hydra.reproduce import reproduce_commands
 from hyperspace_hydra.results import run_diff, run_rows
@@ -98,11 +96,11 @@ def _show(args: argparse.Namespace) -> None:
         return
     captured = run.pop("captured_out") or ""
     shown = captured if args.full else output_tail(captured)
-    out = console()
-    out.print(Pretty(run, expand_all=False))
     left_out = len(captured) - len(shown)
-    out.rule(f"captured output: the last {len(shown):,} of {len(captured):,} characters (--full shows all)" if left_out else "captured output")
-    # written as it is: rich would lay out megabytes of output at the pipe console's 10,000 columns for minutes
+    title = f"captured output: the last {len(shown):,} of {len(captured):,} characters (--full shows all)" if left_out else "captured output"
+    run["fail_trace"] = "".join(run.get("fail_trace") or []) or None  # one traceback, not a list of its pieces
+    sys.stdout.write(readable_text(run))
+    sys.stdout.write(f"-- {title} ".ljust(READABLE_WIDTH, "-") + "\n")
     sys.stdout.write(shown if shown.endswith("\n") or not shown else shown + "\n")
 
 
