@@ -69,6 +69,9 @@ def enqueue_sweep(
         result = enqueue(store, study, jobs, "grid", dedupe=dedupe, max_attempts=max_attempts)
     on_interrupt.enqueued_sweep, on_interrupt.writing = result.sweep_id, False
     returns = [_job_return(*job) for job in zip(job_configs, task_configs, job_overrides, result.job_ids)]
+    if result.sweep_id is None:
+        log.info(f"Nothing enqueued in {redact_credentials(uri)}: all {result.skipped} jobs duplicate queued, running or completed work")
+        return returns
     skipped = f", {result.skipped} skipped as duplicates of queued, running or completed work" if result.skipped else ""
     log.info(f"Enqueued {len(result.enqueued)} jobs as sweep {result.sweep_id} in {redact_credentials(uri)}{skipped}")
     log.info(f"Follow it: hyperspace queue wait {result.sweep_id}   Work it: hyperspace worker --app {study}")

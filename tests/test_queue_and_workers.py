@@ -151,6 +151,9 @@ def test_duplicates_are_skipped_unless_asked(probe_study: Path, store: Store) ->
     run_worker(probe_study)
     again = enqueue(probe_study, "message=a,b,c")
     assert "Enqueued 1 jobs as sweep 2" in again.stderr + again.stdout and "2 skipped as duplicates" in again.stderr + again.stdout
+    repeated = enqueue(probe_study, "message=a,c")
+    assert "Nothing enqueued" in repeated.stdout and "all 2 jobs duplicate queued, running or completed work" in repeated.stdout
+    assert len(store.list_sweeps()) == 2, "an enqueue of duplicates only leaves no empty sweep"
     forced = enqueue(probe_study, "message=a,b", "hydra.launcher.dedupe=false")
     assert "Enqueued 2 jobs as sweep 3" in forced.stderr + forced.stdout
     notebook = python_in(probe_study, "from hyperspace_hydra import Queue\nq = Queue(app='probe.run')\nprint(q.submit(['message=a']), q.last.skipped, q.submit(['message=a'], dedupe=False))")

@@ -508,6 +508,15 @@ def test_duplicates_of_queued_running_completed_jobs_and_runs_are_skipped(store:
     assert store.enqueue("other-study", [_job("a")], {"kind": "grid"}).skipped == 0, "jobs of another study are not duplicates"
 
 
+def test_an_enqueue_whose_every_job_is_a_duplicate_writes_no_sweep(store: Store) -> None:
+    first = store.enqueue("s", [_job("a"), _job("b")], {"kind": "grid"})
+    repeated = store.enqueue("s", [_job("b"), _job("a"), _job("a")], {"kind": "grid"})
+    assert (repeated.sweep_id, repeated.job_ids, repeated.skipped) == (None, [None, None, None], 3)
+    assert [sweep["id"] for sweep in store.list_sweeps()] == [first.sweep_id]
+    search = store.enqueue("s", [], {"kind": "search", "state": RUNNING}, dedupe=False)
+    assert search.sweep_id is not None and len(store.list_sweeps()) == 2, "a search's sweep starts empty"
+
+
 def test_failed_and_cancelled_jobs_are_not_duplicates(store: Store) -> None:
     [job_id] = store.enqueue("s", [_job("a")], {"kind": "grid"}).enqueued
     store.change_jobs([QUEUED], CANCELLED, job_ids=[job_id])

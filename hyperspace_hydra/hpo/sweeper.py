@@ -64,6 +64,7 @@ def search(options: SearchOptions, config: DictConfig, hydra_context: HydraConte
     study = app_name(config, task_function)
     with open_store(uri) as store:
         sweep_id = store.enqueue(study, [], {"kind": SEARCH, "command": _command(), "spec": spec.to_json(), "state": RUNNING}, dedupe=False).sweep_id
+        assert sweep_id is not None, "enqueueing no jobs creates the (empty) sweep"
         if type(launcher).__name__ == "HyperspaceLauncher":
             return _start_queued_search(store, sweep_id, spec, composer, study)
         return _local_search(store, sweep_id, spec, launcher)

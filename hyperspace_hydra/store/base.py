@@ -75,6 +75,19 @@ def job_error(status: str, changes: Mapping[str, Any]) -> str | None:
     return lines[-1] if lines else "failed"
 
 
+def new_jobs_of(jobs: Sequence[NewJob], existing_hashes: set[str], dedupe: bool) -> list[NewJob | None]:
+    """Per given job, the job to insert, or None for a duplicate: with ``dedupe``, a job whose config hash is
+    in ``existing_hashes`` (queued, running or completed work) or repeats an earlier job of ``jobs``."""
+    if not dedupe:
+        return list(jobs)
+    seen = set(existing_hashes)
+    kept: list[NewJob | None] = []
+    for job in jobs:
+        kept.append(None if job.config_hash in seen else job)
+        seen.add(job.config_hash)
+    return kept
+
+
 def check_sweep_state(state: str) -> None:
     """ValueError unless ``state`` is one of :data:`SWEEP_FINAL_STATES` (see :meth:`Store.end_sweep`)."""
     if state not in SWEEP_FINAL_STATES:
@@ -164,9 +177,9 @@ class ClaimedJob:
 
 @dataclass(frozen=True)
 class EnqueueResult:
-    """What :meth:`Store.enqueue` did: the sweep, and per given job its new id (None: skipped duplicate)."""
+    """What :meth:`Store.enqueue` did: the sweep (None when every job was a duplicate), and per given job its new id (None: skipped duplicate)."""
 
-    sweep_id: int
+    sweep_id: int | None
     job_ids: list[int | None]
 
     @property
@@ -444,8 +457,9 @@ class Store(abc.ABC):
         sweep that grows as it goes (a search), ``state`` RUNNING until :meth:`end_sweep`. With
         ``dedupe``, a job whose ``config_hash`` equals that of an earlier job in the
         batch, of a job of ``study`` in :data:`DEDUPE_STATES`, or of a COMPLETED run is
-        skipped (its entry in ``job_ids`` is None). The sweep is created even when every job is
-        skipped. Job ids grow in enqueue order.
+        skipped (its entry in ``job_ids`` is None; see :func:`new_jobs_of`). When jobs are given
+        and every one is skipped, nothing is written and ``sweep_id`` is None; with no jobs given,
+        the sweep is created empty (a search adds its trials later). Job ids grow in enqueue order.
         """
 
     @abc.abstractmethod

@@ -60,6 +60,7 @@ from hyperspace_hydra.store.base import (
     check_sweep_state,
     claim_lost,
     job_error,
+    new_jobs_of,
     known_ids,
     run_changes,
     run_conditions,
@@ -447,11 +448,10 @@ class MongoStore(Store):
     @_reachable
     def enqueue(self, study: str, jobs: Sequence[NewJob], sweep: Mapping[str, Any], dedupe: bool = True, max_attempts: int = 3) -> EnqueueResult:
         now = utcnow()
-        seen = self._existing_hashes(study, [job.config_hash for job in jobs]) if dedupe else set()
-        kept: list[NewJob | None] = []
-        for job in jobs:
-            kept.append(None if dedupe and job.config_hash in seen else job)
-            seen.add(job.config_hash)
+        existing = self._existing_hashes(study, [job.config_hash for job in jobs]) if dedupe else set()
+        kept = new_jobs_of(jobs, existing, dedupe)
+        if jobs and not any(kept):
+            return EnqueueResult(None, [None] * len(jobs))
         to_insert = [job for job in kept if job is not None]
         [sweep_id] = self._allocate_ids("sweeps")
         job_ids = self._allocate_ids("jobs", len(to_insert))

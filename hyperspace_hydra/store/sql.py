@@ -56,6 +56,7 @@ from hyperspace_hydra.store.base import (
     check_sweep_state,
     claim_lost,
     job_error,
+    new_jobs_of,
     known_ids,
     run_changes,
     run_conditions,
@@ -414,6 +415,10 @@ class SQLStore(Store):
     def enqueue(self, study: str, jobs: Sequence[NewJob], sweep: Mapping[str, Any], dedupe: bool = True, max_attempts: int = 3) -> EnqueueResult:
         now = utcnow()
         with self._writer.begin() as connection:
+            existing = self._existing_hashes(connection, study, [job.config_hash for job in jobs]) if dedupe else set()
+            kept = new_jobs_of(jobs, existing, dedupe)
+            if jobs and not any(kept):
+                return EnqueueResult(None, [None] * len(jobs))
             sweep_id = _inserted_id(
                 connection.execute(
                     _sweeps.insert().values(
@@ -421,15 +426,10 @@ class SQLStore(Store):
                     )
                 )
             )
-            seen = self._existing_hashes(connection, study, [job.config_hash for job in jobs]) if dedupe else set()
-            job_ids: list[int | None] = []
-            for job in jobs:
-                if dedupe and job.config_hash in seen:
-                    job_ids.append(None)
-                    continue
-                seen.add(job.config_hash)
-                inserted = connection.execute(_jobs.insert().values(**_job_row(study, sweep_id, job, max_attempts, now)))
-                job_ids.append(_inserted_id(inserted))
+            job_ids = [
+                None if job is None else _inserted_id(connection.execute(_jobs.insert().values(**_job_row(study, sweep_id, job, max_attempts, now))))
+                for job in kept
+            ]
         return EnqueueResult(sweep_id, job_ids)
 
     @_reachable
