@@ -137,8 +137,8 @@ def run_diff(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, A
 
     ``config``: one entry per dotted path whose value differs (the tool's own settings left
     out), with ``values`` and ``present`` (False where a run does not have the path at all);
-    ``code``: ``commit`` and ``dirty`` of each run and ``diffs_differ``, whether their diffs
-    against HEAD differ; ``results``: ``result``, ``objective``, ``status`` and ``duration``.
+    ``code``: ``commit``, ``dirty`` and ``has_diff`` (a diff against HEAD was recorded) of each
+    run and ``diffs_differ``, whether those diffs differ; ``results``: ``result``, ``objective``, ``status`` and ``duration``.
     """
     runs = (first, second)
     flat = [flat_config(run) for run in runs]
@@ -152,6 +152,7 @@ def run_diff(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, A
         "code": {
             "commit": [version.get("commit") for version in code],
             "dirty": [version.get("dirty") for version in code],
+            "has_diff": [bool(version.get("diff")) for version in code],
             "diffs_differ": code[0].get("diff") != code[1].get("diff"),
         },
         "results": {

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -117,7 +120,8 @@ def test_runs_diff_shows_config_code_and_results_side_by_side(four_runs: Path) -
     assert lines[0] == ["config", "run", "1", "run", "4"]
     assert ["model.depth", "2", "12"] in lines and ["score", "0.5", "2.5"] in lines
     assert ["model.optimizer.lr", "0.01", "(absent)"] in lines and ["seed", "7", "7"] not in lines
-    assert ["diff", "vs", "HEAD", "same", "same"] in lines and ["objective", "0.5", "2.5"] in lines
+    assert ["diff", "vs", "HEAD", "none", "none"] in lines, "neither copy of the study is in git: no diff to compare"
+    assert ["objective", "0.5", "2.5"] in lines
     difference = json.loads(hyperspace(four_runs, "runs", "diff", "1", "4", "--json").stdout)
     entries = {entry["path"]: entry for entry in difference["config"]}
     assert difference["runs"] == [1, 4] and entries["model.depth"]["values"] == [2, 12]
@@ -397,3 +401,21 @@ def test_a_grid_value_that_does_not_resolve_is_one_line_naming_the_job(probe_stu
     assert "does not resolve: Interpolation key 'nope' not found (at note)" in finished.stderr
     with open_store(f"sqlite:///{probe_study}/.hyperspace/store.db") as store:
         assert store.list_sweeps() == [] and store.list_jobs() == [], "neither a and b nor the sweep were enqueued"
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser, name: str = "hyperspace") -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    subcommands = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    if not subcommands:
+        yield name, parser
+    for action in subcommands:
+        for command, subparser in action.choices.items():
+            yield from _leaf_parsers(subparser, f"{name} {command}")
+
+
+def test_every_commands_help_mentions_only_options_it_takes() -> None:
+    from hyperspace_hydra.cli import _parser
+
+    for name, parser in _leaf_parsers(_parser()):
+        takes = {option for action in parser._actions for option in action.option_strings}
+        mentioned = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", parser.format_help()))
+        assert mentioned <= takes, f"{name} --help mentions {sorted(mentioned - takes)}, which it does not take"

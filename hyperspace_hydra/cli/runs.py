@@ -124,11 +124,15 @@ def _diff(args: argparse.Namespace) -> None:
     else:
         print("config: no differences")
     code = difference["code"]
-    diffs = "differ" if code["diffs_differ"] else "same"
     print()
-    print_table(["code", *runs], [["commit", *code["commit"]], ["dirty", *code["dirty"]], ["diff vs HEAD", diffs, diffs]])
+    print_table(["code", *runs], [["commit", *code["commit"]], ["dirty", *code["dirty"]], ["diff vs HEAD", *_diff_cells(code)]])
     print()
     print_table(["results", *runs], [[name, *values] for name, values in difference["results"].items()])
+
+
+def _diff_cells(code: dict[str, Any]) -> list[str]:
+    """Per run: ``none`` without a recorded diff, else whether it is the ``same`` as the other run's or ``differs``."""
+    return ["none" if not has_diff else "differs" if code["diffs_differ"] else "same" for has_diff in code["has_diff"]]
 
 
 def _present_values(values: Sequence[Any], present: Sequence[bool]) -> list[Any]:
