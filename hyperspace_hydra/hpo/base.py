@@ -32,8 +32,8 @@ from hyperspace_hydra.config import flatten
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo.history import base_key, comparable_config, left_out_paths
 from hyperspace_hydra.hpo.space import Space, parameter_name
+from hyperspace_hydra.identity import given_and_complete
 from hyperspace_hydra.overrides import format_override, override_text
-from hyperspace_hydra.tracking import given_and_complete
 
 MAX_BASES = 256
 """How many combinations of searched config groups' options a search may have (each is composed)."""
