@@ -11,7 +11,7 @@ from hyperspace_hydra.cli.common import add_store_option, open_store_for
 from hyperspace_hydra.cli.output import READABLE_WIDTH, print_csv, print_json_lines, print_table, readable_text, to_json
 from hyperspace_hydra.filters import FORMS, parse_condition, parse_sort, resolve_paths
 from hyperspace_hydra.reproduce import reproduce_commands
-from hyperspace_hydra.results import run_diff, run_rows
+from hyperspace_hydra.results import run_diff, run_rows, run_table
 from hyperspace_hydra.store.base import FINAL_STATUSES, RUNNING
 
 ABSENT = "(absent)"
@@ -72,8 +72,7 @@ def _ls(args: argparse.Namespace) -> None:
     if args.format == "json":
         print_json_lines(rows)
         return
-    header = ["id", "status", "task", *columns, "result", "duration"]
-    cells = [[row["id"], row["status"], row["task"], *row["config"].values(), row["result"], row["duration"]] for row in rows]
+    header, cells = run_table(rows, columns)
     if args.format == "csv":
         print_csv(header, cells)
     else:
