@@ -71,8 +71,13 @@ def job_error(status: str, changes: Mapping[str, Any]) -> str | None:
     run, the last line of its fail trace (``ValueError: lr must be positive``); else none."""
     if status != FAILED:
         return None
-    lines = "".join(changes.get("fail_trace") or []).strip().splitlines()
-    return lines[-1] if lines else "failed"
+    return last_error_line(changes.get("fail_trace") or []) or "failed"
+
+
+def last_error_line(trace: Sequence[str]) -> str | None:
+    """The last non-empty line of a fail trace (the exception and its message), stripped; None for an empty trace."""
+    lines = [line.strip() for line in "".join(trace).splitlines() if line.strip()]
+    return lines[-1] if lines else None
 
 
 def new_jobs_of(jobs: Sequence[NewJob], existing_hashes: set[str], dedupe: bool) -> list[NewJob | None]:
