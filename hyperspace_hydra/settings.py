@@ -43,6 +43,8 @@ MAX_HEARTBEAT_SECONDS = 30.0
 """The longest heartbeat interval: a run outside the queue silent for 120 s (four of them) is ended as DIED."""
 DEFAULT_STORE_URI = "sqlite:///.hyperspace/store.db"
 CALLBACK_TARGET = "hyperspace_hydra.tracking.RecordingCallback"
+QUEUE_LAUNCHER_TARGET = "hydra_plugins.hyperspace_hydra_plugins.hyperspace_launcher.HyperspaceLauncher"
+"""``hydra/launcher=hyperspace``: the launcher that enqueues jobs for workers (a search started with it enqueues its trials)."""
 
 
 class Direction(enum.Enum):

@@ -12,6 +12,6 @@ if [ "${1:-}" = "--fast" ]; then
 fi
 scripts/setup.sh test
 scripts/install_test_servers.sh
-.venv/bin/ruff check hyperspace_hydra tests benchmarks
+.venv/bin/ruff check hyperspace_hydra hydra_plugins tests benchmarks
 .venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"

@@ -12,12 +12,14 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
+from hyperspace_hydra.settings import QUEUE_LAUNCHER_TARGET
+
 
 @dataclass
 class HyperspaceLauncherConf:
     """Options of the queue launcher: duplicate detection, priority, attempts before DIED."""
 
-    _target_: str = "hydra_plugins.hyperspace_hydra_plugins.hyperspace_launcher.HyperspaceLauncher"
+    _target_: str = QUEUE_LAUNCHER_TARGET
     dedupe: bool = True
     priority: int = 0
     max_attempts: int = 3

@@ -33,7 +33,7 @@ from hyperspace_hydra.hpo.space import parse_space, trial_overrides
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, best_index, check_sampler, new_seed
 from hyperspace_hydra.identity import app_name, objective_value
 from hyperspace_hydra.queue import new_job
-from hyperspace_hydra.settings import effective_settings, redact_credentials
+from hyperspace_hydra.settings import QUEUE_LAUNCHER_TARGET, effective_settings, redact_credentials
 from hyperspace_hydra.store import COMPLETED, INTERRUPTED, RUNNING, Store, open_store
 from hyperspace_hydra.store.base import EXHAUSTED
 from hyperspace_hydra.tracking import SWEEP_VARIABLE, store_uri_for
@@ -66,7 +66,7 @@ def search(options: SearchOptions, config: DictConfig, hydra_context: HydraConte
     with open_store(uri) as store:
         sweep_id = store.enqueue(study, [], {"kind": SEARCH, "command": _command(), "spec": spec.to_json(), "state": RUNNING}, dedupe=False).sweep_id
         assert sweep_id is not None, "enqueueing no jobs creates the (empty) sweep"
-        if type(launcher).__name__ == "HyperspaceLauncher":
+        if OmegaConf.select(config, "hydra.launcher._target_") == QUEUE_LAUNCHER_TARGET:
             return _start_queued_search(store, sweep_id, spec, composer, study)
         return _local_search(store, sweep_id, spec, launcher)
 
