@@ -25,7 +25,8 @@ PROBE_STUDY = Path(__file__).resolve().parent / "apps" / "probe_study"
 HYPERSPACE = Path(sys.executable).parent / "hyperspace"
 
 
-def _copy_study(source: Path, destination: Path) -> Path:
+def copy_study(source: Path, destination: Path) -> Path:
+    """A copy of a study without its store and Hydra output."""
     shutil.copytree(source, destination, ignore=shutil.ignore_patterns(".hyperspace", "outputs", "multirun", "__pycache__"))
     return destination
 
@@ -33,13 +34,13 @@ def _copy_study(source: Path, destination: Path) -> Path:
 @pytest.fixture
 def probe_study(tmp_path: Path) -> Path:
     """A private copy of the probe study (its store and outputs land in the copy)."""
-    return _copy_study(PROBE_STUDY, tmp_path / "probe_study")
+    return copy_study(PROBE_STUDY, tmp_path / "probe_study")
 
 
 @pytest.fixture
 def example_study(tmp_path: Path) -> Path:
     """A private copy of the example study."""
-    return _copy_study(EXAMPLE_STUDY, tmp_path / "aggregation_study")
+    return copy_study(EXAMPLE_STUDY, tmp_path / "aggregation_study")
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,16 +17,28 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import HYPERSPACE, clean_env, enqueue, hyperspace, run_app, stored_runs, wait_until
+from conftest import HYPERSPACE, PROBE_STUDY, clean_env, copy_study, enqueue, hyperspace, run_app, stored_runs, wait_until
 
 from hyperspace_hydra.settings import DEFAULT_STORE_URI, resolve_store_uri
 from hyperspace_hydra.store import COMPLETED, open_store
 
 
+def _recorded_study(factory: pytest.TempPathFactory, *overrides: str) -> Path:
+    """A copy of the probe study after ``--multirun overrides``, made once per session; tests get copies of it."""
+    study = copy_study(PROBE_STUDY, factory.mktemp("recorded") / "probe_study")
+    assert run_app(study, "probe.run", "--multirun", *overrides).returncode == 0
+    return study
+
+
+@pytest.fixture(scope="session")
+def _two_runs_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _recorded_study(tmp_path_factory, "model=small,large")
+
+
 @pytest.fixture
-def two_runs(probe_study: Path) -> Path:
-    assert run_app(probe_study, "probe.run", "--multirun", "model=small,large").returncode == 0
-    return probe_study
+def two_runs(_two_runs_once: Path, tmp_path: Path) -> Path:
+    """Runs 1-2: model small and large (a private copy of a study recorded once per session)."""
+    return Path(shutil.copytree(_two_runs_once, tmp_path / "probe_study"))
 
 
 def test_runs_ls_prints_a_table_of_what_differs(two_runs: Path) -> None:
@@ -46,11 +59,15 @@ def test_runs_ls_json_has_one_object_per_run(two_runs: Path) -> None:
     assert [json.loads(line)["id"] for line in hyperspace(two_runs, "runs", "ls", "--json", "--limit", "1").stdout.splitlines()] == [2]
 
 
+@pytest.fixture(scope="session")
+def _four_runs_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _recorded_study(tmp_path_factory, "model=small,large", "score=0.5,2.5")
+
+
 @pytest.fixture
-def four_runs(probe_study: Path) -> Path:
-    """Runs 1-4: model small, small, large, large with score (the objective) 0.5, 2.5, 0.5, 2.5."""
-    assert run_app(probe_study, "probe.run", "--multirun", "model=small,large", "score=0.5,2.5").returncode == 0
-    return probe_study
+def four_runs(_four_runs_once: Path, tmp_path: Path) -> Path:
+    """Runs 1-4: model small, small, large, large with score (the objective) 0.5, 2.5, 0.5, 2.5 (a private copy)."""
+    return Path(shutil.copytree(_four_runs_once, tmp_path / "probe_study"))
 
 
 def _listed_ids(study: Path, *args: str) -> list[int]:
@@ -136,7 +153,8 @@ def test_runs_show_prints_one_run_in_full_as_readable_text_at_100_columns(two_ru
     document, output = shown.stdout.split("\n-- captured output ", 1)
     assert yaml.safe_load(document)["status"] == "COMPLETED" and "\nconfig:\n  model:\n" in document
     too_long = [line for line in shown.stdout.splitlines() if len(line) > 100]
-    assert all(" " not in line.strip().split(": ", 1)[-1] for line in too_long), f"only one unbreakable value (a path) may run over: {too_long}"
+    values = [line.strip().removeprefix("- ").split(": ", 1)[-1] for line in too_long]
+    assert all(" " not in value for value in values), f"only an unbreakable value (a path) may run over: {too_long}"
     assert "hello from the task: hi" in output
     document = json.loads(hyperspace(two_runs, "runs", "show", "2", "--json").stdout)
     assert document["_id"] == 2 and document["config"]["model"]["depth"] == 12 and "loss" in document["metrics"]

@@ -146,7 +146,7 @@ def test_a_cancelled_running_job_stops_within_seconds(probe_study: Path, store: 
     assert run["status"] == "INTERRUPTED", "the stopped job recorded its end"
     # The worker stops it when its lease check finds the claim gone, unless the job found out first (at a heartbeat).
     [lost] = [line for line in (probe_study / "worker.log").read_text().splitlines() if line.startswith("job 1 LOST: ")]
-    assert lost.endswith("; the job is now CANCELLED"), lost
+    assert lost.endswith(f"; the job is now CANCELLED (run {run['_id']})"), lost
     assert summary(probe_study, "worker.log") == {"LOST": 1}
 
 
