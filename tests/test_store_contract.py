@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
-import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -560,9 +559,9 @@ def test_finishing_a_claimed_run_ends_its_job_in_the_same_step(store: Store) -> 
 
 def test_a_run_whose_claim_was_lost_finishes_as_died_and_leaves_the_job(store: Store) -> None:
     store.enqueue("s", [_job("a")], {"kind": "grid"})
-    stale = store.claim("s", "w1", 0.01)
+    stale = store.claim("s", "w1", 60)
     stale_run = store.start_run({"job_id": stale.claim.job_id})
-    time.sleep(0.05)
+    _expire_leases(store, [stale.claim.job_id])
     assert store.requeue_expired() == [stale.claim.job_id]
     assert store.get_run(stale_run)["status"] == DIED, "requeue marks the running run of the lost attempt"
     fresh = store.claim("s", "w2", 60)
@@ -578,11 +577,11 @@ def test_a_run_whose_claim_was_lost_finishes_as_died_and_leaves_the_job(store: S
 
 def test_a_lost_attempt_can_start_no_run_and_write_no_heartbeat_or_metric(store: Store) -> None:
     store.enqueue("s", [_job("a")], {"kind": "grid"})
-    stale = store.claim("s", "w1", 0.01)
+    stale = store.claim("s", "w1", 60)
     stale_run = store.start_run({"job_id": stale.claim.job_id, "task": "t"}, claim=stale.claim)
     store.update_run(stale_run, {"captured_out": "held"}, claim=stale.claim)
     store.add_metrics(stale_run, [MetricPoint("loss", 0, 1.0, NOW)], claim=stale.claim)
-    time.sleep(0.05)
+    _expire_leases(store, [stale.claim.job_id])
     store.requeue_expired()
     with pytest.raises(ClaimLostError):
         store.update_run(stale_run, {"captured_out": "late"}, claim=stale.claim)
@@ -621,20 +620,31 @@ def test_a_run_outside_the_queue_whose_heartbeat_stopped_is_ended_as_died(store:
 
 def _age_heartbeats(store: Store, run_ids: list[int], seconds: float) -> None:
     """Move the runs' last heartbeat ``seconds`` into the past, as if their processes had gone silent that long ago."""
+    _move_back(store, "runs", "heartbeat", run_ids, seconds)
+
+
+def _expire_leases(store: Store, job_ids: list[int]) -> None:
+    """End the jobs' leases a second ago on the server's clock, as if that long had passed: no test sleeps for a lease."""
+    _move_back(store, "jobs", "lease_expires_at", job_ids, 1)
+
+
+def _move_back(store: Store, table: str, field: str, ids: list[int], seconds: float) -> None:
+    """Set ``field`` of the rows ``ids`` of ``table`` to the server's time ``seconds`` ago."""
     old = store.server_time() - dt.timedelta(seconds=seconds)
     if isinstance(store, MongoStore):
-        store._db.runs.update_many({"_id": {"$in": run_ids}}, {"$set": {"heartbeat": old}})
+        store._db[table].update_many({"_id": {"$in": ids}}, {"$set": {field: old}})
         return
+    rows = getattr(sql, f"_{table}")
     with store._writer.begin() as connection:
-        connection.execute(sql._runs.update().where(sql._runs.c.id.in_(run_ids)).values(heartbeat=old))
+        connection.execute(rows.update().where(rows.c.id.in_(ids)).values({field: old}))
 
 
 def test_lease_renewal_keeps_jobs_and_reports_lost_claims(store: Store) -> None:
     store.enqueue("s", [_job("a"), _job("b")], {"kind": "grid"})
-    kept, cancelled = store.claim("s", "w", 0.5), store.claim("s", "w", 0.5)
+    kept, cancelled = store.claim("s", "w", 60), store.claim("s", "w", 60)
+    _expire_leases(store, [kept.claim.job_id])
     store.change_jobs([RUNNING], CANCELLED, job_ids=[cancelled.claim.job_id])
-    assert store.renew_leases([kept.claim, cancelled.claim], 60) == {cancelled.claim.job_id}
-    time.sleep(0.6)
+    assert store.renew_leases([kept.claim, cancelled.claim], 60) == {cancelled.claim.job_id}, "an expired lease not yet requeued is renewed"
     assert store.requeue_expired() == [], "the renewed lease has not expired"
     run_id = store.start_run({"job_id": cancelled.claim.job_id})
     assert store.finish_run(run_id, COMPLETED, {}, claim=cancelled.claim) is False
@@ -644,8 +654,8 @@ def test_lease_renewal_keeps_jobs_and_reports_lost_claims(store: Store) -> None:
 def test_expired_jobs_die_after_max_attempts(store: Store) -> None:
     store.enqueue("s", [_job("a")], {"kind": "grid"}, max_attempts=2)
     for expected_state in (QUEUED, DIED):
-        job = store.claim("s", "w", 0.01)
-        time.sleep(0.05)
+        job = store.claim("s", "w", 60)
+        _expire_leases(store, [job.claim.job_id])
         store.requeue_expired()
         [stored] = store.list_jobs(job_ids=[job.claim.job_id])
         assert stored["state"] == expected_state
