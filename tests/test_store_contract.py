@@ -17,6 +17,7 @@ import mongomock
 import mongomock.gridfs
 import pymongo
 import pytest
+from sqlalchemy.exc import SQLAlchemyError
 
 from hyperspace_hydra import HyperspaceError
 from hyperspace_hydra.store import (
@@ -746,3 +747,60 @@ def test_rewrite_config_replaces_config_hash_and_info_of_a_finished_run(store: S
     assert run["status"] == COMPLETED and run["objective"] == 0.5
     with pytest.raises(RunNotFoundError):
         store.rewrite_config(404, {}, "h", {})
+
+
+def _finished_run(**fields: Any) -> dict[str, Any]:
+    return {
+        "status": FAILED, "start_time": NOW, "heartbeat": NOW + dt.timedelta(seconds=9), "stop_time": NOW + dt.timedelta(seconds=10),
+        "config": {"lr": 0.1}, "info": {"note": "kept", "metrics": [{"name": "stale", "id": "old"}]}, "fail_trace": ["Traceback", "boom"],
+        "task": "t", **fields,
+    }  # fmt: skip
+
+
+SERIES = {
+    "loss": {"steps": [0, 1, 2], "values": [1.0, 0.5, 0.25], "timestamps": [NOW, NOW, NOW + dt.timedelta(seconds=1)]},
+    "acc": {"steps": [0], "values": [0.5], "timestamps": [NOW]},
+}
+
+
+def test_a_finished_run_is_written_whole_with_its_times_metrics_and_long_output(store: Store) -> None:
+    output = "".join(f"line {index}\n" for index in range(150_000))  # over 1 MB: MongoDB keeps it in GridFS
+    run_id = store.add_finished_run(_finished_run(captured_out=output), SERIES)
+    run = store.get_run(run_id)
+    assert run["status"] == FAILED and run["captured_out"] == output and run["fail_trace"] == ["Traceback", "boom"]
+    assert (run["start_time"], run["heartbeat"], run["stop_time"]) == (NOW, NOW + dt.timedelta(seconds=9), NOW + dt.timedelta(seconds=10))
+    assert run["info"]["note"] == "kept" and [entry["name"] for entry in run["info"]["metrics"]] == ["loss", "acc"]
+    assert store.get_metrics(run_id) == dict(SERIES)
+    assert store.start_run({}) > run_id
+
+
+def test_a_finished_run_keeps_a_given_id_and_later_ids_are_higher(store: Store) -> None:
+    first = store.start_run({})
+    assert store.add_finished_run(_finished_run(), SERIES, run_id=first + 1000) == first + 1000
+    assert store.get_run(first + 1000)["config"] == {"lr": 0.1}
+    assert store.start_run({}) > first + 1000
+    with pytest.raises(HyperspaceError, match=f"run id {first + 1000} is taken"):
+        store.add_finished_run(_finished_run(config={"lr": 9}), {"x": {"steps": [0], "values": [1.0], "timestamps": [NOW]}}, run_id=first + 1000)
+    assert store.get_run(first + 1000)["config"] == {"lr": 0.1} and store.get_metrics(first + 1000) == dict(SERIES)
+
+
+def test_a_finished_run_that_cannot_be_written_whole_leaves_nothing(store: Store) -> None:
+    unstorable = {"loss": {"steps": [0, 2**70], "values": [1.0, 2.0], "timestamps": [NOW, NOW]}}  # no database takes a 70-bit step
+    with pytest.raises((OverflowError, SQLAlchemyError)):
+        store.add_finished_run(_finished_run(), unstorable)
+    with pytest.raises((OverflowError, SQLAlchemyError)):
+        store.add_finished_run(_finished_run(), unstorable, run_id=77)
+    assert store.list_runs() == []
+    with pytest.raises(RunNotFoundError):
+        store.get_metrics(77)
+
+
+def test_a_finished_run_needs_a_final_status_known_fields_and_whole_series(store: Store) -> None:
+    for document, metrics in (
+        (_finished_run(status=RUNNING), {}),
+        (_finished_run(colour="red"), {}),
+        (_finished_run(), {"loss": {"steps": [0, 1], "values": [1.0], "timestamps": [NOW]}}),
+    ):
+        with pytest.raises(ValueError):
+            store.add_finished_run(document, metrics)
+    assert store.list_runs() == []

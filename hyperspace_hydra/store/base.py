@@ -95,6 +95,39 @@ def run_fields(fields: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(fields)
 
 
+MetricSeries = Mapping[str, Mapping[str, Sequence[Any]]]
+"""Metric series of a run as :meth:`Store.get_metrics` returns them: ``{name: {"steps", "values", "timestamps"}}``."""
+
+
+def finished_run(document: Mapping[str, Any], metrics: MetricSeries, run_id: int | None = None) -> tuple[dict[str, Any], list[MetricPoint]]:
+    """The fields and metric points that :meth:`Store.add_finished_run` writes for ``document`` and ``metrics``.
+
+    Every field of :data:`RUN_FIELDS` is present (missing ones empty); ``info.metrics`` lists the
+    names of ``metrics`` (``{"name": ...}``, as a recorded run's does; MongoDB adds the ids of its
+    metrics documents), replacing whatever the document listed. ValueError for an unknown field, a
+    status outside :data:`FINAL_STATUSES`, a series whose lists differ in length, or a ``run_id``
+    outside :data:`ID_RANGE`.
+    """
+    if run_id is not None and run_id not in ID_RANGE:
+        raise ValueError(f"run id {run_id} is outside the ids a store holds (1 to 2**63 - 1)")
+    unknown = set(document) - {"_id", *RUN_FIELDS}
+    if unknown:
+        raise ValueError(f"unknown run fields {sorted(unknown)}; expected names from RUN_FIELDS")
+    if document.get("status") not in FINAL_STATUSES:
+        raise ValueError(f"a finished run needs a final status, one of {sorted(FINAL_STATUSES)}, not {document.get('status')!r}")
+    values = {field: document.get(field) for field in RUN_FIELDS}
+    info = {key: value for key, value in (values["info"] or {}).items() if key != "metrics"}
+    values["info"] = {**info, "metrics": [{"name": name} for name in metrics]} if metrics else info
+    return values, [point for name, series in metrics.items() for point in _series_points(name, series)]
+
+
+def _series_points(name: str, series: Mapping[str, Sequence[Any]]) -> list[MetricPoint]:
+    steps, values, timestamps = (list(series[key]) for key in ("steps", "values", "timestamps"))
+    if not len(steps) == len(values) == len(timestamps):
+        raise ValueError(f"metric {name!r}: {len(steps)} steps, {len(values)} values and {len(timestamps)} timestamps; expected as many of each")
+    return [MetricPoint(name, step, value, timestamp) for step, value, timestamp in zip(steps, values, timestamps)]
+
+
 ID_RANGE = range(1, 2**63)
 """The ids a store may hand out (signed 64-bit integers from 1). A number outside names no run, job
 or sweep; backends answer so without asking the database, which cannot take such a number."""
@@ -108,6 +141,11 @@ def known_ids(ids: Iterable[int]) -> list[int]:
 def utcnow() -> dt.datetime:
     """The current time as the naive UTC datetime that stores keep."""
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def run_id_taken(store: str, run_id: int) -> HyperspaceError:
+    """The error of :meth:`Store.add_finished_run` asked to keep an id that a run of ``store`` (its URI, redacted) has."""
+    return HyperspaceError(f"run id {run_id} is taken in store {store}: a run keeps its id only where no run has it")
 
 
 class RunNotFoundError(HyperspaceError):
@@ -375,6 +413,22 @@ class Store(abc.ABC):
 
         Raises :class:`RunNotFoundError` for an unknown id. With ``claim``, writes only
         while the claim holds, else raises :class:`ClaimLostError`.
+        """
+
+    @abc.abstractmethod
+    def add_finished_run(self, document: Mapping[str, Any], metrics: MetricSeries, run_id: int | None = None) -> int:
+        """Write one whole finished run (its document with the captured output, and its metric series) and return its id.
+
+        Brings in a run recorded elsewhere (another store, Sacred): ``document`` has a final
+        ``status`` and its own times, heartbeat included, all kept as given; its fields and
+        ``metrics`` are read by :func:`finished_run`. All of it is written or nothing: SQL
+        backends write the run and its metrics in one transaction; MongoDB (no transaction)
+        writes the metrics documents and a long output's GridFS file first and the run document
+        last, deleting what it wrote if a step fails, so no reader ever sees part of a run.
+
+        Without ``run_id`` the run gets a new id as :meth:`start_run` gives them. With ``run_id``
+        it keeps that id, and ids handed out later are higher; :class:`HyperspaceError` if a run
+        already has it. ValueError as :func:`finished_run` says.
         """
 
     @abc.abstractmethod

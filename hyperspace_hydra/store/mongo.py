@@ -53,15 +53,18 @@ from hyperspace_hydra.store.base import (
     EnqueueResult,
     JobNotFoundError,
     MetricPoint,
+    MetricSeries,
     NewJob,
     RunNotFoundError,
     Store,
     check_sweep_state,
     claim_lost,
+    finished_run,
     known_ids,
     run_changes,
     run_conditions,
     run_fields,
+    run_id_taken,
     run_path,
     sort_order,
     utcnow,
@@ -269,14 +272,34 @@ class MongoStore(Store):
             raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
 
     @_reachable
+    def add_finished_run(self, document: Mapping[str, Any], metrics: MetricSeries, run_id: int | None = None) -> int:
+        """Metrics documents (one ``insert_many``), then a long output's GridFS file, then the run document;
+        a failure deletes what was written. Metrics documents of a kept id that has no run document are
+        left from an earlier attempt that failed before its run document: they are replaced."""
+        values, points = finished_run(document, metrics, run_id)
+        if run_id is None:
+            [run_id] = self._allocate_ids("runs")
+        else:
+            if self._db.runs.count_documents({"_id": run_id}, limit=1):
+                raise run_id_taken(redact_credentials(self.uri), run_id)
+            self._db.counters.update_one({"_id": "runs"}, {"$max": {"seq": run_id}}, upsert=True)
+            self._db.metrics.delete_many({"run_id": run_id})
+        metric_documents = [{"run_id": run_id, "name": name, **lists} for name, lists in _series_by_name(points).items()]
+        for stored in (*metric_documents, {**values, "captured_out": (values["captured_out"] or "")[-CAPTURED_OUT_TAIL_CHARS:]}):
+            _check_storable(stored)
+        try:
+            if metric_documents:
+                self._db.metrics.insert_many(metric_documents)
+            self._write_run(run_id, values, lambda fields, _unset: self._insert_run(run_id, fields))
+        except BaseException:
+            self._db.metrics.delete_many({"run_id": run_id})
+            raise
+        return run_id
+
+    @_reachable
     def add_metrics(self, run_id: int, points: Iterable[MetricPoint], claim: Claim | None = None) -> None:
         self._require_claim(claim)
-        series: dict[str, dict[str, list[Any]]] = {}
-        for point in points:
-            entry = series.setdefault(point.name, {"steps": [], "values": [], "timestamps": []})
-            entry["steps"].append(point.step)
-            entry["values"].append(point.value)
-            entry["timestamps"].append(point.timestamp)
+        series = _series_by_name(points)
         updates = {name: {"$push": {key: {"$each": items} for key, items in lists.items()}} for name, lists in series.items()}
         self._require_run(run_id)
         for update in updates.values():
@@ -672,6 +695,17 @@ class MongoStore(Store):
         self._db.runs.update_many(
             {"job_id": job_id, "status": RUNNING, "_id": {"$lte": last_run_id}}, {"$set": {**values, "status": status}}
         )
+
+
+def _series_by_name(points: Iterable[MetricPoint]) -> dict[str, dict[str, list[Any]]]:
+    """``points`` as Sacred's metrics documents hold them: per name, lists of steps, values and timestamps."""
+    series: dict[str, dict[str, list[Any]]] = {}
+    for point in points:
+        entry = series.setdefault(point.name, {"steps": [], "values": [], "timestamps": []})
+        entry["steps"].append(point.step)
+        entry["values"].append(point.value)
+        entry["timestamps"].append(point.timestamp)
+    return series
 
 
 def _id_is(identifier: int) -> dict[str, Any]:

@@ -50,15 +50,18 @@ from hyperspace_hydra.store.base import (
     EnqueueResult,
     JobNotFoundError,
     MetricPoint,
+    MetricSeries,
     NewJob,
     RunNotFoundError,
     Store,
     check_sweep_state,
     claim_lost,
+    finished_run,
     known_ids,
     run_changes,
     run_conditions,
     run_fields,
+    run_id_taken,
     run_path,
     sort_order,
     utcnow,
@@ -345,11 +348,24 @@ class SQLStore(Store):
                 raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
 
     @_reachable
+    def add_finished_run(self, document: Mapping[str, Any], metrics: MetricSeries, run_id: int | None = None) -> int:
+        """The run's row and its metric rows (one executemany) in one transaction."""
+        values, points = finished_run(document, metrics, run_id)
+        with self._writer.begin() as connection:
+            if run_id is not None:
+                if connection.execute(sa.select(_runs.c.id).where(_runs.c.id == run_id)).first() is not None:
+                    raise run_id_taken(redact_credentials(self.uri), run_id)
+                values["id"] = run_id
+            new_id = int(connection.execute(_runs.insert().values(**values)).inserted_primary_key[0])
+            if points:
+                connection.execute(_metrics.insert(), [_metric_row(new_id, point) for point in points])
+            if run_id is not None and self._engine.dialect.name == "postgresql":
+                _advance_run_ids(connection, run_id)
+        return new_id
+
+    @_reachable
     def add_metrics(self, run_id: int, points: Iterable[MetricPoint], claim: Claim | None = None) -> None:
-        rows = [
-            {"run_id": run_id, "name": p.name, "step": p.step, "value": p.value, "timestamp": p.timestamp}
-            for p in points
-        ]
+        rows = [_metric_row(run_id, point) for point in points]
         with self._writer.begin() as connection:
             _require_claim(connection, claim)
             self._require_run(connection, run_id)
@@ -664,6 +680,19 @@ def _id_is(column: sa.Column[Any], identifier: int) -> sa.ColumnElement[bool]:
 def _id_in(column: sa.Column[Any], identifiers: Iterable[int]) -> sa.ColumnElement[bool]:
     """``column IN identifiers``, leaving out ids outside :data:`ID_RANGE` (see :func:`_id_is`)."""
     return column.in_([_bound(identifier) for identifier in known_ids(identifiers)])
+
+
+def _metric_row(run_id: int, point: MetricPoint) -> dict[str, Any]:
+    return {"run_id": run_id, "name": point.name, "step": point.step, "value": point.value, "timestamp": point.timestamp}
+
+
+def _advance_run_ids(connection: Connection, kept_id: int) -> None:
+    """Make PostgreSQL's id sequence of runs hand out only ids above ``kept_id`` (a run inserted with its own id).
+    SQLite's AUTOINCREMENT counter follows an inserted id by itself."""
+    connection.execute(
+        sa.text("SELECT setval(pg_get_serial_sequence('runs', 'id'), GREATEST(:kept, nextval(pg_get_serial_sequence('runs', 'id'))))"),
+        {"kept": kept_id},
+    )
 
 
 def _holds(claim: Claim) -> tuple[sa.ColumnElement[bool], ...]:
