@@ -221,10 +221,10 @@ class MetricPoint:
 
 CONDITION_OPERATORS = ("=", "!=", "<", ">", "in", "exists")
 RUN_VALUE_PATHS = ("id", "objective", "status", "task", "seed")
-"""Paths that name a run field itself; ``result.<key>`` and ``choices.<group>`` name a key inside those fields."""
+"""Paths that name a run field itself; ``result.<key>``, ``choices.<group>`` and ``info.<key>`` name a key inside those fields."""
 DURATION = "duration"
 """A sort path that no field holds: ``stop_time - start_time`` in seconds, computed by the database."""
-_KEYED_FIELDS = ("result", "choices")
+_KEYED_FIELDS = ("result", "choices", "info")
 
 
 def run_path(path: str) -> tuple[str, tuple[str, ...]]:
@@ -251,7 +251,8 @@ class Condition:
     """A filter of :meth:`Store.list_runs`: the run's value at ``path`` compared with ``value`` by ``op``.
 
     ``path``: ``id``, ``objective``, ``status``, ``task`` and ``seed`` name those run fields,
-    ``result.<key>`` and ``choices.<group>`` a key of the run's result or Hydra choices, any other
+    ``result.<key>``, ``choices.<group>`` and ``info.<key>`` a key of the run's result, Hydra choices or
+    info (where an imported run keeps where it came from: ``info.imported_from``), any other
     dotted path a value in the run's complete ``config`` (each part a key of a mapping:
     ``classifier.C``). A run's value is *missing* when the path does not exist in it or holds null.
 
