@@ -314,6 +314,14 @@ def test_top_level_fields_and_result_keys_can_be_compared(store: Store) -> None:
     assert _ids(store, Condition("choices.aggregation", "=", "mean")) == [first]
 
 
+def test_info_keys_can_be_compared(store: Store) -> None:
+    imported = store.start_run({"info": {"imported_from": "/old/runs", "sacred_id": 7}})
+    store.start_run({"info": {"imported_from": "/other/runs", "sacred_id": 7}})
+    store.start_run({"info": {"metrics": []}})
+    assert _ids(store, Condition("info.imported_from", "=", "/old/runs"), Condition("info.sacred_id", "=", 7)) == [imported]
+    assert len(_ids(store, Condition("info.sacred_id", "exists"))) == 2
+
+
 def test_task_status_and_sweep_select_runs(store: Store) -> None:
     sweep = store.enqueue("s", [_job("a"), _job("b")], {"kind": "grid"})
     other = store.enqueue("s", [_job("c")], {"kind": "grid"})
@@ -749,7 +757,7 @@ def test_rewrite_config_replaces_config_hash_and_info_of_a_finished_run(store: S
         store.rewrite_config(404, {}, "h", {})
 
 
-def _finished_run(**fields: Any) -> dict[str, Any]:
+def _recorded_elsewhere(**fields: Any) -> dict[str, Any]:
     return {
         "status": FAILED, "start_time": NOW, "heartbeat": NOW + dt.timedelta(seconds=9), "stop_time": NOW + dt.timedelta(seconds=10),
         "config": {"lr": 0.1}, "info": {"note": "kept", "metrics": [{"name": "stale", "id": "old"}]}, "fail_trace": ["Traceback", "boom"],
@@ -765,7 +773,7 @@ SERIES = {
 
 def test_a_finished_run_is_written_whole_with_its_times_metrics_and_long_output(store: Store) -> None:
     output = "".join(f"line {index}\n" for index in range(150_000))  # over 1 MB: MongoDB keeps it in GridFS
-    run_id = store.add_finished_run(_finished_run(captured_out=output), SERIES)
+    run_id = store.add_finished_run(_recorded_elsewhere(captured_out=output), SERIES)
     run = store.get_run(run_id)
     assert run["status"] == FAILED and run["captured_out"] == output and run["fail_trace"] == ["Traceback", "boom"]
     assert (run["start_time"], run["heartbeat"], run["stop_time"]) == (NOW, NOW + dt.timedelta(seconds=9), NOW + dt.timedelta(seconds=10))
@@ -776,20 +784,20 @@ def test_a_finished_run_is_written_whole_with_its_times_metrics_and_long_output(
 
 def test_a_finished_run_keeps_a_given_id_and_later_ids_are_higher(store: Store) -> None:
     first = store.start_run({})
-    assert store.add_finished_run(_finished_run(), SERIES, run_id=first + 1000) == first + 1000
+    assert store.add_finished_run(_recorded_elsewhere(), SERIES, run_id=first + 1000) == first + 1000
     assert store.get_run(first + 1000)["config"] == {"lr": 0.1}
     assert store.start_run({}) > first + 1000
     with pytest.raises(HyperspaceError, match=f"run id {first + 1000} is taken"):
-        store.add_finished_run(_finished_run(config={"lr": 9}), {"x": {"steps": [0], "values": [1.0], "timestamps": [NOW]}}, run_id=first + 1000)
+        store.add_finished_run(_recorded_elsewhere(config={"lr": 9}), {"x": {"steps": [0], "values": [1.0], "timestamps": [NOW]}}, run_id=first + 1000)
     assert store.get_run(first + 1000)["config"] == {"lr": 0.1} and store.get_metrics(first + 1000) == dict(SERIES)
 
 
 def test_a_finished_run_that_cannot_be_written_whole_leaves_nothing(store: Store) -> None:
     unstorable = {"loss": {"steps": [0, 2**70], "values": [1.0, 2.0], "timestamps": [NOW, NOW]}}  # no database takes a 70-bit step
     with pytest.raises((OverflowError, SQLAlchemyError)):
-        store.add_finished_run(_finished_run(), unstorable)
+        store.add_finished_run(_recorded_elsewhere(), unstorable)
     with pytest.raises((OverflowError, SQLAlchemyError)):
-        store.add_finished_run(_finished_run(), unstorable, run_id=77)
+        store.add_finished_run(_recorded_elsewhere(), unstorable, run_id=77)
     assert store.list_runs() == []
     with pytest.raises(RunNotFoundError):
         store.get_metrics(77)
@@ -797,9 +805,9 @@ def test_a_finished_run_that_cannot_be_written_whole_leaves_nothing(store: Store
 
 def test_a_finished_run_needs_a_final_status_known_fields_and_whole_series(store: Store) -> None:
     for document, metrics in (
-        (_finished_run(status=RUNNING), {}),
-        (_finished_run(colour="red"), {}),
-        (_finished_run(), {"loss": {"steps": [0, 1], "values": [1.0], "timestamps": [NOW]}}),
+        (_recorded_elsewhere(status=RUNNING), {}),
+        (_recorded_elsewhere(colour="red"), {}),
+        (_recorded_elsewhere(), {"loss": {"steps": [0, 1], "values": [1.0], "timestamps": [NOW]}}),
     ):
         with pytest.raises(ValueError):
             store.add_finished_run(document, metrics)
