@@ -122,6 +122,8 @@ def test_file_storage_runs_are_imported_whole_as_runs_of_the_study(probe_study: 
         (1, COMPLETED, "legacy_task"),
         (2, FAILED, "legacy_task"),
     ]
+    selected = hyperspace(probe_study, "runs", "ls", "--store", store_uri, "--where", "info.sacred_id=2", "--json")
+    assert [json.loads(line)["id"] for line in selected.stdout.splitlines()] == [2], selected.stderr
     for run_id, expected in ((1, f"epoch line {LONG_OUTPUT_LINES - 1} of a long output"), (2, "learning rate too high")):
         shown = hyperspace(probe_study, "runs", "show", str(run_id), "--store", store_uri)
         assert shown.returncode == 0 and expected in shown.stdout
