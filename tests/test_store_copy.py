@@ -1,0 +1,117 @@
+"""``hyperspace store copy``: finished runs with their metrics and output, between real SQLite and PostgreSQL stores."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from conftest import HYPERSPACE, clean_env, hyperspace, wait_until
+
+from hyperspace_hydra.settings import redact_credentials
+from hyperspace_hydra.store import COMPLETED, FAILED, INTERRUPTED, MetricPoint, Store, open_store
+
+NOW = dt.datetime(2026, 11, 1, 12, 0, 0, 123456)
+LONG_OUTPUT = "".join(f"step {index}\n" for index in range(50_000))
+SHORT_OUTPUT = "a few lines\nof output\n"
+RUNS_TO_INTERRUPT = 1000
+
+
+def _record(store: Store, status: str | None, index: int, output: str = LONG_OUTPUT, **fields: Any) -> int:
+    """A run as the recording callback writes one: started, metric points, finished with ``status`` (None: still RUNNING)."""
+    document = {"task": "t", "config": {"lr": index / 10, "model": {"_target_": "m.M", "depth": index}}, "config_hash": f"hash-{index}"}
+    run_id = store.start_run({**document, "start_time": NOW, "info": {"note": index, "metrics": [{"name": "loss"}]}, **fields})
+    store.add_metrics(run_id, [MetricPoint("loss", step, 1.0 / (step + 1), NOW + dt.timedelta(seconds=step)) for step in range(index + 1)])
+    if status is not None:
+        store.finish_run(run_id, status, {"stop_time": NOW + dt.timedelta(seconds=5), "result": index, "objective": float(index), "captured_out": output})
+    return run_id
+
+
+def _without_copied_from(run: dict[str, Any]) -> dict[str, Any]:
+    info = {key: value for key, value in run["info"].items() if key != "copied_from"}
+    return {key: value for key, value in run.items() if key not in ("_id", "info", "job_id", "sweep_id")} | {"info": info}
+
+
+def _copy(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    copied = hyperspace(cwd, "store", "copy", *args)
+    assert copied.returncode == 0, copied.stderr
+    return copied
+
+
+def test_runs_go_sqlite_to_postgresql_to_sqlite_with_ids_metrics_and_output_and_a_rerun_copies_nothing(tmp_path: Path, postgres_uri: str) -> None:
+    source_uri, back_uri = f"sqlite:///{tmp_path}/source.db", f"sqlite:///{tmp_path}/back.db"
+    with open_store(source_uri) as source:
+        completed, failed, interrupted = (_record(source, status, index) for index, status in enumerate((COMPLETED, FAILED, INTERRUPTED)))
+        running = _record(source, None, 3)
+        originals = {run_id: source.get_run(run_id) for run_id in (completed, failed, interrupted)}
+        metrics = {run_id: source.get_metrics(run_id) for run_id in originals}
+
+    first = _copy(tmp_path, source_uri, postgres_uri)
+    assert "3 run(s) copied (ids kept), 0 copied before" in first.stdout
+    assert f"not finished, not copied (copy again once they end): run(s) {running}" in first.stdout
+    assert "source:      1 completed, 1 failed, 1 interrupted; config hashes sha256 " in first.stdout
+    checksums = {line.split("sha256 ")[1] for line in first.stdout.splitlines() if "sha256" in line}
+    assert len(checksums) == 1, "the copies' checksum is the source's"
+    assert "0 run(s) copied (ids kept), 3 copied before" in _copy(tmp_path, source_uri, postgres_uri).stdout
+
+    _copy(tmp_path, postgres_uri, back_uri)
+    for uri, origin in ((postgres_uri, source_uri), (back_uri, postgres_uri)):
+        with open_store(uri) as copy:
+            assert [run["_id"] for run in copy.list_runs()] == sorted(originals)
+            for run_id, original in originals.items():
+                run = copy.get_run(run_id)
+                assert _without_copied_from(run) == _without_copied_from(original) and run["captured_out"] == LONG_OUTPUT
+                assert run["info"]["copied_from"] == {"store": redact_credentials(origin), "id": run_id, "job_id": None, "sweep_id": None}
+                assert copy.get_metrics(run_id) == metrics[run_id]
+
+
+def test_into_a_store_with_runs_of_its_own_copies_get_new_ids_and_name_their_original(tmp_path: Path) -> None:
+    source_uri, destination_uri = f"sqlite:///{tmp_path}/source.db", f"sqlite:///{tmp_path}/destination.db"
+    with open_store(source_uri) as source:
+        originals = [_record(source, COMPLETED, index, job_id=None) for index in range(3)]
+    with open_store(destination_uri) as destination:
+        own = _record(destination, COMPLETED, 9)
+    copied = _copy(tmp_path, source_uri, destination_uri, "--where", "lr>0")
+    assert "2 run(s) copied (new ids), 0 copied before" in copied.stdout and "source:      2 completed" in copied.stdout
+    with open_store(destination_uri) as destination:
+        copies = [run for run in destination.list_runs() if run["_id"] != own]
+        assert [run["info"]["copied_from"]["id"] for run in copies] == originals[1:] and all(run["_id"] > own for run in copies)
+        assert [run["config"]["lr"] for run in copies] == [0.1, 0.2]
+    assert "0 run(s) copied (new ids), 2 copied before" in _copy(tmp_path, source_uri, destination_uri, "--where", "lr>0").stdout
+
+
+def test_a_copy_stopped_by_ctrl_c_leaves_whole_runs_and_a_rerun_ends_equal_to_an_uninterrupted_copy(tmp_path: Path) -> None:
+    source_uri = f"sqlite:///{tmp_path}/source.db"
+    with open_store(source_uri) as source:
+        for index in range(RUNS_TO_INTERRUPT):
+            _record(source, COMPLETED, index % 7, output=SHORT_OUTPUT)
+    interrupted_uri, calm_uri = f"sqlite:///{tmp_path}/interrupted.db", f"sqlite:///{tmp_path}/calm.db"
+    copying = subprocess.Popen([str(HYPERSPACE), "store", "copy", source_uri, interrupted_uri], cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with open_store(interrupted_uri) as partial:
+        wait_until(lambda: len(partial.list_runs(fields=[])) >= 20, what="the first copies")
+    os.kill(copying.pid, signal.SIGINT)
+    _stdout, stderr = copying.communicate(timeout=60)
+    assert copying.returncode == 130 and stderr.strip().splitlines()[-1] == "error: interrupted (Ctrl-C)"
+    with open_store(interrupted_uri) as partial:
+        stopped_at = partial.list_runs(fields=[])
+        assert 20 <= len(stopped_at) < RUNS_TO_INTERRUPT, "stopped part way"
+        assert all(partial.get_metrics(run["_id"]) and partial.get_run(run["_id"])["captured_out"] == SHORT_OUTPUT for run in stopped_at)
+    resumed = _copy(tmp_path, source_uri, interrupted_uri)
+    assert f"{RUNS_TO_INTERRUPT - len(stopped_at)} run(s) copied (ids kept), {len(stopped_at)} copied before" in resumed.stdout
+    _copy(tmp_path, source_uri, calm_uri)
+    with open_store(interrupted_uri) as resumed_copy, open_store(calm_uri) as calm_copy:
+        for run in calm_copy.list_runs():
+            assert _without_copied_from(resumed_copy.get_run(run["_id"])) == _without_copied_from(run)
+            assert resumed_copy.get_metrics(run["_id"]) == calm_copy.get_metrics(run["_id"])
+
+
+def test_a_missing_source_or_the_same_store_is_one_error_line(tmp_path: Path) -> None:
+    missing = hyperspace(tmp_path, "store", "copy", f"sqlite:///{tmp_path}/typo.db", f"sqlite:///{tmp_path}/new.db")
+    assert missing.returncode == 2 and missing.stderr == f"error: no store at sqlite:///{tmp_path}/typo.db: the file {tmp_path}/typo.db does not exist\n"
+    assert not (tmp_path / "typo.db").exists()
+    open_store(f"sqlite:///{tmp_path}/s.db").close()
+    same = hyperspace(tmp_path, "store", "copy", f"sqlite:///{tmp_path}/s.db", f"sqlite:///{tmp_path}/s.db")
+    assert same.returncode == 2 and same.stderr == f"error: source and destination are the same store (sqlite:///{tmp_path}/s.db)\n"
