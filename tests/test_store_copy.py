@@ -9,12 +9,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import HYPERSPACE, clean_env, hyperspace, wait_until
+from test_store_contract import MONGO_SERVER_ENV, Backend, make_backend
 
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import COMPLETED, FAILED, INTERRUPTED, MetricPoint, Store, open_store
+from hyperspace_hydra.store.mongo import CAPTURED_OUT_TAIL_CHARS
+from hyperspace_hydra.store_copy import copy_runs
 
-NOW = dt.datetime(2026, 11, 1, 12, 0, 0, 123456)
+NOW = dt.datetime(2026, 11, 1, 12, 0, 0, 123000)  # milliseconds: what MongoDB keeps
 LONG_OUTPUT = "".join(f"step {index}\n" for index in range(50_000))
 SHORT_OUTPUT = "a few lines\nof output\n"
 RUNS_TO_INTERRUPT = 1000
@@ -115,3 +119,30 @@ def test_a_missing_source_or_the_same_store_is_one_error_line(tmp_path: Path) ->
     open_store(f"sqlite:///{tmp_path}/s.db").close()
     same = hyperspace(tmp_path, "store", "copy", f"sqlite:///{tmp_path}/s.db", f"sqlite:///{tmp_path}/s.db")
     assert same.returncode == 2 and same.stderr == f"error: source and destination are the same store (sqlite:///{tmp_path}/s.db)\n"
+
+
+@pytest.fixture(params=["mongomock", "mongodb"])
+def mongo_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """An empty MongoDB store: on mongomock, and on a real server when one is configured."""
+    if request.param == "mongodb" and not os.environ.get(MONGO_SERVER_ENV):
+        pytest.skip(f"no MongoDB server: set {MONGO_SERVER_ENV}=mongodb://host/db to copy through a real one")
+    yield from make_backend(request.param, request, tmp_path)
+
+
+def test_a_round_trip_sqlite_postgresql_mongodb_sqlite_gives_equal_runs(tmp_path: Path, postgres_uri: str, mongo_backend: Backend) -> None:
+    gridfs_output = "x" * (CAPTURED_OUT_TAIL_CHARS + 5)  # MongoDB keeps it in GridFS
+    with open_store(f"sqlite:///{tmp_path}/source.db") as source:
+        for index, status in enumerate((COMPLETED, FAILED, COMPLETED)):
+            _record(source, status, index, output=gridfs_output if index == 2 else LONG_OUTPUT)
+        originals = {run["_id"]: (run, source.get_metrics(run["_id"])) for run in source.list_runs()}
+        with open_store(postgres_uri) as postgres, mongo_backend.open() as mongo, open_store(f"sqlite:///{tmp_path}/back.db") as back:
+            for hop_source, hop_destination in ((source, postgres), (postgres, mongo), (mongo, back)):
+                report = copy_runs(hop_source, hop_destination)
+                assert (report.copied, report.ids_kept, report.verified) == (3, True, True)
+            for run_id, (original, metrics) in originals.items():
+                heartbeat = original["heartbeat"]  # the store's clock, to the microsecond: MongoDB keeps milliseconds
+                original = {**original, "heartbeat": heartbeat.replace(microsecond=heartbeat.microsecond // 1000 * 1000)}
+                assert _without_copied_from(back.get_run(run_id)) == _without_copied_from(original)
+                assert back.get_metrics(run_id) == metrics
+            assert mongo.get_run(3)["captured_out"] == gridfs_output
+            assert mongo_backend.database()["captured_out.files"].count_documents({}) == 1
