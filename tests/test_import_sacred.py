@@ -15,7 +15,7 @@ import mongomock
 import mongomock.gridfs
 import pymongo
 import pytest
-from conftest import hyperspace
+from conftest import hyperspace, run_app
 from sacred import Experiment
 from sacred.observers import FileStorageObserver, MongoObserver
 from test_store_contract import MONGO_SERVER_ENV
@@ -224,3 +224,29 @@ def test_the_command_imports_from_a_mongodb_uri(probe_study: Path, tmp_path: Pat
                 assert [(run["info"]["sacred_id"], run["status"]) for run in store.list_runs()] == [(1, COMPLETED), (2, FAILED)]
         finally:
             client.drop_database(name)
+
+
+PROBE_CONFIG_IN_SACRED = {
+    "seed": 7, "message": "hi", "steps": 3, "sleep": 0, "fail": False, "crash": None, "score": 4.0, "result": "dict",
+    "model": {
+        "className": "Model", "depth": 2, "layer": {"className": "Layer"},
+        "blocks": [{"className": "Layer", "width": 4}], "optimizer": {"className": "Optimizer"},
+    },
+}  # fmt: skip
+"""The probe study's config as an older version of it, on Sacred, would have recorded it: classes named by ``className``."""
+
+
+def test_imported_runs_that_match_the_search_are_its_history(probe_study: Path, tmp_path: Path) -> None:
+    sacred_dir = tmp_path / "sacred_runs"
+    for message in ("hi", "from another setup"):
+        experiment = Experiment("probe_on_sacred", save_git_info=False)
+        experiment.add_config({**PROBE_CONFIG_IN_SACRED, "message": message})
+        experiment.observers.append(FileStorageObserver(str(sacred_dir)))
+        experiment.main(lambda score: {"score": score})
+        experiment.run()
+    imported = hyperspace(probe_study, "import", "sacred", str(sacred_dir), "--app", "probe.run", "--target-prefix", "probe.model.")
+    assert imported.returncode == 0 and imported.stdout.splitlines()[-1] == "2 run(s) imported, 0 already imported before", imported.stderr
+    search = ["--multirun", "hydra/sweeper=hyperspace", "hyperspace.direction=maximize", "score=interval(0, 10)", "hydra.sweeper.n_trials=1"]
+    searched = run_app(probe_study, "probe.run", *search)
+    assert searched.returncode == 0, searched.stderr
+    assert "1 past run(s) as history, 1 excluded (1: message differs)" in searched.stdout + searched.stderr
