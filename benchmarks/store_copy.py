@@ -2,8 +2,7 @@
 
 N finished runs (a small config, a result, a few lines of output, one metric series of 10
 points each) are written straight into a SQLite store's tables. Ours: ``hyperspace store copy``
-of them into an empty PostgreSQL database, run as a user runs it (a process of its own; its
-start-up counts). Baseline, the limit: the same rows (runs, then metrics) inserted into empty
+of them into an empty PostgreSQL database, in a process of its own (its start-up counts). Baseline, the limit: the same rows (runs, then metrics) inserted into empty
 tables of another PostgreSQL database with one executemany each, in one transaction. Ratio:
 ours / baseline, in milliseconds per run (lower is better). Memory: the copy's peak resident
 memory (the process's maxrss) for N runs against N/10 runs: about 1 when memory is bounded.
@@ -14,7 +13,6 @@ Small default size: --runs 2000. Full size: --runs 100000 (the issue's figure).
 from __future__ import annotations
 
 import datetime as dt
-import resource
 import subprocess
 import sys
 import tempfile
@@ -25,7 +23,7 @@ from typing import Any
 
 import psycopg
 import sqlalchemy as sa
-from _common import HYPERSPACE, Figure, argument_parser, clean_env, print_machine, report
+from _common import Figure, argument_parser, clean_env, print_machine, report
 
 from hyperspace_hydra.store import COMPLETED, open_store
 
@@ -63,18 +61,26 @@ def bulk_insert(uri: str, runs: list[dict[str, Any]], metrics: list[dict[str, An
     engine.dispose()
 
 
+COPY_REPORTING_PEAK_RSS = (
+    "import resource, sys\n"
+    "from hyperspace_hydra.cli import main\n"
+    "status = main(['store', 'copy', *sys.argv[1:]])\n"
+    "print('peak_rss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(status)\n"
+)
+"""``hyperspace store copy SRC DST`` as the command runs it, then its own peak resident memory on stderr's last line."""
+
+
 def copy_seconds_and_peak_rss(source: str, destination: str) -> tuple[float, float]:
-    """Run ``hyperspace store copy``; its wall time and its peak resident memory in MB."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run ``hyperspace store copy`` in a process of its own; its wall time and its peak resident memory in MB."""
     started = time.perf_counter()
-    finished = subprocess.run([str(HYPERSPACE), "store", "copy", source, destination], env=clean_env(), capture_output=True, text=True)
+    finished = subprocess.run([sys.executable, "-c", COPY_REPORTING_PEAK_RSS, source, destination], env=clean_env(), capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if finished.returncode != 0:
         raise SystemExit(f"store copy failed: {finished.stderr}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest child so far (KB on Linux)
-    if peak <= before:
-        print(f"# note: a copy peaked no higher than an earlier child process ({before} KB)", flush=True)
-    return seconds, peak / 1024
+    label, kilobytes = finished.stderr.splitlines()[-1].split()
+    assert label == "peak_rss_kb", finished.stderr
+    return seconds, int(kilobytes) / 1024
 
 
 def new_database(cluster: Any) -> str:
@@ -97,7 +103,7 @@ def measure(directory: str, cluster: Any, count: int) -> list[Figure]:
     bulk_seconds = time.perf_counter() - started
     per_run = Figure(
         f"store_copy.sqlite_to_postgresql.{count}_runs", ours=copy_seconds * 1000 / count, baseline=bulk_seconds * 1000 / count, unit="ms/run",
-        note="hyperspace store copy (each run whole in its own transaction) vs one bulk insert of the same rows",
+        note="hyperspace store copy (pages of whole runs, one transaction each) vs one bulk insert of the same rows",
         details={"runs_per_second": round(count / copy_seconds, 1), "bulk_runs_per_second": round(count / bulk_seconds, 1), "peak_rss_mb": round(copy_rss, 1)},
     )  # fmt: skip
     memory = Figure(

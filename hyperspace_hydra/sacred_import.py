@@ -1,6 +1,6 @@
 """Bring Sacred runs into a store: from a FileStorageObserver directory or a MongoObserver database.
 
-Each finished Sacred run becomes one run here, written whole by :meth:`Store.add_finished_run`:
+Each finished Sacred run becomes one run here, written whole by :meth:`Store.add_finished_runs`:
 Sacred's fields as they are (``experiment``, ``command``, ``host``, times, ``status``, ``config``,
 ``result``, ``info``, ``captured_out``, ``fail_trace``, ``meta``, ``artifacts``, ``resources``),
 its metric series, and where it came from (``info.imported_from``, ``info.sacred_id``), which
@@ -33,7 +33,7 @@ from hyperspace_hydra.config import UnresolvedTarget, config_hash, fill_defaults
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.settings import effective_settings, redact_credentials
 from hyperspace_hydra.store import FINAL_STATUSES, Store
-from hyperspace_hydra.store.base import Condition
+from hyperspace_hydra.store.base import Condition, FinishedRun
 from hyperspace_hydra.tracking import objective_value
 
 SACRED_FIELDS = (
@@ -313,7 +313,7 @@ def import_runs(
             continue
         try:
             document, unresolved = run_document(run, source, options)
-            run_id = store.add_finished_run(document, run.metrics)
+            [run_id] = store.add_finished_runs([FinishedRun(document, run.metrics)])
         except Exception as error:  # noqa: BLE001 - whatever stops one run, the message must name it
             raise _failure(run.sacred_id, source, error) from error
         report.imported[run.sacred_id] = run_id

@@ -1,7 +1,7 @@
 """Copy finished runs, with their metric series and captured output, from one store to another, whatever the backends.
 
-Each run is written whole by :meth:`Store.add_finished_run` (one transaction; on MongoDB the run
-document last), so an interrupted copy leaves only whole runs, and copying again brings in only
+Runs are written a page at a time by :meth:`Store.add_finished_runs` (one transaction; on MongoDB the
+run documents last), so an interrupted copy leaves only whole runs, and copying again brings in only
 what is missing: every copy names its original in ``info.copied_from`` (the source store's URI
 without its password, the run's id there, and the job and sweep it belonged to, which are not
 copied). Into a store that holds nothing but copies of the same source with their ids, runs keep
@@ -20,7 +20,7 @@ from typing import Any
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import FINAL_STATUSES, Store
-from hyperspace_hydra.store.base import RUN_FIELDS, Condition
+from hyperspace_hydra.store.base import RUN_FIELDS, Condition, FinishedRun
 
 PAGE_RUNS = 200
 """Runs read from a store per query: memory stays bounded by a page, whatever the size of the store."""
@@ -59,7 +59,7 @@ class _Copy:
 def copy_runs(source: Store, destination: Store, where: Sequence[Condition] = (), progress: Callable[[int, int], None] = lambda _done, _total: None) -> CopyReport:
     """Copy the finished runs of ``source`` that meet every condition of ``where`` and are not in ``destination`` yet.
 
-    ``progress(done, total)`` is called after each run read. A run that cannot be written stops the
+    ``progress(done, total)`` is called after each page of runs. A run that cannot be written stops the
     copy with a :class:`HyperspaceError` naming it; runs copied before it stay, and copying again
     goes on from there. At the end, counts per status and a checksum of the config hashes of the
     selected runs and of their copies are compared (see :attr:`CopyReport.verified`).
@@ -71,45 +71,73 @@ def copy_runs(source: Store, destination: Store, where: Sequence[Condition] = ()
     report = CopyReport(ids_kept=_keeps_ids(destination, origin, copies))
     total = len(source.list_runs(where=where, fields=[]))
     originals: dict[int, _Copy] = {}
-    for done, run in enumerate(_pages(source, where, RUN_FIELDS), start=1):
-        if run["status"] not in FINAL_STATUSES:
-            report.unfinished.append(run["_id"])
-        else:
-            originals[run["_id"]] = _Copy(run["_id"], run["status"], run["config_hash"])
-            if run["_id"] in copies:
-                report.already_copied += 1
-            else:
-                copies[run["_id"]] = _copy_run(source, destination, run, origin, report.ids_kept)
-                report.copied += 1
+    done = 0
+    for page in _pages(source, where, RUN_FIELDS):
+        missing = _missing(page, copies, originals, report)
+        copies.update(_copy_page(source, destination, missing, origin, report.ids_kept))
+        report.copied += len(missing)
+        done += len(page)
         progress(done, total)
     _verify(report, originals, copies)
     return report
 
 
-def _copy_run(source: Store, destination: Store, run: dict[str, Any], origin: str, keep_id: bool) -> _Copy:
+def _missing(page: list[dict[str, Any]], copies: dict[int, _Copy], originals: dict[int, _Copy], report: CopyReport) -> list[dict[str, Any]]:
+    """The finished runs of ``page`` without a copy; each finished run is noted in ``originals``, each other one in ``report``."""
+    missing = []
+    for run in page:
+        if run["status"] not in FINAL_STATUSES:
+            report.unfinished.append(run["_id"])
+            continue
+        originals[run["_id"]] = _Copy(run["_id"], run["status"], run["config_hash"])
+        if run["_id"] in copies:
+            report.already_copied += 1
+        else:
+            missing.append(run)
+    return missing
+
+
+def _copy_page(source: Store, destination: Store, runs: list[dict[str, Any]], origin: str, keep_ids: bool) -> dict[int, _Copy]:
+    """Write copies of ``runs`` in one call; if that fails, one at a time, to name the run that cannot be written."""
+    if not runs:
+        return {}
+    finished = [_finished_copy(source, run, origin, keep_ids) for run in runs]
+    try:
+        run_ids = destination.add_finished_runs(finished)
+    except Exception:  # noqa: BLE001 - whatever the backend raised, the run at fault is found below
+        run_ids = [_copy_one(destination, run, copy, origin) for run, copy in zip(runs, finished)]
+    return {run["_id"]: _Copy(run_id, run["status"], run["config_hash"]) for run, run_id in zip(runs, run_ids)}
+
+
+def _finished_copy(source: Store, run: dict[str, Any], origin: str, keep_id: bool) -> FinishedRun:
+    """The copy of ``run`` to write: its fields, metrics and id (if kept); ``info.copied_from`` names the original."""
     document = {name: run[name] for name in RUN_FIELDS}
     document.update(job_id=None, sweep_id=None)  # jobs and sweeps are not copied: they would name others in the destination
     copied_from = {"store": origin, "id": run["_id"], "job_id": run["job_id"], "sweep_id": run["sweep_id"]}
     document["info"] = {**(run["info"] or {}), COPIED_FROM: copied_from}
+    return FinishedRun(document, source.get_metrics(run["_id"]), run["_id"] if keep_id else None)
+
+
+def _copy_one(destination: Store, run: dict[str, Any], copy: FinishedRun, origin: str) -> int:
     try:
-        run_id = destination.add_finished_run(document, source.get_metrics(run["_id"]), run_id=run["_id"] if keep_id else None)
-    except HyperspaceError as error:
-        raise _failure(run["_id"], origin, error) from error
-    except (ValueError, OverflowError) as error:
-        raise _failure(run["_id"], origin, f"{type(error).__name__}: {error}") from error
-    return _Copy(run_id, run["status"], run["config_hash"])
+        [run_id] = destination.add_finished_runs([copy])
+    except Exception as error:  # noqa: BLE001 - whatever stops one run, the message must name it
+        reason = error if isinstance(error, HyperspaceError) else f"{type(error).__name__}: {' '.join(str(error).split())}"
+        raise _failure(run["_id"], origin, reason) from error
+    return run_id
 
 
 def _failure(run_id: int, origin: str, reason: object) -> HyperspaceError:
     return HyperspaceError(f"run {run_id} of {origin} not copied: {reason}; the runs before it are copied, and copying again goes on from there")
 
 
-def _pages(store: Store, where: Sequence[Condition], fields: Sequence[str]) -> Iterator[dict[str, Any]]:
-    """The runs of ``store`` that meet ``where``, in id order, read :data:`PAGE_RUNS` at a time."""
+def _pages(store: Store, where: Sequence[Condition], fields: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
+    """The runs of ``store`` that meet ``where``, in id order, in pages of :data:`PAGE_RUNS`."""
     last = 0
     while True:
         page = store.list_runs(PAGE_RUNS, where=[*where, Condition("id", ">", last)], sort="id", fields=fields)
-        yield from page
+        if page:
+            yield page
         if len(page) < PAGE_RUNS:
             return
         last = page[-1]["_id"]
@@ -120,7 +148,8 @@ def _copies(destination: Store, origin: str) -> dict[int, _Copy]:
     copied = [Condition(f"info.{COPIED_FROM}.store", "=", origin)]
     return {
         run["info"][COPIED_FROM]["id"]: _Copy(run["_id"], run["status"], run["config_hash"])
-        for run in _pages(destination, copied, ("status", "config_hash", "info"))
+        for page in _pages(destination, copied, ("status", "config_hash", "info"))
+        for run in page
     }
 
 

@@ -39,7 +39,7 @@ from hyperspace_hydra.store import (
     open_store,
     sql,
 )
-from hyperspace_hydra.store.base import RUN_FIELDS, STALE_RUN, STALE_RUN_SECONDS, Condition
+from hyperspace_hydra.store.base import RUN_FIELDS, STALE_RUN, STALE_RUN_SECONDS, Condition, FinishedRun
 from hyperspace_hydra.store.mongo import MongoStore
 
 mongomock.gridfs.enable_gridfs_integration()  # lets pymongo's GridFS work on mongomock's databases
@@ -773,7 +773,7 @@ SERIES = {
 
 def test_a_finished_run_is_written_whole_with_its_times_metrics_and_long_output(store: Store) -> None:
     output = "".join(f"line {index}\n" for index in range(150_000))  # over 1 MB: MongoDB keeps it in GridFS
-    run_id = store.add_finished_run(_recorded_elsewhere(captured_out=output), SERIES)
+    [run_id] = store.add_finished_runs([FinishedRun(_recorded_elsewhere(captured_out=output), SERIES)])
     run = store.get_run(run_id)
     assert run["status"] == FAILED and run["captured_out"] == output and run["fail_trace"] == ["Traceback", "boom"]
     assert (run["start_time"], run["heartbeat"], run["stop_time"]) == (NOW, NOW + dt.timedelta(seconds=9), NOW + dt.timedelta(seconds=10))
@@ -784,23 +784,37 @@ def test_a_finished_run_is_written_whole_with_its_times_metrics_and_long_output(
 
 def test_a_finished_run_keeps_a_given_id_and_later_ids_are_higher(store: Store) -> None:
     first = store.start_run({})
-    assert store.add_finished_run(_recorded_elsewhere(), SERIES, run_id=first + 1000) == first + 1000
+    assert store.add_finished_runs([FinishedRun(_recorded_elsewhere(), SERIES, run_id=first + 1000)]) == [first + 1000]
     assert store.get_run(first + 1000)["config"] == {"lr": 0.1}
     assert store.start_run({}) > first + 1000
     with pytest.raises(HyperspaceError, match=f"run id {first + 1000} is taken"):
-        store.add_finished_run(_recorded_elsewhere(config={"lr": 9}), {"x": {"steps": [0], "values": [1.0], "timestamps": [NOW]}}, run_id=first + 1000)
+        store.add_finished_runs([FinishedRun(_recorded_elsewhere(config={"lr": 9}), {"x": {"steps": [0], "values": [1.0], "timestamps": [NOW]}}, run_id=first + 1000)])
     assert store.get_run(first + 1000)["config"] == {"lr": 0.1} and store.get_metrics(first + 1000) == dict(SERIES)
 
 
 def test_a_finished_run_that_cannot_be_written_whole_leaves_nothing(store: Store) -> None:
     unstorable = {"loss": {"steps": [0, 2**70], "values": [1.0, 2.0], "timestamps": [NOW, NOW]}}  # no database takes a 70-bit step
-    with pytest.raises((OverflowError, SQLAlchemyError)):
-        store.add_finished_run(_recorded_elsewhere(), unstorable)
-    with pytest.raises((OverflowError, SQLAlchemyError)):
-        store.add_finished_run(_recorded_elsewhere(), unstorable, run_id=77)
+    whole = FinishedRun(_recorded_elsewhere(), SERIES)
+    for batch in ([FinishedRun(_recorded_elsewhere(), unstorable)], [whole, FinishedRun(_recorded_elsewhere(), unstorable, run_id=77)]):
+        with pytest.raises((OverflowError, SQLAlchemyError)):
+            store.add_finished_runs(batch)
     assert store.list_runs() == []
     with pytest.raises(RunNotFoundError):
         store.get_metrics(77)
+
+
+def test_finished_runs_are_written_together_keeping_given_ids(store: Store) -> None:
+    batch = [FinishedRun(_recorded_elsewhere(task=f"t{index}"), SERIES, run_id=10 + index) for index in range(3)]
+    assert store.add_finished_runs(batch) == [10, 11, 12]
+    assert [(run["_id"], run["task"]) for run in store.list_runs()] == [(10, "t0"), (11, "t1"), (12, "t2")]
+    assert all(store.get_metrics(run_id) == dict(SERIES) for run_id in (10, 11, 12))
+    mixed = store.add_finished_runs([FinishedRun(_recorded_elsewhere(task="new")), FinishedRun(_recorded_elsewhere(task="kept"), run_id=20)])
+    assert mixed[1] == 20 and mixed[0] not in (10, 11, 12, 20) and store.get_run(mixed[0])["task"] == "new"
+    with pytest.raises(ValueError, match="same id twice"):
+        store.add_finished_runs([FinishedRun(_recorded_elsewhere(), run_id=30), FinishedRun(_recorded_elsewhere(), run_id=30)])
+    with pytest.raises(HyperspaceError, match="run id 11 is taken"):
+        store.add_finished_runs([FinishedRun(_recorded_elsewhere(), run_id=31), FinishedRun(_recorded_elsewhere(), run_id=11)])
+    assert len(store.list_runs()) == 5
 
 
 def test_a_finished_run_needs_a_final_status_known_fields_and_whole_series(store: Store) -> None:
@@ -810,5 +824,5 @@ def test_a_finished_run_needs_a_final_status_known_fields_and_whole_series(store
         (_recorded_elsewhere(), {"loss": {"steps": [0, 1], "values": [1.0], "timestamps": [NOW]}}),
     ):
         with pytest.raises(ValueError):
-            store.add_finished_run(document, metrics)
+            store.add_finished_runs([FinishedRun(document, metrics)])
     assert store.list_runs() == []

@@ -17,7 +17,7 @@ import abc
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hyperspace_hydra.errors import HyperspaceError
@@ -99,26 +99,45 @@ MetricSeries = Mapping[str, Mapping[str, Sequence[Any]]]
 """Metric series of a run as :meth:`Store.get_metrics` returns them: ``{name: {"steps", "values", "timestamps"}}``."""
 
 
-def finished_run(document: Mapping[str, Any], metrics: MetricSeries, run_id: int | None = None) -> tuple[dict[str, Any], list[MetricPoint]]:
-    """The fields and metric points that :meth:`Store.add_finished_run` writes for ``document`` and ``metrics``.
+@dataclass(frozen=True)
+class FinishedRun:
+    """A run recorded elsewhere (another store, Sacred), to write whole with :meth:`Store.add_finished_runs`:
+    its document, its metric series, and the id it keeps (None: it gets a new one)."""
+
+    document: Mapping[str, Any]
+    metrics: MetricSeries = field(default_factory=dict)
+    run_id: int | None = None
+
+
+def finished_run_values(run: FinishedRun) -> tuple[dict[str, Any], list[MetricPoint]]:
+    """The fields and metric points that :meth:`Store.add_finished_runs` writes for ``run``.
 
     Every field of :data:`RUN_FIELDS` is present (missing ones empty); ``info.metrics`` lists the
-    names of ``metrics`` (``{"name": ...}``, as a recorded run's does; MongoDB adds the ids of its
+    names of the metrics (``{"name": ...}``, as a recorded run's does; MongoDB adds the ids of its
     metrics documents), replacing whatever the document listed. ValueError for an unknown field, a
     status outside :data:`FINAL_STATUSES`, a series whose lists differ in length, or a ``run_id``
     outside :data:`ID_RANGE`.
     """
-    if run_id is not None and run_id not in ID_RANGE:
-        raise ValueError(f"run id {run_id} is outside the ids a store holds (1 to 2**63 - 1)")
+    document, metrics = run.document, run.metrics
+    if run.run_id is not None and run.run_id not in ID_RANGE:
+        raise ValueError(f"run id {run.run_id} is outside the ids a store holds (1 to 2**63 - 1)")
     unknown = set(document) - {"_id", *RUN_FIELDS}
     if unknown:
         raise ValueError(f"unknown run fields {sorted(unknown)}; expected names from RUN_FIELDS")
     if document.get("status") not in FINAL_STATUSES:
         raise ValueError(f"a finished run needs a final status, one of {sorted(FINAL_STATUSES)}, not {document.get('status')!r}")
-    values = {field: document.get(field) for field in RUN_FIELDS}
+    values = {name: document.get(name) for name in RUN_FIELDS}
     info = {key: value for key, value in (values["info"] or {}).items() if key != "metrics"}
     values["info"] = {**info, "metrics": [{"name": name} for name in metrics]} if metrics else info
     return values, [point for name, series in metrics.items() for point in _series_points(name, series)]
+
+
+def kept_run_ids(runs: Sequence[FinishedRun]) -> list[int]:
+    """The ids that ``runs`` keep; ValueError if two of them would keep the same one."""
+    kept = [run.run_id for run in runs if run.run_id is not None]
+    if len(set(kept)) != len(kept):
+        raise ValueError(f"runs to write keep the same id twice: {sorted({run_id for run_id in kept if kept.count(run_id) > 1})}")
+    return kept
 
 
 def _series_points(name: str, series: Mapping[str, Sequence[Any]]) -> list[MetricPoint]:
@@ -144,7 +163,7 @@ def utcnow() -> dt.datetime:
 
 
 def run_id_taken(store: str, run_id: int) -> HyperspaceError:
-    """The error of :meth:`Store.add_finished_run` asked to keep an id that a run of ``store`` (its URI, redacted) has."""
+    """The error of :meth:`Store.add_finished_runs` asked to keep an id that a run of ``store`` (its URI, redacted) has."""
     return HyperspaceError(f"run id {run_id} is taken in store {store}: a run keeps its id only where no run has it")
 
 
@@ -417,19 +436,21 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def add_finished_run(self, document: Mapping[str, Any], metrics: MetricSeries, run_id: int | None = None) -> int:
-        """Write one whole finished run (its document with the captured output, and its metric series) and return its id.
+    def add_finished_runs(self, runs: Sequence[FinishedRun]) -> list[int]:
+        """Write whole finished runs (each document with its captured output, and its metric series); return their ids.
 
-        Brings in a run recorded elsewhere (another store, Sacred): ``document`` has a final
-        ``status`` and its own times, heartbeat included, all kept as given; its fields and
-        ``metrics`` are read by :func:`finished_run`. All of it is written or nothing: SQL
-        backends write the run and its metrics in one transaction; MongoDB (no transaction)
-        writes the metrics documents and a long output's GridFS file first and the run document
-        last, deleting what it wrote if a step fails, so no reader ever sees part of a run.
+        Brings in runs recorded elsewhere (another store, Sacred): each document has a final
+        ``status`` and its own times, heartbeat included, all kept as given; its fields and metrics
+        are read by :func:`finished_run_values`. All of the runs are written or none: SQL backends
+        write them and their metrics in one transaction (metric points with one executemany);
+        MongoDB (no transaction) writes the metrics documents and long outputs' GridFS files
+        first and the run documents last (one ``insert_many`` each), deleting what it wrote if a
+        step fails, so no reader ever sees part of a run.
 
-        Without ``run_id`` the run gets a new id as :meth:`start_run` gives them. With ``run_id``
-        it keeps that id, and ids handed out later are higher; :class:`HyperspaceError` if a run
-        already has it. ValueError as :func:`finished_run` says.
+        A run without ``run_id`` gets a new id as :meth:`start_run` gives them; one with ``run_id``
+        keeps it, and ids handed out later are higher. :class:`HyperspaceError` (see
+        :func:`run_id_taken`) if a run of the store already has a kept id; ValueError as
+        :func:`finished_run_values` and :func:`kept_run_ids` say.
         """
 
     @abc.abstractmethod

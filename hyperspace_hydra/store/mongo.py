@@ -24,7 +24,7 @@ import gridfs
 import pymongo
 from gridfs.errors import GridFSError
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.settings import redact_credentials
@@ -51,15 +51,16 @@ from hyperspace_hydra.store.base import (
     ClaimedJob,
     Condition,
     EnqueueResult,
+    FinishedRun,
     JobNotFoundError,
     MetricPoint,
-    MetricSeries,
     NewJob,
     RunNotFoundError,
     Store,
     check_sweep_state,
     claim_lost,
-    finished_run,
+    finished_run_values,
+    kept_run_ids,
     known_ids,
     run_changes,
     run_conditions,
@@ -272,29 +273,49 @@ class MongoStore(Store):
             raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
 
     @_reachable
-    def add_finished_run(self, document: Mapping[str, Any], metrics: MetricSeries, run_id: int | None = None) -> int:
-        """Metrics documents (one ``insert_many``), then a long output's GridFS file, then the run document;
-        a failure deletes what was written. Metrics documents of a kept id that has no run document are
-        left from an earlier attempt that failed before its run document: they are replaced."""
-        values, points = finished_run(document, metrics, run_id)
-        if run_id is None:
-            [run_id] = self._allocate_ids("runs")
-        else:
-            if self._db.runs.count_documents({"_id": run_id}, limit=1):
-                raise run_id_taken(redact_credentials(self.uri), run_id)
-            self._db.counters.update_one({"_id": "runs"}, {"$max": {"seq": run_id}}, upsert=True)
-            self._db.metrics.delete_many({"run_id": run_id})
-        metric_documents = [{"run_id": run_id, "name": name, **lists} for name, lists in _series_by_name(points).items()]
-        for stored in (*metric_documents, {**values, "captured_out": (values["captured_out"] or "")[-CAPTURED_OUT_TAIL_CHARS:]}):
-            _check_storable(stored)
+    def add_finished_runs(self, runs: Sequence[FinishedRun]) -> list[int]:
+        """Metrics documents (one ``insert_many``), then long outputs' GridFS files, then the run documents (one
+        ``insert_many``); a failure deletes what was written. Metrics documents of a kept id that has no run
+        document are left from an earlier attempt that failed before its run document: they are replaced."""
+        prepared = [finished_run_values(run) for run in runs]
+        kept = kept_run_ids(runs)
+        taken = self._db.runs.find_one({"_id": {"$in": kept}}, {"_id": 1}, sort=[("_id", ASCENDING)]) if kept else None
+        if taken is not None:
+            raise run_id_taken(redact_credentials(self.uri), taken["_id"])
+        if kept:
+            self._db.counters.update_one({"_id": "runs"}, {"$max": {"seq": max(kept)}}, upsert=True)
+            self._db.metrics.delete_many({"run_id": {"$in": kept}})
+        new_ids = iter(self._allocate_ids("runs", len(runs) - len(kept)) if len(runs) > len(kept) else ())
+        run_ids = [run.run_id if run.run_id is not None else next(new_ids) for run in runs]
+        metric_documents = [
+            {"run_id": run_id, "name": name, **lists} for run_id, (_, points) in zip(run_ids, prepared) for name, lists in _series_by_name(points).items()
+        ]
+        for values, _ in prepared:
+            _check_storable({**values, "captured_out": (values["captured_out"] or "")[-CAPTURED_OUT_TAIL_CHARS:]})
+        for document in metric_documents:
+            _check_storable(document)
         try:
             if metric_documents:
                 self._db.metrics.insert_many(metric_documents)
-            self._write_run(run_id, values, lambda fields, _unset: self._insert_run(run_id, fields))
-        except BaseException:
-            self._db.metrics.delete_many({"run_id": run_id})
+            documents: list[dict[str, Any]] = []
+            for run_id, (values, _) in zip(run_ids, prepared):
+                self._write_run(run_id, values, lambda fields, _unset, run_id=run_id: documents.append({"_id": run_id, **fields}) is None)
+            self._db.runs.insert_many(documents, ordered=True)
+        except BulkWriteError as error:
+            self._take_back_finished_runs(run_ids, error.details.get("nInserted", 0))
             raise
-        return run_id
+        except BaseException:
+            self._take_back_finished_runs(run_ids, 0)
+            raise
+        return run_ids
+
+    def _take_back_finished_runs(self, run_ids: list[int], inserted: int) -> None:
+        """Delete what :meth:`add_finished_runs` wrote for ``run_ids``: the first ``inserted`` run documents (an
+        ordered ``insert_many`` stops at its first failure), every metrics document and every output file."""
+        self._db.runs.delete_many({"_id": {"$in": run_ids[:inserted]}})
+        self._db.metrics.delete_many({"run_id": {"$in": run_ids}})
+        for file in self._db[f"{CAPTURED_OUT_BUCKET}.files"].find({"filename": {"$in": [str(run_id) for run_id in run_ids]}}, {"_id": 1}):
+            self._outputs.delete(file["_id"])
 
     @_reachable
     def add_metrics(self, run_id: int, points: Iterable[MetricPoint], claim: Claim | None = None) -> None:

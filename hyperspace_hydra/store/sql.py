@@ -48,15 +48,16 @@ from hyperspace_hydra.store.base import (
     ClaimedJob,
     Condition,
     EnqueueResult,
+    FinishedRun,
     JobNotFoundError,
     MetricPoint,
-    MetricSeries,
     NewJob,
     RunNotFoundError,
     Store,
     check_sweep_state,
     claim_lost,
-    finished_run,
+    finished_run_values,
+    kept_run_ids,
     known_ids,
     run_changes,
     run_conditions,
@@ -348,20 +349,32 @@ class SQLStore(Store):
                 raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
 
     @_reachable
-    def add_finished_run(self, document: Mapping[str, Any], metrics: MetricSeries, run_id: int | None = None) -> int:
-        """The run's row and its metric rows (one executemany) in one transaction."""
-        values, points = finished_run(document, metrics, run_id)
+    def add_finished_runs(self, runs: Sequence[FinishedRun]) -> list[int]:
+        """One transaction: the runs' rows (one executemany when every run keeps its id), then every metric point (one executemany)."""
+        prepared = [finished_run_values(run) for run in runs]
+        kept = kept_run_ids(runs)
         with self._writer.begin() as connection:
-            if run_id is not None:
-                if connection.execute(sa.select(_runs.c.id).where(_runs.c.id == run_id)).first() is not None:
-                    raise run_id_taken(redact_credentials(self.uri), run_id)
-                values["id"] = run_id
-            new_id = int(connection.execute(_runs.insert().values(**values)).inserted_primary_key[0])
-            if points:
-                connection.execute(_metrics.insert(), [_metric_row(new_id, point) for point in points])
-            if run_id is not None and self._engine.dialect.name == "postgresql":
-                _advance_run_ids(connection, run_id)
-        return new_id
+            taken = self._taken_run_ids(connection, kept)
+            if taken:
+                raise run_id_taken(redact_credentials(self.uri), taken[0])
+            if len(kept) == len(runs):
+                connection.execute(_runs.insert(), [{**values, "id": run.run_id} for (values, _), run in zip(prepared, runs)])
+                run_ids = list(kept)
+            else:
+                run_ids = [_insert_run_row(connection, values, run.run_id) for (values, _), run in zip(prepared, runs)]
+            rows = [_metric_row(run_id, point) for run_id, (_, points) in zip(run_ids, prepared) for point in points]
+            if rows:
+                connection.execute(_metrics.insert(), rows)
+            if kept and self._engine.dialect.name == "postgresql":
+                _advance_run_ids(connection, max(kept))
+        return run_ids
+
+    def _taken_run_ids(self, connection: Connection, run_ids: Sequence[int]) -> list[int]:
+        taken: list[int] = []
+        for start in range(0, len(run_ids), _IN_CHUNK):
+            chunk = run_ids[start : start + _IN_CHUNK]
+            taken += connection.execute(sa.select(_runs.c.id).where(_runs.c.id.in_(chunk)).order_by(_runs.c.id)).scalars().all()
+        return taken
 
     @_reachable
     def add_metrics(self, run_id: int, points: Iterable[MetricPoint], claim: Claim | None = None) -> None:
@@ -680,6 +693,12 @@ def _id_is(column: sa.Column[Any], identifier: int) -> sa.ColumnElement[bool]:
 def _id_in(column: sa.Column[Any], identifiers: Iterable[int]) -> sa.ColumnElement[bool]:
     """``column IN identifiers``, leaving out ids outside :data:`ID_RANGE` (see :func:`_id_is`)."""
     return column.in_([_bound(identifier) for identifier in known_ids(identifiers)])
+
+
+def _insert_run_row(connection: Connection, values: Mapping[str, Any], run_id: int | None) -> int:
+    """Insert a run's row (with ``run_id``, else a new id) and return its id."""
+    row = {**values, "id": run_id} if run_id is not None else values
+    return int(connection.execute(_runs.insert().values(**row)).inserted_primary_key[0])
 
 
 def _metric_row(run_id: int, point: MetricPoint) -> dict[str, Any]:
