@@ -122,9 +122,15 @@ def _copy_one(destination: Store, run: dict[str, Any], copy: FinishedRun, origin
     try:
         [run_id] = destination.add_finished_runs([copy])
     except Exception as error:  # noqa: BLE001 - whatever stops one run, the message must name it
-        reason = error if isinstance(error, HyperspaceError) else f"{type(error).__name__}: {' '.join(str(error).split())}"
+        reason = error if isinstance(error, HyperspaceError) else _database_error(error)
         raise _failure(run["_id"], origin, reason) from error
     return run_id
+
+
+def _database_error(error: Exception) -> str:
+    """What the database said, on one line (a driver's own error, not the statement around it)."""
+    original = getattr(error, "orig", None) or error
+    return f"{type(original).__name__}: {' '.join(str(original).split())}"
 
 
 def _failure(run_id: int, origin: str, reason: object) -> HyperspaceError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,14 @@ from test_store_contract import MONGO_SERVER_ENV, Backend, make_backend
 
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import COMPLETED, FAILED, INTERRUPTED, MetricPoint, Store, open_store
+from hyperspace_hydra.store.base import FinishedRun
 from hyperspace_hydra.store.mongo import CAPTURED_OUT_TAIL_CHARS
-from hyperspace_hydra.store_copy import copy_runs
+from hyperspace_hydra.store_copy import PAGE_RUNS, copy_runs
 
 NOW = dt.datetime(2026, 11, 1, 12, 0, 0, 123000)  # milliseconds: what MongoDB keeps
 LONG_OUTPUT = "".join(f"step {index}\n" for index in range(50_000))
 SHORT_OUTPUT = "a few lines\nof output\n"
-RUNS_TO_INTERRUPT = 1000
+RUNS_TO_INTERRUPT = 3000
 
 
 def _record(store: Store, status: str | None, index: int, output: str = LONG_OUTPUT, **fields: Any) -> int:
@@ -90,26 +92,30 @@ def test_into_a_store_with_runs_of_its_own_copies_get_new_ids_and_name_their_ori
 def test_a_copy_stopped_by_ctrl_c_leaves_whole_runs_and_a_rerun_ends_equal_to_an_uninterrupted_copy(tmp_path: Path) -> None:
     source_uri = f"sqlite:///{tmp_path}/source.db"
     with open_store(source_uri) as source:
-        for index in range(RUNS_TO_INTERRUPT):
-            _record(source, COMPLETED, index % 7, output=SHORT_OUTPUT)
+        one = _record(source, COMPLETED, 3, output=SHORT_OUTPUT)
+        document = {name: value for name, value in source.get_run(one).items() if name != "_id"}
+        for start in range(1, RUNS_TO_INTERRUPT, 500):  # the other runs are its copies, written fast
+            source.add_finished_runs([FinishedRun(document, source.get_metrics(one))] * min(500, RUNS_TO_INTERRUPT - start))
+        assert len(source.list_runs(fields=[])) == RUNS_TO_INTERRUPT
     interrupted_uri, calm_uri = f"sqlite:///{tmp_path}/interrupted.db", f"sqlite:///{tmp_path}/calm.db"
     copying = subprocess.Popen([str(HYPERSPACE), "store", "copy", source_uri, interrupted_uri], cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with open_store(interrupted_uri) as partial:
-        wait_until(lambda: len(partial.list_runs(fields=[])) >= 20, what="the first copies")
+        wait_until(lambda: partial.list_runs(1, fields=[]), what="the first copies")
     os.kill(copying.pid, signal.SIGINT)
     _stdout, stderr = copying.communicate(timeout=60)
     assert copying.returncode == 130 and stderr.strip().splitlines()[-1] == "error: interrupted (Ctrl-C)"
     with open_store(interrupted_uri) as partial:
         stopped_at = partial.list_runs(fields=[])
-        assert 20 <= len(stopped_at) < RUNS_TO_INTERRUPT, "stopped part way"
+        assert PAGE_RUNS <= len(stopped_at) < RUNS_TO_INTERRUPT, "stopped part way"
         assert all(partial.get_metrics(run["_id"]) and partial.get_run(run["_id"])["captured_out"] == SHORT_OUTPUT for run in stopped_at)
     resumed = _copy(tmp_path, source_uri, interrupted_uri)
     assert f"{RUNS_TO_INTERRUPT - len(stopped_at)} run(s) copied (ids kept), {len(stopped_at)} copied before" in resumed.stdout
     _copy(tmp_path, source_uri, calm_uri)
     with open_store(interrupted_uri) as resumed_copy, open_store(calm_uri) as calm_copy:
-        for run in calm_copy.list_runs():
-            assert _without_copied_from(resumed_copy.get_run(run["_id"])) == _without_copied_from(run)
-            assert resumed_copy.get_metrics(run["_id"]) == calm_copy.get_metrics(run["_id"])
+        resumed_runs, calm_runs = resumed_copy.list_runs(), calm_copy.list_runs()
+        assert [_without_copied_from(run) for run in resumed_runs] == [_without_copied_from(run) for run in calm_runs]
+        assert [run["_id"] for run in resumed_runs] == [run["_id"] for run in calm_runs] and len(calm_runs) == RUNS_TO_INTERRUPT
+        assert all(resumed_copy.get_metrics(run["_id"]) == calm_copy.get_metrics(run["_id"]) for run in calm_runs[::97])
 
 
 def test_a_missing_source_or_the_same_store_is_one_error_line(tmp_path: Path) -> None:
@@ -146,3 +152,19 @@ def test_a_round_trip_sqlite_postgresql_mongodb_sqlite_gives_equal_runs(tmp_path
                 assert back.get_metrics(run_id) == metrics
             assert mongo.get_run(3)["captured_out"] == gridfs_output
             assert mongo_backend.database()["captured_out.files"].count_documents({}) == 1
+
+
+def test_a_run_the_destination_refuses_stops_the_copy_naming_it_and_a_rerun_goes_on(tmp_path: Path, postgres_uri: str) -> None:
+    source_uri = f"sqlite:///{tmp_path}/source.db"
+    with open_store(source_uri) as source:
+        first, refused, last = (_record(source, COMPLETED, index, output=SHORT_OUTPUT, command="x" * (300 if index == 1 else 4)) for index in range(3))
+    stopped = hyperspace(tmp_path, "store", "copy", source_uri, postgres_uri)
+    assert stopped.returncode == 2 and stopped.stderr.count("\n") == 1, stopped.stderr
+    assert stopped.stderr.startswith(f"error: run {refused} of {source_uri} not copied: StringDataRightTruncation: value too long")
+    with open_store(postgres_uri) as destination:
+        assert [run["_id"] for run in destination.list_runs()] == [first], "the runs before it are copied, whole"
+    with sqlite3.connect(tmp_path / "source.db") as fixing:  # PostgreSQL keeps commands of up to 256 characters
+        fixing.execute("UPDATE runs SET command = 'main' WHERE id = ?", (refused,))
+    assert "2 run(s) copied (ids kept), 1 copied before" in _copy(tmp_path, source_uri, postgres_uri).stdout
+    with open_store(postgres_uri) as destination:
+        assert [run["_id"] for run in destination.list_runs()] == [first, refused, last]
