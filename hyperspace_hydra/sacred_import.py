@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from pymongo.errors import PyMongoError
 from hyperspace_hydra import backfill
 from hyperspace_hydra.app import App, plain, task_config
 from hyperspace_hydra.config import UnresolvedTarget, config_hash, fill_defaults, to_plain, walk_target
-from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.errors import HyperspaceError, one_line
 from hyperspace_hydra.settings import effective_settings, redact_credentials
 from hyperspace_hydra.store import FINAL_STATUSES, Store
 from hyperspace_hydra.store.base import Condition, FinishedRun
@@ -67,12 +68,13 @@ class ClassKeys:
 @dataclass
 class ImportReport:
     """What an import did: ``imported`` maps Sacred ids to new run ids; ``already_imported`` and
-    ``unfinished`` count the Sacred runs left out; ``unresolved`` says which class names got no ``_target_``."""
+    ``unfinished`` count the Sacred runs left out; ``unresolved`` counts the imported runs per class
+    name that got no ``_target_`` (a line saying which, where, and why)."""
 
     imported: dict[int | str, int] = field(default_factory=dict)
     already_imported: int = 0
     unfinished: list[int | str] = field(default_factory=list)
-    unresolved: list[str] = field(default_factory=list)
+    unresolved: Counter[str] = field(default_factory=Counter)
 
 
 # Reading Sacred's FileStorageObserver directories
@@ -258,7 +260,7 @@ def run_document(run: SacredRun, source: str, options: ImportOptions) -> tuple[d
     }  # fmt: skip
     if options.study is not None:
         document = _as_study_run(document, options.study, options.task)
-    return document, [f"Sacred run {run.sacred_id}: {problem}" for problem in unresolved]
+    return document, unresolved
 
 
 def _as_study_run(document: dict[str, Any], study: StudyContext, task: str | None) -> dict[str, Any]:
@@ -293,11 +295,9 @@ def _seed(config: Mapping[str, Any]) -> int | None:
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
-def import_runs(
-    store: Store, runs: Iterable[SacredRun], source: str, options: ImportOptions, progress: Callable[[str], None] = lambda _line: None
-) -> ImportReport:
+def import_runs(store: Store, runs: Iterable[SacredRun], source: str, options: ImportOptions) -> ImportReport:
     """Write every finished run of ``runs`` (from ``source``, a redacted URI or an absolute path) that is not in
-    ``store`` yet, each whole in one write; ``progress`` gets a line per run imported.
+    ``store`` yet, each whole in one write.
 
     A run that cannot be read or written stops the import with a :class:`HyperspaceError` naming it;
     the runs before it stay imported, and importing again goes on from there.
@@ -317,15 +317,13 @@ def import_runs(
         except Exception as error:  # noqa: BLE001 - whatever stops one run, the message must name it
             raise _failure(run.sacred_id, source, error) from error
         report.imported[run.sacred_id] = run_id
-        report.unresolved.extend(unresolved)
-        progress(f"Sacred run {run.sacred_id} -> run {run_id} ({document['status']})")
+        report.unresolved.update(unresolved)
     return report
 
 
 def _failure(sacred_id: int | str, source: str, error: Exception) -> HyperspaceError:
-    reason = error if isinstance(error, HyperspaceError) else f"{type(error).__name__}: {' '.join(str(error).split())}"
     return HyperspaceError(
-        f"Sacred run {sacred_id} of {source}: {reason}; the runs before it are imported, and importing again goes on from there"
+        f"Sacred run {sacred_id} of {source}: {one_line(error)}; the runs before it are imported, and importing again goes on from there"
     )
 
 
@@ -335,13 +333,13 @@ def _imported_ids(store: Store, source: str) -> set[int | str]:
     return {run["info"]["sacred_id"] for run in runs}
 
 
-def import_sacred(store: Store, source: str, options: ImportOptions, progress: Callable[[str], None] = lambda _line: None) -> ImportReport:
+def import_sacred(store: Store, source: str, options: ImportOptions) -> ImportReport:
     """Import the Sacred runs of ``source``: a FileStorageObserver directory or a ``mongodb://`` URI of a
     database that Sacred's MongoObserver wrote (see :func:`import_runs`)."""
     if source.startswith(_MONGO_SCHEMES):
         database = open_mongo_source(source)
         try:
-            return import_runs(store, mongo_runs(database), redact_credentials(source), options, progress)
+            return import_runs(store, mongo_runs(database), redact_credentials(source), options)
         except PyMongoError as error:
             raise HyperspaceError(
                 f"reading Sacred database {redact_credentials(source)} failed: {' '.join(str(error).split()[:30])}; "
@@ -354,4 +352,4 @@ def import_sacred(store: Store, source: str, options: ImportOptions, progress: C
         raise HyperspaceError(
             f"{source} is neither a directory (Sacred's FileStorageObserver) nor a mongodb:// URI (Sacred's MongoObserver)"
         )
-    return import_runs(store, file_storage_runs(directory.resolve()), str(directory.resolve()), options, progress)
+    return import_runs(store, file_storage_runs(directory.resolve()), str(directory.resolve()), options)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.errors import HyperspaceError, one_line
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import FINAL_STATUSES, Store
 from hyperspace_hydra.store.base import RUN_FIELDS, Condition, FinishedRun
@@ -122,18 +122,11 @@ def _copy_one(destination: Store, run: dict[str, Any], copy: FinishedRun, origin
     try:
         [run_id] = destination.add_finished_runs([copy])
     except Exception as error:  # noqa: BLE001 - whatever stops one run, the message must name it
-        reason = error if isinstance(error, HyperspaceError) else _database_error(error)
-        raise _failure(run["_id"], origin, reason) from error
+        raise _failure(run["_id"], origin, one_line(error)) from error
     return run_id
 
 
-def _database_error(error: Exception) -> str:
-    """What the database said, on one line (a driver's own error, not the statement around it)."""
-    original = getattr(error, "orig", None) or error
-    return f"{type(original).__name__}: {' '.join(str(original).split())}"
-
-
-def _failure(run_id: int, origin: str, reason: object) -> HyperspaceError:
+def _failure(run_id: int, origin: str, reason: str) -> HyperspaceError:
     return HyperspaceError(f"run {run_id} of {origin} not copied: {reason}; the runs before it are copied, and copying again goes on from there")
 
 

@@ -72,7 +72,8 @@ def test_file_storage_runs_are_imported_whole_as_runs_of_the_study(probe_study: 
     args = ("import", "sacred", str(sacred_dir), "--store", store_uri, "--app", "probe.run", "--task", "legacy_task", "--target-prefix", "probe.model.")
     imported = hyperspace(probe_study, *args)
     assert imported.returncode == 0, imported.stderr
-    assert "Sacred run 1: other.className='Missing': probe.model.Missing does not resolve" in imported.stdout
+    missing = "other.className='Missing': probe.model.Missing does not resolve (probe.model has no attribute or submodule 'Missing'); left as it is"
+    assert f"{missing} (in 2 run(s))" in imported.stdout.splitlines()
     assert imported.stdout.splitlines()[-1] == "2 run(s) imported, 0 already imported before"
 
     with open_store(store_uri) as store:
@@ -153,10 +154,8 @@ def test_mongo_observer_runs_are_imported_whole_and_the_source_is_only_read(
     monkeypatch.syspath_prepend(str(probe_study))  # the study's code, where class names resolve
     with open_store(f"sqlite:///{tmp_path}/imported.db") as store:
         report = import_runs(store, mongo_runs(database), uri, ImportOptions(task="legacy_task", class_keys=CLASS_KEYS))
-        assert report.imported == {1: 1, 2: 2} and report.unresolved == [
-            "Sacred run 1: other.className='Missing': probe.model.Missing does not resolve (probe.model has no attribute or submodule 'Missing'); left as it is",
-            "Sacred run 2: other.className='Missing': probe.model.Missing does not resolve (probe.model has no attribute or submodule 'Missing'); left as it is",
-        ]
+        missing = "other.className='Missing': probe.model.Missing does not resolve (probe.model has no attribute or submodule 'Missing'); left as it is"
+        assert report.imported == {1: 1, 2: 2} and report.unresolved == {missing: 2}
         for sacred in database.runs.find():
             run = store.get_run(report.imported[sacred["_id"]])
             for field in ("command", "host", "status", "meta", "resources", "format", "fail_trace", "captured_out"):

@@ -39,8 +39,8 @@ def _import_sacred(args: argparse.Namespace) -> None:
 
 
 def _print(report: ImportReport) -> None:
-    for problem in report.unresolved:
-        print(problem)
+    for problem, runs in report.unresolved.items():
+        print(f"{problem} (in {runs} run(s))")
     if report.unfinished:
         print(f"not finished in Sacred, not imported: run(s) {', '.join(map(str, report.unfinished))}")
     print(f"{len(report.imported)} run(s) imported, {report.already_imported} already imported before")
