@@ -62,13 +62,14 @@ def bulk_insert(uri: str, runs: list[dict[str, Any]], metrics: list[dict[str, An
 
 
 COPY_REPORTING_PEAK_RSS = (
-    "import resource, sys\n"
+    "import re, sys\n"
     "from hyperspace_hydra.cli import main\n"
     "status = main(['store', 'copy', *sys.argv[1:]])\n"
-    "print('peak_rss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "print('peak_rss_kb', re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1), file=sys.stderr)\n"
     "sys.exit(status)\n"
 )
-"""``hyperspace store copy SRC DST`` as the command runs it, then its own peak resident memory on stderr's last line."""
+"""``hyperspace store copy SRC DST`` as the command runs it, then its peak resident memory on stderr's last line:
+VmHWM, the high-water mark of this process's own memory (ru_maxrss would start from the forking parent's size)."""
 
 
 def copy_seconds_and_peak_rss(source: str, destination: str) -> tuple[float, float]:
