@@ -337,6 +337,10 @@ def import_sacred(store: Store, source: str, options: ImportOptions) -> ImportRe
     """Import the Sacred runs of ``source``: a FileStorageObserver directory or a ``mongodb://`` URI of a
     database that Sacred's MongoObserver wrote (see :func:`import_runs`)."""
     if source.startswith(_MONGO_SCHEMES):
+        if redact_credentials(source) == redact_credentials(store.uri):
+            raise HyperspaceError(
+                f"{redact_credentials(source)} is the store itself: its Sacred runs are listed as they are; importing them in place is not supported yet"
+            )
         database = open_mongo_source(source)
         try:
             return import_runs(store, mongo_runs(database), redact_credentials(source), options)

@@ -20,9 +20,11 @@ from sacred import Experiment
 from sacred.observers import FileStorageObserver, MongoObserver
 from test_store_contract import MONGO_SERVER_ENV
 
+from hyperspace_hydra import HyperspaceError
 from hyperspace_hydra.config import config_hash
-from hyperspace_hydra.sacred_import import ClassKeys, ImportOptions, import_runs, mongo_runs
+from hyperspace_hydra.sacred_import import ClassKeys, ImportOptions, import_runs, import_sacred, mongo_runs
 from hyperspace_hydra.store import COMPLETED, FAILED, open_store
+from hyperspace_hydra.store.mongo import MongoStore
 
 mongomock.gridfs.enable_gridfs_integration()
 
@@ -249,3 +251,17 @@ def test_imported_runs_that_match_the_search_are_its_history(probe_study: Path, 
     searched = run_app(probe_study, "probe.run", *search)
     assert searched.returncode == 0, searched.stderr
     assert "1 past run(s) as history, 1 excluded (1: message differs)" in searched.stdout + searched.stderr
+
+
+def test_a_database_sacred_wrote_opens_as_a_store_whose_runs_are_listed_without_task_or_hash(tmp_path: Path) -> None:
+    client = mongomock.MongoClient()
+    database = client["sacred"]
+    run_sacred_experiments(MongoObserver.create_from(database.runs, gridfs.GridFS(database), metrics_collection=database.metrics))
+    store = MongoStore("mongodb://localhost/sacred", client=client)
+    runs = store.list_runs()
+    assert [(run["_id"], run["status"], run["task"], run["config_hash"]) for run in runs] == [(1, COMPLETED, None, None), (2, FAILED, None, None)]
+    assert runs[0]["config"] == {**SACRED_CONFIG, "seed": runs[0]["config"]["seed"]} and runs[0]["result"] == {"score": 0.2, "depth": 12}
+    assert store.get_metrics(1)["loss"]["values"] == [1.0, 0.5, 1 / 3]
+    assert store.start_run({}) == 3, "new runs continue after Sacred's ids"
+    with pytest.raises(HyperspaceError, match="is the store itself: its Sacred runs are listed as they are; importing them in place is not supported yet"):
+        import_sacred(store, "mongodb://localhost/sacred", ImportOptions())
