@@ -190,6 +190,9 @@ def test_a_damaged_sacred_run_stops_the_import_naming_it_and_a_rerun_goes_on(pro
     assert failed.stderr.startswith(f"error: Sacred run 2 of {sacred_dir}: ValueError: {sacred_dir}/2/run.json is not valid JSON")
     with open_store(store_uri) as store:
         assert [run["info"]["sacred_id"] for run in store.list_runs()] == [1]
+    (sacred_dir / "2" / "run.json").write_text(good_run.replace('"status": "FAILED"', '"status": "RUNNING"'))
+    unfinished = hyperspace(probe_study, "import", "sacred", str(sacred_dir), "--store", store_uri)
+    assert unfinished.stdout.splitlines()[-2:] == ["not finished in Sacred, not imported: run(s) 2", "0 run(s) imported, 1 already imported before"]
     (sacred_dir / "2" / "run.json").write_text(good_run)
     resumed = hyperspace(probe_study, "import", "sacred", str(sacred_dir), "--store", store_uri)
     assert resumed.stdout.splitlines()[-1] == "1 run(s) imported, 1 already imported before"
