@@ -5,7 +5,8 @@ run documents last), so an interrupted copy leaves only whole runs, and copying 
 what is missing: every copy names its original in ``info.copied_from`` (the source store's URI
 without its password, the run's id there, and the job and sweep it belonged to, which are not
 copied). Into a store that holds nothing but copies of the same source with their ids, runs keep
-their ids; otherwise they get new ones. Sources are only read, a page of runs at a time.
+their ids; otherwise they get new ones. Sources are only read (the command opens them read-only), a page
+of runs at a time.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hyperspace_hydra.errors import HyperspaceError, one_line
@@ -174,9 +174,3 @@ def _checksum(runs: Any) -> str:
     for value in sorted(run.config_hash or "" for run in runs):
         digest.update(value.encode() + b"\n")
     return digest.hexdigest()
-
-
-def require_existing_source(uri: str) -> None:
-    """Refuse a SQLite source file that does not exist (opening it would create an empty store)."""
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
-        raise HyperspaceError(f"no store at {uri}: the file {uri[len('sqlite:///'):]} does not exist")

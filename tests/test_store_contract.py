@@ -59,11 +59,11 @@ class Backend:
     in_process: bool = False
     """mongomock: every store object shares the client ``mongo``, which other processes cannot reach."""
 
-    def open(self) -> Store:
-        """A new store object on this store."""
+    def open(self, read_only: bool = False) -> Store:
+        """A new store object on this store (see ``open_store`` for ``read_only``)."""
         if self.in_process:
-            return MongoStore(self.uri, client=self.mongo)
-        return open_store(self.uri)
+            return MongoStore(self.uri, client=self.mongo, read_only=read_only)
+        return open_store(self.uri, read_only=read_only)
 
     def uri_for_other_processes(self) -> str:
         """The store's URI, for tests that open it in several processes (skipped on mongomock)."""
@@ -826,3 +826,32 @@ def test_a_finished_run_needs_a_final_status_known_fields_and_whole_series(store
         with pytest.raises(ValueError):
             store.add_finished_runs([FinishedRun(document, metrics)])
     assert store.list_runs() == []
+
+
+def test_a_store_opened_read_only_is_read_and_refuses_writes_where_the_backend_can(backend: Backend) -> None:
+    with backend.open() as store:
+        run_id = store.start_run({"task": "t"})
+        store.add_metrics(run_id, [MetricPoint("loss", 0, 1.0, NOW)])
+    with backend.open(read_only=True) as reader:
+        assert reader.get_run(run_id)["task"] == "t" and [run["_id"] for run in reader.list_runs(sort="id")] == [run_id]
+        assert reader.get_metrics(run_id)["loss"]["values"] == [1.0]
+        if not backend.uri.startswith("mongodb"):  # MongoDB has no read-only connection
+            with pytest.raises((HyperspaceError, SQLAlchemyError), match="(?i)read-?only"):
+                reader.start_run({"task": "written"})
+    with backend.open() as store:
+        assert [run["task"] for run in store.list_runs()] == ["t"]
+
+
+def test_a_database_that_is_no_store_is_not_made_one_when_opened_read_only(backend: Backend, tmp_path: Path) -> None:
+    if backend.uri.startswith("sqlite"):
+        with pytest.raises(HyperspaceError, match="cannot open store .*unable to open database file"):
+            open_store(f"sqlite:///{tmp_path}/nothing_here.db", read_only=True)
+        assert not (tmp_path / "nothing_here.db").exists()
+    elif backend.uri.startswith("postgresql"):
+        with pytest.raises(HyperspaceError, match="cannot open store"):
+            open_store(backend.uri, read_only=True)
+    else:
+        backend.database().runs.insert_one({"_id": 1, "status": COMPLETED})  # a run Sacred wrote
+        with backend.open(read_only=True) as reader:
+            assert [run["_id"] for run in reader.list_runs()] == [1]
+        assert backend.database().list_collection_names() == ["runs"], "no store collection, counter or index created"

@@ -55,7 +55,11 @@ def test_runs_go_sqlite_to_postgresql_to_sqlite_with_ids_metrics_and_output_and_
         originals = {run_id: source.get_run(run_id) for run_id in (completed, failed, interrupted)}
         metrics = {run_id: source.get_metrics(run_id) for run_id in originals}
 
+    source_bytes = (tmp_path / "source.db").read_bytes()
+    assert not (tmp_path / "source.db-wal").exists(), "all of the source is in its file"
     first = _copy(tmp_path, source_uri, postgres_uri)
+    assert (tmp_path / "source.db").read_bytes() == source_bytes, "the source is only read"
+    assert not (tmp_path / "source.db-wal").exists() or not (tmp_path / "source.db-wal").read_bytes(), "nothing written to its log either"
     assert "3 run(s) copied (ids kept), 0 copied before" in first.stdout
     assert f"not finished, not copied (copy again once they end): run(s) {running}" in first.stdout
     assert "source:      1 completed, 1 failed, 1 interrupted; config hashes sha256 " in first.stdout
@@ -120,7 +124,7 @@ def test_a_copy_stopped_by_ctrl_c_leaves_whole_runs_and_a_rerun_ends_equal_to_an
 
 def test_a_missing_source_or_the_same_store_is_one_error_line(tmp_path: Path) -> None:
     missing = hyperspace(tmp_path, "store", "copy", f"sqlite:///{tmp_path}/typo.db", f"sqlite:///{tmp_path}/new.db")
-    assert missing.returncode == 2 and missing.stderr == f"error: no store at sqlite:///{tmp_path}/typo.db: the file {tmp_path}/typo.db does not exist\n"
+    assert missing.returncode == 2 and missing.stderr == f"error: cannot open store sqlite:///{tmp_path}/typo.db: unable to open database file\n"
     assert not (tmp_path / "typo.db").exists()
     open_store(f"sqlite:///{tmp_path}/s.db").close()
     same = hyperspace(tmp_path, "store", "copy", f"sqlite:///{tmp_path}/s.db", f"sqlite:///{tmp_path}/s.db")
@@ -168,3 +172,14 @@ def test_a_run_the_destination_refuses_stops_the_copy_naming_it_and_a_rerun_goes
     assert "2 run(s) copied (ids kept), 1 copied before" in _copy(tmp_path, source_uri, postgres_uri).stdout
     with open_store(postgres_uri) as destination:
         assert [run["_id"] for run in destination.list_runs()] == [first, refused, last]
+
+
+def test_a_source_of_an_older_schema_is_refused_not_upgraded(tmp_path: Path) -> None:
+    source_uri = f"sqlite:///{tmp_path}/old.db"
+    open_store(source_uri).close()
+    with sqlite3.connect(tmp_path / "old.db") as older:
+        older.execute("UPDATE store_meta SET value = '1' WHERE key = 'schema_version'")
+    refused = hyperspace(tmp_path, "store", "copy", source_uri, f"sqlite:///{tmp_path}/new.db")
+    assert refused.returncode == 2 and "has schema version 1, older than this hyperspace_hydra's 2, and is opened only to be read" in refused.stderr
+    with sqlite3.connect(tmp_path / "old.db") as older:
+        assert older.execute("SELECT value FROM store_meta WHERE key = 'schema_version'").fetchone() == ("1",)

@@ -12,7 +12,7 @@ from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.filters import FORMS, parse_condition, resolve_paths
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import open_store
-from hyperspace_hydra.store_copy import CopyReport, copy_runs, require_existing_source
+from hyperspace_hydra.store_copy import CopyReport, copy_runs
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -46,8 +46,7 @@ def _check(args: argparse.Namespace) -> None:
 
 def _copy(args: argparse.Namespace) -> None:
     where = [parse_condition(text) for text in args.where]
-    require_existing_source(args.source)
-    with open_store(args.source) as source, open_store(args.destination) as destination:
+    with open_store(args.source, read_only=True) as source, open_store(args.destination) as destination:
         where, _sort = resolve_paths(source, where, None)
         columns = (TextColumn("copying runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, transient=False) as progress:

@@ -158,8 +158,11 @@ class MongoStore(Store):
     later: it retries an upsert that lost the race to create a counter.
     """
 
-    def __init__(self, uri: str, client: pymongo.MongoClient | None = None) -> None:
+    def __init__(self, uri: str, client: pymongo.MongoClient | None = None, read_only: bool = False) -> None:
+        """``read_only``: nothing is created or upgraded (see :func:`~hyperspace_hydra.store.open_store`);
+        MongoDB has no read-only connection, so the store's readers are what write nothing."""
         self.uri = uri
+        self._read_only = read_only
         database_name = _database_name(uri)
         self._owns_client = client is None
         self._client = _connect(uri) if client is None else client
@@ -174,12 +177,19 @@ class MongoStore(Store):
     def _open_schema(self) -> None:
         try:
             found = self._schema_version()
+            if found is None and self._read_only:
+                return  # a database no store has used (one Sacred wrote): its runs are read as they are
             if found is None:
                 self._create_schema()
                 found = self._schema_version()
         except PyMongoError as error:
             kind = StoreUnavailableError if isinstance(error, ConnectionFailure) else HyperspaceError
             raise kind(f"cannot open store {redact_credentials(self.uri)}: {_reason(error)}") from error
+        if found < SCHEMA_VERSION and self._read_only:
+            raise HyperspaceError(
+                f"store {redact_credentials(self.uri)} has schema version {found}, older than this hyperspace_hydra's {SCHEMA_VERSION}, "
+                "and is opened only to be read: open it once to write (hyperspace store check --store URI upgrades it)"
+            )
         if found < SCHEMA_VERSION:
             self._upgrade()
         elif found != SCHEMA_VERSION:

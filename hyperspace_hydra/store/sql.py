@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import os
 import sqlite3
+import urllib.parse
 import uuid
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -236,12 +237,14 @@ def _damaged_store(uri: str, damage: str) -> HyperspaceError:
 class SQLStore(Store):
     """A store in one SQL database, reached through SQLAlchemy Core."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, read_only: bool = False) -> None:
+        """``read_only``: see :func:`~hyperspace_hydra.store.open_store`."""
         self.uri = uri
-        self._engine = _connect(uri)
+        self._read_only = read_only
+        self._engine = _connect(uri, read_only)
         self._writer = self._engine.execution_options(hyperspace_write=True)
         try:
-            if uri in _SCHEMA_CHECKED and _database_exists(uri):
+            if read_only or (uri in _SCHEMA_CHECKED and _database_exists(uri)):
                 self._check_schema_version()
             else:
                 self._create_schema()
@@ -249,7 +252,8 @@ class SQLStore(Store):
             self._engine.dispose()
             unavailable = isinstance(error, DBAPIError) and _unavailable(error, self._engine.dialect.name)
             raise (StoreUnavailableError if unavailable else HyperspaceError)(f"cannot open store {redact_credentials(uri)}: {_reason(error)}") from error
-        _SCHEMA_CHECKED.add(uri)
+        if not read_only:
+            _SCHEMA_CHECKED.add(uri)
 
     def _create_schema(self) -> None:
         """Create what is missing: tables, the version row, indexes; an older store is upgraded before its indexes are made."""
@@ -272,6 +276,11 @@ class SQLStore(Store):
             found = connection.execute(
                 sa.select(_store_meta.c.value).where(_store_meta.c.key == "schema_version")
             ).scalar_one()
+        if int(found) < SCHEMA_VERSION and self._read_only:
+            raise HyperspaceError(
+                f"store {redact_credentials(self.uri)} has schema version {found}, older than this hyperspace_hydra's {SCHEMA_VERSION}, "
+                "and is opened only to be read: open it once to write (hyperspace store check --store URI upgrades it)"
+            )
         if int(found) < SCHEMA_VERSION:
             self._upgrade()
         elif int(found) != SCHEMA_VERSION:
@@ -967,15 +976,20 @@ def _database_exists(uri: str) -> bool:
     return not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///"):]).exists()
 
 
-def _connect(uri: str) -> Engine:
-    """An engine for the store; no idle connection of it survives a fork (see :func:`_connect_sqlite`)."""
+def _connect(uri: str, read_only: bool = False) -> Engine:
+    """An engine for the store; no idle connection of it survives a fork (see :func:`_connect_sqlite`).
+    ``read_only``: SQLite opens the file read-only and refuses writes (``query_only``); PostgreSQL's
+    transactions are read-only."""
     if uri.startswith("sqlite:"):
-        return _connect_sqlite(uri)
+        return _connect_sqlite(uri, read_only)
     url = sa.engine.make_url(uri).set(drivername="postgresql+psycopg")
-    return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": _CONNECT_TIMEOUT_SECONDS})
+    connect_args: dict[str, Any] = {"connect_timeout": _CONNECT_TIMEOUT_SECONDS}
+    if read_only:
+        connect_args["options"] = "-c default_transaction_read_only=on"
+    return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=connect_args)
 
 
-def _connect_sqlite(uri: str) -> Engine:
+def _connect_sqlite(uri: str, read_only: bool = False) -> Engine:
     """An engine that keeps its connections between transactions, dropped before every fork.
 
     Opening and closing a connection per transaction cost ~1.5 ms, and closing the last
@@ -987,10 +1001,14 @@ def _connect_sqlite(uri: str) -> Engine:
     (100 by default), and a psycopg connection closed in a child ends the parent's session.
     """
     path = uri[len("sqlite:///"):]
-    if path != ":memory:":
-        _prepare_sqlite_path(uri, path)
-    engine = sa.create_engine(uri, connect_args={"timeout": _BUSY_TIMEOUT_SECONDS})
-    sa.event.listen(engine, "connect", _configure_sqlite_connection)
+    if read_only:
+        engine = sa.create_engine(f"sqlite:///file:{urllib.parse.quote(path)}?mode=ro&uri=true", connect_args={"timeout": _BUSY_TIMEOUT_SECONDS})
+        sa.event.listen(engine, "connect", _configure_read_only_sqlite_connection)
+    else:
+        if path != ":memory:":
+            _prepare_sqlite_path(uri, path)
+        engine = sa.create_engine(uri, connect_args={"timeout": _BUSY_TIMEOUT_SECONDS})
+        sa.event.listen(engine, "connect", _configure_sqlite_connection)
     sa.event.listen(engine, "begin", _begin_sqlite_transaction)
     _pooled_engines.add(engine)
     return engine
@@ -1028,6 +1046,11 @@ def _configure_sqlite_connection(dbapi_connection: sqlite3.Connection, _record: 
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _configure_read_only_sqlite_connection(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    dbapi_connection.isolation_level = None  # transactions are begun by _begin_sqlite_transaction
+    dbapi_connection.execute("PRAGMA query_only=ON")
 
 
 def _begin_sqlite_transaction(connection: Connection) -> None:
