@@ -468,7 +468,7 @@ class MongoStore(Store):
 
         None if the output's file was replaced (by a heartbeat) since ``raw`` was read.
         """
-        document = {"_id": raw["_id"], **{field: raw.get(field) for field in fields}}
+        document = {"_id": raw["_id"], **{field: _plain_ids(raw.get(field)) for field in fields}}
         if raw.get(_OUTPUT_FILE) is not None:
             try:
                 document["captured_out"] = self._outputs.get(raw[_OUTPUT_FILE]).read().decode()
@@ -737,6 +737,18 @@ def _series_by_name(points: Iterable[MetricPoint]) -> dict[str, dict[str, list[A
         entry["values"].append(point.value)
         entry["timestamps"].append(point.timestamp)
     return series
+
+
+def _plain_ids(value: Any) -> Any:
+    """``value`` with every MongoDB ObjectId in it as its string (Sacred's MongoObserver names source and artifact
+    files by theirs): a run document holds plain data, whichever store it comes from."""
+    if isinstance(value, bson.ObjectId):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _plain_ids(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_ids(item) for item in value]
+    return value
 
 
 def _id_is(identifier: int) -> dict[str, Any]:
