@@ -131,6 +131,10 @@ def test_file_storage_runs_are_imported_whole_as_runs_of_the_study(probe_study: 
     for run_id, expected in ((1, f"epoch line {LONG_OUTPUT_LINES - 1} of a long output"), (2, "learning rate too high")):
         shown = hyperspace(probe_study, "runs", "show", str(run_id), "--store", store_uri)
         assert shown.returncode == 0 and expected in shown.stdout
+    difference = json.loads(hyperspace(probe_study, "runs", "diff", "1", "2", "--store", store_uri, "--json").stdout)
+    assert {entry["path"]: entry["values"] for entry in difference["config"]}["lr"] == [0.1, 5.0]
+    report = hyperspace(probe_study, "report", "--store", store_uri, "--app", "probe.run", "-o", str(tmp_path / "report.html"))
+    assert report.returncode == 0 and "learning rate too high" in (tmp_path / "report.html").read_text(), report.stderr
 
 
 @pytest.fixture(params=["mongomock", "mongodb"])
