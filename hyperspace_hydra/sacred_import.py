@@ -34,7 +34,7 @@ from hyperspace_hydra.config import UnresolvedTarget, config_hash, fill_defaults
 from hyperspace_hydra.errors import HyperspaceError, one_line
 from hyperspace_hydra.settings import effective_settings, redact_credentials
 from hyperspace_hydra.store import FINAL_STATUSES, Store
-from hyperspace_hydra.store.base import Condition, FinishedRun
+from hyperspace_hydra.store.base import Condition, FinishedRun, run_pages
 from hyperspace_hydra.tracking import objective_value
 
 SACRED_FIELDS = (
@@ -329,8 +329,8 @@ def _failure(sacred_id: int | str, source: str, error: Exception) -> HyperspaceE
 
 def _imported_ids(store: Store, source: str) -> set[int | str]:
     """The Sacred ids of the runs already imported from ``source``."""
-    runs = store.list_runs(where=[Condition("info.imported_from", "=", source)], fields=["info"])
-    return {run["info"]["sacred_id"] for run in runs}
+    pages = run_pages(store, [Condition("info.imported_from", "=", source)], ["info"])
+    return {run["info"]["sacred_id"] for page in pages for run in page}
 
 
 def import_sacred(store: Store, source: str, options: ImportOptions) -> ImportReport:

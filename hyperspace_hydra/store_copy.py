@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hyperspace_hydra.errors import HyperspaceError, one_line
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import FINAL_STATUSES, Store
-from hyperspace_hydra.store.base import RUN_FIELDS, Condition, FinishedRun
+from hyperspace_hydra.store.base import RUN_FIELDS, Condition, FinishedRun, run_pages
 
 PAGE_RUNS = 200
 """Runs read from a store per query: memory stays bounded by a page, whatever the size of the store."""
@@ -72,7 +72,7 @@ def copy_runs(source: Store, destination: Store, where: Sequence[Condition] = ()
     total = len(source.list_runs(where=where, fields=[]))
     originals: dict[int, _Copy] = {}
     done = 0
-    for page in _pages(source, where, RUN_FIELDS):
+    for page in run_pages(source, where, RUN_FIELDS, PAGE_RUNS):
         missing = _missing(page, copies, originals, report)
         copies.update(_copy_page(source, destination, missing, origin, report.ids_kept))
         report.copied += len(missing)
@@ -130,24 +130,12 @@ def _failure(run_id: int, origin: str, reason: str) -> HyperspaceError:
     return HyperspaceError(f"run {run_id} of {origin} not copied: {reason}; the runs before it are copied, and copying again goes on from there")
 
 
-def _pages(store: Store, where: Sequence[Condition], fields: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
-    """The runs of ``store`` that meet ``where``, in id order, in pages of :data:`PAGE_RUNS`."""
-    last = 0
-    while True:
-        page = store.list_runs(PAGE_RUNS, where=[*where, Condition("id", ">", last)], sort="id", fields=fields)
-        if page:
-            yield page
-        if len(page) < PAGE_RUNS:
-            return
-        last = page[-1]["_id"]
-
-
 def _copies(destination: Store, origin: str) -> dict[int, _Copy]:
     """The runs of ``destination`` copied from ``origin``, by their id there."""
     copied = [Condition(f"info.{COPIED_FROM}.store", "=", origin)]
     return {
         run["info"][COPIED_FROM]["id"]: _Copy(run["_id"], run["status"], run["config_hash"])
-        for page in _pages(destination, copied, ("status", "config_hash", "info"))
+        for page in run_pages(destination, copied, ("status", "config_hash", "info"), PAGE_RUNS)
         for run in page
     }
 

@@ -39,7 +39,7 @@ from hyperspace_hydra.store import (
     open_store,
     sql,
 )
-from hyperspace_hydra.store.base import RUN_FIELDS, STALE_RUN, STALE_RUN_SECONDS, Condition, FinishedRun
+from hyperspace_hydra.store.base import RUN_FIELDS, STALE_RUN, STALE_RUN_SECONDS, Condition, FinishedRun, run_pages
 from hyperspace_hydra.store.mongo import MongoStore
 
 mongomock.gridfs.enable_gridfs_integration()  # lets pymongo's GridFS work on mongomock's databases
@@ -855,3 +855,10 @@ def test_a_database_that_is_no_store_is_not_made_one_when_opened_read_only(backe
         with backend.open(read_only=True) as reader:
             assert [run["_id"] for run in reader.list_runs()] == [1]
         assert backend.database().list_collection_names() == ["runs"], "no store collection, counter or index created"
+
+
+def test_run_pages_reads_every_matching_run_once_in_id_order(store: Store) -> None:
+    ids = [store.start_run({"task": "t" if index % 3 else "other"}) for index in range(7)]
+    pages = list(run_pages(store, [Condition("task", "=", "t")], ["task"], size=2))
+    assert [[run["_id"] for run in page] for page in pages] == [[ids[1], ids[2]], [ids[4], ids[5]]]
+    assert [len(page) for page in run_pages(store, size=3)] == [3, 3, 1]

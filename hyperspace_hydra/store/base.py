@@ -16,7 +16,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -351,6 +351,19 @@ def sort_order(sort: str) -> tuple[str, bool]:
     path = sort.removeprefix("-")
     run_path(path)
     return path, sort.startswith("-")
+
+
+def run_pages(store: Store, where: Sequence[Condition] = (), fields: Sequence[str] | None = None, size: int = 200) -> Iterator[list[dict[str, Any]]]:
+    """The runs of ``store`` that meet ``where`` (only ``fields``, as :meth:`Store.list_runs` reads them), in id
+    order, in pages of ``size``: one query per page, so memory stays bounded whatever the size of the store."""
+    last = 0
+    while True:
+        page = store.list_runs(size, where=[*where, Condition("id", ">", last)], sort="id", fields=fields)
+        if page:
+            yield page
+        if len(page) < size:
+            return
+        last = page[-1]["_id"]
 
 
 class Store(abc.ABC):
