@@ -15,17 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.filters import parse_condition, parse_sort, resolve_paths
-from hyperspace_hydra.results import config_columns, duration_seconds
+from hyperspace_hydra.results import run_rows, run_table
 from hyperspace_hydra.settings import resolve_store_uri
 from hyperspace_hydra.store import Store, open_store
 from hyperspace_hydra.store.base import Condition
 
 if TYPE_CHECKING:
     import pandas
-
-RUN_COLUMNS = ("id", "status", "task", "objective", "duration")
-"""The columns of :func:`runs` before the config columns."""
-
 
 def runs(
     store: Store | str | None = None,
@@ -37,12 +33,14 @@ def runs(
     limit: int | None = None,
     all_columns: bool = False,
 ) -> pandas.DataFrame:
-    """One row per run: id, status, task, objective, duration (seconds), then its config values.
+    """The table of ``hyperspace runs ls``: one row per run with id, status, task, its config
+    values, result (the objective when the run has one, else its whole result) and duration
+    (seconds), under the same column names.
 
     The config columns are those whose values differ among the runs, named by their shortest
-    unique dotted suffix as in ``hyperspace runs ls``; with ``all_columns``, every value of the
-    config (without the ``hyperspace`` settings) under its full dotted path. A config column
-    whose name is also a run column gets ``config.`` in front. ``where`` holds filters in the
+    unique dotted suffix; with ``all_columns``, every value of the config (without the
+    ``hyperspace`` settings) under its full dotted path. A config column whose name is also a
+    run column gets ``config.`` in front. ``where`` holds filters in the
     syntax of ``runs ls --where`` (``"classifier.C<1"``) or :class:`Condition` objects; ``sort``
     and ``limit`` work as in ``runs ls`` (``sort="-result"``: highest objective first). Paths may
     be short names as the columns show them, and a path no run has is an error
@@ -50,17 +48,12 @@ def runs(
     and limiting.
     """
     pandas = _pandas("runs")
-    selection = {"task": task, "sweep_id": sweep, "status": status}
     with _opened(store) as opened:
-        conditions, order = resolve_paths(opened, _conditions(where), parse_sort(sort) if sort else None, **selection)
-        found = opened.list_runs(limit, where=conditions, sort=order, **selection)
-    names, configs = config_columns(found, every=all_columns)
-    names = [f"config.{name}" if name in RUN_COLUMNS else name for name in names]
-    rows = [
-        [run["_id"], run["status"], run.get("task"), run.get("objective"), duration_seconds(run), *config.values()]
-        for run, config in zip(found, configs)
-    ]
-    return pandas.DataFrame(rows, columns=[*RUN_COLUMNS, *names])
+        conditions, order = resolve_paths(opened, _conditions(where), parse_sort(sort) if sort else None, task=task, sweep_id=sweep, status=status)
+        found = opened.list_runs(limit, where=conditions, sort=order, task=task, sweep_id=sweep, status=status)
+    names, rows = run_rows(found, every=all_columns)
+    header, cells = run_table(rows, names)
+    return pandas.DataFrame(cells, columns=header)
 
 
 def metrics(run_id: int, store: Store | str | None = None) -> pandas.DataFrame:

@@ -110,7 +110,7 @@ def task_config(config: DictConfig) -> DictConfig:
 def task_data(config: DictConfig) -> dict[str, Any]:
     """``plain(task_config(config))``, without copying the ``hydra`` node first (~10x cheaper:
     recording and the worker's allowlist check read every job's task config this way)."""
-    return plain(OmegaConf.masked_copy(config, [key for key in config if key != "hydra"]))
+    return plain(OmegaConf.masked_copy(config, [str(key) for key in config if key != "hydra"]))
 
 
 def load_app(module: str) -> App:
@@ -142,9 +142,18 @@ def _hydra_main_arguments(value: Any) -> dict[str, Any] | None:
     return {name: cells[name].cell_contents for name in ("task_function", "config_path", "config_name")}
 
 
-def compose(app: str, overrides: Sequence[str] = ()) -> DictConfig:
-    """The config a worker would run for ``overrides`` of the study app ``app`` (without the ``hydra`` node)."""
-    return task_config(load_app(app).compose(overrides))
+def compose(app: str, overrides: Sequence[str] = (), complete: bool = False) -> DictConfig:
+    """The config a worker would run for ``overrides`` of the study app ``app`` (without the ``hydra`` node).
+
+    With ``complete``, the config as a run of it is stored (``runs show``): every parameter a
+    ``_target_`` takes from its code defaults filled in, and the ``hyperspace`` settings in effect.
+    """
+    config = load_app(app).compose(overrides)
+    if complete:
+        from hyperspace_hydra.identity import given_and_complete  # identity builds on this module
+
+        return OmegaConf.create(given_and_complete(config)[1])
+    return task_config(config)
 
 
 def _one_line(error: BaseException) -> str:

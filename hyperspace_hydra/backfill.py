@@ -59,6 +59,8 @@ def _flat(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def apply(store: Store, run: Mapping[str, Any], item: BackfillPlan) -> None:
     """Write the added parameters of ``item`` into ``run``, keeping its first original config in ``info.backfill``."""
+    if item.run_id is None:
+        raise ValueError("a backfill plan of a run that is in no store cannot be applied to one")
     store.rewrite_config(item.run_id, item.config, config_hash(item.config), backfilled_info(run, item))
 
 

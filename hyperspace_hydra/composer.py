@@ -28,9 +28,9 @@ from hydra.core.config_loader import ConfigLoader
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf, ValueNode, open_dict
+from omegaconf import DictConfig, Node, OmegaConf, ValueNode, open_dict
 
-from hyperspace_hydra.overrides import format_override
+from hyperspace_hydra.overrides import format_override, override_text
 
 Compose = Callable[[list[str]], DictConfig]
 """Composes the full config (with its ``hydra`` node) of one job from its overrides."""
@@ -95,7 +95,7 @@ class SweepComposer:
         if any(_overlaps(key, other) for index, key in enumerate(keys) for other in keys[index + 1:]):
             return _Job(parsed, [], None)
         values = [override for override in parsed if self._sets_a_value(override)]
-        shape = tuple(f"{override.key_or_group}=" if override in values else f"={override.input_line}" for override in parsed)
+        shape = tuple(f"{override.key_or_group}=" if override in values else f"={override_text(override)}" for override in parsed)
         return _Job(parsed, values, shape)
 
     def _sets_a_value(self, override: Override) -> bool:
@@ -127,7 +127,7 @@ def _with_values(base: DictConfig, job: _Job) -> DictConfig | None:
     except Exception:  # noqa: BLE001 - in any doubt compose in full, which reports Hydra's own error
         return None
     task_overrides = [override for override in job.overrides if not override.is_hydra_override()]
-    config.hydra.overrides.task = [override.input_line for override in task_overrides]
+    config.hydra.overrides.task = [override_text(override) for override in task_overrides]
     naming = config.hydra.job.config.override_dirname
     config.hydra.job.override_dirname = get_overrides_dirname(
         overrides=task_overrides, kv_sep=naming.kv_sep, item_sep=naming.item_sep, exclude_keys=naming.exclude_keys
@@ -137,7 +137,7 @@ def _with_values(base: DictConfig, job: _Job) -> DictConfig | None:
 
 def _is_plain_leaf(config: DictConfig, key: str) -> bool:
     """Whether ``key`` holds a plain value (no interpolation) reached through plain dict nodes."""
-    node = config
+    node: Node | None = config
     for part in key.split("."):
         if not isinstance(node, DictConfig) or node._is_missing() or node._is_none() or node._is_interpolation():
             return False

@@ -31,10 +31,11 @@ from omegaconf import DictConfig, open_dict
 from hyperspace_hydra.app import task_config
 from hyperspace_hydra.composer import SweepComposer, group_lookup
 from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.identity import app_name
 from hyperspace_hydra.queue import enqueue, task_job
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import NewJob, open_store
-from hyperspace_hydra.tracking import app_name, store_uri_for
+from hyperspace_hydra.tracking import store_uri_for
 
 log = logging.getLogger("hyperspace_hydra")
 
@@ -69,6 +70,9 @@ def enqueue_sweep(
         result = enqueue(store, study, jobs, "grid", dedupe=dedupe, max_attempts=max_attempts)
     on_interrupt.enqueued_sweep, on_interrupt.writing = result.sweep_id, False
     returns = [_job_return(*job) for job in zip(job_configs, task_configs, job_overrides, result.job_ids)]
+    if result.sweep_id is None:
+        log.info(f"Nothing enqueued in {redact_credentials(uri)}: all {result.skipped} jobs duplicate queued, running or completed work")
+        return returns
     skipped = f", {result.skipped} skipped as duplicates of queued, running or completed work" if result.skipped else ""
     log.info(f"Enqueued {len(result.enqueued)} jobs as sweep {result.sweep_id} in {redact_credentials(uri)}{skipped}")
     log.info(f"Follow it: hyperspace queue wait {result.sweep_id}   Work it: hyperspace worker --app {study}")

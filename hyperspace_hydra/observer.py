@@ -1,4 +1,4 @@
-"""A Sacred observer that writes the run life cycle into a :class:`Store`.
+"""An observer of Sacred's kind that writes the run life cycle into a :class:`Store`.
 
 The events and their arguments are Sacred's (``started``, ``heartbeat``,
 ``completed``, ``interrupted``, ``failed``, ``log_metrics``); the document written is
@@ -12,16 +12,18 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sacred.observers.base import RunObserver
-
 from hyperspace_hydra.config import to_plain
 from hyperspace_hydra.store import COMPLETED, FAILED, INTERRUPTED, Claim, MetricPoint, Store
 
 DOCUMENT_FORMAT = "hyperspace-1 (MongoObserver-0.7.0 compatible)"
 
 
-class StoreObserver(RunObserver):
+class StoreObserver:
     """Records one run in ``store``; ``run_id`` is known after :meth:`started_event`.
+
+    It has the events of Sacred's ``RunObserver`` that a recorded job sends, without
+    subclassing it: importing Sacred costs half a second (it probes for pandas and
+    more), which every ``hyperspace`` command would pay.
 
     As in Sacred, the caller sends a last heartbeat (full captured output, info)
     right before the final event; sent with :meth:`hold_heartbeat`, it is written in

@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from hydra.core.override_parser.types import Override
+
 _UNQUOTED = re.compile(r"[A-Za-z_/][\w./:-]*\Z")
 _KEYWORDS = frozenset({"null", "true", "false", "inf", "nan"})
 
@@ -97,3 +99,10 @@ def fixed_override_values(overrides: Sequence[str]) -> dict[str, Any]:
         for override in parsed
         if not override.is_delete() and not override.is_sweep_override()
     }
+
+
+def override_text(override: Override) -> str:
+    """The text ``override`` was parsed from (Hydra types it optional; an override parsed from a string has it)."""
+    if override.input_line is None:
+        raise ValueError(f"the override {override} was not parsed from text")
+    return override.input_line

@@ -20,10 +20,10 @@ from omegaconf.errors import InterpolationResolutionError
 from hyperspace_hydra.app import App, load_app
 from hyperspace_hydra.config import config_hash
 from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.identity import given_and_complete, task_given_and_complete
 from hyperspace_hydra.overrides import choice_overrides, grid_overrides, merge_overrides
 from hyperspace_hydra.settings import effective_settings, redact_credentials, resolve_store_uri
 from hyperspace_hydra.store import EnqueueResult, NewJob, Store, open_store
-from hyperspace_hydra.tracking import given_and_complete, task_given_and_complete
 
 
 def new_job(config: DictConfig, overrides: Sequence[str], output_dir: str | None = None, priority: int = 0) -> NewJob:

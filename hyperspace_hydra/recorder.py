@@ -18,9 +18,6 @@ import traceback
 from collections.abc import Mapping
 from typing import Any, Callable
 
-from sacred.stdout_capturing import get_stdcapturer
-from sacred.utils import apply_backspaces_and_linefeeds
-
 from hyperspace_hydra.metric_buffer import MetricBuffer
 from hyperspace_hydra.observer import StoreObserver
 from hyperspace_hydra.store import INTERRUPTED
@@ -61,6 +58,8 @@ class RunRecorder:
     def start(self, start_info: Mapping[str, Any]) -> int:
         """Write the RUNNING run (``start_info`` holds started_event's arguments), start capture and heartbeats."""
         global _active
+        from sacred.stdout_capturing import get_stdcapturer  # see StoreObserver: Sacred loads only in a recorded job
+
         run_id = self.observer.started_event(**start_info, _id=None)
         _, capturer = get_stdcapturer(self._capture_mode)
         self._output = self._exit_stack.enter_context(capturer())
@@ -121,6 +120,8 @@ class RunRecorder:
 
     def _captured_output(self) -> str:
         """All output captured so far, as a terminal would show it."""
+        from sacred.utils import apply_backspaces_and_linefeeds
+
         self._captured += self._output.get() or ""
         return apply_backspaces_and_linefeeds(self._captured)
 

@@ -1,44 +1,110 @@
 """``hyperspace report``: one self-contained HTML file about a set of runs (plotly, opens offline).
 
-Sections: the runs table (varying config columns, as ``runs ls``), the objective against
-each varying parameter, a parallel-coordinates view of the numeric parameters and the
-objective, the metric curves of the best runs, and the failures grouped by error.
+Sections, in this order: the best run with the commands that reproduce it; the objective
+against each varying parameter (a log axis for a parameter a search sampled on a log scale);
+a parallel-coordinates view of the numeric parameters and the objective; the metric curves
+of the best runs; the runs table (varying config columns as ``runs ls``, best first, sorted
+by clicking a column, at most :data:`TABLE_ROWS` rows with a note); the failures grouped by
+error.
 """
 
 from __future__ import annotations
 
 import html
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hyperspace_hydra.results import run_rows, short_target
+from hyperspace_hydra.reproduce import reproduce_commands
+from hyperspace_hydra.results import run_rows, run_table, short_target
 from hyperspace_hydra.store import COMPLETED, Store
+from hyperspace_hydra.store.base import last_error_line
 
+TABLE_ROWS = 500
+"""Rows of the runs table at most; the note under it says how many runs it leaves out."""
 _BEST_CURVES = 5
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2.5rem; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.85rem; } td, th { padding: 0.25rem 0.6rem; border-bottom: 1px solid #eee; text-align: left; }
 th { background: #f5f5f5; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.sortable th { cursor: pointer; } th[data-order="asc"]::after { content: " ▲"; } th[data-order="desc"]::after { content: " ▼"; }
+pre { background: #f7f7f7; padding: 0.6rem; overflow-x: auto; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 1rem; }
+"""
+_SORTING = """
+function hsCompare(a, b) {
+  const x = parseFloat(a), y = parseFloat(b);
+  return !isNaN(x) && !isNaN(y) ? x - y : a.localeCompare(b);
+}
+document.querySelectorAll("table.sortable").forEach(table => {
+  table.querySelectorAll("th").forEach((th, column) => th.addEventListener("click", () => {
+    const ascending = th.dataset.order !== "asc";
+    table.querySelectorAll("th").forEach(other => delete other.dataset.order);
+    th.dataset.order = ascending ? "asc" : "desc";
+    const value = row => row.cells[column].dataset.value ?? row.cells[column].textContent;
+    const rows = [...table.tBodies[0].rows].sort((a, b) => hsCompare(value(a), value(b)) * (ascending ? 1 : -1));
+    table.tBodies[0].append(...rows);
+  }));
+});
 """
 
 
 def write_report(store: Store, runs: Sequence[Mapping[str, Any]], path: Path, title: str, maximize: bool) -> None:
     """Write the report about ``runs`` (as the store returns them) to ``path``."""
-    columns, rows = run_rows(runs)
+    columns, unordered = run_rows(runs)
+    rows = _best_first(unordered, maximize)
+    log_columns = _log_scaled_columns(store, runs, columns)
     sections = [
         f"<h1>{html.escape(title)}</h1><p>{len(runs)} run(s), {sum(run['status'] == COMPLETED for run in runs)} completed.</p>",
+        "<h2>Best run</h2>" + _best_run(runs, rows),
+        "<h2>Objective against each varying parameter</h2>" + _parameter_plots(columns, rows, log_columns),
+        "<h2>Parallel coordinates</h2>" + _parallel_coordinates(columns, rows, log_columns),
+        f"<h2>Metric curves of the {_BEST_CURVES} best runs</h2>" + _best_curves(store, rows),
         "<h2>Runs</h2>" + _runs_table(columns, rows),
-        "<h2>Objective against each varying parameter</h2>" + _parameter_plots(columns, rows),
-        "<h2>Parallel coordinates</h2>" + _parallel_coordinates(columns, rows),
-        f"<h2>Metric curves of the {_BEST_CURVES} best runs</h2>" + _best_curves(store, rows, maximize),
         "<h2>Failures by error</h2>" + _failures(runs),
     ]
-    page = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{_STYLE}</style>{_plotly_script()}</head><body>{''.join(sections)}</body></html>"
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{_STYLE}</style>{_plotly_script()}</head>"
+        f"<body>{''.join(sections)}<script>{_SORTING}</script></body></html>"
+    )
     path.write_text(page, encoding="utf-8")
+
+
+def _best_first(rows: Sequence[Mapping[str, Any]], maximize: bool) -> list[Mapping[str, Any]]:
+    """Scored rows best first, then the others in the store's order."""
+    scored = sorted(_scored(rows), key=lambda row: row["result"], reverse=maximize)
+    scored_ids = {row["id"] for row in scored}
+    return [*scored, *(row for row in rows if row["id"] not in scored_ids)]
+
+
+def _log_scaled_columns(store: Store, runs: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> set[str]:
+    """The config columns of parameters that a search sweep of these runs sampled on a log scale."""
+    from hyperspace_hydra.hpo.tuner import SearchSpec
+
+    logged: set[str] = set()
+    for sweep_id in {run["sweep_id"] for run in runs if run.get("sweep_id") is not None}:
+        sweep = store.get_sweep(sweep_id)
+        if sweep["kind"] == "search" and sweep.get("spec"):
+            space = SearchSpec.from_json(sweep["spec"]).space
+            logged |= {name for name, distribution in space.items() if getattr(distribution, "log", False)}
+    return {column for column in columns for path in logged if path == column or path.endswith(f".{column}")}
+
+
+def _best_run(runs: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]]) -> str:
+    scored = _scored(rows)
+    if not scored:
+        return "<p>No run has an objective yet.</p>"
+    best = scored[0]
+    [run] = [run for run in runs if run["_id"] == best["id"]]
+    overrides = " ".join(run.get("overrides") or []) or "(no overrides)"
+    commands = "\n".join(reproduce_commands(run))
+    return (
+        f"<p>Run {best['id']}: objective <b>{best['result']:.6g}</b> with {html.escape(overrides)}.</p>"
+        f"<p>Reproduce it:</p><pre>{html.escape(commands)}</pre>"
+    )
 
 
 def _plotly_script() -> str:
@@ -53,18 +119,17 @@ def _figure_html(figure: Any) -> str:
 
 
 def _runs_table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
-    header = "".join(f"<th>{html.escape(name)}</th>" for name in ["id", "status", "task", *columns, "result", "duration"])
-    body = "".join(
-        "<tr>" + "".join(_cell(value) for value in [row["id"], row["status"], row["task"], *row["config"].values(), row["result"], row["duration"]]) + "</tr>"
-        for row in rows
-    )
-    return f"<table><tr>{header}</tr>{body}</table>"
+    header, cells = run_table(rows[:TABLE_ROWS], columns)
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in header)
+    body = "".join("<tr>" + "".join(_cell(value) for value in row) + "</tr>" for row in cells)
+    note = f"<p>The {TABLE_ROWS} best of {len(rows)} runs; narrow the report with --where, --task or --sweep to see others.</p>" if len(rows) > TABLE_ROWS else ""
+    return f"<table class='sortable'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
 
 
 def _cell(value: Any) -> str:
     value = short_target(value)
     if isinstance(value, float):
-        return f"<td class='num'>{value:.4g}</td>"
+        return f"<td class='num' data-value='{value!r}'>{value:.4g}</td>"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"<td class='num'>{value}</td>"
     return f"<td>{html.escape('-' if value is None else str(value))}</td>"
@@ -74,7 +139,7 @@ def _scored(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [row for row in rows if isinstance(row["result"], (int, float)) and not isinstance(row["result"], bool)]
 
 
-def _parameter_plots(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+def _parameter_plots(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], log_columns: set[str]) -> str:
     import plotly.graph_objects as go
 
     scored = _scored(rows)
@@ -85,6 +150,8 @@ def _parameter_plots(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) 
         values = [_axis_value(row["config"].get(name)) for row in scored]
         figure = go.Figure(go.Scatter(x=values, y=[row["result"] for row in scored], mode="markers", text=[f"run {row['id']}" for row in scored]))
         figure.update_layout(title=name, xaxis_title=name, yaxis_title="objective")
+        if name in log_columns:
+            figure.update_xaxes(type="log")
         plots.append(_figure_html(figure))
     return f"<div class='grid'>{''.join(plots)}</div>"
 
@@ -93,23 +160,30 @@ def _axis_value(value: Any) -> Any:
     return short_target(value) if isinstance(value, (int, float, str)) or value is None else str(value)
 
 
-def _parallel_coordinates(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+def _parallel_coordinates(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], log_columns: set[str]) -> str:
     import plotly.graph_objects as go
 
     scored = _scored(rows)
     numeric = [name for name in columns if scored and all(isinstance(row["config"].get(name), (int, float)) for row in scored)]
     if not numeric:
         return "<p>No numeric varying parameter.</p>"
-    dimensions = [{"label": name, "values": [row["config"][name] for row in scored]} for name in numeric]
+    dimensions = [_dimension(name, [row["config"][name] for row in scored], name in log_columns) for name in numeric]
     objective = [row["result"] for row in scored]
     figure = go.Figure(go.Parcoords(line={"color": objective, "colorscale": "Viridis", "showscale": True}, dimensions=[*dimensions, {"label": "objective", "values": objective}]))
     return _figure_html(figure)
 
 
-def _best_curves(store: Store, rows: Sequence[Mapping[str, Any]], maximize: bool) -> str:
+def _dimension(name: str, values: list[float], log: bool) -> dict[str, Any]:
+    """A parallel-coordinates axis; a log-scaled parameter as log10 of its values (Parcoords has no log axis)."""
+    if log and all(value > 0 for value in values):
+        return {"label": f"log10 {name}", "values": [math.log10(value) for value in values]}
+    return {"label": name, "values": values}
+
+
+def _best_curves(store: Store, rows: Sequence[Mapping[str, Any]]) -> str:
     import plotly.graph_objects as go
 
-    best = sorted(_scored(rows), key=lambda row: row["result"], reverse=maximize)[:_BEST_CURVES]
+    best = _scored(rows)[:_BEST_CURVES]
     curves: dict[str, Any] = defaultdict(go.Figure)
     for row in best:
         for name, series in store.get_metrics(row["id"]).items():
@@ -125,7 +199,7 @@ def _failures(runs: Sequence[Mapping[str, Any]]) -> str:
     groups: dict[str, list[int]] = defaultdict(list)
     for run in runs:
         if run["status"] != COMPLETED and run.get("fail_trace"):
-            groups[_error_line(run["fail_trace"])].append(run["_id"])
+            groups[last_error_line(run["fail_trace"]) or "(no trace)"].append(run["_id"])
     if not groups:
         return "<p>No failed run.</p>"
     body = "".join(
@@ -133,9 +207,3 @@ def _failures(runs: Sequence[Mapping[str, Any]]) -> str:
         for error, ids in sorted(groups.items(), key=lambda item: -len(item[1]))
     )
     return f"<table><tr><th>runs</th><th>error</th><th>run ids</th></tr>{body}</table>"
-
-
-def _error_line(trace: Sequence[str]) -> str:
-    """The last non-empty line of a trace: the exception and its message."""
-    lines = [line.strip() for line in "".join(trace).splitlines() if line.strip()]
-    return lines[-1] if lines else "(no trace)"

@@ -108,15 +108,17 @@ def config_columns(
     return [names[key] for key in keys], [{names[key]: config.get(key) for key in keys} for config in flat]
 
 
-def run_rows(runs: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
+def run_rows(
+    runs: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None, every: bool = False
+) -> tuple[list[str], list[dict[str, Any]]]:
     """One row per run: id, status, task, config values, result, duration.
 
-    Returns the names of the config columns (:func:`config_columns`: the varying ones, or
-    ``columns``) and the rows. ``result`` is the run's objective when it has one, else its
-    whole result.
+    Returns the names of the config columns (:func:`config_columns`: the varying ones,
+    ``columns``, or with ``every`` all of them) and the rows. ``result`` is the run's objective
+    when it has one, else its whole result.
     """
     runs = list(runs)
-    names, configs = config_columns(runs, columns)
+    names, configs = config_columns(runs, columns, every)
     rows = [
         {
             "id": run["_id"],
@@ -132,13 +134,26 @@ def run_rows(runs: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = 
     return names, rows
 
 
+RUN_COLUMNS = ("id", "status", "task", "result", "duration")
+"""The columns of a runs table besides the config columns, which come between ``task`` and ``result``."""
+
+
+def run_table(rows: Sequence[Mapping[str, Any]], config_names: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
+    """The header and cells of the runs table of :func:`run_rows`' output, as ``runs ls`` prints it and
+    :func:`~hyperspace_hydra.analysis.runs` returns it; a config column named like a run column gets ``config.`` in front."""
+    shown = [f"config.{name}" if name in RUN_COLUMNS else name for name in config_names]
+    header = ["id", "status", "task", *shown, "result", "duration"]
+    cells = [[row["id"], row["status"], row["task"], *row["config"].values(), row["result"], row["duration"]] for row in rows]
+    return header, cells
+
+
 def run_diff(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
     """What differs between two runs, each pair of values in the order of the runs.
 
     ``config``: one entry per dotted path whose value differs (the tool's own settings left
     out), with ``values`` and ``present`` (False where a run does not have the path at all);
-    ``code``: ``commit`` and ``dirty`` of each run and ``diffs_differ``, whether their diffs
-    against HEAD differ; ``results``: ``result``, ``objective``, ``status`` and ``duration``.
+    ``code``: ``commit``, ``dirty`` and ``has_diff`` (a diff against HEAD was recorded) of each
+    run and ``diffs_differ``, whether those diffs differ; ``results``: ``result``, ``objective``, ``status`` and ``duration``.
     """
     runs = (first, second)
     flat = [flat_config(run) for run in runs]
@@ -152,6 +167,7 @@ def run_diff(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, A
         "code": {
             "commit": [version.get("commit") for version in code],
             "dirty": [version.get("dirty") for version in code],
+            "has_diff": [bool(version.get("diff")) for version in code],
             "diffs_differ": code[0].get("diff") != code[1].get("diff"),
         },
         "results": {

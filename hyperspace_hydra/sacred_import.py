@@ -32,10 +32,10 @@ from hyperspace_hydra import backfill
 from hyperspace_hydra.app import App, plain, task_config
 from hyperspace_hydra.config import UnresolvedTarget, config_hash, fill_defaults, to_plain, walk_target
 from hyperspace_hydra.errors import HyperspaceError, one_line
+from hyperspace_hydra.identity import objective_value
 from hyperspace_hydra.settings import effective_settings, redact_credentials
 from hyperspace_hydra.store import FINAL_STATUSES, Store
 from hyperspace_hydra.store.base import Condition, FinishedRun, run_pages
-from hyperspace_hydra.tracking import objective_value
 
 SACRED_FIELDS = (
     "experiment", "command", "host", "start_time", "heartbeat", "stop_time", "status", "config",
@@ -147,7 +147,7 @@ def mongo_runs(database: Any) -> Iterator[SacredRun]:
 def open_mongo_source(uri: str) -> Any:
     """The database a ``mongodb://host/database`` URI names, on a new client (the caller closes ``database.client``)."""
     try:
-        client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=_SERVER_SELECTION_TIMEOUT_MS)
+        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(uri, serverSelectionTimeoutMS=_SERVER_SELECTION_TIMEOUT_MS)
         database = client.get_default_database()
         database.command("ping")
     except (PyMongoError, ValueError) as error:
@@ -248,7 +248,8 @@ def run_document(run: SacredRun, source: str, options: ImportOptions) -> tuple[d
     sacred = {name: _plain(run.document.get(name)) for name in SACRED_FIELDS if name not in _TIMES}
     extra = {name: _plain(value) for name, value in run.document.items() if name not in SACRED_FIELDS}
     info = {**(sacred["info"] or {}), "imported_from": source, "sacred_id": run.sacred_id, **({"sacred_extra": extra} if extra else {})}
-    config, unresolved = sacred["config"] or {}, []
+    config: Any = sacred["config"] or {}
+    unresolved: list[str] = []
     if options.class_keys is not None:
         config, unresolved = name_targets(config, options.class_keys)
         if config != sacred["config"]:

@@ -26,9 +26,9 @@ from hydra.types import TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from hyperspace_hydra import provenance
-from hyperspace_hydra.app import plain, task_data
-from hyperspace_hydra.config import SETTINGS_KEY, config_hash, fill_defaults, to_plain
+from hyperspace_hydra.config import config_hash
 from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.identity import MainModule, app_name, given_and_complete, objective_value, seed_of
 from hyperspace_hydra.observer import StoreObserver
 from hyperspace_hydra.recorder import RunRecorder, active_recorder
 from hyperspace_hydra.seeding import seed_everything
@@ -197,7 +197,7 @@ def store_uri_for(config: DictConfig) -> str:
         return _queued_job.store_uri
     configured = effective_settings(config).store
     given = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)  # as typed: "+note=${nope}" must not resolve here
-    overridden = any(_override_key(item) == "hyperspace.store" for item in given)
+    overridden = isinstance(given, list) and any(_override_key(str(item)) == "hyperspace.store" for item in given)
     return resolve_store_uri(configured if overridden else None, configured, config.hydra.runtime.cwd)
 
 
@@ -210,21 +210,6 @@ def _objective_function(settings: HyperspaceSettings) -> Any:
         return objective_value(result, settings.objective)
 
     return objective_of
-
-
-def objective_value(result: Any, key: str | None) -> float | None:
-    """The objective in a plain result: ``result[key]``, else the result if it is a number,
-    else the only value of a one-entry dict; None when there is no such number."""
-    if isinstance(result, Mapping):
-        if key is not None:
-            value = result.get(key)
-        else:
-            value = next(iter(result.values())) if len(result) == 1 else None
-    else:
-        value = result if key is None else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
 
 
 @dataclass
@@ -262,7 +247,7 @@ def describe_job(config: DictConfig, task_function: TaskFunction, main: MainModu
         "config_given": given,
         "config_hash": config_hash(complete),
         "code_version": code,
-        "seed": _seed(complete),
+        "seed": seed_of(complete),
         "output_dir": runtime.output_dir,
         "job_id": _queued_job.claim.job_id if _queued_job is not None else None,
         "sweep_id": _sweep_of(config),
@@ -293,41 +278,6 @@ def _sweep_of(config: DictConfig) -> int | None:
     return int(named) if named is not None else None
 
 
-def given_and_complete(config: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The task config of the full ``config`` as plain data: as composed, and with target defaults filled in.
-
-    The ``hyperspace`` node holds the effective settings (see :func:`effective_settings`),
-    with any password in ``hyperspace.store`` replaced by ``***``.
-    """
-    return _given_and_complete_of(task_data(config))
-
-
-def task_given_and_complete(task: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """:func:`given_and_complete` of a task config (one without its ``hydra`` node, see :func:`task_config`)."""
-    return _given_and_complete_of(plain(task))
-
-
-def _given_and_complete_of(task: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    given = _with_effective_settings(to_plain(task))
-    return given, fill_defaults(given)
-
-
-def _with_effective_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with its ``hyperspace`` node as the settings in effect (the composed node
-    leaves unset ones ``???``), the store's password replaced (records must not hold credentials)."""
-    if SETTINGS_KEY not in config:
-        return config
-    settings = to_plain(effective_settings(config))
-    if settings["store"] is not None:
-        settings["store"] = redact_credentials(settings["store"])
-    return {**config, SETTINGS_KEY: settings}
-
-
-def _seed(config: Mapping[str, Any]) -> int | None:
-    seed = config.get("seed")
-    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
-
-
 def _experiment_info(
     config: DictConfig, task_function: TaskFunction, source_dir: str, code: Mapping[str, Any], main: MainModule
 ) -> dict[str, Any]:
@@ -342,30 +292,3 @@ def _experiment_info(
     }
 
 
-def app_name(config: DictConfig, task_function: TaskFunction, main: MainModule | None = None) -> str:
-    """The study's app module (``study.run``) as ``python -m`` would name it, else Hydra's job name.
-
-    A task function defined in ``__main__`` is named after the module run as ``python -m``:
-    that of ``main`` when given (the sweep's process: in a job that a launcher such as
-    submitit or joblib runs in another process, ``__main__`` is that launcher's), else this
-    process's.
-    """
-    module = task_function.__module__
-    if module == "__main__":
-        return (main or MainModule.of_this_process()).name or str(config.hydra.job.name)
-    return module
-
-
-@dataclass(frozen=True)
-class MainModule:
-    """A process's ``__main__``: the module run as ``python -m`` (None for a script) and its file."""
-
-    name: str | None
-    file: str | None
-
-    @classmethod
-    def of_this_process(cls) -> MainModule:
-        """This process's ``__main__``."""
-        main = sys.modules.get("__main__")
-        spec = getattr(main, "__spec__", None)
-        return cls(spec.name if spec is not None else None, getattr(main, "__file__", None))

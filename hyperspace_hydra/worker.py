@@ -54,7 +54,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from omegaconf import DictConfig
 
@@ -421,7 +421,7 @@ class Worker:
 
     # stopping
 
-    def _install_signal_handlers(self) -> dict[int, object]:
+    def _install_signal_handlers(self) -> dict[signal.Signals, Any]:
         os.set_blocking(self._wakeup_write, False)
         previous = {signum: signal.getsignal(signum) for signum in (*_STOP_SIGNALS, signal.SIGCHLD)}
         signal.set_wakeup_fd(self._wakeup_write)
@@ -430,7 +430,7 @@ class Worker:
         signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the loop through the wakeup fd
         return previous
 
-    def _restore_signal_handlers(self, previous: dict[int, object]) -> None:
+    def _restore_signal_handlers(self, previous: dict[signal.Signals, Any]) -> None:
         signal.set_wakeup_fd(-1)
         for signum, handler in previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]

@@ -14,12 +14,12 @@ extras="${1:-examples}"
 python_bin="${PYTHON:-}"
 if [ -z "$python_bin" ]; then
   for candidate in python3.11 python3.12 python3.13 python3; do
-    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
       python_bin="$candidate"; break
     fi
   done
 fi
-[ -n "$python_bin" ] || { echo "error: no Python >= 3.10 found; install python3 (Debian: apt-get install python3)" >&2; exit 1; }
+[ -n "$python_bin" ] || { echo "error: no Python >= 3.11 found; install python3 (Debian: apt-get install python3)" >&2; exit 1; }
 
 if [ ! -x .venv/bin/pip ]; then
   rm -rf .venv

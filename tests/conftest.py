@@ -161,3 +161,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for fixture, marker in _MARK_BY_FIXTURE.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(marker)
+
+
+_LEFT_BEHIND = ("multirun", "outputs", ".hyperspace")
+"""What Hydra and the store write into the working directory; no test may leave them in the repository."""
+_existing_key = pytest.StashKey[set[str]]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_existing_key] = {name for name in _LEFT_BEHIND if (REPO / name).exists()}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a test wrote Hydra output or a store into the repository instead of a tmp dir."""
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller checks once
+    written = {name for name in _LEFT_BEHIND if (REPO / name).exists()} - session.config.stash[_existing_key]
+    if written:
+        print(f"\nerror: a test wrote {', '.join(sorted(written))} into {REPO}; tests must write only under tmp dirs", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+

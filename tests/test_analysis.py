@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -39,16 +41,25 @@ def three_runs(store: Store) -> list[int]:
     ]
 
 
-def test_runs_has_run_columns_then_the_varying_config_values(store: Store, three_runs: list[int]) -> None:
+def test_runs_has_the_columns_of_runs_ls(store: Store, three_runs: list[int]) -> None:
     frame = runs(store)
-    assert list(frame.columns) == ["id", "status", "task", "objective", "duration", "C", "layers", "config.task"]
+    assert list(frame.columns) == ["id", "status", "task", "C", "layers", "config.task", "result", "duration"]
     assert frame["id"].tolist() == three_runs and frame["duration"].tolist() == [2.0, 2.0, 2.0]
     assert frame["layers"].tolist() == [[50, 10], [50], [50]] and frame["config.task"].tolist()[2] == "imdb"
 
 
+def test_runs_and_runs_ls_give_the_same_table(store: Store, three_runs: list[int], tmp_path: Path) -> None:
+    listed = subprocess.run(
+        [str(Path(sys.executable).parent / "hyperspace"), "runs", "ls", "--format", "csv", "--store", store.uri],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert next(csv.reader(io.StringIO(listed.stdout))) == list(runs(store).columns)
+
+
 def test_all_columns_keeps_every_config_value_under_its_full_path(store: Store, three_runs: list[int]) -> None:
     frame = runs(store, all_columns=True)
-    assert list(frame.columns)[5:] == ["seed", "classifier.C", "classifier.layers", "schedule.lr", "config.task"]
+    assert list(frame.columns)[3:-2] == ["seed", "classifier.C", "classifier.layers", "schedule.lr", "config.task"]
 
 
 def test_runs_selects_with_strings_conditions_sort_and_limit(store: Store, three_runs: list[int]) -> None:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import HYPERSPACE, clean_env, enqueue, hyperspace, run_app, stored_runs, wait_until
 
 from hyperspace_hydra.settings import DEFAULT_STORE_URI, resolve_store_uri
@@ -116,7 +120,8 @@ def test_runs_diff_shows_config_code_and_results_side_by_side(four_runs: Path) -
     assert lines[0] == ["config", "run", "1", "run", "4"]
     assert ["model.depth", "2", "12"] in lines and ["score", "0.5", "2.5"] in lines
     assert ["model.optimizer.lr", "0.01", "(absent)"] in lines and ["seed", "7", "7"] not in lines
-    assert ["diff", "vs", "HEAD", "same", "same"] in lines and ["objective", "0.5", "2.5"] in lines
+    assert ["diff", "vs", "HEAD", "none", "none"] in lines, "neither copy of the study is in git: no diff to compare"
+    assert ["objective", "0.5", "2.5"] in lines
     difference = json.loads(hyperspace(four_runs, "runs", "diff", "1", "4", "--json").stdout)
     entries = {entry["path"]: entry for entry in difference["config"]}
     assert difference["runs"] == [1, 4] and entries["model.depth"]["values"] == [2, 12]
@@ -125,11 +130,14 @@ def test_runs_diff_shows_config_code_and_results_side_by_side(four_runs: Path) -
     assert hyperspace(four_runs, "runs", "diff", "2", "2").stdout.startswith("config: no differences")
 
 
-def test_runs_show_prints_one_run_in_full(two_runs: Path) -> None:
-    shown = hyperspace(two_runs, "runs", "show", "2")
+def test_runs_show_prints_one_run_in_full_as_readable_text_at_100_columns(two_runs: Path) -> None:
+    shown = hyperspace(two_runs, "runs", "show", "2")  # to a pipe, as to a file or less
     assert shown.returncode == 0
-    assert "'status': 'COMPLETED'" in shown.stdout and "captured output" in shown.stdout
-    assert "hello from the task: hi" in shown.stdout
+    document, output = shown.stdout.split("\n-- captured output ", 1)
+    assert yaml.safe_load(document)["status"] == "COMPLETED" and "\nconfig:\n  model:\n" in document
+    too_long = [line for line in shown.stdout.splitlines() if len(line) > 100]
+    assert all(" " not in line.strip().split(": ", 1)[-1] for line in too_long), f"only one unbreakable value (a path) may run over: {too_long}"
+    assert "hello from the task: hi" in output
     document = json.loads(hyperspace(two_runs, "runs", "show", "2", "--json").stdout)
     assert document["_id"] == 2 and document["config"]["model"]["depth"] == 12 and "loss" in document["metrics"]
 
@@ -393,3 +401,21 @@ def test_a_grid_value_that_does_not_resolve_is_one_line_naming_the_job(probe_stu
     assert "does not resolve: Interpolation key 'nope' not found (at note)" in finished.stderr
     with open_store(f"sqlite:///{probe_study}/.hyperspace/store.db") as store:
         assert store.list_sweeps() == [] and store.list_jobs() == [], "neither a and b nor the sweep were enqueued"
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser, name: str = "hyperspace") -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    subcommands = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    if not subcommands:
+        yield name, parser
+    for action in subcommands:
+        for command, subparser in action.choices.items():
+            yield from _leaf_parsers(subparser, f"{name} {command}")
+
+
+def test_every_commands_help_mentions_only_options_it_takes() -> None:
+    from hyperspace_hydra.cli import _parser
+
+    for name, parser in _leaf_parsers(_parser()):
+        takes = {option for action in parser._actions for option in action.option_strings}
+        mentioned = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", parser.format_help()))
+        assert mentioned <= takes, f"{name} --help mentions {sorted(mentioned - takes)}, which it does not take"

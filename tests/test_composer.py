@@ -161,8 +161,10 @@ def test_a_returned_config_can_be_changed_without_changing_later_ones(app: App) 
 
 
 def multirun_enqueue(app: App, store: Path, *overrides: str) -> None:
-    """``--multirun overrides hydra/launcher=hyperspace`` in this process, into the SQLite store at ``store``."""
-    app.hydra().multirun(app.config_name, app.task_function, [*overrides, "hydra/launcher=hyperspace", f"hyperspace.store=sqlite:///{store}"])
+    """``--multirun overrides hydra/launcher=hyperspace`` in this process, into the SQLite store at ``store``
+    (Hydra's sweep directory beside it: this process's working directory is not the test's)."""
+    hydra_overrides = ["hydra/launcher=hyperspace", f"hydra.sweep.dir={store.parent}/multirun"]
+    app.hydra().multirun(app.config_name, app.task_function, [*overrides, *hydra_overrides, f"hyperspace.store=sqlite:///{store}"])
 
 
 def test_the_launcher_composes_a_grid_over_values_in_full_once_validation_included(app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

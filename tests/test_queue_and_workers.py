@@ -151,6 +151,9 @@ def test_duplicates_are_skipped_unless_asked(probe_study: Path, store: Store) ->
     run_worker(probe_study)
     again = enqueue(probe_study, "message=a,b,c")
     assert "Enqueued 1 jobs as sweep 2" in again.stderr + again.stdout and "2 skipped as duplicates" in again.stderr + again.stdout
+    repeated = enqueue(probe_study, "message=a,c")
+    assert "Nothing enqueued" in repeated.stdout and "all 2 jobs duplicate queued, running or completed work" in repeated.stdout
+    assert len(store.list_sweeps()) == 2, "an enqueue of duplicates only leaves no empty sweep"
     forced = enqueue(probe_study, "message=a,b", "hydra.launcher.dedupe=false")
     assert "Enqueued 2 jobs as sweep 3" in forced.stderr + forced.stdout
     notebook = python_in(probe_study, "from hyperspace_hydra import Queue\nq = Queue(app='probe.run')\nprint(q.submit(['message=a']), q.last.skipped, q.submit(['message=a'], dedupe=False))")
@@ -254,7 +257,7 @@ def test_store_credentials_stay_out_of_run_records(probe_study: Path) -> None:
     code = (
         "import json, sys\n"
         "from hyperspace_hydra.app import load_app\n"
-        "from hyperspace_hydra.tracking import given_and_complete\n"
+        "from hyperspace_hydra.identity import given_and_complete\n"
         "sys.argv = ['probe.run', '--store', 'postgresql://bob:s3cret@db/x']\n"
         "config = load_app('probe.run').compose(['hyperspace.store=postgresql://bob:s3cret@db/x'])\n"
         "print(json.dumps(given_and_complete(config)))\n"
@@ -302,3 +305,19 @@ def test_gpus_that_do_not_split_evenly_over_the_processes_stay_shared(probe_stud
     output = run_worker(probe_study, "--processes", "2", env=clean_env(CUDA_VISIBLE_DEVICES="0,1,2"))
     assert "3 GPU(s) do not split evenly over 2 processes: every job sees all of them" in output
     assert [run["host"]["visible_gpus"] for run in store.list_runs()] == [["0", "1", "2"]] * 2
+
+
+def test_compose_gives_the_config_a_worker_runs_or_with_complete_the_one_a_run_stores(probe_study: Path) -> None:
+    code = (
+        "import json\n"
+        "from omegaconf import OmegaConf\n"
+        "from hyperspace_hydra import compose\n"
+        "for complete in (False, True):\n"
+        "    print(json.dumps(OmegaConf.to_container(compose('probe.run', ['model.depth=3'], complete=complete))))\n"
+    )
+    composed = python_in(probe_study, code)
+    assert composed.returncode == 0, composed.stderr
+    as_run, as_stored = (json.loads(line) for line in composed.stdout.splitlines())
+    assert "hydra" not in as_run and as_run["model"]["depth"] == 3 and as_run["model"]["layer"] == {"_target_": "probe.model.Layer"}
+    assert as_stored["model"]["layer"] == {"_target_": "probe.model.Layer", "width": 8, "activation": "relu"}, "code defaults filled in"
+    assert as_run["hyperspace"]["direction"] == "???" and as_stored["hyperspace"]["direction"] == "minimize", "the settings in effect"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import clean_env, hyperspace, run_app, stored_runs
+from conftest import clean_env, hyperspace, python_in, run_app, stored_runs
 
 
 def test_a_completed_run_stores_what_reproduces_it(probe_study: Path) -> None:
@@ -191,26 +191,46 @@ def test_a_new_parameter_with_a_default_appears_in_new_runs(probe_study: Path) -
     assert old["config_given"] == new["config_given"] and old["config_hash"] != new["config_hash"]
 
 
-def test_a_recording_failure_is_logged_loudly_and_the_job_goes_on(caplog: pytest.LogCaptureFixture) -> None:
-    from omegaconf import OmegaConf
+def test_a_recording_failure_is_logged_loudly_and_the_job_goes_on(probe_study: Path) -> None:
+    (probe_study / "blocker").write_text("a file where the store's directory should be")
+    code = (
+        "from hydra.core.hydra_config import HydraConfig\n"
+        "from omegaconf import open_dict\n"
+        "from hyperspace_hydra.app import load_app\n"
+        "from hyperspace_hydra.tracking import RecordingCallback\n"
+        "config = load_app('probe.run').compose(['hyperspace.store=sqlite:///blocker/store.db'])\n"
+        "with open_dict(config):\n"
+        "    config.hydra.runtime.output_dir = 'out'\n"
+        "HydraConfig.instance().set_config(config)\n"
+        "RecordingCallback().on_job_start(config, task_function=print)\n"
+        "print('the job goes on')\n"
+    )  # the store is checked before a run starts; this is a store that fails only when the job starts
+    started = python_in(probe_study, code)
+    assert (started.returncode, started.stdout) == (0, "the job goes on\n"), started.stderr
+    assert started.stderr == (
+        f"hyperspace: this job is NOT recorded: HyperspaceError: cannot open store sqlite:///{probe_study}/blocker/store.db: "
+        f"cannot create {probe_study}/blocker: File exists\n"
+    )
 
-    from hyperspace_hydra.tracking import RecordingCallback
 
-    callback = RecordingCallback()
-    callback.on_job_start(OmegaConf.create({"hyperspace": {"store": "sqlite:///:memory:"}}), task_function=print)
-    assert "this job is NOT recorded" in caplog.text
-
-
-def test_log_scalar_outside_a_recorded_run_does_nothing() -> None:
+def test_log_scalar_outside_a_recorded_run_does_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from hyperspace_hydra import log_scalar
+    from hyperspace_hydra.recorder import active_recorder
 
-    log_scalar("loss", 1.0)
+    monkeypatch.chdir(tmp_path)
+    assert active_recorder() is None
+    assert log_scalar("loss", 1.0) is None
+    assert active_recorder() is None and list(tmp_path.iterdir()) == [], "no run started, no store created"
 
 
-def test_the_config_can_be_dumped_as_json(probe_study: Path) -> None:
+def test_the_stored_config_is_plain_json_data(probe_study: Path) -> None:
+    from hyperspace_hydra.store import open_store
+
     assert run_app(probe_study, "probe.run").returncode == 0
-    [run] = stored_runs(probe_study)
-    json.dumps(run["config"])
+    with open_store(f"sqlite:///{probe_study}/.hyperspace/store.db") as store:
+        [config] = [run["config"] for run in store.list_runs(fields=["config"])]
+    assert json.loads(json.dumps(config)) == config, "only str keys, lists (no tuples) and JSON scalars"
+    assert config["model"]["_target_"] == "probe.model.Model" and isinstance(config["model"]["dropout"], float)
 
 
 def test_host_info_and_package_versions_are_gathered_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -64,5 +64,7 @@ def test_run_diff_lists_paths_that_differ_or_exist_in_one_run_only() -> None:
         {"path": "a.x", "values": [1, 2], "present": [True, True]},
         {"path": "a.z", "values": [None, None], "present": [False, True]},
     ], "the tool's own settings are left out"
-    assert difference["code"] == {"commit": ["c1", "c1"], "dirty": [True, True], "diffs_differ": True}
+    assert difference["code"] == {"commit": ["c1", "c1"], "dirty": [True, True], "has_diff": [True, True], "diffs_differ": True}
+    clean = {**second, "code_version": {"commit": "c1", "dirty": False}}
+    assert run_diff(clean, {**clean, "_id": 3})["code"]["has_diff"] == [False, False]
     assert difference["results"]["objective"] == [0.5, None] and difference["results"]["status"] == ["COMPLETED", "FAILED"]

@@ -517,6 +517,15 @@ def test_duplicates_of_queued_running_completed_jobs_and_runs_are_skipped(store:
     assert store.enqueue("other-study", [_job("a")], {"kind": "grid"}).skipped == 0, "jobs of another study are not duplicates"
 
 
+def test_an_enqueue_whose_every_job_is_a_duplicate_writes_no_sweep(store: Store) -> None:
+    first = store.enqueue("s", [_job("a"), _job("b")], {"kind": "grid"})
+    repeated = store.enqueue("s", [_job("b"), _job("a"), _job("a")], {"kind": "grid"})
+    assert (repeated.sweep_id, repeated.job_ids, repeated.skipped) == (None, [None, None, None], 3)
+    assert [sweep["id"] for sweep in store.list_sweeps()] == [first.sweep_id]
+    search = store.enqueue("s", [], {"kind": "search", "state": RUNNING}, dedupe=False)
+    assert search.sweep_id is not None and len(store.list_sweeps()) == 2, "a search's sweep starts empty"
+
+
 def test_failed_and_cancelled_jobs_are_not_duplicates(store: Store) -> None:
     [job_id] = store.enqueue("s", [_job("a")], {"kind": "grid"}).enqueued
     store.change_jobs([QUEUED], CANCELLED, job_ids=[job_id])
@@ -668,6 +677,21 @@ def test_end_job_records_the_worker_side_outcome_while_the_claim_holds(store: St
     assert states[stopped.claim.job_id][0] == QUEUED
     with pytest.raises(ValueError):
         store.end_job(stopped.claim, COMPLETED, "x")
+
+
+def test_a_job_shows_its_run_from_the_start_and_a_failed_runs_last_error_line(store: Store) -> None:
+    store.enqueue("s", [_job("a"), _job("b")], {"kind": "grid"})
+    failing, timing_out = store.claim("s", "w", 60), store.claim("s", "w", 60)
+    run_id = store.start_run({"job_id": failing.claim.job_id}, claim=failing.claim)
+    assert [(job["state"], job["run_id"]) for job in store.list_jobs(job_ids=[failing.claim.job_id])] == [(RUNNING, run_id)]
+    trace = ["Traceback (most recent call last):\n", '  File "task.py", line 3, in main\n', "ValueError: lr must be positive\n"]
+    assert store.finish_run(run_id, FAILED, {"fail_trace": trace}, claim=failing.claim) is True
+    [failed] = store.list_jobs(job_ids=[failing.claim.job_id])
+    assert (failed["state"], failed["run_id"], failed["error"]) == (FAILED, run_id, "ValueError: lr must be positive")
+    slow_run = store.start_run({"job_id": timing_out.claim.job_id}, claim=timing_out.claim)
+    store.end_job(timing_out.claim, TIMEOUT, "timed out after 2 s")
+    [timed_out] = store.list_jobs(job_ids=[timing_out.claim.job_id])
+    assert (timed_out["state"], timed_out["run_id"], timed_out["error"]) == (TIMEOUT, slow_run, "timed out after 2 s")
 
 
 def test_change_jobs_moves_only_jobs_in_the_given_states(store: Store) -> None:

@@ -14,7 +14,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register ``backfill``."""
     command = commands.add_parser("backfill", help="write the defaults of parameters added since into past runs of a study")
     add_app_option(command, required=True)
-    add_store_option(command)
+    add_store_option(command, with_app=True)
     command.add_argument("--dry-run", action="store_true", help="only list what would change")
     command.set_defaults(handler=_backfill)
 

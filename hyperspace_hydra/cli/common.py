@@ -10,14 +10,14 @@ from hyperspace_hydra.settings import effective_settings, resolve_store_uri
 from hyperspace_hydra.store import Store, open_store
 
 
-def add_store_option(parser: argparse.ArgumentParser) -> None:
-    """``--store URI``."""
+def add_store_option(parser: argparse.ArgumentParser, with_app: bool = False) -> None:
+    """``--store URI``; ``with_app`` when the command also takes ``--app`` (its help then says what that changes)."""
+    study = "the study's hyperspace.store with --app, else " if with_app else ""
     parser.add_argument(
         "--store",
         default=None,
         metavar="URI",
-        help="store URI (default: $HYPERSPACE_STORE, else the study's hyperspace.store with --app, "
-        "else sqlite:///.hyperspace/store.db in the current directory)",
+        help=f"store URI (default: $HYPERSPACE_STORE, else {study}sqlite:///.hyperspace/store.db in the current directory)",
     )
 
 

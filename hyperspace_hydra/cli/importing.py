@@ -16,7 +16,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     imports = commands.add_parser("import", help="bring runs recorded elsewhere into the store").add_subparsers(title="import commands")
     sacred = imports.add_parser("sacred", help="import the runs of a Sacred FileStorageObserver directory or MongoObserver database")
     sacred.add_argument("source", metavar="SOURCE", help="a FileStorageObserver directory, or mongodb://host/database of a MongoObserver")
-    add_store_option(sacred)
+    add_store_option(sacred, with_app=True)
     add_app_option(sacred)
     sacred.add_argument("--task", metavar="NAME", help="the task of every imported run (with --app, default: its choice of the task group)")
     sacred.add_argument("--class-key", metavar="KEY", help="the config key that names a class in the Sacred configs (default: className)")

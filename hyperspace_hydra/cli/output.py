@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -65,6 +66,27 @@ def print_json_lines(rows: Sequence[dict[str, Any]]) -> None:
 def to_json(value: Any, indent: int | None = None) -> str:
     """JSON text of ``value``; datetimes as ISO 8601 strings."""
     return json.dumps(value, default=_json_default, indent=indent)
+
+
+READABLE_WIDTH = 100
+"""Columns of the text :func:`readable_text` writes."""
+
+
+class _ReadableDumper(yaml.SafeDumper):
+    """YAML for people: text with line breaks as ``|`` blocks instead of one quoted line."""
+
+
+def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
+
+
+_ReadableDumper.add_representer(str, _represent_text)
+
+
+def readable_text(document: Any) -> str:
+    """``document`` as YAML at :data:`READABLE_WIDTH` columns, keys in their stored order (``runs show``)."""
+    plain = json.loads(to_json(document))
+    return yaml.dump(plain, Dumper=_ReadableDumper, sort_keys=False, width=READABLE_WIDTH, allow_unicode=True, default_flow_style=False)
 
 
 def _json_default(value: Any) -> Any:

@@ -73,7 +73,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    add_store_option(parser)
+    add_store_option(parser, with_app=True)
     add_app_option(parser)
 
 

@@ -16,7 +16,7 @@ from hyperspace_hydra.store import open_store
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register ``report``."""
     report = commands.add_parser("report", help="write an HTML report: runs table, objective per parameter, parallel coordinates, best curves, failures")
-    add_store_option(report)
+    add_store_option(report, with_app=True)
     add_app_option(report)
     report.add_argument("--task", metavar="T", help="only runs of task T")
     report.add_argument("--sweep", type=int, metavar="ID", help="only runs of sweep ID (a grid, a queued or a local search)")

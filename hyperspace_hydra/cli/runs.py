@@ -7,13 +7,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from rich.pretty import Pretty
-
 from hyperspace_hydra.cli.common import add_store_option, open_store_for
-from hyperspace_hydra.cli.output import console, print_csv, print_json_lines, print_table, to_json
+from hyperspace_hydra.cli.output import READABLE_WIDTH, print_csv, print_json_lines, print_table, readable_text, to_json
 from hyperspace_hydra.filters import FORMS, parse_condition, parse_sort, resolve_paths
 from hyperspace_hydra.reproduce import reproduce_commands
-from hyperspace_hydra.results import run_diff, run_rows
+from hyperspace_hydra.results import run_diff, run_rows, run_table
 from hyperspace_hydra.store.base import FINAL_STATUSES, RUNNING
 
 ABSENT = "(absent)"
@@ -74,8 +72,7 @@ def _ls(args: argparse.Namespace) -> None:
     if args.format == "json":
         print_json_lines(rows)
         return
-    header = ["id", "status", "task", *columns, "result", "duration"]
-    cells = [[row["id"], row["status"], row["task"], *row["config"].values(), row["result"], row["duration"]] for row in rows]
+    header, cells = run_table(rows, columns)
     if args.format == "csv":
         print_csv(header, cells)
     else:
@@ -98,11 +95,11 @@ def _show(args: argparse.Namespace) -> None:
         return
     captured = run.pop("captured_out") or ""
     shown = captured if args.full else output_tail(captured)
-    out = console()
-    out.print(Pretty(run, expand_all=False))
     left_out = len(captured) - len(shown)
-    out.rule(f"captured output: the last {len(shown):,} of {len(captured):,} characters (--full shows all)" if left_out else "captured output")
-    # written as it is: rich would lay out megabytes of output at the pipe console's 10,000 columns for minutes
+    title = f"captured output: the last {len(shown):,} of {len(captured):,} characters (--full shows all)" if left_out else "captured output"
+    run["fail_trace"] = "".join(run.get("fail_trace") or []) or None  # one traceback, not a list of its pieces
+    sys.stdout.write(readable_text(run))
+    sys.stdout.write(f"-- {title} ".ljust(READABLE_WIDTH, "-") + "\n")
     sys.stdout.write(shown if shown.endswith("\n") or not shown else shown + "\n")
 
 
@@ -126,11 +123,15 @@ def _diff(args: argparse.Namespace) -> None:
     else:
         print("config: no differences")
     code = difference["code"]
-    diffs = "differ" if code["diffs_differ"] else "same"
     print()
-    print_table(["code", *runs], [["commit", *code["commit"]], ["dirty", *code["dirty"]], ["diff vs HEAD", diffs, diffs]])
+    print_table(["code", *runs], [["commit", *code["commit"]], ["dirty", *code["dirty"]], ["diff vs HEAD", *_diff_cells(code)]])
     print()
     print_table(["results", *runs], [[name, *values] for name, values in difference["results"].items()])
+
+
+def _diff_cells(code: dict[str, Any]) -> list[str]:
+    """Per run: ``none`` without a recorded diff, else whether it is the ``same`` as the other run's or ``differs``."""
+    return ["none" if not has_diff else "differs" if code["diffs_differ"] else "same" for has_diff in code["has_diff"]]
 
 
 def _present_values(values: Sequence[Any], present: Sequence[bool]) -> list[Any]:

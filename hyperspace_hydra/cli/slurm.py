@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from hyperspace_hydra.app import load_app
 from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for, store_uri
@@ -30,7 +31,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     workers = slurm.add_parser("workers", help="submit N workers as one SLURM job array (start it in the study's directory)")
     workers.add_argument("count", type=int, metavar="N", help="how many workers (array elements)")
     add_app_option(workers, required=True)
-    add_store_option(workers)
+    add_store_option(workers, with_app=True)
     workers.add_argument("--partition", metavar="P", help="SLURM partition (default: the cluster's default)")
     workers.add_argument("--time", default="4:00:00", metavar="LIMIT", help="time limit of each worker, e.g. 4:00:00, 90 (minutes), 1-12:00:00 (default 4:00:00)")
     workers.add_argument("--gpus-per-worker", type=int, metavar="G", help="GPUs per worker; its jobs see only those (CUDA_VISIBLE_DEVICES)")
@@ -44,7 +45,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     ls = slurm.add_parser("ls", help="worker jobs SLURM knows and the job each one runs")
     add_app_option(ls)
-    add_store_option(ls)
+    add_store_option(ls, with_app=True)
     ls.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     ls.set_defaults(handler=_ls)
 
@@ -72,7 +73,7 @@ def _workers(args: argparse.Namespace) -> None:
 def _ls(args: argparse.Namespace) -> None:
     workers = list_worker_jobs()
     with open_store_for(args) as store:
-        running = {}
+        running: dict[str | None, list[dict[str, Any]]] = {}
         for job in store.list_jobs(study=args.app, states=[RUNNING]):
             running.setdefault(slurm_job_of_worker(job["worker"]), []).append(job)
     rows = [{**worker, "jobs": [_describe(job) for job in running.get(worker["slurm_job"], [])]} for worker in workers]

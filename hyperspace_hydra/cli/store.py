@@ -19,7 +19,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register ``store check``."""
     store = commands.add_parser("store", help="inspect the store").add_subparsers(title="store commands")
     check = store.add_parser("check", help="connect; check a SQLite file for damage; report backend, server and schema versions, counts")
-    add_store_option(check)
+    add_store_option(check, with_app=True)
     add_app_option(check)
     check.add_argument("--json", action="store_true", help="the report as one JSON object")
     check.set_defaults(handler=_check)

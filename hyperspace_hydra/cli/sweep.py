@@ -15,7 +15,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register ``sweep ls`` and ``sweep show``."""
     sweep = commands.add_parser("sweep", help="list sweeps, show a search sweep").add_subparsers(title="sweep commands")
     ls = sweep.add_parser("ls", help="table of sweeps")
-    add_store_option(ls)
+    add_store_option(ls, with_app=True)
     add_app_option(ls)
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     ls.set_defaults(handler=_ls)

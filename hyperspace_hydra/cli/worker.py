@@ -14,7 +14,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register ``worker``."""
     worker = commands.add_parser("worker", help="run queued jobs of a study (start it in the study's directory)")
     add_app_option(worker, required=True)
-    add_store_option(worker)
+    add_store_option(worker, with_app=True)
     add_worker_options(worker, grace=30.0, stopped_by="SIGTERM/SIGINT")
     worker.set_defaults(handler=_worker)
 

@@ -32,8 +32,8 @@ from hyperspace_hydra.config import flatten
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo.history import base_key, comparable_config, left_out_paths
 from hyperspace_hydra.hpo.space import Space, parameter_name
-from hyperspace_hydra.overrides import format_override
-from hyperspace_hydra.tracking import given_and_complete
+from hyperspace_hydra.identity import given_and_complete
+from hyperspace_hydra.overrides import format_override, override_text
 
 MAX_BASES = 256
 """How many combinations of searched config groups' options a search may have (each is composed)."""
@@ -63,14 +63,14 @@ def search_bases(
     groups = [name for name in space if is_group(name)]
     parsed_fixed = OverridesParser.create().parse_overrides(list(fixed))
     values = [override for override in parsed_fixed if _sets_a_value(override, is_group)]
-    structure = [override.input_line for override in parsed_fixed if override not in values]
+    structure = [override_text(override) for override in parsed_fixed if override not in values]
     user_added = {parameter_name(override) for override in OverridesParser.create().parse_overrides(list(given)) if override.is_add() or override.is_force_add()}
     checked = [*(name for name in space if name not in groups and name not in user_added), *(override.key_or_group for override in values)]
     added: set[str] = set()
     combinations = _group_combinations(space, groups)
     for choices in combinations:
         added |= _defaults_only(checked, compose([*structure, *_choosing(choices)]), choices if groups else {})
-    fixed_as_run = [f"++{override.input_line}" if override.key_or_group in added else override.input_line for override in parsed_fixed]
+    fixed_as_run = [f"++{override_text(override)}" if override.key_or_group in added else override_text(override) for override in parsed_fixed]
     bases = {}
     for choices in combinations:
         _, complete = given_and_complete(compose([*fixed_as_run, *_choosing(choices)]))
@@ -85,7 +85,7 @@ def _sets_a_value(override: Override, is_group: Callable[[str], bool]) -> bool:
 
 
 def _group_combinations(space: Space, groups: Sequence[str]) -> list[dict[str, Any]]:
-    options = [space[group].choices if isinstance(space[group], CategoricalDistribution) else () for group in groups]
+    options = [distribution.choices if isinstance(distribution := space[group], CategoricalDistribution) else () for group in groups]
     count = 1
     for choices in options:
         count *= len(choices)

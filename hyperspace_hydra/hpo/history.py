@@ -25,7 +25,7 @@ from typing import Any
 from hyperspace_hydra.config import SETTINGS_KEY, fill_defaults, flatten
 from hyperspace_hydra.hpo.space import Space, contains
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial
-from hyperspace_hydra.tracking import objective_value
+from hyperspace_hydra.identity import objective_value
 
 ALWAYS_IGNORED = ("seed", SETTINGS_KEY)
 """Config paths that never make a past run incompatible: replicates with other seeds are history."""

@@ -10,7 +10,7 @@ from typing import Any
 from hyperspace_hydra.hpo.history import HISTORY_FIELDS, run_objective, searched_params
 from hyperspace_hydra.hpo.search import History, history, sweep_trials
 from hyperspace_hydra.hpo.space import trial_overrides
-from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, build_study
+from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, best_index, build_study
 from hyperspace_hydra.store import COMPLETED, RUNNING, Store
 
 
@@ -32,11 +32,8 @@ class SearchState:
 
     def best(self) -> tuple[int, Trial] | None:
         """The id and trial with the best value so far (None before any trial has one)."""
-        scored = [(trial_id, trial) for trial_id, trial in zip(self.ids, self.trials) if trial.value is not None]
-        if not scored:
-            return None
-        pick = max if self.spec.direction == "maximize" else min
-        return pick(scored, key=lambda pair: pair[1].value)
+        index = best_index(self.trials, self.spec.direction)
+        return None if index is None else (self.ids[index], self.trials[index])
 
     def summary(self) -> dict[str, Any]:
         """Plain data for ``hyperspace sweep show``."""

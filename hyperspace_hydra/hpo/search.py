@@ -69,7 +69,7 @@ def history(store: Store, spec: SearchSpec, sweep_id: int | None = None) -> Hist
             continue
         if verdict.trial is not None:
             found.trials.append(verdict.trial)
-        else:
+        elif verdict.reason is not None:
             found.excluded[verdict.reason] = found.excluded.get(verdict.reason, 0) + 1
     return found
 

@@ -43,11 +43,11 @@ def parse_space(overrides: Sequence[str]) -> tuple[Space, list[str]]:
         raise HyperspaceError(f"bad search space: {' '.join(str(error).split())}") from error
     space: Space = {}
     fixed: list[str] = []
-    for override in parsed:
+    for line, override in zip(overrides, parsed):
         if override.is_sweep_override():
             space[parameter_name(override)] = _distribution(override)
         else:
-            fixed.append(override.input_line)
+            fixed.append(line)
     return space, fixed
 
 
@@ -59,6 +59,8 @@ def parameter_name(override: Override) -> str:
 def _distribution(override: Override) -> BaseDistribution:
     sweep = override.value()
     name = parameter_name(override)
+    if not isinstance(sweep, (ChoiceSweep, RangeSweep, IntervalSweep)):
+        raise HyperspaceError(f"bad search space for {name}: {override.input_line!r} is not interval(), range() or choice()")
     log = "log" in sweep.tags
     if isinstance(sweep, ChoiceSweep):
         if log or sweep.shuffle or not sweep.list:
@@ -66,14 +68,12 @@ def _distribution(override: Override) -> BaseDistribution:
         return CategoricalDistribution([_plain(option) for option in sweep.list])
     if isinstance(sweep, RangeSweep):
         return _range_distribution(name, sweep, log)
-    if isinstance(sweep, IntervalSweep):
-        return _interval_distribution(name, sweep, log)
-    raise HyperspaceError(f"bad search space for {name}: {override.input_line!r} is not interval(), range() or choice()")
+    return _interval_distribution(name, sweep, log)
 
 
 def _range_distribution(name: str, sweep: RangeSweep, log: bool) -> BaseDistribution:
     start, stop, step = sweep.start, sweep.stop, sweep.step
-    if not all(isinstance(value, int) for value in (start, stop, step)) or step <= 0 or stop <= start:
+    if not (isinstance(start, int) and isinstance(stop, int) and isinstance(step, int)) or step <= 0 or stop <= start:
         raise HyperspaceError(f"bad search space for {name}: range(start, stop, step) needs ints with start < stop and step > 0")
     last = start + (stop - 1 - start) // step * step
     return IntDistribution(start, last, log=log, step=1 if log else step)
@@ -81,7 +81,7 @@ def _range_distribution(name: str, sweep: RangeSweep, log: bool) -> BaseDistribu
 
 def _interval_distribution(name: str, sweep: IntervalSweep, log: bool) -> BaseDistribution:
     low, high = sweep.start, sweep.end
-    if not low < high or (log and low <= 0):
+    if low is None or high is None or not low < high or (log and low <= 0):
         raise HyperspaceError(f"bad search space for {name}: interval(low, high) needs low < high (and low > 0 with tag(log))")
     if isinstance(low, int) and isinstance(high, int):
         return IntDistribution(low, high, log=log)

@@ -30,12 +30,13 @@ from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.hpo.base import search_bases
 from hyperspace_hydra.hpo.search import advance, history, trial_job_overrides
 from hyperspace_hydra.hpo.space import parse_space, trial_overrides
-from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, check_sampler, new_seed
+from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, best_index, check_sampler, new_seed
+from hyperspace_hydra.identity import app_name, objective_value
 from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.settings import effective_settings, redact_credentials
 from hyperspace_hydra.store import COMPLETED, INTERRUPTED, RUNNING, Store, open_store
 from hyperspace_hydra.store.base import EXHAUSTED
-from hyperspace_hydra.tracking import SWEEP_VARIABLE, app_name, objective_value, store_uri_for
+from hyperspace_hydra.tracking import SWEEP_VARIABLE, store_uri_for
 
 log = logging.getLogger("hyperspace_hydra")
 
@@ -64,6 +65,7 @@ def search(options: SearchOptions, config: DictConfig, hydra_context: HydraConte
     study = app_name(config, task_function)
     with open_store(uri) as store:
         sweep_id = store.enqueue(study, [], {"kind": SEARCH, "command": _command(), "spec": spec.to_json(), "state": RUNNING}, dedupe=False).sweep_id
+        assert sweep_id is not None, "enqueueing no jobs creates the (empty) sweep"
         if type(launcher).__name__ == "HyperspaceLauncher":
             return _start_queued_search(store, sweep_id, spec, composer, study)
         return _local_search(store, sweep_id, spec, launcher)
@@ -156,12 +158,12 @@ def _told(point: Mapping[str, Any], job_return: JobReturn, metric: str | None) -
 
 
 def _log_best(trials: Sequence[Trial], spec: SearchSpec) -> None:
-    done = [trial for trial in trials if trial.value is not None]
-    if not done:
+    index = best_index(trials, spec.direction)
+    if index is None:
         log.info("No trial produced a value")
         return
-    best = (max if spec.direction == "maximize" else min)(done, key=lambda trial: trial.value)
-    log.info(f"Best of {len(done)} trials: {best.value:.6g} at {' '.join(trial_overrides(best.params))}")
+    best, done = trials[index], sum(trial.value is not None for trial in trials)
+    log.info(f"Best of {done} trials: {best.value:.6g} at {' '.join(trial_overrides(best.params))}")
 
 
 def _start_queued_search(store: Store, sweep_id: int, spec: SearchSpec, composer: SweepComposer, study: str) -> list[Any]:

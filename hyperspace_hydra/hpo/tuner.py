@@ -23,6 +23,7 @@ from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hyperspace_hydra.errors import HyperspaceError
@@ -59,6 +60,7 @@ _SAMPLER_NEEDS = {"gp": ("torch", "PyTorch")}
 """Samplers whose Optuna implementation needs a package we do not install: module, name."""
 _DISTINCT_ASK_ATTEMPTS = 5
 _ENUMERATE_UP_TO = 100_000
+_STUDY_DIRECTIONS = {"minimize": StudyDirection.MINIMIZE, "maximize": StudyDirection.MAXIMIZE}
 """A finite space up to this size is enumerated to find an untried point; a larger one is drawn from."""
 
 
@@ -123,6 +125,14 @@ class Trial:
         return self.value is None and not self.failed
 
 
+def best_index(trials: Sequence[Trial], direction: str) -> int | None:
+    """The index of the trial with the best value (None when no trial has one)."""
+    scored = [(trial.value, index) for index, trial in enumerate(trials) if trial.value is not None]
+    if not scored:
+        return None
+    return (max if direction == "maximize" else min)(scored, key=lambda pair: pair[0])[1]
+
+
 def new_seed() -> int:
     """A fresh sampler seed, drawn from the operating system: the task's seeding of ``random`` cannot repeat it."""
     return random.SystemRandom().randrange(2**31)
@@ -155,7 +165,7 @@ class _ToldStudy:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.space = spec.space
         self.storage = optuna.storages.InMemoryStorage()
-        self.study = optuna.create_study(storage=self.storage, direction=spec.direction, sampler=_sampler(spec, len(trials)))
+        self.study = optuna.create_study(storage=self.storage, direction=_STUDY_DIRECTIONS[spec.direction], sampler=_sampler(spec, len(trials)))
         self.study_id = self.storage.get_study_id_from_name(self.study.study_name)
         self.told: list[Trial] = []
         self.pending_ids: dict[int, int] = {}
@@ -237,7 +247,8 @@ def _attrs_only_repeat_params(trial: FrozenTrial) -> bool:
     """Whether a trial's system attributes tell a sampler nothing beyond its params: multivariate TPE with
     constant liar writes a running trial's params there (JSON, in chunks) and reads them in place of the params."""
     chunks = [trial.system_attrs.get(f"{_TPE_RELATIVE_PARAMS}{index}") for index in range(len(trial.system_attrs))]
-    return None not in chunks and (not chunks or json.loads("".join(chunks)) == trial.params)
+    texts = [chunk for chunk in chunks if isinstance(chunk, str)]
+    return len(texts) == len(chunks) and (not texts or json.loads("".join(texts)) == trial.params)
 
 
 _KEPT_SEARCHES = 2
@@ -366,7 +377,7 @@ def _state_and_value(trial: Trial) -> tuple[TrialState, float | None]:
     """Pending as RUNNING, failed or scored NaN as FAIL (Optuna refuses NaN), else COMPLETE with its value."""
     if trial.pending:
         return TrialState.RUNNING, None
-    if trial.failed or math.isnan(trial.value):
+    if trial.failed or trial.value is None or math.isnan(trial.value):
         return TrialState.FAIL, None
     return TrialState.COMPLETE, trial.value
 

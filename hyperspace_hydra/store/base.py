@@ -66,6 +66,33 @@ RUN_STATUS_AFTER_WORKER_END = {FAILED: FAILED, TIMEOUT: TIMEOUT, QUEUED: INTERRU
 """What a job's running run becomes when its worker ends the job in a state (see :meth:`Store.end_job`)."""
 
 
+def job_error(status: str, changes: Mapping[str, Any]) -> str | None:
+    """What a job shows as its error when its run ends with ``status`` and ``changes``: for a FAILED
+    run, the last line of its fail trace (``ValueError: lr must be positive``); else none."""
+    if status != FAILED:
+        return None
+    return last_error_line(changes.get("fail_trace") or []) or "failed"
+
+
+def last_error_line(trace: Sequence[str]) -> str | None:
+    """The last non-empty line of a fail trace (the exception and its message), stripped; None for an empty trace."""
+    lines = [line.strip() for line in "".join(trace).splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
+def new_jobs_of(jobs: Sequence[NewJob], existing_hashes: set[str], dedupe: bool) -> list[NewJob | None]:
+    """Per given job, the job to insert, or None for a duplicate: with ``dedupe``, a job whose config hash is
+    in ``existing_hashes`` (queued, running or completed work) or repeats an earlier job of ``jobs``."""
+    if not dedupe:
+        return list(jobs)
+    seen = set(existing_hashes)
+    kept: list[NewJob | None] = []
+    for job in jobs:
+        kept.append(None if job.config_hash in seen else job)
+        seen.add(job.config_hash)
+    return kept
+
+
 def check_sweep_state(state: str) -> None:
     """ValueError unless ``state`` is one of :data:`SWEEP_FINAL_STATES` (see :meth:`Store.end_sweep`)."""
     if state not in SWEEP_FINAL_STATES:
@@ -212,9 +239,9 @@ class ClaimedJob:
 
 @dataclass(frozen=True)
 class EnqueueResult:
-    """What :meth:`Store.enqueue` did: the sweep, and per given job its new id (None: skipped duplicate)."""
+    """What :meth:`Store.enqueue` did: the sweep (None when every job was a duplicate), and per given job its new id (None: skipped duplicate)."""
 
-    sweep_id: int
+    sweep_id: int | None
     job_ids: list[int | None]
 
     @property
@@ -386,8 +413,8 @@ class Store(abc.ABC):
         is the server's time (see :meth:`update_run`).
 
         With ``claim`` (the run executes that queued job) the run is inserted only while
-        the claim holds (job RUNNING with that token); otherwise :class:`ClaimLostError`
-        is raised. SQL backends check and insert in one transaction, so a lost attempt
+        the claim holds (job RUNNING with that token), and becomes the job's ``run_id``;
+        otherwise :class:`ClaimLostError` is raised. SQL backends check and insert in one transaction, so a lost attempt
         writes nothing; MongoDB (no transaction) inserts, checks again and finishes a run
         that lost the race at once as DIED before raising.
         """
@@ -415,8 +442,9 @@ class Store(abc.ABC):
 
         With ``claim`` (the run executes a queued job) the run and its job end in one
         transaction, and only while the claim still holds (job RUNNING with that
-        token): the job becomes COMPLETED, FAILED or TIMEOUT like the run, or goes back
-        to QUEUED for an INTERRUPTED run (attempts unchanged). If the claim no longer
+        token): the job becomes COMPLETED, FAILED or TIMEOUT like the run (a FAILED job's
+        error is :func:`job_error`), or goes back to QUEUED for an INTERRUPTED run
+        (attempts unchanged). If the claim no longer
         holds, the job is left alone and the run is finished as DIED (INTERRUPTED if
         the job was cancelled), and False is returned. So a job never has two
         COMPLETED runs.
@@ -523,8 +551,9 @@ class Store(abc.ABC):
         sweep that grows as it goes (a search), ``state`` RUNNING until :meth:`end_sweep`. With
         ``dedupe``, a job whose ``config_hash`` equals that of an earlier job in the
         batch, of a job of ``study`` in :data:`DEDUPE_STATES`, or of a COMPLETED run is
-        skipped (its entry in ``job_ids`` is None). The sweep is created even when every job is
-        skipped. Job ids grow in enqueue order.
+        skipped (its entry in ``job_ids`` is None; see :func:`new_jobs_of`). When jobs are given
+        and every one is skipped, nothing is written and ``sweep_id`` is None; with no jobs given,
+        the sweep is created empty (a search adds its trials later). Job ids grow in enqueue order.
         """
 
     @abc.abstractmethod

@@ -24,6 +24,7 @@ import gridfs
 import pymongo
 from gridfs.errors import GridFSError
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from hyperspace_hydra.errors import HyperspaceError
@@ -60,8 +61,10 @@ from hyperspace_hydra.store.base import (
     check_sweep_state,
     claim_lost,
     finished_run_values,
+    job_error,
     kept_run_ids,
     known_ids,
+    new_jobs_of,
     run_changes,
     run_conditions,
     run_fields,
@@ -240,7 +243,7 @@ class MongoStore(Store):
         values["heartbeat"] = self.server_time()
         [run_id] = self._allocate_ids("runs")
         self._write_run(run_id, values, lambda fields, _unset: self._insert_run(run_id, fields))
-        if claim is not None and not self._claim_holds(claim):
+        if claim is not None and self._db.jobs.update_one(_holds(claim), {"$set": {"run_id": run_id}}).matched_count == 0:
             self._finish_run_document(run_id, DIED, {"stop_time": utcnow(), "fail_trace": [claim_lost(claim).args[0]]})
             raise claim_lost(claim)
         return run_id
@@ -271,7 +274,7 @@ class MongoStore(Store):
         values = run_changes(changes)
         if self._require_run(run_id)["status"] != RUNNING:
             return False
-        if claim is not None and not self._end_job_for_run(claim, run_id, JOB_STATE_AFTER_RUN[status]):
+        if claim is not None and not self._end_job_for_run(claim, run_id, JOB_STATE_AFTER_RUN[status], job_error(status, values)):
             self._finish_run_document(run_id, self._status_after_lost_claim(claim), values)
             return False
         return self._finish_run_document(run_id, status, values)
@@ -307,9 +310,7 @@ class MongoStore(Store):
         try:
             if metric_documents:
                 self._db.metrics.insert_many(metric_documents)
-            documents: list[dict[str, Any]] = []
-            for run_id, (values, _) in zip(run_ids, prepared):
-                self._write_run(run_id, values, lambda fields, _unset, run_id=run_id: documents.append({"_id": run_id, **fields}) is None)
+            documents = [self._run_document_to_insert(run_id, values) for run_id, (values, _) in zip(run_ids, prepared)]
             self._db.runs.insert_many(documents, ordered=True)
         except BulkWriteError as error:
             self._take_back_finished_runs(run_ids, error.details.get("nInserted", 0))
@@ -318,6 +319,17 @@ class MongoStore(Store):
             self._take_back_finished_runs(run_ids, 0)
             raise
         return run_ids
+
+    def _run_document_to_insert(self, run_id: int, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The run document that :meth:`_write_run` would insert (its long output put in GridFS first)."""
+        document: dict[str, Any] = {}
+
+        def keep(fields: dict[str, Any], _unset: dict[str, Any]) -> bool:
+            document.update({"_id": run_id, **fields})
+            return True
+
+        self._write_run(run_id, values, keep)
+        return document
 
     def _take_back_finished_runs(self, run_ids: list[int], inserted: int) -> None:
         """Delete what :meth:`add_finished_runs` wrote for ``run_ids``: the first ``inserted`` run documents (an
@@ -499,11 +511,10 @@ class MongoStore(Store):
     @_reachable
     def enqueue(self, study: str, jobs: Sequence[NewJob], sweep: Mapping[str, Any], dedupe: bool = True, max_attempts: int = 3) -> EnqueueResult:
         now = utcnow()
-        seen = self._existing_hashes(study, [job.config_hash for job in jobs]) if dedupe else set()
-        kept: list[NewJob | None] = []
-        for job in jobs:
-            kept.append(None if dedupe and job.config_hash in seen else job)
-            seen.add(job.config_hash)
+        existing = self._existing_hashes(study, [job.config_hash for job in jobs]) if dedupe else set()
+        kept = new_jobs_of(jobs, existing, dedupe)
+        if jobs and not any(kept):
+            return EnqueueResult(None, [None] * len(jobs))
         to_insert = [job for job in kept if job is not None]
         [sweep_id] = self._allocate_ids("sweeps")
         job_ids = self._allocate_ids("jobs", len(to_insert))
@@ -564,9 +575,7 @@ class MongoStore(Store):
     @_reachable
     def server_time(self) -> dt.datetime:
         """Read off the server by ``$currentDate`` on a document of its own (mongomock: this machine's clock)."""
-        clock = self._db.store_meta.find_one_and_update(
-            {"_id": "server_clock"}, {"$currentDate": {"now": True}}, upsert=True, return_document=ReturnDocument.AFTER
-        )
+        clock = _upserted(self._db.store_meta, {"_id": "server_clock"}, {"$currentDate": {"now": True}})
         return clock["now"].replace(tzinfo=None)
 
     @_reachable
@@ -690,9 +699,7 @@ class MongoStore(Store):
 
     def _allocate_ids(self, collection: str, count: int = 1) -> range:
         """``count`` new ids for ``collection``, increasing, each handed out once (one atomic ``$inc``)."""
-        counter = self._db.counters.find_one_and_update(
-            {"_id": collection}, {"$inc": {"seq": count}}, upsert=True, return_document=ReturnDocument.AFTER
-        )
+        counter = _upserted(self._db.counters, {"_id": collection}, {"$inc": {"seq": count}})
         return range(counter["seq"] - count + 1, counter["seq"] + 1)
 
     def _last_run_id(self) -> int:
@@ -711,9 +718,9 @@ class MongoStore(Store):
             values["run_id"] = run_id
         return self._db.jobs.update_one(_holds(claim), {"$set": values}).matched_count == 1
 
-    def _end_job_for_run(self, claim: Claim, run_id: int, state: str) -> bool:
+    def _end_job_for_run(self, claim: Claim, run_id: int, state: str, error: str | None) -> bool:
         """End the claimed job as the run's outcome; also true if an earlier try of this finish did and then failed."""
-        if self._end_claimed_job(claim, state, error=None, run_id=run_id):
+        if self._end_claimed_job(claim, state, error=error, run_id=run_id):
             return True
         return self._db.jobs.count_documents({"_id": claim.job_id, "state": state, "run_id": run_id}, limit=1) == 1
 
@@ -867,9 +874,17 @@ def _database_name(uri: str) -> str:
     return name
 
 
+def _upserted(collection: Collection, selector: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """The document ``selector`` picks after ``update`` (inserted if missing), in one atomic step."""
+    document = collection.find_one_and_update(selector, update, upsert=True, return_document=ReturnDocument.AFTER)
+    if document is None:
+        raise RuntimeError(f"MongoDB returned no document after an upsert into {collection.name}")
+    return document
+
+
 def _connect(uri: str) -> pymongo.MongoClient:
     """A client that gives up on an unreachable server after a few seconds (a timeout set in the URI wins)."""
-    options = {} if "serverselectiontimeoutms=" in uri.lower() else {"serverSelectionTimeoutMS": _SERVER_SELECTION_TIMEOUT_MS}
+    options: dict[str, Any] = {} if "serverselectiontimeoutms=" in uri.lower() else {"serverSelectionTimeoutMS": _SERVER_SELECTION_TIMEOUT_MS}
     try:
         return pymongo.MongoClient(uri, **options)
     except (PyMongoError, ValueError) as error:  # pymongo raises ValueError for some malformed URIs

@@ -16,14 +16,15 @@ run, of ``add_metrics`` repeated points.
 
 from __future__ import annotations
 
-import functools
+import datetime as dt
 import logging
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.settings import redact_credentials
-from hyperspace_hydra.store.base import Store
+from hyperspace_hydra.store.base import Claim, ClaimedJob, Condition, EnqueueResult, FinishedRun, MetricPoint, NewJob, Store
 
 log = logging.getLogger("hyperspace_hydra")
 
@@ -56,7 +57,7 @@ def retry_while_unavailable(operation: Callable[[], _T], what: str, budget: floa
             delay = min(delay * 2, _LONGEST_DELAY)
 
 
-class RetryingStore:
+class RetryingStore(Store):
     """A :class:`Store` whose operations are retried while its database is unavailable.
 
     Every other error reaches the caller at once.
@@ -67,26 +68,96 @@ class RetryingStore:
         self.uri = store.uri
         self._budget = budget
 
-    def __getattr__(self, name: str) -> Any:
-        operation = getattr(self.store, name)
-        if not callable(operation) or name.startswith("_"):
-            return operation
+    def _retry(self, name: str, operation: Callable[[], _T]) -> _T:
+        return retry_while_unavailable(operation, f"{name} on {redact_credentials(self.uri)}", self._budget)
 
-        @functools.wraps(operation)
-        def retrying(*args: Any, **kwargs: Any) -> Any:
-            return retry_while_unavailable(lambda: operation(*args, **kwargs), f"{name} on {redact_credentials(self.uri)}", self._budget)
+    def start_run(self, document: Mapping[str, Any], claim: Claim | None = None) -> int:
+        return self._retry("start_run", lambda: self.store.start_run(document, claim))
 
-        return retrying
+    def update_run(self, run_id: int, changes: Mapping[str, Any], claim: Claim | None = None) -> None:
+        self._retry("update_run", lambda: self.store.update_run(run_id, changes, claim))
+
+    def finish_run(self, run_id: int, status: str, changes: Mapping[str, Any], claim: Claim | None = None) -> bool:
+        return self._retry("finish_run", lambda: self.store.finish_run(run_id, status, changes, claim))
+
+    def end_stale_runs(self) -> list[int]:
+        return self._retry("end_stale_runs", self.store.end_stale_runs)
+
+    def rewrite_config(self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any]) -> None:
+        self._retry("rewrite_config", lambda: self.store.rewrite_config(run_id, config, config_hash, info))
+
+    def add_finished_runs(self, runs: Sequence[FinishedRun]) -> list[int]:
+        return self._retry("add_finished_runs", lambda: self.store.add_finished_runs(runs))
+
+    def add_metrics(self, run_id: int, points: Iterable[MetricPoint], claim: Claim | None = None) -> None:
+        points = list(points)  # a retry must send the same points again
+        self._retry("add_metrics", lambda: self.store.add_metrics(run_id, points, claim))
+
+    def get_run(self, run_id: int) -> dict[str, Any]:
+        return self._retry("get_run", lambda: self.store.get_run(run_id))
+
+    def list_runs(
+        self,
+        limit: int | None = None,
+        *,
+        task: str | None = None,
+        sweep_id: int | None = None,
+        status: str | None = None,
+        where: Sequence[Condition] = (),
+        sort: str | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        return self._retry(
+            "list_runs", lambda: self.store.list_runs(limit, task=task, sweep_id=sweep_id, status=status, where=where, sort=sort, fields=fields)
+        )
+
+    def get_metrics(self, run_id: int) -> dict[str, dict[str, list[Any]]]:
+        return self._retry("get_metrics", lambda: self.store.get_metrics(run_id))
+
+    def enqueue(self, study: str, jobs: Sequence[NewJob], sweep: Mapping[str, Any], dedupe: bool = True, max_attempts: int = 3) -> EnqueueResult:
+        return self._retry("enqueue", lambda: self.store.enqueue(study, jobs, sweep, dedupe, max_attempts))
+
+    def add_jobs(self, sweep_id: int, jobs: Sequence[NewJob], expected_jobs: int, max_attempts: int = 3) -> list[int] | None:
+        return self._retry("add_jobs", lambda: self.store.add_jobs(sweep_id, jobs, expected_jobs, max_attempts))
+
+    def end_sweep(self, sweep_id: int, state: str) -> bool:
+        return self._retry("end_sweep", lambda: self.store.end_sweep(sweep_id, state))
+
+    def server_time(self) -> dt.datetime:
+        return self._retry("server_time", self.store.server_time)
+
+    def claim(self, study: str, worker: str, lease_seconds: float) -> ClaimedJob | None:
+        return self._retry("claim", lambda: self.store.claim(study, worker, lease_seconds))
+
+    def renew_leases(self, claims: Sequence[Claim], lease_seconds: float) -> set[int]:
+        return self._retry("renew_leases", lambda: self.store.renew_leases(claims, lease_seconds))
+
+    def requeue_expired(self) -> list[int]:
+        return self._retry("requeue_expired", self.store.requeue_expired)
+
+    def end_job(self, claim: Claim, state: str, reason: str) -> bool:
+        return self._retry("end_job", lambda: self.store.end_job(claim, state, reason))
+
+    def list_jobs(
+        self, study: str | None = None, sweep_id: int | None = None, job_ids: Sequence[int] | None = None, states: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        return self._retry("list_jobs", lambda: self.store.list_jobs(study, sweep_id, job_ids, states))
+
+    def change_jobs(self, from_states: Sequence[str], to_state: str, sweep_id: int | None = None, job_ids: Sequence[int] | None = None) -> int:
+        return self._retry("change_jobs", lambda: self.store.change_jobs(from_states, to_state, sweep_id, job_ids))
+
+    def list_sweeps(self, study: str | None = None) -> list[dict[str, Any]]:
+        return self._retry("list_sweeps", lambda: self.store.list_sweeps(study))
+
+    def get_sweep(self, sweep_id: int) -> dict[str, Any]:
+        return self._retry("get_sweep", lambda: self.store.get_sweep(sweep_id))
+
+    def summary(self) -> dict[str, Any]:
+        return self._retry("summary", self.store.summary)
 
     def close(self) -> None:
         """Close the wrapped store."""
         self.store.close()
-
-    def __enter__(self) -> RetryingStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 def open_retrying(uri: str, budget: float = DEFAULT_BUDGET_SECONDS) -> RetryingStore:

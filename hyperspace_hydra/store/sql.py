@@ -58,8 +58,10 @@ from hyperspace_hydra.store.base import (
     check_sweep_state,
     claim_lost,
     finished_run_values,
+    job_error,
     kept_run_ids,
     known_ids,
+    new_jobs_of,
     run_changes,
     run_conditions,
     run_fields,
@@ -309,7 +311,10 @@ class SQLStore(Store):
         with self._writer.begin() as connection:
             _require_claim(connection, claim)
             values["heartbeat"] = _server_now(connection)
-            return int(connection.execute(_runs.insert().values(**values)).inserted_primary_key[0])
+            run_id = _inserted_id(connection.execute(_runs.insert().values(**values)))
+            if claim is not None:
+                connection.execute(_jobs.update().where(*_holds(claim)).values(run_id=run_id))
+            return run_id
 
     @_reachable
     def update_run(self, run_id: int, changes: Mapping[str, Any], claim: Claim | None = None) -> None:
@@ -337,7 +342,7 @@ class SQLStore(Store):
                     return False
             finished = _finish_runs(connection, _runs.c.id == run_id, status, values)
             if finished and claim is not None:
-                _end_claimed_job(connection, claim, JOB_STATE_AFTER_RUN[status], error=None, run_id=run_id)
+                _end_claimed_job(connection, claim, JOB_STATE_AFTER_RUN[status], error=job_error(status, values), run_id=run_id)
             return finished
 
     @_reachable
@@ -448,21 +453,22 @@ class SQLStore(Store):
     def enqueue(self, study: str, jobs: Sequence[NewJob], sweep: Mapping[str, Any], dedupe: bool = True, max_attempts: int = 3) -> EnqueueResult:
         now = utcnow()
         with self._writer.begin() as connection:
-            sweep_id = connection.execute(
-                _sweeps.insert().values(
-                    study=study, kind=sweep.get("kind", "grid"), command=sweep.get("command"), spec=sweep.get("spec"), state=sweep.get("state"), created_at=now
+            existing = self._existing_hashes(connection, study, [job.config_hash for job in jobs]) if dedupe else set()
+            kept = new_jobs_of(jobs, existing, dedupe)
+            if jobs and not any(kept):
+                return EnqueueResult(None, [None] * len(jobs))
+            sweep_id = _inserted_id(
+                connection.execute(
+                    _sweeps.insert().values(
+                        study=study, kind=sweep.get("kind", "grid"), command=sweep.get("command"), spec=sweep.get("spec"), state=sweep.get("state"), created_at=now
+                    )
                 )
-            ).inserted_primary_key[0]
-            seen = self._existing_hashes(connection, study, [job.config_hash for job in jobs]) if dedupe else set()
-            job_ids: list[int | None] = []
-            for job in jobs:
-                if dedupe and job.config_hash in seen:
-                    job_ids.append(None)
-                    continue
-                seen.add(job.config_hash)
-                inserted = connection.execute(_jobs.insert().values(**_job_row(study, sweep_id, job, max_attempts, now)))
-                job_ids.append(int(inserted.inserted_primary_key[0]))
-        return EnqueueResult(int(sweep_id), job_ids)
+            )
+            job_ids = [
+                None if job is None else _inserted_id(connection.execute(_jobs.insert().values(**_job_row(study, sweep_id, job, max_attempts, now))))
+                for job in kept
+            ]
+        return EnqueueResult(sweep_id, job_ids)
 
     @_reachable
     def add_jobs(self, sweep_id: int, jobs: Sequence[NewJob], expected_jobs: int, max_attempts: int = 3) -> list[int] | None:
@@ -476,7 +482,7 @@ class SQLStore(Store):
             if count != expected_jobs or state in SWEEP_FINAL_STATES:
                 return None
             return [
-                int(connection.execute(_jobs.insert().values(**_job_row(study, sweep_id, job, max_attempts, now))).inserted_primary_key[0])
+                _inserted_id(connection.execute(_jobs.insert().values(**_job_row(study, sweep_id, job, max_attempts, now))))
                 for job in jobs
             ]
 
@@ -707,7 +713,7 @@ def _id_in(column: sa.Column[Any], identifiers: Iterable[int]) -> sa.ColumnEleme
 def _insert_run_row(connection: Connection, values: Mapping[str, Any], run_id: int | None) -> int:
     """Insert a run's row (with ``run_id``, else a new id) and return its id."""
     row = {**values, "id": run_id} if run_id is not None else values
-    return int(connection.execute(_runs.insert().values(**row)).inserted_primary_key[0])
+    return _inserted_id(connection.execute(_runs.insert().values(**row)))
 
 
 def _metric_row(run_id: int, point: MetricPoint) -> dict[str, Any]:
@@ -967,7 +973,15 @@ def _by_code_point(text: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElemen
     return text.collate("C") if dialect == "postgresql" else text
 
 
-def _document(row: Mapping[str, Any]) -> dict[str, Any]:
+def _inserted_id(result: sa.CursorResult[Any]) -> int:
+    """The id the database gave the row ``result`` inserted."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the database returned no id for an inserted row")
+    return int(key[0])
+
+
+def _document(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {"_id": row["id"], **{field: row[field] for field in RUN_FIELDS}}
 
 

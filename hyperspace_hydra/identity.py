@@ -1,0 +1,99 @@
+"""What identifies a job and what it is judged by: its config as given and as complete, its seed, its objective, its study's name.
+
+Pure functions of a composed config (no per-process state), used by recording, enqueueing,
+search history and backfill alike, so that all of them see a job the same way.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.types import TaskFunction
+from omegaconf import DictConfig
+
+from hyperspace_hydra.app import plain, task_data
+from hyperspace_hydra.config import SETTINGS_KEY, fill_defaults, to_plain
+from hyperspace_hydra.settings import effective_settings, redact_credentials
+
+
+def given_and_complete(config: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The task config of the full ``config`` as plain data: as composed, and with target defaults filled in.
+
+    The ``hyperspace`` node holds the effective settings (see :func:`effective_settings`),
+    with any password in ``hyperspace.store`` replaced by ``***``.
+    """
+    return _given_and_complete_of(task_data(config))
+
+
+def task_given_and_complete(task: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`given_and_complete` of a task config (one without its ``hydra`` node, see :func:`task_config`)."""
+    return _given_and_complete_of(plain(task))
+
+
+def _given_and_complete_of(task: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    given = _with_effective_settings(to_plain(task))
+    return given, fill_defaults(given)
+
+
+def _with_effective_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with its ``hyperspace`` node as the settings in effect (the composed node
+    leaves unset ones ``???``), the store's password replaced (records must not hold credentials)."""
+    if SETTINGS_KEY not in config:
+        return config
+    settings = to_plain(effective_settings(config))
+    if settings["store"] is not None:
+        settings["store"] = redact_credentials(settings["store"])
+    return {**config, SETTINGS_KEY: settings}
+
+
+def seed_of(config: Mapping[str, Any]) -> int | None:
+    """The top-level ``seed`` of a complete config when it is an int (a bool is not)."""
+    seed = config.get("seed")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
+def objective_value(result: Any, key: str | None) -> float | None:
+    """The objective in a plain result: ``result[key]``, else the result if it is a number,
+    else the only value of a one-entry dict; None when there is no such number."""
+    if isinstance(result, Mapping):
+        if key is not None:
+            value = result.get(key)
+        else:
+            value = next(iter(result.values())) if len(result) == 1 else None
+    else:
+        value = result if key is None else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def app_name(config: DictConfig, task_function: TaskFunction, main: MainModule | None = None) -> str:
+    """The study's app module (``study.run``) as ``python -m`` would name it, else Hydra's job name.
+
+    A task function defined in ``__main__`` is named after the module run as ``python -m``:
+    that of ``main`` when given (the sweep's process: in a job that a launcher such as
+    submitit or joblib runs in another process, ``__main__`` is that launcher's), else this
+    process's.
+    """
+    module = task_function.__module__
+    if module == "__main__":
+        return (main or MainModule.of_this_process()).name or str(config.hydra.job.name)
+    return module
+
+
+@dataclass(frozen=True)
+class MainModule:
+    """A process's ``__main__``: the module run as ``python -m`` (None for a script) and its file."""
+
+    name: str | None
+    file: str | None
+
+    @classmethod
+    def of_this_process(cls) -> MainModule:
+        """This process's ``__main__``."""
+        main = sys.modules.get("__main__")
+        spec = getattr(main, "__spec__", None)
+        return cls(spec.name if spec is not None else None, getattr(main, "__file__", None))

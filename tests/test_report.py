@@ -1,0 +1,88 @@
+"""`hyperspace report`'s page, written in-process from a store filled directly: what comes first, what is capped, which axes are logarithmic."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from optuna.distributions import FloatDistribution
+
+from hyperspace_hydra.hpo.tuner import SearchSpec
+from hyperspace_hydra.report import TABLE_ROWS, write_report
+from hyperspace_hydra.store import COMPLETED, FAILED, Store, open_store
+
+START = dt.datetime(2026, 11, 29, 12, 0, 0)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    with open_store(f"sqlite:///{tmp_path}/store.db") as opened:
+        yield opened
+
+
+def _run(store: Store, lr: float, width: int, objective: float | None, sweep_id: int | None = None, status: str = COMPLETED) -> int:
+    document = {"config": {"model": {"lr": lr, "width": width}}, "overrides": [f"model.lr={lr}"], "start_time": START, "sweep_id": sweep_id}
+    run_id = store.start_run(document)
+    trace = ["Traceback (most recent call last):\n", "ValueError: lr too large\n"] if status == FAILED else None
+    store.finish_run(run_id, status, {"objective": objective, "stop_time": START + dt.timedelta(seconds=1), "fail_trace": trace})
+    return run_id
+
+
+def _report(store: Store, tmp_path: Path, maximize: bool = True) -> str:
+    path = tmp_path / "report.html"
+    write_report(store, store.list_runs(), path, "Runs", maximize=maximize)
+    page = path.read_text()
+    HTMLParser().feed(page)
+    return page
+
+
+def test_the_best_run_and_its_reproduce_command_come_first_then_plots_then_the_table(store: Store, tmp_path: Path) -> None:
+    ids = [_run(store, lr, width, objective) for lr, width, objective in [(0.1, 8, 0.7), (0.01, 16, 0.9), (0.5, 8, 0.2)]]
+    _run(store, 1.0, 8, None, status=FAILED)
+    page = _report(store, tmp_path)
+    sections = re.findall(r"<h2>([^<]+)</h2>", page)
+    assert sections == ["Best run", "Objective against each varying parameter", "Parallel coordinates", "Metric curves of the 5 best runs", "Runs", "Failures by error"]
+    assert f"<p>Run {ids[1]}: objective <b>0.9</b> with model.lr=0.01.</p>" in page and "python -m" in page.split("<h2>Objective")[0]
+    table = page.split("<h2>Runs</h2>")[1].split("</table>")[0]
+    assert "class='sortable'" in table and table.index(">0.9<") < table.index(">0.7<") < table.index(">0.2<"), "best first"
+    assert "ValueError: lr too large" in page.split("<h2>Failures by error</h2>")[1]
+    minimized = _report(store, tmp_path, maximize=False)
+    assert f"<p>Run {ids[2]}: objective <b>0.2</b>" in minimized
+
+
+def test_a_long_table_is_capped_with_a_note(store: Store, tmp_path: Path) -> None:
+    for index in range(TABLE_ROWS + 20):
+        _run(store, 0.001 * (index + 1), 8 + index % 2, float(index))
+    table = _report(store, tmp_path).split("<h2>Runs</h2>")[1].split("<h2>")[0]
+    assert table.count("<tr>") == TABLE_ROWS + 1, "header and the capped rows"
+    assert f"The {TABLE_ROWS} best of {TABLE_ROWS + 20} runs" in table
+
+
+def test_a_parameter_searched_on_a_log_scale_gets_a_log_axis(store: Store, tmp_path: Path) -> None:
+    spec = SearchSpec(space={"model.lr": FloatDistribution(1e-4, 1.0, log=True)}, fixed=[], n_trials=3)
+    sweep_id = store.enqueue("probe.run", [], {"kind": "search", "spec": spec.to_json(), "state": "COMPLETED"}, dedupe=False).sweep_id
+    for lr, width in [(1e-4, 8), (1e-2, 16), (0.5, 8)]:
+        _run(store, lr, width, lr * 10, sweep_id=sweep_id)
+    page = _report(store, tmp_path)
+    axes = {layout["xaxis"]["title"]["text"]: layout["xaxis"].get("type") for _, layout in _figures(page) if "title" in layout.get("xaxis", {})}
+    assert axes["lr"] == "log" and axes["width"] is None, axes
+    assert "log10 lr" in page, "the parallel coordinates show log10 of a log-scaled parameter"
+
+
+def _figures(page: str) -> list[tuple[list, dict]]:
+    """The data and layout of each plotly figure on the page, read from its ``Plotly.newPlot(id, data, layout, config)`` call."""
+    decoder = json.JSONDecoder()
+    figures = []
+    for match in re.finditer(r"Plotly\.newPlot\(\s*", page):
+        position = match.end()
+        parts = []
+        for _ in range(3):  # id, data, layout
+            value, position = decoder.raw_decode(page, position)
+            parts.append(value)
+            position = re.compile(r"\s*,\s*").match(page, position).end()
+        figures.append((parts[1], parts[2]))
+    return figures
