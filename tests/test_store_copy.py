@@ -163,13 +163,14 @@ def test_a_run_the_destination_refuses_stops_the_copy_naming_it_and_a_rerun_goes
     with open_store(source_uri) as source:
         first, refused, last = (_record(source, COMPLETED, index, output=SHORT_OUTPUT, command="x" * (300 if index == 1 else 4)) for index in range(3))
     stopped = hyperspace(tmp_path, "store", "copy", source_uri, postgres_uri)
-    assert stopped.returncode == 2 and stopped.stderr.count("\n") == 1, stopped.stderr
-    assert stopped.stderr.startswith(f"error: run {refused} of {source_uri} not copied: StringDataRightTruncation: value too long")
+    assert stopped.returncode == 2 and stopped.stderr.count("\n") == 1, stopped.stdout + stopped.stderr
+    assert stopped.stderr.startswith(f"error: run {refused} of {source_uri} not copied: StringDataRightTruncation: value too long"), stopped.stderr
     with open_store(postgres_uri) as destination:
-        assert [run["_id"] for run in destination.list_runs()] == [first], "the runs before it are copied, whole"
+        assert [run["_id"] for run in destination.list_runs()] == [first], ("the runs before it are copied, whole", stopped.stdout)
     with sqlite3.connect(tmp_path / "source.db") as fixing:  # PostgreSQL keeps commands of up to 256 characters
         fixing.execute("UPDATE runs SET command = 'main' WHERE id = ?", (refused,))
-    assert "2 run(s) copied (ids kept), 1 copied before" in _copy(tmp_path, source_uri, postgres_uri).stdout
+    resumed = _copy(tmp_path, source_uri, postgres_uri)
+    assert "2 run(s) copied (ids kept), 1 copied before" in resumed.stdout, resumed.stdout
     with open_store(postgres_uri) as destination:
         assert [run["_id"] for run in destination.list_runs()] == [first, refused, last]
 
