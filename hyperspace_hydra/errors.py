@@ -11,3 +11,12 @@ class HyperspaceError(CompactHydraException):
     sweeper, callback) raises it inside ``python -m study.run``: Hydra prints a
     ``CompactHydraException`` as its message alone.
     """
+
+
+def one_line(error: BaseException) -> str:
+    """What went wrong, on one line: a :class:`HyperspaceError`'s message, else the kind and message of the
+    error (of the database driver's own error, when a library wrapped it with the statement it ran)."""
+    if isinstance(error, HyperspaceError):
+        return " ".join(str(error).split())
+    original = getattr(error, "orig", None) or error
+    return f"{type(original).__name__}: {' '.join(str(original).split())}"

@@ -16,6 +16,7 @@ import mongomock
 import mongomock.gridfs
 import pymongo
 import pytest
+from sqlalchemy.exc import SQLAlchemyError
 
 from hyperspace_hydra import HyperspaceError
 from hyperspace_hydra.store import (
@@ -37,7 +38,7 @@ from hyperspace_hydra.store import (
     open_store,
     sql,
 )
-from hyperspace_hydra.store.base import RUN_FIELDS, STALE_RUN, STALE_RUN_SECONDS, Condition
+from hyperspace_hydra.store.base import RUN_FIELDS, STALE_RUN, STALE_RUN_SECONDS, Condition, FinishedRun, run_pages
 from hyperspace_hydra.store.mongo import MongoStore
 
 mongomock.gridfs.enable_gridfs_integration()  # lets pymongo's GridFS work on mongomock's databases
@@ -57,11 +58,11 @@ class Backend:
     in_process: bool = False
     """mongomock: every store object shares the client ``mongo``, which other processes cannot reach."""
 
-    def open(self) -> Store:
-        """A new store object on this store."""
+    def open(self, read_only: bool = False) -> Store:
+        """A new store object on this store (see ``open_store`` for ``read_only``)."""
         if self.in_process:
-            return MongoStore(self.uri, client=self.mongo)
-        return open_store(self.uri)
+            return MongoStore(self.uri, client=self.mongo, read_only=read_only)
+        return open_store(self.uri, read_only=read_only)
 
     def uri_for_other_processes(self) -> str:
         """The store's URI, for tests that open it in several processes (skipped on mongomock)."""
@@ -310,6 +311,14 @@ def test_top_level_fields_and_result_keys_can_be_compared(store: Store) -> None:
     assert _ids(store, Condition("id", ">", first)) == [second]
     assert _ids(store, Condition("result.accuracy", "=", 0.5)) == [first]
     assert _ids(store, Condition("choices.aggregation", "=", "mean")) == [first]
+
+
+def test_info_keys_can_be_compared(store: Store) -> None:
+    imported = store.start_run({"info": {"imported_from": "/old/runs", "sacred_id": 7}})
+    store.start_run({"info": {"imported_from": "/other/runs", "sacred_id": 7}})
+    store.start_run({"info": {"metrics": []}})
+    assert _ids(store, Condition("info.imported_from", "=", "/old/runs"), Condition("info.sacred_id", "=", 7)) == [imported]
+    assert len(_ids(store, Condition("info.sacred_id", "exists"))) == 2
 
 
 def test_task_status_and_sweep_select_runs(store: Store) -> None:
@@ -780,3 +789,110 @@ def test_rewrite_config_replaces_config_hash_and_info_of_a_finished_run(store: S
     assert run["status"] == COMPLETED and run["objective"] == 0.5
     with pytest.raises(RunNotFoundError):
         store.rewrite_config(404, {}, "h", {})
+
+
+def _recorded_elsewhere(**fields: Any) -> dict[str, Any]:
+    return {
+        "status": FAILED, "start_time": NOW, "heartbeat": NOW + dt.timedelta(seconds=9), "stop_time": NOW + dt.timedelta(seconds=10),
+        "config": {"lr": 0.1}, "info": {"note": "kept", "metrics": [{"name": "stale", "id": "old"}]}, "fail_trace": ["Traceback", "boom"],
+        "task": "t", **fields,
+    }  # fmt: skip
+
+
+SERIES = {
+    "loss": {"steps": [0, 1, 2], "values": [1.0, 0.5, 0.25], "timestamps": [NOW, NOW, NOW + dt.timedelta(seconds=1)]},
+    "acc": {"steps": [0], "values": [0.5], "timestamps": [NOW]},
+}
+
+
+def test_a_finished_run_is_written_whole_with_its_times_metrics_and_long_output(store: Store) -> None:
+    output = "".join(f"line {index}\n" for index in range(150_000))  # over 1 MB: MongoDB keeps it in GridFS
+    [run_id] = store.add_finished_runs([FinishedRun(_recorded_elsewhere(captured_out=output), SERIES)])
+    run = store.get_run(run_id)
+    assert run["status"] == FAILED and run["captured_out"] == output and run["fail_trace"] == ["Traceback", "boom"]
+    assert (run["start_time"], run["heartbeat"], run["stop_time"]) == (NOW, NOW + dt.timedelta(seconds=9), NOW + dt.timedelta(seconds=10))
+    assert run["info"]["note"] == "kept" and [entry["name"] for entry in run["info"]["metrics"]] == ["loss", "acc"]
+    assert store.get_metrics(run_id) == dict(SERIES)
+    assert store.start_run({}) > run_id
+
+
+def test_a_finished_run_keeps_a_given_id_and_later_ids_are_higher(store: Store) -> None:
+    first = store.start_run({})
+    assert store.add_finished_runs([FinishedRun(_recorded_elsewhere(), SERIES, run_id=first + 1000)]) == [first + 1000]
+    assert store.get_run(first + 1000)["config"] == {"lr": 0.1}
+    assert store.start_run({}) > first + 1000
+    with pytest.raises(HyperspaceError, match=f"run id {first + 1000} is taken"):
+        store.add_finished_runs([FinishedRun(_recorded_elsewhere(config={"lr": 9}), {"x": {"steps": [0], "values": [1.0], "timestamps": [NOW]}}, run_id=first + 1000)])
+    assert store.get_run(first + 1000)["config"] == {"lr": 0.1} and store.get_metrics(first + 1000) == dict(SERIES)
+
+
+def test_a_finished_run_that_cannot_be_written_whole_leaves_nothing(store: Store) -> None:
+    unstorable = {"loss": {"steps": [0, 2**70], "values": [1.0, 2.0], "timestamps": [NOW, NOW]}}  # no database takes a 70-bit step
+    whole = FinishedRun(_recorded_elsewhere(), SERIES)
+    for batch in ([FinishedRun(_recorded_elsewhere(), unstorable)], [whole, FinishedRun(_recorded_elsewhere(), unstorable, run_id=77)]):
+        with pytest.raises((OverflowError, SQLAlchemyError)):
+            store.add_finished_runs(batch)
+    assert store.list_runs() == []
+    with pytest.raises(RunNotFoundError):
+        store.get_metrics(77)
+
+
+def test_finished_runs_are_written_together_keeping_given_ids(store: Store) -> None:
+    batch = [FinishedRun(_recorded_elsewhere(task=f"t{index}"), SERIES, run_id=10 + index) for index in range(3)]
+    assert store.add_finished_runs(batch) == [10, 11, 12]
+    assert [(run["_id"], run["task"]) for run in store.list_runs()] == [(10, "t0"), (11, "t1"), (12, "t2")]
+    assert all(store.get_metrics(run_id) == dict(SERIES) for run_id in (10, 11, 12))
+    mixed = store.add_finished_runs([FinishedRun(_recorded_elsewhere(task="new")), FinishedRun(_recorded_elsewhere(task="kept"), run_id=20)])
+    assert mixed[1] == 20 and mixed[0] not in (10, 11, 12, 20) and store.get_run(mixed[0])["task"] == "new"
+    with pytest.raises(ValueError, match="same id twice"):
+        store.add_finished_runs([FinishedRun(_recorded_elsewhere(), run_id=30), FinishedRun(_recorded_elsewhere(), run_id=30)])
+    with pytest.raises(HyperspaceError, match="run id 11 is taken"):
+        store.add_finished_runs([FinishedRun(_recorded_elsewhere(), run_id=31), FinishedRun(_recorded_elsewhere(), run_id=11)])
+    assert len(store.list_runs()) == 5
+
+
+def test_a_finished_run_needs_a_final_status_known_fields_and_whole_series(store: Store) -> None:
+    for document, metrics in (
+        (_recorded_elsewhere(status=RUNNING), {}),
+        (_recorded_elsewhere(colour="red"), {}),
+        (_recorded_elsewhere(), {"loss": {"steps": [0, 1], "values": [1.0], "timestamps": [NOW]}}),
+    ):
+        with pytest.raises(ValueError):
+            store.add_finished_runs([FinishedRun(document, metrics)])
+    assert store.list_runs() == []
+
+
+def test_a_store_opened_read_only_is_read_and_refuses_writes_where_the_backend_can(backend: Backend) -> None:
+    with backend.open() as store:
+        run_id = store.start_run({"task": "t"})
+        store.add_metrics(run_id, [MetricPoint("loss", 0, 1.0, NOW)])
+    with backend.open(read_only=True) as reader:
+        assert reader.get_run(run_id)["task"] == "t" and [run["_id"] for run in reader.list_runs(sort="id")] == [run_id]
+        assert reader.get_metrics(run_id)["loss"]["values"] == [1.0]
+        if not backend.uri.startswith("mongodb"):  # MongoDB has no read-only connection
+            with pytest.raises((HyperspaceError, SQLAlchemyError), match="(?i)read-?only"):
+                reader.start_run({"task": "written"})
+    with backend.open() as store:
+        assert [run["task"] for run in store.list_runs()] == ["t"]
+
+
+def test_a_database_that_is_no_store_is_not_made_one_when_opened_read_only(backend: Backend, tmp_path: Path) -> None:
+    if backend.uri.startswith("sqlite"):
+        with pytest.raises(HyperspaceError, match="cannot open store .*unable to open database file"):
+            open_store(f"sqlite:///{tmp_path}/nothing_here.db", read_only=True)
+        assert not (tmp_path / "nothing_here.db").exists()
+    elif backend.uri.startswith("postgresql"):
+        with pytest.raises(HyperspaceError, match="cannot open store"):
+            open_store(backend.uri, read_only=True)
+    else:
+        backend.database().runs.insert_one({"_id": 1, "status": COMPLETED})  # a run Sacred wrote
+        with backend.open(read_only=True) as reader:
+            assert [run["_id"] for run in reader.list_runs()] == [1]
+        assert backend.database().list_collection_names() == ["runs"], "no store collection, counter or index created"
+
+
+def test_run_pages_reads_every_matching_run_once_in_id_order(store: Store) -> None:
+    ids = [store.start_run({"task": "t" if index % 3 else "other"}) for index in range(7)]
+    pages = list(run_pages(store, [Condition("task", "=", "t")], ["task"], size=2))
+    assert [[run["_id"] for run in page] for page in pages] == [[ids[1], ids[2]], [ids[4], ids[5]]]
+    assert [len(page) for page in run_pages(store, size=3)] == [3, 3, 1]

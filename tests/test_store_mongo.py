@@ -14,6 +14,7 @@ from test_store_contract import MONGO_BACKENDS, NOW, Backend, make_backend
 from hyperspace_hydra import HyperspaceError
 from hyperspace_hydra.observer import StoreObserver
 from hyperspace_hydra.store import COMPLETED, PAUSED, RUNNING, NewJob, Store, open_store
+from hyperspace_hydra.store.base import FinishedRun
 from hyperspace_hydra.store.mongo import CAPTURED_OUT_BUCKET, CAPTURED_OUT_TAIL_CHARS, MongoStore
 from hyperspace_hydra.store.retry import StoreUnavailableError
 
@@ -139,3 +140,19 @@ def test_an_unreachable_server_is_one_line_without_the_password() -> None:
     message = str(raised.value)
     assert message.startswith("cannot open store mongodb://user:***@127.0.0.1:1/db") and "Connection refused" in message
     assert "\n" not in message and "secret" not in message and "Topology" not in message
+
+
+def test_a_finished_run_whose_document_cannot_be_inserted_leaves_no_metrics_or_output_file(store: Store, backend: Backend) -> None:
+    database = backend.database()
+    database.runs.insert_one({"_id": 6, "status": COMPLETED})  # a run Sacred wrote: the second new run's id collides
+    database.counters.update_one({"_id": "runs"}, {"$set": {"seq": 4}})
+    series = {"loss": {"steps": [0, 1], "values": [1.0, 0.5], "timestamps": [NOW, NOW]}}
+    document = {"status": COMPLETED, "captured_out": "x" * (CAPTURED_OUT_TAIL_CHARS + 1)}
+    with pytest.raises(PyMongoError, match="uplicate"):
+        store.add_finished_runs([FinishedRun(document, series), FinishedRun(document, series)])
+    assert database.metrics.count_documents({}) == 0 and database[f"{CAPTURED_OUT_BUCKET}.files"].count_documents({}) == 0
+    assert [run["_id"] for run in database.runs.find()] == [6], "the first new run, inserted before the failure, is taken back"
+    [run_id] = store.add_finished_runs([FinishedRun(document, series)])
+    assert run_id == 7 and store.get_metrics(run_id) == series and store.get_run(run_id)["captured_out"] == document["captured_out"]
+    loss = database.metrics.find_one({"run_id": run_id})
+    assert database.runs.find_one({"_id": run_id})["info"]["metrics"] == [{"name": "loss", "id": str(loss["_id"])}]

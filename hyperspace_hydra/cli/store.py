@@ -1,12 +1,18 @@
-"""``hyperspace store check``: is the store reachable, what is in it."""
+"""``hyperspace store check``: is the store reachable, what is in it; ``hyperspace store copy``: its runs into another store."""
 
 from __future__ import annotations
 
 import argparse
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for
 from hyperspace_hydra.cli.output import describe_counts, to_json
+from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.filters import FORMS, parse_condition, resolve_paths
 from hyperspace_hydra.settings import redact_credentials
+from hyperspace_hydra.store import open_store
+from hyperspace_hydra.store_copy import CopyReport, copy_runs
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -17,6 +23,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_app_option(check)
     check.add_argument("--json", action="store_true", help="the report as one JSON object")
     check.set_defaults(handler=_check)
+    copy = store.add_parser("copy", help="copy finished runs with their metrics and output to another store (any backends)")
+    copy.add_argument("source", metavar="SRC_URI", help="the store to copy from (only read)")
+    copy.add_argument("destination", metavar="DST_URI", help="the store to copy into (created on first use)")
+    copy.add_argument("--where", action="append", default=[], metavar="EXPR", help=f"only runs that meet EXPR (repeatable: all must hold): {FORMS}")
+    copy.set_defaults(handler=_copy)
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -31,3 +42,24 @@ def _check(args: argparse.Namespace) -> None:
     print(f"data:    {report['integrity'] or 'not checked (this backend has no cheap check)'}")
     print(f"jobs:    {describe_counts(report['jobs'])}")
     print(f"runs:    {describe_counts(report['runs'])}")
+
+
+def _copy(args: argparse.Namespace) -> None:
+    where = [parse_condition(text) for text in args.where]
+    with open_store(args.source, read_only=True) as source, open_store(args.destination) as destination:
+        where, _sort = resolve_paths(source, where, None)
+        columns = (TextColumn("copying runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, transient=False) as progress:
+            bar = progress.add_task("copy", total=None)
+            report = copy_runs(source, destination, where, lambda done, total: progress.update(bar, completed=done, total=total))
+    _print_copy(report)
+    if not report.verified:
+        raise HyperspaceError("verification failed: the copies differ from the source runs in the counts or the checksum above")
+
+
+def _print_copy(report: CopyReport) -> None:
+    print(f"{report.copied} run(s) copied ({'ids kept' if report.ids_kept else 'new ids'}), {report.already_copied} copied before")
+    if report.unfinished:
+        print(f"not finished, not copied (copy again once they end): run(s) {', '.join(map(str, report.unfinished))}")
+    print(f"source:      {describe_counts(report.source)}; config hashes sha256 {report.source_checksum}")
+    print(f"destination: {describe_counts(report.destination)}; config hashes sha256 {report.destination_checksum}")

@@ -37,8 +37,13 @@ __all__ = [
 ]  # fmt: skip
 
 
-def open_store(uri: str) -> Store:
+def open_store(uri: str, read_only: bool = False) -> Store:
     """Open (and on first use create) the store at ``uri``.
+
+    ``read_only``: open it only to read it (a copy's source): nothing is created or upgraded (a
+    missing SQLite file or PostgreSQL table, or an older schema, is refused), SQLite opens the
+    file read-only and PostgreSQL's transactions are read-only, so a write fails; MongoDB has no
+    such mode (its readers write nothing) and reads a database no store has used as it is.
 
     Supported: ``sqlite:///relative/or/absolute/path.db``,
     ``postgresql://user:password@host:port/database`` (needs the ``postgres`` extra) and
@@ -51,11 +56,11 @@ def open_store(uri: str) -> Store:
     if scheme in ("sqlite", "postgresql", "postgresql+psycopg"):
         from hyperspace_hydra.store.sql import SQLStore
 
-        return SQLStore(uri)
+        return SQLStore(uri, read_only)
     if scheme in ("mongodb", "mongodb+srv"):
         from hyperspace_hydra.store.mongo import MongoStore
 
-        return MongoStore(uri)
+        return MongoStore(uri, read_only=read_only)
     raise HyperspaceError(
         f"invalid store URI {redact_credentials(uri)!r}: expected sqlite:///path/to/store.db "
         "(a relative path after the three slashes is relative to the current directory), postgresql://user:password@host/db "

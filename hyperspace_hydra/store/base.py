@@ -16,8 +16,8 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from hyperspace_hydra.errors import HyperspaceError
@@ -122,6 +122,58 @@ def run_fields(fields: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(fields)
 
 
+MetricSeries = Mapping[str, Mapping[str, Sequence[Any]]]
+"""Metric series of a run as :meth:`Store.get_metrics` returns them: ``{name: {"steps", "values", "timestamps"}}``."""
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A run recorded elsewhere (another store, Sacred), to write whole with :meth:`Store.add_finished_runs`:
+    its document, its metric series, and the id it keeps (None: it gets a new one)."""
+
+    document: Mapping[str, Any]
+    metrics: MetricSeries = field(default_factory=dict)
+    run_id: int | None = None
+
+
+def finished_run_values(run: FinishedRun) -> tuple[dict[str, Any], list[MetricPoint]]:
+    """The fields and metric points that :meth:`Store.add_finished_runs` writes for ``run``.
+
+    Every field of :data:`RUN_FIELDS` is present (missing ones empty); ``info.metrics`` lists the
+    names of the metrics (``{"name": ...}``, as a recorded run's does; MongoDB adds the ids of its
+    metrics documents), replacing whatever the document listed. ValueError for an unknown field, a
+    status outside :data:`FINAL_STATUSES`, a series whose lists differ in length, or a ``run_id``
+    outside :data:`ID_RANGE`.
+    """
+    document, metrics = run.document, run.metrics
+    if run.run_id is not None and run.run_id not in ID_RANGE:
+        raise ValueError(f"run id {run.run_id} is outside the ids a store holds (1 to 2**63 - 1)")
+    unknown = set(document) - {"_id", *RUN_FIELDS}
+    if unknown:
+        raise ValueError(f"unknown run fields {sorted(unknown)}; expected names from RUN_FIELDS")
+    if document.get("status") not in FINAL_STATUSES:
+        raise ValueError(f"a finished run needs a final status, one of {sorted(FINAL_STATUSES)}, not {document.get('status')!r}")
+    values = {name: document.get(name) for name in RUN_FIELDS}
+    info = {key: value for key, value in (values["info"] or {}).items() if key != "metrics"}
+    values["info"] = {**info, "metrics": [{"name": name} for name in metrics]} if metrics else info
+    return values, [point for name, series in metrics.items() for point in _series_points(name, series)]
+
+
+def kept_run_ids(runs: Sequence[FinishedRun]) -> list[int]:
+    """The ids that ``runs`` keep; ValueError if two of them would keep the same one."""
+    kept = [run.run_id for run in runs if run.run_id is not None]
+    if len(set(kept)) != len(kept):
+        raise ValueError(f"runs to write keep the same id twice: {sorted({run_id for run_id in kept if kept.count(run_id) > 1})}")
+    return kept
+
+
+def _series_points(name: str, series: Mapping[str, Sequence[Any]]) -> list[MetricPoint]:
+    steps, values, timestamps = (list(series[key]) for key in ("steps", "values", "timestamps"))
+    if not len(steps) == len(values) == len(timestamps):
+        raise ValueError(f"metric {name!r}: {len(steps)} steps, {len(values)} values and {len(timestamps)} timestamps; expected as many of each")
+    return [MetricPoint(name, step, value, timestamp) for step, value, timestamp in zip(steps, values, timestamps)]
+
+
 ID_RANGE = range(1, 2**63)
 """The ids a store may hand out (signed 64-bit integers from 1). A number outside names no run, job
 or sweep; backends answer so without asking the database, which cannot take such a number."""
@@ -135,6 +187,11 @@ def known_ids(ids: Iterable[int]) -> list[int]:
 def utcnow() -> dt.datetime:
     """The current time as the naive UTC datetime that stores keep."""
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def run_id_taken(store: str, run_id: int) -> HyperspaceError:
+    """The error of :meth:`Store.add_finished_runs` asked to keep an id that a run of ``store`` (its URI, redacted) has."""
+    return HyperspaceError(f"run id {run_id} is taken in store {store}: a run keeps its id only where no run has it")
 
 
 class RunNotFoundError(HyperspaceError):
@@ -210,10 +267,10 @@ class MetricPoint:
 
 CONDITION_OPERATORS = ("=", "!=", "<", ">", "in", "exists")
 RUN_VALUE_PATHS = ("id", "objective", "status", "task", "seed")
-"""Paths that name a run field itself; ``result.<key>`` and ``choices.<group>`` name a key inside those fields."""
+"""Paths that name a run field itself; ``result.<key>``, ``choices.<group>`` and ``info.<key>`` name a key inside those fields."""
 DURATION = "duration"
 """A sort path that no field holds: ``stop_time - start_time`` in seconds, computed by the database."""
-_KEYED_FIELDS = ("result", "choices")
+_KEYED_FIELDS = ("result", "choices", "info")
 
 
 def run_path(path: str) -> tuple[str, tuple[str, ...]]:
@@ -240,7 +297,8 @@ class Condition:
     """A filter of :meth:`Store.list_runs`: the run's value at ``path`` compared with ``value`` by ``op``.
 
     ``path``: ``id``, ``objective``, ``status``, ``task`` and ``seed`` name those run fields,
-    ``result.<key>`` and ``choices.<group>`` a key of the run's result or Hydra choices, any other
+    ``result.<key>``, ``choices.<group>`` and ``info.<key>`` a key of the run's result, Hydra choices or
+    info (where an imported run keeps where it came from: ``info.imported_from``), any other
     dotted path a value in the run's complete ``config`` (each part a key of a mapping:
     ``classifier.C``). A run's value is *missing* when the path does not exist in it or holds null.
 
@@ -320,6 +378,19 @@ def sort_order(sort: str) -> tuple[str, bool]:
     path = sort.removeprefix("-")
     run_path(path)
     return path, sort.startswith("-")
+
+
+def run_pages(store: Store, where: Sequence[Condition] = (), fields: Sequence[str] | None = None, size: int = 200) -> Iterator[list[dict[str, Any]]]:
+    """The runs of ``store`` that meet ``where`` (only ``fields``, as :meth:`Store.list_runs` reads them), in id
+    order, in pages of ``size``: one query per page, so memory stays bounded whatever the size of the store."""
+    last = 0
+    while True:
+        page = store.list_runs(size, where=[*where, Condition("id", ">", last)], sort="id", fields=fields)
+        if page:
+            yield page
+        if len(page) < size:
+            return
+        last = page[-1]["_id"]
 
 
 class Store(abc.ABC):
@@ -403,6 +474,24 @@ class Store(abc.ABC):
 
         Raises :class:`RunNotFoundError` for an unknown id. With ``claim``, writes only
         while the claim holds, else raises :class:`ClaimLostError`.
+        """
+
+    @abc.abstractmethod
+    def add_finished_runs(self, runs: Sequence[FinishedRun]) -> list[int]:
+        """Write whole finished runs (each document with its captured output, and its metric series); return their ids.
+
+        Brings in runs recorded elsewhere (another store, Sacred): each document has a final
+        ``status`` and its own times, heartbeat included, all kept as given; its fields and metrics
+        are read by :func:`finished_run_values`. All of the runs are written or none: SQL backends
+        write them and their metrics in one transaction (metric points with one executemany);
+        MongoDB (no transaction) writes the metrics documents and long outputs' GridFS files
+        first and the run documents last (one ``insert_many`` each), deleting what it wrote if a
+        step fails, so no reader ever sees part of a run.
+
+        A run without ``run_id`` gets a new id as :meth:`start_run` gives them; one with ``run_id``
+        keeps it, and ids handed out later are higher. :class:`HyperspaceError` (see
+        :func:`run_id_taken`) if a run of the store already has a kept id; ValueError as
+        :func:`finished_run_values` and :func:`kept_run_ids` say.
         """
 
     @abc.abstractmethod

@@ -25,7 +25,7 @@ import pymongo
 from gridfs.errors import GridFSError
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.collection import Collection
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.settings import redact_credentials
@@ -52,6 +52,7 @@ from hyperspace_hydra.store.base import (
     ClaimedJob,
     Condition,
     EnqueueResult,
+    FinishedRun,
     JobNotFoundError,
     MetricPoint,
     NewJob,
@@ -59,12 +60,15 @@ from hyperspace_hydra.store.base import (
     Store,
     check_sweep_state,
     claim_lost,
+    finished_run_values,
     job_error,
+    kept_run_ids,
     known_ids,
     new_jobs_of,
     run_changes,
     run_conditions,
     run_fields,
+    run_id_taken,
     run_path,
     sort_order,
     utcnow,
@@ -157,8 +161,11 @@ class MongoStore(Store):
     later: it retries an upsert that lost the race to create a counter.
     """
 
-    def __init__(self, uri: str, client: pymongo.MongoClient | None = None) -> None:
+    def __init__(self, uri: str, client: pymongo.MongoClient | None = None, read_only: bool = False) -> None:
+        """``read_only``: nothing is created or upgraded (see :func:`~hyperspace_hydra.store.open_store`);
+        MongoDB has no read-only connection, so the store's readers are what write nothing."""
         self.uri = uri
+        self._read_only = read_only
         database_name = _database_name(uri)
         self._owns_client = client is None
         self._client = _connect(uri) if client is None else client
@@ -173,12 +180,19 @@ class MongoStore(Store):
     def _open_schema(self) -> None:
         try:
             found = self._schema_version()
+            if found is None and self._read_only:
+                return  # a database no store has used (one Sacred wrote): its runs are read as they are
             if found is None:
                 self._create_schema()
                 found = self._schema_version()
         except PyMongoError as error:
             kind = StoreUnavailableError if isinstance(error, ConnectionFailure) else HyperspaceError
             raise kind(f"cannot open store {redact_credentials(self.uri)}: {_reason(error)}") from error
+        if found < SCHEMA_VERSION and self._read_only:
+            raise HyperspaceError(
+                f"store {redact_credentials(self.uri)} has schema version {found}, older than this hyperspace_hydra's {SCHEMA_VERSION}, "
+                "and is opened only to be read: open it once to write (hyperspace store check --store URI upgrades it)"
+            )
         if found < SCHEMA_VERSION:
             self._upgrade()
         elif found != SCHEMA_VERSION:
@@ -272,14 +286,63 @@ class MongoStore(Store):
             raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
 
     @_reachable
+    def add_finished_runs(self, runs: Sequence[FinishedRun]) -> list[int]:
+        """Metrics documents (one ``insert_many``), then long outputs' GridFS files, then the run documents (one
+        ``insert_many``); a failure deletes what was written. Metrics documents of a kept id that has no run
+        document are left from an earlier attempt that failed before its run document: they are replaced."""
+        prepared = [finished_run_values(run) for run in runs]
+        kept = kept_run_ids(runs)
+        taken = self._db.runs.find_one({"_id": {"$in": kept}}, {"_id": 1}, sort=[("_id", ASCENDING)]) if kept else None
+        if taken is not None:
+            raise run_id_taken(redact_credentials(self.uri), taken["_id"])
+        if kept:
+            self._db.counters.update_one({"_id": "runs"}, {"$max": {"seq": max(kept)}}, upsert=True)
+            self._db.metrics.delete_many({"run_id": {"$in": kept}})
+        new_ids = iter(self._allocate_ids("runs", len(runs) - len(kept)) if len(runs) > len(kept) else ())
+        run_ids = [run.run_id if run.run_id is not None else next(new_ids) for run in runs]
+        metric_documents = [
+            {"run_id": run_id, "name": name, **lists} for run_id, (_, points) in zip(run_ids, prepared) for name, lists in _series_by_name(points).items()
+        ]
+        for values, _ in prepared:
+            _check_storable({**values, "captured_out": (values["captured_out"] or "")[-CAPTURED_OUT_TAIL_CHARS:]})
+        for document in metric_documents:
+            _check_storable(document)
+        try:
+            if metric_documents:
+                self._db.metrics.insert_many(metric_documents)
+            documents = [self._run_document_to_insert(run_id, values) for run_id, (values, _) in zip(run_ids, prepared)]
+            self._db.runs.insert_many(documents, ordered=True)
+        except BulkWriteError as error:
+            self._take_back_finished_runs(run_ids, error.details.get("nInserted", 0))
+            raise
+        except BaseException:
+            self._take_back_finished_runs(run_ids, 0)
+            raise
+        return run_ids
+
+    def _run_document_to_insert(self, run_id: int, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The run document that :meth:`_write_run` would insert (its long output put in GridFS first)."""
+        document: dict[str, Any] = {}
+
+        def keep(fields: dict[str, Any], _unset: dict[str, Any]) -> bool:
+            document.update({"_id": run_id, **fields})
+            return True
+
+        self._write_run(run_id, values, keep)
+        return document
+
+    def _take_back_finished_runs(self, run_ids: list[int], inserted: int) -> None:
+        """Delete what :meth:`add_finished_runs` wrote for ``run_ids``: the first ``inserted`` run documents (an
+        ordered ``insert_many`` stops at its first failure), every metrics document and every output file."""
+        self._db.runs.delete_many({"_id": {"$in": run_ids[:inserted]}})
+        self._db.metrics.delete_many({"run_id": {"$in": run_ids}})
+        for file in self._db[f"{CAPTURED_OUT_BUCKET}.files"].find({"filename": {"$in": [str(run_id) for run_id in run_ids]}}, {"_id": 1}):
+            self._outputs.delete(file["_id"])
+
+    @_reachable
     def add_metrics(self, run_id: int, points: Iterable[MetricPoint], claim: Claim | None = None) -> None:
         self._require_claim(claim)
-        series: dict[str, dict[str, list[Any]]] = {}
-        for point in points:
-            entry = series.setdefault(point.name, {"steps": [], "values": [], "timestamps": []})
-            entry["steps"].append(point.step)
-            entry["values"].append(point.value)
-            entry["timestamps"].append(point.timestamp)
+        series = _series_by_name(points)
         updates = {name: {"$push": {key: {"$each": items} for key, items in lists.items()}} for name, lists in series.items()}
         self._require_run(run_id)
         for update in updates.values():
@@ -417,7 +480,7 @@ class MongoStore(Store):
 
         None if the output's file was replaced (by a heartbeat) since ``raw`` was read.
         """
-        document = {"_id": raw["_id"], **{field: raw.get(field) for field in fields}}
+        document = {"_id": raw["_id"], **{field: _plain_ids(raw.get(field)) for field in fields}}
         if raw.get(_OUTPUT_FILE) is not None:
             try:
                 document["captured_out"] = self._outputs.get(raw[_OUTPUT_FILE]).read().decode()
@@ -670,6 +733,29 @@ class MongoStore(Store):
         self._db.runs.update_many(
             {"job_id": job_id, "status": RUNNING, "_id": {"$lte": last_run_id}}, {"$set": {**values, "status": status}}
         )
+
+
+def _series_by_name(points: Iterable[MetricPoint]) -> dict[str, dict[str, list[Any]]]:
+    """``points`` as Sacred's metrics documents hold them: per name, lists of steps, values and timestamps."""
+    series: dict[str, dict[str, list[Any]]] = {}
+    for point in points:
+        entry = series.setdefault(point.name, {"steps": [], "values": [], "timestamps": []})
+        entry["steps"].append(point.step)
+        entry["values"].append(point.value)
+        entry["timestamps"].append(point.timestamp)
+    return series
+
+
+def _plain_ids(value: Any) -> Any:
+    """``value`` with every MongoDB ObjectId in it as its string (Sacred's MongoObserver names source and artifact
+    files by theirs): a run document holds plain data, whichever store it comes from."""
+    if isinstance(value, bson.ObjectId):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _plain_ids(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_ids(item) for item in value]
+    return value
 
 
 def _id_is(identifier: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.settings import redact_credentials
-from hyperspace_hydra.store.base import Claim, ClaimedJob, Condition, EnqueueResult, MetricPoint, NewJob, Store
+from hyperspace_hydra.store.base import Claim, ClaimedJob, Condition, EnqueueResult, FinishedRun, MetricPoint, NewJob, Store
 
 log = logging.getLogger("hyperspace_hydra")
 
@@ -85,6 +85,9 @@ class RetryingStore(Store):
 
     def rewrite_config(self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any]) -> None:
         self._retry("rewrite_config", lambda: self.store.rewrite_config(run_id, config, config_hash, info))
+
+    def add_finished_runs(self, runs: Sequence[FinishedRun]) -> list[int]:
+        return self._retry("add_finished_runs", lambda: self.store.add_finished_runs(runs))
 
     def add_metrics(self, run_id: int, points: Iterable[MetricPoint], claim: Claim | None = None) -> None:
         points = list(points)  # a retry must send the same points again

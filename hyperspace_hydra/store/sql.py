@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import os
 import sqlite3
+import urllib.parse
 import uuid
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,6 +49,7 @@ from hyperspace_hydra.store.base import (
     ClaimedJob,
     Condition,
     EnqueueResult,
+    FinishedRun,
     JobNotFoundError,
     MetricPoint,
     NewJob,
@@ -55,12 +57,15 @@ from hyperspace_hydra.store.base import (
     Store,
     check_sweep_state,
     claim_lost,
+    finished_run_values,
     job_error,
+    kept_run_ids,
     known_ids,
     new_jobs_of,
     run_changes,
     run_conditions,
     run_fields,
+    run_id_taken,
     run_path,
     sort_order,
     utcnow,
@@ -234,12 +239,14 @@ def _damaged_store(uri: str, damage: str) -> HyperspaceError:
 class SQLStore(Store):
     """A store in one SQL database, reached through SQLAlchemy Core."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, read_only: bool = False) -> None:
+        """``read_only``: see :func:`~hyperspace_hydra.store.open_store`."""
         self.uri = uri
-        self._engine = _connect(uri)
+        self._read_only = read_only
+        self._engine = _connect(uri, read_only)
         self._writer = self._engine.execution_options(hyperspace_write=True)
         try:
-            if uri in _SCHEMA_CHECKED and _database_exists(uri):
+            if read_only or (uri in _SCHEMA_CHECKED and _database_exists(uri)):
                 self._check_schema_version()
             else:
                 self._create_schema()
@@ -247,7 +254,8 @@ class SQLStore(Store):
             self._engine.dispose()
             unavailable = isinstance(error, DBAPIError) and _unavailable(error, self._engine.dialect.name)
             raise (StoreUnavailableError if unavailable else HyperspaceError)(f"cannot open store {redact_credentials(uri)}: {_reason(error)}") from error
-        _SCHEMA_CHECKED.add(uri)
+        if not read_only:
+            _SCHEMA_CHECKED.add(uri)
 
     def _create_schema(self) -> None:
         """Create what is missing: tables, the version row, indexes; an older store is upgraded before its indexes are made."""
@@ -270,6 +278,11 @@ class SQLStore(Store):
             found = connection.execute(
                 sa.select(_store_meta.c.value).where(_store_meta.c.key == "schema_version")
             ).scalar_one()
+        if int(found) < SCHEMA_VERSION and self._read_only:
+            raise HyperspaceError(
+                f"store {redact_credentials(self.uri)} has schema version {found}, older than this hyperspace_hydra's {SCHEMA_VERSION}, "
+                "and is opened only to be read: open it once to write (hyperspace store check --store URI upgrades it)"
+            )
         if int(found) < SCHEMA_VERSION:
             self._upgrade()
         elif int(found) != SCHEMA_VERSION:
@@ -350,11 +363,36 @@ class SQLStore(Store):
                 raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
 
     @_reachable
+    def add_finished_runs(self, runs: Sequence[FinishedRun]) -> list[int]:
+        """One transaction: the runs' rows (one executemany when every run keeps its id), then every metric point (one executemany)."""
+        prepared = [finished_run_values(run) for run in runs]
+        kept = kept_run_ids(runs)
+        with self._writer.begin() as connection:
+            taken = self._taken_run_ids(connection, kept)
+            if taken:
+                raise run_id_taken(redact_credentials(self.uri), taken[0])
+            if len(kept) == len(runs):
+                connection.execute(_runs.insert(), [{**values, "id": run.run_id} for (values, _), run in zip(prepared, runs)])
+                run_ids = list(kept)
+            else:
+                run_ids = [_insert_run_row(connection, values, run.run_id) for (values, _), run in zip(prepared, runs)]
+            rows = [_metric_row(run_id, point) for run_id, (_, points) in zip(run_ids, prepared) for point in points]
+            if rows:
+                connection.execute(_metrics.insert(), rows)
+            if kept and self._engine.dialect.name == "postgresql":
+                _advance_run_ids(connection, max(kept))
+        return run_ids
+
+    def _taken_run_ids(self, connection: Connection, run_ids: Sequence[int]) -> list[int]:
+        taken: list[int] = []
+        for start in range(0, len(run_ids), _IN_CHUNK):
+            chunk = run_ids[start : start + _IN_CHUNK]
+            taken += connection.execute(sa.select(_runs.c.id).where(_runs.c.id.in_(chunk)).order_by(_runs.c.id)).scalars().all()
+        return taken
+
+    @_reachable
     def add_metrics(self, run_id: int, points: Iterable[MetricPoint], claim: Claim | None = None) -> None:
-        rows = [
-            {"run_id": run_id, "name": p.name, "step": p.step, "value": p.value, "timestamp": p.timestamp}
-            for p in points
-        ]
+        rows = [_metric_row(run_id, point) for point in points]
         with self._writer.begin() as connection:
             _require_claim(connection, claim)
             self._require_run(connection, run_id)
@@ -672,6 +710,25 @@ def _id_in(column: sa.Column[Any], identifiers: Iterable[int]) -> sa.ColumnEleme
     return column.in_([_bound(identifier) for identifier in known_ids(identifiers)])
 
 
+def _insert_run_row(connection: Connection, values: Mapping[str, Any], run_id: int | None) -> int:
+    """Insert a run's row (with ``run_id``, else a new id) and return its id."""
+    row = {**values, "id": run_id} if run_id is not None else values
+    return _inserted_id(connection.execute(_runs.insert().values(**row)))
+
+
+def _metric_row(run_id: int, point: MetricPoint) -> dict[str, Any]:
+    return {"run_id": run_id, "name": point.name, "step": point.step, "value": point.value, "timestamp": point.timestamp}
+
+
+def _advance_run_ids(connection: Connection, kept_id: int) -> None:
+    """Make PostgreSQL's id sequence of runs hand out only ids above ``kept_id`` (a run inserted with its own id).
+    SQLite's AUTOINCREMENT counter follows an inserted id by itself."""
+    connection.execute(
+        sa.text("SELECT setval(pg_get_serial_sequence('runs', 'id'), GREATEST(:kept, nextval(pg_get_serial_sequence('runs', 'id'))))"),
+        {"kept": kept_id},
+    )
+
+
 def _holds(claim: Claim) -> tuple[sa.ColumnElement[bool], ...]:
     return (_jobs.c.id == claim.job_id, _jobs.c.state == RUNNING, _jobs.c.token == claim.token)
 
@@ -933,15 +990,20 @@ def _database_exists(uri: str) -> bool:
     return not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///"):]).exists()
 
 
-def _connect(uri: str) -> Engine:
-    """An engine for the store; no idle connection of it survives a fork (see :func:`_connect_sqlite`)."""
+def _connect(uri: str, read_only: bool = False) -> Engine:
+    """An engine for the store; no idle connection of it survives a fork (see :func:`_connect_sqlite`).
+    ``read_only``: SQLite opens the file read-only and refuses writes (``query_only``); PostgreSQL's
+    transactions are read-only."""
     if uri.startswith("sqlite:"):
-        return _connect_sqlite(uri)
+        return _connect_sqlite(uri, read_only)
     url = sa.engine.make_url(uri).set(drivername="postgresql+psycopg")
-    return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": _CONNECT_TIMEOUT_SECONDS})
+    connect_args: dict[str, Any] = {"connect_timeout": _CONNECT_TIMEOUT_SECONDS}
+    if read_only:
+        connect_args["options"] = "-c default_transaction_read_only=on"
+    return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=connect_args)
 
 
-def _connect_sqlite(uri: str) -> Engine:
+def _connect_sqlite(uri: str, read_only: bool = False) -> Engine:
     """An engine that keeps its connections between transactions, dropped before every fork.
 
     Opening and closing a connection per transaction cost ~1.5 ms, and closing the last
@@ -953,10 +1015,14 @@ def _connect_sqlite(uri: str) -> Engine:
     (100 by default), and a psycopg connection closed in a child ends the parent's session.
     """
     path = uri[len("sqlite:///"):]
-    if path != ":memory:":
-        _prepare_sqlite_path(uri, path)
-    engine = sa.create_engine(uri, connect_args={"timeout": _BUSY_TIMEOUT_SECONDS})
-    sa.event.listen(engine, "connect", _configure_sqlite_connection)
+    if read_only:
+        engine = sa.create_engine(f"sqlite:///file:{urllib.parse.quote(path)}?mode=ro&uri=true", connect_args={"timeout": _BUSY_TIMEOUT_SECONDS})
+        sa.event.listen(engine, "connect", _configure_read_only_sqlite_connection)
+    else:
+        if path != ":memory:":
+            _prepare_sqlite_path(uri, path)
+        engine = sa.create_engine(uri, connect_args={"timeout": _BUSY_TIMEOUT_SECONDS})
+        sa.event.listen(engine, "connect", _configure_sqlite_connection)
     sa.event.listen(engine, "begin", _begin_sqlite_transaction)
     _pooled_engines.add(engine)
     return engine
@@ -994,6 +1060,11 @@ def _configure_sqlite_connection(dbapi_connection: sqlite3.Connection, _record: 
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _configure_read_only_sqlite_connection(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    dbapi_connection.isolation_level = None  # transactions are begun by _begin_sqlite_transaction
+    dbapi_connection.execute("PRAGMA query_only=ON")
 
 
 def _begin_sqlite_transaction(connection: Connection) -> None:

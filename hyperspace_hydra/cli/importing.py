@@ -1,0 +1,46 @@
+"""``hyperspace import sacred SOURCE``: bring runs that Sacred recorded into the store."""
+
+from __future__ import annotations
+
+import argparse
+
+from hyperspace_hydra.app import load_app
+from hyperspace_hydra.cli.common import add_app_option, add_store_option, store_uri
+from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.sacred_import import ClassKeys, ImportOptions, ImportReport, StudyContext, import_sacred
+from hyperspace_hydra.store import open_store
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``import sacred``."""
+    imports = commands.add_parser("import", help="bring runs recorded elsewhere into the store").add_subparsers(title="import commands")
+    sacred = imports.add_parser("sacred", help="import the runs of a Sacred FileStorageObserver directory or MongoObserver database")
+    sacred.add_argument("source", metavar="SOURCE", help="a FileStorageObserver directory, or mongodb://host/database of a MongoObserver")
+    add_store_option(sacred, with_app=True)
+    add_app_option(sacred)
+    sacred.add_argument("--task", metavar="NAME", help="the task of every imported run (with --app, default: its choice of the task group)")
+    sacred.add_argument("--class-key", metavar="KEY", help="the config key that names a class in the Sacred configs (default: className)")
+    sacred.add_argument("--target-prefix", metavar="PKG.", help="give nodes with a class name a _target_: this prefix + the name, if it resolves")
+    sacred.set_defaults(handler=_import_sacred)
+
+
+def _import_sacred(args: argparse.Namespace) -> None:
+    if args.class_key is not None and args.target_prefix is None:
+        raise HyperspaceError("--class-key needs --target-prefix (the package path the class names are in, e.g. study.models.)")
+    app = load_app(args.app) if args.app else None
+    options = ImportOptions(
+        study=StudyContext(app) if app is not None else None,
+        task=args.task,
+        class_keys=ClassKeys(args.class_key or "className", args.target_prefix) if args.target_prefix is not None else None,
+    )
+    with open_store(store_uri(args, app)) as store:
+        report = import_sacred(store, args.source, options)
+    _print(report)
+
+
+def _print(report: ImportReport) -> None:
+    for problem, runs in report.unresolved.items():
+        print(f"{problem} (in {runs} run(s))")
+    if report.unfinished:
+        print(f"not finished in Sacred, not imported: run(s) {', '.join(map(str, report.unfinished))}")
+    print(f"{len(report.imported)} run(s) imported, {report.already_imported} already imported before")

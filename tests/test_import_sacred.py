@@ -1,0 +1,289 @@
+"""Importing Sacred's runs: real Sacred experiments recorded by its own FileStorageObserver and MongoObserver."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gridfs
+import mongomock
+import mongomock.gridfs
+import pymongo
+import pytest
+from conftest import hyperspace, run_app
+from sacred import Experiment
+from sacred.observers import FileStorageObserver, MongoObserver
+from test_store_contract import MONGO_SERVER_ENV
+
+from hyperspace_hydra import HyperspaceError
+from hyperspace_hydra.config import config_hash
+from hyperspace_hydra.sacred_import import ClassKeys, ImportOptions, import_runs, import_sacred, mongo_runs
+from hyperspace_hydra.store import COMPLETED, FAILED, open_store
+from hyperspace_hydra.store.mongo import MongoStore
+from hyperspace_hydra.store_copy import copy_runs
+
+mongomock.gridfs.enable_gridfs_integration()
+
+LONG_OUTPUT_LINES = 20_000
+SACRED_CONFIG = {
+    "lr": 0.1,
+    "model": {"className": "Model", "depth": 12, "layer": {"className": "Layer", "width": 64}},
+    "other": {"className": "Missing", "size": 3},
+}
+CLASS_KEYS = ClassKeys("className", "probe.model.")
+
+
+def run_sacred_experiments(*observers: Any) -> None:
+    """A legacy study as Sacred recorded it: a completed run with metric series and long output, then a failed run."""
+    experiment = Experiment("legacy", save_git_info=False)
+    experiment.add_config(SACRED_CONFIG)
+    experiment.observers.extend(observers)
+
+    @experiment.main
+    def main(_run: Any, lr: float, model: dict) -> dict:
+        for step in range(3):
+            _run.log_scalar("loss", 1.0 / (step + 1), step)
+        _run.log_scalar("accuracy", 0.75, 10)
+        for line in range(LONG_OUTPUT_LINES):
+            print(f"epoch line {line} of a long output")
+        if lr > 1:
+            raise ValueError("learning rate too high")
+        return {"score": lr * 2, "depth": model["depth"]}
+
+    experiment.run(options={"--capture": "sys"})
+    with pytest.raises(ValueError, match="too high"):
+        experiment.run(config_updates={"lr": 5.0}, options={"--capture": "sys"})
+
+
+def _sacred_file(directory: Path, run: int, name: str) -> Any:
+    return json.loads((directory / str(run) / name).read_text())
+
+
+def _time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+def test_file_storage_runs_are_imported_whole_as_runs_of_the_study(probe_study: Path, tmp_path: Path) -> None:
+    sacred_dir = tmp_path / "sacred_runs"
+    run_sacred_experiments(FileStorageObserver(str(sacred_dir)))
+    store_uri = f"sqlite:///{tmp_path}/imported.db"
+    args = ("import", "sacred", str(sacred_dir), "--store", store_uri, "--app", "probe.run", "--task", "legacy_task", "--target-prefix", "probe.model.")
+    imported = hyperspace(probe_study, *args)
+    assert imported.returncode == 0, imported.stderr
+    missing = "other.className='Missing': probe.model.Missing does not resolve (probe.model has no attribute or submodule 'Missing'); left as it is"
+    assert f"{missing} (in 2 run(s))" in imported.stdout.splitlines()
+    assert imported.stdout.splitlines()[-1] == "2 run(s) imported, 0 already imported before"
+
+    with open_store(store_uri) as store:
+        runs = store.list_runs()
+        assert [run["info"]["sacred_id"] for run in runs] == [1, 2]
+        for run in runs:
+            sacred_id = run["info"]["sacred_id"]
+            sacred = _sacred_file(sacred_dir, sacred_id, "run.json")
+            assert run["status"] == sacred["status"] and run["command"] == "main" and run["host"] == sacred["host"]
+            assert (run["start_time"], run["stop_time"]) == (_time(sacred["start_time"]), _time(sacred["stop_time"]))
+            assert run["heartbeat"] == _time(sacred["heartbeat"]) and run["meta"] == sacred["meta"]
+            assert run["experiment"] == {**sacred["experiment"], "name": "probe.run"}, "the study's app names it, so backfill treats it as the study's"
+            assert run["info"]["sacred_experiment"] == "legacy" and run["info"]["imported_from"] == str(sacred_dir)
+            assert run["captured_out"] == (sacred_dir / str(sacred_id) / "cout.txt").read_text()
+            sacred_metrics = _sacred_file(sacred_dir, sacred_id, "metrics.json")
+            assert store.get_metrics(run["_id"]) == {
+                name: {"steps": series["steps"], "values": series["values"], "timestamps": list(map(_time, series["timestamps"]))}
+                for name, series in sacred_metrics.items()
+            }
+            assert sorted(entry["name"] for entry in run["info"]["metrics"]) == ["accuracy", "loss"]
+            sacred_config = _sacred_file(sacred_dir, sacred_id, "config.json")
+            assert run["info"]["sacred_config"] == sacred_config
+            assert run["config_given"] == {
+                **sacred_config,
+                "model": {"_target_": "probe.model.Model", "depth": 12, "layer": {"_target_": "probe.model.Layer", "width": 64}},
+                "other": {"className": "Missing", "size": 3},
+            }, "a class name that resolves becomes _target_; one that does not is left as it is"
+            assert run["config"]["model"] == {
+                "_target_": "probe.model.Model", "depth": 12, "dropout": 0.1, "blocks": None,
+                "layer": {"_target_": "probe.model.Layer", "width": 64, "activation": "relu"},
+            }, "today's defaults filled in"  # fmt: skip
+            assert run["info"]["backfill"][0]["added"] == {"model.dropout": 0.1, "model.blocks": None, "model.layer.activation": "relu"}
+            assert run["info"]["backfill"][0]["original_config"] == run["config_given"]
+            assert run["config_hash"] == config_hash(run["config"]) and run["seed"] == sacred_config["seed"]
+            assert run["task"] == "legacy_task" and run["choices"] == {"model": "large"}
+        completed, failed = runs
+        assert completed["status"] == COMPLETED and completed["result"] == {"score": 0.2, "depth": 12} and completed["objective"] == 0.2
+        assert f"epoch line {LONG_OUTPUT_LINES - 1} of a long output" in completed["captured_out"]  # Sacred keeps no output of a failed run
+        assert failed["status"] == FAILED and failed["result"] is None and failed["objective"] is None
+        assert failed["fail_trace"] == _sacred_file(sacred_dir, 2, "run.json")["fail_trace"] and "learning rate too high" in failed["fail_trace"][-1]
+        assert failed["config_given"]["lr"] == 5.0
+
+    again = hyperspace(probe_study, *args)
+    assert again.returncode == 0 and again.stdout.splitlines()[-1] == "0 run(s) imported, 2 already imported before"
+    listing = hyperspace(probe_study, "runs", "ls", "--store", store_uri, "--json")
+    assert [(row["id"], row["status"], row["task"]) for row in map(json.loads, listing.stdout.splitlines())] == [
+        (1, COMPLETED, "legacy_task"),
+        (2, FAILED, "legacy_task"),
+    ]
+    selected = hyperspace(probe_study, "runs", "ls", "--store", store_uri, "--where", "info.sacred_id=2", "--json")
+    assert [json.loads(line)["id"] for line in selected.stdout.splitlines()] == [2], selected.stderr
+    for run_id, expected in ((1, f"epoch line {LONG_OUTPUT_LINES - 1} of a long output"), (2, "learning rate too high")):
+        shown = hyperspace(probe_study, "runs", "show", str(run_id), "--store", store_uri)
+        assert shown.returncode == 0 and expected in shown.stdout
+    difference = json.loads(hyperspace(probe_study, "runs", "diff", "1", "2", "--store", store_uri, "--json").stdout)
+    assert {entry["path"]: entry["values"] for entry in difference["config"]}["lr"] == [0.1, 5.0]
+    report = hyperspace(probe_study, "report", "--store", store_uri, "--app", "probe.run", "-o", str(tmp_path / "report.html"))
+    assert report.returncode == 0 and "learning rate too high" in (tmp_path / "report.html").read_text(), report.stderr
+
+
+@pytest.fixture(params=["mongomock", "mongodb"])
+def sacred_database(request: pytest.FixtureRequest) -> Iterator[tuple[Any, str]]:
+    """A database for Sacred's MongoObserver and its URI: on mongomock, and on a real server when one is configured."""
+    if request.param == "mongomock":
+        yield mongomock.MongoClient()["sacred"], "mongodb://localhost/sacred"
+        return
+    server = os.environ.get(MONGO_SERVER_ENV)
+    if not server:
+        pytest.skip(f"no MongoDB server: set {MONGO_SERVER_ENV}=mongodb://host/db to import from a real one")
+    with pymongo.MongoClient(server) as client:
+        name = f"sacred_{uuid.uuid4().hex}"
+        yield client[name], f"{server.rsplit('/', 1)[0]}/{name}"
+        client.drop_database(name)
+
+
+def test_mongo_observer_runs_are_imported_whole_and_the_source_is_only_read(
+    sacred_database: tuple[Any, str], probe_study: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database, uri = sacred_database
+    run_sacred_experiments(MongoObserver.create_from(database.runs, gridfs.GridFS(database), metrics_collection=database.metrics))
+    before = {name: list(database[name].find()) for name in database.list_collection_names()}
+    monkeypatch.syspath_prepend(str(probe_study))  # the study's code, where class names resolve
+    with open_store(f"sqlite:///{tmp_path}/imported.db") as store:
+        report = import_runs(store, mongo_runs(database), uri, ImportOptions(task="legacy_task", class_keys=CLASS_KEYS))
+        missing = "other.className='Missing': probe.model.Missing does not resolve (probe.model has no attribute or submodule 'Missing'); left as it is"
+        assert report.imported == {1: 1, 2: 2} and report.unresolved == {missing: 2}
+        for sacred in database.runs.find():
+            run = store.get_run(report.imported[sacred["_id"]])
+            for field in ("command", "host", "status", "meta", "resources", "format", "fail_trace", "captured_out"):
+                assert run[field] == sacred.get(field), field
+            for field in ("start_time", "heartbeat", "stop_time"):
+                assert run[field] == sacred[field], field
+            assert run["experiment"] == {**sacred["experiment"], "sources": [[name, str(file_id)] for name, file_id in sacred["experiment"]["sources"]]}
+            assert run["result"] == sacred["result"] and run["info"]["sacred_id"] == sacred["_id"] and run["info"]["imported_from"] == uri
+            assert run["config"]["model"]["_target_"] == "probe.model.Model" and run["config"]["other"] == {"className": "Missing", "size": 3}
+            assert run["config_hash"] is None and run["choices"] is None, "without the study's app nothing is completed or hashed"
+            assert run["task"] == "legacy_task"
+            assert (f"epoch line {LONG_OUTPUT_LINES - 1}" in run["captured_out"]) == (run["status"] == COMPLETED)
+            metrics = {series["name"]: series for series in database.metrics.find({"run_id": sacred["_id"]})}
+            assert store.get_metrics(run["_id"]) == {
+                name: {"steps": series["steps"], "values": series["values"], "timestamps": series["timestamps"]} for name, series in metrics.items()
+            }
+        assert import_runs(store, mongo_runs(database), uri, ImportOptions()).already_imported == 2
+        assert len(store.list_runs()) == 2
+    assert {name: list(database[name].find()) for name in database.list_collection_names()} == before, "the Sacred database is only read"
+
+
+def test_a_damaged_sacred_run_stops_the_import_naming_it_and_a_rerun_goes_on(probe_study: Path, tmp_path: Path) -> None:
+    sacred_dir = tmp_path / "sacred_runs"
+    run_sacred_experiments(FileStorageObserver(str(sacred_dir)))
+    good_run = (sacred_dir / "2" / "run.json").read_text()
+    (sacred_dir / "2" / "run.json").write_text(good_run[: len(good_run) // 2])
+    store_uri = f"sqlite:///{tmp_path}/imported.db"
+    failed = hyperspace(probe_study, "import", "sacred", str(sacred_dir), "--store", store_uri)
+    assert failed.returncode == 2 and failed.stderr.count("\n") == 1
+    assert failed.stderr.startswith(f"error: Sacred run 2 of {sacred_dir}: ValueError: {sacred_dir}/2/run.json is not valid JSON")
+    with open_store(store_uri) as store:
+        assert [run["info"]["sacred_id"] for run in store.list_runs()] == [1]
+    (sacred_dir / "2" / "run.json").write_text(good_run.replace('"status": "FAILED"', '"status": "RUNNING"'))
+    unfinished = hyperspace(probe_study, "import", "sacred", str(sacred_dir), "--store", store_uri)
+    assert unfinished.stdout.splitlines()[-2:] == ["not finished in Sacred, not imported: run(s) 2", "0 run(s) imported, 1 already imported before"]
+    (sacred_dir / "2" / "run.json").write_text(good_run)
+    resumed = hyperspace(probe_study, "import", "sacred", str(sacred_dir), "--store", store_uri)
+    assert resumed.stdout.splitlines()[-1] == "1 run(s) imported, 1 already imported before"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("nowhere",), "error: nowhere is neither a directory (Sacred's FileStorageObserver) nor a mongodb:// URI"),
+        ((".",), "holds no Sacred runs: expected a FileStorageObserver directory"),
+        ((".", "--class-key", "cls"), "error: --class-key needs --target-prefix"),
+        (("mongodb://user:secret@127.0.0.1:1/sacred?serverSelectionTimeoutMS=200",), "error: cannot read Sacred database mongodb://user:***@127.0.0.1:1/sacred"),
+    ],
+)
+def test_bad_sources_and_options_are_one_error_line(probe_study: Path, tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    result = hyperspace(probe_study, "import", "sacred", *args, "--store", f"sqlite:///{tmp_path}/s.db")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr and "secret" not in result.stderr
+
+
+def test_the_command_imports_from_a_mongodb_uri(probe_study: Path, tmp_path: Path) -> None:
+    server = os.environ.get(MONGO_SERVER_ENV)
+    if not server:
+        pytest.skip(f"no MongoDB server: set {MONGO_SERVER_ENV}=mongodb://host/db to import from a real one")
+    name = f"sacred_{uuid.uuid4().hex}"
+    uri = f"{server.rsplit('/', 1)[0]}/{name}"
+    with pymongo.MongoClient(server) as client:
+        try:
+            run_sacred_experiments(MongoObserver(url=server, db_name=name))
+            store_uri = f"sqlite:///{tmp_path}/imported.db"
+            imported = hyperspace(probe_study, "import", "sacred", uri, "--store", store_uri)
+            assert imported.returncode == 0 and imported.stdout.splitlines()[-1] == "2 run(s) imported, 0 already imported before", imported.stderr
+            with open_store(store_uri) as store:
+                assert [(run["info"]["sacred_id"], run["status"]) for run in store.list_runs()] == [(1, COMPLETED), (2, FAILED)]
+        finally:
+            client.drop_database(name)
+
+
+PROBE_CONFIG_IN_SACRED = {
+    "seed": 7, "message": "hi", "steps": 3, "sleep": 0, "fail": False, "crash": None, "score": 4.0, "result": "dict",
+    "model": {
+        "className": "Model", "depth": 2, "layer": {"className": "Layer"},
+        "blocks": [{"className": "Layer", "width": 4}], "optimizer": {"className": "Optimizer"},
+    },
+}  # fmt: skip
+"""The probe study's config as an older version of it, on Sacred, would have recorded it: classes named by ``className``."""
+
+
+def test_imported_runs_that_match_the_search_are_its_history(probe_study: Path, tmp_path: Path) -> None:
+    sacred_dir = tmp_path / "sacred_runs"
+    for message in ("hi", "from another setup"):
+        experiment = Experiment("probe_on_sacred", save_git_info=False)
+        experiment.add_config({**PROBE_CONFIG_IN_SACRED, "message": message})
+        experiment.observers.append(FileStorageObserver(str(sacred_dir)))
+        experiment.main(lambda score: {"score": score})
+        experiment.run()
+    imported = hyperspace(probe_study, "import", "sacred", str(sacred_dir), "--app", "probe.run", "--target-prefix", "probe.model.")
+    assert imported.returncode == 0 and imported.stdout.splitlines()[-1] == "2 run(s) imported, 0 already imported before", imported.stderr
+    search = ["--multirun", "hydra/sweeper=hyperspace", "hyperspace.direction=maximize", "score=interval(0, 10)", "hydra.sweeper.n_trials=1"]
+    searched = run_app(probe_study, "probe.run", *search)
+    assert searched.returncode == 0, searched.stderr
+    assert "1 past run(s) as history, 1 excluded (1: message differs)" in searched.stdout + searched.stderr
+
+
+def test_a_database_sacred_wrote_opens_as_a_store_whose_runs_are_listed_without_task_or_hash(tmp_path: Path) -> None:
+    client = mongomock.MongoClient()
+    database = client["sacred"]
+    run_sacred_experiments(MongoObserver.create_from(database.runs, gridfs.GridFS(database), metrics_collection=database.metrics))
+    store = MongoStore("mongodb://localhost/sacred", client=client)
+    runs = store.list_runs()
+    assert [(run["_id"], run["status"], run["task"], run["config_hash"]) for run in runs] == [(1, COMPLETED, None, None), (2, FAILED, None, None)]
+    assert runs[0]["config"] == {**SACRED_CONFIG, "seed": runs[0]["config"]["seed"]} and runs[0]["result"] == {"score": 0.2, "depth": 12}
+    assert store.get_metrics(1)["loss"]["values"] == [1.0, 0.5, 1 / 3]
+    assert store.start_run({}) == 3, "new runs continue after Sacred's ids"
+    with pytest.raises(HyperspaceError, match="is the store itself: its Sacred runs are listed as they are; importing them in place is not supported yet"):
+        import_sacred(store, "mongodb://localhost/sacred", ImportOptions())
+
+
+def test_a_database_sacred_wrote_can_be_copied_from_as_it_is(tmp_path: Path) -> None:
+    client = mongomock.MongoClient()
+    database = client["sacred"]
+    run_sacred_experiments(MongoObserver.create_from(database.runs, gridfs.GridFS(database), metrics_collection=database.metrics))
+    before = {name: list(database[name].find()) for name in database.list_collection_names()}
+    with MongoStore("mongodb://localhost/sacred", client=client, read_only=True) as source, open_store(f"sqlite:///{tmp_path}/copy.db") as destination:
+        report = copy_runs(source, destination)
+        assert (report.copied, report.verified, report.source) == (2, True, {COMPLETED: 1, FAILED: 1})
+        copied = destination.get_run(1)
+        assert copied["config"] == database.runs.find_one({"_id": 1})["config"] and copied["task"] is None
+        assert destination.get_metrics(1)["loss"]["steps"] == [0, 1, 2]
+    assert {name: list(database[name].find()) for name in database.list_collection_names()} == before, "the Sacred database is only read"
