@@ -37,6 +37,7 @@ from hyperspace_hydra.store import (
     Store,
     open_store,
     sql,
+    sql_schema,
 )
 from hyperspace_hydra.store.base import RUN_FIELDS, STALE_RUN, STALE_RUN_SECONDS, Condition, FinishedRun, run_pages
 from hyperspace_hydra.store.mongo import MongoStore
@@ -643,7 +644,7 @@ def _move_back(store: Store, table: str, field: str, ids: list[int], seconds: fl
     if isinstance(store, MongoStore):
         store._db[table].update_many({"_id": {"$in": ids}}, {"$set": {field: old}})
         return
-    rows = getattr(sql, f"_{table}")
+    rows = getattr(sql_schema, table.upper())
     with store._writer.begin() as connection:
         connection.execute(rows.update().where(rows.c.id.in_(ids)).values({field: old}))
 
