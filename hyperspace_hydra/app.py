@@ -24,11 +24,13 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.utils import JobReturn, run_job
 from hydra.errors import HydraException
 from hydra.types import HydraContext, RunMode, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from hyperspace_hydra.composer import QueuedJobComposer, SweepComposer, group_lookup
+from hyperspace_hydra.config import task_config
 from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.identity import given_and_complete
 
 
 @dataclass
@@ -99,18 +101,8 @@ class App:
         return result
 
 
-def task_config(config: DictConfig) -> DictConfig:
-    """The config the task function receives: ``config`` without its ``hydra`` node."""
-    task = config.copy()
-    with read_write(task), open_dict(task):
-        task.pop("hydra", None)
-    return task
 
 
-def task_data(config: DictConfig) -> dict[str, Any]:
-    """``plain(task_config(config))``, without copying the ``hydra`` node first (~10x cheaper:
-    recording and the worker's allowlist check read every job's task config this way)."""
-    return plain(OmegaConf.masked_copy(config, [str(key) for key in config if key != "hydra"]))
 
 
 def load_app(module: str) -> App:
@@ -150,8 +142,6 @@ def compose(app: str, overrides: Sequence[str] = (), complete: bool = False) -> 
     """
     config = load_app(app).compose(overrides)
     if complete:
-        from hyperspace_hydra.identity import given_and_complete  # identity builds on this module
-
         return OmegaConf.create(given_and_complete(config)[1])
     return task_config(config)
 
@@ -159,7 +149,3 @@ def compose(app: str, overrides: Sequence[str] = (), complete: bool = False) -> 
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
 
-
-def plain(config: DictConfig) -> dict[str, Any]:
-    """``config`` resolved into plain containers (enums as strings)."""
-    return OmegaConf.to_container(config, resolve=True, enum_to_str=True)  # type: ignore[return-value]

@@ -14,8 +14,7 @@ from typing import Any
 from hydra.types import TaskFunction
 from omegaconf import DictConfig
 
-from hyperspace_hydra.app import plain, task_data
-from hyperspace_hydra.config import SETTINGS_KEY, fill_defaults, to_plain
+from hyperspace_hydra.config import SETTINGS_KEY, fill_defaults, plain, task_data, to_plain
 from hyperspace_hydra.settings import effective_settings, redact_credentials
 
 

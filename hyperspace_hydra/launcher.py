@@ -28,8 +28,8 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
-from hyperspace_hydra.app import task_config
 from hyperspace_hydra.composer import SweepComposer, group_lookup
+from hyperspace_hydra.config import task_config
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.identity import app_name
 from hyperspace_hydra.queue import enqueue, task_job

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Callable
 
-from hyperspace_hydra.slurm import execution_info
+from hyperspace_hydra.slurm.environment import execution_info
 
 _GIT_TIMEOUT_SECONDS = 10
 

@@ -29,8 +29,8 @@ import pymongo
 from pymongo.errors import PyMongoError
 
 from hyperspace_hydra import backfill
-from hyperspace_hydra.app import App, plain, task_config
-from hyperspace_hydra.config import UnresolvedTarget, config_hash, fill_defaults, to_plain, walk_target
+from hyperspace_hydra.app import App
+from hyperspace_hydra.config import UnresolvedTarget, config_hash, fill_defaults, plain, task_config, to_plain, walk_target
 from hyperspace_hydra.errors import HyperspaceError, one_line
 from hyperspace_hydra.identity import objective_value
 from hyperspace_hydra.settings import effective_settings, redact_credentials

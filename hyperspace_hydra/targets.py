@@ -24,8 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from hyperspace_hydra.app import task_data
-from hyperspace_hydra.config import UnresolvedTarget, walk_target
+from hyperspace_hydra.config import UnresolvedTarget, task_data, walk_target
 
 ALWAYS_ALLOWED = ("hyperspace_hydra", "hydra._internal.core_plugins", "hydra_plugins")
 """Our own code, Hydra's core launcher/sweeper and installed Hydra plugins."""

@@ -33,7 +33,7 @@ from hyperspace_hydra.observer import StoreObserver
 from hyperspace_hydra.recorder import RunRecorder, active_recorder
 from hyperspace_hydra.seeding import seed_everything
 from hyperspace_hydra.settings import HyperspaceSettings, effective_settings, redact_credentials, resolve_store_uri
-from hyperspace_hydra.slurm import sqlite_store_warning
+from hyperspace_hydra.slurm.environment import sqlite_store_warning
 from hyperspace_hydra.store import Claim, open_store
 from hyperspace_hydra.store.base import ClaimLostError, utcnow
 from hyperspace_hydra.store.retry import RetryingStore, open_retrying

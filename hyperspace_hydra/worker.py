@@ -64,7 +64,7 @@ from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.settings import effective_settings, redact_credentials
-from hyperspace_hydra.slurm import gpu_shares, slurm_job_id, visible_gpus
+from hyperspace_hydra.slurm.environment import gpu_shares, slurm_job_id, visible_gpus
 from hyperspace_hydra.store import CANCELLED, DIED, FAILED, QUEUED, RUNNING, TIMEOUT, ClaimedJob, Store, utcnow
 from hyperspace_hydra.store.retry import RetryingStore, open_retrying
 from hyperspace_hydra.targets import allowed_packages, refusal

@@ -10,8 +10,9 @@ import pytest
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from hyperspace_hydra.app import App, plain, task_config, task_data
+from hyperspace_hydra.app import App
 from hyperspace_hydra.composer import SweepComposer, group_lookup, sweep_composer
+from hyperspace_hydra.config import plain, task_config, task_data
 from hyperspace_hydra.overrides import format_override
 from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.store import open_store

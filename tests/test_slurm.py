@@ -14,7 +14,7 @@ from conftest import clean_env, enqueue, hyperspace, run_app, wait_until
 from slurm_cluster import OTHER_PARTITION, SlurmCluster
 
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.slurm import execution_info, gpu_shares, network_filesystem, slurm_job_id, sqlite_store_warning
+from hyperspace_hydra.slurm.environment import execution_info, gpu_shares, network_filesystem, slurm_job_id, sqlite_store_warning
 from hyperspace_hydra.slurm.workers import parse_time_limit
 from hyperspace_hydra.store import open_store
 

@@ -12,7 +12,7 @@ from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_s
 from hyperspace_hydra.cli.output import print_json_lines, print_table
 from hyperspace_hydra.cli.worker import add_worker_options, worker_options
 from hyperspace_hydra.settings import redact_credentials
-from hyperspace_hydra.slurm import sqlite_store_warning
+from hyperspace_hydra.slurm.environment import sqlite_store_warning
 from hyperspace_hydra.slurm.workers import (
     SlurmResources,
     SlurmWorkerJob,

@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 from hyperspace_hydra.app import load_app
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.slurm import slurm_job_id
+from hyperspace_hydra.slurm.environment import slurm_job_id
 from hyperspace_hydra.worker import WorkerOptions, serve
 
 JOB_NAME = "hyperspace-worker"
