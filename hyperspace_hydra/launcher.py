@@ -32,10 +32,10 @@ from hyperspace_hydra.composer import SweepComposer, group_lookup
 from hyperspace_hydra.config import task_config
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.identity import app_name
+from hyperspace_hydra.job_process import store_uri_for
 from hyperspace_hydra.queue import enqueue, task_job
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import NewJob, open_store
-from hyperspace_hydra.tracking import store_uri_for
 
 log = logging.getLogger("hyperspace_hydra")
 

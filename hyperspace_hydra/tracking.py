@@ -29,54 +29,17 @@ from hyperspace_hydra import provenance
 from hyperspace_hydra.config import config_hash
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.identity import MainModule, app_name, given_and_complete, objective_value, seed_of
+from hyperspace_hydra.job_process import CLAIM_LOST_EXIT_STATUS, queued_job, store_uri_for, sweep_of, watch_queued_job_run
 from hyperspace_hydra.observer import StoreObserver
 from hyperspace_hydra.recorder import RunRecorder, active_recorder
 from hyperspace_hydra.seeding import seed_everything
-from hyperspace_hydra.settings import HyperspaceSettings, effective_settings, redact_credentials, resolve_store_uri
+from hyperspace_hydra.settings import HyperspaceSettings, effective_settings, redact_credentials
 from hyperspace_hydra.slurm.environment import sqlite_store_warning
-from hyperspace_hydra.store import Claim, open_store
+from hyperspace_hydra.store import open_store
 from hyperspace_hydra.store.base import ClaimLostError, utcnow
 from hyperspace_hydra.store.retry import RetryingStore, open_retrying
 
 log = logging.getLogger("hyperspace_hydra")
-
-
-@dataclass(frozen=True)
-class QueuedJob:
-    """The queued job that this process executes: the store it was claimed from, the claim, and its sweep."""
-
-    store_uri: str
-    claim: Claim
-    sweep_id: int | None = None
-
-
-CLAIM_LOST_EXIT_STATUS = 75
-"""Exit status of a queued job's process whose attempt lost its job: before the task started (it ran
-nothing), or before its run ended (see :func:`queued_job_ended_by_its_run`)."""
-SWEEP_VARIABLE = "HYPERSPACE_SWEEP"
-"""The environment variable (set through ``hydra.job.env_set``) that names the sweep of a local search's job."""
-
-
-_queued_job: QueuedJob | None = None
-_queued_job_observer: StoreObserver | None = None
-
-
-def bind_queued_job(job: QueuedJob) -> None:
-    """Declare that this process executes ``job`` (a worker calls this in the job's process).
-
-    The run is then recorded in the job's store whatever the job's config says, is
-    linked to the job, and ends the job with it (see :meth:`Store.finish_run`).
-    """
-    global _queued_job
-    _queued_job = job
-
-
-def queued_job_ended_by_its_run() -> bool | None:
-    """For the queued job this process executes: whether its run's end also ended the job (True), or came
-    after the job's claim was lost (False: cancelled or taken over; the run was finished DIED or INTERRUPTED
-    and the job left alone); None while no end was recorded. A worker's job process reports it on exit.
-    """
-    return None if _queued_job_observer is None else _queued_job_observer.finished
 
 
 def log_scalar(name: str, value: float, step: int | None = None) -> None:
@@ -114,16 +77,16 @@ class RecordingCallback(Callback):
         _warn_if_sqlite_on_slurm(config)
 
     def on_job_start(self, config: DictConfig, *, task_function: TaskFunction, **kwargs: Any) -> None:
-        global _queued_job_observer
         try:
             settings = effective_settings(config)
             job = describe_job(config, task_function, self._main)
             if job.seed is not None:
                 seed_everything(job.seed)
-            claim = _queued_job.claim if _queued_job is not None else None
+            queued = queued_job()
+            claim = queued.claim if queued is not None else None
             observer = StoreObserver(recording_store(store_uri_for(config)), job.fields, _objective_function(settings), claim)
             if claim is not None:
-                _queued_job_observer = observer
+                watch_queued_job_run(lambda: observer.finished)
             self._recorder = RunRecorder(observer, settings.capture.value, settings.heartbeat_seconds)
             self._recorder.start(job.started_event_args)
         except ClaimLostError as error:  # the attempt lost its job before it began: the task must not run
@@ -179,7 +142,7 @@ def recording_store(uri: str) -> RetryingStore:
     """
     key = (uri, os.getpid())
     if key not in _stores:
-        _stores[key] = open_retrying(uri) if _queued_job is not None else RetryingStore(open_store(uri))
+        _stores[key] = open_retrying(uri) if queued_job() is not None else RetryingStore(open_store(uri))
     return _stores[key]
 
 
@@ -189,20 +152,6 @@ def _warn_if_sqlite_on_slurm(config: DictConfig) -> None:
     warning = sqlite_store_warning(store_uri_for(config)) if launcher.endswith("SlurmLauncher") else None
     if warning:
         print(warning, file=sys.stderr, flush=True)
-
-
-def store_uri_for(config: DictConfig) -> str:
-    """The store a job of the full ``config`` records into (see :mod:`hyperspace_hydra.settings`)."""
-    if _queued_job is not None:
-        return _queued_job.store_uri
-    configured = effective_settings(config).store
-    given = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)  # as typed: "+note=${nope}" must not resolve here
-    overridden = isinstance(given, list) and any(_override_key(str(item)) == "hyperspace.store" for item in given)
-    return resolve_store_uri(configured if overridden else None, configured, config.hydra.runtime.cwd)
-
-
-def _override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def _objective_function(settings: HyperspaceSettings) -> Any:
@@ -249,8 +198,8 @@ def describe_job(config: DictConfig, task_function: TaskFunction, main: MainModu
         "code_version": code,
         "seed": seed_of(complete),
         "output_dir": runtime.output_dir,
-        "job_id": _queued_job.claim.job_id if _queued_job is not None else None,
-        "sweep_id": _sweep_of(config),
+        "job_id": queued.claim.job_id if (queued := queued_job()) is not None else None,
+        "sweep_id": sweep_of(config),
     }
     started_event_args = {
         "ex_info": _experiment_info(config, task_function, source_dir, code, main),
@@ -268,14 +217,6 @@ def describe_job(config: DictConfig, task_function: TaskFunction, main: MainModu
         },
     }
     return JobDescription(fields, started_event_args)
-
-
-def _sweep_of(config: DictConfig) -> int | None:
-    """The sweep a job belongs to: its queued job's, else the one a local search names in ``hydra.job.env_set``."""
-    if _queued_job is not None:
-        return _queued_job.sweep_id
-    named = OmegaConf.select(config, f"hydra.job.env_set.{SWEEP_VARIABLE}")
-    return int(named) if named is not None else None
 
 
 def _experiment_info(

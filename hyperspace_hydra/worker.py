@@ -58,7 +58,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig
 
-from hyperspace_hydra import provenance, recorder, tracking
+from hyperspace_hydra import job_process, provenance, recorder, tracking  # noqa: F401 - tracking: the callback every job instantiates, loaded once before the forks
 from hyperspace_hydra.app import App
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo import SEARCH
@@ -278,7 +278,7 @@ class Worker:
     ) -> int:
         """Runs in the forked child; returns its exit status (never returns to the loop).
 
-        The status is :data:`tracking.CLAIM_LOST_EXIT_STATUS` when the run ended after the job's claim was lost,
+        The status is :data:`job_process.CLAIM_LOST_EXIT_STATUS` when the run ended after the job's claim was lost,
         else 0 when the run ended the job or the task returned, 1 when anything raised.
         """
         try:
@@ -293,10 +293,10 @@ class Worker:
                 signal.signal(signum, signal.SIG_DFL)
             signal.signal(signal.SIGUSR2, signal.SIG_IGN)
             _redirect_output(log_path)
-            tracking.bind_queued_job(tracking.QueuedJob(self.store.uri, job.claim, job.sweep_id))
+            job_process.bind_queued_job(job_process.QueuedJob(self.store.uri, job.claim, job.sweep_id))
             self.app.run(config)
             status = 0
-        except SystemExit as stop:  # e.g. the attempt lost its job before the task began (tracking says why)
+        except SystemExit as stop:  # e.g. the attempt lost its job before the task began (the callback says why)
             status = stop.code if isinstance(stop.code, int) else 1
         except BaseException:  # noqa: BLE001 - the child must end through os._exit, whatever happened
             traceback.print_exc()
@@ -304,7 +304,7 @@ class Worker:
         recorder.interrupt_unfinished_run()
         sys.stdout.flush()
         sys.stderr.flush()
-        return tracking.CLAIM_LOST_EXIT_STATUS if tracking.queued_job_ended_by_its_run() is False else status
+        return job_process.CLAIM_LOST_EXIT_STATUS if job_process.queued_job_ended_by_its_run() is False else status
 
     # watching running jobs
 
@@ -323,7 +323,7 @@ class Worker:
         A process SIGKILLed after its claim deadline stopped itself (this worker was late to renew
         the lease): the job goes back to the queue. Else, while the claim holds, the process ended
         without recording its end (a crash): the worker fails the job. Otherwise a process that exited 0 ended the job with its run; any other
-        status means the claim was lost first (the process says so with :data:`tracking.CLAIM_LOST_EXIT_STATUS`
+        status means the claim was lost first (the process says so with :data:`job_process.CLAIM_LOST_EXIT_STATUS`
         when its run ended DIED or INTERRUPTED instead of ending the job).
         """
         job_id = running.job.claim.job_id
@@ -547,7 +547,7 @@ def _kill_group_when_unclaimed(worker_pid: int, claim_deadline: _ClaimDeadline) 
 
 def _lost_its_claim(status: int) -> bool:
     """Whether a job process's wait ``status`` says its run ended after the job's claim was lost."""
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == tracking.CLAIM_LOST_EXIT_STATUS
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == job_process.CLAIM_LOST_EXIT_STATUS
 
 
 def _job_detail(job: dict[str, object]) -> str:

@@ -32,11 +32,11 @@ from hyperspace_hydra.hpo.search import advance, history, trial_job_overrides
 from hyperspace_hydra.hpo.space import parse_space, trial_overrides
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, best_index, check_sampler, new_seed
 from hyperspace_hydra.identity import app_name, objective_value
+from hyperspace_hydra.job_process import SWEEP_VARIABLE, store_uri_for
 from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.settings import QUEUE_LAUNCHER_TARGET, effective_settings, redact_credentials
 from hyperspace_hydra.store import COMPLETED, INTERRUPTED, RUNNING, Store, open_store
 from hyperspace_hydra.store.base import EXHAUSTED
-from hyperspace_hydra.tracking import SWEEP_VARIABLE, store_uri_for
 
 log = logging.getLogger("hyperspace_hydra")
 

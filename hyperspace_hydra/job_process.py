@@ -1,0 +1,90 @@
+"""What this process does for the queue: the queued job it executes, if any, and which store and sweep its run belongs to.
+
+A worker forks one process per job and binds the job there (:func:`bind_queued_job`); the recording
+callback then records the run into the job's store, linked to the job and its sweep, and says
+(:func:`watch_queued_job_run`) how to tell whether the run's end also ended the job. This is the
+process's one piece of state about the queue, kept here so that the worker and the callback share
+it without the worker depending on the callback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from omegaconf import DictConfig, OmegaConf
+
+from hyperspace_hydra.settings import effective_settings, resolve_store_uri
+from hyperspace_hydra.store.base import Claim
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    """The queued job that this process executes: the store it was claimed from, the claim, and its sweep."""
+
+    store_uri: str
+    claim: Claim
+    sweep_id: int | None = None
+
+
+CLAIM_LOST_EXIT_STATUS = 75
+"""Exit status of a queued job's process whose attempt lost its job: before the task started (it ran
+nothing), or before its run ended (see :func:`queued_job_ended_by_its_run`)."""
+SWEEP_VARIABLE = "HYPERSPACE_SWEEP"
+"""The environment variable (set through ``hydra.job.env_set``) that names the sweep of a local search's job."""
+
+
+_queued_job: QueuedJob | None = None
+_run_ended_job: Callable[[], bool | None] | None = None
+
+
+def bind_queued_job(job: QueuedJob) -> None:
+    """Declare that this process executes ``job`` (a worker calls this in the job's process).
+
+    The run is then recorded in the job's store whatever the job's config says, is
+    linked to the job, and ends the job with it (see :meth:`Store.finish_run`).
+    """
+    global _queued_job
+    _queued_job = job
+
+
+def queued_job_ended_by_its_run() -> bool | None:
+    """For the queued job this process executes: whether its run's end also ended the job (True), or came
+    after the job's claim was lost (False: cancelled or taken over; the run was finished DIED or INTERRUPTED
+    and the job left alone); None while no end was recorded. A worker's job process reports it on exit.
+    """
+    return None if _run_ended_job is None else _run_ended_job()
+
+
+def queued_job() -> QueuedJob | None:
+    """The queued job this process executes (see :func:`bind_queued_job`), or None."""
+    return _queued_job
+
+
+def watch_queued_job_run(ended_job: Callable[[], bool | None]) -> None:
+    """Called by the recording callback once the queued job's run has started: ``ended_job`` tells whether
+    the run's end also ended the job (see :func:`queued_job_ended_by_its_run`)."""
+    global _run_ended_job
+    _run_ended_job = ended_job
+
+
+def store_uri_for(config: DictConfig) -> str:
+    """The store a job of the full ``config`` records into (see :mod:`hyperspace_hydra.settings`)."""
+    if _queued_job is not None:
+        return _queued_job.store_uri
+    configured = effective_settings(config).store
+    given = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)  # as typed: "+note=${nope}" must not resolve here
+    overridden = isinstance(given, list) and any(_override_key(str(item)) == "hyperspace.store" for item in given)
+    return resolve_store_uri(configured if overridden else None, configured, config.hydra.runtime.cwd)
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def sweep_of(config: DictConfig) -> int | None:
+    """The sweep a job belongs to: its queued job's, else the one a local search names in ``hydra.job.env_set``."""
+    if _queued_job is not None:
+        return _queued_job.sweep_id
+    named = OmegaConf.select(config, f"hydra.job.env_set.{SWEEP_VARIABLE}")
+    return int(named) if named is not None else None
