@@ -358,6 +358,22 @@ def test_worker_refuses_numbers_it_cannot_work_with(probe_study: Path, args: lis
     assert json.loads(hyperspace(probe_study, "queue", "ls", "--json").stdout)["state"] == "QUEUED", "no job was taken"
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["0"], "error: N must be more than 0, not 0"),
+        (["-3"], "error: N must be more than 0, not -3"),
+        (["2", "--gpus-per-worker", "0"], "error: --gpus-per-worker must be more than 0, not 0"),
+        (["2", "--mem-gb", "nan"], "error: --mem-gb must be more than 0, not nan"),
+        (["2", "--signal-delay", "-1"], "error: --signal-delay must be 0 or more seconds, not -1"),
+        (["2", "--processes", "0"], "error: --processes must be more than 0, not 0"),
+    ],
+)
+def test_slurm_workers_refuses_numbers_before_submitting_anything(probe_study: Path, args: list[str], message: str) -> None:
+    _assert_one_error_line(hyperspace(probe_study, "slurm", "workers", *args, "--app", "probe.run"), message)
+    assert not (probe_study / ".hyperspace" / "slurm").exists(), "nothing was submitted"
+
+
 def test_runs_show_prints_the_tail_of_a_huge_captured_output_quickly(tmp_path: Path) -> None:
     lines = [f"line {number} of the task's output\n" for number in range(700_000)]  # about 20 MB
     with open_store(f"sqlite:///{tmp_path}/store.db") as store:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from hyperspace_hydra.app import App, load_app
+from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.settings import effective_settings, resolve_store_uri
 from hyperspace_hydra.store import Store, open_store
 
@@ -39,3 +40,10 @@ def open_store_for(args: argparse.Namespace) -> Store:
     store = open_store(store_uri(args, app))
     store.end_stale_runs()
     return store
+
+
+def require_positive(*options: tuple[str, float | None]) -> None:
+    """Raise :class:`HyperspaceError` for the first ``(option, value)`` given a number that is not more than 0 (NaN too)."""
+    for option, value in options:
+        if value is not None and not value > 0:  # `not >`: NaN is refused too
+            raise HyperspaceError(f"{option} must be more than 0, not {value:g}")

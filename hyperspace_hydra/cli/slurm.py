@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from hyperspace_hydra.app import load_app
-from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for, store_uri
+from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for, require_positive, store_uri
 from hyperspace_hydra.cli.output import print_json_lines, print_table
 from hyperspace_hydra.cli.worker import add_worker_options, worker_options
+from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.slurm.environment import sqlite_store_warning
 from hyperspace_hydra.slurm.workers import (
@@ -51,6 +52,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _workers(args: argparse.Namespace) -> None:
+    require_positive(("N", args.count), ("--gpus-per-worker", args.gpus_per_worker), ("--cpus-per-worker", args.cpus_per_worker), ("--mem-gb", args.mem_gb))
+    if args.signal_delay < 0:
+        raise HyperspaceError(f"--signal-delay must be 0 or more seconds, not {args.signal_delay}")
+    options = worker_options(args)
     app = load_app(args.app)
     uri = store_uri(args, app)
     warning = sqlite_store_warning(uri)
@@ -64,7 +69,7 @@ def _workers(args: argparse.Namespace) -> None:
         mem_gb=args.mem_gb,
         signal_delay_s=args.signal_delay,
     )
-    job = SlurmWorkerJob(args.app, str(Path.cwd()), uri, worker_options(args), tuple(args.allow), args.resubmit)
+    job = SlurmWorkerJob(args.app, str(Path.cwd()), uri, options, tuple(args.allow), args.resubmit)
     jobs = submit_workers(args.count, job, resources, Path(args.folder))
     print(f"submitted {len(jobs)} worker(s) for study {args.app}, store {redact_credentials(uri)}; logs in {args.folder}")
     print(f"SLURM jobs: {' '.join(job.job_id for job in jobs)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from hyperspace_hydra.app import load_app
-from hyperspace_hydra.cli.common import add_app_option, add_store_option, store_uri
+from hyperspace_hydra.cli.common import add_app_option, add_store_option, require_positive, store_uri
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.worker import WorkerOptions, serve
 
@@ -36,9 +36,7 @@ def worker_options(args: argparse.Namespace) -> WorkerOptions:
     Raises :class:`HyperspaceError` for a number a worker cannot work with: no processes,
     no jobs, or a lease or timeout of no time (a worker that does nothing must not look busy).
     """
-    for option, value in (("--processes", args.processes), ("--max-jobs", args.max_jobs), ("--timeout", args.timeout), ("--lease", args.lease)):
-        if value is not None and not value > 0:  # `not >`: NaN is refused too
-            raise HyperspaceError(f"{option} must be more than 0, not {value:g}")
+    require_positive(("--processes", args.processes), ("--max-jobs", args.max_jobs), ("--timeout", args.timeout), ("--lease", args.lease))
     if not args.grace >= 0:
         raise HyperspaceError(f"--grace must be 0 or more seconds, not {args.grace:g}")
     return WorkerOptions(
