@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pymongo.errors import AutoReconnect, PyMongoError
+from pymongo.errors import AutoReconnect, DuplicateKeyError, OperationFailure, PyMongoError, WriteError
 from test_store_contract import MONGO_BACKENDS, NOW, Backend, make_backend
 
 from hyperspace_hydra import HyperspaceError
@@ -98,6 +98,27 @@ def test_a_finish_that_lost_the_server_after_ending_its_job_completes_when_repea
     assert store.get_run(run_id)["status"] == RUNNING and store.list_jobs()[0]["state"] == COMPLETED
     assert store.finish_run(run_id, COMPLETED, {"result": 1.0}, claim=job.claim) is True, "what a retrying caller does"
     assert store.get_run(run_id)["status"] == COMPLETED and store.list_jobs()[0]["run_id"] == run_id
+
+
+@pytest.mark.parametrize(
+    ("error", "unavailable"),
+    [
+        (WriteError("Out of disk space", code=14031), True),
+        (OperationFailure("node is not in primary or recovering state", code=13436), True),
+        (OperationFailure("interrupted at shutdown", code=11600), True),
+        (OperationFailure("a write that may be retried", code=1, details={"errorLabels": ["RetryableWriteError"]}), True),
+        (OperationFailure("unknown operator: $bad", code=2), False),
+        (DuplicateKeyError("E11000 duplicate key", code=11000), False),
+    ],
+)
+def test_a_server_that_cannot_serve_now_is_unavailable_and_a_bad_request_is_not(
+    store: MongoStore, monkeypatch: pytest.MonkeyPatch, error: PyMongoError, unavailable: bool
+) -> None:
+    run_id = store.start_run({})
+    monkeypatch.setattr(store, "_write_run", _raise(error))
+    expected = StoreUnavailableError if unavailable else type(error)
+    with pytest.raises(expected):  # unavailable: RetryingStore waits it out (tests/test_store_retry.py)
+        store.update_run(run_id, {"captured_out": "x"})
 
 
 def _raise(error: Exception) -> Callable[..., None]:

@@ -107,15 +107,35 @@ _INDEXES: tuple[tuple[str, list[tuple[str, int]]], ...] = (
 
 
 
+_UNAVAILABLE_CODES = frozenset({
+    6, 7, 89, 9001,  # HostUnreachable, HostNotFound, NetworkTimeout, SocketException
+    91, 11600, 11602,  # ShutdownInProgress, InterruptedAtShutdown, InterruptedDueToReplStateChange
+    189, 10107, 13435, 13436,  # PrimarySteppedDown, NotWritablePrimary, NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary
+    50, 262,  # MaxTimeMSExpired, ExceededTimeLimit
+    14031,  # OutOfDiskSpace
+})  # fmt: skip
+"""MongoDB's error codes for a server that cannot serve the request now (going down, between primaries, out of
+disk space, overloaded): the server is at fault, not the request, and it may be fixed while a worker waits."""
+
+
+def _unavailable(error: PyMongoError) -> bool:
+    """Whether ``error`` means the server could not be reached or could not serve the request now (worth retrying)."""
+    if isinstance(error, ConnectionFailure) or error.has_error_label("RetryableWriteError"):
+        return True
+    return getattr(error, "code", None) in _UNAVAILABLE_CODES
+
+
 def _reachable(method: Callable[..., _T]) -> Callable[..., _T]:
-    """Raise :class:`StoreUnavailableError` when the server cannot be reached during ``method``."""
+    """Raise :class:`StoreUnavailableError` when the server cannot be reached or cannot serve ``method`` now."""
 
     @functools.wraps(method)
     def translating(self: MongoStore, *args: Any, **kwargs: Any) -> _T:
         try:
             return method(self, *args, **kwargs)
-        except ConnectionFailure as error:
-            raise StoreUnavailableError(f"store {redact_credentials(self.uri)} unavailable: {_reason(error)}") from error
+        except PyMongoError as error:
+            if _unavailable(error):
+                raise StoreUnavailableError(f"store {redact_credentials(self.uri)} unavailable: {_reason(error)}") from error
+            raise
 
     return translating
 
