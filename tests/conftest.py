@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +79,14 @@ def enqueue(study: Path, *overrides: str, env: dict[str, str] | None = None) -> 
     return run_app(study, "probe.run", "--multirun", "hydra/launcher=hyperspace", *overrides, env=env)
 
 
-def start_worker(study: Path, *args: str, log_name: str = "worker.log", env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """A worker of the probe study in its own session, its output in a file of the study."""
+def start_worker(
+    study: Path, *args: str, log_name: str = "worker.log", env: dict[str, str] | None = None, prefix: Sequence[str] = ()
+) -> subprocess.Popen[str]:
+    """A worker of the probe study in its own session, its output in a file of the study; ``prefix`` runs it
+    through another command (``ip netns exec NAME``)."""
     log = open(study / log_name, "w")
     return subprocess.Popen(
-        [str(HYPERSPACE), "worker", "--app", "probe.run", *args],
+        [*prefix, str(HYPERSPACE), "worker", "--app", "probe.run", *args],
         cwd=study, env=env or clean_env(), stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
 

@@ -31,6 +31,17 @@ _T = TypeVar("_T")
 
 
 _CONNECT_TIMEOUT_SECONDS = 10
+_DEAD_CONNECTION_LIMITS = {
+    "connect_timeout": _CONNECT_TIMEOUT_SECONDS,
+    "tcp_user_timeout": 20_000,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+"""libpq settings (each overridable in the store URI, e.g. ``?tcp_user_timeout=5000``) that end a connection to a
+server that stopped answering (a network partition, a host gone): its query fails after ~20 s instead of waiting for
+TCP to give up (~15 min), and the caller waits out the outage on a new connection (see :mod:`~hyperspace_hydra.store.retry`)."""
 
 
 def reachable(method: Callable[..., _T]) -> Callable[..., _T]:
@@ -103,7 +114,7 @@ def open_engine(uri: str, read_only: bool = False) -> Engine:
     if uri.startswith("sqlite:"):
         return _connect_sqlite(uri, read_only)
     url = sa.engine.make_url(uri).set(drivername="postgresql+psycopg")
-    connect_args: dict[str, Any] = {"connect_timeout": _CONNECT_TIMEOUT_SECONDS}
+    connect_args: dict[str, Any] = {name: value for name, value in _DEAD_CONNECTION_LIMITS.items() if name not in url.query}
     if read_only:
         connect_args["options"] = "-c default_transaction_read_only=on"
     return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=connect_args)
