@@ -66,6 +66,34 @@ RUN_STATUS_AFTER_WORKER_END = {FAILED: FAILED, TIMEOUT: TIMEOUT, QUEUED: INTERRU
 """What a job's running run becomes when its worker ends the job in a state (see :meth:`Store.end_job`)."""
 
 
+def expired_job_changes(attempts: int, max_attempts: int, now: dt.datetime) -> dict[str, Any]:
+    """The fields of a RUNNING job whose lease expired at ``now`` (see :meth:`Store.requeue_expired`): one more
+    attempt; back to QUEUED, or DIED once its attempts reach ``max_attempts``; no owner, no lease."""
+    dies = attempts + 1 >= max_attempts
+    return {
+        "state": DIED if dies else QUEUED, "attempts": attempts + 1, "worker": None, "token": None,
+        "lease_expires_at": None, "error": LEASE_EXPIRED, "finished_at": now if dies else None,
+    }  # fmt: skip
+
+
+def lost_attempt_run_changes(now: dt.datetime) -> dict[str, Any]:
+    """The changes of the RUNNING run of an attempt whose lease expired, which ends DIED."""
+    return {"stop_time": now, "fail_trace": [LEASE_EXPIRED]}
+
+
+def ended_job_changes(state: str, error: str | None, run_id: int | None) -> dict[str, Any]:
+    """The fields of a claimed job that ends in ``state`` (back in the queue for QUEUED: no owner, no finish
+    time), with its error and, when given, the run that ended it; its claim is gone."""
+    values: dict[str, Any] = {"state": state, "error": error, "token": None, "lease_expires_at": None}
+    if state == QUEUED:
+        values["worker"] = None
+    else:
+        values["finished_at"] = utcnow()
+    if run_id is not None:
+        values["run_id"] = run_id
+    return values
+
+
 def job_error(status: str, changes: Mapping[str, Any]) -> str | None:
     """What a job shows as its error when its run ends with ``status`` and ``changes``: for a FAILED
     run, the last line of its fail trace (``ValueError: lr must be positive``); else none."""

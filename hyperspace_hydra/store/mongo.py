@@ -40,7 +40,6 @@ from hyperspace_hydra.store.base import (
     INTERRUPTED,
     JOB_FINAL_STATES,
     JOB_STATE_AFTER_RUN,
-    LEASE_EXPIRED,
     QUEUED,
     RUN_FIELDS,
     RUN_STATUS_AFTER_WORKER_END,
@@ -60,10 +59,13 @@ from hyperspace_hydra.store.base import (
     Store,
     check_sweep_state,
     claim_lost,
+    ended_job_changes,
+    expired_job_changes,
     finished_run_values,
     job_error,
     kept_run_ids,
     known_ids,
+    lost_attempt_run_changes,
     new_jobs_of,
     run_changes,
     run_conditions,
@@ -631,17 +633,12 @@ class MongoStore(Store):
         requeued = []
         expired = self._db.jobs.find({"state": RUNNING, "lease_expires_at": {"$lt": now}}, {"token": 1, "attempts": 1, "max_attempts": 1})
         for job in list(expired):
-            attempts = job["attempts"] + 1
-            dies = attempts >= job["max_attempts"]
             moved = self._db.jobs.update_one(
                 {"_id": job["_id"], "state": RUNNING, "token": job["token"], "lease_expires_at": {"$lt": now}},
-                {"$set": {
-                    "state": DIED if dies else QUEUED, "attempts": attempts, "worker": None, "token": None,
-                    "lease_expires_at": None, "error": LEASE_EXPIRED, "finished_at": now if dies else None,
-                }},
-            ).matched_count  # fmt: skip
+                {"$set": expired_job_changes(job["attempts"], job["max_attempts"], now)},
+            ).matched_count
             if moved:
-                self._finish_job_runs(job["_id"], last_run_id, DIED, {"stop_time": now, "fail_trace": [LEASE_EXPIRED]})
+                self._finish_job_runs(job["_id"], last_run_id, DIED, lost_attempt_run_changes(now))
                 requeued.append(job["_id"])
         return requeued
 
@@ -729,14 +726,7 @@ class MongoStore(Store):
 
     def _end_claimed_job(self, claim: Claim, state: str, error: str | None, run_id: int | None) -> bool:
         """End (or requeue) the job while the claim holds, in one conditional update; return whether it held."""
-        values: dict[str, Any] = {"state": state, "error": error, "token": None, "lease_expires_at": None}
-        if state == QUEUED:
-            values["worker"] = None
-        else:
-            values["finished_at"] = utcnow()
-        if run_id is not None:
-            values["run_id"] = run_id
-        return self._db.jobs.update_one(_holds(claim), {"$set": values}).matched_count == 1
+        return self._db.jobs.update_one(_holds(claim), {"$set": ended_job_changes(state, error, run_id)}).matched_count == 1
 
     def _end_job_for_run(self, claim: Claim, run_id: int, state: str, error: str | None) -> bool:
         """End the claimed job as the run's outcome; also true if an earlier try of this finish did and then failed."""

@@ -31,7 +31,6 @@ from hyperspace_hydra.store.base import (
     INTERRUPTED,
     JOB_FINAL_STATES,
     JOB_STATE_AFTER_RUN,
-    LEASE_EXPIRED,
     QUEUED,
     RUN_FIELDS,
     RUN_STATUS_AFTER_WORKER_END,
@@ -51,9 +50,12 @@ from hyperspace_hydra.store.base import (
     Store,
     check_sweep_state,
     claim_lost,
+    ended_job_changes,
+    expired_job_changes,
     finished_run_values,
     job_error,
     kept_run_ids,
+    lost_attempt_run_changes,
     new_jobs_of,
     run_changes,
     run_fields,
@@ -402,14 +404,8 @@ class SQLStore(Store):
                 .with_for_update(skip_locked=True)
             ).all()
             for job in expired:
-                attempts = job.attempts + 1
-                connection.execute(
-                    JOBS.update().where(JOBS.c.id == job.id).values(
-                        state=DIED if attempts >= job.max_attempts else QUEUED, attempts=attempts, worker=None, token=None,
-                        lease_expires_at=None, error=LEASE_EXPIRED, finished_at=now if attempts >= job.max_attempts else None,
-                    )
-                )  # fmt: skip
-                _finish_runs(connection, _job_runs(job.id), DIED, {"stop_time": now, "fail_trace": [LEASE_EXPIRED]})
+                connection.execute(JOBS.update().where(JOBS.c.id == job.id).values(**expired_job_changes(job.attempts, job.max_attempts, now)))
+                _finish_runs(connection, _job_runs(job.id), DIED, lost_attempt_run_changes(now))
         return [job.id for job in expired]
 
     @reachable
@@ -555,14 +551,7 @@ def _finish_runs(connection: Connection, selection: sa.ColumnElement[bool], stat
 
 
 def _end_claimed_job(connection: Connection, claim: Claim, state: str, error: str | None, run_id: int | None) -> None:
-    values: dict[str, Any] = {"state": state, "error": error, "token": None, "lease_expires_at": None}
-    if state == QUEUED:
-        values["worker"] = None
-    else:
-        values["finished_at"] = utcnow()
-    if run_id is not None:
-        values["run_id"] = run_id
-    connection.execute(JOBS.update().where(*_holds(claim)).values(**values))
+    connection.execute(JOBS.update().where(*_holds(claim)).values(**ended_job_changes(state, error, run_id)))
 
 
 def _job_row(study: str, sweep_id: int, job: NewJob, max_attempts: int, now: dt.datetime) -> dict[str, Any]:
