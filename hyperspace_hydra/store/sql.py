@@ -380,12 +380,13 @@ class SQLStore(Store):
         where: Sequence[Condition] = (),
         sort: str | None = None,
         fields: Sequence[str] | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         dialect = self._engine.dialect.name
         order = [_runs.c.id.desc()] if sort is None else _run_order(dialect, sort)
         selected = run_fields(fields)
         columns = [_runs.c.id, *(_runs.c[field] for field in selected)]
-        query = sa.select(*columns).where(*_run_filters(dialect, task, sweep_id, status, where)).order_by(*order).limit(limit)
+        query = sa.select(*columns).where(*_run_filters(dialect, task, sweep_id, status, where)).order_by(*order).limit(limit).offset(offset or None)
         keys = ("_id", *selected)
         with self._engine.connect() as connection:
             documents = [dict(zip(keys, row)) for row in connection.execute(query).all()]  # plain tuples: ~3x faster than mappings
