@@ -30,13 +30,13 @@ from hyperspace_hydra.store import (
 
 _WAIT_POLL_SECONDS = 0.5
 
-# command: (states a job may be in to be moved, the state it moves to, what the command says it did)
-_STATE_CHANGES = {
+STATE_CHANGES = {
     "pause": ((QUEUED,), PAUSED, "paused"),
     "resume": ((PAUSED,), QUEUED, "resumed"),
     "cancel": ((QUEUED, PAUSED, RUNNING), CANCELLED, "cancelled"),
     "retry": ((FAILED, DIED, TIMEOUT), QUEUED, "queued again"),
 }
+"""Per queue command (also the web UI's actions): the states a job may be in to be moved, the state it moves to, what was done."""
 _HELP = {
     "pause": "hold queued jobs (workers skip them)",
     "resume": "queue paused jobs again",
@@ -56,7 +56,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ls.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     ls.set_defaults(handler=_ls)
 
-    for command, (_, _, _) in _STATE_CHANGES.items():
+    for command, (_, _, _) in STATE_CHANGES.items():
         change = queue.add_parser(command, help=_HELP[command])
         _add_common(change)
         change.add_argument("--sweep", type=int, metavar="ID", help="the jobs of this sweep")
@@ -103,7 +103,7 @@ def _short(text: str | None, limit: int = 80) -> str | None:
 
 
 def _change(args: argparse.Namespace) -> None:
-    from_states, to_state, done = _STATE_CHANGES[args.command]
+    from_states, to_state, done = STATE_CHANGES[args.command]
     if args.command == "cancel" and not (args.all or args.sweep or args.job_ids):
         raise HyperspaceError("cancel needs --sweep ID, job ids or --all")
     with open_store_for(args) as store:

@@ -1,0 +1,150 @@
+"""The Starlette application of ``hyperspace ui``: HTML pages and the JSON answers their script polls.
+
+Each page and its JSON come from one function of :mod:`hyperspace_hydra.ui.views`. The store is
+used by one request at a time (a :class:`~hyperspace_hydra.store.Store` object is used from one
+thread at a time), in a worker thread so that a query never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import jinja2
+import plotly
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from hyperspace_hydra.cli.output import cell, to_json
+from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.settings import redact_credentials
+from hyperspace_hydra.store import Store
+from hyperspace_hydra.store.base import JobNotFoundError, RunNotFoundError
+from hyperspace_hydra.ui import views
+
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+"""plotly.js as the installed plotly package ships it: the UI's charts work offline."""
+TOKEN_HEADER = "X-Hyperspace-Token"
+"""The header that carries an action's token: a form on another site cannot set it, and a script there would need
+a CORS preflight that this app never grants."""
+ACTIONS_OFF = "actions are off: this UI is read-only (start hyperspace ui with --allow-actions to pause and resume sweeps)"
+
+
+def create_app(store: Store, allow_actions: bool = False) -> Starlette:
+    """The web UI over ``store`` (open; the caller closes it). With ``allow_actions`` the Queue page can pause and
+    resume sweeps, by POST requests that carry a token made anew for this app (another site cannot know it)."""
+    ui = _UI(store, allow_actions)
+    routes = [
+        Route("/", lambda request: RedirectResponse("/runs")),
+        Route("/runs", ui.page(ui.runs)),
+        Route("/runs.json", ui.json(ui.runs)),
+        Route("/runs/{run_id:int}", ui.page(ui.run)),
+        Route("/runs/{run_id:int}.json", ui.json(ui.run)),
+        Route("/api/run-states", ui.json(ui.run_states)),
+        Route("/api/runs/{run_id:int}/live", ui.json(ui.run_live)),
+        Route("/queue", ui.page(ui.queue)),
+        Route("/queue.json", ui.json(ui.queue)),
+        Route("/actions/sweeps/{sweep_id:int}/{action}", ui.change_sweep, methods=["POST"]),
+        Route("/static/plotly.min.js", lambda request: FileResponse(PLOTLY_JS, media_type="text/javascript")),
+        Mount("/static", StaticFiles(packages=[("hyperspace_hydra.ui", "static")])),
+    ]
+    return Starlette(routes=routes)
+
+
+View = Callable[[Store, Request], tuple[str, dict[str, Any]]]
+"""A view: asks the store, returns the template that renders its answer and the answer."""
+
+
+class _UI:
+    """The views of one app: its store, the lock that lets one request at a time use it, its templates and action token."""
+
+    def __init__(self, store: Store, allow_actions: bool) -> None:
+        self.store = store
+        self.allow_actions = allow_actions
+        self.token = secrets.token_urlsafe(32)
+        self._one_at_a_time = anyio.CapacityLimiter(1)
+        self._templates = jinja2.Environment(loader=jinja2.PackageLoader("hyperspace_hydra.ui", "templates"), autoescape=True)
+        self._templates.filters["cell"] = lambda value: redact_credentials(cell(value))
+        self._templates.filters["short_cell"] = lambda value: redact_credentials(cell(value, short_paths=True))
+        self._templates.filters["pretty_json"] = lambda value: redact_credentials(to_json(value, indent=2))
+
+    async def _ask(self, view: View, request: Request) -> tuple[str, dict[str, Any]]:
+        return await anyio.to_thread.run_sync(functools.partial(view, self.store, request), limiter=self._one_at_a_time)
+
+    def page(self, view: View) -> Callable[[Request], Awaitable[Response]]:
+        """The endpoint that renders ``view``'s answer as HTML (an unknown run or sweep: a 404 page saying so)."""
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                template, answer = await self._ask(view, request)
+            except (RunNotFoundError, JobNotFoundError) as error:
+                return HTMLResponse(self._render("error.html", {"error": str(error)}), status_code=404)
+            context = {"allow_actions": self.allow_actions, "token": self.token, "store_uri": redact_credentials(self.store.uri)}
+            return HTMLResponse(self._render(template, {**context, **answer}))
+
+        return endpoint
+
+    def json(self, view: View) -> Callable[[Request], Awaitable[Response]]:
+        """The endpoint that sends ``view``'s answer as JSON, credentials redacted (unknown run or sweep: 404)."""
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                _, answer = await self._ask(view, request)
+            except (RunNotFoundError, JobNotFoundError) as error:
+                return _json({"error": str(error)}, 404)
+            answer.pop("query", None)
+            return _json(answer)
+
+        return endpoint
+
+    def _render(self, template: str, context: dict[str, Any]) -> str:
+        return self._templates.get_template(template).render(context)
+
+    @staticmethod
+    def runs(store: Store, request: Request) -> tuple[str, dict[str, Any]]:
+        query = views.RunsQuery.from_params(request.query_params)
+        store.end_stale_runs()  # as every CLI command does: no page shows a dead run RUNNING
+        return "runs.html", {"query": query, "statuses": views.RUN_STATUSES, **views.runs_table(store, query)}
+
+    @staticmethod
+    def run(store: Store, request: Request) -> tuple[str, dict[str, Any]]:
+        return "run.html", views.run_page(store, request.path_params["run_id"])
+
+    @staticmethod
+    def run_states(store: Store, request: Request) -> tuple[str, dict[str, Any]]:
+        text = request.query_params.get("ids", "")
+        ids = [int(part) for part in text.split(",") if part.strip().isdigit()]
+        store.end_stale_runs()
+        return "", {"runs": views.run_states(store, ids)}
+
+    @staticmethod
+    def run_live(store: Store, request: Request) -> tuple[str, dict[str, Any]]:
+        return "", views.run_live(store, request.path_params["run_id"])
+
+    @staticmethod
+    def queue(store: Store, request: Request) -> tuple[str, dict[str, Any]]:
+        return "queue.html", views.queue_overview(store)
+
+    async def change_sweep(self, request: Request) -> Response:
+        """POST: pause or resume a sweep; only with ``--allow-actions`` and this app's token in :data:`TOKEN_HEADER` (else 403)."""
+        if not self.allow_actions:
+            return _json({"error": ACTIONS_OFF}, 403)
+        if not secrets.compare_digest(request.headers.get(TOKEN_HEADER, ""), self.token):
+            return _json({"error": "refused: the request lacks this UI's action token (reload the page)"}, 403)
+        sweep_id, action = request.path_params["sweep_id"], request.path_params["action"]
+        try:
+            done = await anyio.to_thread.run_sync(views.change_sweep, self.store, sweep_id, action, limiter=self._one_at_a_time)
+        except HyperspaceError as error:
+            return _json({"error": str(error)}, 404 if isinstance(error, JobNotFoundError) else 400)
+        return _json({"done": done})
+
+
+def _json(answer: Any, status_code: int = 200) -> Response:
+    return Response(to_json(views.redacted(answer)), status_code=status_code, media_type="application/json")

@@ -1,0 +1,117 @@
+// Live parts of the hyperspace ui pages: each page polls a small JSON answer (or its own HTML) and updates in place.
+"use strict";
+
+const POLL_MS = 1000;
+
+async function getJSON(url) {
+  const response = await fetch(url, { headers: { Accept: "application/json" } });
+  if (!response.ok) throw new Error(`${url}: ${response.status}`);
+  return response.json();
+}
+
+function every(ms, task) {
+  const tick = async () => {
+    let again = true;
+    try { again = (await task()) !== false; } catch (error) { console.warn(error); }
+    if (again) setTimeout(tick, ms);
+  };
+  setTimeout(tick, ms);
+}
+
+// Runs: the rows that are RUNNING get their status, result and duration anew until they end.
+function liveRunsTable() {
+  every(POLL_MS, async () => {
+    const rows = [...document.querySelectorAll("#runs tr[data-status=RUNNING]")];
+    if (rows.length === 0) return true;
+    const ids = rows.map((row) => row.dataset.runId).join(",");
+    const states = (await getJSON(`/api/run-states?ids=${ids}`)).runs;
+    for (const row of rows) {
+      const state = states[row.dataset.runId];
+      if (!state) continue;
+      row.dataset.status = state.status;
+      const status = row.querySelector("td.status");
+      status.textContent = state.status;
+      status.className = `status status-${state.status}`;
+      row.querySelector("td.result").textContent = state.result;
+      row.querySelector("td.duration").textContent = state.duration;
+    }
+    return true;
+  });
+}
+
+// Run: status, result, output and metric charts, until the run has ended (then once more).
+function liveRun() {
+  const runId = document.getElementById("run").dataset.runId;
+  const charts = new Map();
+  const update = async () => {
+    const live = await getJSON(`/api/runs/${runId}/live`);
+    const status = document.getElementById("status");
+    status.textContent = live.status;
+    status.className = `status status-${live.status}`;
+    document.getElementById("result").textContent = live.result;
+    document.getElementById("duration").textContent = live.duration;
+    const output = document.getElementById("output");
+    if (output.textContent !== live.output) {
+      const atBottom = output.scrollTop + output.clientHeight >= output.scrollHeight - 4;
+      output.textContent = live.output;
+      if (atBottom) output.scrollTop = output.scrollHeight;
+    }
+    const trace = document.getElementById("fail-trace");
+    trace.textContent = live.fail_trace || "";
+    trace.hidden = !live.fail_trace;
+    drawMetrics(charts, live.metrics);
+    return live.status === "RUNNING";
+  };
+  update().then((running) => { if (running) every(POLL_MS, update); }).catch(console.warn);
+}
+
+function drawMetrics(charts, metrics) {
+  const box = document.getElementById("metrics");
+  for (const [name, series] of Object.entries(metrics)) {
+    if (!charts.has(name)) {
+      box.querySelector(".none")?.remove();
+      const figure = document.createElement("figure");
+      const title = document.createElement("h3");
+      title.textContent = name;  // a name from the store is text, never markup
+      const chart = document.createElement("div");
+      chart.className = "chart";
+      chart.dataset.metric = name;
+      figure.append(title, chart);
+      box.append(figure);
+      charts.set(name, chart);
+    }
+    const layout = { margin: { l: 50, r: 10, t: 10, b: 35 }, xaxis: { title: { text: "step" } } };
+    Plotly.react(charts.get(name), [{ x: series.steps, y: series.values, mode: "lines+markers", type: "scatter" }], layout, { displayModeBar: false });
+    charts.get(name).dataset.points = series.values.length;
+  }
+}
+
+function copyButton() {
+  document.getElementById("copy-reproduce").addEventListener("click", async (event) => {
+    await navigator.clipboard.writeText(document.getElementById("reproduce").textContent);
+    event.target.textContent = "copied";
+  });
+}
+
+// Queue: the page's own HTML fetched again and its live part swapped in; actions as POST with the UI's token.
+function liveQueue() {
+  every(POLL_MS, async () => {
+    const response = await fetch(location.pathname);
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById("live");
+    document.getElementById("live").replaceWith(fresh);
+    return true;
+  });
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest("button.sweep-action");
+    if (!button) return;
+    const headers = { "X-Hyperspace-Token": document.getElementById("action-token")?.value || "" };
+    const response = await fetch(`/actions/sweeps/${button.dataset.sweepId}/${button.dataset.action}`, { method: "POST", headers });
+    const answer = await response.json();
+    const message = document.getElementById("action-message");
+    message.textContent = answer.done || `error: ${answer.error}`;
+    message.hidden = false;
+  });
+}
+
+const pages = { runs: liveRunsTable, run: () => { liveRun(); copyButton(); }, queue: liveQueue };
+pages[document.body.dataset.page]?.();

@@ -1,0 +1,225 @@
+"""What each page of ``hyperspace ui`` shows, asked of the store through the queries the CLI uses.
+
+Every function takes an open :class:`~hyperspace_hydra.store.Store` and returns plain data
+(dicts, lists, scalars) that a template renders and that the JSON answers send as they are.
+Filtering, sorting and paging are done by the store (:meth:`Store.list_runs`), never in memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from hyperspace_hydra.cli.output import cell
+from hyperspace_hydra.cli.queue import STATE_CHANGES, job_row
+from hyperspace_hydra.cli.runs import output_tail
+from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.filters import parse_condition, parse_sort, resolve_paths
+from hyperspace_hydra.reproduce import reproduce_commands
+from hyperspace_hydra.results import duration_seconds, run_rows
+from hyperspace_hydra.settings import redact_credentials
+from hyperspace_hydra.store import COMPLETED, DIED, FAILED, INTERRUPTED, JOB_FINAL_STATES, RUNNING, TIMEOUT, Store
+from hyperspace_hydra.store.base import Condition, known_ids
+
+PAGE_SIZE = 50
+"""Runs per page of the Runs table."""
+DEFAULT_SORT = "-id"
+"""The Runs table's order when none is chosen: newest first."""
+RUN_STATUSES = (RUNNING, COMPLETED, FAILED, INTERRUPTED, TIMEOUT, DIED)
+"""The statuses the Runs page offers as a facet."""
+CONDITION_SEPARATOR = ";"
+"""Separates the conditions typed into the filter box (all must hold, as repeated ``--where``)."""
+SWEEP_ACTIONS = ("pause", "resume")
+"""The queue commands that the Queue page offers per sweep with ``--allow-actions``."""
+FAILED_JOBS_SHOWN = 50
+"""How many of the newest failed, timed-out and died jobs the Queue page lists."""
+
+_TABLE_FIELDS = ["status", "task", "config", "objective", "result", "start_time", "stop_time", "job_id", "sweep_id"]
+_LIVE_FIELDS = ["status", "objective", "result", "start_time", "stop_time"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunsQuery:
+    """What the Runs page lists: its filter box (``--where`` conditions separated by ``;``), sort, status facet and page."""
+
+    where: str = ""
+    sort: str = DEFAULT_SORT
+    status: str | None = None
+    page: int = 1
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str]) -> RunsQuery:
+        """The query of a page's URL parameters; a missing or malformed page number is the first page."""
+        page = params.get("page", "1")
+        return cls(
+            where=params.get("where", "").strip(),
+            sort=params.get("sort", "").strip() or DEFAULT_SORT,
+            status=params.get("status") or None,
+            page=max(int(page), 1) if page.isdigit() else 1,
+        )
+
+    def conditions(self) -> list[str]:
+        """The conditions of the filter box, each as ``--where`` takes it."""
+        return [text.strip() for text in self.where.split(CONDITION_SEPARATOR) if text.strip()]
+
+    def url(self, **changes: Any) -> str:
+        """The Runs page's URL for this query with ``changes``; a new filter, sort or status starts again at page 1."""
+        if changes.keys() - {"page"}:
+            changes.setdefault("page", 1)
+        query = dataclasses.replace(self, **changes)
+        params = {"where": query.where, "sort": "" if query.sort == DEFAULT_SORT else query.sort, "status": query.status or "", "page": query.page}
+        return "/runs?" + urlencode({key: value for key, value in params.items() if value not in ("", None, 1)})
+
+    def sort_url(self, column: str) -> str:
+        """The URL that sorts by ``column``: ascending first, descending when it is already sorted ascending by it."""
+        return self.url(sort=f"-{column}" if self.sort == column else column)
+
+
+def runs_table(store: Store, query: RunsQuery) -> dict[str, Any]:
+    """One page of the Runs table: ``columns`` (the config columns that vary on it), ``rows`` as ``runs ls --json``
+    has them plus ``sweep``, ``has_next``, and ``error``, the one-line message of a bad filter or sort (then no rows)."""
+    try:
+        if query.status is not None and query.status not in RUN_STATUSES:
+            raise HyperspaceError(f"unknown status {query.status!r}: expected one of {', '.join(RUN_STATUSES)}")
+        where = [parse_condition(text) for text in query.conditions()]
+        where, sort = resolve_paths(store, where, parse_sort(query.sort), status=query.status)
+    except HyperspaceError as error:
+        return {"error": str(error), "columns": [], "rows": [], "has_next": False}
+    offset = (query.page - 1) * PAGE_SIZE
+    runs = store.list_runs(PAGE_SIZE + 1, where=where, sort=sort, status=query.status, fields=_TABLE_FIELDS, offset=offset)
+    shown = runs[:PAGE_SIZE]
+    columns, rows = run_rows(shown)
+    for row, run in zip(rows, shown):
+        row["sweep"] = run.get("sweep_id")
+    return {"error": None, "columns": columns, "rows": rows, "has_next": len(runs) > PAGE_SIZE}
+
+
+def run_states(store: Store, run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Status, result and duration of the given runs (at most a page of them), by id, as the Runs table shows them."""
+    ids = known_ids(run_ids)[:PAGE_SIZE]
+    if not ids:
+        return {}
+    _, rows = run_rows(store.list_runs(where=[Condition("id", "in", ids)], fields=_LIVE_FIELDS))
+    return {row["id"]: {"status": row["status"], "result": cell(row["result"]), "duration": cell(row["duration"])} for row in rows}
+
+
+def run_page(store: Store, run_id: int) -> dict[str, Any]:
+    """Everything the Run page shows of one run (raises :class:`RunNotFoundError` for an unknown id)."""
+    run = store.get_run(run_id)
+    return {
+        "run": run,
+        "config_tree": config_tree(run.get("config") or {}, run.get("config_given") or {}),
+        "reproduce": "\n".join(reproduce_commands(run)),
+        **_live_part(run),
+    }
+
+
+def run_live(store: Store, run_id: int) -> dict[str, Any]:
+    """What changes on the Run page while the run runs: status, result, duration, output tail and metric series."""
+    live = _live_part(store.get_run(run_id))
+    live["metrics"] = {name: {"steps": series["steps"], "values": series["values"]} for name, series in store.get_metrics(run_id).items()}
+    return live
+
+
+def _live_part(run: Mapping[str, Any]) -> dict[str, Any]:
+    result = run["objective"] if run.get("objective") is not None else run.get("result")
+    return {
+        "status": run["status"],
+        "result": cell(result),
+        "duration": cell(duration_seconds(run)),
+        "output": output_tail(run.get("captured_out") or ""),
+        "fail_trace": trace_text(run.get("fail_trace")),
+    }
+
+
+def config_tree(config: Mapping[str, Any], given: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The config as nested nodes ``{"key", "value"}`` or ``{"key", "children"}``; ``default`` marks what
+    the config as given (``config_given``) lacks: values filled in from the code's defaults."""
+    nodes = []
+    for key, value in config.items():
+        given_value = given.get(key) if isinstance(given, Mapping) else None
+        node: dict[str, Any] = {"key": key, "default": not isinstance(given, Mapping) or key not in given}
+        if isinstance(value, Mapping) and value:
+            node["children"] = config_tree(value, given_value if isinstance(given_value, Mapping) else {})
+        else:
+            node["value"] = value
+        nodes.append(node)
+    return nodes
+
+
+def queue_overview(store: Store) -> dict[str, Any]:
+    """The Queue page: sweeps with their jobs counted by state, the newest failed jobs with their error (the job's,
+    else the last line of its run's failure trace), and the
+    workers as their running jobs show them (name, host, pid, current job, lease end)."""
+    running = store.list_jobs(states=[RUNNING])
+    failed = [job_row(job) for job in store.list_jobs(states=[FAILED, TIMEOUT, DIED])[-FAILED_JOBS_SHOWN:][::-1]]
+    traces = _fail_traces(store, [job["run"] for job in failed if job["run"] is not None and not job["error"]])
+    for job in failed:
+        job["error"] = job["error"] or traces.get(job["run"])
+    return {
+        "sweeps": [sweep_row(sweep) for sweep in reversed(store.list_sweeps())],
+        "failed": failed,
+        "workers": [_worker_row(job) for job in running],
+    }
+
+
+def _fail_traces(store: Store, run_ids: Sequence[int]) -> dict[int, str]:
+    """The last line of each run's failure trace (the exception, for a task that raised), by run id."""
+    if not run_ids:
+        return {}
+    runs = store.list_runs(where=[Condition("id", "in", list(run_ids))], fields=["fail_trace"])
+    traces = {run["_id"]: trace_text(run["fail_trace"]).strip() for run in runs}
+    return {run_id: redact_credentials(trace.splitlines()[-1]) for run_id, trace in traces.items() if trace}
+
+
+def trace_text(fail_trace: Sequence[str] | str | None) -> str:
+    """A run's ``fail_trace`` (Sacred's list of lines) as one text; empty when it has none."""
+    return fail_trace if isinstance(fail_trace, str) else "".join(fail_trace or [])
+
+
+def sweep_row(sweep: Mapping[str, Any]) -> dict[str, Any]:
+    """A sweep as the Queue page lists it: its fields, its job counts by state, how many jobs ended, and which actions apply."""
+    counts = sweep["counts"]
+    return {
+        "id": sweep["id"],
+        "study": sweep["study"],
+        "kind": sweep["kind"],
+        "state": sweep["state"],
+        "created": sweep["created_at"],
+        "counts": dict(sorted(counts.items())),
+        "total": sum(counts.values()),
+        "ended": sum(count for state, count in counts.items() if state in JOB_FINAL_STATES),
+        "actions": [action for action in SWEEP_ACTIONS if any(counts.get(state) for state in STATE_CHANGES[action][0])],
+    }
+
+
+def _worker_row(job: Mapping[str, Any]) -> dict[str, Any]:
+    host, _, rest = (job["worker"] or "").partition(":")
+    return {"worker": job["worker"], "host": host, "pid": rest.partition(":")[0], "job": job["id"], "sweep": job["sweep_id"],
+            "run": job["run_id"], "lease_until": job["lease_expires_at"]}  # fmt: skip
+
+
+def change_sweep(store: Store, sweep_id: int, action: str) -> str:
+    """Apply the queue command ``action`` (one of :data:`SWEEP_ACTIONS`) to a sweep's jobs; return what was done.
+
+    Raises :class:`HyperspaceError` for an unknown action or sweep.
+    """
+    if action not in SWEEP_ACTIONS:
+        raise HyperspaceError(f"unknown action {action!r}: expected one of {', '.join(SWEEP_ACTIONS)}")
+    store.get_sweep(sweep_id)  # raises for an unknown sweep
+    from_states, to_state, done = STATE_CHANGES[action]
+    moved = store.change_jobs(from_states, to_state, sweep_id=sweep_id)
+    return f"sweep {sweep_id}: {moved} job(s) {done}"
+
+
+def redacted(value: Any) -> Any:
+    """``value`` with the password of every URI in its strings replaced (see :func:`redact_credentials`), at any depth."""
+    if isinstance(value, str):
+        return redact_credentials(value)
+    if isinstance(value, Mapping):
+        return {key: redacted(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redacted(item) for item in value]
+    return value

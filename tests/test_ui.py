@@ -1,0 +1,258 @@
+"""``hyperspace ui``: the real command serving a real store, driven by a real headless Chromium (Debian's, never a
+downloaded one), plus the command's own errors. A screenshot of each page lands in the test's tmp dir."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import HYPERSPACE, clean_env, enqueue, hyperspace, run_app, run_worker, wait_until
+
+from hyperspace_hydra.store import open_store
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+"""Without the background-networking flags Chromium waits on a closed network and pages load slowly."""
+GATED_STUDY = Path(__file__).resolve().parent / "apps" / "gated_study"
+LIVE_SECONDS = 2
+"""How soon a change in the store must show on an open page (the issue's bar)."""
+XSS = "<script>window.xss=1</script> & <b>bold</b>"
+
+
+@contextmanager
+def ui_server(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``hyperspace ui --port 0 ARGS`` started in ``cwd``; yields its URL, then stops it with Ctrl-C (SIGINT)."""
+    server = subprocess.Popen([str(HYPERSPACE), "ui", "--port", "0", *args], cwd=cwd, env=env or clean_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        first_line = server.stdout.readline()
+        match = re.search(r"http://\S+/", first_line)
+        assert match, f"no URL in {first_line!r}; stderr: {server.stderr.read() if server.poll() is not None else ''}"
+        yield match.group(0).rstrip("/")
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A headless Chromium for this module's tests."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: scripts/install_test_servers.sh installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh 1400×900 page; every page error fails the test."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.set_default_timeout(10_000)
+    yield opened
+    context.close()
+    assert not errors, errors
+
+
+def screenshot(page: Any, tmp_path: Path, name: str) -> None:
+    """Save the page as it looks now under the test's tmp dir (a test artifact, not committed)."""
+    page.screenshot(path=str(tmp_path / "screenshots" / f"{name}.png"))
+
+
+def _probe_runs(probe_study: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    return run_app(probe_study, "probe.run", "--multirun", *overrides)
+
+
+def _column(page: Any, name: str) -> list[str]:
+    headers = page.locator("#runs thead th").all_inner_texts()
+    index = next(number for number, text in enumerate(headers) if text.split()[0] == name)
+    return page.locator(f"#runs tbody tr td:nth-child({index + 1})").all_inner_texts()
+
+
+@pytest.mark.browser
+def test_runs_page_sorts_by_a_clicked_column_and_filters_with_the_where_syntax(probe_study: Path, page: Any, tmp_path: Path) -> None:
+    assert _probe_runs(probe_study, "score=2,3,1", "seed=1,2").returncode == 0
+    with ui_server(probe_study) as url:
+        page.goto(url + "/runs")
+        assert _column(page, "id") == ["6", "5", "4", "3", "2", "1"], "newest first"
+        page.click("#runs th a[data-column=score]")
+        assert _column(page, "score") == ["1", "1", "2", "2", "3", "3"]
+        page.click("#runs th a[data-column=score]")
+        assert _column(page, "score") == ["3", "3", "2", "2", "1", "1"]
+        screenshot(page, tmp_path, "runs-sorted")
+
+        page.fill("#where", "score>1; seed=2")
+        page.press("#where", "Enter")
+        page.wait_for_url(re.compile(r"where="))
+        assert _column(page, "score") == ["3", "2"], "the filter, and the sort kept"
+        assert page.locator("#filter-error").count() == 0
+
+        page.fill("#where", "scor>1")
+        page.press("#where", "Enter")
+        page.wait_for_selector("#filter-error")
+        error = page.inner_text("#filter-error")
+        assert error.startswith("error: no run has the filter path 'scor': did you mean score?"), error
+        assert "\n" not in error.strip()
+        assert page.locator("#runs").count() == 0
+        screenshot(page, tmp_path, "runs-bad-filter")
+
+
+@pytest.mark.browser
+def test_status_facet_lists_only_runs_with_that_status(probe_study: Path, page: Any, tmp_path: Path) -> None:
+    _probe_runs(probe_study, "fail=false,true")  # the failing run makes the multirun exit non-zero: one run of each
+    with ui_server(probe_study) as url:
+        page.goto(url + "/runs")
+        assert sorted(_column(page, "status")) == ["COMPLETED", "FAILED"]
+        page.click(".facets a:text-is('FAILED')")
+        page.wait_for_url(re.compile(r"status=FAILED"))
+        assert _column(page, "status") == ["FAILED"]
+
+
+@pytest.mark.browser
+def test_a_run_whose_config_and_output_hold_markup_shows_it_as_text(probe_study: Path, page: Any, tmp_path: Path) -> None:
+    assert _probe_runs(probe_study, f"message='{XSS}',hi").returncode == 0  # two runs: the message is a varying column
+    with ui_server(probe_study) as url:
+        for path in ("/runs", "/runs/1"):
+            page.goto(url + path)
+            assert page.evaluate("window.xss") is None, f"{path}: a script from the store ran"
+            assert page.locator("main b").count() == 0, f"{path}: markup from the store was rendered"
+            assert XSS in page.inner_text("main")
+        assert XSS in page.inner_text("#output"), "the captured output too"
+        screenshot(page, tmp_path, "run-with-markup")
+
+
+def _start_gated_worker(study: Path) -> subprocess.Popen[str]:
+    log = open(study / "worker.log", "w")
+    return subprocess.Popen([str(HYPERSPACE), "worker", "--app", "gated.run"], cwd=study, env=clean_env(), stdout=log,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+
+
+@pytest.mark.browser
+def test_an_open_run_page_shows_output_and_metric_points_as_a_worker_runs_it(tmp_path: Path, page: Any) -> None:
+    study = Path(shutil.copytree(GATED_STUDY, tmp_path / "gated_study", ignore=shutil.ignore_patterns("__pycache__", ".hyperspace")))
+    gate = tmp_path / "gate"
+    queued = run_app(study, "gated.run", "--multirun", "hydra/launcher=hyperspace", f"gate={gate}")
+    assert queued.returncode == 0, queued.stderr
+    worker = _start_gated_worker(study)
+    try:
+        with open_store(f"sqlite:///{study / '.hyperspace' / 'store.db'}") as store:
+            wait_until(lambda: "waiting at the gate" in (store.get_run(1)["captured_out"] or "") if store.list_runs(1) else False, what="the run to start")
+        with ui_server(study) as url:
+            runs_page = page.context.new_page()
+            runs_page.goto(url + "/runs")
+            assert runs_page.inner_text("#runs tr[data-run-id='1'] td.status") == "RUNNING"
+
+            page.goto(url + "/runs/1")
+            assert page.inner_text("#status") == "RUNNING"
+            assert "waiting at the gate" in page.inner_text("#output")
+            assert "through the gate" not in page.inner_text("#output")
+            assert page.locator("[data-metric=progress]").count() == 0
+            screenshot(page, tmp_path, "run-running")
+
+            gate.touch()
+            page.wait_for_function("document.getElementById('output').textContent.includes('through the gate')", timeout=LIVE_SECONDS * 1000 + 1000)
+            page.wait_for_selector("[data-metric=progress][data-points='1']", timeout=LIVE_SECONDS * 1000)
+            assert page.locator("[data-metric=progress] .scatterlayer .point").count() == 1, "the point is drawn"
+            screenshot(page, tmp_path, "run-metric-point")
+
+            gate.with_name("gate.end").touch()
+            page.wait_for_function("document.getElementById('status').textContent === 'COMPLETED'", timeout=LIVE_SECONDS * 1000 + 3000)
+            runs_page.wait_for_function(
+                "document.querySelector(\"#runs tr[data-run-id='1'] td.status\").textContent === 'COMPLETED'", timeout=LIVE_SECONDS * 1000 + 1000
+            )
+            assert runs_page.inner_text("#runs tr[data-run-id='1'] td.result") == "1", "the row's result came with its status"
+            assert page.url.endswith("/runs/1") and runs_page.url.endswith("/runs"), "no reload, no navigation"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+
+
+@pytest.mark.browser
+def test_queue_page_pauses_and_resumes_a_sweep_only_with_allow_actions(probe_study: Path, page: Any, tmp_path: Path) -> None:
+    assert enqueue(probe_study, "score=1,2,3").returncode == 0
+    with ui_server(probe_study) as url:
+        page.goto(url + "/queue")
+        assert "3 queued" in page.inner_text("#sweeps tr[data-sweep-id='1']")
+        assert page.locator("button.sweep-action").count() == 0, "read-only: no buttons"
+        refused = page.request.post(url + "/actions/sweeps/1/pause", headers={"X-Hyperspace-Token": "guess"})
+        assert refused.status == 403 and "--allow-actions" in refused.json()["error"]
+        screenshot(page, tmp_path, "queue-read-only")
+
+    with ui_server(probe_study, "--allow-actions") as url:
+        no_token = page.request.post(url + "/actions/sweeps/1/pause", headers={"X-Hyperspace-Token": "guess"})
+        assert no_token.status == 403, "another site cannot know the token"
+        assert page.request.get(url + "/actions/sweeps/1/pause").status == 405, "actions are POST only"
+        assert _job_states(probe_study) == ["QUEUED"] * 3, "refused requests changed nothing"
+
+        page.goto(url + "/queue")
+        page.click("button.sweep-action[data-action=pause]")
+        page.wait_for_function("document.getElementById('action-message').textContent === 'sweep 1: 3 job(s) paused'")
+        page.wait_for_function("document.querySelector(\"#sweeps tr[data-sweep-id='1']\").textContent.includes('3 paused')", timeout=LIVE_SECONDS * 1000)
+        assert _job_states(probe_study) == ["PAUSED"] * 3
+        screenshot(page, tmp_path, "queue-paused")
+
+        page.click("button.sweep-action[data-action=resume]")
+        page.wait_for_function("document.querySelector(\"#sweeps tr[data-sweep-id='1']\").textContent.includes('3 queued')", timeout=LIVE_SECONDS * 1000)
+        assert _job_states(probe_study) == ["QUEUED"] * 3
+
+
+def _job_states(study: Path) -> list[str]:
+    listing = hyperspace(study, "queue", "ls", "--json")
+    assert listing.returncode == 0, listing.stderr
+    return [json.loads(line)["state"] for line in listing.stdout.splitlines()]
+
+
+@pytest.mark.browser
+def test_queue_page_lists_failed_jobs_with_their_error(probe_study: Path, page: Any, tmp_path: Path) -> None:
+    assert enqueue(probe_study, "fail=true", "message=broken").returncode == 0
+    run_worker(probe_study)
+    with ui_server(probe_study) as url:
+        page.goto(url + "/queue")
+        failed = page.inner_text("#failed tbody")
+        assert "FAILED" in failed and "task failed on purpose: broken" in failed
+        screenshot(page, tmp_path, "queue-failed")
+
+
+def test_a_port_in_use_is_one_error_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        answer = hyperspace(tmp_path, "ui", "--port", str(port))
+    assert answer.returncode == 2
+    assert answer.stderr == f"error: cannot listen on 127.0.0.1:{port}: Address already in use (another program uses it: choose another with --port)\n"
+
+
+def test_ctrl_c_stops_the_server_with_one_line_and_status_130(tmp_path: Path) -> None:
+    server = subprocess.Popen([str(HYPERSPACE), "ui", "--port", "0"], cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert "http://127.0.0.1:" in server.stdout.readline()
+    server.send_signal(signal.SIGINT)
+    _, stderr = server.communicate(timeout=30)
+    assert (server.returncode, stderr) == (130, "error: interrupted (Ctrl-C)\n")
+
+
+def test_another_host_than_this_machine_gets_a_warning(tmp_path: Path) -> None:
+    server = subprocess.Popen([str(HYPERSPACE), "ui", "--host", "0.0.0.0", "--port", "0"], cwd=tmp_path, env=clean_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert "http://0.0.0.0:" in server.stdout.readline()
+    server.send_signal(signal.SIGINT)
+    _, stderr = server.communicate(timeout=30)
+    assert stderr.startswith("warning: listening on 0.0.0.0: anyone who reaches this address can read every run in the store\n")
