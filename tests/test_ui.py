@@ -9,6 +9,8 @@ import shutil
 import signal
 import socket
 import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -256,3 +258,42 @@ def test_another_host_than_this_machine_gets_a_warning(tmp_path: Path) -> None:
     server.send_signal(signal.SIGINT)
     _, stderr = server.communicate(timeout=30)
     assert stderr.startswith("warning: listening on 0.0.0.0: anyone who reaches this address can read every run in the store\n")
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_runs_json_pages_through_the_store_in_the_chosen_order(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_store(uri) as store:
+        for number in range(120):
+            run_id = store.start_run({"task": "t", "config": {"lr": number % 7, "depth": number % 2}})
+            store.finish_run(run_id, "COMPLETED", {"objective": float(number % 10)})
+    with ui_server(tmp_path, "--store", uri) as url:
+        pages = [json.loads(_get(f"{url}/runs.json?page={page}")[1]) for page in (1, 2, 3)]
+        assert [[row["id"] for row in page["rows"]] for page in pages] == [list(range(120, 70, -1)), list(range(70, 20, -1)), list(range(20, 0, -1))]
+        assert [page["has_next"] for page in pages] == [True, True, False]
+        assert pages[0]["columns"] == ["lr", "depth"]
+
+        sorted_page = json.loads(_get(f"{url}/runs.json?sort=-result&where=depth%3D1&page=2")[1])
+        expected = sorted((n + 1 for n in range(120) if n % 2 == 1), key=lambda run_id: (-((run_id - 1) % 10), run_id))[50:60]
+        assert [row["id"] for row in sorted_page["rows"]] == expected
+        assert not sorted_page["has_next"]
+
+        status, answer = _get(f"{url}/runs.json?status=WEIRD")
+        assert json.loads(answer)["error"].startswith("unknown status 'WEIRD'")
+        assert _get(f"{url}/runs/999")[0] == 404
+
+
+def test_credentials_in_a_run_never_reach_a_page(probe_study: Path) -> None:
+    secret_uri = "postgresql://me:s3cr3t@db.example/study"
+    assert _probe_runs(probe_study, f"message={secret_uri},hi").returncode == 0
+    with ui_server(probe_study) as url:
+        for path in ("/runs", "/runs.json", "/runs/1", "/runs/1.json", "/api/runs/1/live"):
+            status, text = _get(url + path)
+            assert status == 200 and "postgresql://me:***@db.example/study" in text and "s3cr3t" not in text, path
