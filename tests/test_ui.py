@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,10 +17,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import mongomock
+import mongomock.gridfs
 import pytest
 from conftest import HYPERSPACE, clean_env, enqueue, hyperspace, run_app, run_worker, wait_until
 
-from hyperspace_hydra.store import open_store
+from hyperspace_hydra.store import Store, open_store
+from hyperspace_hydra.store.base import MetricPoint, NewJob, utcnow
+from hyperspace_hydra.store.mongo import MongoStore
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -27,6 +32,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 """Without the background-networking flags Chromium waits on a closed network and pages load slowly."""
+mongomock.gridfs.enable_gridfs_integration()  # lets pymongo's GridFS work on mongomock's databases
 GATED_STUDY = Path(__file__).resolve().parent / "apps" / "gated_study"
 LIVE_SECONDS = 2
 """How soon a change in the store must show on an open page (the issue's bar)."""
@@ -297,3 +303,66 @@ def test_credentials_in_a_run_never_reach_a_page(probe_study: Path) -> None:
         for path in ("/runs", "/runs.json", "/runs/1", "/runs/1.json", "/api/runs/1/live"):
             status, text = _get(url + path)
             assert status == 200 and "postgresql://me:***@db.example/study" in text and "s3cr3t" not in text, path
+
+
+def _fill(store: Store) -> None:
+    """Two finished runs (one with a metric series, one failed) and a queued sweep of two jobs."""
+    now = utcnow()
+    for lr, status in ((0.1, "COMPLETED"), (0.01, "FAILED")):
+        run_id = store.start_run({"task": "digits", "config": {"optimizer": {"lr": lr}}, "config_given": {}, "start_time": now})
+        store.add_metrics(run_id, [MetricPoint("loss", step, 1.0 / (step + 1), now) for step in range(3)])
+        store.finish_run(run_id, status, {"objective": lr, "stop_time": now, "fail_trace": ["Traceback\n", "ValueError: lr too small\n"] if status == "FAILED" else None})
+    jobs = [NewJob([f"optimizer.lr={lr}"], {"optimizer": {"lr": lr}}, f"hash-{lr}") for lr in (0.2, 0.3)]
+    store.enqueue("study.run", jobs, {"kind": "grid"})
+
+
+@contextmanager
+def in_process_ui(store: Store) -> Iterator[str]:
+    """The UI's app over ``store`` served by uvicorn in a thread of this process (for mongomock, which no other process reaches)."""
+    import uvicorn
+
+    from hyperspace_hydra.ui.app import create_app
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(store), log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, what="the server to start")
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        listener.close()
+
+
+@contextmanager
+def _served(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    if backend == "mongomock":
+        with MongoStore("mongodb://localhost/hyperspace_ui", client=mongomock.MongoClient()) as store:
+            _fill(store)
+            with in_process_ui(store) as url:
+                yield url
+        return
+    uri = f"sqlite:///{tmp_path / 'store.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_uri")
+    with open_store(uri) as store:
+        _fill(store)
+    with ui_server(tmp_path, "--store", uri) as url:
+        yield url
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), "mongomock"])
+def test_each_page_loads_on_every_backend(backend: str, page: Any, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    with _served(backend, tmp_path, request) as url:
+        page.goto(url + "/runs?sort=lr")
+        assert _column(page, "lr") == ["0.01", "0.1"] and _column(page, "status") == ["FAILED", "COMPLETED"]
+        screenshot(page, tmp_path, f"runs-{backend}")
+        page.goto(url + "/runs/1")
+        page.wait_for_selector("[data-metric=loss][data-points='3']")
+        assert page.inner_text("#status") == "COMPLETED" and page.inner_text("#result") == "0.1"
+        screenshot(page, tmp_path, f"run-{backend}")
+        page.goto(url + "/queue")
+        assert "2 queued" in page.inner_text("#sweeps") and "no failed job" in page.inner_text("#failed"), "the failed run had no job"
+        screenshot(page, tmp_path, f"queue-{backend}")
