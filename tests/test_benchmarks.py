@@ -45,8 +45,9 @@ TINY_RUNS = {
         },
     ),
     "runs_ls_large": (["--runs", "20", "--repeats", "1"], {"runs_ls_first_page.sqlite.20_runs"}),
+    "ui_first_page": (["--runs", "20", "--repeats", "1"], {"ui_first_page.sqlite.20_runs"}),
 }
-SCRIPTS = ["per_job_overhead", "enqueue_grid", "worker_throughput", "recording_cost", "worker_memory", "search_warm_start", "runs_ls_large", "chaos_soak"]
+SCRIPTS = ["per_job_overhead", "enqueue_grid", "worker_throughput", "recording_cost", "worker_memory", "search_warm_start", "runs_ls_large", "ui_first_page", "chaos_soak"]
 """Every script; chaos_soak runs only by hand (a soak, not a test): its --help is checked here."""
 
 

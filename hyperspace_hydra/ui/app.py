@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -82,12 +83,13 @@ class _UI:
         """The endpoint that renders ``view``'s answer as HTML (an unknown run or sweep: a 404 page saying so)."""
 
         async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
             try:
                 template, answer = await self._ask(view, request)
             except (RunNotFoundError, JobNotFoundError) as error:
                 return HTMLResponse(self._render("error.html", {"error": str(error)}), status_code=404)
             context = {"allow_actions": self.allow_actions, "token": self.token, "store_uri": redact_credentials(self.store.uri)}
-            return HTMLResponse(self._render(template, {**context, **answer}))
+            return _timed(HTMLResponse(self._render(template, {**context, **answer})), started)
 
         return endpoint
 
@@ -95,12 +97,13 @@ class _UI:
         """The endpoint that sends ``view``'s answer as JSON, credentials redacted (unknown run or sweep: 404)."""
 
         async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
             try:
                 _, answer = await self._ask(view, request)
             except (RunNotFoundError, JobNotFoundError) as error:
                 return _json({"error": str(error)}, 404)
             answer.pop("query", None)
-            return _json(answer)
+            return _timed(_json(answer), started)
 
         return endpoint
 
@@ -144,6 +147,12 @@ class _UI:
         except HyperspaceError as error:
             return _json({"error": str(error)}, 404 if isinstance(error, JobNotFoundError) else 400)
         return _json({"done": done})
+
+
+def _timed(response: Response, started: float) -> Response:
+    """``response`` with a ``Server-Timing`` header: the milliseconds since ``started`` (query and rendering)."""
+    response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+    return response
 
 
 def _json(answer: Any, status_code: int = 200) -> Response:
