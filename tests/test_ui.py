@@ -366,3 +366,27 @@ def test_each_page_loads_on_every_backend(backend: str, page: Any, tmp_path: Pat
         page.goto(url + "/queue")
         assert "2 queued" in page.inner_text("#sweeps") and "no failed job" in page.inner_text("#failed"), "the failed run had no job"
         screenshot(page, tmp_path, f"queue-{backend}")
+
+
+@pytest.mark.browser
+def test_sweep_page_plots_a_search_with_log_axes_where_the_space_is_log(probe_study: Path, page: Any, tmp_path: Path) -> None:
+    search = ["hydra/sweeper=hyperspace", "hyperspace.objective=score", "hyperspace.direction=maximize", "score=tag(log, interval(0.01, 10))",
+              "model=choice(small, large)", "hydra.sweeper.n_trials=5", "hydra.sweeper.seed=1"]  # fmt: skip
+    assert _probe_runs(probe_study, *search).returncode == 0
+    assert _probe_runs(probe_study, "score=3").returncode == 0  # a run outside the sweep
+    with ui_server(probe_study) as url:
+        page.goto(url + "/sweeps")
+        page.click("#sweeps a[href='/sweeps/1']")
+        page.wait_for_selector("[data-figure=history][data-points]")
+        facts = page.inner_text("#search")
+        assert "tpe, maximize score" in facts and "5 completed of a budget of 5" in facts and "FloatDistribution(high=10.0, log=True" in facts
+        for figure in ("history", "slice", "parallel", "importance"):
+            page.wait_for_selector(f"[data-figure={figure}] .main-svg")
+        assert page.evaluate("document.querySelector('[data-figure=slice]').layout.xaxis2.type") == "log", "score's space is log"
+        best_line = page.evaluate("document.querySelector('[data-figure=history]').data.map((trace) => trace.name)")
+        assert "Best Value" in best_line
+        screenshot(page, tmp_path, "sweep-search")
+
+        page.click("a:text-is('its runs')")
+        page.wait_for_url(re.compile(r"sweep=1"))
+        assert len(_column(page, "id")) == 5, "the sweep's runs, not the run outside it"

@@ -50,6 +50,10 @@ def create_app(store: Store, allow_actions: bool = False) -> Starlette:
         Route("/runs/{run_id:int}.json", ui.json(ui.run)),
         Route("/api/run-states", ui.json(ui.run_states)),
         Route("/api/runs/{run_id:int}/live", ui.json(ui.run_live)),
+        Route("/sweeps", ui.page(ui.sweeps)),
+        Route("/sweeps.json", ui.json(ui.sweeps)),
+        Route("/sweeps/{sweep_id:int}", ui.page(ui.sweep)),
+        Route("/sweeps/{sweep_id:int}.json", ui.json(ui.sweep)),
         Route("/queue", ui.page(ui.queue)),
         Route("/queue.json", ui.json(ui.queue)),
         Route("/actions/sweeps/{sweep_id:int}/{action}", ui.change_sweep, methods=["POST"]),
@@ -130,6 +134,14 @@ class _UI:
     @staticmethod
     def run_live(store: Store, request: Request) -> tuple[str, dict[str, Any]]:
         return "", views.run_live(store, request.path_params["run_id"])
+
+    @staticmethod
+    def sweeps(store: Store, request: Request) -> tuple[str, dict[str, Any]]:
+        return "sweeps.html", views.sweeps_list(store)
+
+    @staticmethod
+    def sweep(store: Store, request: Request) -> tuple[str, dict[str, Any]]:
+        return "sweep.html", views.sweep_page(store, request.path_params["sweep_id"])
 
     @staticmethod
     def queue(store: Store, request: Request) -> tuple[str, dict[str, Any]]:

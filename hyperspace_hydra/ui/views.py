@@ -17,6 +17,7 @@ from hyperspace_hydra.cli.queue import STATE_CHANGES, job_row
 from hyperspace_hydra.cli.runs import output_tail
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.filters import parse_condition, parse_sort, resolve_paths
+from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.reproduce import reproduce_commands
 from hyperspace_hydra.results import duration_seconds, run_rows
 from hyperspace_hydra.settings import redact_credentials
@@ -42,21 +43,23 @@ _LIVE_FIELDS = ["status", "objective", "result", "start_time", "stop_time"]
 
 @dataclasses.dataclass(frozen=True)
 class RunsQuery:
-    """What the Runs page lists: its filter box (``--where`` conditions separated by ``;``), sort, status facet and page."""
+    """What the Runs page lists: its filter box (``--where`` conditions separated by ``;``), sort, status, sweep and page."""
 
     where: str = ""
     sort: str = DEFAULT_SORT
     status: str | None = None
+    sweep: int | None = None
     page: int = 1
 
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> RunsQuery:
         """The query of a page's URL parameters; a missing or malformed page number is the first page."""
-        page = params.get("page", "1")
+        page, sweep = params.get("page", "1"), params.get("sweep", "")
         return cls(
             where=params.get("where", "").strip(),
             sort=params.get("sort", "").strip() or DEFAULT_SORT,
             status=params.get("status") or None,
+            sweep=int(sweep) if sweep.isdigit() else None,
             page=max(int(page), 1) if page.isdigit() else 1,
         )
 
@@ -69,7 +72,7 @@ class RunsQuery:
         if changes.keys() - {"page"}:
             changes.setdefault("page", 1)
         query = dataclasses.replace(self, **changes)
-        params = {"where": query.where, "sort": "" if query.sort == DEFAULT_SORT else query.sort, "status": query.status or "", "page": query.page}
+        params = {"where": query.where, "sort": "" if query.sort == DEFAULT_SORT else query.sort, "status": query.status or "", "sweep": query.sweep, "page": query.page}
         return "/runs?" + urlencode({key: value for key, value in params.items() if value not in ("", None, 1)})
 
     def sort_url(self, column: str) -> str:
@@ -84,11 +87,12 @@ def runs_table(store: Store, query: RunsQuery) -> dict[str, Any]:
         if query.status is not None and query.status not in RUN_STATUSES:
             raise HyperspaceError(f"unknown status {query.status!r}: expected one of {', '.join(RUN_STATUSES)}")
         where = [parse_condition(text) for text in query.conditions()]
-        where, sort = resolve_paths(store, where, parse_sort(query.sort), status=query.status)
+        selection = {"status": query.status, "sweep_id": query.sweep}
+        where, sort = resolve_paths(store, where, parse_sort(query.sort), **selection)
     except HyperspaceError as error:
         return {"error": str(error), "columns": [], "rows": [], "has_next": False}
     offset = (query.page - 1) * PAGE_SIZE
-    runs = store.list_runs(PAGE_SIZE + 1, where=where, sort=sort, status=query.status, fields=_TABLE_FIELDS, offset=offset)
+    runs = store.list_runs(PAGE_SIZE + 1, where=where, sort=sort, fields=_TABLE_FIELDS, offset=offset, **selection)
     shown = runs[:PAGE_SIZE]
     columns, rows = run_rows(shown)
     for row, run in zip(rows, shown):
@@ -223,3 +227,40 @@ def redacted(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [redacted(item) for item in value]
     return value
+
+
+def sweeps_list(store: Store) -> dict[str, Any]:
+    """The Sweeps page: every sweep, newest first, as :func:`sweep_row` gives it."""
+    return {"sweeps": [sweep_row(sweep) for sweep in reversed(store.list_sweeps())]}
+
+
+def sweep_page(store: Store, sweep_id: int) -> dict[str, Any]:
+    """One sweep: its row and, for a search, ``search`` as ``hyperspace sweep show --json`` gives it plus
+    ``history`` (described) and ``figures``, the plotly figures as JSON-ready dicts (see :func:`search_figures`)."""
+    sweep = sweep_row(store.get_sweep(sweep_id))
+    if sweep["kind"] != SEARCH:
+        return {"sweep": sweep, "search": None, "figures": {}}
+    from hyperspace_hydra.hpo.report import search_state  # Optuna loads only here
+
+    state = search_state(store, sweep_id)
+    return {"sweep": sweep, "search": state.summary(), "history": state.history.describe(), "figures": search_figures(state)}
+
+
+def search_figures(state: Any) -> dict[str, Any]:
+    """Optuna's plots of a search (history first, then the sweep's trials): objective per trial with the best so far,
+    objective against each parameter (log axes where the space is log), parallel coordinates and, once at least two
+    trials have a value, parameter importance (Optuna's default evaluator). Each as a dict that Plotly.react takes."""
+    import json
+
+    from optuna.visualization import plot_optimization_history, plot_parallel_coordinate, plot_param_importances, plot_slice
+
+    from hyperspace_hydra.hpo.tuner import build_study
+
+    study = build_study(state.spec, state.history.trials + state.trials)
+    plots = {"history": plot_optimization_history, "slice": plot_slice, "parallel": plot_parallel_coordinate}
+    scored = [trial for trial in study.trials if trial.value is not None]
+    if len(scored) >= 2 and len(state.spec.space) >= 1:
+        plots["importance"] = plot_param_importances
+    if not scored:
+        return {}
+    return {name: json.loads(plot(study).to_json()) for name, plot in plots.items()}

@@ -93,14 +93,18 @@ function copyButton() {
   });
 }
 
-// Queue: the page's own HTML fetched again and its live part swapped in; actions as POST with the UI's token.
-function liveQueue() {
+// Queue, Sweeps, Sweep: the page's own HTML fetched again and its live part swapped in.
+function liveSection() {
   every(POLL_MS, async () => {
     const response = await fetch(location.pathname);
     const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById("live");
     document.getElementById("live").replaceWith(fresh);
     return true;
   });
+}
+
+// Pause and resume buttons: POST with this UI's token in a header (shown only with --allow-actions).
+function sweepActions() {
   document.addEventListener("click", async (event) => {
     const button = event.target.closest("button.sweep-action");
     if (!button) return;
@@ -113,5 +117,32 @@ function liveQueue() {
   });
 }
 
-const pages = { runs: liveRunsTable, run: () => { liveRun(); copyButton(); }, queue: liveQueue };
+// Sweep: Optuna's figures of a search, drawn again while trials come in.
+function liveSweepFigures() {
+  const sweepId = document.getElementById("sweep").dataset.sweepId;
+  const charts = document.querySelectorAll("[data-figure]");
+  if (charts.length === 0) return;
+  const draw = async () => {
+    const answer = await getJSON(`/sweeps/${sweepId}.json`);
+    for (const chart of charts) {
+      const figure = answer.figures[chart.dataset.figure];
+      chart.closest("figure").hidden = !figure;
+      if (figure) {
+        const layout = { ...figure.layout, title: undefined, margin: { l: 60, r: 20, t: 20, b: 50 } };
+        Plotly.react(chart, figure.data, layout, { displayModeBar: false });
+        chart.dataset.points = figure.data.reduce((total, trace) => total + (trace.x || trace.dimensions || []).length, 0);
+      }
+    }
+    return answer.sweep.state === "RUNNING" || "QUEUED" in answer.sweep.counts || "RUNNING" in answer.sweep.counts;
+  };
+  draw().then((going) => { if (going) every(POLL_MS * 2, draw); }).catch(console.warn);
+}
+
+const pages = {
+  runs: liveRunsTable,
+  run: () => { liveRun(); copyButton(); },
+  sweeps: () => { liveSection(); sweepActions(); },
+  sweep: () => { liveSection(); liveSweepFigures(); },
+  queue: () => { liveSection(); sweepActions(); },
+};
 pages[document.body.dataset.page]?.();
