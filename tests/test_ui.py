@@ -390,3 +390,26 @@ def test_sweep_page_plots_a_search_with_log_axes_where_the_space_is_log(probe_st
         page.click("a:text-is('its runs')")
         page.wait_for_url(re.compile(r"sweep=1"))
         assert len(_column(page, "id")) == 5, "the sweep's runs, not the run outside it"
+
+
+@pytest.mark.browser
+def test_compare_shows_config_differences_results_and_overlaid_curves_of_the_chosen_runs(probe_study: Path, page: Any, tmp_path: Path) -> None:
+    assert _probe_runs(probe_study, "score=1,2", "steps=3,5").returncode == 0
+    with ui_server(probe_study) as url:
+        page.goto(url + "/runs")
+        assert page.is_disabled("#compare-selected")
+        page.check("input.choose[value='1']")
+        assert page.is_disabled("#compare-selected"), "one run is no comparison"
+        page.check("input.choose[value='4']")
+        page.click("#compare-selected")
+        page.wait_for_url(re.compile(r"/compare\?ids=4,1$"))
+        differences = page.inner_text("#config-diff tbody")
+        assert "score\t2\t1" in differences and "steps\t5\t3" in differences
+        assert "hyperspace" not in differences, "the tool's settings are left out, as runs diff does"
+        assert "result\t2\t1" in page.inner_text("#results")
+        page.wait_for_selector("[data-metric=loss][data-curves='2']")
+        assert page.evaluate("document.querySelector('[data-metric=loss]').data.map((trace) => trace.x.length)") == [5, 3]
+        screenshot(page, tmp_path, "compare")
+
+        page.goto(url + "/compare?ids=1")
+        assert page.inner_text(".error") == "error: compare needs two or more run ids: choose runs on the Runs page"

@@ -50,6 +50,8 @@ def create_app(store: Store, allow_actions: bool = False) -> Starlette:
         Route("/runs/{run_id:int}.json", ui.json(ui.run)),
         Route("/api/run-states", ui.json(ui.run_states)),
         Route("/api/runs/{run_id:int}/live", ui.json(ui.run_live)),
+        Route("/compare", ui.page(ui.compare)),
+        Route("/compare.json", ui.json(ui.compare)),
         Route("/sweeps", ui.page(ui.sweeps)),
         Route("/sweeps.json", ui.json(ui.sweeps)),
         Route("/sweeps/{sweep_id:int}", ui.page(ui.sweep)),
@@ -84,28 +86,28 @@ class _UI:
         return await anyio.to_thread.run_sync(functools.partial(view, self.store, request), limiter=self._one_at_a_time)
 
     def page(self, view: View) -> Callable[[Request], Awaitable[Response]]:
-        """The endpoint that renders ``view``'s answer as HTML (an unknown run or sweep: a 404 page saying so)."""
+        """The endpoint that renders ``view``'s answer as HTML (a :class:`HyperspaceError`: a page with its one line)."""
 
         async def endpoint(request: Request) -> Response:
             started = time.perf_counter()
             try:
                 template, answer = await self._ask(view, request)
-            except (RunNotFoundError, JobNotFoundError) as error:
-                return HTMLResponse(self._render("error.html", {"error": str(error)}), status_code=404)
+            except HyperspaceError as error:
+                return HTMLResponse(self._render("error.html", {"error": str(error)}), status_code=_status_of(error))
             context = {"allow_actions": self.allow_actions, "token": self.token, "store_uri": redact_credentials(self.store.uri)}
             return _timed(HTMLResponse(self._render(template, {**context, **answer})), started)
 
         return endpoint
 
     def json(self, view: View) -> Callable[[Request], Awaitable[Response]]:
-        """The endpoint that sends ``view``'s answer as JSON, credentials redacted (unknown run or sweep: 404)."""
+        """The endpoint that sends ``view``'s answer as JSON, credentials redacted (a :class:`HyperspaceError`: ``{"error": ...}``)."""
 
         async def endpoint(request: Request) -> Response:
             started = time.perf_counter()
             try:
                 _, answer = await self._ask(view, request)
-            except (RunNotFoundError, JobNotFoundError) as error:
-                return _json({"error": str(error)}, 404)
+            except HyperspaceError as error:
+                return _json({"error": str(error)}, _status_of(error))
             answer.pop("query", None)
             return _timed(_json(answer), started)
 
@@ -136,6 +138,11 @@ class _UI:
         return "", views.run_live(store, request.path_params["run_id"])
 
     @staticmethod
+    def compare(store: Store, request: Request) -> tuple[str, dict[str, Any]]:
+        ids = [int(part) for part in request.query_params.get("ids", "").split(",") if part.strip().isdigit()]
+        return "compare.html", views.compare_runs(store, ids)
+
+    @staticmethod
     def sweeps(store: Store, request: Request) -> tuple[str, dict[str, Any]]:
         return "sweeps.html", views.sweeps_list(store)
 
@@ -157,8 +164,13 @@ class _UI:
         try:
             done = await anyio.to_thread.run_sync(views.change_sweep, self.store, sweep_id, action, limiter=self._one_at_a_time)
         except HyperspaceError as error:
-            return _json({"error": str(error)}, 404 if isinstance(error, JobNotFoundError) else 400)
+            return _json({"error": str(error)}, _status_of(error))
         return _json({"done": done})
+
+
+def _status_of(error: HyperspaceError) -> int:
+    """404 for an unknown run or sweep, else 400: the request asked for something the store cannot answer."""
+    return 404 if isinstance(error, (RunNotFoundError, JobNotFoundError)) else 400
 
 
 def _timed(response: Response, started: float) -> Response:

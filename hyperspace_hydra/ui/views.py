@@ -19,7 +19,7 @@ from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.filters import parse_condition, parse_sort, resolve_paths
 from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.reproduce import reproduce_commands
-from hyperspace_hydra.results import duration_seconds, run_rows
+from hyperspace_hydra.results import duration_seconds, flat_config, run_rows, varying_keys
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import COMPLETED, DIED, FAILED, INTERRUPTED, JOB_FINAL_STATES, RUNNING, TIMEOUT, Store
 from hyperspace_hydra.store.base import Condition, known_ids
@@ -264,3 +264,36 @@ def search_figures(state: Any) -> dict[str, Any]:
     if not scored:
         return {}
     return {name: json.loads(plot(study).to_json()) for name, plot in plots.items()}
+
+
+MAX_COMPARED = 20
+"""How many runs the Compare page takes at most."""
+
+
+def compare_runs(store: Store, run_ids: Sequence[int]) -> dict[str, Any]:
+    """The Compare page: per config path whose value differs between the runs (the tool's settings left out, as
+    ``runs diff``) the value of each run (``present`` False where a run lacks the path), their results side by side,
+    and each metric as one series per run. Raises :class:`HyperspaceError` for fewer than two runs or an unknown id."""
+    ids = list(dict.fromkeys(known_ids(run_ids)))[:MAX_COMPARED]
+    if len(ids) < 2:
+        raise HyperspaceError("compare needs two or more run ids: choose runs on the Runs page")
+    runs = [store.get_run(run_id) for run_id in ids]
+    flat = [flat_config(run) for run in runs]
+    metrics: dict[str, list[dict[str, Any]]] = {}
+    for run_id in ids:
+        for name, series in store.get_metrics(run_id).items():
+            metrics.setdefault(name, []).append({"run": run_id, "steps": series["steps"], "values": series["values"]})
+    _, rows = run_rows(runs)
+    return {
+        "ids": ids,
+        "config": [
+            {"path": key, "values": [config.get(key) for config in flat], "present": [key in config for config in flat]} for key in varying_keys(flat)
+        ],
+        "results": {
+            "status": [row["status"] for row in rows],
+            "result": [row["result"] for row in rows],
+            "duration": [row["duration"] for row in rows],
+            "commit": [(run.get("code_version") or {}).get("commit") for run in runs],
+        },
+        "metrics": metrics,
+    }

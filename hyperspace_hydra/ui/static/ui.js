@@ -39,6 +39,41 @@ function liveRunsTable() {
   });
 }
 
+// Runs: the chosen rows open the Compare page.
+function compareChosen() {
+  const button = document.getElementById("compare-selected");
+  if (!button) return;
+  const chosen = () => [...document.querySelectorAll("#runs input.choose:checked")].map((box) => box.value);
+  document.getElementById("runs").addEventListener("change", () => { button.disabled = chosen().length < 2; });
+  button.addEventListener("click", () => { location.href = `/compare?ids=${chosen().join(",")}`; });
+}
+
+// Compare: each metric as one chart with a curve per run.
+async function compareMetrics() {
+  const ids = document.getElementById("compare").dataset.ids;
+  const answer = await getJSON(`/compare.json?ids=${ids}`);
+  const box = document.getElementById("metrics");
+  for (const [name, curves] of Object.entries(answer.metrics)) {
+    box.querySelector(".none")?.remove();
+    const chart = metricChart(box, name);
+    const traces = curves.map((curve) => ({ x: curve.steps, y: curve.values, name: `run ${curve.run}`, mode: "lines+markers", type: "scatter" }));
+    Plotly.react(chart, traces, { margin: { l: 50, r: 10, t: 10, b: 35 }, xaxis: { title: { text: "step" } } }, { displayModeBar: false });
+    chart.dataset.curves = curves.length;
+  }
+}
+
+function metricChart(box, name) {
+  const figure = document.createElement("figure");
+  const title = document.createElement("h3");
+  title.textContent = name;  // a name from the store is text, never markup
+  const chart = document.createElement("div");
+  chart.className = "chart";
+  chart.dataset.metric = name;
+  figure.append(title, chart);
+  box.append(figure);
+  return chart;
+}
+
 // Run: status, result, output and metric charts, until the run has ended (then once more).
 function liveRun() {
   const runId = document.getElementById("run").dataset.runId;
@@ -70,15 +105,7 @@ function drawMetrics(charts, metrics) {
   for (const [name, series] of Object.entries(metrics)) {
     if (!charts.has(name)) {
       box.querySelector(".none")?.remove();
-      const figure = document.createElement("figure");
-      const title = document.createElement("h3");
-      title.textContent = name;  // a name from the store is text, never markup
-      const chart = document.createElement("div");
-      chart.className = "chart";
-      chart.dataset.metric = name;
-      figure.append(title, chart);
-      box.append(figure);
-      charts.set(name, chart);
+      charts.set(name, metricChart(box, name));
     }
     const layout = { margin: { l: 50, r: 10, t: 10, b: 35 }, xaxis: { title: { text: "step" } } };
     Plotly.react(charts.get(name), [{ x: series.steps, y: series.values, mode: "lines+markers", type: "scatter" }], layout, { displayModeBar: false });
@@ -139,7 +166,8 @@ function liveSweepFigures() {
 }
 
 const pages = {
-  runs: liveRunsTable,
+  runs: () => { liveRunsTable(); compareChosen(); },
+  compare: () => compareMetrics().catch(console.warn),
   run: () => { liveRun(); copyButton(); },
   sweeps: () => { liveSection(); sweepActions(); },
   sweep: () => { liveSection(); liveSweepFigures(); },
