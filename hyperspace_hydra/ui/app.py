@@ -27,11 +27,13 @@ from hyperspace_hydra.cli.output import cell, to_json
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import Store
-from hyperspace_hydra.store.base import JobNotFoundError, RunNotFoundError
+from hyperspace_hydra.store.base import STALE_RUN_SECONDS, JobNotFoundError, RunNotFoundError
 from hyperspace_hydra.ui import views
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 """plotly.js as the installed plotly package ships it: the UI's charts work offline."""
+STALE_CHECK_SECONDS = STALE_RUN_SECONDS / 4
+"""How often the UI looks for runs whose process died unseen (:meth:`Store.end_stale_runs`)."""
 TOKEN_HEADER = "X-Hyperspace-Token"
 """The header that carries an action's token: a form on another site cannot set it, and a script there would need
 a CORS preflight that this app never grants."""
@@ -77,6 +79,7 @@ class _UI:
         self.allow_actions = allow_actions
         self.token = secrets.token_urlsafe(32)
         self._one_at_a_time = anyio.CapacityLimiter(1)
+        self._stale_checked_at = -STALE_CHECK_SECONDS
         self._templates = jinja2.Environment(loader=jinja2.PackageLoader("hyperspace_hydra.ui", "templates"), autoescape=True)
         self._templates.filters["cell"] = lambda value: redact_credentials(cell(value))
         self._templates.filters["short_cell"] = lambda value: redact_credentials(cell(value, short_paths=True))
@@ -116,22 +119,26 @@ class _UI:
     def _render(self, template: str, context: dict[str, Any]) -> str:
         return self._templates.get_template(template).render(context)
 
-    @staticmethod
-    def runs(store: Store, request: Request) -> tuple[str, dict[str, Any]]:
+    def _end_stale_runs(self, store: Store) -> None:
+        """Finish the runs whose process died unseen, as every CLI command does, so that no page shows them RUNNING;
+        at most every :data:`STALE_CHECK_SECONDS` (it writes, and pages poll every second)."""
+        now = time.monotonic()
+        if now - self._stale_checked_at >= STALE_CHECK_SECONDS:
+            self._stale_checked_at = now
+            store.end_stale_runs()
+
+    def runs(self, store: Store, request: Request) -> tuple[str, dict[str, Any]]:
         query = views.RunsQuery.from_params(request.query_params)
-        store.end_stale_runs()  # as every CLI command does: no page shows a dead run RUNNING
+        self._end_stale_runs(store)
         return "runs.html", {"query": query, "statuses": views.RUN_STATUSES, **views.runs_table(store, query)}
 
     @staticmethod
     def run(store: Store, request: Request) -> tuple[str, dict[str, Any]]:
         return "run.html", views.run_page(store, request.path_params["run_id"])
 
-    @staticmethod
-    def run_states(store: Store, request: Request) -> tuple[str, dict[str, Any]]:
-        text = request.query_params.get("ids", "")
-        ids = [int(part) for part in text.split(",") if part.strip().isdigit()]
-        store.end_stale_runs()
-        return "", {"runs": views.run_states(store, ids)}
+    def run_states(self, store: Store, request: Request) -> tuple[str, dict[str, Any]]:
+        self._end_stale_runs(store)
+        return "", {"runs": views.run_states(store, _ids(request))}
 
     @staticmethod
     def run_live(store: Store, request: Request) -> tuple[str, dict[str, Any]]:
@@ -139,8 +146,7 @@ class _UI:
 
     @staticmethod
     def compare(store: Store, request: Request) -> tuple[str, dict[str, Any]]:
-        ids = [int(part) for part in request.query_params.get("ids", "").split(",") if part.strip().isdigit()]
-        return "compare.html", views.compare_runs(store, ids)
+        return "compare.html", views.compare_runs(store, _ids(request))
 
     @staticmethod
     def sweeps(store: Store, request: Request) -> tuple[str, dict[str, Any]]:
@@ -166,6 +172,11 @@ class _UI:
         except HyperspaceError as error:
             return _json({"error": str(error)}, _status_of(error))
         return _json({"done": done})
+
+
+def _ids(request: Request) -> list[int]:
+    """The run ids of the request's ``ids`` parameter (``4,1,7``); what is not a number is left out."""
+    return [int(part) for part in request.query_params.get("ids", "").split(",") if part.strip().isdigit()]
 
 
 def _status_of(error: HyperspaceError) -> int:
