@@ -41,8 +41,8 @@ ACTIONS_OFF = "actions are off: this UI is read-only (start hyperspace ui with -
 
 
 def create_app(store: Store, allow_actions: bool = False) -> Starlette:
-    """The web UI over ``store`` (open; the caller closes it). With ``allow_actions`` the Queue page can pause and
-    resume sweeps, by POST requests that carry a token made anew for this app (another site cannot know it)."""
+    """The web UI over ``store`` (open; the caller closes it). With ``allow_actions`` the Queue and Sweeps pages can
+    pause and resume sweeps, by POST requests that carry a token made anew for this app (another site cannot know it)."""
     ui = _UI(store, allow_actions)
     routes = [
         Route("/", lambda request: RedirectResponse("/runs")),

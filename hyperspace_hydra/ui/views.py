@@ -19,7 +19,7 @@ from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.filters import parse_condition, parse_sort, resolve_paths
 from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.reproduce import reproduce_commands
-from hyperspace_hydra.results import duration_seconds, flat_config, run_rows, varying_keys
+from hyperspace_hydra.results import flat_config, run_rows, varying_keys
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import COMPLETED, DIED, FAILED, INTERRUPTED, JOB_FINAL_STATES, RUNNING, TIMEOUT, Store
 from hyperspace_hydra.store.base import Condition, known_ids
@@ -128,11 +128,11 @@ def run_live(store: Store, run_id: int) -> dict[str, Any]:
 
 
 def _live_part(run: Mapping[str, Any]) -> dict[str, Any]:
-    result = run["objective"] if run.get("objective") is not None else run.get("result")
+    _, [row] = run_rows([run])
     return {
-        "status": run["status"],
-        "result": cell(result),
-        "duration": cell(duration_seconds(run)),
+        "status": row["status"],
+        "result": cell(row["result"]),
+        "duration": cell(row["duration"]),
         "output": output_tail(run.get("captured_out") or ""),
         "fail_trace": trace_text(run.get("fail_trace")),
     }
