@@ -413,3 +413,17 @@ def test_compare_shows_config_differences_results_and_overlaid_curves_of_the_cho
 
         page.goto(url + "/compare?ids=1")
         assert page.inner_text(".error") == "error: compare needs two or more run ids: choose runs on the Runs page"
+
+
+@pytest.mark.browser
+def test_task_facet_keeps_only_the_runs_of_the_chosen_task(tmp_path: Path, page: Any) -> None:
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_store(uri) as store:
+        for task in ("imdb", "digits", "imdb"):
+            store.finish_run(store.start_run({"task": task, "config": {}}), "COMPLETED", {"objective": 1.0})
+    with ui_server(tmp_path, "--store", uri) as url:
+        page.goto(url + "/runs")
+        assert page.locator(".facets:has-text('task:') a").all_inner_texts() == ["all", "digits", "imdb"]
+        page.click(".facets a:text-is('imdb')")
+        page.wait_for_url(re.compile(r"task=imdb"))
+        assert _column(page, "id") == ["3", "1"] and set(_column(page, "task")) == {"imdb"}

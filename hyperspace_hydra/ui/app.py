@@ -130,7 +130,8 @@ class _UI:
     def runs(self, store: Store, request: Request) -> tuple[str, dict[str, Any]]:
         query = views.RunsQuery.from_params(request.query_params)
         self._end_stale_runs(store)
-        return "runs.html", {"query": query, "statuses": views.RUN_STATUSES, **views.runs_table(store, query)}
+        facets = {"statuses": views.RUN_STATUSES, "tasks": views.recent_tasks(store)}
+        return "runs.html", {"query": query, **facets, **views.runs_table(store, query)}
 
     @staticmethod
     def run(store: Store, request: Request) -> tuple[str, dict[str, Any]]:

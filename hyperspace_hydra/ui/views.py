@@ -43,11 +43,12 @@ _LIVE_FIELDS = ["status", "objective", "result", "start_time", "stop_time"]
 
 @dataclasses.dataclass(frozen=True)
 class RunsQuery:
-    """What the Runs page lists: its filter box (``--where`` conditions separated by ``;``), sort, status, sweep and page."""
+    """What the Runs page lists: its filter box (``--where`` conditions separated by ``;``), sort, status, task, sweep and page."""
 
     where: str = ""
     sort: str = DEFAULT_SORT
     status: str | None = None
+    task: str | None = None
     sweep: int | None = None
     page: int = 1
 
@@ -59,6 +60,7 @@ class RunsQuery:
             where=params.get("where", "").strip(),
             sort=params.get("sort", "").strip() or DEFAULT_SORT,
             status=params.get("status") or None,
+            task=params.get("task") or None,
             sweep=int(sweep) if sweep.isdigit() else None,
             page=max(int(page), 1) if page.isdigit() else 1,
         )
@@ -72,7 +74,7 @@ class RunsQuery:
         if changes.keys() - {"page"}:
             changes.setdefault("page", 1)
         query = dataclasses.replace(self, **changes)
-        params = {"where": query.where, "sort": "" if query.sort == DEFAULT_SORT else query.sort, "status": query.status or "", "sweep": query.sweep, "page": query.page}
+        params = {"where": query.where, "sort": "" if query.sort == DEFAULT_SORT else query.sort, "status": query.status or "", "task": query.task or "", "sweep": query.sweep, "page": query.page}
         return "/runs?" + urlencode({key: value for key, value in params.items() if value not in ("", None, 1)})
 
     def sort_url(self, column: str) -> str:
@@ -87,7 +89,7 @@ def runs_table(store: Store, query: RunsQuery) -> dict[str, Any]:
         if query.status is not None and query.status not in RUN_STATUSES:
             raise HyperspaceError(f"unknown status {query.status!r}: expected one of {', '.join(RUN_STATUSES)}")
         where = [parse_condition(text) for text in query.conditions()]
-        selection = {"status": query.status, "sweep_id": query.sweep}
+        selection = {"status": query.status, "task": query.task, "sweep_id": query.sweep}
         where, sort = resolve_paths(store, where, parse_sort(query.sort), **selection)
     except HyperspaceError as error:
         return {"error": str(error), "columns": [], "rows": [], "has_next": False}
@@ -98,6 +100,15 @@ def runs_table(store: Store, query: RunsQuery) -> dict[str, Any]:
     for row, run in zip(rows, shown):
         row["sweep"] = run.get("sweep_id")
     return {"error": None, "columns": columns, "rows": rows, "has_next": len(runs) > PAGE_SIZE}
+
+
+TASKS_SAMPLE = 1000
+"""The Runs page offers as facets the tasks of this many newest runs (as :func:`resolve_paths` learns paths from them)."""
+
+
+def recent_tasks(store: Store) -> list[str]:
+    """The tasks of the newest :data:`TASKS_SAMPLE` runs, sorted (one query reading only their task)."""
+    return sorted({run["task"] for run in store.list_runs(TASKS_SAMPLE, fields=["task"]) if run["task"]})
 
 
 def run_states(store: Store, run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
