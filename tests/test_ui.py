@@ -194,7 +194,7 @@ def test_an_open_run_page_shows_output_and_metric_points_as_a_worker_runs_it(tmp
 
 
 @pytest.mark.browser
-def test_queue_page_pauses_and_resumes_a_sweep_only_with_allow_actions(probe_study: Path, page: Any, tmp_path: Path) -> None:
+def test_queue_page_pauses_resumes_and_cancels_a_sweep_only_with_allow_actions(probe_study: Path, page: Any, tmp_path: Path) -> None:
     assert enqueue(probe_study, "score=1,2,3").returncode == 0
     with ui_server(probe_study) as url:
         page.goto(url + "/queue")
@@ -221,6 +221,14 @@ def test_queue_page_pauses_and_resumes_a_sweep_only_with_allow_actions(probe_stu
         page.wait_for_function("document.querySelector(\"#sweeps tr[data-sweep-id='1']\").textContent.includes('3 queued')", timeout=LIVE_SECONDS * 1000)
         assert _job_states(probe_study) == ["QUEUED"] * 3
 
+        page.once("dialog", lambda dialog: dialog.dismiss())
+        page.click("button.sweep-action[data-action=cancel]")
+        assert _job_states(probe_study) == ["QUEUED"] * 3, "cancel asks first: dismissed, nothing changes"
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("button.sweep-action[data-action=cancel]")
+        page.wait_for_function("document.getElementById('action-message').textContent === 'sweep 1: 3 job(s) cancelled'")  # not 0: the dismissed one did not
+        assert _job_states(probe_study) == ["CANCELLED"] * 3
+
 
 def _job_states(study: Path) -> list[str]:
     listing = hyperspace(study, "queue", "ls", "--json")
@@ -229,14 +237,19 @@ def _job_states(study: Path) -> list[str]:
 
 
 @pytest.mark.browser
-def test_queue_page_lists_failed_jobs_with_their_error(probe_study: Path, page: Any, tmp_path: Path) -> None:
+def test_queue_page_lists_failed_jobs_with_their_error_and_retries_them(probe_study: Path, page: Any, tmp_path: Path) -> None:
     assert enqueue(probe_study, "fail=true", "message=broken").returncode == 0
     run_worker(probe_study)
-    with ui_server(probe_study) as url:
+    with ui_server(probe_study, "--allow-actions") as url:
         page.goto(url + "/queue")
         failed = page.inner_text("#failed tbody")
         assert "FAILED" in failed and "task failed on purpose: broken" in failed
+        assert page.locator("#sweeps button.sweep-action").all_inner_texts() == ["retry"], "nothing to pause, resume or cancel"
         screenshot(page, tmp_path, "queue-failed")
+        page.click("button.sweep-action[data-action=retry]")
+        page.wait_for_function("document.getElementById('action-message').textContent === 'sweep 1: 1 job(s) queued again'")
+        assert _job_states(probe_study) == ["QUEUED"]
+        page.wait_for_function("document.querySelector('#failed tbody').textContent.includes('no failed job')", timeout=LIVE_SECONDS * 1000)
 
 
 def test_a_port_in_use_is_one_error_line(tmp_path: Path) -> None:

@@ -109,11 +109,11 @@ def _change(args: argparse.Namespace) -> None:
     with open_store_for(args) as store:
         _require_selection(store, args.sweep, args.job_ids, done)
         moved = store.change_jobs(from_states, to_state, sweep_id=args.sweep, job_ids=args.job_ids or None)
-        stopped = args.command == "cancel" and args.sweep is not None and _end_growing_sweep(store, args.sweep)
+        stopped = args.command == "cancel" and args.sweep is not None and end_growing_sweep(store, args.sweep)
     print(f"{moved} job(s) {done}" + (f"; search sweep {args.sweep} gets no more trials" if stopped else ""))
 
 
-def _end_growing_sweep(store: Store, sweep_id: int) -> bool:
+def end_growing_sweep(store: Store, sweep_id: int) -> bool:
     """Cancel a sweep that grows as it goes (a search), so that no process adds trials to it; whether it was one."""
     return store.get_sweep(sweep_id)["state"] == RUNNING and store.end_sweep(sweep_id, CANCELLED)
 

@@ -22,7 +22,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_app_option(ui)
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0: any free port)")
-    ui.add_argument("--allow-actions", action="store_true", help="let the Queue page pause and resume sweeps (default: read-only)")
+    ui.add_argument("--allow-actions", action="store_true", help="let the Queue and Sweeps pages pause, resume, retry and cancel sweeps (default: read-only)")
     ui.set_defaults(handler=_serve)
 
 

@@ -37,12 +37,12 @@ STALE_CHECK_SECONDS = STALE_RUN_SECONDS / 4
 TOKEN_HEADER = "X-Hyperspace-Token"
 """The header that carries an action's token: a form on another site cannot set it, and a script there would need
 a CORS preflight that this app never grants."""
-ACTIONS_OFF = "actions are off: this UI is read-only (start hyperspace ui with --allow-actions to pause and resume sweeps)"
+ACTIONS_OFF = "actions are off: this UI is read-only (start hyperspace ui with --allow-actions to pause, resume, retry or cancel sweeps)"
 
 
 def create_app(store: Store, allow_actions: bool = False) -> Starlette:
     """The web UI over ``store`` (open; the caller closes it). With ``allow_actions`` the Queue and Sweeps pages can
-    pause and resume sweeps, by POST requests that carry a token made anew for this app (another site cannot know it)."""
+    pause, resume, retry and cancel sweeps, by POST requests that carry a token made anew for this app (another site cannot know it)."""
     ui = _UI(store, allow_actions)
     routes = [
         Route("/", lambda request: RedirectResponse("/runs")),
@@ -162,7 +162,7 @@ class _UI:
         return "queue.html", views.queue_overview(store)
 
     async def change_sweep(self, request: Request) -> Response:
-        """POST: pause or resume a sweep; only with ``--allow-actions`` and this app's token in :data:`TOKEN_HEADER` (else 403)."""
+        """POST: pause, resume, retry or cancel a sweep; only with ``--allow-actions`` and this app's token in :data:`TOKEN_HEADER` (else 403)."""
         if not self.allow_actions:
             return _json({"error": ACTIONS_OFF}, 403)
         if not secrets.compare_digest(request.headers.get(TOKEN_HEADER, ""), self.token):

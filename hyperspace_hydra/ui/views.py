@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from hyperspace_hydra.cli.output import cell
-from hyperspace_hydra.cli.queue import STATE_CHANGES, job_row
+from hyperspace_hydra.cli.queue import STATE_CHANGES, end_growing_sweep, job_row
 from hyperspace_hydra.cli.runs import output_tail
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.filters import parse_condition, parse_sort, resolve_paths
@@ -32,8 +32,8 @@ RUN_STATUSES = (RUNNING, COMPLETED, FAILED, INTERRUPTED, TIMEOUT, DIED)
 """The statuses the Runs page offers as a facet."""
 CONDITION_SEPARATOR = ";"
 """Separates the conditions typed into the filter box (all must hold, as repeated ``--where``)."""
-SWEEP_ACTIONS = ("pause", "resume")
-"""The queue commands that the Queue page offers per sweep with ``--allow-actions``."""
+SWEEP_ACTIONS = ("pause", "resume", "retry", "cancel")
+"""The queue commands that the Queue and Sweeps pages offer per sweep with ``--allow-actions``."""
 FAILED_JOBS_SHOWN = 50
 """How many of the newest failed, timed-out and died jobs the Queue page lists."""
 
@@ -206,7 +206,10 @@ def sweep_row(sweep: Mapping[str, Any]) -> dict[str, Any]:
         "counts": dict(sorted(counts.items())),
         "total": sum(counts.values()),
         "ended": sum(count for state, count in counts.items() if state in JOB_FINAL_STATES),
-        "actions": [action for action in SWEEP_ACTIONS if any(counts.get(state) for state in STATE_CHANGES[action][0])],
+        "actions": [
+            action for action in SWEEP_ACTIONS
+            if any(counts.get(state) for state in STATE_CHANGES[action][0]) or (action == "cancel" and sweep["state"] == RUNNING)
+        ],  # fmt: skip
     }
 
 
@@ -217,7 +220,8 @@ def _worker_row(job: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def change_sweep(store: Store, sweep_id: int, action: str) -> str:
-    """Apply the queue command ``action`` (one of :data:`SWEEP_ACTIONS`) to a sweep's jobs; return what was done.
+    """Apply the queue command ``action`` (one of :data:`SWEEP_ACTIONS`) to a sweep's jobs, as ``hyperspace queue ACTION
+    --sweep ID`` does (cancel also ends a search, so that it gets no more trials); return what was done.
 
     Raises :class:`HyperspaceError` for an unknown action or sweep.
     """
@@ -226,7 +230,8 @@ def change_sweep(store: Store, sweep_id: int, action: str) -> str:
     store.get_sweep(sweep_id)  # raises for an unknown sweep
     from_states, to_state, done = STATE_CHANGES[action]
     moved = store.change_jobs(from_states, to_state, sweep_id=sweep_id)
-    return f"sweep {sweep_id}: {moved} job(s) {done}"
+    stopped = action == "cancel" and end_growing_sweep(store, sweep_id)
+    return f"sweep {sweep_id}: {moved} job(s) {done}" + ("; the search gets no more trials" if stopped else "")
 
 
 def redacted(value: Any) -> Any:

@@ -130,11 +130,12 @@ function liveSection() {
   });
 }
 
-// Pause and resume buttons: POST with this UI's token in a header (shown only with --allow-actions).
+// Pause, resume, retry and cancel buttons: POST with this UI's token in a header (shown only with --allow-actions).
 function sweepActions() {
   document.addEventListener("click", async (event) => {
     const button = event.target.closest("button.sweep-action");
     if (!button) return;
+    if (button.dataset.action === "cancel" && !confirm(`Cancel every queued, paused and running job of sweep ${button.dataset.sweepId}?`)) return;
     const headers = { "X-Hyperspace-Token": document.getElementById("action-token")?.value || "" };
     const response = await fetch(`/actions/sweeps/${button.dataset.sweepId}/${button.dataset.action}`, { method: "POST", headers });
     const answer = await response.json();
