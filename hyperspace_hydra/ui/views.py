@@ -8,7 +8,7 @@ Filtering, sorting and paging are done by the store (:meth:`Store.list_runs`), n
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -89,7 +89,7 @@ def runs_table(store: Store, query: RunsQuery) -> dict[str, Any]:
         if query.status is not None and query.status not in RUN_STATUSES:
             raise HyperspaceError(f"unknown status {query.status!r}: expected one of {', '.join(RUN_STATUSES)}")
         where = [parse_condition(text) for text in query.conditions()]
-        selection = {"status": query.status, "task": query.task, "sweep_id": query.sweep}
+        selection: dict[str, Any] = {"status": query.status, "task": query.task, "sweep_id": query.sweep}
         where, sort = resolve_paths(store, where, parse_sort(query.sort), **selection)
     except HyperspaceError as error:
         return {"error": str(error), "columns": [], "rows": [], "has_next": False}
@@ -165,28 +165,15 @@ def config_tree(config: Mapping[str, Any], given: Mapping[str, Any]) -> list[dic
 
 
 def queue_overview(store: Store) -> dict[str, Any]:
-    """The Queue page: sweeps with their jobs counted by state, the newest failed jobs with their error (the job's,
-    else the last line of its run's failure trace), and the
+    """The Queue page: sweeps with their jobs counted by state, the newest failed jobs with their error, and the
     workers as their running jobs show them (name, host, pid, current job, lease end)."""
     running = store.list_jobs(states=[RUNNING])
-    failed = [job_row(job) for job in store.list_jobs(states=[FAILED, TIMEOUT, DIED])[-FAILED_JOBS_SHOWN:][::-1]]
-    traces = _fail_traces(store, [job["run"] for job in failed if job["run"] is not None and not job["error"]])
-    for job in failed:
-        job["error"] = job["error"] or traces.get(job["run"])
+    failed = store.list_jobs(states=[FAILED, TIMEOUT, DIED])[-FAILED_JOBS_SHOWN:][::-1]
     return {
         "sweeps": [sweep_row(sweep) for sweep in reversed(store.list_sweeps())],
-        "failed": failed,
+        "failed": [job_row(job) for job in failed],
         "workers": [_worker_row(job) for job in running],
     }
-
-
-def _fail_traces(store: Store, run_ids: Sequence[int]) -> dict[int, str]:
-    """The last line of each run's failure trace (the exception, for a task that raised), by run id."""
-    if not run_ids:
-        return {}
-    runs = store.list_runs(where=[Condition("id", "in", list(run_ids))], fields=["fail_trace"])
-    traces = {run["_id"]: trace_text(run["fail_trace"]).strip() for run in runs}
-    return {run_id: redact_credentials(trace.splitlines()[-1]) for run_id, trace in traces.items() if trace}
 
 
 def trace_text(fail_trace: Sequence[str] | str | None) -> str:
@@ -273,7 +260,7 @@ def search_figures(state: Any) -> dict[str, Any]:
     from hyperspace_hydra.hpo.tuner import build_study
 
     study = build_study(state.spec, state.history.trials + state.trials)
-    plots = {"history": plot_optimization_history, "slice": plot_slice, "parallel": plot_parallel_coordinate}
+    plots: dict[str, Callable[[Any], Any]] = {"history": plot_optimization_history, "slice": plot_slice, "parallel": plot_parallel_coordinate}
     scored = [trial for trial in study.trials if trial.value is not None]
     if len(scored) >= 2 and len(state.spec.space) >= 1:
         plots["importance"] = plot_param_importances
