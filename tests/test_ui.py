@@ -440,3 +440,19 @@ def test_task_facet_keeps_only_the_runs_of_the_chosen_task(tmp_path: Path, page:
         page.click(".facets a:text-is('imdb')")
         page.wait_for_url(re.compile(r"task=imdb"))
         assert _column(page, "id") == ["3", "1"] and set(_column(page, "task")) == {"imdb"}
+
+
+@pytest.mark.browser
+def test_run_page_marks_the_config_values_filled_in_from_code_defaults(probe_study: Path, page: Any, tmp_path: Path) -> None:
+    assert _probe_runs(probe_study, "score=2").returncode == 0
+    with ui_server(probe_study) as url:
+        page.goto(url + "/runs/1")
+        defaults = page.locator(".tree li.default:not(:has(ul))").all_inner_texts()
+        assert {"dropout: 0.1", "lr: 0.01", "width: 8"} <= {text.strip() for text in defaults}, "signature defaults of the probe's targets"
+        given = page.locator(".tree li:not(.default):not(:has(ul))").all_inner_texts()
+        assert {"score: 2", "message: hi", "depth: 2"} <= {text.strip() for text in given}
+        assert page.evaluate("getComputedStyle(document.querySelector('.tree li.default .value')).color") != page.evaluate(
+            "getComputedStyle(document.querySelector('.tree li:not(.default) .value')).color"
+        ), "shown apart"
+        assert "score=2" in page.inner_text("#reproduce")
+        screenshot(page, tmp_path, "run-config-tree")

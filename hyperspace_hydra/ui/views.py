@@ -154,9 +154,9 @@ def config_tree(config: Mapping[str, Any], given: Mapping[str, Any]) -> list[dic
     the config as given (``config_given``) lacks: values filled in from the code's defaults."""
     nodes = []
     for key, value in config.items():
-        given_value = given.get(key) if isinstance(given, Mapping) else None
-        node: dict[str, Any] = {"key": key, "default": not isinstance(given, Mapping) or key not in given}
+        node: dict[str, Any] = {"key": key, "default": key not in given}
         if isinstance(value, Mapping) and value:
+            given_value = given.get(key)
             node["children"] = config_tree(value, given_value if isinstance(given_value, Mapping) else {})
         else:
             node["value"] = value
