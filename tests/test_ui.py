@@ -237,19 +237,26 @@ def _job_states(study: Path) -> list[str]:
 
 
 @pytest.mark.browser
-def test_queue_page_lists_failed_jobs_with_their_error_and_retries_them(probe_study: Path, page: Any, tmp_path: Path) -> None:
-    assert enqueue(probe_study, "fail=true", "message=broken").returncode == 0
+def test_queue_page_lists_failed_jobs_with_their_error_and_retries_one_or_the_sweep(probe_study: Path, page: Any, tmp_path: Path) -> None:
+    assert enqueue(probe_study, "fail=true", "message=broken,bent").returncode == 0
     run_worker(probe_study)
     with ui_server(probe_study, "--allow-actions") as url:
         page.goto(url + "/queue")
         failed = page.inner_text("#failed tbody")
-        assert "FAILED" in failed and "task failed on purpose: broken" in failed
+        assert failed.count("FAILED") == 2 and "task failed on purpose: broken" in failed and "task failed on purpose: bent" in failed
         assert page.locator("#sweeps button.sweep-action").all_inner_texts() == ["retry"], "nothing to pause, resume or cancel"
         screenshot(page, tmp_path, "queue-failed")
+
+        page.click("button.job-action[data-action=retry][data-job-id='2']")
+        page.wait_for_function("document.getElementById('action-message').textContent === 'job 2: 1 job(s) queued again'")
+        assert _job_states(probe_study) == ["FAILED", "QUEUED"]
         page.click("button.sweep-action[data-action=retry]")
         page.wait_for_function("document.getElementById('action-message').textContent === 'sweep 1: 1 job(s) queued again'")
-        assert _job_states(probe_study) == ["QUEUED"]
+        assert _job_states(probe_study) == ["QUEUED", "QUEUED"]
         page.wait_for_function("document.querySelector('#failed tbody').textContent.includes('no failed job')", timeout=LIVE_SECONDS * 1000)
+
+        unknown = page.request.post(url + "/actions/jobs/99/retry", headers={"X-Hyperspace-Token": page.input_value("#action-token")})
+        assert unknown.status == 404 and unknown.json()["error"].startswith("no job with id 99")
 
 
 def test_a_port_in_use_is_one_error_line(tmp_path: Path) -> None:

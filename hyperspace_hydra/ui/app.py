@@ -42,7 +42,7 @@ ACTIONS_OFF = "actions are off: this UI is read-only (start hyperspace ui with -
 
 def create_app(store: Store, allow_actions: bool = False) -> Starlette:
     """The web UI over ``store`` (open; the caller closes it). With ``allow_actions`` the Queue and Sweeps pages can
-    pause, resume, retry and cancel sweeps, by POST requests that carry a token made anew for this app (another site cannot know it)."""
+    pause, resume, retry and cancel sweeps (and the Queue page single jobs), by POST requests that carry a token made anew for this app (another site cannot know it)."""
     ui = _UI(store, allow_actions)
     routes = [
         Route("/", lambda request: RedirectResponse("/runs")),
@@ -60,7 +60,8 @@ def create_app(store: Store, allow_actions: bool = False) -> Starlette:
         Route("/sweeps/{sweep_id:int}.json", ui.json(ui.sweep)),
         Route("/queue", ui.page(ui.queue)),
         Route("/queue.json", ui.json(ui.queue)),
-        Route("/actions/sweeps/{sweep_id:int}/{action}", ui.change_sweep, methods=["POST"]),
+        Route("/actions/sweeps/{sweep_id:int}/{action}", ui.change_jobs, methods=["POST"]),
+        Route("/actions/jobs/{job_id:int}/{action}", ui.change_jobs, methods=["POST"]),
         Route("/static/plotly.min.js", lambda request: FileResponse(PLOTLY_JS, media_type="text/javascript")),
         Mount("/static", StaticFiles(packages=[("hyperspace_hydra.ui", "static")])),
     ]
@@ -161,15 +162,17 @@ class _UI:
     def queue(store: Store, request: Request) -> tuple[str, dict[str, Any]]:
         return "queue.html", views.queue_overview(store)
 
-    async def change_sweep(self, request: Request) -> Response:
-        """POST: pause, resume, retry or cancel a sweep; only with ``--allow-actions`` and this app's token in :data:`TOKEN_HEADER` (else 403)."""
+    async def change_jobs(self, request: Request) -> Response:
+        """POST: pause, resume, retry or cancel a sweep's jobs or one job; only with ``--allow-actions`` and this app's
+        token in :data:`TOKEN_HEADER` (else 403)."""
         if not self.allow_actions:
             return _json({"error": ACTIONS_OFF}, 403)
         if not secrets.compare_digest(request.headers.get(TOKEN_HEADER, ""), self.token):
             return _json({"error": "refused: the request lacks this UI's action token (reload the page)"}, 403)
-        sweep_id, action = request.path_params["sweep_id"], request.path_params["action"]
+        change = functools.partial(views.change_jobs, self.store, request.path_params["action"],
+                                   sweep_id=request.path_params.get("sweep_id"), job_id=request.path_params.get("job_id"))  # fmt: skip
         try:
-            done = await anyio.to_thread.run_sync(views.change_sweep, self.store, sweep_id, action, limiter=self._one_at_a_time)
+            done = await anyio.to_thread.run_sync(change, limiter=self._one_at_a_time)
         except HyperspaceError as error:
             return _json({"error": str(error)}, _status_of(error))
         return _json({"done": done})

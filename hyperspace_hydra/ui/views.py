@@ -22,7 +22,7 @@ from hyperspace_hydra.reproduce import reproduce_commands
 from hyperspace_hydra.results import flat_config, run_rows, varying_keys
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import COMPLETED, DIED, FAILED, INTERRUPTED, JOB_FINAL_STATES, RUNNING, TIMEOUT, Store
-from hyperspace_hydra.store.base import Condition, known_ids
+from hyperspace_hydra.store.base import Condition, JobNotFoundError, known_ids
 
 PAGE_SIZE = 50
 """Runs per page of the Runs table."""
@@ -32,8 +32,8 @@ RUN_STATUSES = (RUNNING, COMPLETED, FAILED, INTERRUPTED, TIMEOUT, DIED)
 """The statuses the Runs page offers as a facet."""
 CONDITION_SEPARATOR = ";"
 """Separates the conditions typed into the filter box (all must hold, as repeated ``--where``)."""
-SWEEP_ACTIONS = ("pause", "resume", "retry", "cancel")
-"""The queue commands that the Queue and Sweeps pages offer per sweep with ``--allow-actions``."""
+ACTIONS = ("pause", "resume", "retry", "cancel")
+"""The queue commands that the Queue and Sweeps pages offer per sweep (the Queue page also per job) with ``--allow-actions``."""
 FAILED_JOBS_SHOWN = 50
 """How many of the newest failed, timed-out and died jobs the Queue page lists."""
 
@@ -194,7 +194,7 @@ def sweep_row(sweep: Mapping[str, Any]) -> dict[str, Any]:
         "total": sum(counts.values()),
         "ended": sum(count for state, count in counts.items() if state in JOB_FINAL_STATES),
         "actions": [
-            action for action in SWEEP_ACTIONS
+            action for action in ACTIONS
             if any(counts.get(state) for state in STATE_CHANGES[action][0]) or (action == "cancel" and sweep["state"] == RUNNING)
         ],  # fmt: skip
     }
@@ -206,19 +206,22 @@ def _worker_row(job: Mapping[str, Any]) -> dict[str, Any]:
             "run": job["run_id"], "lease_until": job["lease_expires_at"]}  # fmt: skip
 
 
-def change_sweep(store: Store, sweep_id: int, action: str) -> str:
-    """Apply the queue command ``action`` (one of :data:`SWEEP_ACTIONS`) to a sweep's jobs, as ``hyperspace queue ACTION
-    --sweep ID`` does (cancel also ends a search, so that it gets no more trials); return what was done.
-
-    Raises :class:`HyperspaceError` for an unknown action or sweep.
+def change_jobs(store: Store, action: str, *, sweep_id: int | None = None, job_id: int | None = None) -> str:
+    """Apply the queue command ``action`` (one of :data:`ACTIONS`) to a sweep's jobs or to one job, as ``hyperspace
+    queue ACTION --sweep ID`` (or ``JOB``) does: cancelling a sweep also ends a search, so that it gets no more trials.
+    Returns what was done. Raises :class:`HyperspaceError` for an unknown action, sweep or job.
     """
-    if action not in SWEEP_ACTIONS:
-        raise HyperspaceError(f"unknown action {action!r}: expected one of {', '.join(SWEEP_ACTIONS)}")
-    store.get_sweep(sweep_id)  # raises for an unknown sweep
+    if action not in ACTIONS:
+        raise HyperspaceError(f"unknown action {action!r}: expected one of {', '.join(ACTIONS)}")
+    if sweep_id is not None:
+        store.get_sweep(sweep_id)  # raises for an unknown sweep
+    if job_id is not None and not store.list_jobs(job_ids=[job_id]):
+        raise JobNotFoundError(f"no job with id {job_id} in store {redact_credentials(store.uri)}")
     from_states, to_state, done = STATE_CHANGES[action]
-    moved = store.change_jobs(from_states, to_state, sweep_id=sweep_id)
-    stopped = action == "cancel" and end_growing_sweep(store, sweep_id)
-    return f"sweep {sweep_id}: {moved} job(s) {done}" + ("; the search gets no more trials" if stopped else "")
+    moved = store.change_jobs(from_states, to_state, sweep_id=sweep_id, job_ids=None if job_id is None else [job_id])
+    stopped = action == "cancel" and sweep_id is not None and end_growing_sweep(store, sweep_id)
+    selected = f"sweep {sweep_id}" if job_id is None else f"job {job_id}"
+    return f"{selected}: {moved} job(s) {done}" + ("; the search gets no more trials" if stopped else "")
 
 
 def redacted(value: Any) -> Any:

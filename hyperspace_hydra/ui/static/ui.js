@@ -130,14 +130,15 @@ function liveSection() {
   });
 }
 
-// Pause, resume, retry and cancel buttons: POST with this UI's token in a header (shown only with --allow-actions).
+// Pause, resume, retry and cancel buttons of a sweep or a job: POST with this UI's token in a header (shown only with --allow-actions).
 function sweepActions() {
   document.addEventListener("click", async (event) => {
-    const button = event.target.closest("button.sweep-action");
+    const button = event.target.closest("button.sweep-action, button.job-action");
     if (!button) return;
-    if (button.dataset.action === "cancel" && !confirm(`Cancel every queued, paused and running job of sweep ${button.dataset.sweepId}?`)) return;
+    const target = button.dataset.sweepId ? `sweeps/${button.dataset.sweepId}` : `jobs/${button.dataset.jobId}`;
+    if (button.dataset.action === "cancel" && !confirm(`Cancel ${target.replace("s/", " ")}?`)) return;
     const headers = { "X-Hyperspace-Token": document.getElementById("action-token")?.value || "" };
-    const response = await fetch(`/actions/sweeps/${button.dataset.sweepId}/${button.dataset.action}`, { method: "POST", headers });
+    const response = await fetch(`/actions/${target}/${button.dataset.action}`, { method: "POST", headers });
     const answer = await response.json();
     const message = document.getElementById("action-message");
     message.textContent = answer.done || `error: ${answer.error}`;
