@@ -124,6 +124,21 @@ def test_runs_page_sorts_by_a_clicked_column_and_filters_with_the_where_syntax(p
 
 
 @pytest.mark.browser
+def test_a_new_run_shows_on_an_open_runs_page_and_chosen_rows_stay_chosen(probe_study: Path, page: Any, tmp_path: Path) -> None:
+    assert _probe_runs(probe_study, "score=1,2").returncode == 0
+    with ui_server(probe_study) as url:
+        page.goto(url + "/runs")
+        page.check("input.choose[value='1']")
+        page.check("input.choose[value='2']")
+        assert _probe_runs(probe_study, "score=3").returncode == 0
+        page.wait_for_selector("#runs tr[data-run-id='3']", timeout=LIVE_SECONDS * 1000)
+        assert _column(page, "id") == ["3", "2", "1"] and page.url == url + "/runs", "swapped in, no reload"
+        assert page.is_checked("input.choose[value='1']") and page.is_enabled("#compare-selected")
+        page.click("#compare-selected")
+        page.wait_for_url(re.compile(r"/compare\?ids=2,1$"))
+
+
+@pytest.mark.browser
 def test_status_facet_lists_only_runs_with_that_status(probe_study: Path, page: Any, tmp_path: Path) -> None:
     _probe_runs(probe_study, "fail=false,true")  # the failing run makes the multirun exit non-zero: one run of each
     with ui_server(probe_study) as url:

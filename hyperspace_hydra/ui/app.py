@@ -51,6 +51,7 @@ def create_app(store: Store, allow_actions: bool = False) -> Starlette:
         Route("/runs/{run_id:int}", ui.page(ui.run)),
         Route("/runs/{run_id:int}.json", ui.json(ui.run)),
         Route("/api/run-states", ui.json(ui.run_states)),
+        Route("/api/latest-run", ui.json(ui.latest_run)),
         Route("/api/runs/{run_id:int}/live", ui.json(ui.run_live)),
         Route("/compare", ui.page(ui.compare)),
         Route("/compare.json", ui.json(ui.compare)),
@@ -132,7 +133,7 @@ class _UI:
         query = views.RunsQuery.from_params(request.query_params)
         self._end_stale_runs(store)
         facets = {"statuses": views.RUN_STATUSES, "tasks": views.recent_tasks(store)}
-        return "runs.html", {"query": query, **facets, **views.runs_table(store, query)}
+        return "runs.html", {"query": query, **facets, **views.runs_table(store, query), "latest_run": views.latest_run_id(store)}
 
     @staticmethod
     def run(store: Store, request: Request) -> tuple[str, dict[str, Any]]:
@@ -141,6 +142,10 @@ class _UI:
     def run_states(self, store: Store, request: Request) -> tuple[str, dict[str, Any]]:
         self._end_stale_runs(store)
         return "", {"runs": views.run_states(store, _ids(request))}
+
+    @staticmethod
+    def latest_run(store: Store, request: Request) -> tuple[str, dict[str, Any]]:
+        return "", {"id": views.latest_run_id(store)}
 
     @staticmethod
     def run_live(store: Store, request: Request) -> tuple[str, dict[str, Any]]:

@@ -111,6 +111,12 @@ def recent_tasks(store: Store) -> list[str]:
     return sorted({run["task"] for run in store.list_runs(TASKS_SAMPLE, fields=["task"]) if run["task"]})
 
 
+def latest_run_id(store: Store) -> int | None:
+    """The id of the newest run (None in an empty store): a page that shows runs asks it to learn cheaply whether one was added."""
+    newest = store.list_runs(1, fields=[])
+    return newest[0]["_id"] if newest else None
+
+
 def run_states(store: Store, run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     """Status, result and duration of the given runs (at most a page of them), by id, as the Runs table shows them."""
     ids = known_ids(run_ids)[:PAGE_SIZE]

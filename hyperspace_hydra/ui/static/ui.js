@@ -18,6 +18,23 @@ function every(ms, task) {
   setTimeout(tick, ms);
 }
 
+// Runs: when a run was added, the table is fetched again and its rows swapped in (chosen rows stay chosen).
+function newRunsIntoTable() {
+  every(POLL_MS, async () => {
+    const table = document.getElementById("runs");
+    const latest = (await getJSON("/api/latest-run")).id;
+    if (!table || String(latest ?? "") === table.dataset.latestRun) return true;
+    const fresh = new DOMParser().parseFromString(await (await fetch(location.href)).text(), "text/html").getElementById("runs");
+    if (!fresh) return true;
+    const chosen = new Set(chosenRuns());
+    fresh.querySelectorAll("input.choose").forEach((box) => { box.checked = chosen.has(box.value); });
+    table.replaceChildren(...fresh.childNodes);
+    table.dataset.latestRun = fresh.dataset.latestRun;
+    enableCompare();
+    return true;
+  });
+}
+
 // Runs: the rows that are RUNNING get their status, result and duration anew until they end.
 function liveRunsTable() {
   every(POLL_MS, async () => {
@@ -40,12 +57,20 @@ function liveRunsTable() {
 }
 
 // Runs: the chosen rows open the Compare page.
-function compareChosen() {
+function chosenRuns() {
+  return [...document.querySelectorAll("#runs input.choose:checked")].map((box) => box.value);
+}
+
+function enableCompare() {
   const button = document.getElementById("compare-selected");
-  if (!button) return;
-  const chosen = () => [...document.querySelectorAll("#runs input.choose:checked")].map((box) => box.value);
-  document.getElementById("runs").addEventListener("change", () => { button.disabled = chosen().length < 2; });
-  button.addEventListener("click", () => { location.href = `/compare?ids=${chosen().join(",")}`; });
+  if (button) button.disabled = chosenRuns().length < 2;
+}
+
+function compareChosen() {
+  document.addEventListener("change", (event) => { if (event.target.matches("#runs input.choose")) enableCompare(); });
+  document.addEventListener("click", (event) => {
+    if (event.target.closest("#compare-selected")) location.href = `/compare?ids=${chosenRuns().join(",")}`;
+  });
 }
 
 // Compare: each metric as one chart with a curve per run.
@@ -168,7 +193,7 @@ function liveSweepFigures() {
 }
 
 const pages = {
-  runs: () => { liveRunsTable(); compareChosen(); },
+  runs: () => { liveRunsTable(); newRunsIntoTable(); compareChosen(); },
   compare: () => compareMetrics().catch(console.warn),
   run: () => { liveRun(); copyButton(); },
   sweeps: () => { liveSection(); sweepActions(); },
