@@ -18,7 +18,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register ``ui``."""
     ui = commands.add_parser("ui", help="serve a web UI of the runs and the queue (needs the ui extra)")
-    add_store_option(ui)
+    add_store_option(ui, with_app=True)
     add_app_option(ui)
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0: any free port)")
