@@ -20,7 +20,7 @@ from typing import Any
 import mongomock
 import mongomock.gridfs
 import pytest
-from conftest import HYPERSPACE, clean_env, enqueue, hyperspace, run_app, run_worker, wait_until
+from conftest import HYPERSPACE, clean_env, enqueue, hyperspace, run_app, run_worker, start_worker, wait_until
 
 from hyperspace_hydra.store import Store, open_store
 from hyperspace_hydra.store.base import MetricPoint, NewJob, utcnow
@@ -243,6 +243,27 @@ def test_queue_page_pauses_resumes_and_cancels_a_sweep_only_with_allow_actions(p
         page.click("button.sweep-action[data-action=cancel]")
         page.wait_for_function("document.getElementById('action-message').textContent === 'sweep 1: 3 job(s) cancelled'")  # not 0: the dismissed one did not
         assert _job_states(probe_study) == ["CANCELLED"] * 3
+
+
+@pytest.mark.browser
+def test_queue_page_shows_the_worker_of_a_running_job_and_cancels_the_job(probe_study: Path, page: Any, tmp_path: Path) -> None:
+    assert enqueue(probe_study, "sleep=60").returncode == 0
+    worker = start_worker(probe_study)
+    try:
+        wait_until(lambda: _job_states(probe_study) == ["RUNNING"], what="the job to start")
+        with ui_server(probe_study, "--allow-actions") as url:
+            page.goto(url + "/queue")
+            row = page.inner_text("#workers tbody tr")
+            assert f"\t{worker.pid}\t1\t1\t" in row and socket.gethostname() in row, row
+            screenshot(page, tmp_path, "queue-worker")
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.click("button.job-action[data-action=cancel][data-job-id='1']")
+            page.wait_for_function("document.getElementById('action-message').textContent === 'job 1: 1 job(s) cancelled'")
+            assert _job_states(probe_study) == ["CANCELLED"]
+            page.wait_for_function("document.querySelector('#workers tbody').textContent.includes('no job is running')", timeout=LIVE_SECONDS * 1000)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
 
 
 def _job_states(study: Path) -> list[str]:
