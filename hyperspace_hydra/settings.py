@@ -135,12 +135,13 @@ def resolve_store_uri(explicit: str | None, configured: str | None, start_dir: P
     return absolute_sqlite_uri(uri, Path(start_dir))
 
 
-_URI_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://[^/:@\s]*):[^/\s]*@")
+_URI_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*\\?://[^/:@\s\\]*)(?P<colon>\\?:)[^/\s]*@")
 
 
 def redact_credentials(text: str) -> str:
-    """``text`` with the password of every URI in it replaced by ``***`` (for records and logs)."""
-    return _URI_PASSWORD.sub(r"\g<scheme>:***@", text)
+    """``text`` with the password of every URI in it replaced by ``***`` (for records and logs), also in a
+    Hydra override, which escapes the colons (``db=postgresql\\://me\\:secret@host/db``)."""
+    return _URI_PASSWORD.sub(r"\g<scheme>\g<colon>***@", text)
 
 
 def absolute_sqlite_uri(uri: str, start_dir: Path) -> str:

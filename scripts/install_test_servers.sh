@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the tests start as throwaway servers, when missing and we are root on Debian:
 # PostgreSQL (tests/postgres_cluster.py) and a single-node SLURM cluster with accounting
-# (tests/slurm_cluster.py); gcc for the clock-shift shim of tests/test_clock_skew.py. The
+# (tests/slurm_cluster.py); gcc for the clock-shift shim of tests/test_clock_skew.py; chromium for the
+# browser tests of hyperspace ui (tests/test_ui.py). The
 # quickstart needs none of it.
 set -euo pipefail
 
@@ -26,6 +27,15 @@ if [ -n "$missing_slurm" ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm slurmdbd munge mariadb-server >/dev/null
   else
     echo "warning: SLURM, slurmdbd, MUNGE or MariaDB not found; the SLURM tests will fail (Debian: sudo apt-get install slurm-wlm slurmdbd munge mariadb-server)" >&2
+  fi
+fi
+
+# tests/test_ui.py drives Debian's chromium headless through Playwright (never a browser Playwright downloads).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "warning: /usr/bin/chromium not found; the browser tests of hyperspace ui will be skipped (Debian: sudo apt-get install chromium)" >&2
   fi
 fi
 

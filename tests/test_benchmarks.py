@@ -46,8 +46,9 @@ TINY_RUNS = {
     ),
     "runs_ls_large": (["--runs", "20", "--repeats", "1"], {"runs_ls_first_page.sqlite.20_runs"}),
     "store_copy_postgresql": (["--runs", "20"], {"store_copy.sqlite_to_postgresql.20_runs", "store_copy.peak_rss.20_vs_2_runs"}),
+    "ui_first_page": (["--runs", "20", "--repeats", "1"], {"ui_first_page.sqlite.20_runs"}),
 }
-SCRIPTS = ["per_job_overhead", "enqueue_grid", "worker_throughput", "recording_cost", "worker_memory", "search_warm_start", "runs_ls_large", "store_copy", "chaos_soak"]
+SCRIPTS = ["per_job_overhead", "enqueue_grid", "worker_throughput", "recording_cost", "worker_memory", "search_warm_start", "runs_ls_large", "store_copy", "ui_first_page", "chaos_soak"]
 """Every script; chaos_soak runs only by hand (a soak, not a test): its --help is checked here."""
 
 

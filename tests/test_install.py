@@ -44,6 +44,11 @@ def test_a_normal_install_is_found_by_hydra(tmp_path: Path) -> None:
         timeout=300,
     )
     assert install.returncode == 0, install.stderr
+    ui = target / "hyperspace_hydra" / "ui"
+    assert {"runs.html", "run.html", "queue.html"} <= {path.name for path in (ui / "templates").iterdir()}, "hyperspace ui's templates"
+    assert {"ui.js", "ui.css"} <= {path.name for path in (ui / "static").iterdir()}, "and its script and style"
+    metadata = next(target.glob("hyperspace_hydra-*.dist-info")).joinpath("METADATA").read_text()
+    assert "Requires-Dist: hydra-core" in metadata and 'Requires-Dist: starlette>=0.37; extra == "ui"' in metadata, "requirements and extras survive"
     # -S: no site-packages processing, so the editable install's .pth entry is not on the path;
     # the dependencies come from the virtual environment's site-packages, our code only from target.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), sysconfig.get_paths()["purelib"]])}

@@ -17,7 +17,7 @@ LAYERS = [
     {"metric_buffer", "observer", "recorder", "tracking", "scenario"},
     {"queue", "launcher", "worker", "slurm.workers", "hpo", "hpo.base", "hpo.history", "hpo.report", "hpo.search", "hpo.space", "hpo.sweeper", "hpo.tuner"},
     {"results", "filters", "analysis", "report", "reproduce", "backfill", "sacred_import", "store_copy"},
-    {"", "__main__", "cli", *(f"cli.{path.stem}" for path in (PACKAGE / "cli").glob("*.py") if path.stem != "__init__")},
+    {"", "__main__", "cli", *(f"cli.{path.stem}" for path in (PACKAGE / "cli").glob("*.py") if path.stem != "__init__"), "ui", "ui.app", "ui.views"},
 ]
 """Layer by layer, from the bottom: words and settings, store, a job's identity, composing, recording,
 queue and search, looking back, commands ("" is the package itself, whose public names load lazily)."""

@@ -369,6 +369,14 @@ def test_limit_applies_after_filters_and_sort(store: Store) -> None:
     assert _ids(store, sort="objective", limit=0) == []
 
 
+def test_offset_skips_the_first_runs_of_the_order(store: Store) -> None:
+    ids = [_finished_run(store, {"x": n % 3}, objective=float(n)) for n in range(9)]
+    assert _ids(store, Condition("x", "=", 0), sort="-objective", limit=2, offset=1) == [ids[3], ids[0]], "a page of a sorted table"
+    assert _ids(store, sort="-id", limit=3, offset=3) == ids[5:2:-1]
+    assert _ids(store, limit=2, offset=2) == ids[5:7], "unsorted: skips the newest runs, the rest oldest first"
+    assert _ids(store, sort="objective", offset=9) == []
+
+
 def test_bad_conditions_and_sort_paths_are_refused() -> None:
     for path, op, value in (("a..b", "=", 1), ("a", "~", 1), ("a", "<", [1]), ("a", "<", True), ("a", "in", []),
                             ("a", "=", None), ("a", "=", {"b": 1}), ("a", "exists", "yes"), ("result", "=", 1)):  # fmt: skip

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from hyperspace_hydra.cli import backfill, importing, queue, report, rerun, runs, slurm, store, sweep, worker
+from hyperspace_hydra.cli import backfill, importing, queue, report, rerun, runs, slurm, store, sweep, ui, worker
 from hyperspace_hydra.errors import HyperspaceError
 
 
@@ -60,6 +60,6 @@ def _attach_dashed_values(argv: Sequence[str]) -> list[str]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hyperspace", description="Queue, run, record and tune Hydra experiments.")
     commands = parser.add_subparsers(title="commands")
-    for module in (runs, queue, worker, slurm, rerun, sweep, backfill, report, store, importing):
+    for module in (runs, queue, worker, slurm, rerun, sweep, backfill, report, store, importing, ui):
         module.add_commands(commands)
     return parser

@@ -30,13 +30,13 @@ from hyperspace_hydra.store import (
 
 _WAIT_POLL_SECONDS = 0.5
 
-# command: (states a job may be in to be moved, the state it moves to, what the command says it did)
-_STATE_CHANGES = {
+STATE_CHANGES = {
     "pause": ((QUEUED,), PAUSED, "paused"),
     "resume": ((PAUSED,), QUEUED, "resumed"),
     "cancel": ((QUEUED, PAUSED, RUNNING), CANCELLED, "cancelled"),
     "retry": ((FAILED, DIED, TIMEOUT), QUEUED, "queued again"),
 }
+"""Per queue command (also the web UI's actions): the states a job may be in to be moved, the state it moves to, what was done."""
 _HELP = {
     "pause": "hold queued jobs (workers skip them)",
     "resume": "queue paused jobs again",
@@ -56,7 +56,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ls.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     ls.set_defaults(handler=_ls)
 
-    for command, (_, _, _) in _STATE_CHANGES.items():
+    for command, (_, _, _) in STATE_CHANGES.items():
         change = queue.add_parser(command, help=_HELP[command])
         _add_common(change)
         change.add_argument("--sweep", type=int, metavar="ID", help="the jobs of this sweep")
@@ -103,17 +103,17 @@ def _short(text: str | None, limit: int = 80) -> str | None:
 
 
 def _change(args: argparse.Namespace) -> None:
-    from_states, to_state, done = _STATE_CHANGES[args.command]
+    from_states, to_state, done = STATE_CHANGES[args.command]
     if args.command == "cancel" and not (args.all or args.sweep or args.job_ids):
         raise HyperspaceError("cancel needs --sweep ID, job ids or --all")
     with open_store_for(args) as store:
         _require_selection(store, args.sweep, args.job_ids, done)
         moved = store.change_jobs(from_states, to_state, sweep_id=args.sweep, job_ids=args.job_ids or None)
-        stopped = args.command == "cancel" and args.sweep is not None and _end_growing_sweep(store, args.sweep)
+        stopped = args.command == "cancel" and args.sweep is not None and end_growing_sweep(store, args.sweep)
     print(f"{moved} job(s) {done}" + (f"; search sweep {args.sweep} gets no more trials" if stopped else ""))
 
 
-def _end_growing_sweep(store: Store, sweep_id: int) -> bool:
+def end_growing_sweep(store: Store, sweep_id: int) -> bool:
     """Cancel a sweep that grows as it goes (a search), so that no process adds trials to it; whether it was one."""
     return store.get_sweep(sweep_id)["state"] == RUNNING and store.end_sweep(sweep_id, CANCELLED)
 

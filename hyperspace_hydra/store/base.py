@@ -540,6 +540,7 @@ class Store(abc.ABC):
         where: Sequence[Condition] = (),
         sort: str | None = None,
         fields: Sequence[str] | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Return the run documents that match every given filter.
 
@@ -551,7 +552,9 @@ class Store(abc.ABC):
         them. ``sort`` is a path as in a condition, with ``-`` in front for descending: runs
         whose value there is a number come first, in numeric order, then strings (by code
         point), then runs where it is missing or of another type; ties in id order. With
-        ``sort``, ``limit`` keeps the first ``limit`` runs of that order. ``duration`` (only as a
+        ``sort``, ``limit`` keeps the first ``limit`` runs of that order. ``offset`` skips that many
+        runs first: the first ones of the sort order, or without ``sort`` the newest ones (a page of
+        a table, read without the runs before it). ``duration`` (only as a
         sort) is ``stop_time - start_time`` in seconds; a run without a stop time (still RUNNING)
         has no duration and comes last, as missing values do.
 

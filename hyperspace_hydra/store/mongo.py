@@ -394,6 +394,7 @@ class MongoStore(Store):
         where: Sequence[Condition] = (),
         sort: str | None = None,
         fields: Sequence[str] | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Filters are one query document; ``sort`` computes its order keys in an aggregation pipeline."""
         if limit == 0:
@@ -402,10 +403,13 @@ class MongoStore(Store):
         selection = self._run_selection(task, sweep_id, status, where)
         projection = {"_id": 1, **{field: 1 for field in (*selected, *([_OUTPUT_FILE] if "captured_out" in selected else []))}}
         if sort is None:
-            cursor = self._db.runs.find(selection, projection).sort("_id", DESCENDING).limit(limit or 0)
+            cursor = self._db.runs.find(selection, projection).sort("_id", DESCENDING).skip(offset).limit(limit or 0)
             found = reversed(list(cursor))  # the newest `limit` runs, oldest first
         else:
-            pipeline = [{"$match": selection}, *_sort_stages(sort), *([{"$limit": limit}] if limit else []), {"$project": projection}]
+            pipeline = [
+                {"$match": selection}, *_sort_stages(sort), *([{"$skip": offset}] if offset else []),
+                *([{"$limit": limit}] if limit else []), {"$project": projection},
+            ]  # fmt: skip
             found = self._db.runs.aggregate(pipeline, allowDiskUse=True)  # runs with long output can pass the 100 MB in-memory sort limit
         return [self._document(raw, selected) or _only(self.get_run(raw["_id"]), selected) for raw in found]
 

@@ -106,9 +106,11 @@ class RetryingStore(Store):
         where: Sequence[Condition] = (),
         sort: str | None = None,
         fields: Sequence[str] | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         return self._retry(
-            "list_runs", lambda: self.store.list_runs(limit, task=task, sweep_id=sweep_id, status=status, where=where, sort=sort, fields=fields)
+            "list_runs",
+            lambda: self.store.list_runs(limit, task=task, sweep_id=sweep_id, status=status, where=where, sort=sort, fields=fields, offset=offset),
         )
 
     def get_metrics(self, run_id: int) -> dict[str, dict[str, list[Any]]]:

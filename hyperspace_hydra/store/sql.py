@@ -263,12 +263,13 @@ class SQLStore(Store):
         where: Sequence[Condition] = (),
         sort: str | None = None,
         fields: Sequence[str] | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         dialect = self._engine.dialect.name
         order = [RUNS.c.id.desc()] if sort is None else run_order(dialect, sort)
         selected = run_fields(fields)
         columns = [RUNS.c.id, *(RUNS.c[field] for field in selected)]
-        query = sa.select(*columns).where(*run_filters(dialect, task, sweep_id, status, where)).order_by(*order).limit(limit)
+        query = sa.select(*columns).where(*run_filters(dialect, task, sweep_id, status, where)).order_by(*order).limit(limit).offset(offset or None)
         keys = ("_id", *selected)
         with self._engine.connect() as connection:
             documents = [dict(zip(keys, row)) for row in connection.execute(query).all()]  # plain tuples: ~3x faster than mappings
