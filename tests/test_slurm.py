@@ -170,7 +170,7 @@ def test_a_preemption_signal_interrupts_the_running_job_requeues_it_and_the_work
     uri = slurm_env["HYPERSPACE_STORE"]
     assert enqueue(probe_study, "sleep=60", env=slurm_env).returncode == 0
     [worker] = _submit_workers(probe_study, slurm_env, 1)
-    wait_until(lambda: _running(uri), timeout=120, what="the job to run")
+    wait_until(lambda: [run for run in _runs(uri) if run["status"] == "RUNNING"], timeout=120, what="the job's run to start")
     slurm_cluster.run("scancel", "--signal=USR2", worker)
     ended = wait_until(lambda: _all_ended(slurm_cluster, [worker]), timeout=60, what="the worker job to end")
     assert ended == {worker: "COMPLETED"}, _worker_logs(probe_study)
@@ -285,7 +285,7 @@ def test_bad_time_limits_are_one_clear_error(text: str) -> None:
 
 
 def test_slurm_workers_refuse_bad_input_before_submitting(probe_study: Path, slurm_env: dict[str, str]) -> None:
-    for options, message in ((["2", "--time", "4h"], "invalid time limit"), (["0"], "at least 1"), (["1", "--time", "1"], "signal delay")):
+    for options, message in ((["2", "--time", "4h"], "invalid time limit"), (["0"], "N must be more than 0"), (["1", "--time", "1"], "signal delay")):
         refused = hyperspace(probe_study, "slurm", "workers", *options, "--app", "probe.run", env=slurm_env)
         assert refused.returncode == 2
         [line] = refused.stderr.strip().splitlines()

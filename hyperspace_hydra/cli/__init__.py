@@ -7,6 +7,7 @@ Every error a user can cause is a :class:`HyperspaceError`, printed as one line
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    # psycopg logs "error ignored terminating <Pipeline>" when a batch it sent failed; the command reports that error itself
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
     parser = _parser()
     args = parser.parse_args(_attach_dashed_values(sys.argv[1:] if argv is None else argv))
     if not hasattr(args, "handler"):

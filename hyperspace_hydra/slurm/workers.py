@@ -95,8 +95,6 @@ def submit_workers(count: int, job: SlurmWorkerJob, resources: SlurmResources, f
     """Submit ``count`` workers as one SLURM job array; return submitit's jobs (logs and pickles in ``folder``)."""
     import submitit
 
-    if count < 1:
-        raise HyperspaceError(f"the number of workers must be at least 1, got {count}")
     if resources.signal_delay_s >= resources.time_minutes * 60:
         raise HyperspaceError(
             f"the signal delay ({resources.signal_delay_s} s) must be shorter than the time limit ({resources.time_minutes} min): "
