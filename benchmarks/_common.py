@@ -84,6 +84,27 @@ class Figure:
         return self.ours / self.baseline if self.baseline else float("inf")
 
 
+def measure_on_stores(doc: str | None, measure: Callable[[str, str, int, int], Figure], repeats_help: str) -> None:
+    """The whole command of a benchmark of a store holding ``--runs`` runs: ``measure(backend, uri, runs, repeats)``
+    on each of ``--backends``, a temporary SQLite file and a throwaway PostgreSQL server; figures reported."""
+    parser = argument_parser(doc)
+    parser.add_argument("--runs", type=int, default=2000, help="runs in the store (full size: 100000)")
+    parser.add_argument("--backends", nargs="+", default=["sqlite"], choices=["sqlite", "postgresql"], help="stores to measure (default sqlite)")
+    parser.add_argument("--repeats", type=int, default=3, help=repeats_help)
+    args = parser.parse_args()
+    print_machine()
+    figures = []
+    with tempfile.TemporaryDirectory() as directory:
+        if "sqlite" in args.backends:
+            figures.append(measure("sqlite", f"sqlite:///{directory}/store.db", args.runs, args.repeats))
+        if "postgresql" in args.backends:
+            from postgres_cluster import PostgresCluster
+
+            with PostgresCluster() as cluster:
+                figures.append(measure("postgresql", cluster.uri, args.runs, args.repeats))
+    report(figures, args.output, vars(args) | {"output": str(args.output)})
+
+
 def report(figures: Iterable[Figure], output: Path, params: Mapping[str, Any]) -> None:
     """Print one JSON line per figure and append the same lines to ``output``.
 

@@ -18,11 +18,10 @@ import json
 import random
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import sqlalchemy as sa
-from _common import Figure, argument_parser, durations, print_machine, report
+from _common import Figure, durations, measure_on_stores
 
 from hyperspace_hydra.filters import parse_condition
 from hyperspace_hydra.store import COMPLETED, Store, open_store
@@ -77,22 +76,7 @@ def measure(backend: str, uri: str, count: int, repeats: int) -> Figure:
 
 
 def main() -> None:
-    parser = argument_parser(__doc__)
-    parser.add_argument("--runs", type=int, default=2000, help="runs in the store (full size: 100000)")
-    parser.add_argument("--backends", nargs="+", default=["sqlite"], choices=["sqlite", "postgresql"], help="stores to measure (default sqlite)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed queries per figure (median)")
-    args = parser.parse_args()
-    print_machine()
-    figures = []
-    with tempfile.TemporaryDirectory() as directory:
-        if "sqlite" in args.backends:
-            figures.append(measure("sqlite", f"sqlite:///{directory}/store.db", args.runs, args.repeats))
-        if "postgresql" in args.backends:
-            from postgres_cluster import PostgresCluster
-
-            with PostgresCluster() as cluster:
-                figures.append(measure("postgresql", cluster.uri, args.runs, args.repeats))
-    report(figures, args.output, vars(args) | {"output": str(args.output)})
+    measure_on_stores(__doc__, measure, "timed queries per figure (median)")
 
 
 if __name__ == "__main__":

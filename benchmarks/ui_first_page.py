@@ -24,14 +24,13 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from _common import HYPERSPACE, Figure, argument_parser, print_machine, report
+from _common import HYPERSPACE, Figure, measure_on_stores
 from runs_ls_large import PAGE, WHERE, record
 
 from hyperspace_hydra import cli
@@ -83,22 +82,7 @@ def measure(backend: str, uri: str, count: int, repeats: int) -> Figure:
 
 
 def main() -> None:
-    parser = argument_parser(__doc__)
-    parser.add_argument("--runs", type=int, default=2000, help="runs in the store (full size: 100000)")
-    parser.add_argument("--backends", nargs="+", default=["sqlite"], choices=["sqlite", "postgresql"], help="stores to measure (default sqlite)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed requests per figure (median), after one left out")
-    args = parser.parse_args()
-    print_machine()
-    figures = []
-    with tempfile.TemporaryDirectory() as directory:
-        if "sqlite" in args.backends:
-            figures.append(measure("sqlite", f"sqlite:///{directory}/store.db", args.runs, args.repeats))
-        if "postgresql" in args.backends:
-            from postgres_cluster import PostgresCluster
-
-            with PostgresCluster() as cluster:
-                figures.append(measure("postgresql", cluster.uri, args.runs, args.repeats))
-    report(figures, args.output, vars(args) | {"output": str(args.output)})
+    measure_on_stores(__doc__, measure, "timed requests per figure (median), after one left out")
 
 
 if __name__ == "__main__":
