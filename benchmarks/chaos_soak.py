@@ -7,10 +7,12 @@ Runs ``--jobs`` no-op jobs of benchmarks/noop_study on a throwaway PostgreSQL se
 - chaos: every ``--kill-every`` seconds a random worker is SIGKILLed (the worker only: its job
   process must die with it) and a new one started, and the server restarts once, halfway.
 
-Prints completed/expected, duplicates (jobs with more than one COMPLETED run), orphans (job
-processes still alive after every worker ended), runs left RUNNING, kills, and jobs/s of both
-runs. The figure: seconds per job with chaos against calm (the cost of the chaos; the correctness
-counts are in its details and must read completed = expected, 0 duplicates, 0 orphans, 0 RUNNING).
+Prints completed/expected, died (jobs whose every attempt, 3 by default, was killed: the queue's
+documented end for them, so the chaos stops once no job is queued or running), duplicates (jobs
+with more than one COMPLETED run), orphans (job processes still alive after every worker ended),
+runs left RUNNING, kills, and jobs/s of both runs. The figure: seconds per job with chaos against
+calm (the cost of the chaos; the correctness counts are in its details and must read completed +
+died = expected, 0 duplicates, 0 orphans, 0 RUNNING).
 
 Small default sizes finish in about two minutes.
 Full size: --jobs 1000 --workers 4
@@ -31,7 +33,7 @@ from pathlib import Path
 from _common import Figure, argument_parser, enqueue, noop_study, print_machine, report, start_worker, working_in
 from worker_throughput import create_database, postgres_server
 
-from hyperspace_hydra.store import COMPLETED, RUNNING, open_store
+from hyperspace_hydra.store import COMPLETED, DIED, QUEUED, RUNNING, open_store
 
 WORKER_ARGS = ("--exit-when-empty", "--lease", "3")
 
@@ -43,6 +45,7 @@ class Outcome:
     seconds: float
     jobs: int
     completed: int
+    died: int
     duplicates: int
     orphans: int
     running_left: int
@@ -85,7 +88,7 @@ def _count(store_uri: str, jobs: int, seconds: float, kills: int, pids: list[int
         states = Counter(job["state"] for job in store.list_jobs())
     per_job = Counter(run["job_id"] for run in runs if run["status"] == COMPLETED)
     return Outcome(
-        seconds=seconds, jobs=jobs, completed=states.get(COMPLETED, 0), duplicates=sum(count > 1 for count in per_job.values()),
+        seconds=seconds, jobs=jobs, completed=states.get(COMPLETED, 0), died=states.get(DIED, 0), duplicates=sum(count > 1 for count in per_job.values()),
         orphans=len(_alive(pids)), running_left=sum(run["status"] == RUNNING for run in runs), kills=kills, pids=pids,
     )  # fmt: skip
 
@@ -105,9 +108,9 @@ def kills_and_a_restart(kill_every: float, restart: Callable[[], None], store_ur
     def disturb(replace_one: Callable[[], None]) -> int:
         kills, restarted = 0, False
         with open_store(store_uri) as store:
-            while (done := sum(job["state"] == COMPLETED for job in store.list_jobs())) < jobs:
+            while any(job["state"] in (QUEUED, RUNNING) for job in (states := store.list_jobs())):
                 time.sleep(kill_every)
-                if not restarted and done >= jobs // 2:
+                if not restarted and sum(job["state"] == COMPLETED for job in states) >= jobs // 2:
                     restart()
                     restarted = True
                     continue
@@ -131,11 +134,11 @@ def main() -> None:
         disturb = kills_and_a_restart(args.kill_every, lambda: cluster.restart(down_seconds=1), chaotic_store, args.jobs)
         chaos = soak(study, chaotic_store, args.jobs, args.workers, disturb)
     details = {
-        name: {key: getattr(outcome, key) for key in ("jobs", "completed", "duplicates", "orphans", "running_left", "kills")}
+        name: {key: getattr(outcome, key) for key in ("jobs", "completed", "died", "duplicates", "orphans", "running_left", "kills")}
         | {"jobs_per_second": round(outcome.jobs_per_second, 2)}
         for name, outcome in (("calm", calm), ("chaos", chaos))
     }
-    print(f"# chaos: {chaos.completed}/{chaos.jobs} completed, {chaos.duplicates} duplicates, {chaos.orphans} orphans, "
+    print(f"# chaos: {chaos.completed}/{chaos.jobs} completed, {chaos.died} died (killed on each of their attempts), {chaos.duplicates} duplicates, {chaos.orphans} orphans, "
           f"{chaos.running_left} left RUNNING, {chaos.kills} kills; {chaos.jobs_per_second:.1f} vs {calm.jobs_per_second:.1f} jobs/s calm")  # fmt: skip
     figure = Figure("chaos_soak.seconds_per_job", ours=chaos.seconds / chaos.jobs, baseline=calm.seconds / calm.jobs, unit="s",
                     note="chaos (kills + a server restart) against calm draining of the same jobs", details=details)  # fmt: skip
