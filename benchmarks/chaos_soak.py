@@ -108,9 +108,9 @@ def kills_and_a_restart(kill_every: float, restart: Callable[[], None], store_ur
     def disturb(replace_one: Callable[[], None]) -> int:
         kills, restarted = 0, False
         with open_store(store_uri) as store:
-            while any(job["state"] in (QUEUED, RUNNING) for job in (states := store.list_jobs())):
+            while QUEUED in (states := [job["state"] for job in store.list_jobs()]) or RUNNING in states:
                 time.sleep(kill_every)
-                if not restarted and sum(job["state"] == COMPLETED for job in states) >= jobs // 2:
+                if not restarted and states.count(COMPLETED) >= jobs // 2:
                     restart()
                     restarted = True
                     continue
