@@ -16,7 +16,8 @@ higher is better), or ``duration``.
 
 Before a query runs, :func:`resolve_paths` checks its paths against the runs it asks about:
 a short name as the runs table shows it (``lr`` for ``optimizer.lr``) becomes its full path,
-and a path that no run has is an error naming the nearest ones, never an empty answer.
+and a path that no run has is an error naming the nearest ones, never an empty answer. So is a
+comparison with a kind of value that no run holds at its path (``lr>zz`` where ``lr`` is a number).
 """
 
 from __future__ import annotations
@@ -118,40 +119,76 @@ def resolve_paths(
     - else an error naming the nearest known paths. Under ``exists`` (and ``missing``) an
       unknown path is kept: asking whether runs have it is the point.
 
+    A filter by ``=``, ``<``, ``>`` or ``in`` whose value is of a kind (number, string, boolean,
+    list) that no sampled run holds at its path is an error too, unless the database finds a run
+    it matches: ``lr>zz`` would otherwise silently match nothing. (``!=`` matches every run then,
+    which is its meaning.)
+
     When no run matches ``task``, ``sweep_id`` and ``status`` (an empty store, say) there is
     nothing to check against and the answer is empty anyway: paths are kept as given.
     """
-    sample = store.list_runs(KNOWN_PATHS_SAMPLE, task=task, sweep_id=sweep_id, status=status, fields=["config", "result", "choices"])
+    sample = store.list_runs(KNOWN_PATHS_SAMPLE, task=task, sweep_id=sweep_id, status=status, fields=[*_VALUE_FIELDS, *_KEYED_FIELDS])
     if not sample:
         return list(where), sort
 
-    def exists_in_store(path: str) -> bool:
-        return bool(store.list_runs(1, task=task, sweep_id=sweep_id, status=status, where=[Condition(path, "exists")], fields=[]))
+    def matches_in_store(condition: Condition) -> bool:
+        return bool(store.list_runs(1, task=task, sweep_id=sweep_id, status=status, where=[condition], fields=[]))
 
-    known = _KnownPaths(sample, exists_in_store)
-    resolved = [
-        dataclasses.replace(condition, path=known.resolve(condition.path, "filter", may_be_unknown=condition.op == "exists"))
-        for condition in where
-    ]
+    known = _KnownPaths(sample, matches_in_store)
+    resolved = [known.checked(condition) for condition in where]
     if sort is None:
         return resolved, None
     path, descending = sort_order(sort)
     return resolved, ("-" if descending else "") + known.resolve(path, "sort", may_be_unknown=False)
 
 
-class _KnownPaths:
-    """The paths of a sample of runs, by the names the runs table gives them, and how to find a path the sample lacks."""
+_VALUE_FIELDS = ("objective", "seed", "status", "task")
+"""Run fields holding one value, whose kinds :func:`resolve_paths` learns (``id`` is always a number)."""
+_KEYED_FIELDS = ("config", "result", "choices")
+"""Run fields holding a mapping, whose paths and kinds of values :func:`resolve_paths` learns."""
+_COMPARED = ("=", "<", ">", "in")
+"""The operators that match nothing when no run holds a value of the compared kind."""
 
-    def __init__(self, runs: Iterable[Mapping[str, Any]], exists_in_store: Callable[[str], bool]) -> None:
+
+class _KnownPaths:
+    """The paths of a sample of runs, by the names the runs table gives them, the kinds of value each holds, and how
+    to ask the database about a path or value the sample lacks."""
+
+    def __init__(self, runs: Iterable[Mapping[str, Any]], matches_in_store: Callable[[Condition], bool]) -> None:
         self._by_table_name: dict[str, str] = {}
-        self._paths: set[str] = set()
+        self._kinds: dict[str, set[str]] = {"id": {_kind(0)}}
         for run in runs:
             config = identity_part(run.get("config") or {})
-            for key in flatten(config):
-                self._by_table_name.setdefault(key, _config_path(config, key))
-            self._paths.update(_field_paths("result", run.get("result")), _field_paths("choices", run.get("choices")))
-        self._paths.update(self._by_table_name.values())
-        self._exists_in_store = exists_in_store
+            for key, value in flatten(config).items():
+                self._learn(self._by_table_name.setdefault(key, _config_path(config, key)), value)
+            for field in _VALUE_FIELDS:
+                self._learn(field, run.get(field))
+            for field in _KEYED_FIELDS[1:]:
+                for key, value in _field_values(field, run.get(field)).items():
+                    self._learn(key, value)
+        self._paths = set(self._kinds) - {*RUN_VALUE_PATHS}
+        self._matches_in_store = matches_in_store
+
+    def _learn(self, path: str, value: Any) -> None:
+        kinds = self._kinds.setdefault(path, set())
+        if value is not None:
+            kinds.add(_kind(value))
+
+    def checked(self, condition: Condition) -> Condition:
+        """``condition`` with its path resolved (:meth:`resolve`); an error when it compares with a kind of value that
+        no run holds there (see :func:`resolve_paths`)."""
+        path = self.resolve(condition.path, "filter", may_be_unknown=condition.op == "exists")
+        resolved = dataclasses.replace(condition, path=path)
+        held = self._kinds.get(path)
+        if condition.op not in _COMPARED or not held:
+            return resolved
+        compared = {_kind(item) for item in condition.value} if condition.op == "in" else {_kind(condition.value)}
+        if compared & held or self._matches_in_store(resolved):
+            return resolved
+        raise HyperspaceError(
+            f"the filter on {_table_name(condition.path)!r} compares with {' or '.join(sorted(compared))}, but the runs hold"
+            f" {' or '.join(sorted(held))} there: it would match nothing"
+        )
 
     def resolve(self, path: str, role: str, may_be_unknown: bool) -> str:
         """The full path that ``path`` names (see :func:`resolve_paths`); raises :class:`HyperspaceError` if none or several."""
@@ -163,7 +200,7 @@ class _KnownPaths:
             return named[0]
         if named:
             raise HyperspaceError(f"the {role} path {path!r} is ambiguous: it names {', '.join(named)}; use a longer dotted suffix")
-        if may_be_unknown or self._exists_in_store(path):
+        if may_be_unknown or self._matches_in_store(Condition(path, "exists")):
             return path
         raise HyperspaceError(f"no run has the {role} path {path!r}: {self._nearest(path)}")
 
@@ -184,14 +221,30 @@ def _config_path(config: Mapping[str, Any], key: str) -> str:
     return f"{key}._target_" if isinstance(node, Mapping) and "_target_" in node else key
 
 
-def _field_paths(field: str, value: Any) -> list[str]:
-    """``result.<key>`` (``choices.<group>``) paths of a run's result (choices), when it is a mapping."""
-    return [f"{field}.{key}" for key in flatten(value)] if isinstance(value, Mapping) else []
+def _field_values(field: str, value: Any) -> dict[str, Any]:
+    """The values of a run's result (choices) by their ``result.<key>`` (``choices.<group>``) paths, when it is a mapping."""
+    return {f"{field}.{key}": item for key, item in flatten(value).items()} if isinstance(value, Mapping) else {}
+
+
+def _kind(value: Any) -> str:
+    """The kind of a value as filters compare it: ``a number`` (ints and floats compare as one), ``a string``…"""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "a mapping"
 
 
 def store_path(path: str) -> str:
     """A path as the runs table names it, as the store names it: the table's ``result`` column is the objective."""
     return "objective" if path == "result" else path
+
+
+def _table_name(path: str) -> str:
+    """A path as the user names it: the objective is the runs table's ``result`` column (the inverse of :func:`store_path`)."""
+    return "result" if path == "objective" else path
 
 
 def _value(text: str, raw: str) -> Any:

@@ -109,6 +109,8 @@ def test_runs_ls_filters_and_sorts_by_the_names_its_columns_show(four_runs: Path
         (["--where", "dept<3"], "error: no run has the filter path 'dept': did you mean depth"),
         (["--where", "_target_=x"], "error: the filter path '_target_' is ambiguous: it names model._target_, model.layer._target_, model.optimizer._target_"),
         (["--sort", "-duration", "--where", "duration>1"], "error: invalid filter 'duration>1': duration can be sorted by"),
+        (["--where", "lr>zz"], "error: the filter on 'lr' compares with a string, but the runs hold a number there: it would match nothing"),
+        (["--where", "result<low"], "error: the filter on 'result' compares with a string, but the runs hold a number there"),
     ],
 )
 def test_runs_ls_refuses_a_path_no_run_has(four_runs: Path, args: list[str], message: str) -> None:

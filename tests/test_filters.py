@@ -151,3 +151,30 @@ def test_paths_are_taken_as_given_when_no_run_is_selected(store: Store, optimize
     assert _ids(store, ["bogus<1"], sort="bogus", task="imdb") == []
     with open_store(store.uri.replace("store.db", "empty.db")) as empty:
         assert _ids(empty, ["bogus<1"], sort="-bogus") == []
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    (["lr>zz"], "the filter on 'lr' compares with a string, but the runs hold a number there: it would match nothing"),
+    (["optimizer.lr=fast"], "the filter on 'optimizer.lr' compares with a string, but the runs hold a number there"),
+    (["epochs in [a, b]"], "the filter on 'epochs' compares with a string, but the runs hold a number there"),
+    (["optimizer=1"], "the filter on 'optimizer' compares with a number, but the runs hold a string there"),
+    (["result.accuracy>high"], "the filter on 'result.accuracy' compares with a string, but the runs hold a number there"),
+    (["accuracy>high"], "the filter on 'accuracy' compares with a string, but the runs hold a number there"),
+    (["status=1"], "the filter on 'status' compares with a number, but the runs hold a string there"),
+    (["id>x"], "the filter on 'id' compares with a string, but the runs hold a number there"),
+])  # fmt: skip
+def test_a_comparison_with_a_kind_of_value_no_run_holds_is_an_error(store: Store, optimizers: list[int], where: list[str], message: str) -> None:
+    with pytest.raises(HyperspaceError) as raised:
+        _ids(store, where)
+    assert str(raised.value).startswith(message) and "\n" not in str(raised.value), raised.value
+
+
+def test_a_kind_of_value_only_older_runs_hold_is_found_by_the_database(store: Store, optimizers: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    older = _run(store, {"optimizer": {"_target_": "m.SGD", "lr": "auto"}}, seconds=1)
+    newer = [_run(store, {"optimizer": {"_target_": "m.SGD", "lr": 0.5}}, seconds=1) for _ in range(2)]
+    monkeypatch.setattr(filters, "KNOWN_PATHS_SAMPLE", len(newer))
+    assert _ids(store, ["lr=auto"]) == [older]
+    assert _ids(store, ["lr!=auto"]) == [*optimizers, *newer], "!= matches whatever the kinds"
+    assert _ids(store, ["lr in [auto, 0.5]"]) == [older, *newer], "one kind held is enough"
+    with pytest.raises(HyperspaceError, match="compares with a boolean, but the runs hold a number there"):
+        _ids(store, ["lr=true"])
