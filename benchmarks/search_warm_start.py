@@ -17,8 +17,8 @@ and sampler latency per trial with many past runs in the store.
 2. Latency of one ask with N past runs in the store (``--past``; full sizes 1000 10000), as a
    worker asks: one trial at a time, each completed before the next ask. Ours reads the history
    from the store and asks (a process reads each past run once and keeps the study of the
-   search, so its first ask reads all N runs and tells them all, later ones read only the ids
-   and tell what changed: ``details.first_ask_ms``); the baseline asks an in-memory Optuna
+   search, so its first ask reads all N runs and tells them all, later ones count the completed
+   runs in the database, read only runs newer than those judged, and tell what changed: ``details.first_ask_ms``); the baseline asks an in-memory Optuna
    study that already holds the same N trials (a driver that stays open). Ratio: ours /
    baseline, the mean over ``--repeats`` asks after the first.
 

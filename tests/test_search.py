@@ -24,7 +24,7 @@ from hyperspace_hydra.hpo.history import base_key, comparable_config, judge, lef
 from hyperspace_hydra.hpo.search import history, sweep_trials
 from hyperspace_hydra.hpo.space import parse_space
 from hyperspace_hydra.hpo.tuner import SAMPLERS, SearchSpec, Trial, ask, build_study
-from hyperspace_hydra.store import COMPLETED, FAILED, NewJob, open_store
+from hyperspace_hydra.store import COMPLETED, FAILED, Condition, NewJob, open_store
 
 
 def test_every_space_form_parses_to_an_optuna_distribution() -> None:
@@ -122,10 +122,12 @@ def test_history_reads_each_completed_run_once_and_finds_runs_that_end_late(tmp_
     late = store.start_run({"task": "t", "config": {"x": 0.9}})  # starts first, ends after newer runs were read
     finished(0.1), finished(5.0), finished(0.2, "FAILED"), finished(0.4, sweep_id=7)
     read: list[int] = []
+    queries: list[dict] = []
     listing = store.list_runs
 
     def reading(**kwargs: object) -> list[dict]:
         runs = listing(**kwargs)
+        queries.append(kwargs)
         read.extend(run["_id"] for run in runs if "config" in run)
         return runs
 
@@ -134,8 +136,13 @@ def test_history_reads_each_completed_run_once_and_finds_runs_that_end_late(tmp_
     finished(0.9, run_id=late), finished(0.3)
     assert history(store, spec).trials == [Trial({"x": 0.9}, 0.9), Trial({"x": 0.1}, 0.1), Trial({"x": 0.4}, 0.4), Trial({"x": 0.3}, 0.3)]
     finished(0.5)
+    queries.clear()
     assert [trial.value for trial in history(store, spec, sweep_id=7).trials] == [0.9, 0.1, 0.3, 0.5]
+    assert len(queries) == 1 and queries[0]["where"] == [Condition("id", ">", 6)], "a run after those judged: only it is read"
     assert len(read) == len(set(read)) == 6, "each completed run read once"
+    queries.clear()
+    history(store, spec)
+    assert queries == [], "nothing new: the count alone says so"
 
 
 def test_a_sweeps_trials_are_read_with_one_query(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

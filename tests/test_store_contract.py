@@ -219,6 +219,18 @@ def test_list_runs_is_oldest_first_and_limit_keeps_the_newest(store: Store) -> N
     assert [run["_id"] for run in store.list_runs(limit=2)] == ids[-2:]
 
 
+def test_count_runs_counts_what_list_runs_returns(store: Store) -> None:
+    for task, objective in (("a", 0.1), ("a", 0.9), ("b", 0.5)):
+        store.finish_run(store.start_run({"task": task}), COMPLETED, {"objective": objective})
+    running = store.start_run({"task": "a"})
+    selections: list[dict[str, Any]] = [
+        {}, {"task": "a"}, {"task": "a", "status": COMPLETED}, {"status": RUNNING}, {"where": [Condition("objective", ">", 0.3)]},
+        {"task": "a", "where": [Condition("id", ">", running)]}, {"sweep_id": 7},
+    ]  # fmt: skip
+    assert [store.count_runs(**selection) for selection in selections] == [len(store.list_runs(**selection)) for selection in selections]
+    assert [store.count_runs(**selection) for selection in selections] == [4, 3, 2, 1, 2, 0, 0]
+
+
 def test_list_runs_reads_only_the_fields_asked_for(store: Store) -> None:
     run_id = store.start_run({"task": "t", "config": {"a": 1}, "captured_out": "x" * 2_000_000, "choices": {"m": "s"}})
     store.finish_run(run_id, COMPLETED, {"objective": 0.5})

@@ -51,21 +51,23 @@ def history(store: Store, spec: SearchSpec, sweep_id: int | None = None) -> Hist
     (none unless ``warm_start``; see :mod:`hyperspace_hydra.hpo.history`), the runs of sweep ``sweep_id`` left out.
 
     A completed run does not change, so a process judges each one once per search (the
-    store's URI and the spec's task, metric, space, bases and ignore list): each call reads
-    the ids of the task's completed runs, then only the runs it has not read yet, and only
-    the fields that decide where they lie.
+    store's URI and the spec's task, metric, space, bases and ignore list), reading only the
+    fields that decide where it lies. A later call counts the task's completed runs in the
+    database and reads only the runs after the newest one it judged; only when the count
+    says that is not all (a run with a smaller id committed late, or runs imported with
+    older ids) does it read the ids of all of them, then the runs it has not judged.
     """
     if not spec.warm_start:
         return History()
-    known = _known_runs.setdefault((store.uri, _selection_key(spec)), {})
-    completed = {run["_id"]: run["sweep_id"] for run in store.list_runs(task=spec.task, status=COMPLETED, fields=["sweep_id"])}
-    unread = sorted(set(completed) - set(known))
-    if unread:
-        known.update(_read_verdicts(store, spec, _selecting(unread, known)))
+    judged = _judged_runs.setdefault((store.uri, _selection_key(spec)), {})
+    completed = store.count_runs(task=spec.task, status=COMPLETED)
+    if completed > len(judged):
+        judged.update(_read_verdicts(store, spec, [Condition("id", ">", next(reversed(judged)))] if judged else []))
+    if completed != len(judged):
+        _catch_up(store, spec, judged)
     found = History()
-    for run_id, run_sweep in sorted(completed.items()):
-        verdict = known.get(run_id)
-        if verdict is None or (sweep_id is not None and run_sweep == sweep_id):
+    for run_sweep, verdict in judged.values():
+        if sweep_id is not None and run_sweep == sweep_id:
             continue
         if verdict.trial is not None:
             found.trials.append(verdict.trial)
@@ -74,8 +76,8 @@ def history(store: Store, spec: SearchSpec, sweep_id: int | None = None) -> Hist
     return found
 
 
-_known_runs: dict[tuple[str, str], dict[int, Verdict]] = {}
-"""Per search, the completed runs this process has judged: run id -> its verdict."""
+_judged_runs: dict[tuple[str, str], dict[int, tuple[int | None, Verdict]]] = {}
+"""Per search, the completed runs this process has judged, oldest first: run id -> (its sweep, its verdict)."""
 _LONGEST_ID_LIST = 100
 
 
@@ -84,19 +86,23 @@ def _selection_key(spec: SearchSpec) -> str:
     return json.dumps([spec.task, spec.metric, space_to_json(spec.space), spec.groups, spec.history_ignore, spec.bases], sort_keys=True)
 
 
-def _selecting(unread: Sequence[int], known: Mapping[int, Any]) -> list[Condition]:
-    """Conditions on the run id that select at least the ``unread`` runs (ascending ids), and few others."""
-    if known and unread[0] > max(known):
-        return [Condition("id", ">", max(known))]
-    if known and len(unread) <= _LONGEST_ID_LIST:
-        return [Condition("id", "in", list(unread))]
-    return []
+def _catch_up(store: Store, spec: SearchSpec, judged: dict[int, tuple[int | None, Verdict]]) -> None:
+    """Make ``judged`` hold exactly the task's completed runs: read their ids, then judge the ones it lacks."""
+    completed = {run["_id"] for run in store.list_runs(task=spec.task, status=COMPLETED, fields=[])}
+    unread = sorted(completed - set(judged))
+    if len(unread) > _LONGEST_ID_LIST:
+        judged.update(_read_verdicts(store, spec, []))
+    elif unread:
+        judged.update(_read_verdicts(store, spec, [Condition("id", "in", unread)]))
+    kept = {run_id: judged[run_id] for run_id in sorted(completed)}
+    judged.clear()
+    judged.update(kept)
 
 
-def _read_verdicts(store: Store, spec: SearchSpec, where: Sequence[Condition]) -> dict[int, Verdict]:
-    """The task's completed runs that match ``where``, each judged against the search."""
-    runs = store.list_runs(task=spec.task, status=COMPLETED, where=where, fields=HISTORY_FIELDS)
-    return {run["_id"]: judge(run, spec) for run in runs}
+def _read_verdicts(store: Store, spec: SearchSpec, where: Sequence[Condition]) -> dict[int, tuple[int | None, Verdict]]:
+    """The task's completed runs that match ``where``, each with its sweep and judged against the search."""
+    runs = store.list_runs(task=spec.task, status=COMPLETED, where=where, fields=[*HISTORY_FIELDS, "sweep_id"])
+    return {run["_id"]: (run["sweep_id"], judge(run, spec)) for run in runs}
 
 
 def sweep_trials(store: Store, jobs: Sequence[dict[str, Any]], spec: SearchSpec) -> list[Trial]:

@@ -567,6 +567,10 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def count_runs(self, *, task: str | None = None, sweep_id: int | None = None, status: str | None = None, where: Sequence[Condition] = ()) -> int:
+        """How many runs :meth:`list_runs` returns for these filters, counted by the database (no run is read)."""
+
+    @abc.abstractmethod
     def get_metrics(self, run_id: int) -> dict[str, dict[str, list[Any]]]:
         """Return each metric of a run as ``{name: {"steps": [...], "values": [...], "timestamps": [...]}}``.
 

@@ -421,6 +421,10 @@ class MongoStore(Store):
         return {"$and": clauses} if clauses else {}
 
     @_reachable
+    def count_runs(self, *, task: str | None = None, sweep_id: int | None = None, status: str | None = None, where: Sequence[Condition] = ()) -> int:
+        return int(self._db.runs.count_documents(self._run_selection(task, sweep_id, status, where)))
+
+    @_reachable
     def get_metrics(self, run_id: int) -> dict[str, dict[str, list[Any]]]:
         self._require_run(run_id)
         points: dict[str, list[tuple[Any, Any, Any]]] = {}

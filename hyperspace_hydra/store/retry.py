@@ -113,6 +113,9 @@ class RetryingStore(Store):
             lambda: self.store.list_runs(limit, task=task, sweep_id=sweep_id, status=status, where=where, sort=sort, fields=fields, offset=offset),
         )
 
+    def count_runs(self, *, task: str | None = None, sweep_id: int | None = None, status: str | None = None, where: Sequence[Condition] = ()) -> int:
+        return self._retry("count_runs", lambda: self.store.count_runs(task=task, sweep_id=sweep_id, status=status, where=where))
+
     def get_metrics(self, run_id: int) -> dict[str, dict[str, list[Any]]]:
         return self._retry("get_metrics", lambda: self.store.get_metrics(run_id))
 

@@ -276,6 +276,12 @@ class SQLStore(Store):
         return documents[::-1] if sort is None else documents  # unsorted: the newest `limit` runs, oldest first
 
     @reachable
+    def count_runs(self, *, task: str | None = None, sweep_id: int | None = None, status: str | None = None, where: Sequence[Condition] = ()) -> int:
+        filters = run_filters(self._engine.dialect.name, task, sweep_id, status, where)
+        with self._engine.connect() as connection:
+            return int(connection.execute(sa.select(sa.func.count()).select_from(RUNS).where(*filters)).scalar_one())
+
+    @reachable
     def get_metrics(self, run_id: int) -> dict[str, dict[str, list[Any]]]:
         query = (
             sa.select(METRICS.c.name, METRICS.c.step, METRICS.c.value, METRICS.c.timestamp)
