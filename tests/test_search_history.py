@@ -37,15 +37,29 @@ def test_a_defaults_only_parameter_is_searched_without_plus_and_past_runs_count_
 
 
 def test_a_fixed_defaults_only_parameter_pins_the_history_to_its_value(probe_study: Path) -> None:
-    """Fixed in the sweeper's params without ``+`` (on the command line Hydra itself wants ``+``/``++``
-    for a key its YAML lacks, before any sweeper starts)."""
+    """Fixed without ``+``, in the sweeper's params and on the command line (local and queued)."""
     _succeeded(run_app(probe_study, "probe.run", "+model.dropout=0.3", "score=2"))
     _succeeded(run_app(probe_study, "probe.run", "score=3"))  # dropout 0.1, its default
     fixed = "++hydra.sweeper.params={model.dropout:'0.3'}"
     searched = _succeeded(run_app(probe_study, "probe.run", *LOCAL, "score=interval(0, 10)", fixed, "hydra.sweeper.n_trials=2"))
     assert "1 past run(s) as history, 1 excluded (1: model.dropout differs)" in searched
-    _succeeded(run_app(probe_study, "probe.run", *LOCAL, "score=interval(0, 10)", "++model.dropout=0.3", "hydra.sweeper.n_trials=1"))
-    assert [run["config"]["model"]["dropout"] for run in _runs(probe_study)[2:]] == [0.3, 0.3, 0.3]
+    searched = _succeeded(run_app(probe_study, "probe.run", *LOCAL, "score=interval(0, 10)", "model.dropout=0.3", "hydra.sweeper.n_trials=1"))
+    assert "3 past run(s) as history, 1 excluded (1: model.dropout differs)" in searched
+    queued = [*LOCAL, "hydra/launcher=hyperspace", "score=interval(0, 10)", "model.dropout=0.3", "hydra.sweeper.n_trials=1"]
+    _succeeded(run_app(probe_study, "probe.run", *queued))
+    run_worker(probe_study)
+    trials = _runs(probe_study)[2:]
+    assert [run["config"]["model"]["dropout"] for run in trials] == [0.3] * 4 and trials[-1]["status"] == "COMPLETED"
+    assert "++model.dropout=0.3" in trials[-1]["overrides"], "a trial sets it as the sweeper writes it"
+
+
+def test_a_defaults_only_parameter_is_set_plainly_and_an_unknown_one_is_still_refused(probe_study: Path) -> None:
+    _succeeded(run_app(probe_study, "probe.run", "model.dropout=0.2", "model.layer.activation=tanh"))
+    [run] = _runs(probe_study)
+    assert run["config"]["model"]["dropout"] == 0.2 and run["config"]["model"]["layer"]["activation"] == "tanh"
+    assert run["overrides"] == ["model.dropout=0.2", "model.layer.activation=tanh"]
+    refused = run_app(probe_study, "probe.run", "model.dropoutt=0.2")
+    assert refused.returncode != 0 and "Could not override 'model.dropoutt'" in refused.stderr, refused.stderr
 
 
 def test_a_run_that_differs_in_an_unsearched_parameter_is_excluded_and_counted_with_its_reason(probe_study: Path) -> None:
