@@ -18,7 +18,7 @@ from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import COMPLETED, FAILED, INTERRUPTED, MetricPoint, Store, open_store
 from hyperspace_hydra.store.base import FinishedRun
 from hyperspace_hydra.store.mongo import CAPTURED_OUT_TAIL_CHARS
-from hyperspace_hydra.store_copy import PAGE_RUNS, copy_runs
+from hyperspace_hydra.store_copy import PAGE_RUNS, copy_store
 
 NOW = dt.datetime(2026, 11, 1, 12, 0, 0, 123000)  # milliseconds: what MongoDB keeps
 LONG_OUTPUT = "".join(f"step {index}\n" for index in range(50_000))
@@ -147,7 +147,7 @@ def test_a_round_trip_sqlite_postgresql_mongodb_sqlite_gives_equal_runs(tmp_path
         originals = {run["_id"]: (run, source.get_metrics(run["_id"])) for run in source.list_runs()}
         with open_store(postgres_uri) as postgres, mongo_backend.open() as mongo, open_store(f"sqlite:///{tmp_path}/back.db") as back:
             for hop_source, hop_destination in ((source, postgres), (postgres, mongo), (mongo, back)):
-                report = copy_runs(hop_source, hop_destination)
+                report = copy_store(hop_source, hop_destination)
                 assert (report.copied, report.ids_kept, report.verified) == (3, True, True)
             for run_id, (original, metrics) in originals.items():
                 heartbeat = original["heartbeat"]  # the store's clock, to the microsecond: MongoDB keeps milliseconds
