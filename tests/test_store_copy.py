@@ -28,7 +28,7 @@ from hyperspace_hydra.store import (
     Store,
     open_store,
 )
-from hyperspace_hydra.store.base import FinishedRun
+from hyperspace_hydra.store.base import Condition, FinishedRun
 from hyperspace_hydra.store.mongo import CAPTURED_OUT_TAIL_CHARS
 from hyperspace_hydra.store_copy import PAGE_RUNS, copy_store
 
@@ -342,3 +342,14 @@ def test_with_queue_is_refused_while_a_job_runs_in_the_source_and_nothing_is_wri
     with_where = hyperspace(tmp_path, "store", "copy", source_uri, f"sqlite:///{tmp_path}/destination.db", "--with-queue", "--where", "lr>0")
     assert with_where.returncode == 2 and with_where.stderr.startswith("error: --with-queue moves the whole queue and takes no --where")
     assert not (tmp_path / "destination.db").exists()
+
+
+def test_with_where_only_the_jobs_and_sweeps_of_the_selected_runs_are_copied(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path}/source.db") as source, open_store(f"sqlite:///{tmp_path}/destination.db") as destination:
+        _queue_history(source)
+        selected = source.list_runs(where=[Condition("job", "=", 1)])
+        report = copy_store(source, destination, [Condition("job", "=", 1)])
+        assert (report.copied, report.sweeps.copied, report.jobs.copied, report.verified) == (1, 1, 1, True)
+        [run], [job], [sweep] = destination.list_runs(), destination.list_jobs(), destination.list_sweeps()
+        assert run["info"]["copied_from"]["id"] == selected[0]["_id"] and (run["job_id"], run["sweep_id"]) == (job["id"], sweep["id"])
+        assert (job["copied_from"]["id"], job["run_id"], job["sweep_id"], sweep["kind"]) == (1, run["_id"], sweep["id"], "grid")
