@@ -25,7 +25,7 @@ from hyperspace_hydra.config import config_hash
 from hyperspace_hydra.sacred_import import ClassKeys, ImportOptions, import_runs, import_sacred, mongo_runs
 from hyperspace_hydra.store import COMPLETED, FAILED, open_store
 from hyperspace_hydra.store.mongo import MongoStore
-from hyperspace_hydra.store_copy import copy_runs
+from hyperspace_hydra.store_copy import copy_store
 
 mongomock.gridfs.enable_gridfs_integration()
 
@@ -281,7 +281,7 @@ def test_a_database_sacred_wrote_can_be_copied_from_as_it_is(tmp_path: Path) -> 
     run_sacred_experiments(MongoObserver.create_from(database.runs, gridfs.GridFS(database), metrics_collection=database.metrics))
     before = {name: list(database[name].find()) for name in database.list_collection_names()}
     with MongoStore("mongodb://localhost/sacred", client=client, read_only=True) as source, open_store(f"sqlite:///{tmp_path}/copy.db") as destination:
-        report = copy_runs(source, destination)
+        report = copy_store(source, destination)
         assert (report.copied, report.verified, report.source) == (2, True, {COMPLETED: 1, FAILED: 1})
         copied = destination.get_run(1)
         assert copied["config"] == database.runs.find_one({"_id": 1})["config"] and copied["task"] is None

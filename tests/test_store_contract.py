@@ -39,7 +39,7 @@ from hyperspace_hydra.store import (
     sql,
     sql_schema,
 )
-from hyperspace_hydra.store.base import RUN_FIELDS, STALE_RUN, STALE_RUN_SECONDS, Condition, FinishedRun, run_pages
+from hyperspace_hydra.store.base import RUN_FIELDS, STALE_RUN, STALE_RUN_SECONDS, Condition, FinishedRun, WholeRow, job_pages, run_pages
 from hyperspace_hydra.store.mongo import MongoStore
 
 mongomock.gridfs.enable_gridfs_integration()  # lets pymongo's GridFS work on mongomock's databases
@@ -461,15 +461,17 @@ def test_a_store_of_schema_version_1_is_upgraded_and_its_runs_get_their_sweep(ba
     with backend.open() as store:
         assert _ids(store, sweep_id=grid.sweep_id) == [of_the_grid] and alone not in _ids(store, sweep_id=grid.sweep_id)
         assert store.get_sweep(search)["state"] == RUNNING and store.get_sweep(grid.sweep_id)["state"] is None
-        assert store.summary()["schema_version"] in (2, "2")
+        assert store.summary()["schema_version"] in (3, "3")
+        assert store.get_sweep(search)["copied_from"] is None and store.list_jobs()[0]["copied_from"] is None
 
 
 def _make_version_1(backend: Backend) -> None:
-    """Take the store back to schema version 1: no ``sweep_id`` on runs, no ``state`` on sweeps."""
+    """Take the store back to schema version 1: no ``sweep_id`` on runs, no ``state`` or ``copied_from`` on sweeps, no ``copied_from`` on jobs."""
     if backend.mongo is not None:
         database = backend.database()
         database.runs.update_many({}, {"$unset": {"sweep_id": ""}})
-        database.sweeps.update_many({}, {"$unset": {"state": ""}})
+        database.sweeps.update_many({}, {"$unset": {"state": "", "copied_from": ""}})
+        database.jobs.update_many({}, {"$unset": {"copied_from": ""}})
         database.store_meta.update_one({"_id": "schema_version"}, {"$set": {"value": 1}})
         return
     import sqlalchemy
@@ -480,6 +482,8 @@ def _make_version_1(backend: Backend) -> None:
         connection.exec_driver_sql("DROP INDEX ix_runs_task_status_id")
         connection.exec_driver_sql("ALTER TABLE runs DROP COLUMN sweep_id")
         connection.exec_driver_sql("ALTER TABLE sweeps DROP COLUMN state")
+        connection.exec_driver_sql("ALTER TABLE sweeps DROP COLUMN copied_from")
+        connection.exec_driver_sql("ALTER TABLE jobs DROP COLUMN copied_from")
     engine.dispose()
     _set_sql_schema_version(backend.uri, 1)
 
@@ -917,3 +921,79 @@ def test_run_pages_reads_every_matching_run_once_in_id_order(store: Store) -> No
     pages = list(run_pages(store, [Condition("task", "=", "t")], ["task"], size=2))
     assert [[run["_id"] for run in page] for page in pages] == [[ids[1], ids[2]], [ids[4], ids[5]]]
     assert [len(page) for page in run_pages(store, size=3)] == [3, 3, 1]
+
+
+# ---- sweeps and jobs written whole (store copy) ----------------------------------------------
+
+ORIGIN = {"store": "sqlite:///elsewhere.db", "id": 7}
+
+
+def _whole_sweep(**fields: Any) -> dict[str, Any]:
+    spec = {"space": {"lr": "interval(0.001, 0.1)"}, "sampler": {"name": "tpe", "seed": 3}}
+    return {"study": "s", "kind": "search", "command": "run.py lr=...", "spec": spec, "state": RUNNING, "created_at": NOW, "copied_from": ORIGIN, **fields}
+
+
+def _whole_job(sweep_id: int, state: str = COMPLETED, **fields: Any) -> dict[str, Any]:
+    return {
+        "study": "s", "sweep_id": sweep_id, "overrides": ["lr=0.01"], "config": {"lr": 0.01}, "config_hash": f"hash-{state}",
+        "state": state, "attempts": 1, "max_attempts": 3, "worker": "host:1", "token": "t0k3n", "lease_expires_at": NOW,
+        "created_at": NOW, "claimed_at": NOW, "finished_at": NOW, "error": None, "run_id": None, "copied_from": ORIGIN, **fields,
+    }  # fmt: skip
+
+
+def test_whole_sweeps_keep_every_field_and_given_ids_and_later_ids_are_higher(store: Store) -> None:
+    assert store.add_whole_sweeps([WholeRow(_whole_sweep(), row_id=40), WholeRow(_whole_sweep(kind="grid", state=None))])[0] == 40
+    sweep = store.get_sweep(40)
+    assert {key: sweep[key] for key in _whole_sweep()} == _whole_sweep() and sweep["counts"] == {}
+    assert store.enqueue("s", [_job("a")], {"kind": "grid"}).sweep_id > 40
+    with pytest.raises(HyperspaceError, match="sweep id 40 is taken"):
+        store.add_whole_sweeps([WholeRow(_whole_sweep(), row_id=41), WholeRow(_whole_sweep(), row_id=40)])
+    with pytest.raises(ValueError):
+        store.add_whole_sweeps([WholeRow(_whole_sweep(colour="red"))])
+    assert len(store.list_sweeps()) == 3
+
+
+def test_whole_jobs_keep_their_fields_but_no_claim_and_queued_ones_are_claimed(store: Store) -> None:
+    [sweep_id] = store.add_whole_sweeps([WholeRow(_whole_sweep())])
+    done, queued = store.add_whole_jobs([WholeRow(_whole_job(sweep_id), row_id=50), WholeRow(_whole_job(sweep_id, QUEUED, attempts=0))])
+    assert done == 50 and queued > 50
+    job = store.list_jobs(job_ids=[50])[0]
+    assert {key: job[key] for key in _whole_job(sweep_id)} == {**_whole_job(sweep_id), "token": None, "lease_expires_at": None}
+    assert store.get_sweep(sweep_id)["counts"] == {COMPLETED: 1, QUEUED: 1}
+    claimed = store.claim("s", "w", 60)
+    assert claimed is not None and claimed.claim.job_id == queued and claimed.sweep_id == sweep_id
+    assert store.add_jobs(sweep_id, [_job("next")], expected_jobs=2) is not None, "a copied search grows on"
+    assert store.enqueue("s", [_job("b")], {"kind": "grid"}).enqueued[0] > queued
+
+
+def test_whole_jobs_need_a_sweep_of_the_store_a_state_without_a_claim_and_free_ids(store: Store) -> None:
+    [sweep_id] = store.add_whole_sweeps([WholeRow(_whole_sweep())])
+    store.add_whole_jobs([WholeRow(_whole_job(sweep_id), row_id=5)])
+    with pytest.raises(JobNotFoundError, match=f"no sweep with id {sweep_id + 1}"):
+        store.add_whole_jobs([WholeRow(_whole_job(sweep_id), row_id=6), WholeRow(_whole_job(sweep_id + 1))])
+    with pytest.raises(ValueError, match="RUNNING"):
+        store.add_whole_jobs([WholeRow(_whole_job(sweep_id, RUNNING))])
+    with pytest.raises(HyperspaceError, match="job id 5 is taken"):
+        store.add_whole_jobs([WholeRow(_whole_job(sweep_id), row_id=5)])
+    assert [job["id"] for job in store.list_jobs()] == [5]
+
+
+def test_a_finished_run_that_is_its_jobs_run_becomes_the_jobs_run_id_in_the_same_write(store: Store) -> None:
+    [sweep_id] = store.add_whole_sweeps([WholeRow(_whole_sweep())])
+    [job_id] = store.add_whole_jobs([WholeRow(_whole_job(sweep_id))])
+    died, completed = store.add_finished_runs([
+        FinishedRun(_recorded_elsewhere(job_id=job_id, sweep_id=sweep_id, status=DIED)),
+        FinishedRun(_recorded_elsewhere(job_id=job_id, sweep_id=sweep_id, status=COMPLETED), is_job_run=True),
+    ])  # fmt: skip
+    assert store.list_jobs(job_ids=[job_id])[0]["run_id"] == completed
+    assert _ids(store, sweep_id=sweep_id) == [died, completed]
+    with pytest.raises(ValueError, match="job_id"):
+        store.add_finished_runs([FinishedRun(_recorded_elsewhere(), is_job_run=True)])
+
+
+def test_job_pages_read_every_job_in_the_states_once_in_id_order(store: Store) -> None:
+    enqueued = store.enqueue("s", [_job(str(index)) for index in range(7)], {"kind": "grid"}).enqueued
+    store.change_jobs([QUEUED], PAUSED, job_ids=enqueued[:2])
+    assert [[job["id"] for job in page] for page in job_pages(store, [QUEUED], size=2)] == [enqueued[2:4], enqueued[4:6], enqueued[6:]]
+    assert [job["id"] for job in store.list_jobs(after_id=enqueued[0], limit=1)] == enqueued[1:2]
+    assert store.list_jobs(limit=0) == []

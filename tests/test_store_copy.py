@@ -1,4 +1,4 @@
-"""``hyperspace store copy``: finished runs with their metrics and output, between real SQLite and PostgreSQL stores."""
+"""``hyperspace store copy``: sweeps, jobs and finished runs with their metrics and output, between real SQLite, PostgreSQL and MongoDB (mongomock) stores."""
 
 from __future__ import annotations
 
@@ -11,14 +11,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HYPERSPACE, clean_env, hyperspace, wait_until
+from conftest import HYPERSPACE, clean_env, enqueue, hyperspace, run_worker, wait_until
 from test_store_contract import MONGO_SERVER_ENV, Backend, make_backend
 
 from hyperspace_hydra.settings import redact_credentials
-from hyperspace_hydra.store import COMPLETED, FAILED, INTERRUPTED, MetricPoint, Store, open_store
-from hyperspace_hydra.store.base import FinishedRun
+from hyperspace_hydra.store import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    INTERRUPTED,
+    PAUSED,
+    QUEUED,
+    RUNNING,
+    MetricPoint,
+    NewJob,
+    Store,
+    open_store,
+)
+from hyperspace_hydra.store.base import Condition, FinishedRun
 from hyperspace_hydra.store.mongo import CAPTURED_OUT_TAIL_CHARS
-from hyperspace_hydra.store_copy import PAGE_RUNS, copy_runs
+from hyperspace_hydra.store_copy import PAGE_RUNS, copy_store
 
 NOW = dt.datetime(2026, 11, 1, 12, 0, 0, 123000)  # milliseconds: what MongoDB keeps
 LONG_OUTPUT = "".join(f"step {index}\n" for index in range(50_000))
@@ -98,8 +110,11 @@ def test_a_copy_stopped_by_ctrl_c_leaves_whole_runs_and_a_rerun_ends_equal_to_an
     with open_store(source_uri) as source:
         one = _record(source, COMPLETED, 3, output=SHORT_OUTPUT)
         document = {name: value for name, value in source.get_run(one).items() if name != "_id"}
-        for start in range(1, RUNS_TO_INTERRUPT, 500):  # the other runs are its copies, written fast
-            source.add_finished_runs([FinishedRun(document, source.get_metrics(one))] * min(500, RUNS_TO_INTERRUPT - start))
+        grid = source.enqueue("study", [NewJob([f"i={index}"], {"i": index}, f"i-{index}") for index in range(1, RUNS_TO_INTERRUPT)], {"kind": "grid"})
+        source.change_jobs([QUEUED], COMPLETED)
+        for start in range(0, RUNS_TO_INTERRUPT - 1, 500):  # the other runs are its copies, each the run of a job, written fast
+            of_jobs = [{**document, "job_id": job_id, "sweep_id": grid.sweep_id} for job_id in grid.enqueued[start : start + 500]]
+            source.add_finished_runs([FinishedRun(run, source.get_metrics(one), is_job_run=True) for run in of_jobs])
         assert len(source.list_runs(fields=[])) == RUNS_TO_INTERRUPT
     interrupted_uri, calm_uri = f"sqlite:///{tmp_path}/interrupted.db", f"sqlite:///{tmp_path}/calm.db"
     copying = subprocess.Popen([str(HYPERSPACE), "store", "copy", source_uri, interrupted_uri], cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -112,6 +127,10 @@ def test_a_copy_stopped_by_ctrl_c_leaves_whole_runs_and_a_rerun_ends_equal_to_an
         stopped_at = partial.list_runs(fields=[])
         assert PAGE_RUNS <= len(stopped_at) < RUNS_TO_INTERRUPT, "stopped part way"
         assert all(partial.get_metrics(run["_id"]) and partial.get_run(run["_id"])["captured_out"] == SHORT_OUTPUT for run in stopped_at)
+        jobs, sweep_ids = {job["id"]: job for job in partial.list_jobs()}, {sweep["id"] for sweep in partial.list_sweeps()}
+        run_ids = {run["_id"] for run in stopped_at}
+        assert all(run["job_id"] in jobs and run["sweep_id"] in sweep_ids for run in partial.list_runs(fields=["job_id", "sweep_id"]) if run["job_id"])
+        assert all(job["run_id"] is None or job["run_id"] in run_ids for job in jobs.values()), "nothing points at what is not copied yet"
     resumed = _copy(tmp_path, source_uri, interrupted_uri)
     assert f"{RUNS_TO_INTERRUPT - len(stopped_at)} run(s) copied (ids kept), {len(stopped_at)} copied before" in resumed.stdout
     _copy(tmp_path, source_uri, calm_uri)
@@ -120,6 +139,10 @@ def test_a_copy_stopped_by_ctrl_c_leaves_whole_runs_and_a_rerun_ends_equal_to_an
         assert [_without_copied_from(run) for run in resumed_runs] == [_without_copied_from(run) for run in calm_runs]
         assert [run["_id"] for run in resumed_runs] == [run["_id"] for run in calm_runs] and len(calm_runs) == RUNS_TO_INTERRUPT
         assert all(resumed_copy.get_metrics(run["_id"]) == calm_copy.get_metrics(run["_id"]) for run in calm_runs[::97])
+        assert [(run["job_id"], run["sweep_id"]) for run in resumed_runs] == [(run["job_id"], run["sweep_id"]) for run in calm_runs]
+        assert resumed_copy.list_jobs() == calm_copy.list_jobs() and len(calm_copy.list_jobs()) == RUNS_TO_INTERRUPT - 1
+        assert resumed_copy.list_sweeps() == calm_copy.list_sweeps()
+        assert all(job["run_id"] is not None for job in calm_copy.list_jobs())
 
 
 def test_a_missing_source_or_the_same_store_is_one_error_line(tmp_path: Path) -> None:
@@ -147,7 +170,7 @@ def test_a_round_trip_sqlite_postgresql_mongodb_sqlite_gives_equal_runs(tmp_path
         originals = {run["_id"]: (run, source.get_metrics(run["_id"])) for run in source.list_runs()}
         with open_store(postgres_uri) as postgres, mongo_backend.open() as mongo, open_store(f"sqlite:///{tmp_path}/back.db") as back:
             for hop_source, hop_destination in ((source, postgres), (postgres, mongo), (mongo, back)):
-                report = copy_runs(hop_source, hop_destination)
+                report = copy_store(hop_source, hop_destination)
                 assert (report.copied, report.ids_kept, report.verified) == (3, True, True)
             for run_id, (original, metrics) in originals.items():
                 heartbeat = original["heartbeat"]  # the store's clock, to the microsecond: MongoDB keeps milliseconds
@@ -181,6 +204,152 @@ def test_a_source_of_an_older_schema_is_refused_not_upgraded(tmp_path: Path) -> 
     with sqlite3.connect(tmp_path / "old.db") as older:
         older.execute("UPDATE store_meta SET value = '1' WHERE key = 'schema_version'")
     refused = hyperspace(tmp_path, "store", "copy", source_uri, f"sqlite:///{tmp_path}/new.db")
-    assert refused.returncode == 2 and "has schema version 1, older than this hyperspace_hydra's 2, and is opened only to be read" in refused.stderr
+    assert refused.returncode == 2 and "has schema version 1, older than this hyperspace_hydra's 3, and is opened only to be read" in refused.stderr
     with sqlite3.connect(tmp_path / "old.db") as older:
         assert older.execute("SELECT value FROM store_meta WHERE key = 'schema_version'").fetchone() == ("1",)
+
+
+# ---- sweeps and jobs ------------------------------------------------------------------------
+
+SPEC = {"space": {"lr": "interval(0.001, 0.1)"}, "sampler": {"name": "tpe", "seed": 3}, "budget": 5}
+
+
+def _run_job(store: Store, status: str) -> int:
+    """Claim the next job of the study and end it by a run with ``status``, as a worker does; return the run's id."""
+    claimed = store.claim("study", "worker-1", 60)
+    assert claimed is not None
+    document = {"task": "t", "config": {"job": claimed.claim.job_id}, "config_hash": f"job-{claimed.claim.job_id}", "start_time": NOW}
+    run_id = store.start_run({**document, "job_id": claimed.claim.job_id, "sweep_id": claimed.sweep_id}, claimed.claim)
+    store.add_metrics(run_id, [MetricPoint("loss", 0, 1.0, NOW)], claimed.claim)
+    store.finish_run(run_id, status, {"stop_time": NOW, "captured_out": SHORT_OUTPUT}, claimed.claim)
+    return run_id
+
+
+def _queue_history(store: Store) -> None:
+    """A grid of 4 jobs (COMPLETED, FAILED, CANCELLED, PAUSED), a search with its space and sampler (one COMPLETED
+    job, one QUEUED) and a run without a job."""
+    grid = store.enqueue("study", [NewJob([f"lr={index}"], {"lr": index}, f"grid-{index}") for index in range(4)], {"kind": "grid", "command": "run.py -m lr=0,1,2,3"})
+    search = store.enqueue("study", [], {"kind": "search", "command": "run.py -m", "spec": SPEC, "state": RUNNING}).sweep_id
+    assert search is not None and store.add_jobs(search, [NewJob(["lr=0.01"], {"lr": 0.01}, "search-0", priority=1)], expected_jobs=0)
+    _run_job(store, COMPLETED)  # the search's job: its priority is higher
+    _run_job(store, COMPLETED)
+    _run_job(store, FAILED)
+    store.change_jobs([QUEUED], CANCELLED, job_ids=[grid.enqueued[2]])
+    store.change_jobs([QUEUED], PAUSED, job_ids=[grid.enqueued[3]])
+    assert store.add_jobs(search, [NewJob(["lr=0.02"], {"lr": 0.02}, "search-1")], expected_jobs=1)
+    _record(store, COMPLETED, 7, output=SHORT_OUTPUT)
+
+
+def _ms(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its times cut to milliseconds (what MongoDB keeps)."""
+    return {key: value.replace(microsecond=value.microsecond // 1000 * 1000) if isinstance(value, dt.datetime) else value for key, value in row.items()}
+
+
+def _sweeps_and_jobs(store: Store) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The store's sweeps and jobs without ``copied_from`` and the sweeps' counts, times to the millisecond."""
+    sweeps = [_ms({key: value for key, value in sweep.items() if key not in ("copied_from", "counts")}) for sweep in store.list_sweeps()]
+    jobs = [_ms({key: value for key, value in job.items() if key != "copied_from"}) for job in store.list_jobs()]
+    return sweeps, jobs
+
+
+def _links(store: Store) -> list[tuple[Any, ...]]:
+    """What each run's job and sweep and each job's run and sweep are, named by the originals' ids (ids aside)."""
+    original = {run["_id"]: run["info"]["copied_from"]["id"] for run in store.list_runs(fields=["info"])}
+    sweeps = {sweep["id"]: (sweep["copied_from"] or {}).get("id") for sweep in store.list_sweeps()}
+    jobs = {job["id"]: job for job in store.list_jobs()}
+    of_runs = [
+        (original[run["_id"]], jobs[run["job_id"]]["copied_from"]["id"] if run["job_id"] else None, sweeps.get(run["sweep_id"]))
+        for run in store.list_runs(fields=["job_id", "sweep_id"])
+    ]  # fmt: skip
+    of_jobs = [(job["copied_from"]["id"], original.get(job["run_id"]), sweeps[job["sweep_id"]], job["state"]) for job in jobs.values() if job["copied_from"]]
+    return sorted(of_runs, key=repr) + sorted(of_jobs, key=repr)
+
+
+def test_a_round_trip_sqlite_postgresql_mongodb_sqlite_keeps_sweeps_jobs_and_their_links(tmp_path: Path, postgres_uri: str, mongo_backend: Backend) -> None:
+    with open_store(f"sqlite:///{tmp_path}/source.db") as source, open_store(postgres_uri) as postgres:
+        _queue_history(source)
+        with mongo_backend.open() as mongo, open_store(f"sqlite:///{tmp_path}/back.db") as back:
+            for hop_source, hop_destination in ((source, postgres), (postgres, mongo), (mongo, back)):
+                report = copy_store(hop_source, hop_destination)
+                assert (report.ids_kept, report.verified, report.sweeps.copied, report.jobs.copied) == (True, True, 2, 4)
+                assert report.jobs.source == {COMPLETED: 2, FAILED: 1, CANCELLED: 1} and report.sweeps.source == {"grid": 1, "search": 1}
+            sweeps, jobs = _sweeps_and_jobs(source)
+            assert _sweeps_and_jobs(back) == (sweeps, [job for job in jobs if job["state"] not in (QUEUED, PAUSED)])
+            assert back.get_sweep(2)["spec"] == SPEC and back.get_sweep(2)["state"] == RUNNING
+            assert [(run["_id"], run["job_id"], run["sweep_id"]) for run in back.list_runs()] == [(run["_id"], run["job_id"], run["sweep_id"]) for run in source.list_runs()]
+            assert back.list_jobs(job_ids=[5])[0]["copied_from"] == {"store": redact_credentials(mongo_backend.uri), "id": 5}
+
+
+def test_into_a_store_with_its_own_queue_sweeps_and_jobs_get_new_ids_and_copies_point_at_copies(tmp_path: Path) -> None:
+    source_uri, destination_uri = f"sqlite:///{tmp_path}/source.db", f"sqlite:///{tmp_path}/destination.db"
+    with open_store(source_uri) as source:
+        _queue_history(source)
+    with open_store(destination_uri) as destination:
+        destination.enqueue("own", [NewJob(["x=1"], {"x": 1}, "own")], {"kind": "grid"})
+    copied = _copy(tmp_path, source_uri, destination_uri)
+    assert "4 run(s) copied (new ids), 0 copied before" in copied.stdout
+    assert "sweeps: 2 sweep(s) copied, 0 copied before; source: 1 grid, 1 search; destination: 1 grid, 1 search" in copied.stdout
+    assert "jobs: 4 job(s) copied, 0 copied before; source: 1 cancelled, 2 completed, 1 failed; destination: 1 cancelled, 2 completed, 1 failed" in copied.stdout
+    with open_store(source_uri) as source, open_store(destination_uri) as destination:
+        expected = [(run["_id"], run["job_id"], run["sweep_id"]) for run in source.list_runs()]
+        expected += [(job["id"], job["run_id"], job["sweep_id"], job["state"]) for job in source.list_jobs() if job["state"] not in (QUEUED, PAUSED)]
+        assert _links(destination) == sorted(expected[:4], key=repr) + sorted(expected[4:], key=repr)
+        assert {job["id"] for job in destination.list_jobs() if job["copied_from"]} == {2, 3, 4, 5}, "new ids, after the destination's own job"
+    again = _copy(tmp_path, source_uri, destination_uri)
+    assert "0 run(s) copied (new ids), 4 copied before" in again.stdout and "0 sweep(s) copied, 2 copied before" in again.stdout
+    assert "0 job(s) copied, 4 copied before" in again.stdout
+    with open_store(destination_uri) as destination:
+        assert len(destination.list_jobs()) == 5 and len(destination.list_sweeps()) == 3 and len(destination.list_runs()) == 4
+
+
+def test_with_queue_queued_and_paused_jobs_move_and_a_worker_of_the_destination_runs_them(probe_study: Path, tmp_path: Path) -> None:
+    enqueued = enqueue(probe_study, "message=a,b,c", "steps=1")
+    assert enqueued.returncode == 0, enqueued.stderr
+    source_uri, destination_uri = f"sqlite:///{probe_study}/.hyperspace/store.db", f"sqlite:///{tmp_path}/destination.db"
+    with open_store(source_uri) as source:
+        store_jobs = source.list_jobs()
+        source.change_jobs([QUEUED], PAUSED, job_ids=[store_jobs[2]["id"]])
+    moved = _copy(tmp_path, source_uri, destination_uri, "--with-queue")
+    assert "jobs: 3 job(s) copied, 0 copied before; source: 1 paused, 2 queued; destination: 1 paused, 2 queued" in moved.stdout
+    with open_store(destination_uri) as destination:
+        assert [(job["id"], job["state"], job["overrides"]) for job in destination.list_jobs()] == [
+            (job["id"], PAUSED if index == 2 else QUEUED, job["overrides"]) for index, job in enumerate(store_jobs)
+        ]
+        destination.change_jobs([PAUSED], QUEUED)
+    run_worker(probe_study, env=clean_env(HYPERSPACE_STORE=destination_uri))
+    with open_store(destination_uri) as destination, open_store(source_uri) as source:
+        jobs = destination.list_jobs()
+        assert [job["state"] for job in jobs] == [COMPLETED] * 3
+        assert sorted((run["job_id"], run["sweep_id"]) for run in destination.list_runs()) == [(job["id"], job["sweep_id"]) for job in jobs]
+        assert [job["state"] for job in source.list_jobs()] == [QUEUED, QUEUED, PAUSED] and source.list_runs() == [], "the source is only read"
+    again = _copy(tmp_path, source_uri, destination_uri, "--with-queue")
+    assert "jobs: 0 job(s) copied, 3 copied before; source: 1 paused, 2 queued; destination: 3 completed" in again.stdout
+
+
+def test_with_queue_is_refused_while_a_job_runs_in_the_source_and_nothing_is_written(tmp_path: Path) -> None:
+    source_uri = f"sqlite:///{tmp_path}/source.db"
+    with open_store(source_uri) as source:
+        _queue_history(source)
+        claimed = source.claim("study", "worker-2", 60)
+        assert claimed is not None
+    refused = hyperspace(tmp_path, "store", "copy", source_uri, f"sqlite:///{tmp_path}/destination.db", "--with-queue")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr == (
+        f"error: job(s) {claimed.claim.job_id} of {source_uri} RUNNING: the queue moves only while no job runs; "
+        "stop the source's workers (or let them finish) and copy again; nothing was copied\n"
+    )
+    assert not (tmp_path / "destination.db").exists()
+    with_where = hyperspace(tmp_path, "store", "copy", source_uri, f"sqlite:///{tmp_path}/destination.db", "--with-queue", "--where", "lr>0")
+    assert with_where.returncode == 2 and with_where.stderr.startswith("error: --with-queue moves the whole queue and takes no --where")
+    assert not (tmp_path / "destination.db").exists()
+
+
+def test_with_where_only_the_jobs_and_sweeps_of_the_selected_runs_are_copied(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path}/source.db") as source, open_store(f"sqlite:///{tmp_path}/destination.db") as destination:
+        _queue_history(source)
+        selected = source.list_runs(where=[Condition("job", "=", 1)])
+        report = copy_store(source, destination, [Condition("job", "=", 1)])
+        assert (report.copied, report.sweeps.copied, report.jobs.copied, report.verified) == (1, 1, 1, True)
+        [run], [job], [sweep] = destination.list_runs(), destination.list_jobs(), destination.list_sweeps()
+        assert run["info"]["copied_from"]["id"] == selected[0]["_id"] and (run["job_id"], run["sweep_id"]) == (job["id"], sweep["id"])
+        assert (job["copied_from"]["id"], job["run_id"], job["sweep_id"], sweep["kind"]) == (1, run["_id"], sweep["id"], "grid")

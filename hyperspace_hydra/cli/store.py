@@ -1,4 +1,4 @@
-"""``hyperspace store check``: is the store reachable, what is in it; ``hyperspace store copy``: its runs into another store."""
+"""``hyperspace store check``: is the store reachable, what is in it; ``hyperspace store copy``: its sweeps, jobs and runs into another store."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.filters import FORMS, parse_condition, resolve_paths
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import open_store
-from hyperspace_hydra.store_copy import CopyReport, copy_runs
+from hyperspace_hydra.store_copy import CopyReport, Tally, check_queue_movable, copy_store
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -23,10 +23,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_app_option(check)
     check.add_argument("--json", action="store_true", help="the report as one JSON object")
     check.set_defaults(handler=_check)
-    copy = store.add_parser("copy", help="copy finished runs with their metrics and output to another store (any backends)")
+    copy = store.add_parser("copy", help="copy sweeps, finished jobs and finished runs with their metrics and output to another store (any backends)")
     copy.add_argument("source", metavar="SRC_URI", help="the store to copy from (only read)")
     copy.add_argument("destination", metavar="DST_URI", help="the store to copy into (created on first use)")
     copy.add_argument("--where", action="append", default=[], metavar="EXPR", help=f"only runs that meet EXPR (repeatable: all must hold): {FORMS}")
+    copy.add_argument("--with-queue", action="store_true", help="also move the QUEUED and PAUSED jobs (refused while a job is RUNNING in the source)")
     copy.set_defaults(handler=_copy)
 
 
@@ -46,15 +47,18 @@ def _check(args: argparse.Namespace) -> None:
 
 def _copy(args: argparse.Namespace) -> None:
     where = [parse_condition(text) for text in args.where]
-    with open_store(args.source, read_only=True) as source, open_store(args.destination) as destination:
+    with open_store(args.source, read_only=True) as source:
         where, _sort = resolve_paths(source, where, None)
-        columns = (TextColumn("copying runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, transient=False) as progress:
-            bar = progress.add_task("copy", total=None)
-            report = copy_runs(source, destination, where, lambda done, total: progress.update(bar, completed=done, total=total))
+        if args.with_queue:
+            check_queue_movable(source, where)  # before the destination is opened: a refusal writes nothing
+        with open_store(args.destination) as destination:
+            columns = (TextColumn("copying runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            with Progress(*columns, transient=False) as progress:
+                bar = progress.add_task("copy", total=None)
+                report = copy_store(source, destination, where, lambda done, total: progress.update(bar, completed=done, total=total), args.with_queue)
     _print_copy(report)
     if not report.verified:
-        raise HyperspaceError("verification failed: the copies differ from the source runs in the counts or the checksum above")
+        raise HyperspaceError("verification failed: the copies differ from the source in the counts or the checksum above")
 
 
 def _print_copy(report: CopyReport) -> None:
@@ -63,3 +67,9 @@ def _print_copy(report: CopyReport) -> None:
         print(f"not finished, not copied (copy again once they end): run(s) {', '.join(map(str, report.unfinished))}")
     print(f"source:      {describe_counts(report.source)}; config hashes sha256 {report.source_checksum}")
     print(f"destination: {describe_counts(report.destination)}; config hashes sha256 {report.destination_checksum}")
+    _print_tally("sweep", report.sweeps)
+    _print_tally("job", report.jobs)
+
+
+def _print_tally(kind: str, tally: Tally) -> None:
+    print(f"{kind}s: {tally.copied} {kind}(s) copied, {tally.already_copied} copied before; source: {describe_counts(tally.source)}; destination: {describe_counts(tally.destination)}")

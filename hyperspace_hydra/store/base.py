@@ -46,6 +46,18 @@ RUN_FIELDS = (
     "output_dir", "choices", "job_id", "sweep_id",
 )  # fmt: skip
 
+SWEEP_FIELDS = ("study", "kind", "command", "spec", "state", "created_at", "copied_from")
+"""The fields of a sweep besides its ``id`` (see :meth:`Store.get_sweep`)."""
+JOB_FIELDS = (
+    "study", "sweep_id", "overrides", "config", "config_hash", "output_dir", "priority", "state", "attempts",
+    "max_attempts", "worker", "token", "lease_expires_at", "created_at", "claimed_at", "finished_at", "error",
+    "run_id", "copied_from",
+)  # fmt: skip
+"""The fields of a job besides its ``id`` (see :meth:`Store.list_jobs`). ``copied_from``, also a sweep's, names the
+original of a copy (``{"store": URI, "id": ID}``, see :mod:`~hyperspace_hydra.store_copy`); None elsewhere."""
+WHOLE_JOB_STATES = frozenset({QUEUED, PAUSED, *JOB_FINAL_STATES})
+"""The states a job written whole (:meth:`Store.add_whole_jobs`) may have: every one but RUNNING, as a claim stays with its store."""
+
 EXHAUSTED = "EXHAUSTED"
 SWEEP_FINAL_STATES = frozenset({COMPLETED, EXHAUSTED, CANCELLED, INTERRUPTED})
 """How a growing sweep (a search, state RUNNING while it may get more trials) ended: its budget was
@@ -157,11 +169,13 @@ MetricSeries = Mapping[str, Mapping[str, Sequence[Any]]]
 @dataclass(frozen=True)
 class FinishedRun:
     """A run recorded elsewhere (another store, Sacred), to write whole with :meth:`Store.add_finished_runs`:
-    its document, its metric series, and the id it keeps (None: it gets a new one)."""
+    its document, its metric series, the id it keeps (None: it gets a new one), and whether it is the run its
+    job (the document's ``job_id``, a job of the store) names as its ``run_id``."""
 
     document: Mapping[str, Any]
     metrics: MetricSeries = field(default_factory=dict)
     run_id: int | None = None
+    is_job_run: bool = False
 
 
 def finished_run_values(run: FinishedRun) -> tuple[dict[str, Any], list[MetricPoint]]:
@@ -170,8 +184,8 @@ def finished_run_values(run: FinishedRun) -> tuple[dict[str, Any], list[MetricPo
     Every field of :data:`RUN_FIELDS` is present (missing ones empty); ``info.metrics`` lists the
     names of the metrics (``{"name": ...}``, as a recorded run's does; MongoDB adds the ids of its
     metrics documents), replacing whatever the document listed. ValueError for an unknown field, a
-    status outside :data:`FINAL_STATUSES`, a series whose lists differ in length, or a ``run_id``
-    outside :data:`ID_RANGE`.
+    status outside :data:`FINAL_STATUSES`, a series whose lists differ in length, a ``run_id``
+    outside :data:`ID_RANGE`, or ``is_job_run`` without a ``job_id``.
     """
     document, metrics = run.document, run.metrics
     if run.run_id is not None and run.run_id not in ID_RANGE:
@@ -181,6 +195,8 @@ def finished_run_values(run: FinishedRun) -> tuple[dict[str, Any], list[MetricPo
         raise ValueError(f"unknown run fields {sorted(unknown)}; expected names from RUN_FIELDS")
     if document.get("status") not in FINAL_STATUSES:
         raise ValueError(f"a finished run needs a final status, one of {sorted(FINAL_STATUSES)}, not {document.get('status')!r}")
+    if run.is_job_run and document.get("job_id") is None:
+        raise ValueError("a run that is its job's run needs the job's id (job_id)")
     values = {name: document.get(name) for name in RUN_FIELDS}
     info = {key: value for key, value in (values["info"] or {}).items() if key != "metrics"}
     values["info"] = {**info, "metrics": [{"name": name} for name in metrics]} if metrics else info
@@ -189,10 +205,7 @@ def finished_run_values(run: FinishedRun) -> tuple[dict[str, Any], list[MetricPo
 
 def kept_run_ids(runs: Sequence[FinishedRun]) -> list[int]:
     """The ids that ``runs`` keep; ValueError if two of them would keep the same one."""
-    kept = [run.run_id for run in runs if run.run_id is not None]
-    if len(set(kept)) != len(kept):
-        raise ValueError(f"runs to write keep the same id twice: {sorted({run_id for run_id in kept if kept.count(run_id) > 1})}")
-    return kept
+    return _unique_kept([run.run_id for run in runs if run.run_id is not None], "run")
 
 
 def _series_points(name: str, series: Mapping[str, Sequence[Any]]) -> list[MetricPoint]:
@@ -217,9 +230,64 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
-def run_id_taken(store: str, run_id: int) -> HyperspaceError:
-    """The error of :meth:`Store.add_finished_runs` asked to keep an id that a run of ``store`` (its URI, redacted) has."""
-    return HyperspaceError(f"run id {run_id} is taken in store {store}: a run keeps its id only where no run has it")
+def id_taken(store: str, kind: str, identifier: int) -> HyperspaceError:
+    """The error of :meth:`Store.add_finished_runs` (``kind`` run), :meth:`Store.add_whole_sweeps` (sweep) or
+    :meth:`Store.add_whole_jobs` (job) asked to keep an id that one of ``store`` (its URI, redacted) has."""
+    return HyperspaceError(f"{kind} id {identifier} is taken in store {store}: a {kind} keeps its id only where no {kind} has it")
+
+
+@dataclass(frozen=True)
+class WholeRow:
+    """A sweep or job recorded elsewhere (another store), to write whole with :meth:`Store.add_whole_sweeps` or
+    :meth:`Store.add_whole_jobs`: its fields (names from :data:`SWEEP_FIELDS` or :data:`JOB_FIELDS`) and the id it
+    keeps (None: it gets a new one)."""
+
+    fields: Mapping[str, Any]
+    row_id: int | None = None
+
+
+def whole_sweep_values(sweep: WholeRow) -> dict[str, Any]:
+    """The fields that :meth:`Store.add_whole_sweeps` writes for ``sweep``: every one of :data:`SWEEP_FIELDS`
+    (missing ones empty). ValueError for an unknown field, no ``study``, ``kind`` or ``created_at``, or a kept id
+    outside :data:`ID_RANGE`."""
+    values = _whole_values(sweep, SWEEP_FIELDS, "sweep")
+    if not all(values[name] is not None for name in ("study", "kind", "created_at")):
+        raise ValueError("a sweep needs its study, kind and created_at")
+    return values
+
+
+def whole_job_values(job: WholeRow) -> dict[str, Any]:
+    """The fields that :meth:`Store.add_whole_jobs` writes for ``job``: every one of :data:`JOB_FIELDS` (missing
+    ones empty, ``attempts`` 0, ``max_attempts`` 3, ``priority`` 0), with no claim (``token`` and
+    ``lease_expires_at`` empty). ValueError for an unknown field, a state outside :data:`WHOLE_JOB_STATES`, no
+    ``study``, ``overrides`` or ``created_at``, or a kept id outside :data:`ID_RANGE`."""
+    values = _whole_values(job, JOB_FIELDS, "job")
+    if values["state"] not in WHOLE_JOB_STATES:
+        raise ValueError(f"a job written whole needs one of the states {sorted(WHOLE_JOB_STATES)}, not {values['state']!r}")
+    if not all(values[name] is not None for name in ("study", "overrides", "created_at")):
+        raise ValueError("a job needs its study, overrides and created_at")
+    defaults = {"attempts": 0, "max_attempts": 3, "priority": 0}
+    return {**values, **{name: default for name, default in defaults.items() if values[name] is None}, "token": None, "lease_expires_at": None}
+
+
+def _whole_values(row: WholeRow, names: Sequence[str], kind: str) -> dict[str, Any]:
+    if row.row_id is not None and row.row_id not in ID_RANGE:
+        raise ValueError(f"{kind} id {row.row_id} is outside the ids a store holds (1 to 2**63 - 1)")
+    unknown = set(row.fields) - set(names)
+    if unknown:
+        raise ValueError(f"unknown {kind} fields {sorted(unknown)}; expected names from {kind.upper()}_FIELDS")
+    return {name: row.fields.get(name) for name in names}
+
+
+def kept_ids(rows: Sequence[WholeRow], kind: str) -> list[int]:
+    """The ids that ``rows`` keep; ValueError if two of them would keep the same one."""
+    return _unique_kept([row.row_id for row in rows if row.row_id is not None], kind)
+
+
+def _unique_kept(kept: list[int], kind: str) -> list[int]:
+    if len(set(kept)) != len(kept):
+        raise ValueError(f"{kind}s to write keep the same id twice: {sorted({identifier for identifier in kept if kept.count(identifier) > 1})}")
+    return kept
 
 
 class RunNotFoundError(HyperspaceError):
@@ -421,6 +489,18 @@ def run_pages(store: Store, where: Sequence[Condition] = (), fields: Sequence[st
         last = page[-1]["_id"]
 
 
+def job_pages(store: Store, states: Sequence[str] | None = None, size: int = 200) -> Iterator[list[dict[str, Any]]]:
+    """The jobs of ``store`` in ``states`` (all, if None) in id order, in pages of ``size``: one query per page, as :func:`run_pages`."""
+    last = 0
+    while True:
+        page = store.list_jobs(states=states, after_id=last, limit=size)
+        if page:
+            yield page
+        if len(page) < size:
+            return
+        last = page[-1]["id"]
+
+
 class Store(abc.ABC):
     """Where runs and their metrics live.
 
@@ -517,9 +597,32 @@ class Store(abc.ABC):
         step fails, so no reader ever sees part of a run.
 
         A run without ``run_id`` gets a new id as :meth:`start_run` gives them; one with ``run_id``
-        keeps it, and ids handed out later are higher. :class:`HyperspaceError` (see
-        :func:`run_id_taken`) if a run of the store already has a kept id; ValueError as
+        keeps it, and ids handed out later are higher. A run with ``is_job_run`` becomes its job's
+        ``run_id`` in the same write (MongoDB: right after the run documents). :class:`HyperspaceError` (see
+        :func:`id_taken`) if a run of the store already has a kept id; ValueError as
         :func:`finished_run_values` and :func:`kept_run_ids` say.
+        """
+
+    @abc.abstractmethod
+    def add_whole_sweeps(self, sweeps: Sequence[WholeRow]) -> list[int]:
+        """Write sweeps recorded elsewhere (another store) with every field as given (see :func:`whole_sweep_values`); return their ids.
+
+        All of them are written or none (MongoDB: one ``insert_many``, taken back if it fails). A sweep
+        without ``row_id`` gets a new id as :meth:`enqueue` gives them; one with ``row_id`` keeps it, and
+        ids handed out later are higher. A written sweep has no jobs; :meth:`add_whole_jobs` and, while it
+        has not ended, :meth:`add_jobs` add them. :class:`HyperspaceError` (see :func:`id_taken`) if a sweep
+        of the store already has a kept id; ValueError as :func:`whole_sweep_values` and :func:`kept_ids` say.
+        """
+
+    @abc.abstractmethod
+    def add_whole_jobs(self, jobs: Sequence[WholeRow]) -> list[int]:
+        """Write jobs recorded elsewhere (another store) with every field as given (see :func:`whole_job_values`); return their ids.
+
+        Each job's ``sweep_id`` names a sweep of this store (:class:`JobNotFoundError` otherwise, nothing
+        written); its ``run_id`` is written as given (:meth:`add_finished_runs` sets it for a run written
+        later). All of them are written or none (MongoDB: one ``insert_many``, taken back if it fails). QUEUED
+        jobs can be claimed as soon as they are written, PAUSED ones once resumed. Ids are given or kept as
+        :meth:`add_whole_sweeps` says; :class:`HyperspaceError` if a job of the store already has a kept id.
         """
 
     @abc.abstractmethod
@@ -666,8 +769,14 @@ class Store(abc.ABC):
         sweep_id: int | None = None,
         job_ids: Sequence[int] | None = None,
         states: Sequence[str] | None = None,
+        *,
+        after_id: int = 0,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Jobs matching every given filter, oldest first, as dicts of their fields (``id``, ``state``, ...)."""
+        """Jobs matching every given filter, oldest first, as dicts of ``id`` and the fields of :data:`JOB_FIELDS`.
+
+        ``after_id`` and ``limit``: only the first ``limit`` jobs with ids above ``after_id`` (a page, see :func:`job_pages`).
+        """
 
     @abc.abstractmethod
     def change_jobs(
@@ -691,7 +800,7 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def get_sweep(self, sweep_id: int) -> dict[str, Any]:
         """The sweep's fields (``id``, ``study``, ``kind``, ``command``, ``spec``, ``state``: None for a
-        sweep that does not grow, else RUNNING or how it ended; ``created_at``) and ``counts``, the
+        sweep that does not grow, else RUNNING or how it ended; ``created_at``; ``copied_from``) and ``counts``, the
         number of its jobs in each state.
 
         Raises :class:`JobNotFoundError` for an unknown id.

@@ -57,12 +57,15 @@ from hyperspace_hydra.store.base import (
     NewJob,
     RunNotFoundError,
     Store,
+    WholeRow,
     check_sweep_state,
     claim_lost,
     ended_job_changes,
     expired_job_changes,
     finished_run_values,
+    id_taken,
     job_error,
+    kept_ids,
     kept_run_ids,
     known_ids,
     lost_attempt_run_changes,
@@ -70,15 +73,17 @@ from hyperspace_hydra.store.base import (
     run_changes,
     run_conditions,
     run_fields,
-    run_id_taken,
     run_path,
     sort_order,
     utcnow,
+    whole_job_values,
+    whole_sweep_values,
 )
 from hyperspace_hydra.store.retry import StoreUnavailableError
 
-SCHEMA_VERSION = 2
-"""1: the first collections. 2: runs carry ``sweep_id`` (a run of a local search has no job), sweeps ``state``."""
+SCHEMA_VERSION = 3
+"""1: the first collections. 2: runs carry ``sweep_id`` (a run of a local search has no job), sweeps ``state``.
+3: sweeps and jobs carry ``copied_from`` (the original of a copy made by ``store copy``)."""
 CAPTURED_OUT_TAIL_CHARS = 1_000_000
 """A run document keeps the last this many characters of the captured output; longer output lives whole in GridFS."""
 CAPTURED_OUT_BUCKET = "captured_out"
@@ -170,6 +175,9 @@ class MongoStore(Store):
       writes anything, inserts the sweep and then its jobs, and on a failure deletes
       what it inserted. Until it returns, workers may already claim the first jobs
       of the batch; only a lost connection during the inserts can leave part of it.
+    - ``add_whole_sweeps`` and ``add_whole_jobs`` check every document, then write them with one
+      ``insert_many``, deleting what was inserted if it fails; afterwards each sweep's count of
+      jobs (what ``add_jobs`` checks) is raised by the jobs added to it.
     - ``add_metrics`` checks every update first, then appends with ``$push``/``$each``
       one document per metric name (Sacred's format). ``change_jobs`` is one
       ``update_many``: each job moves atomically, the selection as a whole does not.
@@ -240,7 +248,7 @@ class MongoStore(Store):
             pass  # another process wrote it first
 
     def _upgrade(self) -> None:
-        """Bring schema version 1 to 2. Every step may run twice (two processes opening the store
+        """Bring schema version 1 or 2 to 3. Every step may run twice (two processes opening the store
         at once): each sets values that do not depend on who runs it first."""
         for collection, keys in _INDEXES:
             self._db[collection].create_index(keys)
@@ -248,6 +256,8 @@ class MongoStore(Store):
             job_ids = self._db.jobs.distinct("_id", {"sweep_id": sweep_id})
             self._db.runs.update_many({"job_id": {"$in": job_ids}}, {"$set": {"sweep_id": sweep_id}})
         self._db.sweeps.update_many({"kind": "search", "state": {"$exists": False}}, {"$set": {"state": RUNNING}})
+        for collection in ("sweeps", "jobs"):
+            self._db[collection].update_many({"copied_from": {"$exists": False}}, {"$set": {"copied_from": None}})
         self._db.store_meta.update_one({"_id": "schema_version"}, {"$max": {"value": SCHEMA_VERSION}})
 
     def _highest_run_id(self) -> int:
@@ -310,18 +320,14 @@ class MongoStore(Store):
     @_reachable
     def add_finished_runs(self, runs: Sequence[FinishedRun]) -> list[int]:
         """Metrics documents (one ``insert_many``), then long outputs' GridFS files, then the run documents (one
-        ``insert_many``); a failure deletes what was written. Metrics documents of a kept id that has no run
-        document are left from an earlier attempt that failed before its run document: they are replaced."""
+        ``insert_many``), then the jobs that name their run (one update each); a failure deletes what was
+        written. Metrics documents of a kept id that has no run document are left from an earlier attempt that
+        failed before its run document: they are replaced."""
         prepared = [finished_run_values(run) for run in runs]
         kept = kept_run_ids(runs)
-        taken = self._db.runs.find_one({"_id": {"$in": kept}}, {"_id": 1}, sort=[("_id", ASCENDING)]) if kept else None
-        if taken is not None:
-            raise run_id_taken(redact_credentials(self.uri), taken["_id"])
+        run_ids = self._ids_for("runs", [run.run_id for run in runs])
         if kept:
-            self._db.counters.update_one({"_id": "runs"}, {"$max": {"seq": max(kept)}}, upsert=True)
             self._db.metrics.delete_many({"run_id": {"$in": kept}})
-        new_ids = iter(self._allocate_ids("runs", len(runs) - len(kept)) if len(runs) > len(kept) else ())
-        run_ids = [run.run_id if run.run_id is not None else next(new_ids) for run in runs]
         metric_documents = [
             {"run_id": run_id, "name": name, **lists} for run_id, (_, points) in zip(run_ids, prepared) for name, lists in _series_by_name(points).items()
         ]
@@ -329,18 +335,70 @@ class MongoStore(Store):
             _check_storable({**values, "captured_out": (values["captured_out"] or "")[-CAPTURED_OUT_TAIL_CHARS:]})
         for document in metric_documents:
             _check_storable(document)
+        inserted = 0
         try:
             if metric_documents:
                 self._db.metrics.insert_many(metric_documents)
             documents = [self._run_document_to_insert(run_id, values) for run_id, (values, _) in zip(run_ids, prepared)]
             self._db.runs.insert_many(documents, ordered=True)
+            inserted = len(documents)
+            for run_id, (values, _), run in zip(run_ids, prepared, runs):
+                if run.is_job_run:
+                    self._db.jobs.update_one({"_id": values["job_id"]}, {"$set": {"run_id": run_id}})
         except BulkWriteError as error:
-            self._take_back_finished_runs(run_ids, error.details.get("nInserted", 0))
+            self._take_back_finished_runs(run_ids, inserted or error.details.get("nInserted", 0))
             raise
         except BaseException:
-            self._take_back_finished_runs(run_ids, 0)
+            self._take_back_finished_runs(run_ids, inserted)
             raise
         return run_ids
+
+    def _ids_for(self, collection: str, given: Sequence[int | None]) -> list[int]:
+        """Per row to insert into ``collection``, the id it keeps (``given``) or a new one; :func:`id_taken` if a kept
+        id is in ``collection``. Ids handed out afterwards are above the kept ones."""
+        kept = [identifier for identifier in given if identifier is not None]
+        taken = self._db[collection].find_one({"_id": {"$in": kept}}, {"_id": 1}, sort=[("_id", ASCENDING)]) if kept else None
+        if taken is not None:
+            raise id_taken(redact_credentials(self.uri), collection[:-1], taken["_id"])
+        if kept:
+            self._db.counters.update_one({"_id": collection}, {"$max": {"seq": max(kept)}}, upsert=True)
+        new_ids = iter(self._allocate_ids(collection, len(given) - len(kept)) if len(given) > len(kept) else ())
+        return [identifier if identifier is not None else next(new_ids) for identifier in given]
+
+    @_reachable
+    def add_whole_sweeps(self, sweeps: Sequence[WholeRow]) -> list[int]:
+        values = [whole_sweep_values(sweep) for sweep in sweeps]
+        kept_ids(sweeps, "sweep")
+        sweep_ids = self._ids_for("sweeps", [sweep.row_id for sweep in sweeps])
+        self._insert_whole("sweeps", [{"_id": sweep_id, **fields, _JOB_COUNT: 0} for sweep_id, fields in zip(sweep_ids, values)])
+        return sweep_ids
+
+    @_reachable
+    def add_whole_jobs(self, jobs: Sequence[WholeRow]) -> list[int]:
+        """The job documents (one ``insert_many``, taken back on failure), then each sweep's job count (one update per sweep)."""
+        values = [whole_job_values(job) for job in jobs]
+        kept_ids(jobs, "job")
+        sweep_ids = sorted({job["sweep_id"] for job in values if job["sweep_id"] is not None})
+        missing = sorted(set(sweep_ids) - set(self._db.sweeps.distinct("_id", {"_id": {"$in": known_ids(sweep_ids)}})))
+        if missing:
+            raise JobNotFoundError(f"no sweep with id {missing[0]} in store {redact_credentials(self.uri)}")
+        job_ids = self._ids_for("jobs", [job.row_id for job in jobs])
+        self._insert_whole("jobs", [{"_id": job_id, **fields} for job_id, fields in zip(job_ids, values)])
+        for sweep_id in sweep_ids:
+            self._db.sweeps.update_one({"_id": sweep_id}, {"$inc": {_JOB_COUNT: [job["sweep_id"] for job in values].count(sweep_id)}})
+        return job_ids
+
+    def _insert_whole(self, collection: str, documents: list[dict[str, Any]]) -> None:
+        """Insert ``documents`` into ``collection`` (checked first, one ``insert_many``); on a failure delete what was inserted."""
+        for document in documents:
+            _check_storable(document)
+        if not documents:
+            return
+        try:
+            self._db[collection].insert_many(documents, ordered=True)
+        except BaseException:
+            self._db[collection].delete_many({"_id": {"$in": [document["_id"] for document in documents]}})
+            raise
 
     def _run_document_to_insert(self, run_id: int, values: Mapping[str, Any]) -> dict[str, Any]:
         """The run document that :meth:`_write_run` would insert (its long output put in GridFS first)."""
@@ -357,6 +415,7 @@ class MongoStore(Store):
         """Delete what :meth:`add_finished_runs` wrote for ``run_ids``: the first ``inserted`` run documents (an
         ordered ``insert_many`` stops at its first failure), every metrics document and every output file."""
         self._db.runs.delete_many({"_id": {"$in": run_ids[:inserted]}})
+        self._db.jobs.update_many({"run_id": {"$in": run_ids[:inserted]}}, {"$set": {"run_id": None}})
         self._db.metrics.delete_many({"run_id": {"$in": run_ids}})
         for file in self._db[f"{CAPTURED_OUT_BUCKET}.files"].find({"filename": {"$in": [str(run_id) for run_id in run_ids]}}, {"_id": 1}):
             self._outputs.delete(file["_id"])
@@ -550,7 +609,7 @@ class MongoStore(Store):
         job_ids = self._allocate_ids("jobs", len(to_insert))
         sweep_document = {
             "_id": sweep_id, "study": study, "kind": sweep.get("kind", "grid"), "command": sweep.get("command"),
-            "spec": sweep.get("spec"), "state": sweep.get("state"), "created_at": now, _JOB_COUNT: len(to_insert),
+            "spec": sweep.get("spec"), "state": sweep.get("state"), "created_at": now, "copied_from": None, _JOB_COUNT: len(to_insert),
         }  # fmt: skip
         job_documents = [_job_document(job_id, study, sweep_id, job, max_attempts, now) for job_id, job in zip(job_ids, to_insert)]
         for document in (sweep_document, *job_documents):
@@ -668,8 +727,14 @@ class MongoStore(Store):
         sweep_id: int | None = None,
         job_ids: Sequence[int] | None = None,
         states: Sequence[str] | None = None,
+        *,
+        after_id: int = 0,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        cursor = self._db.jobs.find(_job_filter(study, sweep_id, job_ids, states)).sort("_id", ASCENDING)
+        if limit == 0:
+            return []  # MongoDB reads a limit of 0 as no limit
+        selection = {"$and": [_job_filter(study, sweep_id, job_ids, states), {"_id": {"$gt": after_id}}]}
+        cursor = self._db.jobs.find(selection).sort("_id", ASCENDING).limit(limit or 0)
         return [_with_id(job) for job in cursor]
 
     @_reachable
@@ -699,7 +764,7 @@ class MongoStore(Store):
         if sweep is None:
             raise JobNotFoundError(f"no sweep with id {sweep_id} in store {redact_credentials(self.uri)}")
         sweep.pop(_JOB_COUNT, None)
-        return {"state": None, **_with_id(sweep), "counts": self._counts("jobs", "state", {"sweep_id": sweep_id})}
+        return {"state": None, "copied_from": None, **_with_id(sweep), "counts": self._counts("jobs", "state", {"sweep_id": sweep_id})}
 
     @_reachable
     def summary(self) -> dict[str, Any]:
@@ -791,7 +856,7 @@ def _job_document(job_id: int, study: str, sweep_id: int, job: NewJob, max_attem
         "_id": job_id, "study": study, "sweep_id": sweep_id, "overrides": list(job.overrides), "config": job.config,
         "config_hash": job.config_hash, "output_dir": job.output_dir, "priority": job.priority, "state": QUEUED,
         "attempts": 0, "max_attempts": max_attempts, "worker": None, "token": None, "lease_expires_at": None,
-        "created_at": now, "claimed_at": None, "finished_at": None, "error": None, "run_id": None,
+        "created_at": now, "claimed_at": None, "finished_at": None, "error": None, "run_id": None, "copied_from": None,
     }  # fmt: skip
 
 

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.settings import redact_credentials
-from hyperspace_hydra.store.base import Claim, ClaimedJob, Condition, EnqueueResult, FinishedRun, MetricPoint, NewJob, Store
+from hyperspace_hydra.store.base import Claim, ClaimedJob, Condition, EnqueueResult, FinishedRun, MetricPoint, NewJob, Store, WholeRow
 
 log = logging.getLogger("hyperspace_hydra")
 
@@ -89,6 +89,12 @@ class RetryingStore(Store):
     def add_finished_runs(self, runs: Sequence[FinishedRun]) -> list[int]:
         return self._retry("add_finished_runs", lambda: self.store.add_finished_runs(runs))
 
+    def add_whole_sweeps(self, sweeps: Sequence[WholeRow]) -> list[int]:
+        return self._retry("add_whole_sweeps", lambda: self.store.add_whole_sweeps(sweeps))
+
+    def add_whole_jobs(self, jobs: Sequence[WholeRow]) -> list[int]:
+        return self._retry("add_whole_jobs", lambda: self.store.add_whole_jobs(jobs))
+
     def add_metrics(self, run_id: int, points: Iterable[MetricPoint], claim: Claim | None = None) -> None:
         points = list(points)  # a retry must send the same points again
         self._retry("add_metrics", lambda: self.store.add_metrics(run_id, points, claim))
@@ -144,9 +150,16 @@ class RetryingStore(Store):
         return self._retry("end_job", lambda: self.store.end_job(claim, state, reason))
 
     def list_jobs(
-        self, study: str | None = None, sweep_id: int | None = None, job_ids: Sequence[int] | None = None, states: Sequence[str] | None = None
+        self,
+        study: str | None = None,
+        sweep_id: int | None = None,
+        job_ids: Sequence[int] | None = None,
+        states: Sequence[str] | None = None,
+        *,
+        after_id: int = 0,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        return self._retry("list_jobs", lambda: self.store.list_jobs(study, sweep_id, job_ids, states))
+        return self._retry("list_jobs", lambda: self.store.list_jobs(study, sweep_id, job_ids, states, after_id=after_id, limit=limit))
 
     def change_jobs(self, from_states: Sequence[str], to_state: str, sweep_id: int | None = None, job_ids: Sequence[int] | None = None) -> int:
         return self._retry("change_jobs", lambda: self.store.change_jobs(from_states, to_state, sweep_id, job_ids))

@@ -48,19 +48,23 @@ from hyperspace_hydra.store.base import (
     NewJob,
     RunNotFoundError,
     Store,
+    WholeRow,
     check_sweep_state,
     claim_lost,
     ended_job_changes,
     expired_job_changes,
     finished_run_values,
+    id_taken,
     job_error,
+    kept_ids,
     kept_run_ids,
     lost_attempt_run_changes,
     new_jobs_of,
     run_changes,
     run_fields,
-    run_id_taken,
     utcnow,
+    whole_job_values,
+    whole_sweep_values,
 )
 from hyperspace_hydra.store.retry import StoreUnavailableError
 from hyperspace_hydra.store.sql_conditions import id_is, job_filters, run_filters, run_order
@@ -209,31 +213,54 @@ class SQLStore(Store):
 
     @reachable
     def add_finished_runs(self, runs: Sequence[FinishedRun]) -> list[int]:
-        """One transaction: the runs' rows (one executemany when every run keeps its id), then every metric point (one executemany)."""
+        """One transaction: the runs' rows (one executemany when every run keeps its id), every metric point (one
+        executemany), then the jobs that name their run."""
         prepared = [finished_run_values(run) for run in runs]
-        kept = kept_run_ids(runs)
+        kept_run_ids(runs)
         with self._writer.begin() as connection:
-            taken = self._taken_run_ids(connection, kept)
-            if taken:
-                raise run_id_taken(redact_credentials(self.uri), taken[0])
-            if len(kept) == len(runs):
-                connection.execute(RUNS.insert(), [{**values, "id": run.run_id} for (values, _), run in zip(prepared, runs)])
-                run_ids = list(kept)
-            else:
-                run_ids = [_insert_run_row(connection, values, run.run_id) for (values, _), run in zip(prepared, runs)]
+            run_ids = self._insert_whole(connection, RUNS, [values for values, _ in prepared], [run.run_id for run in runs])
             rows = [_metric_row(run_id, point) for run_id, (_, points) in zip(run_ids, prepared) for point in points]
             if rows:
                 connection.execute(METRICS.insert(), rows)
-            if kept and self._engine.dialect.name == "postgresql":
-                _advance_run_ids(connection, max(kept))
+            for run_id, (values, _), run in zip(run_ids, prepared, runs):
+                if run.is_job_run:
+                    connection.execute(JOBS.update().where(JOBS.c.id == values["job_id"]).values(run_id=run_id))
         return run_ids
 
-    def _taken_run_ids(self, connection: Connection, run_ids: Sequence[int]) -> list[int]:
-        taken: list[int] = []
-        for start in range(0, len(run_ids), _IN_CHUNK):
-            chunk = run_ids[start : start + _IN_CHUNK]
-            taken += connection.execute(sa.select(RUNS.c.id).where(RUNS.c.id.in_(chunk)).order_by(RUNS.c.id)).scalars().all()
-        return taken
+    @reachable
+    def add_whole_sweeps(self, sweeps: Sequence[WholeRow]) -> list[int]:
+        values = [whole_sweep_values(sweep) for sweep in sweeps]
+        kept_ids(sweeps, "sweep")
+        with self._writer.begin() as connection:
+            return self._insert_whole(connection, SWEEPS, values, [sweep.row_id for sweep in sweeps])
+
+    @reachable
+    def add_whole_jobs(self, jobs: Sequence[WholeRow]) -> list[int]:
+        values = [whole_job_values(job) for job in jobs]
+        kept_ids(jobs, "job")
+        sweep_ids = sorted({job["sweep_id"] for job in values if job["sweep_id"] is not None})
+        with self._writer.begin() as connection:
+            missing = sorted(set(sweep_ids) - set(_existing_ids(connection, SWEEPS, sweep_ids)))
+            if missing:
+                raise JobNotFoundError(f"no sweep with id {missing[0]} in store {redact_credentials(self.uri)}")
+            return self._insert_whole(connection, JOBS, values, [job.row_id for job in jobs])
+
+    def _insert_whole(self, connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], ids: Sequence[int | None]) -> list[int]:
+        """Insert ``rows`` of ``table``, each keeping its id in ``ids`` (None: a new one; one executemany when every
+        row keeps its id); return their ids. :func:`id_taken` if a kept id is in the table."""
+        kept = [identifier for identifier in ids if identifier is not None]
+        taken = _existing_ids(connection, table, kept)
+        if taken:
+            raise id_taken(redact_credentials(self.uri), str(table.name)[:-1], taken[0])
+        if kept and self._engine.dialect.name == "postgresql":
+            _advance_ids(connection, table, max(kept))  # first: new ids of this batch come after the kept ones
+        if len(kept) == len(rows):
+            if rows:
+                connection.execute(table.insert(), [{**row, "id": identifier} for row, identifier in zip(rows, ids)])
+            new_ids = list(kept)
+        else:
+            new_ids = [_insert_row(connection, table, row, identifier) for row, identifier in zip(rows, ids)]
+        return new_ids
 
     @reachable
     def add_metrics(self, run_id: int, points: Iterable[MetricPoint], claim: Claim | None = None) -> None:
@@ -434,8 +461,11 @@ class SQLStore(Store):
         sweep_id: int | None = None,
         job_ids: Sequence[int] | None = None,
         states: Sequence[str] | None = None,
+        *,
+        after_id: int = 0,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        query = sa.select(JOBS).where(*job_filters(study, sweep_id, job_ids, states)).order_by(JOBS.c.id)
+        query = sa.select(JOBS).where(*job_filters(study, sweep_id, job_ids, states), JOBS.c.id > after_id).order_by(JOBS.c.id).limit(limit)
         with self._engine.connect() as connection:
             return [dict(row) for row in connection.execute(query).mappings()]
 
@@ -525,22 +555,31 @@ def _require_claim(connection: Connection, claim: Claim | None) -> None:
         raise claim_lost(claim)
 
 
-def _insert_run_row(connection: Connection, values: Mapping[str, Any], run_id: int | None) -> int:
-    """Insert a run's row (with ``run_id``, else a new id) and return its id."""
-    row = {**values, "id": run_id} if run_id is not None else values
-    return _inserted_id(connection.execute(RUNS.insert().values(**row)))
+def _existing_ids(connection: Connection, table: sa.Table, ids: Sequence[int]) -> list[int]:
+    """The ids of ``ids`` that rows of ``table`` have, in order."""
+    found: list[int] = []
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        found += connection.execute(sa.select(table.c.id).where(table.c.id.in_(chunk)).order_by(table.c.id)).scalars().all()
+    return found
+
+
+def _insert_row(connection: Connection, table: sa.Table, values: Mapping[str, Any], identifier: int | None) -> int:
+    """Insert a row of ``table`` (with ``identifier`` as its id, else a new one) and return its id."""
+    row = {**values, "id": identifier} if identifier is not None else values
+    return _inserted_id(connection.execute(table.insert().values(**row)))
 
 
 def _metric_row(run_id: int, point: MetricPoint) -> dict[str, Any]:
     return {"run_id": run_id, "name": point.name, "step": point.step, "value": point.value, "timestamp": point.timestamp}
 
 
-def _advance_run_ids(connection: Connection, kept_id: int) -> None:
-    """Make PostgreSQL's id sequence of runs hand out only ids above ``kept_id`` (a run inserted with its own id).
+def _advance_ids(connection: Connection, table: sa.Table, kept_id: int) -> None:
+    """Make PostgreSQL's id sequence of ``table`` hand out only ids above ``kept_id`` (a row inserted with its own id).
     SQLite's AUTOINCREMENT counter follows an inserted id by itself."""
     connection.execute(
-        sa.text("SELECT setval(pg_get_serial_sequence('runs', 'id'), GREATEST(:kept, nextval(pg_get_serial_sequence('runs', 'id'))))"),
-        {"kept": kept_id},
+        sa.text("SELECT setval(pg_get_serial_sequence(:table, 'id'), GREATEST(:kept, nextval(pg_get_serial_sequence(:table, 'id'))))"),
+        {"table": table.name, "kept": kept_id},
     )
 
 

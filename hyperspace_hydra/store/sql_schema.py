@@ -10,8 +10,9 @@ from sqlalchemy.engine import Connection
 
 from hyperspace_hydra.store.base import RUNNING
 
-SCHEMA_VERSION = 2
-"""1: the first tables. 2: runs.sweep_id (a run of a local search has no job), sweeps.state."""
+SCHEMA_VERSION = 3
+"""1: the first tables. 2: runs.sweep_id (a run of a local search has no job), sweeps.state. 3: sweeps.copied_from
+and jobs.copied_from (the original of a copy made by ``store copy``)."""
 
 
 _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -76,6 +77,7 @@ SWEEPS = sa.Table(
     sa.Column("spec", _JSON),
     sa.Column("state", sa.String(16)),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("copied_from", _JSON),
     sqlite_autoincrement=True,
 )
 
@@ -102,6 +104,7 @@ JOBS = sa.Table(
     sa.Column("finished_at", sa.DateTime),
     sa.Column("error", sa.Text),
     sa.Column("run_id", sa.Integer),
+    sa.Column("copied_from", _JSON),
     sa.Index("ix_jobs_claim_order", "study", "state", "priority", "id"),
     sa.Index("ix_jobs_state_lease", "state", "lease_expires_at"),
     sqlite_autoincrement=True,
@@ -136,5 +139,12 @@ def _upgrade_to_2(connection: Connection) -> None:
     connection.execute(SWEEPS.update().where(SWEEPS.c.kind == "search").values(state=RUNNING))
 
 
-UPGRADES: list[Callable[[Connection], None]] = [_upgrade_to_2]
+def _upgrade_to_3(connection: Connection) -> None:
+    """Sweeps and jobs get ``copied_from`` (empty: none of them is a copy yet)."""
+    json_type = _JSON.compile(dialect=connection.dialect)
+    for table in ("sweeps", "jobs"):
+        connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN copied_from {json_type}")
+
+
+UPGRADES: list[Callable[[Connection], None]] = [_upgrade_to_2, _upgrade_to_3]
 """``UPGRADES[v - 1]`` brings schema version ``v`` to ``v + 1``."""
