@@ -499,3 +499,25 @@ def test_run_page_marks_the_config_values_filled_in_from_code_defaults(probe_stu
         ), "shown apart"
         assert "score=2" in page.inner_text("#reproduce")
         screenshot(page, tmp_path, "run-config-tree")
+
+
+@pytest.mark.browser
+def test_runs_page_names_its_columns_as_runs_ls_and_a_config_key_named_status_is_its_own_column(tmp_path: Path, page: Any) -> None:
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_store(uri) as store:
+        for draft, lr in (("draft", 0.1), ("final", 0.01)):
+            run_id = store.start_run({"task": "digits", "config": {"status": draft, "optimizer": {"lr": lr}}})
+            store.finish_run(run_id, "COMPLETED", {"objective": lr})
+    listed = hyperspace(tmp_path, "runs", "ls", "--format", "csv", "--store", uri)
+    assert listed.returncode == 0, listed.stderr
+    runs_ls_header = listed.stdout.splitlines()[0].split(",")
+    assert runs_ls_header == ["id", "status", "task", "config.status", "lr", "result", "duration"]
+    with ui_server(tmp_path, "--store", uri) as url:
+        page.goto(url + "/runs")
+        assert [text.split()[0] for text in page.locator("#runs thead th").all_inner_texts()[1:]] == runs_ls_header
+        assert _column(page, "status") == ["COMPLETED", "COMPLETED"] and _column(page, "config.status") == ["final", "draft"]
+        assert page.locator("#runs th a[data-column='config.status']").count() == 0, "the store cannot sort by it: no link"
+        page.click("#runs th a[data-column=lr]")
+        assert _column(page, "lr") == ["0.01", "0.1"] and _column(page, "config.status") == ["final", "draft"]
+        answer = json.loads(_get(url + "/runs.json")[1])
+        assert answer["header"] == runs_ls_header and answer["cells"][0][3] == "final"

@@ -85,6 +85,7 @@ class _UI:
         self._templates = jinja2.Environment(loader=jinja2.PackageLoader("hyperspace_hydra.ui", "templates"), autoescape=True)
         self._templates.filters["cell"] = lambda value: redact_credentials(cell(value))
         self._templates.filters["short_cell"] = lambda value: redact_credentials(cell(value, short_paths=True))
+        self._templates.filters["zip"] = zip
         self._templates.filters["pretty_json"] = lambda value: redact_credentials(to_json(value, indent=2))
 
     async def _ask(self, view: View, request: Request) -> tuple[str, dict[str, Any]]:

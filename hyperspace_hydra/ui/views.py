@@ -19,7 +19,7 @@ from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.filters import parse_condition, parse_sort, resolve_paths
 from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.reproduce import reproduce_commands
-from hyperspace_hydra.results import flat_config, run_rows, varying_keys
+from hyperspace_hydra.results import RUN_COLUMNS, flat_config, run_rows, run_table, varying_keys
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import COMPLETED, DIED, FAILED, INTERRUPTED, JOB_FINAL_STATES, RUNNING, TIMEOUT, Store
 from hyperspace_hydra.store.base import Condition, JobNotFoundError, known_ids
@@ -37,7 +37,7 @@ ACTIONS = ("pause", "resume", "retry", "cancel")
 FAILED_JOBS_SHOWN = 50
 """How many of the newest failed, timed-out and died jobs the Queue page lists."""
 
-_TABLE_FIELDS = ["status", "task", "config", "objective", "result", "start_time", "stop_time", "job_id", "sweep_id"]
+_TABLE_FIELDS = ["status", "task", "config", "objective", "result", "start_time", "stop_time", "job_id"]
 _LIVE_FIELDS = ["status", "objective", "result", "start_time", "stop_time"]
 
 
@@ -83,8 +83,11 @@ class RunsQuery:
 
 
 def runs_table(store: Store, query: RunsQuery) -> dict[str, Any]:
-    """One page of the Runs table: ``columns`` (the config columns that vary on it), ``rows`` as ``runs ls --json``
-    has them plus ``sweep``, ``has_next``, and ``error``, the one-line message of a bad filter or sort (then no rows)."""
+    """One page of the Runs table, as ``runs ls`` prints it: ``header`` and ``cells`` from
+    :func:`~hyperspace_hydra.results.run_table` (so a config key named like a run column shows as ``config.NAME``),
+    ``columns`` (the config columns that vary on the page), ``rows`` as ``runs ls --json`` has them, ``unsortable``
+    (the headers the store cannot sort by: a config key named like a run field, as ``--sort`` cannot name it),
+    ``has_next``, and ``error``, the one-line message of a bad filter or sort (then no rows)."""
     try:
         if query.status is not None and query.status not in RUN_STATUSES:
             raise HyperspaceError(f"unknown status {query.status!r}: expected one of {', '.join(RUN_STATUSES)}")
@@ -92,14 +95,13 @@ def runs_table(store: Store, query: RunsQuery) -> dict[str, Any]:
         selection: dict[str, Any] = {"status": query.status, "task": query.task, "sweep_id": query.sweep}
         where, sort = resolve_paths(store, where, parse_sort(query.sort), **selection)
     except HyperspaceError as error:
-        return {"error": str(error), "columns": [], "rows": [], "has_next": False}
+        return {"error": str(error), "header": [], "cells": [], "columns": [], "rows": [], "unsortable": [], "has_next": False}
     offset = (query.page - 1) * PAGE_SIZE
     runs = store.list_runs(PAGE_SIZE + 1, where=where, sort=sort, fields=_TABLE_FIELDS, offset=offset, **selection)
-    shown = runs[:PAGE_SIZE]
-    columns, rows = run_rows(shown)
-    for row, run in zip(rows, shown):
-        row["sweep"] = run.get("sweep_id")
-    return {"error": None, "columns": columns, "rows": rows, "has_next": len(runs) > PAGE_SIZE}
+    columns, rows = run_rows(runs[:PAGE_SIZE])
+    header, cells = run_table(rows, columns)
+    unsortable = [f"config.{name}" for name in columns if name in RUN_COLUMNS]
+    return {"error": None, "header": header, "cells": cells, "columns": columns, "rows": rows, "unsortable": unsortable, "has_next": len(runs) > PAGE_SIZE}
 
 
 TASKS_SAMPLE = 1000
