@@ -266,6 +266,32 @@ def test_queue_page_shows_the_worker_of_a_running_job_and_cancels_the_job(probe_
         worker.wait(timeout=60)
 
 
+@pytest.mark.browser
+def test_queue_page_pauses_and_resumes_one_job_of_a_sweep(probe_study: Path, page: Any, tmp_path: Path) -> None:
+    assert enqueue(probe_study, "score=1,2,3").returncode == 0
+    with ui_server(probe_study) as url:
+        page.goto(url + "/queue")
+        assert page.locator("#waiting tbody tr").count() == 3 and page.locator("button.job-action").count() == 0, "read-only: no buttons"
+        refused = page.request.post(url + "/actions/jobs/2/pause", headers={"X-Hyperspace-Token": "guess"})
+        assert refused.status == 403 and _job_states(probe_study) == ["QUEUED"] * 3
+
+    with ui_server(probe_study, "--allow-actions") as url:
+        page.goto(url + "/queue")
+        assert page.locator("#waiting tr[data-job-id='2'] button").all_inner_texts() == ["pause job", "cancel job"]
+        page.click("#waiting button.job-action[data-action=pause][data-job-id='2']")
+        page.wait_for_function("document.getElementById('action-message').textContent === 'job 2: 1 job(s) paused'")
+        assert _job_states(probe_study) == ["QUEUED", "PAUSED", "QUEUED"], "only that job"
+        page.wait_for_function("document.querySelector(\"#waiting tr[data-job-id='2']\").textContent.includes('PAUSED')", timeout=LIVE_SECONDS * 1000)
+        assert "2 queued" in page.inner_text("#sweeps tr[data-sweep-id='1']") and "1 paused" in page.inner_text("#sweeps tr[data-sweep-id='1']")
+        assert page.locator("#waiting tr[data-job-id='2'] button").all_inner_texts() == ["resume job", "cancel job"]
+        screenshot(page, tmp_path, "queue-job-paused")
+
+        page.click("#waiting button.job-action[data-action=resume][data-job-id='2']")
+        page.wait_for_function("document.getElementById('action-message').textContent === 'job 2: 1 job(s) resumed'")
+        assert _job_states(probe_study) == ["QUEUED"] * 3
+        page.wait_for_function("document.querySelector(\"#waiting tr[data-job-id='2']\").textContent.includes('QUEUED')", timeout=LIVE_SECONDS * 1000)
+
+
 def _job_states(study: Path) -> list[str]:
     listing = hyperspace(study, "queue", "ls", "--json")
     assert listing.returncode == 0, listing.stderr

@@ -37,7 +37,7 @@ STALE_CHECK_SECONDS = STALE_RUN_SECONDS / 4
 TOKEN_HEADER = "X-Hyperspace-Token"
 """The header that carries an action's token: a form on another site cannot set it, and a script there would need
 a CORS preflight that this app never grants."""
-ACTIONS_OFF = "actions are off: this UI is read-only (start hyperspace ui with --allow-actions to pause, resume, retry or cancel sweeps)"
+ACTIONS_OFF = "actions are off: this UI is read-only (start hyperspace ui with --allow-actions to pause, resume, retry or cancel sweeps and jobs)"
 
 
 def create_app(store: Store, allow_actions: bool = False) -> Starlette:

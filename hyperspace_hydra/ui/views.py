@@ -21,7 +21,7 @@ from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.reproduce import reproduce_commands
 from hyperspace_hydra.results import RUN_COLUMNS, flat_config, run_rows, run_table, varying_keys
 from hyperspace_hydra.settings import redact_credentials
-from hyperspace_hydra.store import COMPLETED, DIED, FAILED, INTERRUPTED, JOB_FINAL_STATES, RUNNING, TIMEOUT, Store
+from hyperspace_hydra.store import COMPLETED, DIED, FAILED, INTERRUPTED, JOB_FINAL_STATES, PAUSED, QUEUED, RUNNING, TIMEOUT, Store
 from hyperspace_hydra.store.base import Condition, JobNotFoundError, known_ids
 
 PAGE_SIZE = 50
@@ -36,6 +36,8 @@ ACTIONS = ("pause", "resume", "retry", "cancel")
 """The queue commands that the Queue and Sweeps pages offer per sweep (the Queue page also per job) with ``--allow-actions``."""
 FAILED_JOBS_SHOWN = 50
 """How many of the newest failed, timed-out and died jobs the Queue page lists."""
+WAITING_JOBS_SHOWN = 50
+"""How many of the oldest queued and paused jobs the Queue page lists."""
 
 _TABLE_FIELDS = ["status", "task", "config", "objective", "result", "start_time", "stop_time", "job_id"]
 _LIVE_FIELDS = ["status", "objective", "result", "start_time", "stop_time"]
@@ -173,15 +175,24 @@ def config_tree(config: Mapping[str, Any], given: Mapping[str, Any]) -> list[dic
 
 
 def queue_overview(store: Store) -> dict[str, Any]:
-    """The Queue page: sweeps with their jobs counted by state, the newest failed jobs with their error, and the
-    workers as their running jobs show them (name, host, pid, current job, lease end)."""
+    """The Queue page: sweeps with their jobs counted by state, the oldest queued and paused jobs (``waiting``, of
+    ``waiting_total``), the newest failed jobs with their error, and the workers as their running jobs show them
+    (name, host, pid, current job, lease end)."""
     running = store.list_jobs(states=[RUNNING])
     failed = store.list_jobs(states=[FAILED, TIMEOUT, DIED])[-FAILED_JOBS_SHOWN:][::-1]
+    waiting = store.list_jobs(states=[QUEUED, PAUSED])
     return {
         "sweeps": [sweep_row(sweep) for sweep in reversed(store.list_sweeps())],
-        "failed": [job_row(job) for job in failed],
+        "waiting": [job_actions_row(job) for job in waiting[:WAITING_JOBS_SHOWN]],
+        "waiting_total": len(waiting),
+        "failed": [job_actions_row(job) for job in failed],
         "workers": [_worker_row(job) for job in running],
     }
+
+
+def job_actions_row(job: Mapping[str, Any]) -> dict[str, Any]:
+    """A job as ``queue ls`` shows it (:func:`job_row`) plus ``actions``: the queue commands that would move it from its state."""
+    return {**job_row(dict(job)), "actions": [action for action in ACTIONS if job["state"] in STATE_CHANGES[action][0]]}
 
 
 def trace_text(fail_trace: Sequence[str] | str | None) -> str:
