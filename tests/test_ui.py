@@ -26,12 +26,6 @@ from hyperspace_hydra.store import Store, open_store
 from hyperspace_hydra.store.base import MetricPoint, NewJob, utcnow
 from hyperspace_hydra.store.mongo import MongoStore
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-"""Without the background-networking flags Chromium waits on a closed network and pages load slowly."""
 mongomock.gridfs.enable_gridfs_integration()  # lets pymongo's GridFS work on mongomock's databases
 GATED_STUDY = Path(__file__).resolve().parent / "apps" / "gated_study"
 LIVE_SECONDS = 2
@@ -52,32 +46,6 @@ def ui_server(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Itera
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """A headless Chromium for this module's tests."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: scripts/install_test_servers.sh installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh 1400×900 page; every page error fails the test."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    opened.set_default_timeout(10_000)
-    yield opened
-    context.close()
-    assert not errors, errors
 
 
 def screenshot(page: Any, tmp_path: Path, name: str) -> None:
