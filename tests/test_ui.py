@@ -437,6 +437,11 @@ def test_sweep_page_plots_a_search_with_log_axes_where_the_space_is_log(probe_st
         assert "Best Value" in best_line
         screenshot(page, tmp_path, "sweep-search")
 
+        page.goto(url + "/sweeps")
+        assert page.inner_text("#sweeps tr[data-sweep-id='1'] td:nth-child(5)").strip() == "5/5", "run without the queue: trials of the budget"
+        assert page.inner_text("#sweeps tr[data-sweep-id='1'] td.counts") == "runs: 5 completed"
+        page.click("#sweeps a[href='/sweeps/1']")
+        assert re.search(r"runs \(run without the queue\):\s+5/5 ended: 5 completed", page.inner_text("#live"))
         page.click("a:text-is('its runs')")
         page.wait_for_url(re.compile(r"sweep=1"))
         assert len(_column(page, "id")) == 5, "the sweep's runs, not the run outside it"

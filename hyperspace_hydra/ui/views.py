@@ -19,9 +19,9 @@ from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.filters import parse_condition, parse_sort, resolve_paths
 from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.reproduce import reproduce_commands
-from hyperspace_hydra.results import RUN_COLUMNS, flat_config, run_rows, run_table, varying_keys
+from hyperspace_hydra.results import RUN_COLUMNS, flat_config, run_rows, run_table, sweep_progress, varying_keys
 from hyperspace_hydra.settings import redact_credentials
-from hyperspace_hydra.store import COMPLETED, DIED, FAILED, INTERRUPTED, JOB_FINAL_STATES, PAUSED, QUEUED, RUNNING, TIMEOUT, Store
+from hyperspace_hydra.store import COMPLETED, DIED, FAILED, INTERRUPTED, PAUSED, QUEUED, RUNNING, TIMEOUT, Store
 from hyperspace_hydra.store.base import Condition, JobNotFoundError, known_ids
 
 PAGE_SIZE = 50
@@ -182,7 +182,7 @@ def queue_overview(store: Store) -> dict[str, Any]:
     failed = store.list_jobs(states=[FAILED, TIMEOUT, DIED])[-FAILED_JOBS_SHOWN:][::-1]
     waiting = store.list_jobs(states=[QUEUED, PAUSED])
     return {
-        "sweeps": [sweep_row(sweep) for sweep in reversed(store.list_sweeps())],
+        "sweeps": [sweep_row(store, sweep) for sweep in reversed(store.list_sweeps())],
         "waiting": [job_actions_row(job) for job in waiting[:WAITING_JOBS_SHOWN]],
         "waiting_total": len(waiting),
         "failed": [job_actions_row(job) for job in failed],
@@ -200,21 +200,20 @@ def trace_text(fail_trace: Sequence[str] | str | None) -> str:
     return fail_trace if isinstance(fail_trace, str) else "".join(fail_trace or [])
 
 
-def sweep_row(sweep: Mapping[str, Any]) -> dict[str, Any]:
-    """A sweep as the Queue page lists it: its fields, its job counts by state, how many jobs ended, and which actions apply."""
-    counts = sweep["counts"]
+def sweep_row(store: Store, sweep: Mapping[str, Any]) -> dict[str, Any]:
+    """A sweep as the Queue and Sweeps pages list it: its fields, its progress (:func:`sweep_progress`: ``of``, ``counts``,
+    ``ended``, ``total``; a sweep run without the queue counts its runs), and which actions apply to its jobs."""
+    jobs = sweep["counts"]
     return {
         "id": sweep["id"],
         "study": sweep["study"],
         "kind": sweep["kind"],
         "state": sweep["state"],
         "created": sweep["created_at"],
-        "counts": dict(sorted(counts.items())),
-        "total": sum(counts.values()),
-        "ended": sum(count for state, count in counts.items() if state in JOB_FINAL_STATES),
+        **sweep_progress(store, sweep),
         "actions": [
             action for action in ACTIONS
-            if any(counts.get(state) for state in STATE_CHANGES[action][0]) or (action == "cancel" and sweep["state"] == RUNNING)
+            if any(jobs.get(state) for state in STATE_CHANGES[action][0]) or (action == "cancel" and sweep["state"] == RUNNING and jobs)
         ],  # fmt: skip
     }
 
@@ -256,13 +255,13 @@ def redacted(value: Any) -> Any:
 
 def sweeps_list(store: Store) -> dict[str, Any]:
     """The Sweeps page: every sweep, newest first, as :func:`sweep_row` gives it."""
-    return {"sweeps": [sweep_row(sweep) for sweep in reversed(store.list_sweeps())]}
+    return {"sweeps": [sweep_row(store, sweep) for sweep in reversed(store.list_sweeps())]}
 
 
 def sweep_page(store: Store, sweep_id: int) -> dict[str, Any]:
     """One sweep: its row and, for a search, ``search`` as ``hyperspace sweep show --json`` gives it plus
     ``history`` (described) and ``figures``, the plotly figures as JSON-ready dicts (see :func:`search_figures`)."""
-    sweep = sweep_row(store.get_sweep(sweep_id))
+    sweep = sweep_row(store, store.get_sweep(sweep_id))
     if sweep["kind"] != SEARCH:
         return {"sweep": sweep, "search": None, "figures": {}}
     from hyperspace_hydra.hpo.report import search_state  # Optuna loads only here
