@@ -260,6 +260,27 @@ def test_queue_page_pauses_and_resumes_one_job_of_a_sweep(probe_study: Path, pag
         page.wait_for_function("document.querySelector(\"#waiting tr[data-job-id='2']\").textContent.includes('QUEUED')", timeout=LIVE_SECONDS * 1000)
 
 
+@pytest.mark.browser
+def test_queue_page_shows_a_workers_slurm_job_and_its_lease_renewed_live(probe_study: Path, page: Any, tmp_path: Path) -> None:
+    assert enqueue(probe_study, "sleep=60").returncode == 0
+    worker = start_worker(probe_study, "--lease", "4", env=clean_env(SLURM_JOB_ID="4242"))
+    try:
+        wait_until(lambda: _job_states(probe_study) == ["RUNNING"], what="the job to start")
+        with ui_server(probe_study) as url:
+            page.goto(url + "/queue")
+            cells = page.locator("#workers tbody tr td").all_inner_texts()
+            assert cells[1:7] == [socket.gethostname(), str(worker.pid), "1", "1", "1", "4242"], cells
+            assert cells[0].endswith(":slurm-4242") and 0 < float(cells[8]) <= 4, "seconds left of a 4 s lease, by the store's clock"
+            first_lease_end = cells[7]
+            page.wait_for_function(
+                f"document.querySelector('#workers tbody tr td:nth-child(8)').textContent !== {json.dumps(first_lease_end)}", timeout=LIVE_SECONDS * 1000 + 2000
+            )  # renewed every second (a quarter lease), shown within the page's poll
+            screenshot(page, tmp_path, "queue-worker-lease")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+
+
 def _job_states(study: Path) -> list[str]:
     listing = hyperspace(study, "queue", "ls", "--json")
     assert listing.returncode == 0, listing.stderr

@@ -21,6 +21,7 @@ from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.reproduce import reproduce_commands
 from hyperspace_hydra.results import RUN_COLUMNS, flat_config, run_rows, run_table, sweep_progress, varying_keys
 from hyperspace_hydra.settings import redact_credentials
+from hyperspace_hydra.slurm.workers import slurm_job_of_worker
 from hyperspace_hydra.store import COMPLETED, DIED, FAILED, INTERRUPTED, PAUSED, QUEUED, RUNNING, TIMEOUT, Store
 from hyperspace_hydra.store.base import Condition, JobNotFoundError, known_ids
 
@@ -177,7 +178,8 @@ def config_tree(config: Mapping[str, Any], given: Mapping[str, Any]) -> list[dic
 def queue_overview(store: Store) -> dict[str, Any]:
     """The Queue page: sweeps with their jobs counted by state, the oldest queued and paused jobs (``waiting``, of
     ``waiting_total``), the newest failed jobs with their error, and the workers as their running jobs show them
-    (name, host, pid, current job, lease end)."""
+    (:func:`worker_row`: only workers that hold a job show)."""
+    server_now = store.server_time()
     running = store.list_jobs(states=[RUNNING])
     failed = store.list_jobs(states=[FAILED, TIMEOUT, DIED])[-FAILED_JOBS_SHOWN:][::-1]
     waiting = store.list_jobs(states=[QUEUED, PAUSED])
@@ -186,7 +188,7 @@ def queue_overview(store: Store) -> dict[str, Any]:
         "waiting": [job_actions_row(job) for job in waiting[:WAITING_JOBS_SHOWN]],
         "waiting_total": len(waiting),
         "failed": [job_actions_row(job) for job in failed],
-        "workers": [_worker_row(job) for job in running],
+        "workers": [worker_row(job, server_now) for job in running],
     }
 
 
@@ -218,10 +220,20 @@ def sweep_row(store: Store, sweep: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _worker_row(job: Mapping[str, Any]) -> dict[str, Any]:
+def worker_row(job: Mapping[str, Any], server_now: Any) -> dict[str, Any]:
+    """A worker as the Queue page shows it, read from a RUNNING job it holds: its name, host, pid and SLURM job (all
+    from the name it claims with, :func:`~hyperspace_hydra.worker.worker_name`), the job, its sweep and run, and its
+    lease: when it ends and how many seconds are left by the store's clock (``server_now``; a worker renews its
+    leases every quarter lease, so a small number means a worker that stopped renewing).
+
+    The workers are derived from the jobs they hold rather than kept in a registry of their own: every claim and
+    renewal already writes them there, with times from the store's clock. An idle worker holds no job and is not shown.
+    """
     host, _, rest = (job["worker"] or "").partition(":")
+    lease_until = job["lease_expires_at"]
     return {"worker": job["worker"], "host": host, "pid": rest.partition(":")[0], "job": job["id"], "sweep": job["sweep_id"],
-            "run": job["run_id"], "lease_until": job["lease_expires_at"]}  # fmt: skip
+            "run": job["run_id"], "slurm_job": slurm_job_of_worker(job["worker"]), "lease_until": lease_until,
+            "lease_left": None if lease_until is None else round((lease_until - server_now).total_seconds(), 1)}  # fmt: skip
 
 
 def change_jobs(store: Store, action: str, *, sweep_id: int | None = None, job_id: int | None = None) -> str:
