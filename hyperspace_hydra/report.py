@@ -147,9 +147,9 @@ def _parameter_plots(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], 
         return "<p>No varying parameter with a scored run.</p>"
     plots = []
     for name in columns:
-        values = [_axis_value(row["config"].get(name)) for row in scored]
+        values = [_plot_text(_axis_value(row["config"].get(name))) for row in scored]
         figure = go.Figure(go.Scatter(x=values, y=[row["result"] for row in scored], mode="markers", text=[f"run {row['id']}" for row in scored]))
-        figure.update_layout(title=name, xaxis_title=name, yaxis_title="objective")
+        figure.update_layout(title=_plot_text(name), xaxis_title=_plot_text(name), yaxis_title="objective")
         if name in log_columns:
             figure.update_xaxes(type="log")
         plots.append(_figure_html(figure))
@@ -158,6 +158,12 @@ def _parameter_plots(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], 
 
 def _axis_value(value: Any) -> Any:
     return short_target(value) if isinstance(value, (int, float, str)) or value is None else str(value)
+
+
+def _plot_text(value: Any) -> Any:
+    """A string as plotly.js must get it to show it as text: plotly.js renders tags such as ``<b>`` and ``<a>`` in
+    titles, labels and tick labels, and turns ``&lt;`` back into ``<``. Other values as they are."""
+    return html.escape(value, quote=False) if isinstance(value, str) else value
 
 
 def _parallel_coordinates(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], log_columns: set[str]) -> str:
@@ -176,8 +182,8 @@ def _parallel_coordinates(columns: Sequence[str], rows: Sequence[Mapping[str, An
 def _dimension(name: str, values: list[float], log: bool) -> dict[str, Any]:
     """A parallel-coordinates axis; a log-scaled parameter as log10 of its values (Parcoords has no log axis)."""
     if log and all(value > 0 for value in values):
-        return {"label": f"log10 {name}", "values": [math.log10(value) for value in values]}
-    return {"label": name, "values": values}
+        return {"label": _plot_text(f"log10 {name}"), "values": [math.log10(value) for value in values]}
+    return {"label": _plot_text(name), "values": values}
 
 
 def _best_curves(store: Store, rows: Sequence[Mapping[str, Any]]) -> str:
@@ -191,7 +197,7 @@ def _best_curves(store: Store, rows: Sequence[Mapping[str, Any]]) -> str:
     if not curves:
         return "<p>The best runs logged no metric series.</p>"
     for name, figure in curves.items():
-        figure.update_layout(title=name, xaxis_title="step")
+        figure.update_layout(title=_plot_text(name), xaxis_title="step")
     return f"<div class='grid'>{''.join(_figure_html(figure) for figure in curves.values())}</div>"
 
 

@@ -1,15 +1,17 @@
-"""Tables of runs: the columns that tell the listed runs apart, named as briefly as possible; two runs side by side."""
+"""Tables of runs: the columns that tell the listed runs apart, named as briefly as possible; two runs side by side; how far a sweep is."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from hyperspace_hydra.config import flatten, identity_part
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.store.base import utcnow
+from hyperspace_hydra.hpo import SEARCH
+from hyperspace_hydra.store.base import FINAL_STATUSES, JOB_FINAL_STATES, Store, utcnow
 
 _MISSING = object()
 
@@ -184,3 +186,22 @@ def short_target(value: Any) -> Any:
     if isinstance(value, str) and "." in value and value.replace(".", "").replace("_", "").isalnum():
         return value.rsplit(".", 1)[-1]
     return value
+
+
+def sweep_progress(store: Store, sweep: Mapping[str, Any]) -> dict[str, Any]:
+    """How far a sweep (as :meth:`Store.list_sweeps` gives it) is: ``of`` says what is counted, ``counts`` those by state,
+    ``ended`` how many of them ended, ``total`` how many there will be.
+
+    A sweep run through the queue counts its jobs. A sweep run without it (a search run in the
+    ``--multirun`` process itself) has runs but no jobs: its runs are counted by status (one query
+    reading only their status). ``total`` is a search's trial budget (or its count, once larger),
+    else the count.
+    """
+    counts, of, final = dict(sweep["counts"]), "jobs", JOB_FINAL_STATES
+    if not counts:
+        counts = dict(Counter(run["status"] for run in store.list_runs(sweep_id=sweep["id"], fields=["status"])))
+        of, final = ("runs", FINAL_STATUSES) if counts else ("jobs", final)
+    count = sum(counts.values())
+    budget = int((sweep.get("spec") or {}).get("n_trials") or 0) if sweep["kind"] == SEARCH else 0
+    ended = sum(number for state, number in counts.items() if state in final)
+    return {"of": of, "counts": dict(sorted(counts.items())), "ended": ended, "total": max(budget, count)}

@@ -185,3 +185,38 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         print(f"\nerror: a test wrote {', '.join(sorted(written))} into {REPO}; tests must write only under tmp dirs", file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+
+# A real headless Chromium (Debian's, never a downloaded one), driven by Playwright.
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+"""Without the background-networking flags Chromium waits on a closed network and pages load slowly."""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A headless Chromium for this module's tests."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: scripts/install_test_servers.sh installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh 1400×900 page; every page error fails the test."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.set_default_timeout(10_000)
+    yield opened
+    context.close()
+    assert not errors, errors

@@ -138,6 +138,18 @@ def test_pause_resume_cancel_retry_and_wait(probe_study: Path, store: Store) -> 
     assert hyperspace(probe_study, "queue", "ls", "--state", "FAILED").stdout.count("FAILED") == 1
 
 
+def test_pause_resume_cancel_and_retry_one_job_by_its_id(probe_study: Path, store: Store) -> None:
+    assert enqueue(probe_study, "message=a,b,c").returncode == 0
+    assert hyperspace(probe_study, "queue", "pause", "2").stdout.strip() == "1 job(s) paused"
+    assert states(store) == ["QUEUED", "PAUSED", "QUEUED"]
+    assert hyperspace(probe_study, "queue", "resume", "1", "2").stdout.strip() == "1 job(s) resumed", "job 1 was not paused"
+    assert hyperspace(probe_study, "queue", "cancel", "3").stdout.strip() == "1 job(s) cancelled"
+    assert hyperspace(probe_study, "queue", "retry", "3").stdout.strip() == "0 job(s) queued again", "cancelled is not failed"
+    assert states(store) == ["QUEUED", "QUEUED", "CANCELLED"]
+    unknown = hyperspace(probe_study, "queue", "pause", "7")
+    assert unknown.returncode != 0 and unknown.stderr.startswith("error: no job with id 7") and states(store)[1] == "QUEUED"
+
+
 def test_wait_exits_zero_when_every_job_completed(probe_study: Path, store: Store) -> None:
     assert enqueue(probe_study, "message=a,b").returncode == 0
     worker = start_worker(probe_study, "--exit-when-empty")

@@ -7,6 +7,7 @@ import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from optuna.distributions import FloatDistribution
@@ -14,6 +15,7 @@ from optuna.distributions import FloatDistribution
 from hyperspace_hydra.hpo.tuner import SearchSpec
 from hyperspace_hydra.report import TABLE_ROWS, write_report
 from hyperspace_hydra.store import COMPLETED, FAILED, Store, open_store
+from hyperspace_hydra.store.base import MetricPoint
 
 START = dt.datetime(2026, 11, 29, 12, 0, 0)
 
@@ -86,3 +88,44 @@ def _figures(page: str) -> list[tuple[list, dict]]:
             position = re.compile(r"\s*,\s*").match(page, position).end()
         figures.append((parts[1], parts[2]))
     return figures
+
+
+@pytest.mark.browser
+def test_clicking_a_header_of_the_report_table_sorts_its_rows(store: Store, tmp_path: Path, page: Any) -> None:
+    for lr, width, objective in [(0.1, 8, 0.7), (0.01, 16, 0.9), (0.5, 32, 0.2), (0.05, 4, 0.5)]:
+        _run(store, lr, width, objective)
+    _report(store, tmp_path)
+    page.goto((tmp_path / "report.html").as_uri())
+    assert _report_column(page, "result") == ["0.9", "0.7", "0.5", "0.2"], "best first"
+    page.click("table.sortable th:text-is('width')")
+    assert _report_column(page, "width") == ["4", "8", "16", "32"], "numerically, not as text"
+    page.click("table.sortable th:text-is('width')")
+    assert _report_column(page, "width") == ["32", "16", "8", "4"], "again: descending"
+    page.click("table.sortable th:text-is('lr')")
+    assert _report_column(page, "lr") == ["0.01", "0.05", "0.1", "0.5"] and _report_column(page, "result") == ["0.9", "0.5", "0.7", "0.2"], "whole rows move"
+
+
+def _report_column(page: Any, name: str) -> list[str]:
+    headers = [text.strip(" ▲▼") for text in page.locator("table.sortable th").all_inner_texts()]
+    return page.locator(f"table.sortable tbody tr td:nth-child({headers.index(name) + 1})").all_inner_texts()
+
+
+MARKUP = "<script>xss=1</script><b>bold</b>"
+"""Markup to show as text; without a dot, which would make it a dotted config key."""
+
+
+@pytest.mark.browser
+def test_markup_in_parameter_names_values_and_metric_names_shows_as_text_in_the_report(store: Store, tmp_path: Path, page: Any) -> None:
+    for lr, objective in [(0.1, 0.7), (0.01, 0.9)]:
+        run_id = store.start_run({"config": {MARKUP: lr, "model": {"kind": f"{MARKUP} {lr}"}}, "start_time": START})
+        store.add_metrics(run_id, [MetricPoint(MARKUP, 0, objective, START)])
+        store.finish_run(run_id, COMPLETED, {"objective": objective, "stop_time": START + dt.timedelta(seconds=1)})
+    _report(store, tmp_path)
+    page.goto((tmp_path / "report.html").as_uri())
+    page.wait_for_selector(".main-svg")
+    assert page.evaluate("window.xss") is None, "a script from the store ran"
+    assert page.locator("b:text-is('bold')").count() == 0 and page.locator("svg [style*='bold']").count() == 0, "markup from the store was rendered"
+    titles = page.locator("svg .gtitle, svg .xtitle, svg .y-axis-title, svg .axis-title").all_text_contents()
+    assert MARKUP in titles, titles
+    assert any(MARKUP in text for text in page.locator("svg .xtick, svg .tick text").all_text_contents()), "a categorical axis' values"
+    assert MARKUP in page.inner_text("table.sortable thead")

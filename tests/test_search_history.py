@@ -124,6 +124,9 @@ def test_a_local_search_is_a_sweep_whose_runs_the_tables_select(probe_study: Pat
     assert "Search sweep 1:" in searched
     [sweep] = [json.loads(line) for line in hyperspace(probe_study, "sweep", "ls", "--json").stdout.splitlines()]
     assert (sweep["id"], sweep["kind"], sweep["state"]) == (1, "search", "COMPLETED")
+    assert (sweep["jobs"], sweep["of"], sweep["counts"], sweep["ended"], sweep["total"]) == ("none", "runs", {"COMPLETED": 3}, 3, 3), "progress from its runs"
+    table = hyperspace(probe_study, "sweep", "ls").stdout
+    assert "3/3" in table and "runs: 3 completed" in table, table
     listed = [json.loads(line) for line in hyperspace(probe_study, "runs", "ls", "--sweep", "1", "--json").stdout.splitlines()]
     assert [row["id"] for row in listed] == [2, 3, 4]
     shown = json.loads(hyperspace(probe_study, "sweep", "show", "1", "--json").stdout)

@@ -26,12 +26,6 @@ from hyperspace_hydra.store import Store, open_store
 from hyperspace_hydra.store.base import MetricPoint, NewJob, utcnow
 from hyperspace_hydra.store.mongo import MongoStore
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-"""Without the background-networking flags Chromium waits on a closed network and pages load slowly."""
 mongomock.gridfs.enable_gridfs_integration()  # lets pymongo's GridFS work on mongomock's databases
 GATED_STUDY = Path(__file__).resolve().parent / "apps" / "gated_study"
 LIVE_SECONDS = 2
@@ -52,32 +46,6 @@ def ui_server(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Itera
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """A headless Chromium for this module's tests."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: scripts/install_test_servers.sh installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh 1400×900 page; every page error fails the test."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    opened.set_default_timeout(10_000)
-    yield opened
-    context.close()
-    assert not errors, errors
 
 
 def screenshot(page: Any, tmp_path: Path, name: str) -> None:
@@ -266,6 +234,53 @@ def test_queue_page_shows_the_worker_of_a_running_job_and_cancels_the_job(probe_
         worker.wait(timeout=60)
 
 
+@pytest.mark.browser
+def test_queue_page_pauses_and_resumes_one_job_of_a_sweep(probe_study: Path, page: Any, tmp_path: Path) -> None:
+    assert enqueue(probe_study, "score=1,2,3").returncode == 0
+    with ui_server(probe_study) as url:
+        page.goto(url + "/queue")
+        assert page.locator("#waiting tbody tr").count() == 3 and page.locator("button.job-action").count() == 0, "read-only: no buttons"
+        refused = page.request.post(url + "/actions/jobs/2/pause", headers={"X-Hyperspace-Token": "guess"})
+        assert refused.status == 403 and _job_states(probe_study) == ["QUEUED"] * 3
+
+    with ui_server(probe_study, "--allow-actions") as url:
+        page.goto(url + "/queue")
+        assert page.locator("#waiting tr[data-job-id='2'] button").all_inner_texts() == ["pause job", "cancel job"]
+        page.click("#waiting button.job-action[data-action=pause][data-job-id='2']")
+        page.wait_for_function("document.getElementById('action-message').textContent === 'job 2: 1 job(s) paused'")
+        assert _job_states(probe_study) == ["QUEUED", "PAUSED", "QUEUED"], "only that job"
+        page.wait_for_function("document.querySelector(\"#waiting tr[data-job-id='2']\").textContent.includes('PAUSED')", timeout=LIVE_SECONDS * 1000)
+        assert "2 queued" in page.inner_text("#sweeps tr[data-sweep-id='1']") and "1 paused" in page.inner_text("#sweeps tr[data-sweep-id='1']")
+        assert page.locator("#waiting tr[data-job-id='2'] button").all_inner_texts() == ["resume job", "cancel job"]
+        screenshot(page, tmp_path, "queue-job-paused")
+
+        page.click("#waiting button.job-action[data-action=resume][data-job-id='2']")
+        page.wait_for_function("document.getElementById('action-message').textContent === 'job 2: 1 job(s) resumed'")
+        assert _job_states(probe_study) == ["QUEUED"] * 3
+        page.wait_for_function("document.querySelector(\"#waiting tr[data-job-id='2']\").textContent.includes('QUEUED')", timeout=LIVE_SECONDS * 1000)
+
+
+@pytest.mark.browser
+def test_queue_page_shows_a_workers_slurm_job_and_its_lease_renewed_live(probe_study: Path, page: Any, tmp_path: Path) -> None:
+    assert enqueue(probe_study, "sleep=60").returncode == 0
+    worker = start_worker(probe_study, "--lease", "4", env=clean_env(SLURM_JOB_ID="4242"))
+    try:
+        wait_until(lambda: _job_states(probe_study) == ["RUNNING"], what="the job to start")
+        with ui_server(probe_study) as url:
+            page.goto(url + "/queue")
+            cells = page.locator("#workers tbody tr td").all_inner_texts()
+            assert cells[1:7] == [socket.gethostname(), str(worker.pid), "1", "1", "1", "4242"], cells
+            assert cells[0].endswith(":slurm-4242") and 0 < float(cells[8]) <= 4, "seconds left of a 4 s lease, by the store's clock"
+            first_lease_end = cells[7]
+            page.wait_for_function(
+                f"document.querySelector('#workers tbody tr td:nth-child(8)').textContent !== {json.dumps(first_lease_end)}", timeout=LIVE_SECONDS * 1000 + 2000
+            )  # renewed every second (a quarter lease), shown within the page's poll
+            screenshot(page, tmp_path, "queue-worker-lease")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+
+
 def _job_states(study: Path) -> list[str]:
     listing = hyperspace(study, "queue", "ls", "--json")
     assert listing.returncode == 0, listing.stderr
@@ -443,6 +458,11 @@ def test_sweep_page_plots_a_search_with_log_axes_where_the_space_is_log(probe_st
         assert "Best Value" in best_line
         screenshot(page, tmp_path, "sweep-search")
 
+        page.goto(url + "/sweeps")
+        assert page.inner_text("#sweeps tr[data-sweep-id='1'] td:nth-child(5)").strip() == "5/5", "run without the queue: trials of the budget"
+        assert page.inner_text("#sweeps tr[data-sweep-id='1'] td.counts") == "runs: 5 completed"
+        page.click("#sweeps a[href='/sweeps/1']")
+        assert re.search(r"runs \(run without the queue\):\s+5/5 ended: 5 completed", page.inner_text("#live"))
         page.click("a:text-is('its runs')")
         page.wait_for_url(re.compile(r"sweep=1"))
         assert len(_column(page, "id")) == 5, "the sweep's runs, not the run outside it"
@@ -499,3 +519,25 @@ def test_run_page_marks_the_config_values_filled_in_from_code_defaults(probe_stu
         ), "shown apart"
         assert "score=2" in page.inner_text("#reproduce")
         screenshot(page, tmp_path, "run-config-tree")
+
+
+@pytest.mark.browser
+def test_runs_page_names_its_columns_as_runs_ls_and_a_config_key_named_status_is_its_own_column(tmp_path: Path, page: Any) -> None:
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_store(uri) as store:
+        for draft, lr in (("draft", 0.1), ("final", 0.01)):
+            run_id = store.start_run({"task": "digits", "config": {"status": draft, "optimizer": {"lr": lr}}})
+            store.finish_run(run_id, "COMPLETED", {"objective": lr})
+    listed = hyperspace(tmp_path, "runs", "ls", "--format", "csv", "--store", uri)
+    assert listed.returncode == 0, listed.stderr
+    runs_ls_header = listed.stdout.splitlines()[0].split(",")
+    assert runs_ls_header == ["id", "status", "task", "config.status", "lr", "result", "duration"]
+    with ui_server(tmp_path, "--store", uri) as url:
+        page.goto(url + "/runs")
+        assert [text.split()[0] for text in page.locator("#runs thead th").all_inner_texts()[1:]] == runs_ls_header
+        assert _column(page, "status") == ["COMPLETED", "COMPLETED"] and _column(page, "config.status") == ["final", "draft"]
+        assert page.locator("#runs th a[data-column='config.status']").count() == 0, "the store cannot sort by it: no link"
+        page.click("#runs th a[data-column=lr]")
+        assert _column(page, "lr") == ["0.01", "0.1"] and _column(page, "config.status") == ["final", "draft"]
+        answer = json.loads(_get(url + "/runs.json")[1])
+        assert answer["header"] == runs_ls_header and answer["cells"][0][3] == "final"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for
 from hyperspace_hydra.cli.output import describe_counts, print_json_lines, print_table, to_json
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo import SEARCH
+from hyperspace_hydra.results import sweep_progress
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -30,17 +32,24 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def _ls(args: argparse.Namespace) -> None:
     with open_store_for(args) as store:
-        rows = [
-            {
-                "id": sweep["id"], "study": sweep["study"], "kind": sweep["kind"], "state": sweep["state"],
-                "created": sweep["created_at"], "jobs": describe_counts(sweep["counts"]) if sweep["counts"] else "none",
-            }
-            for sweep in store.list_sweeps(study=args.app)
-        ]  # fmt: skip
+        rows = [_ls_row(sweep, sweep_progress(store, sweep)) for sweep in store.list_sweeps(study=args.app)]
     if args.json:
         print_json_lines(rows)
         return
-    print_table(["id", "study", "kind", "state", "created", "jobs"], [list(row.values()) for row in rows], right_aligned=("id",))
+    table = [[*(row[name] for name in ("id", "study", "kind", "state", "created")), f"{row['ended']}/{row['total']}", _counted(row)] for row in rows]
+    print_table(["id", "study", "kind", "state", "created", "progress", "by state"], table, right_aligned=("id", "progress"))
+
+
+def _ls_row(sweep: dict[str, Any], progress: dict[str, Any]) -> dict[str, Any]:
+    """What ``sweep ls --json`` shows of a sweep: its fields, ``jobs`` (as before, "none" without jobs) and its progress."""
+    return {
+        "id": sweep["id"], "study": sweep["study"], "kind": sweep["kind"], "state": sweep["state"], "created": sweep["created_at"],
+        "jobs": describe_counts(sweep["counts"]) if sweep["counts"] else "none", **progress,
+    }  # fmt: skip
+
+
+def _counted(row: dict[str, Any]) -> str:
+    return f"{row['of']}: {describe_counts(row['counts'])}" if row["counts"] else "none"
 
 
 def _show(args: argparse.Namespace) -> None:

@@ -37,7 +37,7 @@ STALE_CHECK_SECONDS = STALE_RUN_SECONDS / 4
 TOKEN_HEADER = "X-Hyperspace-Token"
 """The header that carries an action's token: a form on another site cannot set it, and a script there would need
 a CORS preflight that this app never grants."""
-ACTIONS_OFF = "actions are off: this UI is read-only (start hyperspace ui with --allow-actions to pause, resume, retry or cancel sweeps)"
+ACTIONS_OFF = "actions are off: this UI is read-only (start hyperspace ui with --allow-actions to pause, resume, retry or cancel sweeps and jobs)"
 
 
 def create_app(store: Store, allow_actions: bool = False) -> Starlette:
@@ -85,6 +85,7 @@ class _UI:
         self._templates = jinja2.Environment(loader=jinja2.PackageLoader("hyperspace_hydra.ui", "templates"), autoescape=True)
         self._templates.filters["cell"] = lambda value: redact_credentials(cell(value))
         self._templates.filters["short_cell"] = lambda value: redact_credentials(cell(value, short_paths=True))
+        self._templates.filters["zip"] = zip
         self._templates.filters["pretty_json"] = lambda value: redact_credentials(to_json(value, indent=2))
 
     async def _ask(self, view: View, request: Request) -> tuple[str, dict[str, Any]]:

@@ -19,9 +19,10 @@ from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.filters import parse_condition, parse_sort, resolve_paths
 from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.reproduce import reproduce_commands
-from hyperspace_hydra.results import flat_config, run_rows, varying_keys
+from hyperspace_hydra.results import RUN_COLUMNS, flat_config, run_rows, run_table, sweep_progress, varying_keys
 from hyperspace_hydra.settings import redact_credentials
-from hyperspace_hydra.store import COMPLETED, DIED, FAILED, INTERRUPTED, JOB_FINAL_STATES, RUNNING, TIMEOUT, Store
+from hyperspace_hydra.slurm.workers import slurm_job_of_worker
+from hyperspace_hydra.store import COMPLETED, DIED, FAILED, INTERRUPTED, PAUSED, QUEUED, RUNNING, TIMEOUT, Store
 from hyperspace_hydra.store.base import Condition, JobNotFoundError, known_ids
 
 PAGE_SIZE = 50
@@ -36,8 +37,10 @@ ACTIONS = ("pause", "resume", "retry", "cancel")
 """The queue commands that the Queue and Sweeps pages offer per sweep (the Queue page also per job) with ``--allow-actions``."""
 FAILED_JOBS_SHOWN = 50
 """How many of the newest failed, timed-out and died jobs the Queue page lists."""
+WAITING_JOBS_SHOWN = 50
+"""How many of the oldest queued and paused jobs the Queue page lists."""
 
-_TABLE_FIELDS = ["status", "task", "config", "objective", "result", "start_time", "stop_time", "job_id", "sweep_id"]
+_TABLE_FIELDS = ["status", "task", "config", "objective", "result", "start_time", "stop_time", "job_id"]
 _LIVE_FIELDS = ["status", "objective", "result", "start_time", "stop_time"]
 
 
@@ -83,8 +86,11 @@ class RunsQuery:
 
 
 def runs_table(store: Store, query: RunsQuery) -> dict[str, Any]:
-    """One page of the Runs table: ``columns`` (the config columns that vary on it), ``rows`` as ``runs ls --json``
-    has them plus ``sweep``, ``has_next``, and ``error``, the one-line message of a bad filter or sort (then no rows)."""
+    """One page of the Runs table, as ``runs ls`` prints it: ``header`` and ``cells`` from
+    :func:`~hyperspace_hydra.results.run_table` (so a config key named like a run column shows as ``config.NAME``),
+    ``columns`` (the config columns that vary on the page), ``rows`` as ``runs ls --json`` has them, ``unsortable``
+    (the headers the store cannot sort by: a config key named like a run field, as ``--sort`` cannot name it),
+    ``has_next``, and ``error``, the one-line message of a bad filter or sort (then no rows)."""
     try:
         if query.status is not None and query.status not in RUN_STATUSES:
             raise HyperspaceError(f"unknown status {query.status!r}: expected one of {', '.join(RUN_STATUSES)}")
@@ -92,14 +98,13 @@ def runs_table(store: Store, query: RunsQuery) -> dict[str, Any]:
         selection: dict[str, Any] = {"status": query.status, "task": query.task, "sweep_id": query.sweep}
         where, sort = resolve_paths(store, where, parse_sort(query.sort), **selection)
     except HyperspaceError as error:
-        return {"error": str(error), "columns": [], "rows": [], "has_next": False}
+        return {"error": str(error), "header": [], "cells": [], "columns": [], "rows": [], "unsortable": [], "has_next": False}
     offset = (query.page - 1) * PAGE_SIZE
     runs = store.list_runs(PAGE_SIZE + 1, where=where, sort=sort, fields=_TABLE_FIELDS, offset=offset, **selection)
-    shown = runs[:PAGE_SIZE]
-    columns, rows = run_rows(shown)
-    for row, run in zip(rows, shown):
-        row["sweep"] = run.get("sweep_id")
-    return {"error": None, "columns": columns, "rows": rows, "has_next": len(runs) > PAGE_SIZE}
+    columns, rows = run_rows(runs[:PAGE_SIZE])
+    header, cells = run_table(rows, columns)
+    unsortable = [f"config.{name}" for name in columns if name in RUN_COLUMNS]
+    return {"error": None, "header": header, "cells": cells, "columns": columns, "rows": rows, "unsortable": unsortable, "has_next": len(runs) > PAGE_SIZE}
 
 
 TASKS_SAMPLE = 1000
@@ -171,15 +176,25 @@ def config_tree(config: Mapping[str, Any], given: Mapping[str, Any]) -> list[dic
 
 
 def queue_overview(store: Store) -> dict[str, Any]:
-    """The Queue page: sweeps with their jobs counted by state, the newest failed jobs with their error, and the
-    workers as their running jobs show them (name, host, pid, current job, lease end)."""
+    """The Queue page: sweeps with their jobs counted by state, the oldest queued and paused jobs (``waiting``, of
+    ``waiting_total``), the newest failed jobs with their error, and the workers as their running jobs show them
+    (:func:`worker_row`: only workers that hold a job show)."""
+    server_now = store.server_time()
     running = store.list_jobs(states=[RUNNING])
     failed = store.list_jobs(states=[FAILED, TIMEOUT, DIED])[-FAILED_JOBS_SHOWN:][::-1]
+    waiting = store.list_jobs(states=[QUEUED, PAUSED])
     return {
-        "sweeps": [sweep_row(sweep) for sweep in reversed(store.list_sweeps())],
-        "failed": [job_row(job) for job in failed],
-        "workers": [_worker_row(job) for job in running],
+        "sweeps": [sweep_row(store, sweep) for sweep in reversed(store.list_sweeps())],
+        "waiting": [job_actions_row(job) for job in waiting[:WAITING_JOBS_SHOWN]],
+        "waiting_total": len(waiting),
+        "failed": [job_actions_row(job) for job in failed],
+        "workers": [worker_row(job, server_now) for job in running],
     }
+
+
+def job_actions_row(job: Mapping[str, Any]) -> dict[str, Any]:
+    """A job as ``queue ls`` shows it (:func:`job_row`) plus ``actions``: the queue commands that would move it from its state."""
+    return {**job_row(dict(job)), "actions": [action for action in ACTIONS if job["state"] in STATE_CHANGES[action][0]]}
 
 
 def trace_text(fail_trace: Sequence[str] | str | None) -> str:
@@ -187,29 +202,38 @@ def trace_text(fail_trace: Sequence[str] | str | None) -> str:
     return fail_trace if isinstance(fail_trace, str) else "".join(fail_trace or [])
 
 
-def sweep_row(sweep: Mapping[str, Any]) -> dict[str, Any]:
-    """A sweep as the Queue page lists it: its fields, its job counts by state, how many jobs ended, and which actions apply."""
-    counts = sweep["counts"]
+def sweep_row(store: Store, sweep: Mapping[str, Any]) -> dict[str, Any]:
+    """A sweep as the Queue and Sweeps pages list it: its fields, its progress (:func:`sweep_progress`: ``of``, ``counts``,
+    ``ended``, ``total``; a sweep run without the queue counts its runs), and which actions apply to its jobs."""
+    jobs = sweep["counts"]
     return {
         "id": sweep["id"],
         "study": sweep["study"],
         "kind": sweep["kind"],
         "state": sweep["state"],
         "created": sweep["created_at"],
-        "counts": dict(sorted(counts.items())),
-        "total": sum(counts.values()),
-        "ended": sum(count for state, count in counts.items() if state in JOB_FINAL_STATES),
+        **sweep_progress(store, sweep),
         "actions": [
             action for action in ACTIONS
-            if any(counts.get(state) for state in STATE_CHANGES[action][0]) or (action == "cancel" and sweep["state"] == RUNNING)
+            if any(jobs.get(state) for state in STATE_CHANGES[action][0]) or (action == "cancel" and sweep["state"] == RUNNING and jobs)
         ],  # fmt: skip
     }
 
 
-def _worker_row(job: Mapping[str, Any]) -> dict[str, Any]:
+def worker_row(job: Mapping[str, Any], server_now: Any) -> dict[str, Any]:
+    """A worker as the Queue page shows it, read from a RUNNING job it holds: its name, host, pid and SLURM job (all
+    from the name it claims with, :func:`~hyperspace_hydra.worker.worker_name`), the job, its sweep and run, and its
+    lease: when it ends and how many seconds are left by the store's clock (``server_now``; a worker renews its
+    leases every quarter lease, so a small number means a worker that stopped renewing).
+
+    The workers are derived from the jobs they hold rather than kept in a registry of their own: every claim and
+    renewal already writes them there, with times from the store's clock. An idle worker holds no job and is not shown.
+    """
     host, _, rest = (job["worker"] or "").partition(":")
+    lease_until = job["lease_expires_at"]
     return {"worker": job["worker"], "host": host, "pid": rest.partition(":")[0], "job": job["id"], "sweep": job["sweep_id"],
-            "run": job["run_id"], "lease_until": job["lease_expires_at"]}  # fmt: skip
+            "run": job["run_id"], "slurm_job": slurm_job_of_worker(job["worker"]), "lease_until": lease_until,
+            "lease_left": None if lease_until is None else round((lease_until - server_now).total_seconds(), 1)}  # fmt: skip
 
 
 def change_jobs(store: Store, action: str, *, sweep_id: int | None = None, job_id: int | None = None) -> str:
@@ -243,13 +267,13 @@ def redacted(value: Any) -> Any:
 
 def sweeps_list(store: Store) -> dict[str, Any]:
     """The Sweeps page: every sweep, newest first, as :func:`sweep_row` gives it."""
-    return {"sweeps": [sweep_row(sweep) for sweep in reversed(store.list_sweeps())]}
+    return {"sweeps": [sweep_row(store, sweep) for sweep in reversed(store.list_sweeps())]}
 
 
 def sweep_page(store: Store, sweep_id: int) -> dict[str, Any]:
     """One sweep: its row and, for a search, ``search`` as ``hyperspace sweep show --json`` gives it plus
     ``history`` (described) and ``figures``, the plotly figures as JSON-ready dicts (see :func:`search_figures`)."""
-    sweep = sweep_row(store.get_sweep(sweep_id))
+    sweep = sweep_row(store, store.get_sweep(sweep_id))
     if sweep["kind"] != SEARCH:
         return {"sweep": sweep, "search": None, "figures": {}}
     from hyperspace_hydra.hpo.report import search_state  # Optuna loads only here
