@@ -25,6 +25,7 @@ from conftest import HYPERSPACE, clean_env, enqueue, hyperspace, run_app, run_wo
 from hyperspace_hydra.store import Store, open_store
 from hyperspace_hydra.store.base import MetricPoint, NewJob, utcnow
 from hyperspace_hydra.store.mongo import MongoStore
+from hyperspace_hydra.ui import views
 
 mongomock.gridfs.enable_gridfs_integration()  # lets pymongo's GridFS work on mongomock's databases
 GATED_STUDY = Path(__file__).resolve().parent / "apps" / "gated_study"
@@ -541,3 +542,13 @@ def test_runs_page_names_its_columns_as_runs_ls_and_a_config_key_named_status_is
         assert _column(page, "lr") == ["0.01", "0.1"] and _column(page, "config.status") == ["final", "draft"]
         answer = json.loads(_get(url + "/runs.json")[1])
         assert answer["header"] == runs_ls_header and answer["cells"][0][3] == "final"
+
+
+def test_queue_overview_reads_only_the_waiting_jobs_it_shows_and_counts_the_rest(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path}/store.db") as store:
+        jobs = [NewJob([f"score={number}"], {"score": number}, f"h{number}") for number in range(views.WAITING_JOBS_SHOWN + 7)]
+        enqueued = store.enqueue("probe.run", jobs, {"kind": "grid"}).enqueued
+        store.change_jobs(["QUEUED"], "PAUSED", job_ids=enqueued[-3:])
+        overview = views.queue_overview(store)
+    assert [job["id"] for job in overview["waiting"]] == enqueued[: views.WAITING_JOBS_SHOWN]
+    assert overview["waiting_total"] == len(jobs)

@@ -182,11 +182,12 @@ def queue_overview(store: Store) -> dict[str, Any]:
     server_now = store.server_time()
     running = store.list_jobs(states=[RUNNING])
     failed = store.list_jobs(states=[FAILED, TIMEOUT, DIED])[-FAILED_JOBS_SHOWN:][::-1]
-    waiting = store.list_jobs(states=[QUEUED, PAUSED])
+    waiting = store.list_jobs(states=[QUEUED, PAUSED], limit=WAITING_JOBS_SHOWN)
+    sweeps = store.list_sweeps()
     return {
-        "sweeps": [sweep_row(store, sweep) for sweep in reversed(store.list_sweeps())],
-        "waiting": [job_actions_row(job) for job in waiting[:WAITING_JOBS_SHOWN]],
-        "waiting_total": len(waiting),
+        "sweeps": [sweep_row(store, sweep) for sweep in reversed(sweeps)],
+        "waiting": [job_actions_row(job) for job in waiting],
+        "waiting_total": sum(sweep["counts"].get(state, 0) for sweep in sweeps for state in (QUEUED, PAUSED)),
         "failed": [job_actions_row(job) for job in failed],
         "workers": [worker_row(job, server_now) for job in running],
     }
