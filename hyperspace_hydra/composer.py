@@ -25,6 +25,7 @@ from pathlib import Path
 
 from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.config_loader import ConfigLoader
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from hydra.errors import HydraException
@@ -145,9 +146,50 @@ def _is_plain_leaf(config: DictConfig, key: str) -> bool:
     return isinstance(node, ValueNode) and not node._is_interpolation()
 
 
-def sweep_composer(config_loader: ConfigLoader, master: DictConfig) -> SweepComposer:
-    """Composes the jobs of a ``--multirun`` as Hydra's launchers do: ``config_loader.load_sweep_config(master, overrides)``."""
-    return SweepComposer(lambda overrides: config_loader.load_sweep_config(master, overrides), group_lookup(config_loader), cache_from=master)
+def resolve_hydra_from(config: DictConfig) -> None:
+    """Make ``${hydra:...}`` interpolations resolve from ``config``'s ``hydra`` node, as Hydra does before it runs a job.
+
+    Hydra keeps that node in one process-wide singleton (``HydraConfig``): composing a job outside
+    ``run_job`` (to enqueue it, to check its targets) must set it before the job's config is resolved.
+    This is the one place this library sets it.
+    """
+    HydraConfig.instance().set_config(config)
+
+
+def multirun_composer(config_loader: ConfigLoader, master: DictConfig) -> SweepComposer:
+    """The composer of the ``--multirun`` sweep of ``master``, through which ``config_loader`` composes its jobs too.
+
+    The one entry point of a ``--multirun``: the sweeper composes its search's bases and trials with
+    it, the queue launcher the jobs it enqueues. Hydra's sweepers and launchers compose each job
+    with ``config_loader.load_sweep_config(master, overrides)``; from the first call on, that method,
+    **on this config loader object only**, sends the jobs of ``master``'s sweep through this
+    composer (copies for jobs that differ only in values; errors still raised by a full compose) and
+    any other master config to Hydra's own method. This stand-in is the one change made to Hydra's
+    objects here; only the latest sweep's composer is kept.
+    """
+    router = vars(config_loader).get("load_sweep_config")
+    if not isinstance(router, _SweepRouter):
+        router = _SweepRouter(config_loader.load_sweep_config)
+        config_loader.load_sweep_config = router  # type: ignore[method-assign]
+    if router.master is not master:
+        router.master = master
+        router.composer = SweepComposer(lambda overrides: router.full_compose(master, overrides), group_lookup(config_loader), cache_from=master)
+    assert router.composer is not None
+    return router.composer
+
+
+class _SweepRouter:
+    """Stands in for a config loader's ``load_sweep_config``; see :func:`multirun_composer`."""
+
+    def __init__(self, full_compose: Callable[[DictConfig, list[str]], DictConfig]) -> None:
+        self.full_compose = full_compose
+        self.master: DictConfig | None = None
+        self.composer: SweepComposer | None = None
+
+    def __call__(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        if master_config is self.master and self.composer is not None:
+            return self.composer.compose(sweep_overrides)
+        return self.full_compose(master_config, sweep_overrides)
 
 
 def group_lookup(config_loader: ConfigLoader) -> Callable[[str], bool]:

@@ -6,7 +6,7 @@ of one composed config, see :mod:`hyperspace_hydra.composer`), then all of them 
 enqueued in one transaction. Hydra's sweeper composes every job of a batch once more
 to validate it before the launcher sees it (``Sweeper.validate_batch_is_legal``); for
 this launcher's sweeps that validation goes through the same composer (see
-:func:`launcher_composer`), so a grid over values is composed in full once. Hydra gets a COMPLETED :class:`JobReturn` per job, whose
+:func:`hyperspace_hydra.composer.multirun_composer`), so a grid over values is composed in full once. Hydra gets a COMPLETED :class:`JobReturn` per job, whose
 return value is the job id (None for a skipped duplicate), so the sweep ends
 normally and ``on_multirun_end`` callbacks run.
 """
@@ -18,17 +18,15 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from hydra.core.config_loader import ConfigLoader
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
-from hyperspace_hydra.composer import SweepComposer, group_lookup
+from hyperspace_hydra.composer import SweepComposer, multirun_composer, resolve_hydra_from
 from hyperspace_hydra.config import task_config
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.identity import app_name
@@ -55,7 +53,7 @@ def enqueue_sweep(
     A job that cannot be enqueued (its config does not resolve, say) stops the command with one
     ``error:`` line and exit status 2 before anything is enqueued: Hydra would add its own lines.
     """
-    composer = launcher_composer(hydra_context.config_loader, config)
+    composer = multirun_composer(hydra_context.config_loader, config)
     job_configs = [_job_config(composer, overrides, initial_job_idx + index) for index, overrides in enumerate(job_overrides)]
     task_configs = [task_config(job_config) for job_config in job_configs]
     try:
@@ -116,42 +114,6 @@ def stop_cleanly_on_interrupt() -> None:
         signal.signal(signal.SIGINT, on_interrupt)
 
 
-def launcher_composer(config_loader: ConfigLoader, master: DictConfig) -> SweepComposer:
-    """The composer of the sweep of ``master``, through which ``config_loader`` also composes that sweep's jobs.
-
-    Hydra's sweepers validate a batch by composing each job with
-    ``config_loader.load_sweep_config(master, overrides)`` before launching it. The
-    launcher's ``setup`` calls this first: from then on that method, on this config
-    loader object only, sends the jobs of ``master``'s sweep through the sweep's
-    composer (copies for jobs that differ only in values; errors still raised by a full
-    compose) and any other master config to Hydra's own method. Only the latest sweep's
-    composer is kept.
-    """
-    router = vars(config_loader).get("load_sweep_config")
-    if not isinstance(router, _SweepRouter):
-        router = _SweepRouter(config_loader.load_sweep_config)
-        config_loader.load_sweep_config = router  # type: ignore[method-assign]
-    if router.master is not master:
-        router.master = master
-        router.composer = SweepComposer(lambda overrides: router.full_compose(master, overrides), group_lookup(config_loader), cache_from=master)
-    assert router.composer is not None
-    return router.composer
-
-
-class _SweepRouter:
-    """Stands in for a config loader's ``load_sweep_config``; see :func:`launcher_composer`."""
-
-    def __init__(self, full_compose: Callable[[DictConfig, list[str]], DictConfig]) -> None:
-        self.full_compose = full_compose
-        self.master: DictConfig | None = None
-        self.composer: SweepComposer | None = None
-
-    def __call__(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
-        if master_config is self.master and self.composer is not None:
-            return self.composer.compose(sweep_overrides)
-        return self.full_compose(master_config, sweep_overrides)
-
-
 def _job_config(composer: SweepComposer, overrides: Sequence[str], index: int) -> DictConfig:
     job_config = composer.compose(overrides)
     with open_dict(job_config):
@@ -162,7 +124,7 @@ def _job_config(composer: SweepComposer, overrides: Sequence[str], index: int) -
 
 def _job(job_config: DictConfig, task: DictConfig, overrides: Sequence[str], priority: int) -> NewJob:
     """The job, its output directory where Hydra's own launchers would put it (sweep dir / subdir)."""
-    HydraConfig.instance().set_config(job_config)
+    resolve_hydra_from(job_config)
     output_dir = str(Path(job_config.hydra.sweep.dir) / str(job_config.hydra.sweep.subdir))
     return task_job(task, overrides, output_dir=output_dir, priority=priority)
 

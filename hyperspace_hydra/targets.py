@@ -20,10 +20,10 @@ import inspect
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from hyperspace_hydra.composer import resolve_hydra_from
 from hyperspace_hydra.config import UnresolvedTarget, task_data, walk_target
 
 ALWAYS_ALLOWED = ("hyperspace_hydra", "hydra._internal.core_plugins", "hydra_plugins")
@@ -48,7 +48,7 @@ def refusal(config: DictConfig, allowed: Sequence[str]) -> str | None:
     interpolated target is refused unless its text is allowed. Checking resolves every
     target, so their modules are imported here (a worker's forked jobs inherit them).
     """
-    HydraConfig.instance().set_config(config)
+    resolve_hydra_from(config)
     try:
         task = task_data(config)
     except OmegaConfBaseException as error:

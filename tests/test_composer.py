@@ -11,7 +11,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from hyperspace_hydra.app import App
-from hyperspace_hydra.composer import SweepComposer, group_lookup, sweep_composer
+from hyperspace_hydra.composer import SweepComposer, group_lookup, multirun_composer
 from hyperspace_hydra.config import plain, task_config, task_data
 from hyperspace_hydra.overrides import format_override
 from hyperspace_hydra.queue import new_job
@@ -135,14 +135,14 @@ def test_multirun_jobs_are_those_of_load_sweep_config(app: App, sweep: list[list
     load_sweep_config = loader.load_sweep_config
     counted, full_composes = counting(lambda overrides: load_sweep_config(master, overrides))
     monkeypatch.setattr(loader, "load_sweep_config", lambda _master, overrides: counted(overrides))
-    assert_same_as_full(sweep_composer(loader, master), lambda overrides: load_sweep_config(master, overrides), sweep)
+    assert_same_as_full(multirun_composer(loader, master), lambda overrides: load_sweep_config(master, overrides), sweep)
     assert full_composes[0] == 1 or sweep not in VALUE_SWEEPS.values()
 
 
 def test_multirun_jobs_share_the_master_configs_timestamps(app: App) -> None:
     master = app.compose(["lr=1,2", "hydra.sweep.dir=multirun/${now:%H-%M-%S-%f}"], run_mode=RunMode.MULTIRUN)
     timestamps(master)  # resolving caches them, as Hydra's sweeper does when it creates the sweep directory
-    composer = sweep_composer(app.hydra().config_loader, master)
+    composer = multirun_composer(app.hydra().config_loader, master)
     assert {timestamps(composer.compose([f"lr={lr}"])) for lr in (1, 2, 3)} == {timestamps(master)}
 
 

@@ -38,12 +38,13 @@ class HyperspaceLauncher(Launcher):
         self.task_function: TaskFunction | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        from hyperspace_hydra.launcher import launcher_composer, stop_cleanly_on_interrupt
+        from hyperspace_hydra.composer import multirun_composer
+        from hyperspace_hydra.launcher import stop_cleanly_on_interrupt
 
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
-        launcher_composer(hydra_context.config_loader, config)  # before the sweeper validates the first batch
+        multirun_composer(hydra_context.config_loader, config)  # before the sweeper validates the first batch
         stop_cleanly_on_interrupt()
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:

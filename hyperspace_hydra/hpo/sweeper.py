@@ -16,14 +16,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hyperspace_hydra.composer import Compose, SweepComposer, group_lookup, sweep_composer
+from hyperspace_hydra.composer import Compose, SweepComposer, group_lookup, multirun_composer, resolve_hydra_from
 from hyperspace_hydra.config import to_plain
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo import SEARCH
@@ -58,7 +57,7 @@ class SearchOptions:
 
 def search(options: SearchOptions, config: DictConfig, hydra_context: HydraContext, task_function: TaskFunction, arguments: Sequence[str]) -> Any:
     """Run or start the search that ``--multirun`` with ``arguments`` asks for; every parameter is checked before anything runs."""
-    composer = sweep_composer(hydra_context.config_loader, config)
+    composer = multirun_composer(hydra_context.config_loader, config)
     spec = search_spec(options, config, arguments, composer.compose, group_lookup(hydra_context.config_loader))
     launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context, task_function=task_function)
     uri = store_uri_for(config)
@@ -171,7 +170,7 @@ def _start_queued_search(store: Store, sweep_id: int, spec: SearchSpec, composer
         job_config = composer.compose(overrides)
         with open_dict(job_config):
             job_config.hydra.job.num = 0
-        HydraConfig.instance().set_config(job_config)
+        resolve_hydra_from(job_config)
         return new_job(job_config, overrides, output_dir=output_dir)
 
     first = advance(store, sweep_id, make_job)
