@@ -22,8 +22,11 @@ Relative SQLite paths are relative to the directory the command was started from
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
+import functools
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -111,18 +114,32 @@ def effective_settings(config: DictConfig | Mapping[str, Any]) -> HyperspaceSett
     node = config.get(SETTINGS_KEY)
     try:
         given = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-        settings: HyperspaceSettings = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HyperspaceSettings), given or {}))  # type: ignore[assignment]
-    except ConfigKeyError as error:
-        raise HyperspaceError(f"{SETTINGS_KEY}.{error.key} is not a setting; the settings are {', '.join(_SETTING_NAMES)} (fix the study's {SETTINGS_KEY} node or the override)") from None
     except OmegaConfBaseException as error:
-        reason = str(error.msg).splitlines()[0]
-        raise HyperspaceError(f"{SETTINGS_KEY}.{error.key}: {reason} (fix the study's {SETTINGS_KEY} node or the override)") from None
+        raise _settings_error(error) from None
+    return copy.deepcopy(_settings_given(json.dumps(given or {}, sort_keys=True, default=repr)))  # the caller may change its copy
+
+
+@functools.lru_cache(maxsize=32)
+def _settings_given(given: str) -> HyperspaceSettings:
+    """The checked settings of a ``hyperspace`` node given as canonical JSON: a job reads its settings several
+    times (~3 ms each through OmegaConf's structured merge), the same node every time."""
+    try:
+        settings: HyperspaceSettings = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HyperspaceSettings), json.loads(given)))  # type: ignore[assignment]
+    except OmegaConfBaseException as error:
+        raise _settings_error(error) from None
     if not 0 < settings.heartbeat_seconds <= MAX_HEARTBEAT_SECONDS:
         raise HyperspaceError(
             f"{SETTINGS_KEY}.heartbeat_seconds must lie in (0, {MAX_HEARTBEAT_SECONDS:g}], not {settings.heartbeat_seconds:g}: "
             "a run silent for four times that long is taken for dead"
         )
     return settings
+
+
+def _settings_error(error: OmegaConfBaseException) -> HyperspaceError:
+    if isinstance(error, ConfigKeyError):
+        return HyperspaceError(f"{SETTINGS_KEY}.{error.key} is not a setting; the settings are {', '.join(_SETTING_NAMES)} (fix the study's {SETTINGS_KEY} node or the override)")
+    reason = str(error.msg).splitlines()[0]
+    return HyperspaceError(f"{SETTINGS_KEY}.{error.key}: {reason} (fix the study's {SETTINGS_KEY} node or the override)")
 
 
 def resolve_store_uri(explicit: str | None, configured: str | None, start_dir: Path | str) -> str:

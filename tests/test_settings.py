@@ -47,6 +47,19 @@ def test_unset_settings_take_the_defaults_and_set_ones_are_checked() -> None:
     assert effective_settings({}) == HyperspaceSettings(), "a study without a hyperspace node gets the defaults"
 
 
+def test_each_reader_gets_its_own_settings_and_a_bad_node_fails_every_time() -> None:
+    """Settings are worked out once per node (a job reads them several times): the copies stay apart."""
+    node = {"hyperspace": {"allowed_targets": ["mine"], "direction": "maximize"}}
+    first = effective_settings(node)
+    first.allowed_targets.append("changed")
+    first.direction = Direction.minimize
+    assert effective_settings(node) == HyperspaceSettings(allowed_targets=["mine"], direction=Direction.maximize)
+    assert effective_settings({"hyperspace": {"direction": "minimize"}}).direction == Direction.minimize
+    for _ in range(2):
+        with pytest.raises(HyperspaceError, match="hyperspace.directon is not a setting"):
+            effective_settings({"hyperspace": {"directon": "maximize"}})
+
+
 @pytest.mark.parametrize(
     ("node", "message"),
     [
