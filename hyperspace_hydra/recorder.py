@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any, Callable
 
+from hyperspace_hydra.capture import CapturedOutput, capture_output
 from hyperspace_hydra.metric_buffer import MetricBuffer
 from hyperspace_hydra.observer import StoreObserver
 from hyperspace_hydra.store import INTERRUPTED
@@ -37,7 +38,7 @@ class RunRecorder:
     """Drives a :class:`StoreObserver` through one run's life cycle.
 
     Store writes happen from the task's thread and from a heartbeat thread; a lock
-    keeps them one at a time. ``capture`` is a Sacred capture mode (fd, sys, no).
+    keeps them one at a time. ``capture`` is a Sacred capture mode (fd, sys, no; see :mod:`hyperspace_hydra.capture`).
     A run costs two writes to the store (start, end, with the last heartbeat in the
     end's write) plus one per heartbeat and one per batch of metrics.
     """
@@ -51,18 +52,15 @@ class RunRecorder:
         self._stop_beating = threading.Event()
         self._beater: threading.Thread | None = None
         self._exit_stack = contextlib.ExitStack()
-        self._output: Any = None
+        self._output: CapturedOutput | None = None
         self._captured = ""
         self._finished = False
 
     def start(self, start_info: Mapping[str, Any]) -> int:
         """Write the RUNNING run (``start_info`` holds started_event's arguments), start capture and heartbeats."""
         global _active
-        from sacred.stdout_capturing import get_stdcapturer  # see StoreObserver: Sacred loads only in a recorded job
-
         run_id = self.observer.started_event(**start_info, _id=None)
-        _, capturer = get_stdcapturer(self._capture_mode)
-        self._output = self._exit_stack.enter_context(capturer())
+        self._output = self._exit_stack.enter_context(capture_output(self._capture_mode))
         self._exit_stack.enter_context(_sigterm_exits())
         self._beater = threading.Thread(target=self._beat_until_stopped, name=f"hyperspace-heartbeat-{run_id}", daemon=True)
         self._beater.start()
@@ -122,7 +120,7 @@ class RunRecorder:
         """All output captured so far, as a terminal would show it."""
         from sacred.utils import apply_backspaces_and_linefeeds
 
-        self._captured += self._output.get() or ""
+        self._captured += (self._output.get() if self._output is not None else None) or ""
         return apply_backspaces_and_linefeeds(self._captured)
 
 

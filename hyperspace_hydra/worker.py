@@ -283,7 +283,8 @@ class Worker:
         """
         try:
             os.setpgid(0, 0)
-            _die_with_worker(worker_pid, claim_deadline)
+            _redirect_output(log_path)
+            _die_with_worker(worker_pid, claim_deadline, os.dup(2))
             if gpus is not None:
                 os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
             signal.set_wakeup_fd(-1)
@@ -292,7 +293,6 @@ class Worker:
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
             signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-            _redirect_output(log_path)
             job_process.bind_queued_job(job_process.QueuedJob(self.store.uri, job.claim, job.sweep_id))
             self.app.run(config)
             status = 0
@@ -517,8 +517,10 @@ def _gather_provenance_once(app: App) -> None:
     provenance.code_version(provenance.source_directory(app.task_function))
 
 
-def _die_with_worker(worker_pid: int, claim_deadline: _ClaimDeadline) -> None:
-    """Make this job process die when the worker ``worker_pid`` (its parent) does, or fails to renew its claim in time.
+def _die_with_worker(worker_pid: int, claim_deadline: _ClaimDeadline, log_fd: int) -> None:
+    """Make this job process die when the worker ``worker_pid`` (its parent) does, or fails to renew its claim in time;
+    the reason for the latter is written to ``log_fd`` (the job's log, not the run's captured output: no thread
+    of this process could copy it there before the process group is killed).
 
     On Linux the kernel's parent-death signal kills it the moment the worker dies; a worker that
     died before that was set is caught by the check that follows. A watcher thread kills the
@@ -530,16 +532,16 @@ def _die_with_worker(worker_pid: int, claim_deadline: _ClaimDeadline) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != worker_pid:
         os.killpg(0, signal.SIGKILL)
-    watcher = threading.Thread(target=_kill_group_when_unclaimed, args=(worker_pid, claim_deadline), name="hyperspace-claim-watch", daemon=True)
+    watcher = threading.Thread(target=_kill_group_when_unclaimed, args=(worker_pid, claim_deadline, log_fd), name="hyperspace-claim-watch", daemon=True)
     watcher.start()
 
 
-def _kill_group_when_unclaimed(worker_pid: int, claim_deadline: _ClaimDeadline) -> None:
+def _kill_group_when_unclaimed(worker_pid: int, claim_deadline: _ClaimDeadline, log_fd: int) -> None:
     """Kill this process group once the worker is gone or its claim on the job may have expired."""
     while os.getppid() == worker_pid:
         left = claim_deadline.seconds_left()
         if left <= 0:
-            print("hyperspace: the worker did not renew this job's lease in time; stopping before another attempt may start", file=sys.stderr, flush=True)
+            os.write(log_fd, b"hyperspace: the worker did not renew this job's lease in time; stopping before another attempt may start\n")
             break
         time.sleep(min(left, _WORKER_WATCH_SECONDS))
     os.killpg(0, signal.SIGKILL)

@@ -1,0 +1,124 @@
+"""Capture what a run prints while still showing it: Sacred's capture modes, ``fd`` without a ``tee`` process.
+
+``capture_output(mode)`` is a context manager giving an object whose ``get()`` returns the output
+captured since the last call. ``sys`` (Python's ``sys.stdout``/``sys.stderr`` only) and ``no`` are
+Sacred's own. ``fd`` captures at the file-descriptor level, so output of C extensions and of
+child processes is captured too: Sacred does it by starting two ``tee`` processes per run
+(~8 ms); here each of the descriptors 1 and 2 is pointed at a pipe that a thread of this process
+copies to where the descriptor pointed before and into the captured text, in the order it comes.
+On exit the descriptors are restored and what is still in the pipes is read, unless a child
+process the task left running keeps a pipe open: then the copy goes on in the background and
+the text stops there, after a short wait (as Sacred waits for its ``tee`` processes).
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import ctypes
+import functools
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+_STREAMS = (1, 2)
+_READ_SIZE = 65536
+_LAST_READ_SECONDS = 1.0
+"""How long leaving the capture waits for the pipes to drain (a child process of the task may hold them open)."""
+
+
+class CapturedOutput(Protocol):
+    """What a capture yields: ``get()`` returns the text captured since the previous call."""
+
+    def get(self) -> str | None: ...
+
+
+def capture_output(mode: str) -> contextlib.AbstractContextManager[CapturedOutput]:
+    """Capture in Sacred's ``mode`` (``fd``, ``sys`` or ``no``), see the module docstring."""
+    if mode == "fd":
+        return _captured_descriptors()
+    from sacred.stdout_capturing import get_stdcapturer  # Sacred loads only in a recorded job
+
+    _, capturer = get_stdcapturer(mode)
+    return capturer()  # type: ignore[no-any-return]
+
+
+class _Collected:
+    """Text copied from the pipes, decoded as UTF-8 however the bytes were split."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._text: list[str] = []
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def add(self, chunk: bytes) -> None:
+        with self._lock:
+            self._text.append(self._decoder.decode(chunk))
+
+    def get(self) -> str:
+        _flush_buffers()
+        with self._lock:
+            text, self._text = "".join(self._text), []
+        return text
+
+
+@contextlib.contextmanager
+def _captured_descriptors() -> Iterator[_Collected]:
+    collected = _Collected()
+    _flush_buffers()
+    saved = {fd: os.dup(fd) for fd in _STREAMS}
+    copiers = []
+    try:
+        for fd in _STREAMS:
+            read_end, write_end = os.pipe()
+            os.dup2(write_end, fd)
+            os.close(write_end)
+            copier = threading.Thread(target=_copy, args=(read_end, os.dup(saved[fd]), collected), name=f"hyperspace-capture-{fd}", daemon=True)
+            copier.start()
+            copiers.append(copier)
+        yield collected
+    finally:
+        _flush_buffers()
+        for fd, original in saved.items():
+            os.dup2(original, fd)  # closes the pipe's write end held at fd: its copier reads to the end
+        for copier in copiers:
+            copier.join(_LAST_READ_SECONDS)
+        for original in saved.values():
+            os.close(original)
+
+
+def _copy(read_end: int, original: int, collected: _Collected) -> None:
+    """Copy the pipe to ``original`` (the copier's own duplicate of where the descriptor pointed) and into ``collected``
+    until it closes; then close both (they are the copier's, so a copy going on in the background never writes to a
+    descriptor number the process has reused)."""
+    try:
+        while chunk := os.read(read_end, _READ_SIZE):
+            collected.add(chunk)
+            _write_all(original, chunk)
+    finally:
+        os.close(read_end)
+        os.close(original)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    except OSError:
+        pass  # where the output went is gone (a closed terminal): the capture goes on
+
+
+def _flush_buffers() -> None:
+    """Push what Python and C's stdio hold in their buffers into the descriptors."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    with contextlib.suppress(Exception):
+        _c_library().fflush(None)
+
+
+@functools.cache
+def _c_library() -> Any:
+    return ctypes.CDLL(None)

@@ -1,0 +1,63 @@
+"""Output capture in ``fd`` mode: everything written to descriptors 1 and 2 is captured and still shown."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, os, subprocess, sys
+    from hyperspace_hydra.capture import capture_output
+
+    texts = []
+    with capture_output("fd") as output:
+        print("from python")
+        os.write(1, "from C, é".encode()[:-1])  # a character split across two writes
+        os.write(1, "é".encode()[-1:] + b"\\n")
+        print("to stderr", file=sys.stderr)
+        subprocess.run([sys.executable, "-c", "print('from a child process')"], check=True)
+        texts.append(output.get())
+    texts.append(output.get())  # what the pipes still held is read on leaving
+    os.write(1, b"after\\n")
+    with open(sys.argv[1], "w") as saved:
+        json.dump("".join(texts), saved)
+    """
+)
+
+
+def test_fd_capture_takes_python_c_level_and_child_output_and_still_shows_it(tmp_path: Path) -> None:
+    captured_file = tmp_path / "captured.json"
+    finished = subprocess.run([sys.executable, "-c", SCRIPT, str(captured_file)], capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 0, finished.stderr
+    captured = json.loads(captured_file.read_text(encoding="utf-8"))
+    for line in ("from python", "from C, é", "to stderr", "from a child process"):
+        assert line in captured, captured
+        assert line in finished.stdout + finished.stderr, "still shown where the output went before"
+    assert "after" not in captured and finished.stdout.endswith("after\n"), "the descriptors are restored"
+
+
+LINGERING = textwrap.dedent(
+    """
+    import subprocess, sys, time
+    from hyperspace_hydra.capture import capture_output
+
+    with capture_output("fd") as output:
+        child = subprocess.Popen([sys.executable, "-c", "import time; print('child', flush=True); time.sleep(30)"])
+        time.sleep(1)
+    print(repr(output.get()), flush=True)
+    child.kill()
+    """
+)
+
+
+def test_a_child_process_that_keeps_the_pipe_open_does_not_hold_up_the_run(tmp_path: Path) -> None:
+    started = time.monotonic()
+    finished = subprocess.run([sys.executable, "-c", LINGERING], capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 0, finished.stderr
+    assert time.monotonic() - started < 15, "leaving the capture waits about a second, not for the child"
+    assert "'child\\n'" in finished.stdout, finished.stdout
