@@ -98,7 +98,7 @@ class SweepCurves:
         trial_id = self._trial_id(run_id)
         self.storage.set_trial_intermediate_value(trial_id, step, value)
         self.unfinished[run_id] = self.unfinished.get(run_id, 0) + 1
-        return self.pruner.prune(self.study, self.storage.get_trial(trial_id))
+        return bool(self.pruner.prune(self.study, self.storage.get_trial(trial_id)))
 
     def catch_up(self, store: Store, asking: int | None = None) -> None:
         """Tell what the store holds that was not told yet: the history (once), the sweep's new runs, the new points
@@ -129,7 +129,7 @@ class SweepCurves:
             if self.spec.pruner in _REPLAYED:
                 self.pruner.prune(self.study, self.storage.get_trial(trial_id))
         if status == RUNNING:
-            self.unfinished[run_id] = len(steps)
+            self.unfinished[run_id] = max(told, len(steps))
         else:
             self.storage.set_trial_state_values(trial_id, _STATES.get(status, TrialState.FAIL))
 
