@@ -84,7 +84,7 @@ def test_the_curves_of_a_sweep_are_read_once_and_then_only_what_is_new(tmp_path:
             store.add_metrics(run_id, [MetricPoint("loss", step, 1.0 / (step + 1), utcnow()) for step in range(5)])
             store.finish_run(run_id, COMPLETED, {"objective": 0.2})
         bad, good = store.start_run({"sweep_id": sweep_id}), store.start_run({"sweep_id": sweep_id})
-        curves = SweepCurves(sweep_id, spec)
+        curves = SweepCurves(sweep_id, spec, catch_up_seconds=0)
         assert curves.should_prune(store, bad, 0, 5.0) is True
         assert curves.should_prune(store, good, 0, 0.5) is False
         assert curves.unfinished == {bad: 1, good: 1}, "the runs asking are told by their asks, not read back"

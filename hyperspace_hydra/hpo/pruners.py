@@ -7,9 +7,9 @@ past runs, as :func:`~hyperspace_hydra.hpo.search.history` finds them): same met
 and config but for the searched values, so steps mean the same thing.
 
 :class:`SweepCurves` holds those curves as the trials of an in-memory Optuna study, kept per
-sweep by the process. Each ask catches it up from the store: past runs once, then only the
-sweep's new runs and the new points and ends of runs still running; finished runs are never
-read again. Pruners that keep state on the trials they judge (successive halving and
+sweep by the process. An ask catches it up from the store (at most once a second: other
+trials' points arrive with their heartbeats): past runs once, then only the sweep's new runs
+and the new points and ends of runs still running; finished runs are never read again. Pruners that keep state on the trials they judge (successive halving and
 Hyperband mark the rungs a trial reached) are replayed over each other trial's points as they
 come in, so that they see those trials as if they had judged them.
 """
@@ -17,6 +17,7 @@ come in, so that they see those trials as if they had judged them.
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +44,8 @@ _REPLAYED = ("successive_halving", "hyperband")
 _STATES = {COMPLETED: TrialState.COMPLETE, PRUNED: TrialState.PRUNED}
 """How a finished run is told to a pruner; any other final status is a failed trial, which pruners ignore."""
 _IDS_PER_READ = 500
+CATCH_UP_SECONDS = 1.0
+"""How often an ask reads the store: other trials' points reach it only with their heartbeats (every 10 s by default)."""
 
 
 def check_pruner(name: str, options: Mapping[str, Any]) -> None:
@@ -76,14 +79,15 @@ def pruning_metric(spec: SearchSpec) -> str | None:
 class SweepCurves:
     """The pruning metric's curves of one sweep's trials and of its search's history, as an in-memory Optuna study."""
 
-    def __init__(self, sweep_id: int, spec: SearchSpec) -> None:
+    def __init__(self, sweep_id: int, spec: SearchSpec, catch_up_seconds: float = CATCH_UP_SECONDS) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         metric = pruning_metric(spec)
         assert metric is not None, "the sweeper refuses a pruner without a metric"
         self.sweep_id, self.spec, self.metric = sweep_id, spec, metric
         self.pruner = make_pruner(spec.pruner, spec.pruner_options)
         self.storage = optuna.storages.InMemoryStorage()
-        self.study = optuna.create_study(storage=self.storage, direction=spec.direction, study_name=f"hyperspace-sweep-{sweep_id}", pruner=self.pruner)
+        direction = optuna.study.StudyDirection.MAXIMIZE if spec.direction == "maximize" else optuna.study.StudyDirection.MINIMIZE
+        self.study = optuna.create_study(storage=self.storage, direction=direction, study_name=f"hyperspace-sweep-{sweep_id}", pruner=self.pruner)
         self.study_id = self.storage.get_study_id_from_name(self.study.study_name)
         self.trial_ids: dict[int, int] = {}
         """Optuna's trial id of each run told, by run id."""
@@ -91,10 +95,14 @@ class SweepCurves:
         """The runs told that were still running, by run id: how many of their points were told."""
         self.newest_sweep_run = 0
         self.history_told = False
+        self.catch_up_seconds = catch_up_seconds
+        self._next_catch_up = 0.0
 
     def should_prune(self, store: Store, run_id: int, step: int, value: float) -> bool:
         """Whether run ``run_id`` (a trial of the sweep, running in this process) should stop, now that it reported ``value`` at ``step``."""
-        self.catch_up(store, asking=run_id)
+        if run_id not in self.trial_ids or time.monotonic() >= self._next_catch_up:
+            self.catch_up(store, asking=run_id)
+            self._next_catch_up = time.monotonic() + self.catch_up_seconds
         trial_id = self._trial_id(run_id)
         self.storage.set_trial_intermediate_value(trial_id, step, value)
         self.unfinished[run_id] = self.unfinished.get(run_id, 0) + 1
