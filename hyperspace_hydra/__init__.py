@@ -1,7 +1,7 @@
 """hyperspace_hydra: record, queue and tune Hydra experiments.
 
-Task code needs nothing from here; :func:`log_scalar` and :class:`Scenario` are
-optional sugar. :class:`Queue` and :func:`compose` serve notebooks, and so do
+Task code needs nothing from here; :func:`log_scalar` (with :func:`should_stop` and
+:class:`Pruned` for a search's pruner) and :class:`Scenario` are optional sugar. :class:`Queue` and :func:`compose` serve notebooks, and so do
 :func:`runs` and :func:`metrics` (pandas DataFrames; filters as :class:`Condition` or
 strings); the rest is used through the Hydra plugins and the ``hyperspace`` CLI.
 """
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from hyperspace_hydra.queue import Queue
     from hyperspace_hydra.scenario import Scenario
     from hyperspace_hydra.store import Condition, open_store
-    from hyperspace_hydra.tracking import log_scalar
+    from hyperspace_hydra.tracking import Pruned, log_scalar, should_stop
 
 __version__ = "0.1.0"
 
@@ -32,11 +32,16 @@ _HOMES = {
     "Condition": "store",
     "open_store": "store",
     "log_scalar": "tracking",
+    "Pruned": "tracking",
+    "should_stop": "tracking",
 }
 """The module each public name lives in; a name is imported on first use, so that
 ``import hyperspace_hydra`` (done by every plugin and ``hyperspace`` command) stays light."""
 
-__all__ = ["Condition", "HyperspaceError", "Queue", "Scenario", "__version__", "compose", "log_scalar", "metrics", "open_store", "runs"]
+__all__ = [
+    "Condition", "HyperspaceError", "Pruned", "Queue", "Scenario", "__version__", "compose", "log_scalar", "metrics", "open_store", "runs",
+    "should_stop",
+]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

@@ -19,8 +19,8 @@ class MetricBuffer:
         self._last_step: dict[str, int] = {}
         self._pending: dict[str, dict[str, list[Any]]] = {}
 
-    def add(self, name: str, value: float, step: int | None = None) -> None:
-        """Buffer one point; ``step`` defaults to the name's previous step + 1 (first: 0)."""
+    def add(self, name: str, value: float, step: int | None = None) -> int:
+        """Buffer one point and return its step; ``step`` defaults to the name's previous step + 1 (first: 0)."""
         with self._lock:
             if step is None:
                 step = self._last_step.get(name, -1) + 1
@@ -29,6 +29,7 @@ class MetricBuffer:
             series["steps"].append(int(step))
             series["values"].append(float(value))
             series["timestamps"].append(utcnow())
+        return int(step)
 
     def take(self) -> dict[str, dict[str, list[Any]]]:
         """Return and forget the buffered points, in Sacred's ``metrics_by_name`` shape."""

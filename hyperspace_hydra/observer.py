@@ -14,6 +14,7 @@ from typing import Any
 
 from hyperspace_hydra.config import to_plain
 from hyperspace_hydra.store import COMPLETED, FAILED, INTERRUPTED, Claim, MetricPoint, Store
+from hyperspace_hydra.store.base import PRUNED
 
 DOCUMENT_FORMAT = "hyperspace-1 (MongoObserver-0.7.0 compatible)"
 
@@ -96,6 +97,16 @@ class StoreObserver:
         plain = to_plain(result)
         changes = {"stop_time": stop_time, "result": plain, "objective": self._objective_of(plain)}
         return self._finish(COMPLETED, changes)
+
+    def pruned_event(self, stop_time: dt.datetime, result: Any, stopped_at: Mapping[str, Any] | None) -> bool:
+        """Finish the run as PRUNED (not one of Sacred's events): ``stopped_at`` (the metric, step and value its pruner
+        stopped it at) goes into ``info.pruned``; a result the task still returned is kept, but scores nothing."""
+        if stopped_at is not None:
+            self._info["pruned"] = dict(stopped_at)
+        changes = {"stop_time": stop_time, "info": to_plain(self._info)}
+        if result is not None:
+            changes["result"] = to_plain(result)
+        return self._finish(PRUNED, changes)
 
     def interrupted_event(self, interrupt_time: dt.datetime, status: str = INTERRUPTED) -> bool:
         return self._finish(status, {"stop_time": interrupt_time})

@@ -28,6 +28,9 @@ log = logging.getLogger("hyperspace_hydra")
 
 _active: RunRecorder | None = None
 
+StepWatcher = Callable[[int, float], bool]
+"""Asked with each step and value of the metric it watches; True when the run should stop (a search's pruner)."""
+
 
 def active_recorder() -> RunRecorder | None:
     """The recorder of the run executing in this process, if any."""
@@ -55,6 +58,11 @@ class RunRecorder:
         self._output: CapturedOutput | None = None
         self._captured = ""
         self._finished = False
+        self._watched: tuple[str, StepWatcher] | None = None
+        self.stopped_at: dict[str, Any] | None = None
+        """The metric, step and value at which the run's watcher said it should stop; None while it runs on."""
+        self.stops_itself = False
+        """Whether the task asks itself whether to stop (``should_stop``) instead of being stopped by ``Pruned``."""
 
     def start(self, start_info: Mapping[str, Any]) -> int:
         """Write the RUNNING run (``start_info`` holds started_event's arguments), start capture and heartbeats."""
@@ -67,6 +75,24 @@ class RunRecorder:
         _active = self
         return run_id
 
+    @property
+    def run_id(self) -> int | None:
+        """The run's id in its store (None before :meth:`start`)."""
+        return self.observer.run_id
+
+    def watch(self, name: str, watcher: StepWatcher) -> None:
+        """Ask ``watcher`` at each point of metric ``name`` whether the run should stop (until it says so once)."""
+        self._watched = (name, watcher)
+
+    def record_point(self, name: str, value: float, step: int | None) -> bool:
+        """Buffer a metric point; True when it is a point of the watched metric and the run should stop."""
+        step = self.metrics.add(name, value, step)
+        if self._watched is None or name != self._watched[0]:
+            return False
+        if self.stopped_at is None and self._watched[1](step, float(value)):
+            self.stopped_at = {"metric": name, "step": step, "value": float(value)}
+        return self.stopped_at is not None
+
     def completed(self, result: Any) -> None:
         """Finish the run as COMPLETED with the task's return value."""
         self._finish(lambda now: self.observer.completed_event(now, result))
@@ -75,6 +101,10 @@ class RunRecorder:
         """Finish the run as FAILED with the exception's traceback."""
         trace = traceback.format_exception(type(error), error, error.__traceback__)
         self._finish(lambda now: self.observer.failed_event(now, trace))
+
+    def pruned(self, result: Any) -> None:
+        """Finish the run as PRUNED (its pruner stopped it; see :attr:`stopped_at`), keeping a result it returned."""
+        self._finish(lambda now: self.observer.pruned_event(now, result, self.stopped_at))
 
     def interrupted(self) -> None:
         """Finish the run as INTERRUPTED (the process is stopping before the task returned)."""

@@ -46,6 +46,8 @@ MAX_HEARTBEAT_SECONDS = 30.0
 """The longest heartbeat interval: a run outside the queue silent for 120 s (four of them) is ended as DIED."""
 DEFAULT_STORE_URI = "sqlite:///.hyperspace/store.db"
 CALLBACK_TARGET = "hyperspace_hydra.tracking.RecordingCallback"
+PRUNING_CALLBACK_TARGET = "hyperspace_hydra.hpo.pruning.PruningCallback"
+"""Runs after the recording callback starts a job's run: lets a search's pruner watch the trial (hpo/pruning.py)."""
 QUEUE_LAUNCHER_TARGET = "hydra_plugins.hyperspace_hydra_plugins.hyperspace_launcher.HyperspaceLauncher"
 """``hydra/launcher=hyperspace``: the launcher that enqueues jobs for workers (a search started with it enqueues its trials)."""
 
@@ -92,14 +94,15 @@ _SETTING_NAMES = [setting.name for setting in dataclasses.fields(HyperspaceSetti
 
 
 def register_configs() -> None:
-    """Register the ``hyperspace`` config (settings node + recording callback) in Hydra's ConfigStore.
+    """Register the ``hyperspace`` config (settings node, recording and pruning callbacks) in Hydra's ConfigStore.
 
     Every setting is registered as ``???``: a value here would override the study's own
     whenever ``- hyperspace`` comes after ``_self_``. The node is untyped so that the
     study's values are checked in one place, :func:`effective_settings`, whatever the order.
     """
     unset = {name: MISSING for name in _SETTING_NAMES}
-    node = {SETTINGS_KEY: unset, "hydra": {"callbacks": {"hyperspace": {"_target_": CALLBACK_TARGET}}}}
+    callbacks = {"hyperspace": {"_target_": CALLBACK_TARGET}, "hyperspace_pruning": {"_target_": PRUNING_CALLBACK_TARGET}}
+    node = {SETTINGS_KEY: unset, "hydra": {"callbacks": callbacks}}
     ConfigStore.instance().store(name="hyperspace", node=node, package="_global_", provider="hyperspace_hydra")
 
 

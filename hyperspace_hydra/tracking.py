@@ -42,15 +42,48 @@ from hyperspace_hydra.store.retry import RetryingStore, open_retrying
 log = logging.getLogger("hyperspace_hydra")
 
 
+class Pruned(Exception):
+    """Raised by :func:`log_scalar` in a trial of a search whose pruner says the trial should stop.
+
+    Let it propagate: the run ends PRUNED (not FAILED), its job is done and never retried,
+    and the search is told the trial was pruned. ``metric``, ``step`` and ``value`` say where.
+    """
+
+    def __init__(self, metric: str, step: int, value: float) -> None:
+        super().__init__(f"pruned at step {step} of {metric} ({value:.6g}): the search's pruner stopped this trial")
+        self.metric, self.step, self.value = metric, step, value
+
+    def __reduce__(self) -> tuple[Any, ...]:  # a joblib job's return value travels pickled
+        return (Pruned, (self.metric, self.step, self.value))
+
+
 def log_scalar(name: str, value: float, step: int | None = None) -> None:
     """Add ``value`` to the metric series ``name`` of the run executing in this process.
 
-    ``step`` defaults to the series' previous step + 1 (the first is 0). Outside a
-    recorded run this does nothing, so task code keeps working without hyperspace.
+    ``step`` defaults to the series' previous step + 1 (the first is 0). In a trial of a
+    search with a pruner (``hydra.sweeper.pruner``), a value of the pruning metric asks the
+    pruner, and raises :class:`Pruned` when the trial should stop (unless the task asks
+    :func:`should_stop` itself). Outside a recorded run this does nothing, so task code keeps
+    working without hyperspace.
     """
     recorder = active_recorder()
-    if recorder is not None:
-        recorder.metrics.add(name, value, step)
+    if recorder is not None and recorder.record_point(name, value, step) and not recorder.stops_itself:
+        assert recorder.stopped_at is not None
+        raise Pruned(**recorder.stopped_at)
+
+
+def should_stop() -> bool:
+    """Whether the search's pruner has said that the trial executing in this process should stop.
+
+    The non-raising way to be pruned: from its first call in a run on, :func:`log_scalar` no
+    longer raises :class:`Pruned` there; the task stops when it chooses, cleans up, and may
+    return (the run still ends PRUNED). False outside a trial of a search with a pruner.
+    """
+    recorder = active_recorder()
+    if recorder is None:
+        return False
+    recorder.stops_itself = True
+    return recorder.stopped_at is not None
 
 
 class RecordingCallback(Callback):
@@ -102,7 +135,9 @@ class RecordingCallback(Callback):
         if recorder is None:
             return
         try:
-            if job_return.status == JobStatus.COMPLETED:
+            if _was_pruned(recorder, job_return):
+                recorder.pruned(job_return.return_value if job_return.status == JobStatus.COMPLETED else None)
+            elif job_return.status == JobStatus.COMPLETED:
                 recorder.completed(job_return.return_value)
             elif _preempted(job_return._return_value):
                 recorder.interrupted()
@@ -118,6 +153,13 @@ class RecordingCallback(Callback):
         except HyperspaceError as error:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(2) from None
+
+
+def _was_pruned(recorder: RunRecorder, job_return: JobReturn) -> bool:
+    """Whether the task ended by :class:`Pruned`, or returned after its pruner said it should stop."""
+    if job_return.status == JobStatus.COMPLETED:
+        return recorder.stopped_at is not None
+    return isinstance(job_return._return_value, Pruned)
 
 
 def _preempted(error: BaseException) -> bool:

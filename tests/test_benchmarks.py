@@ -44,11 +44,19 @@ TINY_RUNS = {
             "search_ask_latency_10_past_runs",
         },
     ),
+    "search_pruning": (
+        ["--trials", "2", "--steps", "2", "--sleep", "0", "--past", "3", "--curve-steps", "3"],
+        {
+            *(f"search_pruning.{figure}.{pruner}" for figure in ("steps", "wall_clock", "best_loss") for pruner in ("median", "successive_halving")),
+            "search_pruning.ask_ms.median_3_trials",
+            "search_pruning.ask_ms.successive_halving_3_trials",
+        },
+    ),
     "runs_ls_large": (["--runs", "20", "--repeats", "1"], {"runs_ls_first_page.sqlite.20_runs"}),
     "store_copy_postgresql": (["--runs", "20"], {"store_copy.sqlite_to_postgresql.20_runs", "store_copy.peak_rss.20_vs_2_runs"}),
     "ui_first_page": (["--runs", "20", "--repeats", "1"], {"ui_first_page.sqlite.20_runs"}),
 }
-SCRIPTS = ["per_job_overhead", "enqueue_grid", "worker_throughput", "recording_cost", "worker_memory", "search_warm_start", "runs_ls_large", "store_copy", "ui_first_page", "chaos_soak"]
+SCRIPTS = ["per_job_overhead", "enqueue_grid", "worker_throughput", "recording_cost", "worker_memory", "search_warm_start", "search_pruning", "runs_ls_large", "store_copy", "ui_first_page", "chaos_soak"]
 """Every script; chaos_soak runs only by hand (a soak, not a test): its --help is checked here."""
 
 

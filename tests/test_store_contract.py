@@ -39,7 +39,17 @@ from hyperspace_hydra.store import (
     sql,
     sql_schema,
 )
-from hyperspace_hydra.store.base import RUN_FIELDS, STALE_RUN, STALE_RUN_SECONDS, Condition, FinishedRun, WholeRow, job_pages, run_pages
+from hyperspace_hydra.store.base import (
+    PRUNED,
+    RUN_FIELDS,
+    STALE_RUN,
+    STALE_RUN_SECONDS,
+    Condition,
+    FinishedRun,
+    WholeRow,
+    job_pages,
+    run_pages,
+)
 from hyperspace_hydra.store.mongo import MongoStore
 
 mongomock.gridfs.enable_gridfs_integration()  # lets pymongo's GridFS work on mongomock's databases
@@ -211,6 +221,15 @@ def test_metrics_come_back_by_name_ordered_by_step(store: Store) -> None:
     assert metrics["loss"] == {"steps": [0, 1, 2], "values": [1.0, 0.5, 0.2], "timestamps": [NOW] * 3}
     assert metrics["acc"]["values"] == [0.5]
     assert store.get_metrics(store.start_run({})) == {}
+
+
+def test_metric_series_of_many_runs_come_back_in_one_read(store: Store) -> None:
+    first, second, silent = store.start_run({}), store.start_run({}), store.start_run({})
+    store.add_metrics(first, [MetricPoint("loss", 1, 0.5, NOW), MetricPoint("loss", 0, 1.0, NOW), MetricPoint("acc", 0, 0.1, NOW)])
+    store.add_metrics(second, [MetricPoint("loss", 0, 2.0, NOW)])
+    series = store.get_metric_series([first, second, silent, 10**6, 2**70], "loss")
+    assert series == {first: ([0, 1], [1.0, 0.5]), second: ([0], [2.0])}, "runs without the metric and unknown ids are left out"
+    assert store.get_metric_series([], "loss") == {}
 
 
 def test_list_runs_is_oldest_first_and_limit_keeps_the_newest(store: Store) -> None:
@@ -589,6 +608,17 @@ def test_finishing_a_claimed_run_ends_its_job_in_the_same_step(store: Store) -> 
     store.finish_run(other_run, INTERRUPTED, {}, claim=interrupted.claim)
     [job] = store.list_jobs(job_ids=[interrupted.claim.job_id])
     assert job["state"] == QUEUED and job["attempts"] == 0 and job["worker"] is None, "an interrupted job is requeued, not failed"
+
+
+def test_a_pruned_run_completes_its_job_and_is_never_retried(store: Store) -> None:
+    store.enqueue("s", [_job("a")], {"kind": "grid"})
+    claimed = store.claim("s", "w", 60)
+    run_id = store.start_run({"job_id": claimed.claim.job_id})
+    assert store.finish_run(run_id, PRUNED, {"info": {"pruned": {"metric": "loss", "step": 3, "value": 9.0}}}, claim=claimed.claim) is True
+    [job] = store.list_jobs(job_ids=[claimed.claim.job_id])
+    assert (job["state"], job["run_id"], job["error"]) == (COMPLETED, run_id, None)
+    assert store.get_run(run_id)["status"] == PRUNED and store.count_runs(status=PRUNED) == 1
+    assert store.claim("s", "w", 60) is None
 
 
 def test_a_run_whose_claim_was_lost_finishes_as_died_and_leaves_the_job(store: Store) -> None:

@@ -13,7 +13,9 @@ from omegaconf import DictConfig
 
 @dataclass
 class HyperspaceSweeperConf:
-    """Search options; ``params`` holds a search space in config (name: ``interval(...)`` etc.)."""
+    """Search options; ``params`` holds a search space in config (name: ``interval(...)`` etc.); ``pruner``
+    (``median``, ``percentile``, ``successive_halving``, ``hyperband``, ``threshold`` or ``none``) stops bad trials
+    early, with Optuna's options for it in ``pruner_options``, watching ``pruning_metric`` (default: the objective)."""
 
     _target_: str = "hydra_plugins.hyperspace_hydra_plugins.hyperspace_sweeper.HyperspaceSweeper"
     n_trials: int = 20
@@ -25,6 +27,9 @@ class HyperspaceSweeperConf:
     warm_start: bool = True
     params: Dict[str, str] = field(default_factory=dict)
     history_ignore: List[str] = field(default_factory=list)
+    pruner: str = "none"
+    pruner_options: Dict[str, Any] = field(default_factory=dict)
+    pruning_metric: Optional[str] = None
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="hyperspace", node=HyperspaceSweeperConf, provider="hyperspace_hydra")
@@ -37,7 +42,12 @@ class HyperspaceSweeper(Sweeper):
         from hyperspace_hydra.hpo.sweeper import SearchOptions
 
         self.options = SearchOptions(
-            **{**options, "params": dict(options.get("params") or {}), "history_ignore": list(options.get("history_ignore") or [])}
+            **{
+                **options,
+                "params": dict(options.get("params") or {}),
+                "history_ignore": list(options.get("history_ignore") or []),
+                "pruner_options": dict(options.get("pruner_options") or {}),
+            }
         )
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hyperspace_hydra.hpo.history import HISTORY_FIELDS, run_objective, searched_params
-from hyperspace_hydra.hpo.search import History, history, sweep_trials
+from hyperspace_hydra.hpo.history import HISTORY_FIELDS, searched_params
+from hyperspace_hydra.hpo.search import History, history, scored_trial, sweep_trials
 from hyperspace_hydra.hpo.space import trial_overrides
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, best_index, build_study
 from hyperspace_hydra.store import COMPLETED, RUNNING, Store
+from hyperspace_hydra.store.base import PRUNED
 
 
 @dataclass
@@ -51,7 +52,7 @@ class SearchState:
             "counts": self.counts,
             "history_used": len(self.history.trials),
             "history_excluded": self.history.excluded,
-            "best": None if best is None else {self.id_kind: best[0], "value": best[1].value, "overrides": trial_overrides(best[1].params, self.spec.added)},
+            "best": None if best is None else {self.id_kind: best[0], "value": best[1].score, "overrides": trial_overrides(best[1].params, self.spec.added)},
         }
 
 
@@ -62,19 +63,29 @@ def search_state(store: Store, sweep_id: int) -> SearchState:
     past = history(store, spec, sweep_id)
     jobs = store.list_jobs(sweep_id=sweep_id)
     if jobs:
-        return SearchState(sweep, spec, "job", [job["id"] for job in jobs], sweep_trials(store, jobs, spec), sweep["counts"], past)
-    runs = store.list_runs(sweep_id=sweep_id, fields=["status", *HISTORY_FIELDS])
+        trials = sweep_trials(store, jobs, spec)
+        return SearchState(sweep, spec, "job", [job["id"] for job in jobs], trials, _with_pruned(sweep["counts"], trials), past)
+    runs = store.list_runs(sweep_id=sweep_id, fields=["status", "info", *HISTORY_FIELDS])
     counts = dict(Counter(run["status"] for run in runs))
     return SearchState(sweep, spec, "run", [run["_id"] for run in runs], [_run_trial(run, spec) for run in runs], counts, past)
 
 
+def _with_pruned(job_counts: dict[str, int], trials: list[Trial]) -> dict[str, int]:
+    """A queued search's jobs per state, its pruned trials (whose jobs completed) counted apart as PRUNED."""
+    pruned = sum(trial.pruned for trial in trials)
+    if not pruned:
+        return job_counts
+    return {**job_counts, COMPLETED: job_counts.get(COMPLETED, 0) - pruned, PRUNED: pruned}
+
+
 def _run_trial(run: dict[str, Any], spec: SearchSpec) -> Trial:
-    """A local search's run as its trial: scored when it completed with a value, pending while it runs, else failed."""
+    """A local search's run as its trial: scored when it completed with a value, pruned, pending while it runs, else failed."""
     params = searched_params(run, spec)
     if run["status"] == RUNNING:
         return Trial(params)
-    value = run_objective(run, spec.metric) if run["status"] == COMPLETED else None
-    return Trial(params, value, failed=value is None)
+    if run["status"] in (COMPLETED, PRUNED):
+        return scored_trial(params, run, spec.metric)
+    return Trial(params, failed=True)
 
 
 def write_plots(state: SearchState, path: Path) -> None:

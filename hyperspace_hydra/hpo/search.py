@@ -19,12 +19,13 @@ from hyperspace_hydra.hpo.space import Space, space_to_json, trial_overrides
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask
 from hyperspace_hydra.overrides import fixed_override_values
 from hyperspace_hydra.store import COMPLETED, PAUSED, QUEUED, RUNNING, Condition, NewJob, Store
-from hyperspace_hydra.store.base import EXHAUSTED, SWEEP_FINAL_STATES
+from hyperspace_hydra.store.base import EXHAUSTED, PRUNED, SWEEP_FINAL_STATES
 
 MakeJob = Callable[[list[str], str], NewJob]
 """Builds the job of a trial from its overrides and its output directory."""
 _ACTIVE = (QUEUED, PAUSED, RUNNING)
-_SCORE_FIELDS = ("result", "objective")
+_SCORE_FIELDS = {COMPLETED: ("result", "objective", "status"), PRUNED: ("status", "info")}
+"""What scores a finished trial's run, by its status."""
 _ADVANCE_ATTEMPTS = 10
 
 
@@ -57,23 +58,31 @@ def history(store: Store, spec: SearchSpec, sweep_id: int | None = None) -> Hist
     says that is not all (a run with a smaller id committed late, or runs imported with
     older ids) does it read the ids of all of them, then the runs it has not judged.
     """
+    found = History()
+    for _, verdict in _past_verdicts(store, spec, sweep_id):
+        if verdict.trial is not None:
+            found.trials.append(verdict.trial)
+        elif verdict.reason is not None:
+            found.excluded[verdict.reason] = found.excluded.get(verdict.reason, 0) + 1
+    return found
+
+
+def history_run_ids(store: Store, spec: SearchSpec, sweep_id: int | None = None) -> list[int]:
+    """The ids of the runs that :func:`history` counts as history, oldest first (their series are a pruner's history too)."""
+    return [run_id for run_id, verdict in _past_verdicts(store, spec, sweep_id) if verdict.trial is not None]
+
+
+def _past_verdicts(store: Store, spec: SearchSpec, sweep_id: int | None) -> list[tuple[int, Verdict]]:
+    """Each completed run of the spec's task outside sweep ``sweep_id`` with its verdict, oldest first (none without ``warm_start``)."""
     if not spec.warm_start:
-        return History()
+        return []
     judged = _judged_runs.setdefault((store.uri, _selection_key(spec)), {})
     completed = store.count_runs(task=spec.task, status=COMPLETED)
     if completed > len(judged):
         judged.update(_read_verdicts(store, spec, [Condition("id", ">", next(reversed(judged)))] if judged else []))
     if completed != len(judged):
         _catch_up(store, spec, judged)
-    found = History()
-    for run_sweep, verdict in judged.values():
-        if sweep_id is not None and run_sweep == sweep_id:
-            continue
-        if verdict.trial is not None:
-            found.trials.append(verdict.trial)
-        elif verdict.reason is not None:
-            found.excluded[verdict.reason] = found.excluded.get(verdict.reason, 0) + 1
-    return found
+    return [(run_id, verdict) for run_id, (run_sweep, verdict) in judged.items() if sweep_id is None or run_sweep != sweep_id]
 
 
 _judged_runs: dict[tuple[str, str], dict[int, tuple[int | None, Verdict]]] = {}
@@ -106,15 +115,17 @@ def _read_verdicts(store: Store, spec: SearchSpec, where: Sequence[Condition]) -
 
 
 def sweep_trials(store: Store, jobs: Sequence[dict[str, Any]], spec: SearchSpec) -> list[Trial]:
-    """The sweep's own trials, read back from its jobs: completed with a value, failed, or pending."""
+    """The sweep's own trials, read back from its jobs: completed with a value, pruned, failed, or pending."""
     runs = _completed_runs(store, jobs)
     return [_trial(store, job, spec, runs) for job in jobs]
 
 
 def _completed_runs(store: Store, jobs: Sequence[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """The completed runs of the jobs' sweeps by id, with the fields that score them: one read per sweep."""
+    """The completed and pruned runs of the jobs' sweeps by id, with the fields that score them: two reads per sweep."""
     sweeps = {job["sweep_id"] for job in jobs if job["state"] == COMPLETED and job["run_id"] is not None}
-    return {run["_id"]: run for sweep_id in sweeps for run in store.list_runs(sweep_id=sweep_id, status=COMPLETED, fields=_SCORE_FIELDS)}
+    return {
+        run["_id"]: run for sweep_id in sweeps for status, fields in _SCORE_FIELDS.items() for run in store.list_runs(sweep_id=sweep_id, status=status, fields=fields)
+    }  # fmt: skip
 
 
 def _trial(store: Store, job: dict[str, Any], spec: SearchSpec, runs: Mapping[int, dict[str, Any]]) -> Trial:
@@ -122,9 +133,17 @@ def _trial(store: Store, job: dict[str, Any], spec: SearchSpec, runs: Mapping[in
     if job["state"] in _ACTIVE:
         return Trial(params)
     if job["state"] == COMPLETED and job["run_id"] is not None:
-        value = run_objective(runs.get(job["run_id"]) or store.get_run(job["run_id"]), spec.metric)
-        return Trial(params, value, failed=value is None)
+        return scored_trial(params, runs.get(job["run_id"]) or store.get_run(job["run_id"]), spec.metric)
     return Trial(params, failed=True)
+
+
+def scored_trial(params: dict[str, Any], run: Mapping[str, Any], metric: str | None) -> Trial:
+    """The trial that a finished run of a search is: pruned where its pruner stopped it, else scored by its objective."""
+    if run["status"] == PRUNED:
+        stopped = (run.get("info") or {}).get("pruned") or {}
+        return Trial(params, stopped.get("value"), pruned=True, step=stopped.get("step"))
+    value = run_objective(run, metric)
+    return Trial(params, value, failed=value is None)
 
 
 def trial_job_overrides(spec: SearchSpec, point: Mapping[str, Any]) -> list[str]:

@@ -27,7 +27,8 @@ from hyperspace_hydra.config import to_plain
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.hpo.base import search_bases
-from hyperspace_hydra.hpo.search import advance, history, trial_job_overrides
+from hyperspace_hydra.hpo.pruners import NO_PRUNER, check_pruner
+from hyperspace_hydra.hpo.search import advance, history, scored_trial, trial_job_overrides
 from hyperspace_hydra.hpo.space import parse_space, trial_overrides
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, best_index, check_sampler, new_seed
 from hyperspace_hydra.identity import app_name, objective_value
@@ -35,7 +36,7 @@ from hyperspace_hydra.job_process import SWEEP_VARIABLE, store_uri_for
 from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.settings import QUEUE_LAUNCHER_TARGET, effective_settings, redact_credentials
 from hyperspace_hydra.store import COMPLETED, INTERRUPTED, RUNNING, Store, open_store
-from hyperspace_hydra.store.base import EXHAUSTED
+from hyperspace_hydra.store.base import EXHAUSTED, PRUNED
 
 log = logging.getLogger("hyperspace_hydra")
 
@@ -53,6 +54,9 @@ class SearchOptions:
     warm_start: bool = True
     params: dict[str, str] = field(default_factory=dict)
     history_ignore: list[str] = field(default_factory=list)
+    pruner: str = "none"
+    pruner_options: dict[str, Any] = field(default_factory=dict)
+    pruning_metric: str | None = None
 
 
 def search(options: SearchOptions, config: DictConfig, hydra_context: HydraContext, task_function: TaskFunction, arguments: Sequence[str]) -> Any:
@@ -82,6 +86,7 @@ def search_spec(options: SearchOptions, config: DictConfig, arguments: Sequence[
     (:func:`~hyperspace_hydra.hpo.base.search_bases`).
     """
     check_sampler(options.sampler)
+    check_pruner(options.pruner, options.pruner_options)
     given = [*(f"{name}={value}" for name, value in options.params.items()), *arguments]
     space, fixed = parse_space(given)
     if not space:
@@ -91,6 +96,9 @@ def search_spec(options: SearchOptions, config: DictConfig, arguments: Sequence[
     direction = options.direction or settings.direction.value
     if direction not in ("minimize", "maximize"):
         raise HyperspaceError(f"direction must be minimize or maximize, not {direction!r}")
+    metric = options.metric or settings.objective
+    if options.pruner != NO_PRUNER and not (options.pruning_metric or metric):
+        raise HyperspaceError(f"pruner {options.pruner!r} needs the metric it watches: set hydra.sweeper.pruning_metric=NAME (a metric the task logs with log_scalar)")
     return SearchSpec(
         space=space,
         fixed=found.fixed,
@@ -98,7 +106,7 @@ def search_spec(options: SearchOptions, config: DictConfig, arguments: Sequence[
         n_jobs=options.n_jobs,
         sampler=options.sampler,
         direction=direction,
-        metric=options.metric or settings.objective,
+        metric=metric,
         seed=options.seed if options.seed is not None else new_seed(),
         task=_task(fixed, config),
         warm_start=options.warm_start,
@@ -107,6 +115,9 @@ def search_spec(options: SearchOptions, config: DictConfig, arguments: Sequence[
         added=found.added,
         history_ignore=list(options.history_ignore),
         bases=found.bases,
+        pruner=options.pruner,
+        pruner_options=dict(options.pruner_options),
+        pruning_metric=options.pruning_metric,
     )
 
 
@@ -135,7 +146,8 @@ def _local_search(store: Store, sweep_id: int, spec: SearchSpec, launcher: Launc
                 log.info(f"Every point of the space was tried ({len(trials)} trials): the search ends early")
                 break
             batch = launcher.launch([[*trial_job_overrides(spec, point), _sweep_override(sweep_id)] for point in points], initial_job_idx=len(trials))
-            trials += [_told(point, job_return, spec.metric) for point, job_return in zip(points, batch)]
+            pruned = _pruned_runs(store, sweep_id) if spec.pruner != NO_PRUNER else {}
+            trials += [_told(point, job_return, spec.metric, pruned) for point, job_return in zip(points, batch)]
             returns.append(batch)
         ending = COMPLETED if len(trials) >= spec.n_trials else EXHAUSTED
     finally:
@@ -149,7 +161,15 @@ def _sweep_override(sweep_id: int) -> str:
     return f"++hydra.job.env_set.{SWEEP_VARIABLE}={sweep_id}"
 
 
-def _told(point: Mapping[str, Any], job_return: JobReturn, metric: str | None) -> Trial:
+def _pruned_runs(store: Store, sweep_id: int) -> dict[str, dict[str, Any]]:
+    """The sweep's pruned runs, by output directory (how a job's return finds its run)."""
+    return {run["output_dir"]: run for run in store.list_runs(sweep_id=sweep_id, status=PRUNED, fields=["output_dir", "status", "info"])}
+
+
+def _told(point: Mapping[str, Any], job_return: JobReturn, metric: str | None, pruned: Mapping[str, dict[str, Any]]) -> Trial:
+    run = pruned.get(str(job_return.hydra_cfg.hydra.runtime.output_dir)) if pruned and job_return.hydra_cfg is not None else None
+    if run is not None:
+        return scored_trial(dict(point), run, metric)
     if job_return.status != JobStatus.COMPLETED:
         return Trial(dict(point), failed=True)
     value = objective_value(to_plain(job_return._return_value), metric)
@@ -161,8 +181,9 @@ def _log_best(trials: Sequence[Trial], spec: SearchSpec) -> None:
     if index is None:
         log.info("No trial produced a value")
         return
-    best, done = trials[index], sum(trial.value is not None for trial in trials)
-    log.info(f"Best of {done} trials: {best.value:.6g} at {' '.join(trial_overrides(best.params))}")
+    best, done = trials[index], sum(trial.score is not None for trial in trials)
+    pruned = sum(trial.pruned for trial in trials)
+    log.info(f"Best of {done} trials{f' ({pruned} more pruned)' if pruned else ''}: {best.score:.6g} at {' '.join(trial_overrides(best.params))}")
 
 
 def _start_queued_search(store: Store, sweep_id: int, spec: SearchSpec, composer: SweepComposer, study: str) -> list[Any]:

@@ -82,7 +82,8 @@ class SearchSpec:
     given). ``groups`` are the searched parameters that are config groups, ``added``
     those that exist only as target defaults and so are written ``++name=value``.
     ``bases`` and ``history_ignore`` decide which past runs are compatible (see
-    :mod:`hyperspace_hydra.hpo.history`).
+    :mod:`hyperspace_hydra.hpo.history`). ``pruner`` (with its ``pruner_options``) stops trials early
+    by the series of ``pruning_metric`` (see :mod:`hyperspace_hydra.hpo.pruners`).
     """
 
     space: Space
@@ -100,6 +101,9 @@ class SearchSpec:
     added: list[str] = field(default_factory=list)
     history_ignore: list[str] = field(default_factory=list)
     bases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pruner: str = "none"
+    pruner_options: dict[str, Any] = field(default_factory=dict)
+    pruning_metric: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for the store."""
@@ -114,20 +118,28 @@ class SearchSpec:
 
 @dataclass(frozen=True)
 class Trial:
-    """A point of the space and what came of it: a value, a failure (None, failed) or nothing yet (pending)."""
+    """A point of the space and what came of it: a value, a failure (None, failed), nothing yet (pending),
+    or pruned: stopped early at ``step``, where its pruning metric was ``value`` (None when unknown)."""
 
     params: dict[str, Any]
     value: float | None = None
     failed: bool = False
+    pruned: bool = False
+    step: int | None = None
 
     @property
     def pending(self) -> bool:
-        return self.value is None and not self.failed
+        return self.value is None and not self.failed and not self.pruned
+
+    @property
+    def score(self) -> float | None:
+        """The trial's final value: None unless it completed (a pruned trial's value is not one)."""
+        return None if self.pruned else self.value
 
 
 def best_index(trials: Sequence[Trial], direction: str) -> int | None:
-    """The index of the trial with the best value (None when no trial has one)."""
-    scored = [(trial.value, index) for index, trial in enumerate(trials) if trial.value is not None]
+    """The index of the trial with the best final value (None when no trial has one)."""
+    scored = [(trial.score, index) for index, trial in enumerate(trials) if trial.score is not None]
     if not scored:
         return None
     return (max if direction == "maximize" else min)(scored, key=lambda pair: pair[0])[1]
@@ -196,9 +208,12 @@ class _ToldStudy:
         if not all(self._finishes(index, trials[index]) for index in finished):
             return False
         for index in finished:
-            state, value = _state_and_value(trials[index])
-            self.storage.set_trial_state_values(self.pending_ids.pop(index), state, None if value is None else [value])
-            self.told[index] = trials[index]
+            trial_id, trial = self.pending_ids.pop(index), trials[index]
+            state, value = _state_and_value(trial)
+            for step, intermediate in _intermediate_values(trial).items():
+                self.storage.set_trial_intermediate_value(trial_id, step, intermediate)
+            self.storage.set_trial_state_values(trial_id, state, None if value is None else [value])
+            self.told[index] = trial
         self._tell(trials[known:])
         self.study.sampler = _sampler(spec, len(trials))
         return True
@@ -360,8 +375,16 @@ def _frozen(space: Space, trial: Trial, told_at: datetime) -> FrozenTrial:
     distributions = {name: space[name] for name in trial.params}
     return _SharedTrial(
         number=-1, trial_id=-1, state=state, value=value, datetime_start=told_at, datetime_complete=None if trial.pending else told_at,
-        params=dict(trial.params), distributions=distributions, user_attrs={}, system_attrs={}, intermediate_values={},
+        params=dict(trial.params), distributions=distributions, user_attrs={}, system_attrs={}, intermediate_values=_intermediate_values(trial),
     )  # fmt: skip
+
+
+def _intermediate_values(trial: Trial) -> dict[int, float]:
+    """What Optuna knows of a trial's curve: a pruned trial's last reported value at its step (TPE ranks pruned
+    trials by how far they got and where), nothing for others."""
+    if trial.pruned and trial.step is not None and trial.value is not None and not math.isnan(trial.value):
+        return {trial.step: trial.value}
+    return {}
 
 
 def _alike(first: Sequence[Trial], second: Sequence[Trial]) -> bool:
@@ -370,13 +393,16 @@ def _alike(first: Sequence[Trial], second: Sequence[Trial]) -> bool:
 
 def _told_alike(first: Trial, second: Trial) -> bool:
     """Whether Optuna is told the same of both (a NaN score is a failure, whatever the NaN)."""
-    return first.params == second.params and _state_and_value(first) == _state_and_value(second)
+    return first.params == second.params and _state_and_value(first) == _state_and_value(second) and _intermediate_values(first) == _intermediate_values(second)
 
 
 def _state_and_value(trial: Trial) -> tuple[TrialState, float | None]:
-    """Pending as RUNNING, failed or scored NaN as FAIL (Optuna refuses NaN), else COMPLETE with its value."""
+    """Pending as RUNNING, pruned as PRUNED (its curve as intermediate values), failed or scored NaN as FAIL (Optuna
+    refuses NaN), else COMPLETE with its value."""
     if trial.pending:
         return TrialState.RUNNING, None
+    if trial.pruned:
+        return TrialState.PRUNED, None
     if trial.failed or trial.value is None or math.isnan(trial.value):
         return TrialState.FAIL, None
     return TrialState.COMPLETE, trial.value

@@ -28,8 +28,10 @@ FAILED = "FAILED"
 INTERRUPTED = "INTERRUPTED"
 TIMEOUT = "TIMEOUT"
 DIED = "DIED"
-FINAL_STATUSES = frozenset({COMPLETED, FAILED, INTERRUPTED, TIMEOUT, DIED})
-"""Final statuses of a run. DIED: its worker was lost (lease expired) or its job was taken over."""
+PRUNED = "PRUNED"
+FINAL_STATUSES = frozenset({COMPLETED, FAILED, INTERRUPTED, TIMEOUT, DIED, PRUNED})
+"""Final statuses of a run. DIED: its worker was lost (lease expired) or its job was taken over. PRUNED: a trial
+of a search that its pruner stopped early (``info.pruned`` holds the metric, step and value it stopped at)."""
 
 QUEUED = "QUEUED"
 PAUSED = "PAUSED"
@@ -72,8 +74,9 @@ STALE_RUN = f"process lost: no heartbeat for {STALE_RUN_SECONDS} s"
 """The trace of a run that :meth:`Store.end_stale_runs` found dead."""
 LEASE_EXPIRED = "worker lost: the job's lease expired"
 """The error of a job, and the trace of its run, when its worker's lease expired."""
-JOB_STATE_AFTER_RUN = {COMPLETED: COMPLETED, FAILED: FAILED, TIMEOUT: TIMEOUT, INTERRUPTED: QUEUED, DIED: QUEUED}
-"""What a claimed job becomes when its run ends with a status (see :meth:`Store.finish_run`)."""
+JOB_STATE_AFTER_RUN = {COMPLETED: COMPLETED, PRUNED: COMPLETED, FAILED: FAILED, TIMEOUT: TIMEOUT, INTERRUPTED: QUEUED, DIED: QUEUED}
+"""What a claimed job becomes when its run ends with a status (see :meth:`Store.finish_run`): a pruned trial's
+job is done (COMPLETED, never retried); its run says it was pruned."""
 RUN_STATUS_AFTER_WORKER_END = {FAILED: FAILED, TIMEOUT: TIMEOUT, QUEUED: INTERRUPTED}
 """What a job's running run becomes when its worker ends the job in a state (see :meth:`Store.end_job`)."""
 
@@ -550,7 +553,7 @@ class Store(abc.ABC):
 
         With ``claim`` (the run executes a queued job) the run and its job end in one
         transaction, and only while the claim still holds (job RUNNING with that
-        token): the job becomes COMPLETED, FAILED or TIMEOUT like the run (a FAILED job's
+        token): the job becomes COMPLETED (also for a PRUNED run), FAILED or TIMEOUT like the run (a FAILED job's
         error is :func:`job_error`), or goes back to QUEUED for an INTERRUPTED run
         (attempts unchanged). If the claim no longer
         holds, the job is left alone and the run is finished as DIED (INTERRUPTED if
@@ -679,6 +682,15 @@ class Store(abc.ABC):
 
         Points are ordered by step, then by the order they were added.
         Raises :class:`RunNotFoundError` for an unknown id.
+        """
+
+    @abc.abstractmethod
+    def get_metric_series(self, run_ids: Sequence[int], name: str) -> dict[int, tuple[list[int], list[float]]]:
+        """The steps and values of metric ``name`` of each of ``run_ids``, read in one query, ordered as
+        :meth:`get_metrics` orders them: ``{run_id: (steps, values)}``.
+
+        Runs without points of that metric, and ids that name no run, are left out (no error):
+        a pruner reads the series of many runs at once, some of which have logged nothing yet.
         """
 
     @abc.abstractmethod

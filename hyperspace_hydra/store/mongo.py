@@ -495,6 +495,16 @@ class MongoStore(Store):
             series[name] = {"steps": [p[0] for p in ordered], "values": [p[1] for p in ordered], "timestamps": [p[2] for p in ordered]}
         return series
 
+    def get_metric_series(self, run_ids: Sequence[int], name: str) -> dict[int, tuple[list[int], list[float]]]:
+        points: dict[int, list[tuple[Any, Any]]] = {}
+        for document in self._db.metrics.find({"run_id": {"$in": known_ids(run_ids)}, "name": name}, {"run_id": 1, "steps": 1, "values": 1}).sort("_id", ASCENDING):
+            points.setdefault(document["run_id"], []).extend(zip(document["steps"], document["values"]))
+        series = {}
+        for run_id in sorted(points):
+            ordered = sorted(points[run_id], key=lambda point: point[0])  # stable, as in get_metrics
+            series[run_id] = ([point[0] for point in ordered], [point[1] for point in ordered])
+        return series
+
     def _insert_run(self, run_id: int, fields: Mapping[str, Any]) -> bool:
         self._db.runs.insert_one({"_id": run_id, **fields})
         return True

@@ -125,6 +125,9 @@ class RetryingStore(Store):
     def get_metrics(self, run_id: int) -> dict[str, dict[str, list[Any]]]:
         return self._retry("get_metrics", lambda: self.store.get_metrics(run_id))
 
+    def get_metric_series(self, run_ids: Sequence[int], name: str) -> dict[int, tuple[list[int], list[float]]]:
+        return self._retry("get_metric_series", lambda: self.store.get_metric_series(run_ids, name))
+
     def enqueue(self, study: str, jobs: Sequence[NewJob], sweep: Mapping[str, Any], dedupe: bool = True, max_attempts: int = 3) -> EnqueueResult:
         return self._retry("enqueue", lambda: self.store.enqueue(study, jobs, sweep, dedupe, max_attempts))
 

@@ -58,6 +58,7 @@ from hyperspace_hydra.store.base import (
     job_error,
     kept_ids,
     kept_run_ids,
+    known_ids,
     lost_attempt_run_changes,
     new_jobs_of,
     run_changes,
@@ -324,6 +325,24 @@ class SQLStore(Store):
             entry["steps"].append(step)
             entry["values"].append(value)
             entry["timestamps"].append(timestamp)
+        return series
+
+    @reachable
+    def get_metric_series(self, run_ids: Sequence[int], name: str) -> dict[int, tuple[list[int], list[float]]]:
+        series: dict[int, tuple[list[int], list[float]]] = {}
+        ids = known_ids(run_ids)
+        if not ids:
+            return series
+        query = (
+            sa.select(METRICS.c.run_id, METRICS.c.step, METRICS.c.value)
+            .where(METRICS.c.run_id.in_(ids), METRICS.c.name == name)
+            .order_by(METRICS.c.run_id, METRICS.c.step, METRICS.c.id)
+        )
+        with self._engine.connect() as connection:
+            for run_id, step, value in connection.execute(query):
+                steps, values = series.setdefault(run_id, ([], []))
+                steps.append(step)
+                values.append(value)
         return series
 
     # queue
