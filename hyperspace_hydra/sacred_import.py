@@ -35,7 +35,8 @@ from hyperspace_hydra.errors import HyperspaceError, one_line
 from hyperspace_hydra.identity import objective_value
 from hyperspace_hydra.settings import effective_settings, redact_credentials
 from hyperspace_hydra.store import FINAL_STATUSES, Store
-from hyperspace_hydra.store.base import Condition, FinishedRun, run_pages
+from hyperspace_hydra.store.base import RUN_FIELDS, Condition, FinishedRun, run_pages
+from hyperspace_hydra.store.mongo import MongoStore
 
 SACRED_FIELDS = (
     "experiment", "command", "host", "start_time", "heartbeat", "stop_time", "status", "config",
@@ -322,9 +323,9 @@ def import_runs(store: Store, runs: Iterable[SacredRun], source: str, options: I
     return report
 
 
-def _failure(sacred_id: int | str, source: str, error: Exception) -> HyperspaceError:
+def _failure(sacred_id: int | str, source: str, error: Exception, done: str = "imported", doing: str = "importing") -> HyperspaceError:
     return HyperspaceError(
-        f"Sacred run {sacred_id} of {source}: {one_line(error)}; the runs before it are imported, and importing again goes on from there"
+        f"Sacred run {sacred_id} of {source}: {one_line(error)}; the runs before it are {done}, and {doing} again goes on from there"
     )
 
 
@@ -334,13 +335,81 @@ def _imported_ids(store: Store, source: str) -> set[int | str]:
     return {run["info"]["sacred_id"] for page in pages for run in page}
 
 
-def import_sacred(store: Store, source: str, options: ImportOptions) -> ImportReport:
+# Upgrading the runs of a database that Sacred's MongoObserver wrote, where they are
+
+STUDY_FIELDS = tuple(name for name in RUN_FIELDS if name not in SACRED_FIELDS)
+"""The fields of a run that Sacred's documents lack: an upgrade in place sets every one (None where unknown)."""
+
+
+def upgrade_fields(document: Mapping[str, Any], source: str, options: ImportOptions) -> tuple[dict[str, Any], list[str]]:
+    """What an upgrade in place sets on the run document that Sacred wrote (``_id`` included) to make it the run
+    :func:`run_document` would import, and the class names that did not resolve.
+
+    Every field of :data:`STUDY_FIELDS`; ``config`` only if it changed (its class names became
+    ``_target_``, or defaults were filled in; Sacred's config is kept in ``info``); within ``info`` and
+    ``experiment`` only the keys that are new or changed (``info.sacred_id``, ``experiment.name`` with the
+    study's app), by dotted path, so that Sacred's own values stay as they are (its sources' GridFS ids too).
+    """
+    sacred = {name: value for name, value in document.items() if name != "_id"}
+    upgraded, unresolved = run_document(SacredRun(document["_id"], sacred, {}), source, options)
+    fields = {name: upgraded.get(name) for name in STUDY_FIELDS}
+    if upgraded["config"] != _plain(sacred.get("config") or {}):
+        fields["config"] = upgraded["config"]
+    info = {key: value for key, value in upgraded["info"].items() if key != "sacred_extra"}  # other fields stay where Sacred put them
+    for name, changed in (("info", info), ("experiment", upgraded["experiment"])):
+        fields.update(_changed_keys(name, sacred.get(name), changed))
+    return fields, unresolved
+
+
+def _changed_keys(name: str, stored: Any, changed: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``$set`` that turns the stored mapping ``name`` into ``changed``, key by key (whole if nothing is stored)."""
+    if not isinstance(stored, Mapping):
+        return {name: dict(changed)}
+    return {f"{name}.{key}": value for key, value in changed.items() if key not in stored or _plain(stored[key]) != value}
+
+
+def upgrade_in_place(store: MongoStore, options: ImportOptions) -> ImportReport:
+    """Make the finished runs that Sacred's MongoObserver wrote into ``store``'s database runs of the store where
+    they are (see :func:`upgrade_fields`), each with one atomic update: interrupted, a run is upgraded or untouched.
+
+    Runs upgraded before are skipped (and counted), as are runs Sacred has not finished (listed). A run that
+    cannot be upgraded stops it with a :class:`HyperspaceError` naming it; upgrading again goes on from there.
+    """
+    source = redact_credentials(store.uri)
+    report = ImportReport(already_imported=store.count_runs(where=[Condition("info.imported_from", "=", source)]))
+    for document in store.sacred_runs():
+        sacred_id = document["_id"]
+        if document.get("status") not in FINAL_STATUSES:
+            report.unfinished.append(sacred_id)
+            continue
+        try:
+            fields, unresolved = upgrade_fields(document, source, options)
+            upgraded = store.upgrade_sacred_run(sacred_id, fields)
+        except Exception as error:  # noqa: BLE001 - whatever stops one run, the message must name it
+            raise _failure(sacred_id, source, error, "upgraded", "upgrading") from error
+        if upgraded:
+            report.imported[sacred_id] = sacred_id
+            report.unresolved.update(unresolved)
+    return report
+
+
+def import_sacred(store: Store, source: str, options: ImportOptions, in_place: bool = False) -> ImportReport:
     """Import the Sacred runs of ``source``: a FileStorageObserver directory or a ``mongodb://`` URI of a
-    database that Sacred's MongoObserver wrote (see :func:`import_runs`)."""
-    if source.startswith(_MONGO_SCHEMES):
-        if redact_credentials(source) == redact_credentials(store.uri):
+    database that Sacred's MongoObserver wrote (see :func:`import_runs`); ``in_place``: upgrade the runs of
+    ``store``, the database ``source`` names, where they are (see :func:`upgrade_in_place`)."""
+    is_store = redact_credentials(source) == redact_credentials(store.uri)
+    if in_place:
+        if not (is_store and isinstance(store, MongoStore)):
             raise HyperspaceError(
-                f"{redact_credentials(source)} is the store itself: its Sacred runs are listed as they are; importing them in place is not supported yet"
+                f"--in-place upgrades the runs of a MongoDB store that Sacred wrote: {redact_credentials(source)} must be "
+                "a mongodb:// URI and the store (--store) that same database"
+            )
+        return upgrade_in_place(store, options)
+    if source.startswith(_MONGO_SCHEMES):
+        if is_store:
+            raise HyperspaceError(
+                f"{redact_credentials(source)} is the store itself: its Sacred runs are listed as they are; "
+                "--in-place makes them runs of the store where they are"
             )
         database = open_mongo_source(source)
         try:
