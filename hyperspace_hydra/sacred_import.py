@@ -29,11 +29,10 @@ import pymongo
 from pymongo.errors import PyMongoError
 
 from hyperspace_hydra import backfill
-from hyperspace_hydra.app import App
-from hyperspace_hydra.config import UnresolvedTarget, config_hash, fill_defaults, plain, task_config, to_plain, walk_target
+from hyperspace_hydra.config import UnresolvedTarget, to_plain, walk_target
 from hyperspace_hydra.errors import HyperspaceError, one_line
 from hyperspace_hydra.identity import objective_value
-from hyperspace_hydra.settings import effective_settings, redact_credentials
+from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import FINAL_STATUSES, Store
 from hyperspace_hydra.store.base import RUN_FIELDS, Condition, FinishedRun, run_pages
 from hyperspace_hydra.store.mongo import MongoStore
@@ -159,47 +158,6 @@ def open_mongo_source(uri: str) -> Any:
 # Turning Sacred runs into runs of this store
 
 
-class StudyContext:
-    """What a study's app adds to an imported run: its experiment name, objective, and the node of each
-    option of its config groups (composed once), to find the run's choices."""
-
-    def __init__(self, app: App) -> None:
-        self.module = app.module
-        self.objective_key = effective_settings(app.compose([])).objective
-        self._options = list(_group_options(app))
-
-    def choices(self, config: Mapping[str, Any]) -> dict[str, str]:
-        """The option of each config group whose node, with today's defaults, is the node ``config`` holds there."""
-        chosen: dict[str, str] = {}
-        for group, option, node in self._options:
-            if group not in chosen and _node_at(config, group.split("/")) == node:
-                chosen[group] = option
-        return chosen
-
-
-def _group_options(app: App) -> Iterator[tuple[str, str, Any]]:
-    """(group, option, the option's node with today's defaults) for every option of the app's config groups."""
-    loader = app.hydra().config_loader
-    groups = [group for group in loader.list_groups("") if group != "hydra"]
-    while groups:
-        group = groups.pop()
-        groups.extend(f"{group}/{child}" for child in loader.list_groups(group))
-        for option in loader.get_group_options(group):
-            try:
-                composed = plain(task_config(app.compose([f"{group}={option}"])))
-            except HyperspaceError:
-                continue  # a group the primary config does not choose from: no run holds its node
-            yield group, option, fill_defaults(_node_at(composed, group.split("/")))
-
-
-def _node_at(config: Any, keys: list[str]) -> Any:
-    for key in keys:
-        if not isinstance(config, Mapping) or key not in config:
-            return None
-        config = config[key]
-    return config
-
-
 def name_targets(config: Any, keys: ClassKeys, path: str = "") -> tuple[Any, list[str]]:
     """``config`` with ``_target_`` in place of ``keys.key`` in every node whose class name resolves
     (``keys.prefix`` + the name, imported without calling anything), and what did not resolve."""
@@ -239,7 +197,7 @@ class ImportOptions:
     """How Sacred runs are brought in: the study's app (fill defaults, hash, choices), a task name for
     every run, and the key that names classes in old configs."""
 
-    study: StudyContext | None = None
+    study: backfill.StudyContext | None = None
     task: str | None = None
     class_keys: ClassKeys | None = None
 
@@ -258,25 +216,11 @@ def run_document(run: SacredRun, source: str, options: ImportOptions) -> tuple[d
     document = {
         **sacred, **{name: run.document.get(name) for name in _TIMES},
         "config": config, "config_given": config, "info": info, "task": options.task, "seed": _seed(config),
-        "objective": objective_value(sacred["result"], options.study.objective_key if options.study else None),
+        "objective": objective_value(sacred["result"], None),
     }  # fmt: skip
     if options.study is not None:
-        document = _as_study_run(document, options.study, options.task)
+        document = backfill.as_study_run(document, options.study, options.task)
     return document, unresolved
-
-
-def _as_study_run(document: dict[str, Any], study: StudyContext, task: str | None) -> dict[str, Any]:
-    """``document`` as a run of ``study``: completed as backfill completes past runs, hashed, its choices found."""
-    item = backfill.plan_for(document)
-    if item.added:
-        document = {**document, "config": item.config, "info": backfill.backfilled_info(document, item)}
-    choices = study.choices(document["config"])
-    experiment = {**(document["experiment"] or {}), "name": study.module}
-    info = {**document["info"], "sacred_experiment": (document["experiment"] or {}).get("name")}
-    return {
-        **document, "experiment": experiment, "info": info, "config_hash": config_hash(document["config"]),
-        "choices": choices, "task": task if task is not None else choices.get("task"),
-    }  # fmt: skip
 
 
 def _plain(value: Any) -> Any:

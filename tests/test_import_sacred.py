@@ -25,7 +25,7 @@ from hyperspace_hydra import HyperspaceError
 from hyperspace_hydra.cli import main as cli_main
 from hyperspace_hydra.config import config_hash
 from hyperspace_hydra.sacred_import import SACRED_FIELDS, ClassKeys, ImportOptions, import_runs, import_sacred, mongo_runs
-from hyperspace_hydra.store import COMPLETED, FAILED, RUNNING, open_store
+from hyperspace_hydra.store import COMPLETED, FAILED, RUNNING, Condition, open_store
 from hyperspace_hydra.store.mongo import MongoStore
 from hyperspace_hydra.store_copy import copy_store
 
@@ -448,3 +448,44 @@ def test_an_upgrade_in_place_stopped_by_ctrl_c_leaves_each_run_upgraded_or_untou
     status, out, err = _cli(capsys, "import", "sacred", SACRED_URI, "--in-place")
     assert status == 0 and out.splitlines()[-1] == "1 run(s) upgraded, 1 already upgraded before", err
     assert database.runs.find_one({"_id": 2})["info"]["sacred_id"] == 2
+
+
+def _without_times_of_backfill(run: dict[str, Any]) -> dict[str, Any]:
+    info = {**run["info"], "backfill": [{**entry, "at": None} for entry in run["info"].get("backfill", [])]}
+    return {**run, "info": info}
+
+
+def test_runs_imported_without_the_app_are_adopted_by_backfill_as_an_import_with_it_would_have_made_them(probe_study: Path, tmp_path: Path) -> None:
+    sacred_dir = tmp_path / "sacred_runs"
+    run_sacred_experiments(FileStorageObserver(str(sacred_dir)))
+    with_app, without_app = f"sqlite:///{tmp_path}/with_app.db", f"sqlite:///{tmp_path}/without_app.db"
+    common = ("import", "sacred", str(sacred_dir), "--task", "legacy_task", "--target-prefix", "probe.model.")
+    assert hyperspace(probe_study, *common, "--store", with_app, "--app", "probe.run").returncode == 0
+    assert hyperspace(probe_study, *common, "--store", without_app).returncode == 0
+    with open_store(without_app) as store:
+        before = store.list_runs()
+    assert [(run["config_hash"], run["choices"], run["experiment"]["name"]) for run in before] == [(None, None, "legacy")] * 2
+
+    dry = hyperspace(probe_study, "backfill", "--app", "probe.run", "--store", without_app, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines() == [
+        *(
+            f"run {run_id}: adopted as a run of probe.run: task='legacy_task'; choices={{'model': 'large'}}; "
+            "+ model.layer.activation='relu'; + model.dropout=0.1; + model.blocks=None"
+            for run_id in (1, 2)
+        ),
+        "0 of 0 run(s) of probe.run would be back-filled",
+        "2 run(s) imported without --app would be adopted as runs of probe.run",
+    ]
+    with open_store(without_app) as store:
+        assert store.list_runs() == before, "a dry run writes nothing"
+
+    done = hyperspace(probe_study, "backfill", "--app", "probe.run", "--store", without_app)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "2 run(s) imported without --app adopted as runs of probe.run", done.stderr
+    with open_store(without_app) as adopted, open_store(with_app) as imported:
+        assert list(map(_without_times_of_backfill, adopted.list_runs())) == list(map(_without_times_of_backfill, imported.list_runs()))
+        assert adopted.list_runs(where=[Condition("choices.model", "=", "large")], fields=["status"]) == [
+            {"_id": 1, "status": COMPLETED}, {"_id": 2, "status": FAILED},
+        ]  # fmt: skip
+    again = hyperspace(probe_study, "backfill", "--app", "probe.run", "--store", without_app)
+    assert again.stdout.splitlines() == ["0 of 2 run(s) of probe.run back-filled"], "adopted runs are the study's runs now"

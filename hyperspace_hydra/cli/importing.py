@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 
 from hyperspace_hydra.app import load_app
+from hyperspace_hydra.backfill import StudyContext
 from hyperspace_hydra.cli.common import add_app_option, add_store_option, store_uri
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.sacred_import import ClassKeys, ImportOptions, ImportReport, StudyContext, import_sacred
+from hyperspace_hydra.sacred_import import ClassKeys, ImportOptions, ImportReport, import_sacred
 from hyperspace_hydra.store import open_store
 
 

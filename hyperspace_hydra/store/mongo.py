@@ -51,6 +51,7 @@ from hyperspace_hydra.store.base import (
     STALE_RUN,
     STALE_RUN_SECONDS,
     SWEEP_FINAL_STATES,
+    Adoption,
     Claim,
     ClaimedJob,
     Condition,
@@ -337,8 +338,14 @@ class MongoStore(Store):
         return self._finish_run_document(run_id, status, values)
 
     @_reachable
-    def rewrite_config(self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any]) -> None:
-        updated = self._db.runs.update_one({"_id": _id_is(run_id)}, {"$set": {"config": dict(config), "config_hash": config_hash, "info": dict(info)}})
+    def rewrite_config(
+        self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any], *, adoption: Adoption | None = None
+    ) -> None:
+        """One ``update_one``; an adoption sets ``experiment.name`` by its path, so Sacred's sources keep their GridFS ids."""
+        values = {"config": dict(config), "config_hash": config_hash, "info": dict(info)}
+        if adoption is not None:
+            values.update({"experiment.name": adoption.experiment_name, **adoption.fields()})
+        updated = self._db.runs.update_one({"_id": _id_is(run_id)}, {"$set": values})
         if not updated.matched_count:
             raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
 
