@@ -5,7 +5,8 @@ Sacred's fields as they are (``experiment``, ``command``, ``host``, times, ``sta
 ``result``, ``info``, ``captured_out``, ``fail_trace``, ``meta``, ``artifacts``, ``resources``),
 its metric series, and where it came from (``info.imported_from``, ``info.sacred_id``), which
 lets a second import skip it. Sacred runs that have not finished (QUEUED, RUNNING) are left out
-and counted. Sources are only read.
+and counted. Sources are only read. Sacred's copies of source files and artifacts stay where they
+are: each run lists them in ``info.sacred_files`` with their SHA-256 (no store holds files).
 
 Configs that name a class by a key (``className: Model``) can get ``_target_`` (a given prefix
 plus the class name) when that resolves to an object in the study's code. With the study's app,
@@ -17,15 +18,18 @@ config holds), so it counts like a native run.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import bson
+import gridfs
 import pymongo
+from gridfs.errors import NoFile
 from pymongo.errors import PyMongoError
 
 from hyperspace_hydra import backfill
@@ -45,6 +49,7 @@ SACRED_FIELDS = (
 _TIMES = ("start_time", "heartbeat", "stop_time")
 _MONGO_SCHEMES = ("mongodb://", "mongodb+srv://")
 _SERVER_SELECTION_TIMEOUT_MS = 5000
+_CHUNK_BYTES = 1 << 20
 
 
 @dataclass
@@ -55,6 +60,8 @@ class SacredRun:
     sacred_id: int | str
     document: dict[str, Any]
     metrics: dict[str, dict[str, list[Any]]]
+    files: list[dict[str, Any]] = field(default_factory=list)
+    """What Sacred kept of the run's source files and artifacts: one :func:`file_record` each."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,23 @@ class ImportReport:
     already_imported: int = 0
     unfinished: list[int | str] = field(default_factory=list)
     unresolved: Counter[str] = field(default_factory=Counter)
+
+
+# Sacred's copies of source files and artifacts: recorded by where they are and their SHA-256, not copied
+
+
+def file_record(kind: str, name: str, where: dict[str, str], content: BinaryIO | None) -> dict[str, Any]:
+    """One file Sacred kept for a run: ``kind`` (``source`` or ``artifact``), its ``name`` in Sacred, ``where``
+    it is (``path``: a file of a FileStorageObserver directory, or ``gridfs_id``: a GridFS file of the Sacred
+    database the run was imported from), and its ``sha256`` and ``size`` in bytes, read from ``content``
+    (None for a file that is missing: both then null)."""
+    digest, size = hashlib.sha256(), 0
+    if content is not None:
+        with content:
+            while chunk := content.read(_CHUNK_BYTES):
+                digest.update(chunk)
+                size += len(chunk)
+    return {"kind": kind, "name": name, **where, "sha256": digest.hexdigest() if content is not None else None, "size": size if content is not None else None}
 
 
 # Reading Sacred's FileStorageObserver directories
@@ -112,7 +136,16 @@ def _file_storage_run(sacred_id: int, path: Path) -> SacredRun:
     metrics = _read_json(path / "metrics.json", default={})
     for series in metrics.values():
         series["timestamps"] = [_parse_time(stamp) for stamp in series["timestamps"]]
-    return SacredRun(sacred_id, document, metrics)
+    return SacredRun(sacred_id, document, metrics, _file_storage_files(path, document))
+
+
+def _file_storage_files(path: Path, document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The run's source files (in the directory's ``_sources``) and artifacts (in the run's directory)."""
+    sources = [("source", name, path.parent / stored) for name, stored in (document.get("experiment") or {}).get("sources") or []]
+    artifacts = [("artifact", name, path / name) for name in document.get("artifacts") or []]
+    return [
+        file_record(kind, name, {"path": str(file)}, file.open("rb") if file.is_file() else None) for kind, name, file in (*sources, *artifacts)
+    ]
 
 
 def _read_json(path: Path, default: Any = None) -> Any:
@@ -141,7 +174,22 @@ def mongo_runs(database: Any) -> Iterator[SacredRun]:
         metrics = {}
         for series in database.metrics.find({"run_id": sacred_id}).sort("_id", pymongo.ASCENDING):
             metrics[series["name"]] = {key: list(series[key]) for key in ("steps", "values", "timestamps")}
-        yield SacredRun(sacred_id if isinstance(sacred_id, int) else str(sacred_id), document, metrics)
+        yield SacredRun(sacred_id if isinstance(sacred_id, int) else str(sacred_id), document, metrics, _gridfs_files(database, document))
+
+
+def _gridfs_files(database: Any, document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The run's source files and artifacts, which Sacred's MongoObserver keeps in the database's GridFS ``fs``."""
+    files = gridfs.GridFS(database)
+    sources = [("source", name, file_id) for name, file_id in (document.get("experiment") or {}).get("sources") or []]
+    artifacts = [("artifact", artifact["name"], artifact["file_id"]) for artifact in document.get("artifacts") or []]
+    return [file_record(kind, name, {"gridfs_id": str(file_id)}, _gridfs_file(files, file_id)) for kind, name, file_id in (*sources, *artifacts)]
+
+
+def _gridfs_file(files: gridfs.GridFS, file_id: Any) -> BinaryIO | None:
+    try:
+        return files.get(file_id)  # type: ignore[return-value]  # a GridOut reads like a binary file
+    except NoFile:
+        return None
 
 
 def open_mongo_source(uri: str) -> Any:
@@ -206,7 +254,10 @@ def run_document(run: SacredRun, source: str, options: ImportOptions) -> tuple[d
     """The document of the run that ``run`` becomes, and the class names that did not resolve."""
     sacred = {name: _plain(run.document.get(name)) for name in SACRED_FIELDS if name not in _TIMES}
     extra = {name: _plain(value) for name, value in run.document.items() if name not in SACRED_FIELDS}
-    info = {**(sacred["info"] or {}), "imported_from": source, "sacred_id": run.sacred_id, **({"sacred_extra": extra} if extra else {})}
+    info = {
+        **(sacred["info"] or {}), "imported_from": source, "sacred_id": run.sacred_id,
+        **({"sacred_extra": extra} if extra else {}), **({"sacred_files": run.files} if run.files else {}),
+    }  # fmt: skip
     config: Any = sacred["config"] or {}
     unresolved: list[str] = []
     if options.class_keys is not None:

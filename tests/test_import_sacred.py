@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import sys
@@ -24,7 +25,15 @@ from test_store_contract import MONGO_SERVER_ENV
 from hyperspace_hydra import HyperspaceError
 from hyperspace_hydra.cli import main as cli_main
 from hyperspace_hydra.config import config_hash
-from hyperspace_hydra.sacred_import import SACRED_FIELDS, ClassKeys, ImportOptions, import_runs, import_sacred, mongo_runs
+from hyperspace_hydra.sacred_import import (
+    SACRED_FIELDS,
+    ClassKeys,
+    ImportOptions,
+    file_storage_runs,
+    import_runs,
+    import_sacred,
+    mongo_runs,
+)
 from hyperspace_hydra.store import COMPLETED, FAILED, RUNNING, Condition, open_store
 from hyperspace_hydra.store.mongo import MongoStore
 from hyperspace_hydra.store_copy import copy_store
@@ -489,3 +498,37 @@ def test_runs_imported_without_the_app_are_adopted_by_backfill_as_an_import_with
         ]  # fmt: skip
     again = hyperspace(probe_study, "backfill", "--app", "probe.run", "--store", without_app)
     assert again.stdout.splitlines() == ["0 of 2 run(s) of probe.run back-filled"], "adopted runs are the study's runs now"
+
+
+def test_source_files_and_artifacts_are_recorded_by_where_they_are_and_their_sha256(probe_study: Path, tmp_path: Path) -> None:
+    sacred_dir, database = tmp_path / "sacred_runs", mongomock.MongoClient()["sacred"]
+    artifact = tmp_path / "weights.bin"
+    artifact.write_bytes(bytes(range(256)) * 5000)
+    experiment = Experiment("with_files", save_git_info=False)
+    experiment.observers.extend([FileStorageObserver(str(sacred_dir)), MongoObserver.create_from(database.runs, gridfs.GridFS(database))])
+    experiment.main(lambda _run: _run.add_artifact(str(artifact), "weights.bin"))
+    experiment.run()
+    sacred = database.runs.find_one()
+    base_dir = Path(sacred["experiment"]["base_dir"])
+    assert "test_import_sacred.py" in [name for name, _ in sacred["experiment"]["sources"]]
+    expected = [
+        *(("source", name, _sha256(base_dir / name), (base_dir / name).stat().st_size) for name, _ in sacred["experiment"]["sources"]),
+        ("artifact", "weights.bin", _sha256(artifact), artifact.stat().st_size),
+    ]
+    with open_store(f"sqlite:///{tmp_path}/files.db") as store:
+        for source, runs in ((str(sacred_dir), file_storage_runs(sacred_dir)), (SACRED_URI, mongo_runs(database))):
+            [run_id] = import_runs(store, runs, source, ImportOptions()).imported.values()
+            files = store.get_run(run_id)["info"]["sacred_files"]
+            assert [(file["kind"], file["name"], file["sha256"], file["size"]) for file in files] == expected, source
+            if source == SACRED_URI:
+                gridfs_ids = [str(file_id) for _, file_id in sacred["experiment"]["sources"]] + [str(sacred["artifacts"][0]["file_id"])]
+                assert [file["gridfs_id"] for file in files] == gridfs_ids
+            else:
+                assert [_sha256(Path(file["path"])) for file in files] == [sha256 for *_, sha256, _ in expected], "each path holds Sacred's copy"
+    (sacred_dir / "1" / "weights.bin").unlink()
+    [run] = file_storage_runs(sacred_dir)
+    assert run.files[-1] == {"kind": "artifact", "name": "weights.bin", "path": str(sacred_dir / "1" / "weights.bin"), "sha256": None, "size": None}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
