@@ -4,7 +4,8 @@ N finished runs (a small config, a result, a few lines of output, one metric ser
 points each) are written straight into a SQLite store's tables. Ours: ``hyperspace store copy``
 of them into an empty PostgreSQL database, in a process of its own (its start-up counts). Baseline, the limit: the same rows (runs, then metrics) inserted into empty
 tables of another PostgreSQL database with one executemany each, in one transaction. Ratio:
-ours / baseline, in milliseconds per run (lower is better). Memory: the copy's peak resident
+ours / baseline, in milliseconds per run (lower is better). Also the same rows inserted with PostgreSQL's
+COPY against that executemany (does COPY pay in ``add_finished_runs``?). Memory: the copy's peak resident
 memory (the process's maxrss) for N runs against N/10 runs: about 1 when memory is bounded.
 
 Small default size: --runs 2000. Full size: --runs 100000 (the issue's figure).
@@ -24,6 +25,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 from _common import Figure, argument_parser, clean_env, print_machine, report
+from psycopg.types.json import Jsonb
 
 from hyperspace_hydra.store import COMPLETED, open_store
 
@@ -59,6 +61,23 @@ def bulk_insert(uri: str, runs: list[dict[str, Any]], metrics: list[dict[str, An
         connection.execute(tables.tables["runs"].insert(), runs)
         connection.execute(tables.tables["metrics"].insert(), metrics)
     engine.dispose()
+
+
+def copy_insert(uri: str, runs: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> None:
+    """The same rows as :func:`bulk_insert` with PostgreSQL's ``COPY`` (psycopg 3 ``cursor.copy``), in one transaction:
+    what ``add_finished_runs`` could reach with COPY instead of executemany."""
+    open_store(uri).close()
+    with psycopg.connect(uri) as connection, connection.cursor() as cursor:
+        for table, rows in (("runs", runs), ("metrics", metrics)):
+            with cursor.copy(f"COPY {table} ({', '.join(rows[0])}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([Jsonb(value) if isinstance(value, (dict, list)) else value for value in row.values()])
+
+
+def timed(insert: Any, uri: str, runs: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> float:
+    started = time.perf_counter()
+    insert(uri, runs, metrics)
+    return time.perf_counter() - started
 
 
 COPY_REPORTING_PEAK_RSS = (
@@ -99,9 +118,8 @@ def measure(directory: str, cluster: Any, count: int) -> list[Figure]:
     small_seconds, small_rss = copy_seconds_and_peak_rss(sources[small], new_database(cluster))
     copy_seconds, copy_rss = copy_seconds_and_peak_rss(sources[count], new_database(cluster))
     runs, metrics = rows(count)
-    started = time.perf_counter()
-    bulk_insert(new_database(cluster), runs, metrics)
-    bulk_seconds = time.perf_counter() - started
+    bulk_seconds = timed(bulk_insert, new_database(cluster), runs, metrics)
+    copy_seconds_raw = timed(copy_insert, new_database(cluster), runs, metrics)
     per_run = Figure(
         f"store_copy.sqlite_to_postgresql.{count}_runs", ours=copy_seconds * 1000 / count, baseline=bulk_seconds * 1000 / count, unit="ms/run",
         note="hyperspace store copy (pages of whole runs, one transaction each) vs one bulk insert of the same rows",
@@ -112,7 +130,11 @@ def measure(directory: str, cluster: Any, count: int) -> list[Figure]:
         note="peak resident memory of the copy process: N runs vs N/10 runs (about 1 when memory is bounded)",
         details={"small_copy_seconds": round(small_seconds, 2)},
     )  # fmt: skip
-    return [per_run, memory]
+    copy_vs_executemany = Figure(
+        f"store_copy.postgresql_copy_vs_executemany.{count}_runs", ours=copy_seconds_raw * 1000 / count, baseline=bulk_seconds * 1000 / count,
+        unit="ms/run", note="the same rows inserted with COPY (cursor.copy) vs executemany, one transaction each: what COPY would gain",
+    )  # fmt: skip
+    return [per_run, memory, copy_vs_executemany]
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ Sacred's fields as they are (``experiment``, ``command``, ``host``, times, ``sta
 ``result``, ``info``, ``captured_out``, ``fail_trace``, ``meta``, ``artifacts``, ``resources``),
 its metric series, and where it came from (``info.imported_from``, ``info.sacred_id``), which
 lets a second import skip it. Sacred runs that have not finished (QUEUED, RUNNING) are left out
-and counted. Sources are only read.
+and counted. Sources are only read. Sacred's copies of source files and artifacts stay where they
+are: each run lists them in ``info.sacred_files`` with their SHA-256 (no store holds files).
 
 Configs that name a class by a key (``className: Model``) can get ``_target_`` (a given prefix
 plus the class name) when that resolves to an object in the study's code. With the study's app,
@@ -17,25 +18,28 @@ config holds), so it counts like a native run.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import bson
+import gridfs
 import pymongo
+from gridfs.errors import NoFile
 from pymongo.errors import PyMongoError
 
 from hyperspace_hydra import backfill
-from hyperspace_hydra.app import App
-from hyperspace_hydra.config import UnresolvedTarget, config_hash, fill_defaults, plain, task_config, to_plain, walk_target
+from hyperspace_hydra.config import UnresolvedTarget, to_plain, walk_target
 from hyperspace_hydra.errors import HyperspaceError, one_line
 from hyperspace_hydra.identity import objective_value
-from hyperspace_hydra.settings import effective_settings, redact_credentials
+from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import FINAL_STATUSES, Store
-from hyperspace_hydra.store.base import Condition, FinishedRun, run_pages
+from hyperspace_hydra.store.base import RUN_FIELDS, Condition, FinishedRun, run_pages
+from hyperspace_hydra.store.mongo import MongoStore
 
 SACRED_FIELDS = (
     "experiment", "command", "host", "start_time", "heartbeat", "stop_time", "status", "config",
@@ -45,6 +49,7 @@ SACRED_FIELDS = (
 _TIMES = ("start_time", "heartbeat", "stop_time")
 _MONGO_SCHEMES = ("mongodb://", "mongodb+srv://")
 _SERVER_SELECTION_TIMEOUT_MS = 5000
+_CHUNK_BYTES = 1 << 20
 
 
 @dataclass
@@ -55,6 +60,8 @@ class SacredRun:
     sacred_id: int | str
     document: dict[str, Any]
     metrics: dict[str, dict[str, list[Any]]]
+    files: list[dict[str, Any]] = field(default_factory=list)
+    """What Sacred kept of the run's source files and artifacts: one :func:`file_record` each."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,23 @@ class ImportReport:
     already_imported: int = 0
     unfinished: list[int | str] = field(default_factory=list)
     unresolved: Counter[str] = field(default_factory=Counter)
+
+
+# Sacred's copies of source files and artifacts: recorded by where they are and their SHA-256, not copied
+
+
+def file_record(kind: str, name: str, where: dict[str, str], content: BinaryIO | None) -> dict[str, Any]:
+    """One file Sacred kept for a run: ``kind`` (``source`` or ``artifact``), its ``name`` in Sacred, ``where``
+    it is (``path``: a file of a FileStorageObserver directory, or ``gridfs_id``: a GridFS file of the Sacred
+    database the run was imported from), and its ``sha256`` and ``size`` in bytes, read from ``content``
+    (None for a file that is missing: both then null)."""
+    digest, size = hashlib.sha256(), 0
+    if content is not None:
+        with content:
+            while chunk := content.read(_CHUNK_BYTES):
+                digest.update(chunk)
+                size += len(chunk)
+    return {"kind": kind, "name": name, **where, "sha256": digest.hexdigest() if content is not None else None, "size": size if content is not None else None}
 
 
 # Reading Sacred's FileStorageObserver directories
@@ -112,7 +136,16 @@ def _file_storage_run(sacred_id: int, path: Path) -> SacredRun:
     metrics = _read_json(path / "metrics.json", default={})
     for series in metrics.values():
         series["timestamps"] = [_parse_time(stamp) for stamp in series["timestamps"]]
-    return SacredRun(sacred_id, document, metrics)
+    return SacredRun(sacred_id, document, metrics, _file_storage_files(path, document))
+
+
+def _file_storage_files(path: Path, document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The run's source files (in the directory's ``_sources``) and artifacts (in the run's directory)."""
+    sources = [("source", name, path.parent / stored) for name, stored in (document.get("experiment") or {}).get("sources") or []]
+    artifacts = [("artifact", name, path / name) for name in document.get("artifacts") or []]
+    return [
+        file_record(kind, name, {"path": str(file)}, file.open("rb") if file.is_file() else None) for kind, name, file in (*sources, *artifacts)
+    ]
 
 
 def _read_json(path: Path, default: Any = None) -> Any:
@@ -141,7 +174,22 @@ def mongo_runs(database: Any) -> Iterator[SacredRun]:
         metrics = {}
         for series in database.metrics.find({"run_id": sacred_id}).sort("_id", pymongo.ASCENDING):
             metrics[series["name"]] = {key: list(series[key]) for key in ("steps", "values", "timestamps")}
-        yield SacredRun(sacred_id if isinstance(sacred_id, int) else str(sacred_id), document, metrics)
+        yield SacredRun(sacred_id if isinstance(sacred_id, int) else str(sacred_id), document, metrics, _gridfs_files(database, document))
+
+
+def _gridfs_files(database: Any, document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The run's source files and artifacts, which Sacred's MongoObserver keeps in the database's GridFS ``fs``."""
+    files = gridfs.GridFS(database)
+    sources = [("source", name, file_id) for name, file_id in (document.get("experiment") or {}).get("sources") or []]
+    artifacts = [("artifact", artifact["name"], artifact["file_id"]) for artifact in document.get("artifacts") or []]
+    return [file_record(kind, name, {"gridfs_id": str(file_id)}, _gridfs_file(files, file_id)) for kind, name, file_id in (*sources, *artifacts)]
+
+
+def _gridfs_file(files: gridfs.GridFS, file_id: Any) -> BinaryIO | None:
+    try:
+        return files.get(file_id)  # type: ignore[return-value]  # a GridOut reads like a binary file
+    except NoFile:
+        return None
 
 
 def open_mongo_source(uri: str) -> Any:
@@ -156,47 +204,6 @@ def open_mongo_source(uri: str) -> Any:
 
 
 # Turning Sacred runs into runs of this store
-
-
-class StudyContext:
-    """What a study's app adds to an imported run: its experiment name, objective, and the node of each
-    option of its config groups (composed once), to find the run's choices."""
-
-    def __init__(self, app: App) -> None:
-        self.module = app.module
-        self.objective_key = effective_settings(app.compose([])).objective
-        self._options = list(_group_options(app))
-
-    def choices(self, config: Mapping[str, Any]) -> dict[str, str]:
-        """The option of each config group whose node, with today's defaults, is the node ``config`` holds there."""
-        chosen: dict[str, str] = {}
-        for group, option, node in self._options:
-            if group not in chosen and _node_at(config, group.split("/")) == node:
-                chosen[group] = option
-        return chosen
-
-
-def _group_options(app: App) -> Iterator[tuple[str, str, Any]]:
-    """(group, option, the option's node with today's defaults) for every option of the app's config groups."""
-    loader = app.hydra().config_loader
-    groups = [group for group in loader.list_groups("") if group != "hydra"]
-    while groups:
-        group = groups.pop()
-        groups.extend(f"{group}/{child}" for child in loader.list_groups(group))
-        for option in loader.get_group_options(group):
-            try:
-                composed = plain(task_config(app.compose([f"{group}={option}"])))
-            except HyperspaceError:
-                continue  # a group the primary config does not choose from: no run holds its node
-            yield group, option, fill_defaults(_node_at(composed, group.split("/")))
-
-
-def _node_at(config: Any, keys: list[str]) -> Any:
-    for key in keys:
-        if not isinstance(config, Mapping) or key not in config:
-            return None
-        config = config[key]
-    return config
 
 
 def name_targets(config: Any, keys: ClassKeys, path: str = "") -> tuple[Any, list[str]]:
@@ -238,7 +245,7 @@ class ImportOptions:
     """How Sacred runs are brought in: the study's app (fill defaults, hash, choices), a task name for
     every run, and the key that names classes in old configs."""
 
-    study: StudyContext | None = None
+    study: backfill.StudyContext | None = None
     task: str | None = None
     class_keys: ClassKeys | None = None
 
@@ -247,7 +254,10 @@ def run_document(run: SacredRun, source: str, options: ImportOptions) -> tuple[d
     """The document of the run that ``run`` becomes, and the class names that did not resolve."""
     sacred = {name: _plain(run.document.get(name)) for name in SACRED_FIELDS if name not in _TIMES}
     extra = {name: _plain(value) for name, value in run.document.items() if name not in SACRED_FIELDS}
-    info = {**(sacred["info"] or {}), "imported_from": source, "sacred_id": run.sacred_id, **({"sacred_extra": extra} if extra else {})}
+    info = {
+        **(sacred["info"] or {}), "imported_from": source, "sacred_id": run.sacred_id,
+        **({"sacred_extra": extra} if extra else {}), **({"sacred_files": run.files} if run.files else {}),
+    }  # fmt: skip
     config: Any = sacred["config"] or {}
     unresolved: list[str] = []
     if options.class_keys is not None:
@@ -257,25 +267,11 @@ def run_document(run: SacredRun, source: str, options: ImportOptions) -> tuple[d
     document = {
         **sacred, **{name: run.document.get(name) for name in _TIMES},
         "config": config, "config_given": config, "info": info, "task": options.task, "seed": _seed(config),
-        "objective": objective_value(sacred["result"], options.study.objective_key if options.study else None),
+        "objective": objective_value(sacred["result"], None),
     }  # fmt: skip
     if options.study is not None:
-        document = _as_study_run(document, options.study, options.task)
+        document = backfill.as_study_run(document, options.study, options.task)
     return document, unresolved
-
-
-def _as_study_run(document: dict[str, Any], study: StudyContext, task: str | None) -> dict[str, Any]:
-    """``document`` as a run of ``study``: completed as backfill completes past runs, hashed, its choices found."""
-    item = backfill.plan_for(document)
-    if item.added:
-        document = {**document, "config": item.config, "info": backfill.backfilled_info(document, item)}
-    choices = study.choices(document["config"])
-    experiment = {**(document["experiment"] or {}), "name": study.module}
-    info = {**document["info"], "sacred_experiment": (document["experiment"] or {}).get("name")}
-    return {
-        **document, "experiment": experiment, "info": info, "config_hash": config_hash(document["config"]),
-        "choices": choices, "task": task if task is not None else choices.get("task"),
-    }  # fmt: skip
 
 
 def _plain(value: Any) -> Any:
@@ -322,9 +318,9 @@ def import_runs(store: Store, runs: Iterable[SacredRun], source: str, options: I
     return report
 
 
-def _failure(sacred_id: int | str, source: str, error: Exception) -> HyperspaceError:
+def _failure(sacred_id: int | str, source: str, error: Exception, done: str = "imported", doing: str = "importing") -> HyperspaceError:
     return HyperspaceError(
-        f"Sacred run {sacred_id} of {source}: {one_line(error)}; the runs before it are imported, and importing again goes on from there"
+        f"Sacred run {sacred_id} of {source}: {one_line(error)}; the runs before it are {done}, and {doing} again goes on from there"
     )
 
 
@@ -334,13 +330,81 @@ def _imported_ids(store: Store, source: str) -> set[int | str]:
     return {run["info"]["sacred_id"] for page in pages for run in page}
 
 
-def import_sacred(store: Store, source: str, options: ImportOptions) -> ImportReport:
+# Upgrading the runs of a database that Sacred's MongoObserver wrote, where they are
+
+STUDY_FIELDS = tuple(name for name in RUN_FIELDS if name not in SACRED_FIELDS)
+"""The fields of a run that Sacred's documents lack: an upgrade in place sets every one (None where unknown)."""
+
+
+def upgrade_fields(document: Mapping[str, Any], source: str, options: ImportOptions) -> tuple[dict[str, Any], list[str]]:
+    """What an upgrade in place sets on the run document that Sacred wrote (``_id`` included) to make it the run
+    :func:`run_document` would import, and the class names that did not resolve.
+
+    Every field of :data:`STUDY_FIELDS`; ``config`` only if it changed (its class names became
+    ``_target_``, or defaults were filled in; Sacred's config is kept in ``info``); within ``info`` and
+    ``experiment`` only the keys that are new or changed (``info.sacred_id``, ``experiment.name`` with the
+    study's app), by dotted path, so that Sacred's own values stay as they are (its sources' GridFS ids too).
+    """
+    sacred = {name: value for name, value in document.items() if name != "_id"}
+    upgraded, unresolved = run_document(SacredRun(document["_id"], sacred, {}), source, options)
+    fields = {name: upgraded.get(name) for name in STUDY_FIELDS}
+    if upgraded["config"] != _plain(sacred.get("config") or {}):
+        fields["config"] = upgraded["config"]
+    info = {key: value for key, value in upgraded["info"].items() if key != "sacred_extra"}  # other fields stay where Sacred put them
+    for name, changed in (("info", info), ("experiment", upgraded["experiment"])):
+        fields.update(_changed_keys(name, sacred.get(name), changed))
+    return fields, unresolved
+
+
+def _changed_keys(name: str, stored: Any, changed: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``$set`` that turns the stored mapping ``name`` into ``changed``, key by key (whole if nothing is stored)."""
+    if not isinstance(stored, Mapping):
+        return {name: dict(changed)}
+    return {f"{name}.{key}": value for key, value in changed.items() if key not in stored or _plain(stored[key]) != value}
+
+
+def upgrade_in_place(store: MongoStore, options: ImportOptions) -> ImportReport:
+    """Make the finished runs that Sacred's MongoObserver wrote into ``store``'s database runs of the store where
+    they are (see :func:`upgrade_fields`), each with one atomic update: interrupted, a run is upgraded or untouched.
+
+    Runs upgraded before are skipped (and counted), as are runs Sacred has not finished (listed). A run that
+    cannot be upgraded stops it with a :class:`HyperspaceError` naming it; upgrading again goes on from there.
+    """
+    source = redact_credentials(store.uri)
+    report = ImportReport(already_imported=store.count_runs(where=[Condition("info.imported_from", "=", source)]))
+    for document in store.sacred_runs():
+        sacred_id = document["_id"]
+        if document.get("status") not in FINAL_STATUSES:
+            report.unfinished.append(sacred_id)
+            continue
+        try:
+            fields, unresolved = upgrade_fields(document, source, options)
+            upgraded = store.upgrade_sacred_run(sacred_id, fields)
+        except Exception as error:  # noqa: BLE001 - whatever stops one run, the message must name it
+            raise _failure(sacred_id, source, error, "upgraded", "upgrading") from error
+        if upgraded:
+            report.imported[sacred_id] = sacred_id
+            report.unresolved.update(unresolved)
+    return report
+
+
+def import_sacred(store: Store, source: str, options: ImportOptions, in_place: bool = False) -> ImportReport:
     """Import the Sacred runs of ``source``: a FileStorageObserver directory or a ``mongodb://`` URI of a
-    database that Sacred's MongoObserver wrote (see :func:`import_runs`)."""
-    if source.startswith(_MONGO_SCHEMES):
-        if redact_credentials(source) == redact_credentials(store.uri):
+    database that Sacred's MongoObserver wrote (see :func:`import_runs`); ``in_place``: upgrade the runs of
+    ``store``, the database ``source`` names, where they are (see :func:`upgrade_in_place`)."""
+    is_store = redact_credentials(source) == redact_credentials(store.uri)
+    if in_place:
+        if not (is_store and isinstance(store, MongoStore)):
             raise HyperspaceError(
-                f"{redact_credentials(source)} is the store itself: its Sacred runs are listed as they are; importing them in place is not supported yet"
+                f"--in-place upgrades the runs of a MongoDB store that Sacred wrote: {redact_credentials(source)} must be "
+                "a mongodb:// URI and the store (--store) that same database"
+            )
+        return upgrade_in_place(store, options)
+    if source.startswith(_MONGO_SCHEMES):
+        if is_store:
+            raise HyperspaceError(
+                f"{redact_credentials(source)} is the store itself: its Sacred runs are listed as they are; "
+                "--in-place makes them runs of the store where they are"
             )
         database = open_mongo_source(source)
         try:

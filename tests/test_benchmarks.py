@@ -53,7 +53,10 @@ TINY_RUNS = {
         },
     ),
     "runs_ls_large": (["--runs", "20", "--repeats", "1"], {"runs_ls_first_page.sqlite.20_runs"}),
-    "store_copy_postgresql": (["--runs", "20"], {"store_copy.sqlite_to_postgresql.20_runs", "store_copy.peak_rss.20_vs_2_runs"}),
+    "store_copy_postgresql": (
+        ["--runs", "20"],
+        {"store_copy.sqlite_to_postgresql.20_runs", "store_copy.peak_rss.20_vs_2_runs", "store_copy.postgresql_copy_vs_executemany.20_runs"},
+    ),
     "ui_first_page": (["--runs", "20", "--repeats", "1"], {"ui_first_page.sqlite.20_runs"}),
 }
 SCRIPTS = ["per_job_overhead", "enqueue_grid", "worker_throughput", "recording_cost", "worker_memory", "search_warm_start", "search_pruning", "runs_ls_large", "store_copy", "ui_first_page", "chaos_soak"]

@@ -44,6 +44,7 @@ from hyperspace_hydra.store.base import (
     RUN_FIELDS,
     STALE_RUN,
     STALE_RUN_SECONDS,
+    Adoption,
     Condition,
     FinishedRun,
     WholeRow,
@@ -844,6 +845,20 @@ def test_rewrite_config_replaces_config_hash_and_info_of_a_finished_run(store: S
     assert run["status"] == COMPLETED and run["objective"] == 0.5
     with pytest.raises(RunNotFoundError):
         store.rewrite_config(404, {}, "h", {})
+
+
+def test_rewrite_config_with_an_adoption_also_names_the_study_and_sets_task_choices_and_objective(store: Store) -> None:
+    experiment = {"name": "legacy", "base_dir": "/old", "sources": [["main.py", "5f0c"]]}
+    run_id = store.start_run({"experiment": experiment, "config": {"a": 1}, "task": None, "result": {"score": 2.0}})
+    store.finish_run(run_id, COMPLETED, {})
+    adoption = Adoption("study.run", "digits", {"model": "large"}, 2.0)
+    store.rewrite_config(run_id, {"a": 1, "b": 2}, "new", {"sacred_id": 7}, adoption=adoption)
+    run = store.get_run(run_id)
+    assert run["experiment"] == {**experiment, "name": "study.run"}, "only the name of the experiment changes"
+    assert (run["task"], run["choices"], run["objective"], run["config_hash"]) == ("digits", {"model": "large"}, 2.0, "new")
+    assert run["status"] == COMPLETED and run["result"] == {"score": 2.0} and run["info"] == {"sacred_id": 7}
+    with pytest.raises(RunNotFoundError):
+        store.rewrite_config(404, {}, "h", {}, adoption=adoption)
 
 
 def _recorded_elsewhere(**fields: Any) -> dict[str, Any]:

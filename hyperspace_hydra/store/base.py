@@ -181,6 +181,21 @@ class FinishedRun:
     is_job_run: bool = False
 
 
+@dataclass(frozen=True)
+class Adoption:
+    """What :meth:`Store.rewrite_config` also writes when backfill makes an imported run a run of a study: the
+    study's app as ``experiment.name``, and the run's ``task``, ``choices`` and ``objective`` as the study sees them."""
+
+    experiment_name: str
+    task: str | None
+    choices: Mapping[str, str]
+    objective: float | None
+
+    def fields(self) -> dict[str, Any]:
+        """The run fields it sets besides ``experiment.name``."""
+        return {"task": self.task, "choices": dict(self.choices), "objective": self.objective}
+
+
 def finished_run_values(run: FinishedRun) -> tuple[dict[str, Any], list[MetricPoint]]:
     """The fields and metric points that :meth:`Store.add_finished_runs` writes for ``run``.
 
@@ -572,10 +587,14 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def rewrite_config(self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any]) -> None:
+    def rewrite_config(
+        self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any], *, adoption: Adoption | None = None
+    ) -> None:
         """Replace a run's complete ``config``, its ``config_hash`` and its ``info`` in one write, whatever its status.
 
-        Used by backfill only; every other field is left as it is. Raises
+        With ``adoption`` (a run imported without the study's app becomes the study's) the same write
+        also sets ``experiment.name`` (only that key of ``experiment``), ``task``, ``choices`` and
+        ``objective``. Used by backfill only; every other field is left as it is. Raises
         :class:`RunNotFoundError` for an unknown id.
         """
 

@@ -7,6 +7,10 @@ document per run and metric name (``run_id``, ``name``, ``steps``, ``values``,
 So Omniboard and Incense read the runs as they read Sacred's. ``jobs`` and ``sweeps`` hold
 the queue, ``counters`` the last id handed out per collection, ``store_meta`` the schema
 version. Collections and indexes are created on first use.
+
+A database that Sacred's MongoObserver wrote opens as a store as it is: its run documents lack this
+project's fields (read as None) until :meth:`MongoStore.upgrade_sacred_run` adds them; nothing here
+changes Sacred's fields, and a new run's id moves past ids Sacred took meanwhile.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import functools
 import re
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import bson
@@ -47,6 +51,7 @@ from hyperspace_hydra.store.base import (
     STALE_RUN,
     STALE_RUN_SECONDS,
     SWEEP_FINAL_STATES,
+    Adoption,
     Claim,
     ClaimedJob,
     Condition,
@@ -94,6 +99,8 @@ _MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 _OUTPUT_FILE = "captured_out_file"
 """Run document field (not part of the run as returned) with the GridFS id of the whole captured output."""
 _READ_ATTEMPTS = 3
+_INSERT_ATTEMPTS = 3
+"""How often a new run's insert is tried when Sacred's MongoObserver, recording into the same database, took its id."""
 _SORT_RANK, _SORT_KEY = "_hyperspace_sort_rank", "_hyperspace_sort_key"
 """Fields that :meth:`MongoStore.list_runs` adds to runs in its pipeline to order them (not stored)."""
 _JOB_COUNT = "job_count"
@@ -273,8 +280,7 @@ class MongoStore(Store):
         values["status"] = RUNNING
         self._require_claim(claim)
         values["heartbeat"] = self.server_time()
-        [run_id] = self._allocate_ids("runs")
-        self._write_run(run_id, values, lambda fields, _unset: self._insert_run(run_id, fields))
+        run_id = self._insert_new_run(values)
         if claim is not None and self._db.jobs.update_one(_holds(claim), {"$set": {"run_id": run_id}}).matched_count == 0:
             self._finish_run_document(run_id, DIED, {"stop_time": utcnow(), "fail_trace": [claim_lost(claim).args[0]]})
             raise claim_lost(claim)
@@ -289,10 +295,30 @@ class MongoStore(Store):
         if not self._write_run(run_id, values, self._setter_while_running(run_id)):
             self._require_run(run_id)
 
+    def _insert_new_run(self, values: Mapping[str, Any]) -> int:
+        """Insert a new run under the next id and return it. Sacred's MongoObserver, still recording into the same
+        database, numbers its runs after the highest id it finds: if it took the id meanwhile, the counter moves
+        past Sacred's runs and the insert is tried again."""
+        for attempt in range(1, _INSERT_ATTEMPTS + 1):
+            [run_id] = self._allocate_ids("runs")
+            try:
+                self._write_run(run_id, values, self._inserter(run_id))
+                return run_id
+            except DuplicateKeyError:
+                if attempt == _INSERT_ATTEMPTS:
+                    raise
+                self._db.counters.update_one({"_id": "runs"}, {"$max": {"seq": self._highest_run_id()}})
+        raise AssertionError("the last attempt returns or raises")
+
     @_reachable
     def end_stale_runs(self) -> list[int]:
+        """Runs that Sacred's MongoObserver is recording (none of this store's fields) are Sacred's to finish: Omniboard
+        shows a silent one PROBABLY_DEAD, and Sacred's next heartbeat would overwrite a status written here."""
         now = self.server_time()
-        stale = {"status": RUNNING, "job_id": None, "heartbeat": {"$lt": now - dt.timedelta(seconds=STALE_RUN_SECONDS)}}
+        stale = {
+            "status": RUNNING, "job_id": None, "config_hash": {"$exists": True},
+            "heartbeat": {"$lt": now - dt.timedelta(seconds=STALE_RUN_SECONDS)},
+        }  # fmt: skip
         ended = []
         for run in list(self._db.runs.find(stale, {"_id": 1})):
             if self._finish_run_document(run["_id"], DIED, {"stop_time": now, "fail_trace": [STALE_RUN]}):
@@ -312,10 +338,43 @@ class MongoStore(Store):
         return self._finish_run_document(run_id, status, values)
 
     @_reachable
-    def rewrite_config(self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any]) -> None:
-        updated = self._db.runs.update_one({"_id": _id_is(run_id)}, {"$set": {"config": dict(config), "config_hash": config_hash, "info": dict(info)}})
+    def rewrite_config(
+        self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any], *, adoption: Adoption | None = None
+    ) -> None:
+        """One ``update_one``; an adoption sets ``experiment.name`` by its path, so Sacred's sources keep their GridFS ids."""
+        values = {"config": dict(config), "config_hash": config_hash, "info": dict(info)}
+        if adoption is not None:
+            values.update({"experiment.name": adoption.experiment_name, **adoption.fields()})
+        updated = self._db.runs.update_one({"_id": _id_is(run_id)}, {"$set": values})
         if not updated.matched_count:
             raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
+
+    def sacred_runs(self, page_size: int = 200) -> Iterator[dict[str, Any]]:
+        """The run documents that Sacred's MongoObserver wrote into this database and no store has upgraded
+        (:meth:`upgrade_sacred_run`) yet, as they are stored (``_id`` included), in id order, read a page at a time.
+
+        Such a run has none of this project's fields (no ``config_hash``, not even a null one); a run this
+        store recorded, copied or upgraded has them all.
+        """
+        after: Any = None
+        while True:
+            selection: dict[str, Any] = {"config_hash": {"$exists": False}, **({"_id": {"$gt": after}} if after is not None else {})}
+            page = list(self._db.runs.find(selection).sort("_id", ASCENDING).limit(page_size))
+            yield from page
+            if len(page) < page_size:
+                return
+            after = page[-1]["_id"]
+
+    @_reachable
+    def upgrade_sacred_run(self, run_id: Any, fields: Mapping[str, Any]) -> bool:
+        """Set ``fields`` on a run that Sacred wrote, in one atomic update, if no store has upgraded it yet; return whether
+        this call did. ``fields`` must hold ``config_hash`` (its presence marks the run upgraded) and may name parts
+        of a field by a dotted path (``info.sacred_id``), so that Sacred's own values around them stay as they
+        are; ``_id`` never changes. A run is upgraded whole or not at all, and twice never."""
+        if "config_hash" not in fields:
+            raise ValueError("an upgrade of a Sacred run sets config_hash (None when unknown): it marks the run upgraded")
+        selection = {"_id": run_id, "config_hash": {"$exists": False}}
+        return self._db.runs.update_one(selection, {"$set": dict(fields)}).matched_count == 1
 
     @_reachable
     def add_finished_runs(self, runs: Sequence[FinishedRun]) -> list[int]:
@@ -505,9 +564,14 @@ class MongoStore(Store):
             series[run_id] = ([point[0] for point in ordered], [point[1] for point in ordered])
         return series
 
-    def _insert_run(self, run_id: int, fields: Mapping[str, Any]) -> bool:
-        self._db.runs.insert_one({"_id": run_id, **fields})
-        return True
+    def _inserter(self, run_id: int) -> Callable[[dict[str, Any], dict[str, Any]], bool]:
+        """A writer for :meth:`_write_run` that inserts the run as a new document."""
+
+        def insert(fields: dict[str, Any], _unset: dict[str, Any]) -> bool:
+            self._db.runs.insert_one({"_id": run_id, **fields})
+            return True
+
+        return insert
 
     def _setter_while_running(self, run_id: int) -> Callable[[dict[str, Any], dict[str, Any]], bool]:
         """A writer for :meth:`_write_run` that changes the run only while it is RUNNING."""

@@ -24,7 +24,18 @@ from typing import Any, TypeVar
 
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.settings import redact_credentials
-from hyperspace_hydra.store.base import Claim, ClaimedJob, Condition, EnqueueResult, FinishedRun, MetricPoint, NewJob, Store, WholeRow
+from hyperspace_hydra.store.base import (
+    Adoption,
+    Claim,
+    ClaimedJob,
+    Condition,
+    EnqueueResult,
+    FinishedRun,
+    MetricPoint,
+    NewJob,
+    Store,
+    WholeRow,
+)
 
 log = logging.getLogger("hyperspace_hydra")
 
@@ -83,8 +94,10 @@ class RetryingStore(Store):
     def end_stale_runs(self) -> list[int]:
         return self._retry("end_stale_runs", self.store.end_stale_runs)
 
-    def rewrite_config(self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any]) -> None:
-        self._retry("rewrite_config", lambda: self.store.rewrite_config(run_id, config, config_hash, info))
+    def rewrite_config(
+        self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any], *, adoption: Adoption | None = None
+    ) -> None:
+        self._retry("rewrite_config", lambda: self.store.rewrite_config(run_id, config, config_hash, info, adoption=adoption))
 
     def add_finished_runs(self, runs: Sequence[FinishedRun]) -> list[int]:
         return self._retry("add_finished_runs", lambda: self.store.add_finished_runs(runs))

@@ -38,6 +38,7 @@ from hyperspace_hydra.store.base import (
     STALE_RUN,
     STALE_RUN_SECONDS,
     SWEEP_FINAL_STATES,
+    Adoption,
     Claim,
     ClaimedJob,
     Condition,
@@ -206,9 +207,16 @@ class SQLStore(Store):
         return ids
 
     @reachable
-    def rewrite_config(self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any]) -> None:
+    def rewrite_config(
+        self, run_id: int, config: Mapping[str, Any], config_hash: str, info: Mapping[str, Any], *, adoption: Adoption | None = None
+    ) -> None:
+        """One transaction; an adoption reads the run's ``experiment`` (locking its row) to change its name."""
+        values: dict[str, Any] = {"config": config, "config_hash": config_hash, "info": info}
         with self._writer.begin() as connection:
-            updated = connection.execute(RUNS.update().where(id_is(RUNS.c.id, run_id)).values(config=config, config_hash=config_hash, info=info))
+            if adoption is not None:
+                experiment = connection.execute(sa.select(RUNS.c.experiment).where(id_is(RUNS.c.id, run_id)).with_for_update()).scalar()
+                values.update(experiment={**(experiment or {}), "name": adoption.experiment_name}, **adoption.fields())
+            updated = connection.execute(RUNS.update().where(id_is(RUNS.c.id, run_id)).values(**values))
             if not updated.rowcount:
                 raise RunNotFoundError(f"no run with id {run_id} in store {redact_credentials(self.uri)}")
 
