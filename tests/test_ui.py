@@ -222,14 +222,15 @@ def test_queue_page_shows_the_worker_of_a_running_job_and_cancels_the_job(probe_
         wait_until(lambda: _job_states(probe_study) == ["RUNNING"], what="the job to start")
         with ui_server(probe_study, "--allow-actions") as url:
             page.goto(url + "/queue")
-            row = page.inner_text("#workers tbody tr")
-            assert f"\t{worker.pid}\t1\t1\t" in row and socket.gethostname() in row, row
+            cells = _worker_cells(page)
+            assert cells[1:8] == [socket.gethostname(), str(worker.pid), "-", "working", "1", "1", "1"], cells
             screenshot(page, tmp_path, "queue-worker")
             page.once("dialog", lambda dialog: dialog.accept())
             page.click("button.job-action[data-action=cancel][data-job-id='1']")
             page.wait_for_function("document.getElementById('action-message').textContent === 'job 1: 1 job(s) cancelled'")
             assert _job_states(probe_study) == ["CANCELLED"]
-            page.wait_for_function("document.querySelector('#workers tbody').textContent.includes('no job is running')", timeout=LIVE_SECONDS * 1000)
+            page.wait_for_function("document.querySelector('#workers tbody td.worker-state').textContent === 'idle'", timeout=(LIVE_SECONDS + 1) * 1000)
+            assert _worker_cells(page)[5] == "-", "an idle worker holds no job"
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
@@ -269,17 +270,43 @@ def test_queue_page_shows_a_workers_slurm_job_and_its_lease_renewed_live(probe_s
         wait_until(lambda: _job_states(probe_study) == ["RUNNING"], what="the job to start")
         with ui_server(probe_study) as url:
             page.goto(url + "/queue")
-            cells = page.locator("#workers tbody tr td").all_inner_texts()
-            assert cells[1:7] == [socket.gethostname(), str(worker.pid), "1", "1", "1", "4242"], cells
+            cells = _worker_cells(page)
+            assert cells[1:8] == [socket.gethostname(), str(worker.pid), "4242", "working", "1", "1", "1"], cells
             assert cells[0].endswith(":slurm-4242") and 0 < float(cells[8]) <= 4, "seconds left of a 4 s lease, by the store's clock"
-            first_lease_end = cells[7]
-            page.wait_for_function(
-                f"document.querySelector('#workers tbody tr td:nth-child(8)').textContent !== {json.dumps(first_lease_end)}", timeout=LIVE_SECONDS * 1000 + 2000
-            )  # renewed every second (a quarter lease), shown within the page's poll
+            assert 0 <= float(cells[9]) < 2, "seen at its last renewal, by the store's clock"
+            page.wait_for_timeout(5000)  # longer than the lease: only renewals keep it running
+            cells = _worker_cells(page)
+            assert 0 < float(cells[8]) <= 4 and 0 <= float(cells[9]) < 2.5, f"renewed every second, shown within the page's poll: {cells}"
             screenshot(page, tmp_path, "queue-worker-lease")
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
+
+
+@pytest.mark.browser
+def test_queue_page_shows_an_idle_worker_then_that_it_stopped(probe_study: Path, page: Any, tmp_path: Path) -> None:
+    worker = start_worker(probe_study)
+    try:
+        with ui_server(probe_study) as url:
+            page.goto(url + "/queue")
+            page.wait_for_function("document.querySelector('#workers tbody td.worker-state')?.textContent === 'idle'", timeout=(LIVE_SECONDS + 30) * 1000)
+            cells = _worker_cells(page)
+            assert cells[1:6] == [socket.gethostname(), str(worker.pid), "-", "idle", "-"] and 0 <= float(cells[9]) < 31, cells
+            screenshot(page, tmp_path, "queue-idle-worker")
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=60) == 0
+            page.wait_for_function("document.querySelector('#workers tbody td.worker-state').textContent === 'stopped'", timeout=LIVE_SECONDS * 1000)
+            answer = json.loads(_get(url + "/queue.json")[1])
+            assert [(row["pid"], row["state"], row["held"]) for row in answer["workers"]] == [(worker.pid, "stopped", [])]
+    finally:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=60)
+
+
+def _worker_cells(page: Any) -> list[str]:
+    """The cells of the first row of the Queue page's workers table."""
+    return page.locator("#workers tbody tr").first.locator("td").all_inner_texts()
 
 
 def _job_states(study: Path) -> list[str]:
