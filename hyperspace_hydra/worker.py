@@ -66,6 +66,7 @@ from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.settings import effective_settings, redact_credentials
 from hyperspace_hydra.slurm.environment import gpu_shares, slurm_job_id, visible_gpus
 from hyperspace_hydra.store import CANCELLED, DIED, FAILED, QUEUED, RUNNING, TIMEOUT, ClaimedJob, Store, utcnow
+from hyperspace_hydra.store.base import WorkerBeat, WorkerInfo
 from hyperspace_hydra.store.retry import RetryingStore, open_retrying
 from hyperspace_hydra.targets import allowed_packages, refusal
 
@@ -158,6 +159,8 @@ class Worker:
         self._gpu_shares = gpu_shares(visible_gpus(), options.processes)
         self._stop_requested_at: float | None = None
         self._next_lease_work = 0.0
+        self._last_beat: tuple[float, bool, bool] = (-float("inf"), False, False)
+        """When this worker last told the registry it is there (``time.monotonic()``), and whether it was working and stopping."""
         self._wakeup_read, self._wakeup_write = os.pipe()
 
     def run(self) -> int:
@@ -167,8 +170,11 @@ class Worker:
         self._say(f"worker {self.name}: study {self.app.module}, store {redact_credentials(self.store.uri)}, {self.options.processes} process(es)")
         self._say_clock_offset()
         self._say_gpu_placement()
+        self.store.register_worker(self._info())
+        self._last_beat = (time.monotonic(), False, False)
         try:
             self._loop()
+            self.store.worker_stopped(self.name)
         finally:
             self._restore_signal_handlers(previous)
         summary = ", ".join(f"{count} {state}" for state, count in sorted(self._counters.outcomes.items())) or "no jobs"
@@ -180,6 +186,10 @@ class Worker:
         """How many of this worker's attempts ended each way so far: the state the attempt gave its job,
         ``REQUEUED`` (stopped by the worker and put back) or ``LOST`` (its claim was lost)."""
         return dict(self._counters.outcomes)
+
+    def _info(self) -> WorkerInfo:
+        """This worker as the registry of workers holds it (see :meth:`Store.register_worker`)."""
+        return WorkerInfo(self.name, self.app.module, socket.gethostname(), os.getpid(), slurm_job_id(), self.options.processes, self.options.lease)
 
     def _loop(self) -> None:
         idle_wait = _SHORTEST_POLL
@@ -374,17 +384,29 @@ class Worker:
         if now < self._next_lease_work:
             return
         self._next_lease_work = now + min(max(self.options.lease / 4, 0.2), _LONGEST_LEASE_CHECK)
-        if self._running:
-            asked = time.monotonic()
-            lost = self.store.renew_leases([running.job.claim for running in self._running.values()], self.options.lease)
-            for running in self._running.values():
-                if running.job.claim.job_id not in lost:
-                    running.claim_deadline.move_to(self._claim_surely_held_until(asked))
-            self._stop_lost_jobs(lost)
+        if self._running or self._idle_beat_due(now):
+            self._renew_leases(now)
         for job_id in self.store.requeue_expired():
             self._say(f"job {job_id} requeued: its worker was lost")
         for run_id in self.store.end_stale_runs():
             self._say(f"run {run_id} DIED: no heartbeat from its process (not a queued job)")
+
+    def _renew_leases(self, now: float) -> None:
+        """Renew the leases of the running jobs (none: an idle worker) and, in the same call, tell the registry that this
+        worker is there, working, idle or stopping; stop the jobs whose claim was lost."""
+        stopping = self._stop_requested_at is not None
+        lost = self.store.renew_leases([running.job.claim for running in self._running.values()], self.options.lease, WorkerBeat(self.name, stopping))
+        self._last_beat = (now, bool(self._running), stopping)
+        for running in self._running.values():
+            if running.job.claim.job_id not in lost:
+                running.claim_deadline.move_to(self._claim_surely_held_until(now))
+        self._stop_lost_jobs(lost)
+
+    def _idle_beat_due(self, now: float) -> bool:
+        """Whether a worker without jobs should tell the registry it is there: it just became idle or started stopping,
+        or half a lease passed since it last did (so a live worker is never taken for gone, see :data:`~hyperspace_hydra.store.base.WORKER_GONE_LEASES`)."""
+        last, was_working, was_stopping = self._last_beat
+        return was_working or was_stopping != (self._stop_requested_at is not None) or now - last >= self.options.lease / 2
 
     def _claim_surely_held_until(self, asked: float) -> float:
         """When a claim or renewal asked at ``asked`` may expire at the earliest, less a margin (a quarter

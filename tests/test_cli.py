@@ -240,7 +240,7 @@ def test_the_study_override_beats_the_environment_which_beats_the_config_file(pr
 def test_store_check_reports_backend_schema_and_counts(two_runs: Path, postgres_uri: str) -> None:
     checked = hyperspace(two_runs, "store", "check")
     assert checked.returncode == 0, checked.stderr
-    assert "backend: SQLite 3." in checked.stdout and "schema:  version 3" in checked.stdout and "runs:    2 completed" in checked.stdout
+    assert "backend: SQLite 3." in checked.stdout and "schema:  version 4" in checked.stdout and "runs:    2 completed" in checked.stdout
     assert "data:    ok (PRAGMA quick_check)" in checked.stdout
     report = json.loads(hyperspace(two_runs, "store", "check", "--json", "--store", postgres_uri).stdout)
     assert report["backend"].startswith("PostgreSQL 1") and report["jobs"] == {} and report["runs"] == {}

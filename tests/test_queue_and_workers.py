@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 import json
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import clean_env, enqueue, hyperspace, python_in, run_app, run_worker, start_worker, wait_until
@@ -117,6 +119,33 @@ def test_after_the_grace_period_a_job_is_interrupted_and_requeued(probe_study: P
     [run] = store.list_runs()
     assert run["status"] == "INTERRUPTED" and run["job_id"] == job["id"]
     assert (probe_study / "worker.log").read_text().rstrip().endswith("stopped after 1 REQUEUED")
+
+
+def _listed_workers(study: Path, *args: str) -> list[dict[str, Any]]:
+    listing = hyperspace(study, "queue", "workers", "--json", *args)
+    assert listing.returncode == 0, listing.stderr
+    return [json.loads(line) for line in listing.stdout.splitlines()]
+
+
+def test_the_registry_shows_an_idle_worker_then_its_job_then_that_it_stopped(probe_study: Path, store: Store) -> None:
+    worker = start_worker(probe_study, "--processes", "2", "--grace", "5", env=clean_env(SLURM_JOB_ID="4242"))
+    try:
+        [idle] = wait_until(lambda: [row for row in _listed_workers(probe_study) if row["state"] == "idle"], what="the idle worker to show")
+        assert (idle["host"], idle["pid"], idle["slurm_job"], idle["study"], idle["jobs"], idle["processes"]) == (socket.gethostname(), worker.pid, "4242", "probe.run", [], 2)
+        assert idle["worker"].endswith(":slurm-4242") and 0 <= idle["seen_ago"] < 31, "seen within half a lease (60 s) by the store's clock"
+        assert enqueue(probe_study, "sleep=60").returncode == 0
+        [working] = wait_until(lambda: [row for row in store.list_workers() if row["state"] == "working"], what="the worker to hold its job")
+        assert working["job_ids"] == [1] and working["seen_seconds_ago"] < 2, "a working worker is seen with every lease renewal"
+        table = hyperspace(probe_study, "queue", "workers").stdout
+        assert "working" in table and "4242" in table and str(worker.pid) in table, table
+        worker.send_signal(signal.SIGTERM)
+        wait_until(lambda: [row["job_ids"] for row in store.list_workers() if row["state"] == "stopping"] == [[1]], what="the worker to say it is stopping")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0
+    [stopped] = _listed_workers(probe_study)
+    assert (stopped["state"], stopped["jobs"]) == ("stopped", [])
+    assert [row["worker"] for row in _listed_workers(probe_study, "--app", "probe.run")] == [stopped["worker"]], "the workers of the study"
 
 
 def test_pause_resume_cancel_retry_and_wait(probe_study: Path, store: Store) -> None:

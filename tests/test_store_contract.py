@@ -40,14 +40,23 @@ from hyperspace_hydra.store import (
     sql_schema,
 )
 from hyperspace_hydra.store.base import (
+    GONE,
+    IDLE,
     PRUNED,
     RUN_FIELDS,
     STALE_RUN,
     STALE_RUN_SECONDS,
+    STOPPED,
+    STOPPING,
+    WORKER_GONE_LEASES,
+    WORKER_KEPT_SECONDS,
+    WORKING,
     Adoption,
     Condition,
     FinishedRun,
     WholeRow,
+    WorkerBeat,
+    WorkerInfo,
     job_pages,
     run_pages,
 )
@@ -481,14 +490,19 @@ def test_a_store_of_schema_version_1_is_upgraded_and_its_runs_get_their_sweep(ba
     with backend.open() as store:
         assert _ids(store, sweep_id=grid.sweep_id) == [of_the_grid] and alone not in _ids(store, sweep_id=grid.sweep_id)
         assert store.get_sweep(search)["state"] == RUNNING and store.get_sweep(grid.sweep_id)["state"] is None
-        assert store.summary()["schema_version"] in (3, "3")
+        assert store.summary()["schema_version"] in (4, "4")
         assert store.get_sweep(search)["copied_from"] is None and store.list_jobs()[0]["copied_from"] is None
+        assert store.list_workers() == []
+        store.register_worker(_worker("w"))
+        assert [worker["state"] for worker in store.list_workers()] == [IDLE], "the registry of workers (version 4) works"
 
 
 def _make_version_1(backend: Backend) -> None:
-    """Take the store back to schema version 1: no ``sweep_id`` on runs, no ``state`` or ``copied_from`` on sweeps, no ``copied_from`` on jobs."""
+    """Take the store back to schema version 1: no ``sweep_id`` on runs, no ``state`` or ``copied_from`` on sweeps, no ``copied_from`` on jobs,
+    no registry of workers."""
     if backend.mongo is not None:
         database = backend.database()
+        database.drop_collection("workers")
         database.runs.update_many({}, {"$unset": {"sweep_id": ""}})
         database.sweeps.update_many({}, {"$unset": {"state": "", "copied_from": ""}})
         database.jobs.update_many({}, {"$unset": {"copied_from": ""}})
@@ -504,6 +518,7 @@ def _make_version_1(backend: Backend) -> None:
         connection.exec_driver_sql("ALTER TABLE sweeps DROP COLUMN state")
         connection.exec_driver_sql("ALTER TABLE sweeps DROP COLUMN copied_from")
         connection.exec_driver_sql("ALTER TABLE jobs DROP COLUMN copied_from")
+        connection.exec_driver_sql("DROP TABLE workers")
     engine.dispose()
     _set_sql_schema_version(backend.uri, 1)
 
@@ -1042,3 +1057,84 @@ def test_job_pages_read_every_job_in_the_states_once_in_id_order(store: Store) -
     assert [[job["id"] for job in page] for page in job_pages(store, [QUEUED], size=2)] == [enqueued[2:4], enqueued[4:6], enqueued[6:]]
     assert [job["id"] for job in store.list_jobs(after_id=enqueued[0], limit=1)] == enqueued[1:2]
     assert store.list_jobs(limit=0) == []
+
+
+# ---- the registry of workers ----------------------------------------------------------------
+
+def _worker(name: str, study: str = "s", lease: float = 60) -> WorkerInfo:
+    return WorkerInfo(name, study, "node-1", 4242, slurm_job="77", processes=2, lease_seconds=lease)
+
+
+def _workers(store: Store, study: str | None = None) -> dict[str, tuple[str, list[int]]]:
+    return {worker["name"]: (worker["state"], worker["job_ids"]) for worker in store.list_workers(study)}
+
+
+def _move_worker_back(store: Store, name: str, seconds: float) -> None:
+    """Set the worker's ``last_seen`` to the server's time ``seconds`` ago, as if it had been silent that long."""
+    old = store.server_time() - dt.timedelta(seconds=seconds)
+    if isinstance(store, MongoStore):
+        store._db.workers.update_one({"_id": name}, {"$set": {"last_seen": old}})
+        return
+    with store._writer.begin() as connection:
+        connection.execute(sql_schema.WORKERS.update().where(sql_schema.WORKERS.c.name == name).values(last_seen=old))
+
+
+def test_a_registered_worker_is_idle_then_working_with_the_jobs_it_holds_then_stopped(store: Store) -> None:
+    before = store.server_time()
+    store.register_worker(_worker("w"))
+    [worker] = store.list_workers()
+    assert {key: worker[key] for key in ("name", "study", "host", "pid", "slurm_job", "processes", "lease_seconds", "state", "job_ids")} == {
+        "name": "w", "study": "s", "host": "node-1", "pid": 4242, "slurm_job": "77", "processes": 2, "lease_seconds": 60, "state": IDLE, "job_ids": [],
+    }  # fmt: skip
+    assert worker["started_at"] == worker["last_seen"] and abs((worker["started_at"] - before).total_seconds()) < 2, "times from the server's clock"
+    assert 0 <= worker["seen_seconds_ago"] < 2
+    store.enqueue("s", [_job("a"), _job("b")], {"kind": "grid"})
+    first, second = store.claim("s", "w", 60), store.claim("s", "w", 60)
+    store.change_jobs([RUNNING], CANCELLED, job_ids=[second.claim.job_id])
+    assert store.renew_leases([first.claim, second.claim], 60, WorkerBeat("w")) == {second.claim.job_id}
+    assert _workers(store) == {"w": (WORKING, [first.claim.job_id])}, "only the jobs whose claim held"
+    store.renew_leases([first.claim], 60, WorkerBeat("w", stopping=True))
+    assert _workers(store) == {"w": (STOPPING, [first.claim.job_id])}
+    store.renew_leases([], 60, WorkerBeat("w"))
+    assert _workers(store) == {"w": (IDLE, [])}, "an idle worker's beat renews no lease"
+    store.worker_stopped("w")
+    assert _workers(store) == {"w": (STOPPED, [])}
+    store.renew_leases([], 60, WorkerBeat("never-registered"))
+    store.worker_stopped("never-registered")
+    assert list(_workers(store)) == ["w"], "a beat adds no worker"
+
+
+def test_a_silent_worker_is_gone_after_two_of_its_leases_by_the_servers_clock(store: Store) -> None:
+    for name in ("silent", "short-silence", "stopped"):
+        store.register_worker(_worker(name, lease=10))
+    _move_worker_back(store, "silent", WORKER_GONE_LEASES * 10 + 1)
+    _move_worker_back(store, "short-silence", WORKER_GONE_LEASES * 10 - 5)
+    store.worker_stopped("stopped")
+    _move_worker_back(store, "stopped", 3600)
+    assert _workers(store) == {"silent": (GONE, []), "short-silence": (IDLE, []), "stopped": (STOPPED, [])}
+    assert [worker["seen_seconds_ago"] // 1 for worker in store.list_workers() if worker["name"] == "silent"] == [21]
+    store.renew_leases([], 10, WorkerBeat("silent"))
+    assert _workers(store)["silent"] == (IDLE, []), "a worker that speaks again is back"
+
+
+def test_old_stopped_and_gone_workers_are_deleted_when_a_worker_registers(store: Store) -> None:
+    for name in ("old-stopped", "old-gone", "recent-stopped", "live-long-lease"):
+        store.register_worker(_worker(name, lease=60 if name != "live-long-lease" else 2 * WORKER_KEPT_SECONDS))
+    store.worker_stopped("old-stopped")
+    store.worker_stopped("recent-stopped")
+    for name in ("old-stopped", "old-gone", "live-long-lease"):
+        _move_worker_back(store, name, WORKER_KEPT_SECONDS + 60)
+    store.register_worker(_worker("new"))
+    assert _workers(store) == {"new": (IDLE, []), "live-long-lease": (IDLE, []), "recent-stopped": (STOPPED, [])}
+
+
+def test_list_workers_gives_the_newest_first_and_selects_a_study(store: Store) -> None:
+    store.register_worker(_worker("first"))
+    store.register_worker(_worker("second", study="other"))
+    _move_worker_back(store, "first", 5)  # started_at stays: only last_seen moves
+    with_started = {worker["name"]: worker["started_at"] for worker in store.list_workers()}
+    expected = sorted(with_started, key=lambda name: (-with_started[name].timestamp(), name))
+    assert [worker["name"] for worker in store.list_workers()] == expected
+    assert list(_workers(store, study="other")) == ["second"]
+    store.register_worker(_worker("first"))
+    assert len(store.list_workers()) == 2, "registering again starts the row afresh"

@@ -204,7 +204,7 @@ def test_a_source_of_an_older_schema_is_refused_not_upgraded(tmp_path: Path) -> 
     with sqlite3.connect(tmp_path / "old.db") as older:
         older.execute("UPDATE store_meta SET value = '1' WHERE key = 'schema_version'")
     refused = hyperspace(tmp_path, "store", "copy", source_uri, f"sqlite:///{tmp_path}/new.db")
-    assert refused.returncode == 2 and "has schema version 1, older than this hyperspace_hydra's 3, and is opened only to be read" in refused.stderr
+    assert refused.returncode == 2 and "has schema version 1, older than this hyperspace_hydra's 4, and is opened only to be read" in refused.stderr
     with sqlite3.connect(tmp_path / "old.db") as older:
         assert older.execute("SELECT value FROM store_meta WHERE key = 'schema_version'").fetchone() == ("1",)
 

@@ -3,6 +3,7 @@ downloaded one), plus the command's own errors. A screenshot of each page lands 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shutil
@@ -23,8 +24,9 @@ import pytest
 from conftest import HYPERSPACE, clean_env, enqueue, hyperspace, run_app, run_worker, start_worker, wait_until
 
 from hyperspace_hydra.store import Store, open_store
-from hyperspace_hydra.store.base import MetricPoint, NewJob, utcnow
+from hyperspace_hydra.store.base import MetricPoint, NewJob, WorkerBeat, WorkerInfo, utcnow
 from hyperspace_hydra.store.mongo import MongoStore
+from hyperspace_hydra.store.sql_schema import WORKERS
 from hyperspace_hydra.ui import views
 
 mongomock.gridfs.enable_gridfs_integration()  # lets pymongo's GridFS work on mongomock's databases
@@ -222,14 +224,15 @@ def test_queue_page_shows_the_worker_of_a_running_job_and_cancels_the_job(probe_
         wait_until(lambda: _job_states(probe_study) == ["RUNNING"], what="the job to start")
         with ui_server(probe_study, "--allow-actions") as url:
             page.goto(url + "/queue")
-            row = page.inner_text("#workers tbody tr")
-            assert f"\t{worker.pid}\t1\t1\t" in row and socket.gethostname() in row, row
+            cells = _worker_cells(page)
+            assert cells[1:8] == [socket.gethostname(), str(worker.pid), "-", "working", "1", "1", "1"], cells
             screenshot(page, tmp_path, "queue-worker")
             page.once("dialog", lambda dialog: dialog.accept())
             page.click("button.job-action[data-action=cancel][data-job-id='1']")
             page.wait_for_function("document.getElementById('action-message').textContent === 'job 1: 1 job(s) cancelled'")
             assert _job_states(probe_study) == ["CANCELLED"]
-            page.wait_for_function("document.querySelector('#workers tbody').textContent.includes('no job is running')", timeout=LIVE_SECONDS * 1000)
+            page.wait_for_function("document.querySelector('#workers tbody td.worker-state').textContent === 'idle'", timeout=(LIVE_SECONDS + 1) * 1000)
+            assert _worker_cells(page)[5] == "-", "an idle worker holds no job"
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
@@ -269,17 +272,43 @@ def test_queue_page_shows_a_workers_slurm_job_and_its_lease_renewed_live(probe_s
         wait_until(lambda: _job_states(probe_study) == ["RUNNING"], what="the job to start")
         with ui_server(probe_study) as url:
             page.goto(url + "/queue")
-            cells = page.locator("#workers tbody tr td").all_inner_texts()
-            assert cells[1:7] == [socket.gethostname(), str(worker.pid), "1", "1", "1", "4242"], cells
+            cells = _worker_cells(page)
+            assert cells[1:8] == [socket.gethostname(), str(worker.pid), "4242", "working", "1", "1", "1"], cells
             assert cells[0].endswith(":slurm-4242") and 0 < float(cells[8]) <= 4, "seconds left of a 4 s lease, by the store's clock"
-            first_lease_end = cells[7]
-            page.wait_for_function(
-                f"document.querySelector('#workers tbody tr td:nth-child(8)').textContent !== {json.dumps(first_lease_end)}", timeout=LIVE_SECONDS * 1000 + 2000
-            )  # renewed every second (a quarter lease), shown within the page's poll
+            assert 0 <= float(cells[9]) < 2, "seen at its last renewal, by the store's clock"
+            page.wait_for_timeout(5000)  # longer than the lease: only renewals keep it running
+            cells = _worker_cells(page)
+            assert 0 < float(cells[8]) <= 4 and 0 <= float(cells[9]) < 2.5, f"renewed every second, shown within the page's poll: {cells}"
             screenshot(page, tmp_path, "queue-worker-lease")
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
+
+
+@pytest.mark.browser
+def test_queue_page_shows_an_idle_worker_then_that_it_stopped(probe_study: Path, page: Any, tmp_path: Path) -> None:
+    worker = start_worker(probe_study)
+    try:
+        with ui_server(probe_study) as url:
+            page.goto(url + "/queue")
+            page.wait_for_function("document.querySelector('#workers tbody td.worker-state')?.textContent === 'idle'", timeout=(LIVE_SECONDS + 30) * 1000)
+            cells = _worker_cells(page)
+            assert cells[1:6] == [socket.gethostname(), str(worker.pid), "-", "idle", "-"] and 0 <= float(cells[9]) < 31, cells
+            screenshot(page, tmp_path, "queue-idle-worker")
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=60) == 0
+            page.wait_for_function("document.querySelector('#workers tbody td.worker-state').textContent === 'stopped'", timeout=LIVE_SECONDS * 1000)
+            answer = json.loads(_get(url + "/queue.json")[1])
+            assert [(row["pid"], row["state"], row["held"]) for row in answer["workers"]] == [(worker.pid, "stopped", [])]
+    finally:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=60)
+
+
+def _worker_cells(page: Any) -> list[str]:
+    """The cells of the first row of the Queue page's workers table."""
+    return page.locator("#workers tbody tr").first.locator("td").all_inner_texts()
 
 
 def _job_states(study: Path) -> list[str]:
@@ -378,7 +407,7 @@ def test_credentials_in_a_run_never_reach_a_page(probe_study: Path) -> None:
 
 
 def _fill(store: Store) -> None:
-    """Two finished runs (one with a metric series, one failed) and a queued sweep of two jobs."""
+    """Two finished runs (one with a metric series, one failed), a queued sweep of two jobs and an idle worker."""
     now = utcnow()
     for lr, status in ((0.1, "COMPLETED"), (0.01, "FAILED")):
         run_id = store.start_run({"task": "digits", "config": {"optimizer": {"lr": lr}}, "config_given": {}, "start_time": now})
@@ -386,6 +415,7 @@ def _fill(store: Store) -> None:
         store.finish_run(run_id, status, {"objective": lr, "stop_time": now, "fail_trace": ["Traceback\n", "ValueError: lr too small\n"] if status == "FAILED" else None})
     jobs = [NewJob([f"optimizer.lr={lr}"], {"optimizer": {"lr": lr}}, f"hash-{lr}") for lr in (0.2, 0.3)]
     store.enqueue("study.run", jobs, {"kind": "grid"})
+    store.register_worker(WorkerInfo("node-7:4242:abc:slurm-99", "study.run", "node-7", 4242, slurm_job="99"))
 
 
 @contextmanager
@@ -437,6 +467,7 @@ def test_each_page_loads_on_every_backend(backend: str, page: Any, tmp_path: Pat
         screenshot(page, tmp_path, f"run-{backend}")
         page.goto(url + "/queue")
         assert "2 queued" in page.inner_text("#sweeps") and "no failed job" in page.inner_text("#failed"), "the failed run had no job"
+        assert _worker_cells(page)[1:6] == ["node-7", "4242", "99", "idle", "-"], "the registered worker"
         screenshot(page, tmp_path, f"queue-{backend}")
 
 
@@ -552,3 +583,18 @@ def test_queue_overview_reads_only_the_waiting_jobs_it_shows_and_counts_the_rest
         overview = views.queue_overview(store)
     assert [job["id"] for job in overview["waiting"]] == enqueued[: views.WAITING_JOBS_SHOWN]
     assert overview["waiting_total"] == len(jobs)
+
+
+def test_queue_overview_shows_each_registered_worker_with_the_jobs_it_holds_and_a_silent_one_gone(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path}/store.db") as store:
+        store.enqueue("probe.run", [NewJob(["score=1"], {"score": 1}, "h1")], {"kind": "grid"})
+        for name in ("busy", "silent"):
+            store.register_worker(WorkerInfo(name, "probe.run", "node", 1, lease_seconds=10))
+        job = store.claim("probe.run", "busy", 10)
+        store.renew_leases([job.claim], 10, WorkerBeat("busy"))
+        with store._writer.begin() as connection:
+            connection.execute(WORKERS.update().where(WORKERS.c.name == "silent").values(last_seen=store.server_time() - dt.timedelta(seconds=21)))
+        workers = {row["worker"]: row for row in views.queue_overview(store)["workers"]}
+    assert workers["busy"]["state"] == "working" and workers["silent"]["state"] == "gone" and workers["silent"]["seen_ago"] >= 21
+    [held] = workers["busy"]["held"]
+    assert (held["job"], held["sweep"], held["run"]) == (job.claim.job_id, 1, None) and 8 < held["lease_left"] <= 10

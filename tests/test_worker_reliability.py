@@ -3,6 +3,7 @@ its job at once, a full disk pauses it without losing anything, and its summary 
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import os
 import re
@@ -17,6 +18,8 @@ import pytest
 from conftest import clean_env, enqueue, hyperspace, python_in, start_worker, wait_until
 
 from hyperspace_hydra.store import Store, open_store
+from hyperspace_hydra.store.base import WORKER_GONE_LEASES
+from hyperspace_hydra.store.sql_schema import WORKERS
 
 
 @pytest.fixture
@@ -269,3 +272,27 @@ def test_a_damaged_store_page_gives_one_error_line(probe_study: Path, store: Sto
     listed = hyperspace(probe_study, "queue", "ls")
     assert listed.returncode == 2 and listed.stderr.startswith("error: store sqlite:///"), listed.stderr
     assert listed.stderr.strip().endswith("unavailable: database disk image is malformed") and len(listed.stderr.splitlines()) == 1, listed.stderr
+
+
+def _silence_worker(store: Store, name: str, seconds: float) -> None:
+    """Move the worker's last beat ``seconds`` back on the server's clock, as if it had been silent that long: no test sleeps for a lease."""
+    old = store.server_time() - dt.timedelta(seconds=seconds)
+    with store._writer.begin() as connection:
+        connection.execute(WORKERS.update().where(WORKERS.c.name == name).values(last_seen=old))
+
+
+def test_a_sigkilled_worker_shows_gone_once_silent_for_two_leases(probe_study: Path, store: Store) -> None:
+    submit(probe_study, ["sleep=60"])
+    doomed = start_worker(probe_study, "--lease", "30", log_name="doomed.log")
+    [working] = wait_until(lambda: [row for row in store.list_workers() if row["state"] == "working"], what="the worker to hold its job")
+    subprocess.run(["pkill", "-KILL", "-s", str(doomed.pid)], check=True)  # the worker and its job process
+    doomed.wait(timeout=30)
+    [killed] = store.list_workers()
+    assert killed["state"] == "working" and killed["job_ids"] == [1], "a killed worker says nothing: it shows as it last was"
+    _silence_worker(store, working["name"], WORKER_GONE_LEASES * 30 - 5)
+    assert store.list_workers()[0]["state"] == "working", "not yet two leases"
+    _silence_worker(store, working["name"], WORKER_GONE_LEASES * 30 + 1)
+    [gone] = store.list_workers()
+    assert (gone["state"], gone["job_ids"], gone["pid"]) == ("gone", [1], doomed.pid) and gone["seen_seconds_ago"] >= 61
+    listed = hyperspace(probe_study, "queue", "workers")
+    assert "gone" in listed.stdout and str(doomed.pid) in listed.stdout, listed.stdout

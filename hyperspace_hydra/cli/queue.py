@@ -1,4 +1,4 @@
-"""``hyperspace queue ls|pause|resume|cancel|retry|wait``."""
+"""``hyperspace queue ls|workers|pause|resume|cancel|retry|wait``."""
 
 from __future__ import annotations
 
@@ -56,6 +56,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ls.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     ls.set_defaults(handler=_ls)
 
+    workers = queue.add_parser("workers", help="table of the workers: working, idle, stopping, stopped or gone, with their jobs")
+    _add_common(workers)
+    workers.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    workers.set_defaults(handler=_workers)
+
     for command, (_, _, _) in STATE_CHANGES.items():
         change = queue.add_parser(command, help=_HELP[command])
         _add_common(change)
@@ -96,6 +101,27 @@ def _ls(args: argparse.Namespace) -> None:
     columns = ["id", "study", "sweep", "state", "priority", "attempts", "worker", "run", "overrides", "error"]
     table = [[*(row[name] for name in columns[:-2]), " ".join(row["overrides"]), _short(row["error"])] for row in rows]
     print_table(columns, table, right_aligned=("id", "sweep", "priority", "attempts", "run"))
+
+
+def worker_row(worker: dict[str, Any]) -> dict[str, Any]:
+    """What ``queue workers`` shows of a registered worker (see :meth:`Store.list_workers`): ``seen_ago`` is the
+    seconds since it last said it was there, by the store's clock."""
+    return {
+        "worker": worker["name"], "study": worker["study"], "host": worker["host"], "pid": worker["pid"],
+        "slurm_job": worker["slurm_job"], "state": worker["state"], "jobs": worker["job_ids"], "processes": worker["processes"],
+        "lease": worker["lease_seconds"], "started": worker["started_at"], "last_seen": worker["last_seen"], "seen_ago": worker["seen_seconds_ago"],
+    }  # fmt: skip
+
+
+def _workers(args: argparse.Namespace) -> None:
+    with open_store_for(args) as store:
+        rows = [worker_row(worker) for worker in store.list_workers(study=args.app)]
+    if args.json:
+        print_json_lines(rows)
+        return
+    columns = ["worker", "host", "pid", "slurm_job", "state", "jobs", "seen_ago", "started"]
+    table = [[*(row[name] for name in columns[:5]), " ".join(map(str, row["jobs"])), row["seen_ago"], row["started"]] for row in rows]
+    print_table(["worker", "host", "pid", "SLURM job", "state", "jobs", "seen (s ago)", "started (UTC)"], table, right_aligned=("pid", "seen (s ago)"))
 
 
 def _short(text: str | None, limit: int = 80) -> str | None:

@@ -379,6 +379,87 @@ class MetricPoint:
     timestamp: dt.datetime
 
 
+WORKING = "working"
+IDLE = "idle"
+STOPPING = "stopping"
+STOPPED = "stopped"
+GONE = "gone"
+WORKER_STATES = (WORKING, IDLE, STOPPING, STOPPED, GONE)
+"""A registered worker's states (see :meth:`Store.list_workers`): what it last said of itself (working: it holds jobs;
+idle; stopping: told to stop, finishing its jobs; stopped: it ended), or ``gone`` when it stopped saying anything."""
+WORKER_GONE_LEASES = 2
+"""A worker not seen for this many of its leases (on the server's clock) is gone (killed, its machine lost): a
+live worker says it is there at least every half lease, and by then any job it held has been requeued."""
+WORKER_KEPT_SECONDS = 24 * 3600
+"""A stopped or gone worker's row is deleted once its last beat is this old (when another worker registers)."""
+WORKER_FIELDS = (
+    "name", "study", "host", "pid", "slurm_job", "processes", "lease_seconds", "started_at", "last_seen", "job_ids", "state",
+)  # fmt: skip
+"""The fields of a worker's row in the registry (see :meth:`Store.list_workers`)."""
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A worker as it registers (:meth:`Store.register_worker`): its name (the ``worker`` its jobs hold), the study it
+    serves, where it runs (host, pid, SLURM job id), how many jobs it runs at once and the lease it takes."""
+
+    name: str
+    study: str
+    host: str
+    pid: int
+    slurm_job: str | None = None
+    processes: int = 1
+    lease_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class WorkerBeat:
+    """What a worker says of itself with a lease renewal (see :meth:`Store.renew_leases`): its name and whether it is stopping."""
+
+    name: str
+    stopping: bool = False
+
+
+def registered_worker_values(worker: WorkerInfo, now: dt.datetime) -> dict[str, Any]:
+    """The row of a worker that registers at ``now`` (server time): idle, holding no job."""
+    return {
+        "name": worker.name, "study": worker.study, "host": worker.host, "pid": worker.pid, "slurm_job": worker.slurm_job,
+        "processes": worker.processes, "lease_seconds": worker.lease_seconds, "started_at": now, "last_seen": now,
+        "job_ids": [], "state": IDLE,
+    }  # fmt: skip
+
+
+def beat_values(beat: WorkerBeat | None, held_job_ids: Iterable[int], now: dt.datetime) -> dict[str, Any]:
+    """The changes to a worker's row when it renews the leases of ``held_job_ids`` (the claims that still hold) at ``now``;
+    with ``beat`` None (a worker that stopped) it holds nothing and is stopped."""
+    held = sorted(held_job_ids)
+    state = STOPPED if beat is None else STOPPING if beat.stopping else WORKING if held else IDLE
+    return {"last_seen": now, "job_ids": held, "state": state}
+
+
+def worker_gone(row: Mapping[str, Any], now: dt.datetime) -> bool:
+    """Whether a worker's row (not stopped) was last seen more than :data:`WORKER_GONE_LEASES` of its leases before ``now``."""
+    silent = (now - row["last_seen"]).total_seconds()
+    return row["state"] != STOPPED and silent > WORKER_GONE_LEASES * row["lease_seconds"]
+
+
+def shown_worker(row: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """A worker's row as :meth:`Store.list_workers` returns it: its :data:`WORKER_FIELDS`, ``state`` GONE when
+    :func:`worker_gone`, and ``seen_seconds_ago`` by the server's clock (``now``)."""
+    values = {name: row[name] for name in WORKER_FIELDS}
+    values["job_ids"] = list(values["job_ids"] or [])
+    if worker_gone(row, now):
+        values["state"] = GONE
+    values["seen_seconds_ago"] = round((now - row["last_seen"]).total_seconds(), 1)
+    return values
+
+
+def prunable_worker(row: Mapping[str, Any], now: dt.datetime) -> bool:
+    """Whether a worker's row may be deleted at ``now``: stopped or gone, and last seen :data:`WORKER_KEPT_SECONDS` ago."""
+    old = (now - row["last_seen"]).total_seconds() > WORKER_KEPT_SECONDS
+    return old and (row["state"] == STOPPED or worker_gone(row, now))
+
+
 CONDITION_OPERATORS = ("=", "!=", "<", ">", "in", "exists")
 RUN_VALUE_PATHS = ("id", "objective", "status", "task", "seed")
 """Paths that name a run field itself; ``result.<key>``, ``choices.<group>`` and ``info.<key>`` name a key inside those fields."""
@@ -766,12 +847,41 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def renew_leases(self, claims: Sequence[Claim], lease_seconds: float) -> set[int]:
+    def renew_leases(self, claims: Sequence[Claim], lease_seconds: float, beat: WorkerBeat | None = None) -> set[int]:
         """Extend the leases of the claims that still hold to ``lease_seconds`` from now on the server's
         clock; return the ids of jobs whose claim does not.
 
         A claim stops holding when its job was requeued after its lease expired,
         cancelled, or ended: the worker must then stop that job.
+
+        With ``beat``, the registry row of the worker ``beat.name`` (see :meth:`register_worker`) is updated
+        in the same transaction (MongoDB: right after the leases) as :func:`beat_values` says: seen now on
+        the server's clock, holding the jobs whose claim held, working, idle (no claim held, also with no
+        claims given: an idle worker's beat) or stopping. A worker that never registered is not added.
+        """
+
+    @abc.abstractmethod
+    def register_worker(self, worker: WorkerInfo) -> None:
+        """Add ``worker`` to the registry of workers (or start its row afresh): idle, started and seen now on the
+        server's clock (:func:`registered_worker_values`).
+
+        In the same write, rows that :func:`prunable_worker` allows are deleted (stopped or gone workers last
+        seen more than :data:`WORKER_KEPT_SECONDS` ago). A worker registers once, when it starts; it then
+        says it is alive with its lease renewals (:meth:`renew_leases` with a beat) and ends with
+        :meth:`worker_stopped`.
+        """
+
+    @abc.abstractmethod
+    def worker_stopped(self, name: str) -> None:
+        """Mark the registered worker ``name`` stopped, holding no job, seen now on the server's clock (an unknown name: nothing)."""
+
+    @abc.abstractmethod
+    def list_workers(self, study: str | None = None) -> list[dict[str, Any]]:
+        """The registered workers (of one study, if given), the most recently started first, as :func:`shown_worker` gives
+        them: :data:`WORKER_FIELDS`, ``state`` GONE for a worker silent for :data:`WORKER_GONE_LEASES` of its leases,
+        and ``seen_seconds_ago``, both by the server's clock (never a host's).
+
+        ``job_ids`` are the jobs the worker held at its last beat (at most a lease check, about a second, old).
         """
 
     @abc.abstractmethod

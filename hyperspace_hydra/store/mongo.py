@@ -51,6 +51,7 @@ from hyperspace_hydra.store.base import (
     STALE_RUN,
     STALE_RUN_SECONDS,
     SWEEP_FINAL_STATES,
+    WORKER_KEPT_SECONDS,
     Adoption,
     Claim,
     ClaimedJob,
@@ -63,6 +64,9 @@ from hyperspace_hydra.store.base import (
     RunNotFoundError,
     Store,
     WholeRow,
+    WorkerBeat,
+    WorkerInfo,
+    beat_values,
     check_sweep_state,
     claim_lost,
     ended_job_changes,
@@ -75,10 +79,13 @@ from hyperspace_hydra.store.base import (
     known_ids,
     lost_attempt_run_changes,
     new_jobs_of,
+    prunable_worker,
+    registered_worker_values,
     run_changes,
     run_conditions,
     run_fields,
     run_path,
+    shown_worker,
     sort_order,
     utcnow,
     whole_job_values,
@@ -86,9 +93,10 @@ from hyperspace_hydra.store.base import (
 )
 from hyperspace_hydra.store.retry import StoreUnavailableError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """1: the first collections. 2: runs carry ``sweep_id`` (a run of a local search has no job), sweeps ``state``.
-3: sweeps and jobs carry ``copied_from`` (the original of a copy made by ``store copy``)."""
+3: sweeps and jobs carry ``copied_from`` (the original of a copy made by ``store copy``). 4: the ``workers``
+collection (the registry of workers, one document per worker, its ``_id`` the worker's name; nothing to upgrade)."""
 CAPTURED_OUT_TAIL_CHARS = 1_000_000
 """A run document keeps the last this many characters of the captured output; longer output lives whole in GridFS."""
 CAPTURED_OUT_BUCKET = "captured_out"
@@ -255,7 +263,7 @@ class MongoStore(Store):
             pass  # another process wrote it first
 
     def _upgrade(self) -> None:
-        """Bring schema version 1 or 2 to 3. Every step may run twice (two processes opening the store
+        """Bring schema version 1, 2 or 3 to 4. Every step may run twice (two processes opening the store
         at once): each sets values that do not depend on who runs it first."""
         for collection, keys in _INDEXES:
             self._db[collection].create_index(keys)
@@ -759,13 +767,39 @@ class MongoStore(Store):
         return ClaimedJob(Claim(job["_id"], token), study, job["sweep_id"], list(job["overrides"]), job["output_dir"], job["attempts"])
 
     @_reachable
-    def renew_leases(self, claims: Sequence[Claim], lease_seconds: float) -> set[int]:
-        expires = self.server_time() + dt.timedelta(seconds=lease_seconds)
-        return {
+    def renew_leases(self, claims: Sequence[Claim], lease_seconds: float, beat: WorkerBeat | None = None) -> set[int]:
+        now = self.server_time()
+        expires = now + dt.timedelta(seconds=lease_seconds)
+        lost = {
             claim.job_id
             for claim in claims
             if self._db.jobs.update_one(_holds(claim), {"$set": {"lease_expires_at": expires}}).matched_count == 0
         }
+        if beat is not None:
+            held = {claim.job_id for claim in claims} - lost
+            self._db.workers.update_one({"_id": beat.name}, {"$set": beat_values(beat, held, now)})
+        return lost
+
+    @_reachable
+    def register_worker(self, worker: WorkerInfo) -> None:
+        """Deletes the prunable rows first, then replaces the worker's row (one atomic write each)."""
+        now = self.server_time()
+        old = self._db.workers.find({"last_seen": {"$lt": now - dt.timedelta(seconds=WORKER_KEPT_SECONDS)}})
+        prunable = [row["_id"] for row in old if prunable_worker(_worker_row(row), now)]
+        if prunable:
+            self._db.workers.delete_many({"_id": {"$in": prunable}})
+        values = registered_worker_values(worker, now)
+        self._db.workers.replace_one({"_id": worker.name}, {"_id": values.pop("name"), **values}, upsert=True)
+
+    @_reachable
+    def worker_stopped(self, name: str) -> None:
+        self._db.workers.update_one({"_id": name}, {"$set": beat_values(None, (), self.server_time())})
+
+    @_reachable
+    def list_workers(self, study: str | None = None) -> list[dict[str, Any]]:
+        now = self.server_time()
+        rows = self._db.workers.find({} if study is None else {"study": study}).sort([("started_at", DESCENDING), ("_id", ASCENDING)])
+        return [shown_worker(_worker_row(row), now) for row in rows]
 
     @_reachable
     def requeue_expired(self) -> list[int]:
@@ -913,6 +947,11 @@ def _plain_ids(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain_ids(item) for item in value]
     return value
+
+
+def _worker_row(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A worker's document as a registry row: its ``_id`` is its name."""
+    return {"name": document["_id"], **{key: value for key, value in document.items() if key != "_id"}}
 
 
 def _id_is(identifier: int) -> dict[str, Any]:

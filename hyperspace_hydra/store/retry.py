@@ -35,6 +35,8 @@ from hyperspace_hydra.store.base import (
     NewJob,
     Store,
     WholeRow,
+    WorkerBeat,
+    WorkerInfo,
 )
 
 log = logging.getLogger("hyperspace_hydra")
@@ -156,8 +158,17 @@ class RetryingStore(Store):
     def claim(self, study: str, worker: str, lease_seconds: float) -> ClaimedJob | None:
         return self._retry("claim", lambda: self.store.claim(study, worker, lease_seconds))
 
-    def renew_leases(self, claims: Sequence[Claim], lease_seconds: float) -> set[int]:
-        return self._retry("renew_leases", lambda: self.store.renew_leases(claims, lease_seconds))
+    def renew_leases(self, claims: Sequence[Claim], lease_seconds: float, beat: WorkerBeat | None = None) -> set[int]:
+        return self._retry("renew_leases", lambda: self.store.renew_leases(claims, lease_seconds, beat))
+
+    def register_worker(self, worker: WorkerInfo) -> None:
+        self._retry("register_worker", lambda: self.store.register_worker(worker))
+
+    def worker_stopped(self, name: str) -> None:
+        self._retry("worker_stopped", lambda: self.store.worker_stopped(name))
+
+    def list_workers(self, study: str | None = None) -> list[dict[str, Any]]:
+        return self._retry("list_workers", lambda: self.store.list_workers(study))
 
     def requeue_expired(self) -> list[int]:
         return self._retry("requeue_expired", self.store.requeue_expired)

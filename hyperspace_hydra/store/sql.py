@@ -38,6 +38,7 @@ from hyperspace_hydra.store.base import (
     STALE_RUN,
     STALE_RUN_SECONDS,
     SWEEP_FINAL_STATES,
+    WORKER_KEPT_SECONDS,
     Adoption,
     Claim,
     ClaimedJob,
@@ -50,6 +51,9 @@ from hyperspace_hydra.store.base import (
     RunNotFoundError,
     Store,
     WholeRow,
+    WorkerBeat,
+    WorkerInfo,
+    beat_values,
     check_sweep_state,
     claim_lost,
     ended_job_changes,
@@ -62,8 +66,11 @@ from hyperspace_hydra.store.base import (
     known_ids,
     lost_attempt_run_changes,
     new_jobs_of,
+    prunable_worker,
+    registered_worker_values,
     run_changes,
     run_fields,
+    shown_worker,
     utcnow,
     whole_job_values,
     whole_sweep_values,
@@ -78,7 +85,7 @@ from hyperspace_hydra.store.sql_connection import (
     quick_check,
     reachable,
 )
-from hyperspace_hydra.store.sql_schema import JOBS, METADATA, METRICS, RUNS, SCHEMA_VERSION, STORE_META, SWEEPS, UPGRADES
+from hyperspace_hydra.store.sql_schema import JOBS, METADATA, METRICS, RUNS, SCHEMA_VERSION, STORE_META, SWEEPS, UPGRADES, WORKERS
 
 _SCHEMA_CHECKED: set[str] = set()
 """Stores whose tables this process (or the worker it was forked from) has created; later opens only read the version."""
@@ -443,17 +450,44 @@ class SQLStore(Store):
         return ClaimedJob(Claim(row.id, token), study, row.sweep_id, list(row.overrides), row.output_dir, row.attempts)
 
     @reachable
-    def renew_leases(self, claims: Sequence[Claim], lease_seconds: float) -> set[int]:
+    def renew_leases(self, claims: Sequence[Claim], lease_seconds: float, beat: WorkerBeat | None = None) -> set[int]:
         lost = set()
         with self._writer.begin() as connection:
-            expires = _server_now(connection) + dt.timedelta(seconds=lease_seconds)
+            now = _server_now(connection)
+            expires = now + dt.timedelta(seconds=lease_seconds)
             for claim in claims:
                 renewed = connection.execute(
                     JOBS.update().where(*_holds(claim)).values(lease_expires_at=expires)
                 ).rowcount
                 if not renewed:
                     lost.add(claim.job_id)
+            if beat is not None:
+                held = {claim.job_id for claim in claims} - lost
+                connection.execute(WORKERS.update().where(WORKERS.c.name == beat.name).values(**beat_values(beat, held, now)))
         return lost
+
+    @reachable
+    def register_worker(self, worker: WorkerInfo) -> None:
+        with self._writer.begin() as connection:
+            now = _server_now(connection)
+            old = sa.select(WORKERS).where(WORKERS.c.last_seen < now - dt.timedelta(seconds=WORKER_KEPT_SECONDS))
+            prunable = [row["name"] for row in connection.execute(old).mappings() if prunable_worker(dict(row), now)]
+            connection.execute(WORKERS.delete().where(WORKERS.c.name.in_([*prunable, worker.name])))
+            connection.execute(WORKERS.insert().values(**registered_worker_values(worker, now)))
+
+    @reachable
+    def worker_stopped(self, name: str) -> None:
+        with self._writer.begin() as connection:
+            connection.execute(WORKERS.update().where(WORKERS.c.name == name).values(**beat_values(None, (), _server_now(connection))))
+
+    @reachable
+    def list_workers(self, study: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(WORKERS).order_by(WORKERS.c.started_at.desc(), WORKERS.c.name)
+        if study is not None:
+            query = query.where(WORKERS.c.study == study)
+        with self._engine.connect() as connection:
+            now = _server_now(connection)
+            return [shown_worker(dict(row), now) for row in connection.execute(query).mappings()]
 
     @reachable
     def requeue_expired(self) -> list[int]:

@@ -10,9 +10,9 @@ from sqlalchemy.engine import Connection
 
 from hyperspace_hydra.store.base import RUNNING
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """1: the first tables. 2: runs.sweep_id (a run of a local search has no job), sweeps.state. 3: sweeps.copied_from
-and jobs.copied_from (the original of a copy made by ``store copy``)."""
+and jobs.copied_from (the original of a copy made by ``store copy``). 4: the workers table (the registry of workers)."""
 
 
 _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -125,6 +125,24 @@ METRICS = sa.Table(
 )
 
 
+WORKERS = sa.Table(
+    "workers",
+    METADATA,
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("study", sa.String(256), nullable=False),
+    sa.Column("host", sa.String(256), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("slurm_job", sa.String(64)),
+    sa.Column("processes", sa.Integer, nullable=False),
+    sa.Column("lease_seconds", sa.Float, nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("last_seen", sa.DateTime, nullable=False),
+    sa.Column("job_ids", _JSON, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+)
+"""The registry of workers (see :meth:`Store.register_worker`), one row per worker named as its jobs name it."""
+
+
 def _upgrade_to_2(connection: Connection) -> None:
     """Runs get ``sweep_id`` (filled in from their jobs), sweeps ``state`` (RUNNING for searches: they end as they advance)."""
     connection.exec_driver_sql("ALTER TABLE runs ADD COLUMN sweep_id INTEGER")
@@ -146,5 +164,10 @@ def _upgrade_to_3(connection: Connection) -> None:
         connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN copied_from {json_type}")
 
 
-UPGRADES: list[Callable[[Connection], None]] = [_upgrade_to_2, _upgrade_to_3]
+def _upgrade_to_4(connection: Connection) -> None:
+    """The registry of workers, empty: the workers running now show once they start again."""
+    connection.execute(sa.schema.CreateTable(WORKERS, if_not_exists=True))
+
+
+UPGRADES: list[Callable[[Connection], None]] = [_upgrade_to_2, _upgrade_to_3, _upgrade_to_4]
 """``UPGRADES[v - 1]`` brings schema version ``v`` to ``v + 1``."""

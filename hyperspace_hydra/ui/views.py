@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from hyperspace_hydra.cli.output import cell
 from hyperspace_hydra.cli.queue import STATE_CHANGES, end_growing_sweep, job_row
+from hyperspace_hydra.cli.queue import worker_row as listed_worker
 from hyperspace_hydra.cli.runs import output_tail
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.filters import parse_condition, parse_sort, resolve_paths
@@ -21,7 +22,6 @@ from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.reproduce import reproduce_commands
 from hyperspace_hydra.results import RUN_COLUMNS, flat_config, run_rows, run_table, sweep_progress, varying_keys
 from hyperspace_hydra.settings import redact_credentials
-from hyperspace_hydra.slurm.workers import slurm_job_of_worker
 from hyperspace_hydra.store import COMPLETED, DIED, FAILED, INTERRUPTED, PAUSED, QUEUED, RUNNING, TIMEOUT, Store
 from hyperspace_hydra.store.base import Condition, JobNotFoundError, known_ids
 
@@ -177,10 +177,10 @@ def config_tree(config: Mapping[str, Any], given: Mapping[str, Any]) -> list[dic
 
 def queue_overview(store: Store) -> dict[str, Any]:
     """The Queue page: sweeps with their jobs counted by state, the oldest queued and paused jobs (``waiting``, of
-    ``waiting_total``), the newest failed jobs with their error, and the workers as their running jobs show them
-    (:func:`worker_row`: only workers that hold a job show)."""
+    ``waiting_total``), the newest failed jobs with their error, and the registered workers (:func:`worker_row`), idle,
+    stopped and gone ones too."""
     server_now = store.server_time()
-    running = store.list_jobs(states=[RUNNING])
+    running = {job["id"]: job for job in store.list_jobs(states=[RUNNING])}
     failed = store.list_jobs(states=[FAILED, TIMEOUT, DIED])[-FAILED_JOBS_SHOWN:][::-1]
     waiting = store.list_jobs(states=[QUEUED, PAUSED], limit=WAITING_JOBS_SHOWN)
     sweeps = store.list_sweeps()
@@ -189,7 +189,7 @@ def queue_overview(store: Store) -> dict[str, Any]:
         "waiting": [job_actions_row(job) for job in waiting],
         "waiting_total": sum(sweep["counts"].get(state, 0) for sweep in sweeps for state in (QUEUED, PAUSED)),
         "failed": [job_actions_row(job) for job in failed],
-        "workers": [worker_row(job, server_now) for job in running],
+        "workers": [worker_row(worker, running, server_now) for worker in store.list_workers()],
     }
 
 
@@ -221,19 +221,18 @@ def sweep_row(store: Store, sweep: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def worker_row(job: Mapping[str, Any], server_now: Any) -> dict[str, Any]:
-    """A worker as the Queue page shows it, read from a RUNNING job it holds: its name, host, pid and SLURM job (all
-    from the name it claims with, :func:`~hyperspace_hydra.worker.worker_name`), the job, its sweep and run, and its
-    lease: when it ends and how many seconds are left by the store's clock (``server_now``; a worker renews its
-    leases every quarter lease, so a small number means a worker that stopped renewing).
+def worker_row(worker: Mapping[str, Any], running: Mapping[int, Mapping[str, Any]], server_now: Any) -> dict[str, Any]:
+    """A registered worker as the Queue page shows it: what ``queue workers`` shows of it
+    (:func:`~hyperspace_hydra.cli.queue.worker_row`: host, pid, SLURM job, state, seconds since it was last seen by
+    the store's clock) and ``held``, per job it held at its last beat, that job's sweep and run and the seconds its
+    lease has left by the store's clock (``server_now``), read from ``running`` (the RUNNING jobs by id; a job that
+    ended since shows without them)."""
+    return {**listed_worker(dict(worker)), "held": [_held_job(job_id, running.get(job_id), server_now) for job_id in worker["job_ids"]]}
 
-    The workers are derived from the jobs they hold rather than kept in a registry of their own: every claim and
-    renewal already writes them there, with times from the store's clock. An idle worker holds no job and is not shown.
-    """
-    host, _, rest = (job["worker"] or "").partition(":")
-    lease_until = job["lease_expires_at"]
-    return {"worker": job["worker"], "host": host, "pid": rest.partition(":")[0], "job": job["id"], "sweep": job["sweep_id"],
-            "run": job["run_id"], "slurm_job": slurm_job_of_worker(job["worker"]), "lease_until": lease_until,
+
+def _held_job(job_id: int, job: Mapping[str, Any] | None, server_now: Any) -> dict[str, Any]:
+    lease_until = job["lease_expires_at"] if job else None
+    return {"job": job_id, "sweep": job["sweep_id"] if job else None, "run": job["run_id"] if job else None,
             "lease_left": None if lease_until is None else round((lease_until - server_now).total_seconds(), 1)}  # fmt: skip
 
 
