@@ -501,6 +501,23 @@ def test_sweep_page_plots_a_search_with_log_axes_where_the_space_is_log(probe_st
 
 
 @pytest.mark.browser
+def test_sweep_page_and_sweep_plots_show_a_searched_option_with_markup_as_text(probe_study: Path, page: Any, tmp_path: Path) -> None:
+    search = ["hydra/sweeper=hyperspace", "hyperspace.objective=score", "score=interval(0, 10)",
+              "message=choice('<b>bold</b>', plain)", "hydra.sweeper.n_trials=6", "hydra.sweeper.seed=2"]  # fmt: skip
+    assert _probe_runs(probe_study, *search).returncode == 0
+    plots = tmp_path / "plots.html"
+    assert hyperspace(probe_study, "sweep", "show", "1", "--plot", str(plots)).returncode == 0
+    written = plots.read_text().replace("\\u002f", "/")  # plotly writes / in its JSON as \u002f
+    assert "<b>bold</b>" not in written and "&lt;b&gt;bold&lt;/b&gt;" in written
+    with ui_server(probe_study) as url:
+        page.goto(url + "/sweeps/1")
+        page.wait_for_selector("[data-figure=slice] .main-svg")
+        ticks = page.locator("[data-figure=slice] .xtick text").all_text_contents()
+        assert any("<b>bold</b>" in tick for tick in ticks), ticks
+        assert page.locator("[data-figure=slice] .xtick text tspan[style*=bold]").count() == 0, "shown as text, not made bold"
+
+
+@pytest.mark.browser
 def test_compare_shows_config_differences_results_and_overlaid_curves_of_the_chosen_runs(probe_study: Path, page: Any, tmp_path: Path) -> None:
     assert _probe_runs(probe_study, "score=1,2", "steps=3,5").returncode == 0
     with ui_server(probe_study) as url:

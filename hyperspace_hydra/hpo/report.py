@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,10 +92,30 @@ def _run_trial(run: dict[str, Any], spec: SearchSpec) -> Trial:
 
 def write_plots(state: SearchState, path: Path) -> None:
     """One HTML file (plotly, works offline): objective over trials, and objective against each parameter."""
+    import plotly.io
     from optuna.visualization import plot_optimization_history, plot_slice
 
     study = build_study(state.spec, state.history.trials + state.trials)
     figures = [plot_optimization_history(study), plot_slice(study)]
     figures[0].update_layout(title=f"Sweep {state.sweep['id']}: objective over trials (history first, then this sweep's trials)")
-    parts = [figure.to_html(full_html=False, include_plotlyjs=index == 0) for index, figure in enumerate(figures)]
+    shown = [shown_as_text(json.loads(figure.to_json())) for figure in figures]
+    parts = [plotly.io.to_html(figure, full_html=False, include_plotlyjs=index == 0) for index, figure in enumerate(shown)]
     path.write_text(f"<html><head><meta charset='utf-8'><title>Sweep {state.sweep['id']}</title></head><body>{''.join(parts)}</body></html>")
+
+
+_TEMPLATES = ("hovertemplate", "texttemplate")
+"""Figure keys whose strings are plotly's own markup (``<extra></extra>``), written by Optuna, not taken from the store."""
+
+
+def shown_as_text(figure: Any) -> Any:
+    """A figure in plotly's JSON form with every string it shows escaped, so that plotly.js shows it as text.
+
+    plotly.js renders tags such as ``<b>`` and ``<a>`` in titles, labels, tick labels and hover text;
+    a searched option such as ``choice('<b>x</b>', y)`` would be rendered, not shown. Strings without
+    ``<``, ``>`` or ``&`` (every key word of plotly's own) are left as they are.
+    """
+    if isinstance(figure, dict):
+        return {key: value if key in _TEMPLATES else shown_as_text(value) for key, value in figure.items()}
+    if isinstance(figure, list):
+        return [shown_as_text(item) for item in figure]
+    return html.escape(figure, quote=False) if isinstance(figure, str) else figure

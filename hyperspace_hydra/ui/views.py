@@ -290,6 +290,7 @@ def search_figures(state: Any) -> dict[str, Any]:
 
     from optuna.visualization import plot_optimization_history, plot_parallel_coordinate, plot_param_importances, plot_slice
 
+    from hyperspace_hydra.hpo.report import shown_as_text
     from hyperspace_hydra.hpo.tuner import build_study
 
     study = build_study(state.spec, state.history.trials + state.trials)
@@ -299,7 +300,7 @@ def search_figures(state: Any) -> dict[str, Any]:
         plots["importance"] = plot_param_importances
     if not scored:
         return {}
-    return {name: json.loads(plot(study).to_json()) for name, plot in plots.items()}
+    return {name: shown_as_text(json.loads(plot(study).to_json())) for name, plot in plots.items()}
 
 
 MAX_COMPARED = 20
