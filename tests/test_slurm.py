@@ -151,6 +151,7 @@ def test_a_cancelled_worker_requeues_its_job_and_the_other_worker_completes_it(
     listed_rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert sorted(row["slurm_job"] for row in listed_rows) == workers
     assert all(row["state"] == "RUNNING" and len(row["jobs"]) == 1 for row in listed_rows)
+    assert all(row["worker"]["state"] == "working" and row["worker"]["name"].endswith(f":slurm-{row['slurm_job']}") for row in listed_rows), listed_rows
 
     victim = next(job for job in running if job["worker"].endswith(f":slurm-{workers[0]}"))
     slurm_cluster.run("scancel", workers[0])

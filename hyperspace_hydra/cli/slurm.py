@@ -44,7 +44,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     workers.add_argument("--folder", default=".hyperspace/slurm", metavar="DIR", help="where submitit keeps the workers' logs and pickles (default .hyperspace/slurm)")
     workers.set_defaults(handler=_workers)
 
-    ls = slurm.add_parser("ls", help="worker jobs SLURM knows and the job each one runs")
+    ls = slurm.add_parser("ls", help="worker jobs SLURM knows, their workers' state in the store and the job each one runs")
     add_app_option(ls)
     add_store_option(ls, with_app=True)
     ls.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
@@ -81,13 +81,30 @@ def _ls(args: argparse.Namespace) -> None:
         running: dict[str | None, list[dict[str, Any]]] = {}
         for job in store.list_jobs(study=args.app, states=[RUNNING]):
             running.setdefault(slurm_job_of_worker(job["worker"]), []).append(job)
-    rows = [{**worker, "jobs": [_describe(job) for job in running.get(worker["slurm_job"], [])]} for worker in workers]
+        registered: dict[str, dict[str, Any]] = {}
+        for registration in store.list_workers(args.app):  # the most recently started first: a requeued job's latest worker
+            registered.setdefault(registration["slurm_job"], registration)
+    rows: list[dict[str, Any]] = [
+        {**worker, "worker": _registered(registered.get(worker["slurm_job"])), "jobs": [_describe(job) for job in running.get(worker["slurm_job"], [])]}
+        for worker in workers
+    ]
     if args.json:
         print_json_lines(rows)
         return
-    columns = ["slurm_job", "state", "elapsed", "time_limit", "nodes_or_reason", "running"]
-    table = [[*(row[name] for name in columns[:-1]), "; ".join(row["jobs"]) or "-"] for row in rows]
+    columns = ["slurm_job", "state", "elapsed", "time_limit", "nodes_or_reason", "worker", "running"]
+    table = [[*(row[name] for name in columns[:-2]), _shown(row["worker"]), "; ".join(row["jobs"]) or "-"] for row in rows]
     print_table(columns, table)
+
+
+def _registered(registration: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the store's worker registry says of a SLURM job's worker (None before it registered)."""
+    if registration is None:
+        return None
+    return {"name": registration["name"], "state": registration["state"], "seen_seconds_ago": round(registration["seen_seconds_ago"], 1)}
+
+
+def _shown(registration: dict[str, Any] | None) -> str:
+    return "-" if registration is None else f"{registration['state']}, seen {registration['seen_seconds_ago']:.0f} s ago"
 
 
 def _describe(job: dict) -> str:
