@@ -1090,6 +1090,7 @@ def test_a_registered_worker_is_idle_then_working_with_the_jobs_it_holds_then_st
     assert 0 <= worker["seen_seconds_ago"] < 2
     store.enqueue("s", [_job("a"), _job("b")], {"kind": "grid"})
     first, second = store.claim("s", "w", 60), store.claim("s", "w", 60)
+    assert _workers(store) == {"w": (WORKING, [first.claim.job_id, second.claim.job_id])}, "working from its claims on, before any beat"
     store.change_jobs([RUNNING], CANCELLED, job_ids=[second.claim.job_id])
     assert store.renew_leases([first.claim, second.claim], 60, WorkerBeat("w")) == {second.claim.job_id}
     assert _workers(store) == {"w": (WORKING, [first.claim.job_id])}, "only the jobs whose claim held"

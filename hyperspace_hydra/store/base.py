@@ -437,6 +437,12 @@ def beat_values(beat: WorkerBeat | None, held_job_ids: Iterable[int], now: dt.da
     return {"last_seen": now, "job_ids": held, "state": state}
 
 
+def claimed_job_values(held_job_ids: Iterable[int], job_id: int, now: dt.datetime) -> dict[str, Any]:
+    """The changes to a registered worker's row when it claims ``job_id`` at ``now``, holding ``held_job_ids`` before:
+    it is working on them and the new job at once (no wait for its next beat)."""
+    return {"last_seen": now, "job_ids": sorted({*held_job_ids, job_id}), "state": WORKING}
+
+
 def worker_gone(row: Mapping[str, Any], now: dt.datetime) -> bool:
     """Whether a worker's row (not stopped) was last seen more than :data:`WORKER_GONE_LEASES` of its leases before ``now``."""
     silent = (now - row["last_seen"]).total_seconds()
@@ -843,7 +849,8 @@ class Store(abc.ABC):
         The job becomes RUNNING, owned by ``worker`` with a fresh token, its lease
         ending ``lease_seconds`` from now on the server's clock (:meth:`server_time`).
         Concurrent callers, in any process or on any machine, never get the same job.
-        Returns None when nothing is queued.
+        When ``worker`` is registered (:meth:`register_worker`), its row shows it working on the job
+        from the same write on (:func:`claimed_job_values`). Returns None when nothing is queued.
         """
 
     @abc.abstractmethod

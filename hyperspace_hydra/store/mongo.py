@@ -69,6 +69,7 @@ from hyperspace_hydra.store.base import (
     beat_values,
     check_sweep_state,
     claim_lost,
+    claimed_job_values,
     ended_job_changes,
     expired_job_changes,
     finished_run_values,
@@ -764,6 +765,9 @@ class MongoStore(Store):
         )
         if job is None:
             return None
+        registered = self._db.workers.find_one({"_id": worker}, {"job_ids": 1})
+        if registered is not None:
+            self._db.workers.update_one({"_id": worker}, {"$set": claimed_job_values(registered.get("job_ids") or [], job["_id"], now)})
         return ClaimedJob(Claim(job["_id"], token), study, job["sweep_id"], list(job["overrides"]), job["output_dir"], job["attempts"])
 
     @_reachable

@@ -56,6 +56,7 @@ from hyperspace_hydra.store.base import (
     beat_values,
     check_sweep_state,
     claim_lost,
+    claimed_job_values,
     ended_job_changes,
     expired_job_changes,
     finished_run_values,
@@ -447,6 +448,9 @@ class SQLStore(Store):
                     state=RUNNING, worker=worker, token=token, claimed_at=now, lease_expires_at=now + dt.timedelta(seconds=lease_seconds)
                 )
             )  # fmt: skip
+            held = connection.execute(sa.select(WORKERS.c.job_ids).where(WORKERS.c.name == worker)).first()
+            if held is not None:
+                connection.execute(WORKERS.update().where(WORKERS.c.name == worker).values(**claimed_job_values(held.job_ids or [], row.id, now)))
         return ClaimedJob(Claim(row.id, token), study, row.sweep_id, list(row.overrides), row.output_dir, row.attempts)
 
     @reachable
