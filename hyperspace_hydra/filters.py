@@ -6,7 +6,7 @@ A filter is one of::
 
 PATH is a dotted path into the run's complete config (``classifier.C``) or one of the run
 fields ``objective`` (also called ``result``, as in the runs table), ``status``, ``task``,
-``seed``, ``id``, ``result.<key>``, ``choices.<group>``. VALUE is read as YAML, as Hydra reads
+``sweep_id`` (also called ``sweep``), ``seed``, ``id``, ``result.<key>``, ``choices.<group>``. VALUE is read as YAML, as Hydra reads
 override values: ``[50, 10]`` is a list, ``0.1`` and ``1e-3`` are numbers, ``true`` is a
 boolean, ``mean`` and ``'1'`` are strings. How values compare, and that a null or absent
 value is *missing*: :class:`~hyperspace_hydra.store.base.Condition`.
@@ -89,7 +89,7 @@ def parse_sort(text: str) -> str:
 
 KNOWN_PATHS_SAMPLE = 1000
 """How many of the newest runs :func:`resolve_paths` reads the config of to learn which paths exist."""
-_RUN_FIELD_NAMES = ("id", "status", "task", "result", "seed", DURATION)
+_RUN_FIELD_NAMES = ("id", "status", "task", "sweep", "result", "seed", DURATION)
 """The run fields as a user names them (``result`` is the objective): always valid, never a config path."""
 
 
@@ -142,7 +142,7 @@ def resolve_paths(
     return resolved, ("-" if descending else "") + known.resolve(path, "sort", may_be_unknown=False)
 
 
-_VALUE_FIELDS = ("objective", "seed", "status", "task")
+_VALUE_FIELDS = ("objective", "seed", "status", "task", "sweep_id")
 """Run fields holding one value, whose kinds :func:`resolve_paths` learns (``id`` is always a number)."""
 _KEYED_FIELDS = ("config", "result", "choices")
 """Run fields holding a mapping, whose paths and kinds of values :func:`resolve_paths` learns."""
@@ -237,14 +237,18 @@ def _kind(value: Any) -> str:
     return "a list" if isinstance(value, list) else "a mapping"
 
 
+_TABLE_NAMES = {"result": "objective", "sweep": "sweep_id"}
+"""The runs table's names of run fields that the store names otherwise: its ``result`` column is the objective."""
+
+
 def store_path(path: str) -> str:
-    """A path as the runs table names it, as the store names it: the table's ``result`` column is the objective."""
-    return "objective" if path == "result" else path
+    """A path as the runs table names it, as the store names it (:data:`_TABLE_NAMES`)."""
+    return _TABLE_NAMES.get(path, path)
 
 
 def _table_name(path: str) -> str:
-    """A path as the user names it: the objective is the runs table's ``result`` column (the inverse of :func:`store_path`)."""
-    return "result" if path == "objective" else path
+    """A path as the runs table names it (the inverse of :func:`store_path`)."""
+    return next((name for name, stored in _TABLE_NAMES.items() if stored == path), path)
 
 
 def _value(text: str, raw: str) -> Any:

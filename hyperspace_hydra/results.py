@@ -113,7 +113,7 @@ def config_columns(
 def run_rows(
     runs: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None, every: bool = False
 ) -> tuple[list[str], list[dict[str, Any]]]:
-    """One row per run: id, status, task, config values, result, duration.
+    """One row per run: id, status, task, sweep (the run's ``sweep_id``), config values, result, duration.
 
     Returns the names of the config columns (:func:`config_columns`: the varying ones,
     ``columns``, or with ``every`` all of them) and the rows. ``result`` is the run's objective
@@ -126,6 +126,7 @@ def run_rows(
             "id": run["_id"],
             "status": run["status"],
             "task": run.get("task"),
+            "sweep": run.get("sweep_id"),
             "config": config,
             "result": run["objective"] if run.get("objective") is not None else run.get("result"),
             "duration": duration_seconds(run),
@@ -136,16 +137,16 @@ def run_rows(
     return names, rows
 
 
-RUN_COLUMNS = ("id", "status", "task", "result", "duration")
-"""The columns of a runs table besides the config columns, which come between ``task`` and ``result``."""
+RUN_COLUMNS = ("id", "status", "task", "sweep", "result", "duration")
+"""The columns of a runs table besides the config columns, which come between ``sweep`` and ``result``."""
 
 
 def run_table(rows: Sequence[Mapping[str, Any]], config_names: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
     """The header and cells of the runs table of :func:`run_rows`' output, as ``runs ls`` prints it and
     :func:`~hyperspace_hydra.analysis.runs` returns it; a config column named like a run column gets ``config.`` in front."""
     shown = [f"config.{name}" if name in RUN_COLUMNS else name for name in config_names]
-    header = ["id", "status", "task", *shown, "result", "duration"]
-    cells = [[row["id"], row["status"], row["task"], *row["config"].values(), row["result"], row["duration"]] for row in rows]
+    header = ["id", "status", "task", "sweep", *shown, "result", "duration"]
+    cells = [[row["id"], row["status"], row["task"], row["sweep"], *row["config"].values(), row["result"], row["duration"]] for row in rows]
     return header, cells
 
 

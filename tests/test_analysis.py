@@ -43,7 +43,7 @@ def three_runs(store: Store) -> list[int]:
 
 def test_runs_has_the_columns_of_runs_ls(store: Store, three_runs: list[int]) -> None:
     frame = runs(store)
-    assert list(frame.columns) == ["id", "status", "task", "C", "layers", "config.task", "result", "duration"]
+    assert list(frame.columns) == ["id", "status", "task", "sweep", "C", "layers", "config.task", "result", "duration"]
     assert frame["id"].tolist() == three_runs and frame["duration"].tolist() == [2.0, 2.0, 2.0]
     assert frame["layers"].tolist() == [[50, 10], [50], [50]] and frame["config.task"].tolist()[2] == "imdb"
 
@@ -59,7 +59,7 @@ def test_runs_and_runs_ls_give_the_same_table(store: Store, three_runs: list[int
 
 def test_all_columns_keeps_every_config_value_under_its_full_path(store: Store, three_runs: list[int]) -> None:
     frame = runs(store, all_columns=True)
-    assert list(frame.columns)[3:-2] == ["seed", "classifier.C", "classifier.layers", "schedule.lr", "config.task"]
+    assert list(frame.columns)[4:-2] == ["seed", "classifier.C", "classifier.layers", "schedule.lr", "config.task"]
 
 
 def test_runs_selects_with_strings_conditions_sort_and_limit(store: Store, three_runs: list[int]) -> None:

@@ -45,16 +45,16 @@ def test_runs_ls_prints_a_table_of_what_differs(two_runs: Path) -> None:
     listing = hyperspace(two_runs, "runs", "ls")
     assert listing.returncode == 0, listing.stderr
     header, *rows = listing.stdout.splitlines()
-    assert header.split() == ["id", "status", "task", "depth", "width", "blocks", "optimizer", "lr", "betas", "result", "duration"]
+    assert header.split() == ["id", "status", "task", "sweep", "depth", "width", "blocks", "optimizer", "lr", "betas", "result", "duration"]
     assert rows[0].split()[:2] == ["1", "COMPLETED"] and "1.5" in rows[0]
-    assert rows[1].split()[3:5] == ["12", "64"]
+    assert rows[1].split()[3:6] == ["-", "12", "64"], "no sweep: a plain --multirun"
 
 
 def test_runs_ls_json_has_one_object_per_run(two_runs: Path) -> None:
     lines = hyperspace(two_runs, "runs", "ls", "--json").stdout.splitlines()
     rows = [json.loads(line) for line in lines]
     assert [row["id"] for row in rows] == [1, 2]
-    assert set(rows[0]) == {"id", "status", "task", "config", "result", "duration", "job_id"}
+    assert set(rows[0]) == {"id", "status", "task", "sweep", "config", "result", "duration", "job_id"}
     assert rows[1]["config"]["depth"] == 12 and rows[0]["result"] == 1.5 and rows[0]["duration"] > 0
     assert [json.loads(line)["id"] for line in hyperspace(two_runs, "runs", "ls", "--json", "--limit", "1").stdout.splitlines()] == [2]
 
@@ -122,11 +122,11 @@ def test_runs_ls_refuses_a_path_no_run_has(four_runs: Path, args: list[str], mes
 def test_runs_ls_shows_the_chosen_columns_as_a_table_or_csv(four_runs: Path) -> None:
     table = hyperspace(four_runs, "runs", "ls", "--columns", "depth,model.layer.width", "--where", "score=2.5")
     header, *rows = table.stdout.splitlines()
-    assert header.split() == ["id", "status", "task", "depth", "width", "result", "duration"]
-    assert [row.split()[:5] for row in rows] == [["2", "COMPLETED", "-", "2", "8"], ["4", "COMPLETED", "-", "12", "64"]]
+    assert header.split() == ["id", "status", "task", "sweep", "depth", "width", "result", "duration"]
+    assert [row.split()[:6] for row in rows] == [["2", "COMPLETED", "-", "-", "2", "8"], ["4", "COMPLETED", "-", "-", "12", "64"]]
     listing = hyperspace(four_runs, "runs", "ls", "--format", "csv", "--columns", "lr,betas,model.optimizer")
     rows = list(csv.DictReader(io.StringIO(listing.stdout)))
-    assert list(rows[0]) == ["id", "status", "task", "lr", "betas", "optimizer", "result", "duration"]
+    assert list(rows[0]) == ["id", "status", "task", "sweep", "lr", "betas", "optimizer", "result", "duration"]
     first = rows[0]
     assert (first["lr"], first["betas"], first["optimizer"], first["result"]) == ("0.01", "[0.9, 0.999]", "probe.model.Optimizer", "0.5")
     assert rows[3]["lr"] == "" and rows[3]["task"] == "", "None is an empty cell"

@@ -64,6 +64,7 @@ def test_bad_filters_are_one_line_naming_the_problem_and_the_forms(text: str, pr
 
 def test_sorts_name_the_objective_result_and_keep_the_direction() -> None:
     assert parse_sort("-result") == "-objective"
+    assert parse_sort("-sweep") == "-sweep_id" and parse_condition("sweep=3") == Condition("sweep_id", "=", 3)
     assert parse_sort("classifier.C") == "classifier.C"
     assert parse_sort("-result.accuracy") == "-result.accuracy"
     with pytest.raises(HyperspaceError, match="invalid sort '-a..b'"):
@@ -123,7 +124,7 @@ def test_an_ambiguous_short_name_lists_its_candidates(store: Store) -> None:
 @pytest.mark.parametrize(("where", "sort", "message"), [
     (["lrr<0.05"], None, "no run has the filter path 'lrr': did you mean lr"),
     ([], "-optimiser", "no run has the sort path 'optimiser': did you mean optimizer"),
-    ([], "bogus", "no run has the sort path 'bogus': nothing is close; run fields are id, status, task, result, seed, duration"),
+    ([], "bogus", "no run has the sort path 'bogus': nothing is close; run fields are id, status, task, sweep, result, seed, duration"),
     (["result.acuracy>1"], None, "no run has the filter path 'result.acuracy': did you mean result.accuracy"),
 ])  # fmt: skip
 def test_an_unknown_path_is_an_error_naming_the_nearest(store: Store, optimizers: list[int], where: list[str], sort: str | None, message: str) -> None:
@@ -178,3 +179,11 @@ def test_a_kind_of_value_only_older_runs_hold_is_found_by_the_database(store: St
     assert _ids(store, ["lr in [auto, 0.5]"]) == [older, *newer], "one kind held is enough"
     with pytest.raises(HyperspaceError, match="compares with a boolean, but the runs hold a number there"):
         _ids(store, ["lr=true"])
+
+
+def test_the_sweep_column_filters_and_sorts_by_the_runs_sweep(store: Store) -> None:
+    first, second, loose = (store.start_run({"task": "t", "config": {"x": 1}, "sweep_id": sweep}) for sweep in (2, 1, None))
+    assert _ids(store, ["sweep=2"]) == [first] and _ids(store, ["sweep missing"]) == [loose]
+    assert _ids(store, sort="sweep") == [second, first, loose] and _ids(store, sort="-sweep") == [first, second, loose]
+    with pytest.raises(HyperspaceError, match="the filter on 'sweep' compares with a string, but the runs hold a number there"):
+        _ids(store, ["sweep>x"])

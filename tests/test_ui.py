@@ -580,7 +580,7 @@ def test_runs_page_names_its_columns_as_runs_ls_and_a_config_key_named_status_is
     listed = hyperspace(tmp_path, "runs", "ls", "--format", "csv", "--store", uri)
     assert listed.returncode == 0, listed.stderr
     runs_ls_header = listed.stdout.splitlines()[0].split(",")
-    assert runs_ls_header == ["id", "status", "task", "config.status", "lr", "result", "duration"]
+    assert runs_ls_header == ["id", "status", "task", "sweep", "config.status", "lr", "result", "duration"]
     with ui_server(tmp_path, "--store", uri) as url:
         page.goto(url + "/runs")
         assert [text.split()[0] for text in page.locator("#runs thead th").all_inner_texts()[1:]] == runs_ls_header
@@ -589,7 +589,7 @@ def test_runs_page_names_its_columns_as_runs_ls_and_a_config_key_named_status_is
         page.click("#runs th a[data-column=lr]")
         assert _column(page, "lr") == ["0.01", "0.1"] and _column(page, "config.status") == ["final", "draft"]
         answer = json.loads(_get(url + "/runs.json")[1])
-        assert answer["header"] == runs_ls_header and answer["cells"][0][3] == "final"
+        assert answer["header"] == runs_ls_header and answer["cells"][0][4] == "final"
 
 
 def test_queue_overview_reads_only_the_waiting_jobs_it_shows_and_counts_the_rest(tmp_path: Path) -> None:

@@ -467,7 +467,7 @@ def prunable_worker(row: Mapping[str, Any], now: dt.datetime) -> bool:
 
 
 CONDITION_OPERATORS = ("=", "!=", "<", ">", "in", "exists")
-RUN_VALUE_PATHS = ("id", "objective", "status", "task", "seed")
+RUN_VALUE_PATHS = ("id", "objective", "status", "task", "seed", "sweep_id")
 """Paths that name a run field itself; ``result.<key>``, ``choices.<group>`` and ``info.<key>`` name a key inside those fields."""
 DURATION = "duration"
 """A sort path that no field holds: ``stop_time - start_time`` in seconds, computed by the database."""
@@ -497,7 +497,7 @@ def run_path(path: str) -> tuple[str, tuple[str, ...]]:
 class Condition:
     """A filter of :meth:`Store.list_runs`: the run's value at ``path`` compared with ``value`` by ``op``.
 
-    ``path``: ``id``, ``objective``, ``status``, ``task`` and ``seed`` name those run fields,
+    ``path``: ``id``, ``objective``, ``status``, ``task``, ``seed`` and ``sweep_id`` name those run fields,
     ``result.<key>``, ``choices.<group>`` and ``info.<key>`` a key of the run's result, Hydra choices or
     info (where an imported run keeps where it came from: ``info.imported_from``), any other
     dotted path a value in the run's complete ``config`` (each part a key of a mapping:

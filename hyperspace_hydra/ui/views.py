@@ -40,7 +40,7 @@ FAILED_JOBS_SHOWN = 50
 WAITING_JOBS_SHOWN = 50
 """How many of the oldest queued and paused jobs the Queue page lists."""
 
-_TABLE_FIELDS = ["status", "task", "config", "objective", "result", "start_time", "stop_time", "job_id"]
+_TABLE_FIELDS = ["status", "task", "sweep_id", "config", "objective", "result", "start_time", "stop_time", "job_id"]
 _LIVE_FIELDS = ["status", "objective", "result", "start_time", "stop_time"]
 
 
