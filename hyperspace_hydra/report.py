@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ def write_report(store: Store, runs: Sequence[Mapping[str, Any]], path: Path, ti
     rows = _best_first(unordered, maximize)
     log_columns = _log_scaled_columns(store, runs, columns)
     sections = [
-        f"<h1>{html.escape(title)}</h1><p>{len(runs)} run(s), {sum(run['status'] == COMPLETED for run in runs)} completed.</p>",
+        f"<h1>{html.escape(title)}</h1><p>{len(runs)} run(s): {_status_counts(runs)}.</p>",
         "<h2>Best run</h2>" + _best_run(runs, rows),
         "<h2>Objective against each varying parameter</h2>" + _parameter_plots(columns, rows, log_columns),
         "<h2>Parallel coordinates</h2>" + _parallel_coordinates(columns, rows, log_columns),
@@ -71,6 +71,12 @@ def write_report(store: Store, runs: Sequence[Mapping[str, Any]], path: Path, ti
         f"<body>{''.join(sections)}<script>{_SORTING}</script></body></html>"
     )
     path.write_text(page, encoding="utf-8")
+
+
+def _status_counts(runs: Sequence[Mapping[str, Any]]) -> str:
+    """How many runs have each status, the most common first: ``5 completed, 3 pruned, 1 failed``."""
+    counts = Counter(str(run["status"]).lower() for run in runs)
+    return ", ".join(f"{count} {status}" for status, count in counts.most_common()) or "none"
 
 
 def _best_first(rows: Sequence[Mapping[str, Any]], maximize: bool) -> list[Mapping[str, Any]]:

@@ -15,7 +15,7 @@ from optuna.distributions import FloatDistribution
 from hyperspace_hydra.hpo.tuner import SearchSpec
 from hyperspace_hydra.report import TABLE_ROWS, write_report
 from hyperspace_hydra.store import COMPLETED, FAILED, Store, open_store
-from hyperspace_hydra.store.base import MetricPoint
+from hyperspace_hydra.store.base import PRUNED, MetricPoint
 
 START = dt.datetime(2026, 11, 29, 12, 0, 0)
 
@@ -45,7 +45,9 @@ def _report(store: Store, tmp_path: Path, maximize: bool = True) -> str:
 def test_the_best_run_and_its_reproduce_command_come_first_then_plots_then_the_table(store: Store, tmp_path: Path) -> None:
     ids = [_run(store, lr, width, objective) for lr, width, objective in [(0.1, 8, 0.7), (0.01, 16, 0.9), (0.5, 8, 0.2)]]
     _run(store, 1.0, 8, None, status=FAILED)
+    _run(store, 2.0, 8, None, status=PRUNED)
     page = _report(store, tmp_path)
+    assert "<p>5 run(s): 3 completed, 1 failed, 1 pruned.</p>" in page, "each status counted, pruned trials too"
     sections = re.findall(r"<h2>([^<]+)</h2>", page)
     assert sections == ["Best run", "Objective against each varying parameter", "Parallel coordinates", "Metric curves of the 5 best runs", "Runs", "Failures by error"]
     assert f"<p>Run {ids[1]}: objective <b>0.9</b> with model.lr=0.01.</p>" in page and "python -m" in page.split("<h2>Objective")[0]
