@@ -65,7 +65,7 @@ from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.settings import effective_settings, redact_credentials
 from hyperspace_hydra.slurm.environment import gpu_shares, slurm_job_id, visible_gpus
-from hyperspace_hydra.store import CANCELLED, DIED, FAILED, QUEUED, RUNNING, TIMEOUT, ClaimedJob, Store, utcnow
+from hyperspace_hydra.store import CANCELLED, DIED, FAILED, QUEUED, RUNNING, TIMEOUT, Claim, ClaimedJob, Store, utcnow
 from hyperspace_hydra.store.base import WorkerBeat, WorkerInfo
 from hyperspace_hydra.store.retry import RetryingStore, open_retrying
 from hyperspace_hydra.targets import allowed_packages, refusal
@@ -336,18 +336,26 @@ class Worker:
         status means the claim was lost first (the process says so with :data:`job_process.CLAIM_LOST_EXIT_STATUS`
         when its run ended DIED or INTERRUPTED instead of ending the job).
         """
-        job_id = running.job.claim.job_id
+        claim = running.job.claim
         if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL and running.claim_deadline.passed():
             self._requeue_unrenewed(running)
             return
-        reason = _exit_reason(status, running.log_path)
-        if self.store.end_job(running.job.claim, FAILED, reason):
-            self._count(job_id, FAILED, reason)
-        elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
-            [job] = self.store.list_jobs(job_ids=[job_id])
-            self._count(job_id, job["state"], f"{time.monotonic() - running.started:.1f} s, {_job_detail(job)}")
-        else:
-            self._count_lost(job_id, "this worker's claim was lost (cancelled or taken over) before its attempt ended")
+        exited_cleanly = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        job = self._job(claim.job_id) if exited_cleanly else None  # a read: the common case needs no write transaction
+        if job is None or _still_held(job, claim):
+            reason = _exit_reason(status, running.log_path)
+            if self.store.end_job(claim, FAILED, reason):
+                self._count(claim.job_id, FAILED, reason)
+                return
+            if not exited_cleanly:
+                self._count_lost(claim.job_id, "this worker's claim was lost (cancelled or taken over) before its attempt ended")
+                return
+            job = self._job(claim.job_id)
+        self._count(claim.job_id, job["state"], f"{time.monotonic() - running.started:.1f} s, {_job_detail(job)}")
+
+    def _job(self, job_id: int) -> dict[str, Any]:
+        [job] = self.store.list_jobs(job_ids=[job_id])
+        return job
 
     def _requeue_unrenewed(self, running: _RunningJob) -> None:
         """Put back a job whose process stopped itself because this worker did not renew its lease in time."""
@@ -358,7 +366,7 @@ class Worker:
             self._count_lost(running.job.claim.job_id, f"{reason}, and the claim was lost")
 
     def _count_lost(self, job_id: int, why: str) -> None:
-        [job] = self.store.list_jobs(job_ids=[job_id])
+        job = self._job(job_id)
         detail = _job_detail(job)
         self._count(job_id, LOST, f"{why}; the job is now {job['state']}" + (f" ({detail})" if detail else ""))
 
@@ -567,6 +575,11 @@ def _kill_group_when_unclaimed(worker_pid: int, claim_deadline: _ClaimDeadline, 
             break
         time.sleep(min(left, _WORKER_WATCH_SECONDS))
     os.killpg(0, signal.SIGKILL)
+
+
+def _still_held(job: dict[str, Any], claim: Claim) -> bool:
+    """Whether ``job`` (as the store lists it) is still RUNNING under ``claim``: its process did not end it."""
+    return bool(job["state"] == RUNNING and job["token"] == claim.token)
 
 
 def _lost_its_claim(status: int) -> bool:
