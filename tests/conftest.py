@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -85,10 +87,29 @@ def start_worker(
     """A worker of the probe study in its own session, its output in a file of the study; ``prefix`` runs it
     through another command (``ip netns exec NAME``)."""
     log = open(study / log_name, "w")
-    return subprocess.Popen(
+    worker = subprocess.Popen(
         [*prefix, str(HYPERSPACE), "worker", "--app", "probe.run", *args],
         cwd=study, env=env or clean_env(), stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
+    _started_workers.append(worker)
+    return worker
+
+
+_started_workers: list[subprocess.Popen[str]] = []
+"""The workers the running test started (see :func:`_no_worker_outlives_its_test`)."""
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test() -> Iterator[None]:
+    """A test that fails half way leaves no worker behind: one still running afterwards is killed with its jobs (its
+    process group). A worker left running would take jobs of later tests' stores and load the machine for ever."""
+    yield
+    while _started_workers:
+        worker = _started_workers.pop()
+        if worker.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
 
 
 def run_worker(study: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> str:
