@@ -21,13 +21,19 @@ and sampler latency per trial with many past runs in the store.
    runs in the database, read only runs newer than those judged, and tell what changed: ``details.first_ask_ms``); the baseline asks an in-memory Optuna
    study that already holds the same N trials (a driver that stays open). Ratio: ours /
    baseline, the mean over ``--repeats`` asks after the first.
+3. A process's first read of the history with N past runs whose configs hold about 40 values,
+   half of them with another ``momentum`` (``--history-read``; full sizes 10000 100000): ours
+   (the store groups the runs by their config outside the searched paths, so each distinct
+   config is judged once) against only reading the same runs' fields from the store; the details
+   add reading them and judging each run apart, as the history did before the store grouped runs.
 
 Small default sizes finish in well under a minute.
-Full size: --seeds 10 --past 1000 10000
+Full size: --seeds 10 --past 1000 10000 --history-read 10000 100000
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import statistics
@@ -40,11 +46,13 @@ from typing import Any
 import optuna
 from _common import Figure, argument_parser, print_machine, report, timed
 
-from hyperspace_hydra.hpo.history import base_key
+from hyperspace_hydra.hpo.history import base_key, comparable_config, grouping_paths, judge_groups, left_out_paths, searched_paths
 from hyperspace_hydra.hpo.search import History, history
 from hyperspace_hydra.hpo.space import parse_space
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, build_study
 from hyperspace_hydra.store import COMPLETED, Store, open_store
+from hyperspace_hydra.store.base import FinishedRun
+from hyperspace_hydra.store.grouping import GROUPED_RUN_FIELDS, group_by_config
 
 Point = Mapping[str, Any]
 Search = list[tuple[Point, float, float]]
@@ -264,6 +272,48 @@ def ask_latency(past_runs: int, repeats: int) -> Figure:
     )
 
 
+def history_read(past_runs: int) -> Figure:
+    """A process's first read of a search's history with ``past_runs`` runs in the store, each with a config of about
+    40 values (a model, an optimizer, data), half of them made with another ``momentum`` (so not compatible)."""
+    objective = CONTROL
+    narrow = search_spec(objective.old_space, objective, 1, 0)
+    base = comparable_config(_wide_config(MOMENTUM), left_out_paths(narrow.space, narrow.groups, narrow.history_ignore))
+    spec = dataclasses.replace(narrow, bases={base_key({}): base})
+    with tempfile.TemporaryDirectory() as directory, open_store(f"sqlite:///{Path(directory) / 'store.db'}") as store:
+        rng = random.Random(0)
+        for start in range(0, past_runs, 1000):
+            store.add_finished_runs([_wide_run(objective, rng, index % 2 == 0) for index in range(start, min(start + 1000, past_runs))])
+        plain_read, runs = timed(lambda: store.list_runs(task=objective.task, status=COMPLETED, fields=GROUPED_RUN_FIELDS))
+        ours, found = timed(lambda: history(store, spec))
+        each_run, _ = timed(lambda: [judge_groups(group_by_config([run], grouping_paths(spec), searched_paths(spec)), spec) for run in runs])
+    assert len(found.trials) == past_runs // 2 + past_runs % 2, found.describe()
+    return Figure(
+        f"search_history_first_read_{past_runs}_past_runs",
+        ours=ours * 1000,
+        baseline=plain_read * 1000,
+        unit="ms",
+        note="ours: a process's first history read (the store groups the runs by their config outside the searched paths, "
+        "each distinct config is judged once); baseline: only reading the same runs' fields, judging none "
+        "(details: reading them and judging each run apart, as before the store grouped them)",
+        details={"history_used": len(found.trials), "excluded": found.excluded, "read_and_judge_each_run_ms": round((plain_read + each_run) * 1000, 1)},
+    )
+
+
+def _wide_config(momentum: float) -> dict[str, Any]:
+    """A config of about 40 values, as a study's complete config has."""
+    layers = {f"layer{index}": {"width": 64 * (index + 1), "activation": "relu", "dropout": 0.1, "norm": True} for index in range(6)}
+    data = {"path": "/data/imdb", "batch_size": 32, "shuffle": True, "workers": 4, "max_length": 512}
+    return {"model": {"name": "mlp", **layers}, "optimizer": {"name": "sgd", "momentum": momentum, "nesterov": False}, "data": data, "seed": 0}
+
+
+def _wide_run(objective: Objective, rng: random.Random, compatible: bool) -> FinishedRun:
+    point = {"x": rng.uniform(-5, 5), "y": rng.uniform(-5, 5)}
+    value = objective.function(point)
+    config = {**_wide_config(MOMENTUM if compatible else 0.9), **point}
+    document = {"task": objective.task, "status": COMPLETED, "config": config, "choices": {"task": objective.task}, "result": value, "objective": value}
+    return FinishedRun(document)
+
+
 def record_random_runs(store: Store, objective: Objective, count: int, rng: random.Random) -> None:
     """``count`` completed runs of the (2-d) objective at random points of its old space (fast to record in bulk)."""
     for _ in range(count):
@@ -282,12 +332,16 @@ def main() -> None:
         "--past", type=int, nargs="+", default=[200, 1000], help="past runs in the store for the latency figure (full run: 1000 10000)"
     )
     parser.add_argument("--repeats", type=int, default=5, help="asks timed per latency figure, after the first")
+    parser.add_argument(
+        "--history-read", type=int, nargs="+", default=[10000], help="past runs in the store for the first-read figure (full run: 10000 100000)"
+    )
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print_machine()
     per_objective = [compare_warm_and_cold(objective, args.seeds, args.previous, args.budget) for objective in OBJECTIVES]
     figures = [*per_objective, median_ratio(per_objective), control(args.seeds, args.previous, args.budget)]
     figures += [ask_latency(count, args.repeats) for count in args.past]
+    figures += [history_read(count) for count in args.history_read]
     report(figures, args.output, vars(args) | {"output": str(args.output)})
 
 

@@ -36,12 +36,13 @@ TINY_RUNS = {
     "recording_cost": (["--runs", "2"], {"recording_cost.per_run", "recording_cost.added_vs_sacred_sql_observer"}),
     "worker_memory": (["--small", "1", "--large", "2"], {"worker_memory.rss_after_large_vs_small"}),
     "search_warm_start": (
-        ["--seeds", "1", "--previous", "5", "--budget", "5", "--past", "10", "--repeats", "1"],
+        ["--seeds", "1", "--previous", "5", "--budget", "5", "--past", "10", "--repeats", "1", "--history-read", "20"],
         {
             *(f"search_trials_to_target.{name}" for name in ("sphere", "branin", "hartmann6", "optimizer_lr", "noisy_sphere")),
             "search_trials_to_target.median_ratio",
             "search_trials_to_target.control_other_momentum",
             "search_ask_latency_10_past_runs",
+            "search_history_first_read_20_past_runs",
         },
     ),
     "search_pruning": (

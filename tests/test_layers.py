@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "hyperspace_hydra"
 
 LAYERS = [
     {"errors", "config", "overrides", "settings", "seeding"},
-    {"store", "store.base", "store.sql", "store.sql_schema", "store.sql_conditions", "store.sql_connection", "store.mongo", "store.retry"},
+    {"store", "store.base", "store.sql", "store.sql_schema", "store.sql_conditions", "store.sql_connection", "store.mongo", "store.retry", "store.grouping", "store.sql_grouping"},
     {"identity", "provenance", "job_process", "slurm", "slurm.environment"},
     {"composer", "app", "targets", "target_overrides"},
     {"capture", "metric_buffer", "observer", "recorder", "tracking", "scenario"},

@@ -20,11 +20,12 @@ from optuna.trial import TrialState, create_trial
 from hyperspace_hydra import HyperspaceError
 from hyperspace_hydra.config import fill_defaults
 from hyperspace_hydra.hpo import tuner
-from hyperspace_hydra.hpo.history import base_key, comparable_config, judge, left_out_paths
+from hyperspace_hydra.hpo.history import base_key, comparable_config, grouping_paths, judge_groups, left_out_paths, searched_paths
 from hyperspace_hydra.hpo.search import history, sweep_trials
 from hyperspace_hydra.hpo.space import parse_space
 from hyperspace_hydra.hpo.tuner import SAMPLERS, SearchSpec, Trial, ask, build_study
-from hyperspace_hydra.store import COMPLETED, FAILED, Condition, NewJob, open_store
+from hyperspace_hydra.store import COMPLETED, FAILED, Condition, NewJob, Store, open_store
+from hyperspace_hydra.store.grouping import GROUPED_RUN_FIELDS, ConfigGroup, group_by_config
 
 
 def test_every_space_form_parses_to_an_optuna_distribution() -> None:
@@ -73,7 +74,7 @@ def _run(task: str, config: dict, objective: float | None, status: str = "COMPLE
     return {"status": status, "task": task, "config": config, "choices": choices or {}, "objective": objective, "result": objective}
 
 
-def test_history_takes_compatible_runs_that_lie_in_the_space_and_says_why_others_are_not(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_history_takes_compatible_runs_that_lie_in_the_space_and_says_why_others_are_not(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     module = types.ModuleType("evolving_model")
 
     def model(width: int = 8, dropout: float = 0.1, momentum: float = 0.0) -> None:
@@ -104,9 +105,22 @@ def test_history_takes_compatible_runs_that_lie_in_the_space_and_says_why_others
         (past({"dropout": 0.2}, option="sum"), "aggregation outside the space"),
         (past({"dropout": 0.2}, objective=None), "no objective"),
     ]
-    for run, expected in runs_and_verdicts:
-        verdict = judge(run, spec)
-        assert (verdict.trial if isinstance(expected, Trial) else verdict.reason) == expected, run
+    store = open_store(f"sqlite:///{tmp_path}/store.db")
+    run_ids = [_record(store, run) for run, _ in runs_and_verdicts]
+    in_database = store.group_runs(task="t", status="COMPLETED", without=grouping_paths(spec), values=searched_paths(spec))
+    in_python = group_by_config(store.list_runs(fields=GROUPED_RUN_FIELDS), grouping_paths(spec), searched_paths(spec))
+    assert len(in_database) < len(run_ids), "runs that differ only at left-out paths are judged as one group"
+    for groups in (in_database, in_python):
+        verdicts = judge_groups(groups, spec)
+        for run_id, (run, expected) in zip(run_ids, runs_and_verdicts):
+            _, verdict = verdicts[run_id]
+            assert (verdict.trial if isinstance(expected, Trial) else verdict.reason) == expected, (run, verdict)
+
+
+def _record(store: Store, run: dict) -> int:
+    run_id = store.start_run({key: run[key] for key in ("task", "config", "choices")})
+    store.finish_run(run_id, run["status"], {"objective": run["objective"], "result": run["result"]})
+    return run_id
 
 
 def test_history_reads_each_completed_run_once_and_finds_runs_that_end_late(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -123,15 +137,20 @@ def test_history_reads_each_completed_run_once_and_finds_runs_that_end_late(tmp_
     finished(0.1), finished(5.0), finished(0.2, "FAILED"), finished(0.4, sweep_id=7)
     read: list[int] = []
     queries: list[dict] = []
-    listing = store.list_runs
+    listing, grouping = store.list_runs, store.group_runs
 
-    def reading(**kwargs: object) -> list[dict]:
-        runs = listing(**kwargs)
+    def listed(**kwargs: object) -> list[dict]:
         queries.append(kwargs)
-        read.extend(run["_id"] for run in runs if "config" in run)
-        return runs
+        return listing(**kwargs)
 
-    monkeypatch.setattr(store, "list_runs", reading)
+    def grouped(**kwargs: object) -> list[ConfigGroup]:
+        groups = grouping(**kwargs)  # type: ignore[arg-type]
+        queries.append(kwargs)
+        read.extend(run.run_id for group in groups for run in group.runs)
+        return groups
+
+    monkeypatch.setattr(store, "list_runs", listed)
+    monkeypatch.setattr(store, "group_runs", grouped)
     assert history(store, spec, sweep_id=7).trials == [Trial({"x": 0.1}, 0.1)]
     finished(0.9, run_id=late), finished(0.3)
     assert history(store, spec).trials == [Trial({"x": 0.9}, 0.9), Trial({"x": 0.1}, 0.1), Trial({"x": 0.4}, 0.4), Trial({"x": 0.3}, 0.3)]

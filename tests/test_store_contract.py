@@ -272,6 +272,33 @@ def test_list_runs_reads_only_the_fields_asked_for(store: Store) -> None:
         store.list_runs(fields=["nope"])
 
 
+def test_group_runs_groups_by_the_config_outside_the_paths_and_by_choices(store: Store) -> None:
+    def run(config: dict[str, Any] | None, choices: str = "adam", **fields: Any) -> int:
+        return _finished_run(store, config, task="t", choices={"optimizer": choices}, **fields)  # type: ignore[arg-type]
+
+    first = run({"seed": 1, "optimizer": {"lr": 0.1, "nesterov": True, "betas": [0.9, 0.99]}}, objective=0.5, result={"acc": 0.5}, sweep_id=3)
+    same = run({"seed": 2, "optimizer": {"lr": 0.2, "nesterov": False, "betas": [0.9, 0.99]}}, objective=0.25)
+    other_betas = run({"seed": 1, "optimizer": {"lr": 0.3, "betas": [0.9, 0.9]}})
+    other_choice = run({"seed": 1, "optimizer": {"lr": 0.1, "betas": [0.9, 0.99]}}, choices="sgd")
+    without_lr = run({"seed": 1, "optimizer": {"lr": None, "betas": [0.9, 0.99]}})
+    no_config = run(None)
+    run({"seed": 1}, status=FAILED)
+    _finished_run(store, {"seed": 1}, task="u")
+    groups = store.group_runs(task="t", status=COMPLETED, without=["seed", "optimizer.lr", "optimizer.nesterov", "absent.path", "optimizer.betas.0", "seed.deeper"], values=["optimizer.lr", "optimizer.nesterov"])
+    by_first_run = {group.runs[0].run_id: group for group in groups}
+    assert [group.runs[0].run_id for group in groups] == [first, other_betas, other_choice, no_config]
+    assert [run.run_id for run in by_first_run[first].runs] == [first, same, without_lr], "lr and nesterov are left out, null or not there"
+    assert by_first_run[first].config == {"optimizer": {"betas": [0.9, 0.99]}} and by_first_run[first].choices == {"optimizer": "adam"}
+    assert by_first_run[other_choice].choices == {"optimizer": "sgd"} and by_first_run[no_config].config == {}
+    grouped = by_first_run[first].runs
+    assert (grouped[0].sweep_id, grouped[0].objective, grouped[0].result) == (3, 0.5, {"acc": 0.5})
+    assert [run.values for run in grouped] == [
+        {"optimizer.lr": 0.1, "optimizer.nesterov": True}, {"optimizer.lr": 0.2, "optimizer.nesterov": False}, {"optimizer.lr": None},
+    ], "a value as stored (a boolean stays one), None for a null, no key where the config lacks the path"  # fmt: skip
+    later = store.group_runs(task="t", status=COMPLETED, where=[Condition("id", ">", same)], without=["seed"])
+    assert sorted(run.run_id for group in later for run in group.runs) == [other_betas, other_choice, without_lr, no_config]
+
+
 def _finished_run(store: Store, config: dict[str, Any], status: str = COMPLETED, **fields: Any) -> int:
     """A run with ``config`` that ended with ``status``; ``fields`` (task, seed, job_id, objective, result, ...) are stored too."""
     started = {key: fields.pop(key) for key in ("task", "seed", "job_id", "sweep_id", "choices") if key in fields}

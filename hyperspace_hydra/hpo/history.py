@@ -11,8 +11,13 @@ The base is the complete config that the sweep's fixed overrides compose to; a s
 over config groups has one base per combination of their options. Ignored are the
 top-level ``seed``, this tool's ``hyperspace`` settings (the ``hydra`` node is never
 part of a run's config) and the paths a study lists in ``hydra.sweeper.history_ignore``
-(each with everything under it). A run that is not compatible is counted by its first
-reason, e.g. ``optimizer.momentum differs``.
+(each with everything under it); a node that is empty, or holds only left-out paths,
+holds no value. A run that is not compatible is counted by its first reason, e.g.
+``optimizer.momentum differs``.
+
+Runs come grouped by the store (:meth:`Store.group_runs`) by their config without the left-out
+paths: all runs of a group are compared with the base at once, and only their objective and
+searched values are looked at one by one.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ from hyperspace_hydra.config import SETTINGS_KEY, fill_defaults, flatten
 from hyperspace_hydra.hpo.space import Space, contains
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial
 from hyperspace_hydra.identity import objective_value
+from hyperspace_hydra.store.grouping import ConfigGroup, GroupedRun
 
 ALWAYS_IGNORED = ("seed", SETTINGS_KEY)
 """Config paths that never make a past run incompatible: replicates with other seeds are history."""
 HISTORY_FIELDS = ("task", "objective", "result", "choices", "config")
-"""The run fields that decide whether and where a run lies in a search."""
+"""The run fields that decide where a run of a search lies."""
 _ABSENT = object()
 """A path a flattened config does not have."""
 
@@ -46,8 +52,15 @@ def left_out_paths(space: Space, groups: Sequence[str], history_ignore: Sequence
 
 
 def comparable_config(complete: Mapping[str, Any], left_out: Sequence[str]) -> dict[str, Any]:
-    """A complete config flattened to dotted paths (list items too), without ``left_out`` paths and what lies under them."""
-    return {path: value for path, value in flatten(complete, into_lists=True).items() if not _under(path, left_out)}
+    """A complete config flattened to dotted paths (list items too), without ``left_out`` paths and what lies under
+    them, and without empty mappings: a node holds no value of its own, so a node that holds only left-out paths
+    is the same whether it still has them or not."""
+    flat = flatten(complete, into_lists=True)
+    return {path: value for path, value in flat.items() if not _under(path, left_out) and not _empty_mapping(value)}
+
+
+def _empty_mapping(value: Any) -> bool:
+    return isinstance(value, Mapping) and not value
 
 
 def _under(path: str, prefixes: Iterable[str]) -> bool:
@@ -67,24 +80,65 @@ class Verdict:
     reason: str | None = None
 
 
-def judge(run: Mapping[str, Any], spec: SearchSpec) -> Verdict:
-    """Whether ``run`` (a COMPLETED run of the spec's task, with :data:`HISTORY_FIELDS`) is history, see the module docstring."""
-    value = run_objective(run, spec.metric)
+def judge_groups(groups: Iterable[ConfigGroup], spec: SearchSpec) -> dict[int, tuple[int | None, Verdict]]:
+    """Each run of ``groups`` (completed runs of the spec's task, grouped by :func:`grouping_paths`) with its sweep and
+    its verdict, see the module docstring: what the runs of a group share is judged once, for all of them."""
+    verdicts = {}
+    for group in groups:
+        shared = _judge_shared(group, spec)
+        for run in group.runs:
+            verdicts[run.run_id] = (run.sweep_id, _judge_run(run, shared, spec))
+    return verdicts
+
+
+def grouping_paths(spec: SearchSpec) -> list[str]:
+    """The paths a store may leave out when it groups runs for :func:`judge_groups`: those compatibility does not
+    compare, except a ``_target_`` (the defaults filled in beside it depend on it)."""
+    return [path for path in left_out_paths(spec.space, spec.groups, spec.history_ignore) if path.rsplit(".", 1)[-1] != "_target_"]
+
+
+def searched_paths(spec: SearchSpec) -> list[str]:
+    """The config paths of the searched parameters (a searched group's option is in a run's choices instead)."""
+    return [name for name in spec.space if name not in spec.groups]
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What the runs of a group share: why none of them is history (None: each may be), and each searched
+    parameter's value for a run that does not set it (its group's option, or its default)."""
+
+    reason: str | None
+    unset: dict[str, Any]
+
+
+def _judge_shared(group: ConfigGroup, spec: SearchSpec) -> _Shared:
+    complete = fill_defaults(group.config)
+    choices = group.choices or {}
+    flat = flatten(complete)
+    unset = {name: choices.get(name) if name in spec.groups else flat.get(name) for name in spec.space}
+    base = spec.bases.get(base_key({group: choices.get(group) for group in spec.groups}))
+    if base is None:
+        return _Shared("recorded before this search", unset)
+    differing = first_difference(base, comparable_config(complete, left_out_paths(spec.space, spec.groups, spec.history_ignore)))
+    return _Shared(f"{differing} differs" if differing else None, unset)
+
+
+def _judge_run(run: GroupedRun, shared: _Shared, spec: SearchSpec) -> Verdict:
+    value = objective_value(run.result, spec.metric) if spec.metric else run.objective
     if value is None:
         return Verdict(reason="no objective")
-    complete = fill_defaults(run.get("config") or {})
-    params = searched_params(run, spec, complete)
+    params = {name: _leaf(run.values[name]) if name in run.values else shared.unset[name] for name in spec.space}
     for name, distribution in spec.space.items():
-        if name not in params:
+        if params[name] is None:
             return Verdict(reason=f"{name} missing")
         if not contains(distribution, params[name]):
             return Verdict(reason=f"{name} outside the space")
-    choices = run.get("choices") or {}
-    base = spec.bases.get(base_key({group: choices.get(group) for group in spec.groups}))
-    if base is None:
-        return Verdict(reason="recorded before this search")
-    differing = first_difference(base, comparable_config(complete, left_out_paths(spec.space, spec.groups, spec.history_ignore)))
-    return Verdict(reason=f"{differing} differs") if differing else Verdict(trial=Trial(params, value))
+    return Verdict(reason=shared.reason) if shared.reason else Verdict(trial=Trial(params, value))
+
+
+def _leaf(value: Any) -> Any:
+    """A value as :func:`flatten` shows it at its own path: a node by its ``_target_``; another node is no value."""
+    return value.get("_target_") if isinstance(value, dict) else value
 
 
 def searched_params(run: Mapping[str, Any], spec: SearchSpec, complete: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -99,7 +153,7 @@ def searched_params(run: Mapping[str, Any], spec: SearchSpec, complete: Mapping[
 def first_difference(base: Mapping[str, Any], other: Mapping[str, Any]) -> str | None:
     """The first path (in the base's order, then the other's) whose values differ or that only one side has."""
     for path, value in base.items():
-        if not same_value(value, other.get(path, _ABSENT)):
+        if not same_value(value, other.get(path, _ABSENT)) and not _empty_mapping(value):  # a search recorded before empty nodes were left out
             return path
     return next((path for path in other if path not in base), None)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hyperspace_hydra.hpo.history import HISTORY_FIELDS, Verdict, judge, run_objective
+from hyperspace_hydra.hpo.history import Verdict, grouping_paths, judge_groups, run_objective, searched_paths
 from hyperspace_hydra.hpo.space import Space, space_to_json, trial_overrides
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask
 from hyperspace_hydra.overrides import fixed_override_values
@@ -109,9 +109,11 @@ def _catch_up(store: Store, spec: SearchSpec, judged: dict[int, tuple[int | None
 
 
 def _read_verdicts(store: Store, spec: SearchSpec, where: Sequence[Condition]) -> dict[int, tuple[int | None, Verdict]]:
-    """The task's completed runs that match ``where``, each with its sweep and judged against the search."""
-    runs = store.list_runs(task=spec.task, status=COMPLETED, where=where, fields=[*HISTORY_FIELDS, "sweep_id"])
-    return {run["_id"]: (run["sweep_id"], judge(run, spec)) for run in runs}
+    """The task's completed runs that match ``where``, each with its sweep and judged against the search, oldest first;
+    the store groups them by their config outside the paths compatibility does not compare, so that what a group
+    shares is judged once."""
+    groups = store.group_runs(task=spec.task, status=COMPLETED, where=where, without=grouping_paths(spec), values=searched_paths(spec))
+    return dict(sorted(judge_groups(groups, spec).items()))
 
 
 def sweep_trials(store: Store, jobs: Sequence[dict[str, Any]], spec: SearchSpec) -> list[Trial]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.store.grouping import ConfigGroup
 
 RUNNING = "RUNNING"
 COMPLETED = "COMPLETED"
@@ -781,6 +782,27 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def count_runs(self, *, task: str | None = None, sweep_id: int | None = None, status: str | None = None, where: Sequence[Condition] = ()) -> int:
         """How many runs :meth:`list_runs` returns for these filters, counted by the database (no run is read)."""
+
+    @abc.abstractmethod
+    def group_runs(
+        self,
+        *,
+        task: str | None = None,
+        status: str | None = None,
+        where: Sequence[Condition] = (),
+        without: Sequence[str] = (),
+        values: Sequence[str] = (),
+    ) -> list[ConfigGroup]:
+        """The runs :meth:`list_runs` returns for these filters, grouped by their config without the dotted
+        paths ``without`` (each with everything under it) and by their choices.
+
+        The runs of one group have equal choices and configs that are equal outside those paths
+        (:attr:`ConfigGroup.config`); runs whose configs are equal may still come in separate groups,
+        as a backend may compare configs as stored (keys in another order, ``1`` and ``1.0``). Each run
+        comes with its id, sweep, objective, result and its values at the dotted paths ``values``.
+        Paths name keys of mappings; a path that reaches into a list may be left in place. Groups
+        come in the order of their oldest run, and runs oldest first.
+        """
 
     @abc.abstractmethod
     def get_metrics(self, run_id: int) -> dict[str, dict[str, list[Any]]]:

@@ -92,6 +92,7 @@ from hyperspace_hydra.store.base import (
     whole_job_values,
     whole_sweep_values,
 )
+from hyperspace_hydra.store.grouping import GROUPED_RUN_FIELDS, ConfigGroup, group_by_config
 from hyperspace_hydra.store.retry import StoreUnavailableError
 
 SCHEMA_VERSION = 4
@@ -550,6 +551,20 @@ class MongoStore(Store):
     @_reachable
     def count_runs(self, *, task: str | None = None, sweep_id: int | None = None, status: str | None = None, where: Sequence[Condition] = ()) -> int:
         return int(self._db.runs.count_documents(self._run_selection(task, sweep_id, status, where)))
+
+    @_reachable
+    def group_runs(
+        self,
+        *,
+        task: str | None = None,
+        status: str | None = None,
+        where: Sequence[Condition] = (),
+        without: Sequence[str] = (),
+        values: Sequence[str] = (),
+    ) -> list[ConfigGroup]:
+        """Grouped here, not by the server: its ``$group`` compares documents with their keys in order, and
+        mongomock has no ``$unset`` stage; only the fields that place a run in a search are read."""
+        return group_by_config(self.list_runs(task=task, status=status, where=where, fields=GROUPED_RUN_FIELDS), without, values)
 
     @_reachable
     def get_metrics(self, run_id: int) -> dict[str, dict[str, list[Any]]]:

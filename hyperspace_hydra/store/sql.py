@@ -76,6 +76,7 @@ from hyperspace_hydra.store.base import (
     whole_job_values,
     whole_sweep_values,
 )
+from hyperspace_hydra.store.grouping import ConfigGroup
 from hyperspace_hydra.store.retry import StoreUnavailableError
 from hyperspace_hydra.store.sql_conditions import id_is, job_filters, run_filters, run_order
 from hyperspace_hydra.store.sql_connection import (
@@ -86,6 +87,7 @@ from hyperspace_hydra.store.sql_connection import (
     quick_check,
     reachable,
 )
+from hyperspace_hydra.store.sql_grouping import config_group, group_query
 from hyperspace_hydra.store.sql_schema import JOBS, METADATA, METRICS, RUNS, SCHEMA_VERSION, STORE_META, SWEEPS, UPGRADES, WORKERS
 
 _SCHEMA_CHECKED: set[str] = set()
@@ -324,6 +326,22 @@ class SQLStore(Store):
         filters = run_filters(self._engine.dialect.name, task, sweep_id, status, where)
         with self._engine.connect() as connection:
             return int(connection.execute(sa.select(sa.func.count()).select_from(RUNS).where(*filters)).scalar_one())
+
+    @reachable
+    def group_runs(
+        self,
+        *,
+        task: str | None = None,
+        status: str | None = None,
+        where: Sequence[Condition] = (),
+        without: Sequence[str] = (),
+        values: Sequence[str] = (),
+    ) -> list[ConfigGroup]:
+        """One query: the database groups the runs (see :mod:`hyperspace_hydra.store.sql_grouping`)."""
+        query = group_query(self._engine.dialect.name, run_filters(self._engine.dialect.name, task, None, status, where), without, values)
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return sorted((config_group(row, values) for row in rows), key=lambda group: group.runs[0].run_id)
 
     @reachable
     def get_metrics(self, run_id: int) -> dict[str, dict[str, list[Any]]]:
