@@ -99,6 +99,7 @@ def test_history_takes_compatible_runs_that_lie_in_the_space_and_says_why_others
         (past({"dropout": 0.2}), Trial({"model.dropout": 0.2, "aggregation": "mean"}, 0.5)),
         (past({}, option="branching"), Trial({"model.dropout": 0.1, "aggregation": "branching"}, 0.5)),  # before dropout existed
         (past({"dropout": 0.2}, seed=2, data={"path": "/b"}), Trial({"model.dropout": 0.2, "aggregation": "mean"}, 0.5)),  # ignored paths
+        (past({"dropout": 0.2}, data={}), Trial({"model.dropout": 0.2, "aggregation": "mean"}, 0.5)),  # a node with only ignored paths, empty
         (past({"dropout": 0.2, "momentum": 0.9}), "model.momentum differs"),  # neither searched nor overridden
         (past({"dropout": 0.2}, extra=1), "extra differs"),
         (past({"dropout": 0.9}), "model.dropout outside the space"),
