@@ -297,6 +297,10 @@ def test_group_runs_groups_by_the_config_outside_the_paths_and_by_choices(store:
     ], "a value as stored (a boolean stays one), None for a null, no key where the config lacks the path"  # fmt: skip
     later = store.group_runs(task="t", status=COMPLETED, where=[Condition("id", ">", same)], without=["seed"])
     assert sorted(run.run_id for group in later for run in group.runs) == [other_betas, other_choice, without_lr, no_config]
+    stopped = {"metric": "loss", "step": 3, "value": 0.7}
+    pruned = run({"seed": 1, "optimizer": {"lr": 0.4, "betas": [0.9, 0.99]}}, status=PRUNED, info={"pruned": stopped, "other": "x" * 1000})
+    [[in_group]] = [[member for member in group.runs if member.run_id == pruned] for group in store.group_runs(task="t", status=PRUNED, without=["seed"])]
+    assert (in_group.status, in_group.pruned, grouped[0].status, grouped[0].pruned) == (PRUNED, stopped, COMPLETED, None)
 
 
 def _finished_run(store: Store, config: dict[str, Any], status: str = COMPLETED, **fields: Any) -> int:

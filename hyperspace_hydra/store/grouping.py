@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-GROUPED_RUN_FIELDS = ("config", "choices", "sweep_id", "objective", "result")
-"""The run fields :func:`group_by_config` reads."""
+GROUPED_RUN_FIELDS = ("config", "choices", "sweep_id", "status", "objective", "result", "info")
+"""The run fields :func:`group_by_config` reads (of ``info`` only ``info.pruned`` is kept)."""
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,11 @@ class GroupedRun:
 
     run_id: int
     sweep_id: int | None
+    status: str
     objective: float | None
     result: Any
+    pruned: dict[str, Any] | None
+    """Where its pruner stopped a PRUNED run (``info.pruned``)."""
     values: dict[str, Any]
     """Each path asked for that the run's config has, with its value there (None for a null)."""
 
@@ -53,7 +56,8 @@ def group_by_config(runs: Iterable[Mapping[str, Any]], without: Sequence[str], v
         key = json.dumps([rest, run.get("choices")], sort_keys=True, default=repr)
         group = groups.setdefault(key, ConfigGroup(rest, run.get("choices")))
         found = {path: value for path in values if (value := _value_at(config, path)) is not _ABSENT}
-        group.runs.append(GroupedRun(run["_id"], run.get("sweep_id"), run.get("objective"), run.get("result"), found))
+        pruned = (run.get("info") or {}).get("pruned")
+        group.runs.append(GroupedRun(run["_id"], run.get("sweep_id"), run["status"], run.get("objective"), run.get("result"), pruned, found))
     return list(groups.values())
 
 

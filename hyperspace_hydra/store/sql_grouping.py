@@ -2,7 +2,7 @@
 
 SQLite groups by the text ``json_remove`` gives (so keys in another order make another group,
 which the contract allows); PostgreSQL by the JSONB value ``#-`` gives. Each group carries its
-runs as one JSON array of ``[id, sweep_id, objective, result, type, value, type, value, …]``,
+runs as one JSON array of ``[id, sweep_id, status, objective, result, info.pruned, type, value, …]``,
 one type and value per path asked for (the type is null where the config lacks the path),
 so a group of thousands of runs is one row to read.
 """
@@ -26,12 +26,12 @@ def group_query(dialect: str, filters: Sequence[sa.ColumnElement[bool]], without
         rest: sa.ColumnElement[Any] = RUNS.c.config
         for path in without:
             rest = _postgres_without(rest, path.split("."))
-        entry = sa.func.jsonb_build_array(*_entry_columns(), *_postgres_values(values))
+        entry = sa.func.jsonb_build_array(*_entry_columns("postgresql"), *_postgres_values(values))
         runs = sa.func.jsonb_agg(entry, type_=sa.Text)
         rest_text: sa.ColumnElement[str] = sa.cast(rest, sa.Text)  # JSONB's text is canonical: equal values, equal text
     else:
         rest = sa.func.json_remove(RUNS.c.config, *(_sqlite_path(path) for path in without), type_=sa.Text)
-        entry = sa.func.json_array(*_entry_columns(json_text=True), *_sqlite_values(values))
+        entry = sa.func.json_array(*_entry_columns("sqlite"), *_sqlite_values(values))
         runs = sa.func.json_group_array(entry, type_=sa.Text)
         rest_text = rest
     columns = (rest_text, sa.cast(RUNS.c.choices, sa.Text), sa.cast(runs, sa.Text))
@@ -47,9 +47,9 @@ def config_group(row: Sequence[Any], values: Sequence[str]) -> ConfigGroup:
 
 
 def _grouped_run(entry: list[Any], values: Sequence[str]) -> GroupedRun:
-    run_id, sweep_id, objective, result, *typed = entry
+    run_id, sweep_id, status, objective, result, pruned, *typed = entry
     found = {path: typed[2 * index + 1] for index, path in enumerate(values) if typed[2 * index] is not None}
-    return GroupedRun(run_id, sweep_id, _number(objective), result, found)
+    return GroupedRun(run_id, sweep_id, status, _number(objective), result, pruned, found)
 
 
 def _number(value: Any) -> float | None:
@@ -57,9 +57,11 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, str) else value
 
 
-def _entry_columns(json_text: bool = False) -> list[sa.ColumnElement[Any]]:
-    result: sa.ColumnElement[Any] = sa.func.json(RUNS.c.result) if json_text else RUNS.c.result
-    return [RUNS.c.id, RUNS.c.sweep_id, RUNS.c.objective, result]
+def _entry_columns(dialect: str) -> list[sa.ColumnElement[Any]]:
+    if dialect == "postgresql":
+        return [RUNS.c.id, RUNS.c.sweep_id, RUNS.c.status, RUNS.c.objective, RUNS.c.result, RUNS.c.info["pruned"]]
+    pruned = sa.func.json(RUNS.c.info.op("->")('$."pruned"'))
+    return [RUNS.c.id, RUNS.c.sweep_id, RUNS.c.status, RUNS.c.objective, sa.func.json(RUNS.c.result), pruned]
 
 
 def _postgres_without(config: sa.ColumnElement[Any], keys: list[str]) -> sa.ColumnElement[Any]:
