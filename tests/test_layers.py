@@ -15,7 +15,7 @@ LAYERS = [
     {"identity", "provenance", "job_process", "slurm", "slurm.environment"},
     {"composer", "app", "targets", "target_overrides"},
     {"capture", "metric_buffer", "observer", "recorder", "tracking", "scenario"},
-    {"queue", "launcher", "worker", "slurm.workers", "hpo", "hpo.base", "hpo.history", "hpo.pruners", "hpo.pruning", "hpo.report", "hpo.search", "hpo.space", "hpo.sweeper", "hpo.tuner"},
+    {"queue", "launcher", "worker", "slurm.workers", "hpo", "hpo.base", "hpo.history", "hpo.pruners", "hpo.pruning", "hpo.refine", "hpo.report", "hpo.search", "hpo.space", "hpo.sweeper", "hpo.tuner"},
     {"results", "filters", "analysis", "report", "reproduce", "backfill", "sacred_import", "store_copy"},
     {"", "__main__", "cli", *(f"cli.{path.stem}" for path in (PACKAGE / "cli").glob("*.py") if path.stem != "__init__"), "ui", "ui.app", "ui.views"},
 ]

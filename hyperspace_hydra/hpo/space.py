@@ -92,6 +92,11 @@ def _plain(option: Any) -> Any:
     return option if isinstance(option, (str, int, float, bool)) or option is None else str(option)
 
 
+def in_space(space: Space, params: Mapping[str, Any]) -> bool:
+    """Whether ``params`` is a point of ``space``: a value inside each parameter's distribution, and no other parameter."""
+    return set(params) == set(space) and all(contains(space[name], value) for name, value in params.items())
+
+
 def contains(distribution: BaseDistribution, value: Any) -> bool:
     """Whether ``value`` is a point of ``distribution`` (of the right type and inside its bounds)."""
     if isinstance(distribution, CategoricalDistribution):

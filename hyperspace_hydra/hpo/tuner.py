@@ -27,7 +27,8 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.hpo.space import Space, contains, space_from_json, space_to_json
+from hyperspace_hydra.hpo.refine import REFINING_SAMPLERS, best_point, is_local_step, near
+from hyperspace_hydra.hpo.space import Space, in_space, space_from_json, space_to_json
 
 
 class _SpaceKnownTPESampler(optuna.samplers.TPESampler):
@@ -162,7 +163,25 @@ def ask(spec: SearchSpec, history: Sequence[Trial], trials: Sequence[Trial], cou
     space has no untried point left."""
     taken = {_point_key(trial.params) for trial in trials}
     rng = random.Random(new_seed() if spec.seed is None else repr((spec.seed, len(history), len(trials))))
-    return _kept_study(spec, [*history, *trials]).ask(count, taken, rng)
+    study = _kept_study(spec, [*history, *trials])
+    return study.ask(count, taken, rng, _local_steps(spec, history, trials))
+
+
+def _local_steps(spec: SearchSpec, history: Sequence[Trial], trials: Sequence[Trial]) -> _LocalSteps | None:
+    """Where a warm-started search's local steps go (see :mod:`hyperspace_hydra.hpo.refine`); None without history."""
+    if not history or spec.sampler not in REFINING_SAMPLERS:
+        return None
+    scored = [(trial.params, trial.score) for trial in (*history, *trials) if trial.score is not None]
+    best = best_point(scored, spec.space, spec.direction)
+    return None if best is None else _LocalSteps(best, len(trials))
+
+
+@dataclass(frozen=True)
+class _LocalSteps:
+    """The best trial so far, and the number the search's next trial will have."""
+
+    best: Mapping[str, Any]
+    next_number: int
 
 
 class _ToldStudy:
@@ -190,7 +209,7 @@ class _ToldStudy:
     def _tell(self, trials: Sequence[Trial]) -> None:
         told_at = datetime.now()
         for trial in trials:
-            if _in_space(self.space, trial.params):
+            if in_space(self.space, trial.params):
                 trial_id = self.storage.create_new_trial(self.study_id, template_trial=_frozen(self.space, trial, told_at))
                 self.in_study += 1
                 if trial.pending:
@@ -227,18 +246,29 @@ class _ToldStudy:
     def _finishes(self, index: int, trial: Trial) -> bool:
         return index in self.pending_ids and not trial.pending and trial.params == self.told[index].params
 
-    def ask(self, count: int, taken: set[tuple[Any, ...]], rng: random.Random) -> list[dict[str, Any]]:
-        """At most ``count`` untried points (see :func:`ask`), each added to ``taken``."""
+    def ask(self, count: int, taken: set[tuple[Any, ...]], rng: random.Random, local: _LocalSteps | None = None) -> list[dict[str, Any]]:
+        """At most ``count`` untried points (see :func:`ask`), each added to ``taken``; with ``local``, the trials
+        that are local steps are points near its best one (when untried) and pending in the study from then on."""
         self.usable = False  # until the asks are noted: a study whose ask raised is not reused
         points = []
-        for _ in range(count):
-            point = _untried_point(self.study, self.space, taken, rng)
+        for index in range(count):
+            point = self._local_step(local, index, taken, rng) or _untried_point(self.study, self.space, taken, rng)
             if point is None:
                 break
             taken.add(_point_key(point))
             points.append(point)
         self._note_asked()
         return points
+
+    def _local_step(self, local: _LocalSteps | None, index: int, taken: set[tuple[Any, ...]], rng: random.Random) -> dict[str, Any] | None:
+        """The ``index``-th point of this ask as a local step, told to the study as pending; None when it is no local step."""
+        if local is None or not is_local_step(local.next_number + index):
+            return None
+        point = near(local.best, self.space, rng)
+        if _point_key(point) in taken:
+            return None
+        self.storage.create_new_trial(self.study_id, template_trial=_frozen(self.space, Trial(point), datetime.now()))
+        return point
 
     def _note_asked(self) -> None:
         """List the trials the study was just asked as pending, the way the sweep's next ask will list them.
@@ -407,6 +437,3 @@ def _state_and_value(trial: Trial) -> tuple[TrialState, float | None]:
         return TrialState.FAIL, None
     return TrialState.COMPLETE, trial.value
 
-
-def _in_space(space: Space, params: Mapping[str, Any]) -> bool:
-    return set(params) == set(space) and all(contains(space[name], value) for name, value in params.items())
