@@ -9,7 +9,8 @@ and sampler latency per trial with many past runs in the store.
    the non-searched ``momentum: 0.0``. Then we count the trials needed to reach the target:
    (a) cold TPE, one trial at a time (what Hydra's optuna sweeper does without reused storage);
    (b) our sweeper's tuner, told the history that :func:`history` selects from the store for
-       the new space (so only the past runs inside it count).
+       the new space (so only the past runs inside it count), and so taking every second trial
+       as a local step near the best trial so far (:mod:`hyperspace_hydra.hpo.refine`).
    Per objective, ratio: mean trials (b) / mean trials (a), a search that never reaches the
    target counting as ``--budget``; then the median of those ratios over the objectives.
    A control runs (b) on a store whose previous sweep used ``momentum: 0.9``: no past run is
