@@ -95,8 +95,18 @@ def _call_cli(cwd: Path, args: list[str], env: dict[str, str]) -> subprocess.Com
     from hyperspace_hydra.cli import main
 
     with _as_a_process_in(cwd, env) as (out, err):
-        status = main(args)
+        try:
+            status = main(args)
+        except SystemExit as exit:  # argparse's usage errors and --help: the status (and message) the interpreter makes of it
+            status = _exit_status(exit.code)
     return subprocess.CompletedProcess([str(HYPERSPACE), *args], status, out.getvalue(), err.getvalue())
+
+
+def _exit_status(code: object) -> int:
+    if code is None or isinstance(code, int):
+        return code or 0
+    print(code, file=sys.stderr)
+    return 1
 
 
 def notebook(study: Path, code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
