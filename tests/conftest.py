@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 import pytest
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from postgres_cluster import PostgresCluster
 from psycopg import sql
 from slurm_cluster import SlurmCluster
@@ -131,11 +132,11 @@ def _as_a_process_in(cwd: Path, env: dict[str, str]) -> Iterator[tuple[io.String
     """This process made to look like a fresh one started in ``cwd`` with ``env`` (with ``cwd`` first on
     ``sys.path``), its output and its logging (at warning or above, as an unconfigured process's) captured in the
     two buffers yielded. What the code changes of this process (directory, environment, ``sys.path``, the study's
-    modules it imported, Hydra's global instance) is put back afterwards."""
+    modules it imported, Hydra's global instance and config) is put back afterwards."""
     out, err = io.StringIO(), io.StringIO()
     log_handler = logging.StreamHandler(err)
     log_handler.setLevel(logging.WARNING)
-    saved_env, saved_path = dict(os.environ), list(sys.path)
+    saved_env, saved_path, saved_hydra_config = dict(os.environ), list(sys.path), HydraConfig.instance().cfg
     _forget_modules_of(cwd)
     sys.path.insert(0, str(cwd))
     importlib.invalidate_caches()
@@ -152,6 +153,7 @@ def _as_a_process_in(cwd: Path, env: dict[str, str]) -> Iterator[tuple[io.String
         sys.path[:] = saved_path
         _forget_modules_of(cwd)
         GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = saved_hydra_config
 
 
 def _forget_modules_of(directory: Path) -> None:
