@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import gc
+import importlib
+import io
 import json
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -17,6 +22,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from postgres_cluster import PostgresCluster
 from psycopg import sql
 from slurm_cluster import SlurmCluster
@@ -63,9 +70,98 @@ def run_app(study: Path, module: str, *args: str, env: dict[str, str] | None = N
     )
 
 
+IN_A_PROCESS = frozenset({"worker", "rerun", "ui"})
+"""Commands that run a study's jobs or serve: :func:`hyperspace` always starts them as a real process."""
+
+
 def hyperspace(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``hyperspace`` command in ``cwd``."""
+    """The ``hyperspace`` command in ``cwd``: its exit status and output, as from :func:`hyperspace_process`.
+
+    A command that does not run jobs or serve (``runs``, ``queue``, ``sweep``, ``store``, ``backfill``, ``report``,
+    ``import``, ``slurm``) is the CLI's ``main`` called in this process, about 40 times cheaper than a process
+    that imports Hydra, SQLAlchemy and the rest again; the commands in :data:`IN_A_PROCESS` run as one.
+    """
+    if not args or args[0] in IN_A_PROCESS:
+        return hyperspace_process(cwd, *args, env=env)
+    return _call_cli(cwd, list(args), env or clean_env())
+
+
+def hyperspace_process(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``hyperspace`` command in ``cwd`` as a real process."""
     return subprocess.run([str(HYPERSPACE), *args], cwd=cwd, env=env or clean_env(), capture_output=True, text=True, timeout=120)
+
+
+def _call_cli(cwd: Path, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The CLI's ``main(args)`` run here as in a fresh ``hyperspace`` process started in ``cwd`` with ``env``."""
+    from hyperspace_hydra.cli import main
+
+    with _as_a_process_in(cwd, env) as (out, err):
+        try:
+            status = main(args)
+        except SystemExit as exit:  # argparse's usage errors and --help: the status (and message) the interpreter makes of it
+            status = _exit_status(exit.code)
+    return subprocess.CompletedProcess([str(HYPERSPACE), *args], status, out.getvalue(), err.getvalue())
+
+
+def _exit_status(code: object) -> int:
+    if code is None or isinstance(code, int):
+        return code or 0
+    print(code, file=sys.stderr)
+    return 1
+
+
+def notebook(study: Path, code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Python ``code`` run in this process as :func:`python_in` runs it in a new one, in the study's directory: an
+    exception is exit status 1 with its traceback on stderr. For notebook code whose process is not what is tested
+    (``Queue(...).submit``), about 1 s of imports cheaper."""
+    namespace = {"__name__": "__main__"}
+    with _as_a_process_in(study, env or clean_env()) as (out, err):
+        try:
+            exec(compile(code, "<notebook>", "exec"), namespace)
+            status = 0
+        except Exception:
+            traceback.print_exc()
+            status = 1
+        namespace.clear()
+        gc.collect()  # as at a process's exit, what the code left open (a Queue's store) is closed
+    return subprocess.CompletedProcess([sys.executable, "-c", code], status, out.getvalue(), err.getvalue())
+
+
+@contextlib.contextmanager
+def _as_a_process_in(cwd: Path, env: dict[str, str]) -> Iterator[tuple[io.StringIO, io.StringIO]]:
+    """This process made to look like a fresh one started in ``cwd`` with ``env`` (with ``cwd`` first on
+    ``sys.path``), its output and its logging (at warning or above, as an unconfigured process's) captured in the
+    two buffers yielded. What the code changes of this process (directory, environment, ``sys.path``, the study's
+    modules it imported, Hydra's global instance and config) is put back afterwards."""
+    out, err = io.StringIO(), io.StringIO()
+    log_handler = logging.StreamHandler(err)
+    log_handler.setLevel(logging.WARNING)
+    saved_env, saved_path, saved_hydra_config = dict(os.environ), list(sys.path), HydraConfig.instance().cfg
+    _forget_modules_of(cwd)
+    sys.path.insert(0, str(cwd))
+    importlib.invalidate_caches()
+    os.environ.clear()
+    os.environ.update(env)
+    logging.getLogger().addHandler(log_handler)
+    try:
+        with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield out, err
+    finally:
+        logging.getLogger().removeHandler(log_handler)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.path[:] = saved_path
+        _forget_modules_of(cwd)
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = saved_hydra_config
+
+
+def _forget_modules_of(directory: Path) -> None:
+    """Unload the modules of the packages in ``directory`` (a study's code), so that the next import reads its files
+    again: another test's copy of the study, or this one changed, is not served from ``sys.modules``."""
+    inside = f"{directory.resolve()}{os.sep}"
+    for name in [name for name, module in sys.modules.items() if (getattr(module, "__file__", None) or "").startswith(inside)]:
+        del sys.modules[name]
 
 
 def stored_runs(study: Path) -> list[dict[str, Any]]:

@@ -343,6 +343,14 @@ def test_queue_commands_count_existing_jobs_that_cannot_move_without_an_error(pr
     assert [json.loads(line)["state"] for line in hyperspace(probe_study, "queue", "ls", "--json").stdout.splitlines()] == ["CANCELLED"] * 2
 
 
+@pytest.fixture(scope="module")
+def one_queued_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the probe study with one queued job, shared by tests that must leave it queued."""
+    study = copy_study(PROBE_STUDY, tmp_path_factory.mktemp("queued") / "probe_study")
+    assert enqueue(study, "model=small").returncode == 0
+    return study
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -354,10 +362,9 @@ def test_queue_commands_count_existing_jobs_that_cannot_move_without_an_error(pr
         (["--grace", "-1"], "error: --grace must be 0 or more seconds"),
     ],
 )
-def test_worker_refuses_numbers_it_cannot_work_with(probe_study: Path, args: list[str], message: str) -> None:
-    assert enqueue(probe_study, "model=small").returncode == 0
-    _assert_one_error_line(hyperspace(probe_study, "worker", "--app", "probe.run", "--exit-when-empty", *args), message)
-    assert json.loads(hyperspace(probe_study, "queue", "ls", "--json").stdout)["state"] == "QUEUED", "no job was taken"
+def test_worker_refuses_numbers_it_cannot_work_with(one_queued_job: Path, args: list[str], message: str) -> None:
+    _assert_one_error_line(hyperspace(one_queued_job, "worker", "--app", "probe.run", "--exit-when-empty", *args), message)
+    assert json.loads(hyperspace(one_queued_job, "queue", "ls", "--json").stdout)["state"] == "QUEUED", "no job was taken"
 
 
 @pytest.mark.parametrize(
@@ -425,7 +432,7 @@ def test_ctrl_c_while_a_big_grid_is_composed_is_one_line_and_enqueues_nothing(pr
 def test_ctrl_c_in_a_hyperspace_command_is_one_line_with_status_130(probe_study: Path) -> None:
     assert enqueue(probe_study, "model=small").returncode == 0
     waiting = subprocess.Popen([str(HYPERSPACE), "queue", "wait", "1"], cwd=probe_study, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)  # no worker: it waits for ever
+    wait_until(lambda: (probe_study / ".hyperspace" / "store.db-shm").exists(), what="the command to open the store")  # then it waits for ever: no worker
     waiting.send_signal(signal.SIGINT)
     _, stderr = waiting.communicate(timeout=60)
     assert (waiting.returncode, stderr) == (130, "error: interrupted (Ctrl-C)\n")

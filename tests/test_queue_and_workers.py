@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import clean_env, enqueue, hyperspace, python_in, run_app, run_worker, start_worker, wait_until
+from conftest import clean_env, enqueue, hyperspace, notebook, python_in, run_app, run_worker, start_worker, wait_until
 
 from hyperspace_hydra.store import Store, open_store
 
@@ -45,13 +45,13 @@ def test_the_launcher_enqueues_a_grid_and_returns_at_once(probe_study: Path, sto
 def test_a_grid_with_one_invalid_job_enqueues_nothing(probe_study: Path, store: Store) -> None:
     finished = enqueue(probe_study, "model=small,nope")
     assert finished.returncode != 0 and "Could not find 'model/nope'" in finished.stderr
-    notebook = python_in(probe_study, "from hyperspace_hydra import Queue\nQueue(app='probe.run').submit_grid({'model': ['small', 'nope']})")
-    assert notebook.returncode != 0 and "Could not find 'model/nope'" in notebook.stderr
+    submitted = notebook(probe_study, "from hyperspace_hydra import Queue\nQueue(app='probe.run').submit_grid({'model': ['small', 'nope']})")
+    assert submitted.returncode != 0 and "Could not find 'model/nope'" in submitted.stderr
     assert store.list_jobs() == []
 
 
 def test_200_jobs_on_3_workers_each_complete_exactly_once(probe_study: Path, store: Store) -> None:
-    submitted = python_in(probe_study, "from hyperspace_hydra import Queue\nprint(len(Queue(app='probe.run').submit_grid({'message': list(range(200))}, ['steps=1'])))")
+    submitted = notebook(probe_study, "from hyperspace_hydra import Queue\nprint(len(Queue(app='probe.run').submit_grid({'message': list(range(200))}, ['steps=1'])))")
     assert submitted.stdout.strip() == "200", submitted.stderr
     workers = [start_worker(probe_study, "--exit-when-empty", log_name=f"worker{n}.log") for n in range(3)]
     assert [worker.wait(timeout=600) for worker in workers] == [0, 0, 0]
@@ -66,7 +66,7 @@ def test_200_jobs_on_3_workers_each_complete_exactly_once(probe_study: Path, sto
 
 
 def test_a_killed_worker_job_is_requeued_and_completed_once(probe_study: Path, store: Store) -> None:
-    python_in(probe_study, "from hyperspace_hydra import Queue\nQueue(app='probe.run').submit(['sleep=4'])")
+    notebook(probe_study, "from hyperspace_hydra import Queue\nQueue(app='probe.run').submit(['sleep=4'])")
     doomed = start_worker(probe_study, "--lease", "2", log_name="doomed.log")
     wait_until(lambda: [run for run in store.list_runs() if run["status"] == "RUNNING"], what="the job to start")
     subprocess.run(["pkill", "-KILL", "-s", str(doomed.pid)], check=True)  # the worker and its job process
@@ -85,7 +85,7 @@ def test_a_killed_worker_job_is_requeued_and_completed_once(probe_study: Path, s
 
 def test_crashing_hanging_and_failing_jobs_never_take_the_worker_down(probe_study: Path, store: Store) -> None:
     for overrides in (["crash=segfault"], ["crash=exit"], ["fail=true"], ["sleep=60"], ["message=fine"]):
-        assert python_in(probe_study, f"from hyperspace_hydra import Queue\nQueue(app='probe.run').submit({overrides!r})").returncode == 0
+        assert notebook(probe_study, f"from hyperspace_hydra import Queue\nQueue(app='probe.run').submit({overrides!r})").returncode == 0
     output = run_worker(probe_study, "--timeout", "3")
     segfault, exited, failed, hung, fine = store.list_jobs()
     assert (segfault["state"], exited["state"], failed["state"], hung["state"], fine["state"]) == ("FAILED", "FAILED", "FAILED", "TIMEOUT", "COMPLETED"), output
@@ -100,7 +100,7 @@ def test_crashing_hanging_and_failing_jobs_never_take_the_worker_down(probe_stud
 
 
 def test_sigterm_lets_a_running_job_finish_within_the_grace_period(probe_study: Path, store: Store) -> None:
-    python_in(probe_study, "from hyperspace_hydra import Queue\nq = Queue(app='probe.run')\nq.submit(['sleep=2'])\nq.submit(['message=later'])")
+    notebook(probe_study, "from hyperspace_hydra import Queue\nq = Queue(app='probe.run')\nq.submit(['sleep=2'])\nq.submit(['message=later'])")
     worker = start_worker(probe_study, "--grace", "60")
     wait_until(lambda: "RUNNING" in states(store), what="the first job to start")
     worker.send_signal(signal.SIGTERM)
@@ -109,7 +109,7 @@ def test_sigterm_lets_a_running_job_finish_within_the_grace_period(probe_study: 
 
 
 def test_after_the_grace_period_a_job_is_interrupted_and_requeued(probe_study: Path, store: Store) -> None:
-    python_in(probe_study, "from hyperspace_hydra import Queue\nQueue(app='probe.run').submit(['sleep=60'])")
+    notebook(probe_study, "from hyperspace_hydra import Queue\nQueue(app='probe.run').submit(['sleep=60'])")
     worker = start_worker(probe_study, "--grace", "1")
     wait_until(lambda: [run for run in store.list_runs() if "sleeping" in (run["captured_out"] or "")], what="the job to sleep")
     worker.send_signal(signal.SIGINT)
@@ -197,8 +197,8 @@ def test_duplicates_are_skipped_unless_asked(probe_study: Path, store: Store) ->
     assert len(store.list_sweeps()) == 2, "an enqueue of duplicates only leaves no empty sweep"
     forced = enqueue(probe_study, "message=a,b", "hydra.launcher.dedupe=false")
     assert "Enqueued 2 jobs as sweep 3" in forced.stderr + forced.stdout
-    notebook = python_in(probe_study, "from hyperspace_hydra import Queue\nq = Queue(app='probe.run')\nprint(q.submit(['message=a']), q.last.skipped, q.submit(['message=a'], dedupe=False))")
-    assert notebook.stdout.split("\n")[0].startswith("[] 1 ["), notebook.stderr
+    submitted = notebook(probe_study, "from hyperspace_hydra import Queue\nq = Queue(app='probe.run')\nprint(q.submit(['message=a']), q.last.skipped, q.submit(['message=a'], dedupe=False))")
+    assert submitted.stdout.split("\n")[0].startswith("[] 1 ["), submitted.stderr
 
 
 def test_targets_outside_the_allowlist_are_refused_before_anything_runs(probe_study: Path, store: Store, tmp_path: Path) -> None:
@@ -211,7 +211,7 @@ def test_targets_outside_the_allowlist_are_refused_before_anything_runs(probe_st
         f"q.submit(['hyperspace.allowed_targets=[os]', 'message=self-allowed'], conf={{'model': {{'_target_': 'os.system', 'command': 'touch {evidence}'}}}})\n"
         "q.submit(['message=fine'])\n"
     )
-    assert python_in(probe_study, code).returncode == 0
+    assert notebook(probe_study, code).returncode == 0
     output = run_worker(probe_study)
     task_target, callback_target, self_allowed, fine = store.list_jobs()
     assert task_target["state"] == callback_target["state"] == self_allowed["state"] == "FAILED", output
@@ -234,7 +234,7 @@ def test_a_target_is_judged_by_what_it_resolves_to_and_a_refusal_says_why(probe_
         "q.submit(['model._target_=probe.model.Modle'])\n"
         "q.submit(['message=legit'])\n"
     )
-    assert python_in(probe_study, code).returncode == 0
+    assert notebook(probe_study, code).returncode == 0
     run_worker(probe_study)
     listed = hyperspace(probe_study, "queue", "ls", "--json")
     module_attribute, callback, other_package, unresolved, legit = (json.loads(line) for line in listed.stdout.splitlines())
@@ -256,7 +256,7 @@ def test_notebook_submit_takes_overrides_or_the_seed_form(probe_study: Path, sto
         "print(q.submit(model='large', conf={'model': {'layer': {'width': 3}, 'note': \"it's 1\"}}))\n"
         "print(compose(app='probe.run', overrides=['model=large'])['model']['depth'])\n"
     )
-    submitted = python_in(probe_study, code)
+    submitted = notebook(probe_study, code)
     assert submitted.stdout.split() == ["[1]", "[2]", "12"], submitted.stderr
     run_worker(probe_study)
     plain, seed_form = store.list_runs()
@@ -310,20 +310,20 @@ def test_store_credentials_stay_out_of_run_records(probe_study: Path) -> None:
 
 def test_max_jobs_and_extra_allowed_packages(probe_study: Path, store: Store) -> None:
     submit = "from hyperspace_hydra import Queue\nQueue(app='probe.run').submit([{message!r}], conf={{'model': {{'_target_': 'collections.OrderedDict'}}}})"
-    assert python_in(probe_study, submit.format(message="message=first")).returncode == 0
-    assert python_in(probe_study, submit.format(message="message=second")).returncode == 0
+    assert notebook(probe_study, submit.format(message="message=first")).returncode == 0
+    assert notebook(probe_study, submit.format(message="message=second")).returncode == 0
     output = run_worker(probe_study, "--max-jobs", "1", "--allow", "collections")
     assert states(store) == ["COMPLETED", "QUEUED"], output
     config = probe_study / "conf" / "config.yaml"
     config.write_text(config.read_text().replace("hyperspace:\n", "hyperspace:\n  allowed_targets: [collections]\n"))
-    assert python_in(probe_study, submit.format(message="hyperspace.allowed_targets=[os]")).returncode == 0
+    assert notebook(probe_study, submit.format(message="hyperspace.allowed_targets=[os]")).returncode == 0
     run_worker(probe_study)
     assert states(store) == ["COMPLETED", "COMPLETED", "COMPLETED"], "the study's config files extend the allowlist"
 
 
 def test_a_job_is_recorded_in_the_store_it_was_claimed_from(probe_study: Path, store: Store) -> None:
     code = "from hyperspace_hydra import Queue\nQueue(app='probe.run').submit(['hyperspace.store=sqlite:///elsewhere.db'])"
-    assert python_in(probe_study, code).returncode == 0
+    assert notebook(probe_study, code).returncode == 0
     run_worker(probe_study)
     [run] = store.list_runs()
     assert run["status"] == "COMPLETED" and run["job_id"] == 1
@@ -356,7 +356,7 @@ def test_compose_gives_the_config_a_worker_runs_or_with_complete_the_one_a_run_s
         "for complete in (False, True):\n"
         "    print(json.dumps(OmegaConf.to_container(compose('probe.run', ['model.depth=3'], complete=complete))))\n"
     )
-    composed = python_in(probe_study, code)
+    composed = notebook(probe_study, code)
     assert composed.returncode == 0, composed.stderr
     as_run, as_stored = (json.loads(line) for line in composed.stdout.splitlines())
     assert "hydra" not in as_run and as_run["model"]["depth"] == 3 and as_run["model"]["layer"] == {"_target_": "probe.model.Layer"}

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, enqueue, hyperspace, python_in, start_worker, wait_until
+from conftest import clean_env, enqueue, hyperspace, notebook, start_worker, wait_until
 
 from hyperspace_hydra.store import Store, open_store
 from hyperspace_hydra.store.base import WORKER_GONE_LEASES
@@ -30,9 +30,9 @@ def store(probe_study: Path) -> Iterator[Store]:
 
 
 def submit(study: Path, *jobs: list[str], env: dict[str, str] | None = None) -> None:
-    """Queue one job per list of overrides, in order, from a notebook-like process."""
+    """Queue one job per list of overrides, in order, as a notebook does."""
     code = "from hyperspace_hydra import Queue\nq = Queue(app='probe.run')\n" + "".join(f"q.submit({overrides!r})\n" for overrides in jobs)
-    submitted = python_in(study, code, env=env)
+    submitted = notebook(study, code, env=env)
     assert submitted.returncode == 0, submitted.stderr
 
 

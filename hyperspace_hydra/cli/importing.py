@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from hyperspace_hydra.app import load_app
 from hyperspace_hydra.backfill import StudyContext
 from hyperspace_hydra.cli.common import add_app_option, add_store_option, store_uri
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.sacred_import import ClassKeys, ImportOptions, ImportReport, import_sacred
 from hyperspace_hydra.store import open_store
+
+if TYPE_CHECKING:
+    from hyperspace_hydra.sacred_import import ImportReport
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -31,6 +34,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _import_sacred(args: argparse.Namespace) -> None:
+    from hyperspace_hydra.sacred_import import ClassKeys, ImportOptions, import_sacred  # pymongo and gridfs: only this command needs them
+
     if args.class_key is not None and args.target_prefix is None:
         raise HyperspaceError("--class-key needs --target-prefix (the package path the class names are in, e.g. study.models.)")
     if args.in_place and not args.source.startswith(("mongodb://", "mongodb+srv://")):
