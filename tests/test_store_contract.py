@@ -284,7 +284,9 @@ def test_group_runs_groups_by_the_config_outside_the_paths_and_by_choices(store:
     no_config = run(None)
     run({"seed": 1}, status=FAILED)
     _finished_run(store, {"seed": 1}, task="u")
-    groups = store.group_runs(task="t", status=COMPLETED, without=["seed", "optimizer.lr", "optimizer.nesterov", "absent.path", "optimizer.betas.0", "seed.deeper"], values=["optimizer.lr", "optimizer.nesterov"])
+    t_completed = [Condition("task", "=", "t"), Condition("status", "=", COMPLETED)]
+    without = ["seed", "optimizer.lr", "optimizer.nesterov", "absent.path", "optimizer.betas.0", "seed.deeper"]
+    groups = store.group_runs(t_completed, without, values=["optimizer.lr", "optimizer.nesterov"])
     by_first_run = {group.runs[0].run_id: group for group in groups}
     assert [group.runs[0].run_id for group in groups] == [first, other_betas, other_choice, no_config]
     assert [run.run_id for run in by_first_run[first].runs] == [first, same, without_lr], "lr and nesterov are left out, null or not there"
@@ -295,11 +297,11 @@ def test_group_runs_groups_by_the_config_outside_the_paths_and_by_choices(store:
     assert [run.values for run in grouped] == [
         {"optimizer.lr": 0.1, "optimizer.nesterov": True}, {"optimizer.lr": 0.2, "optimizer.nesterov": False}, {"optimizer.lr": None},
     ], "a value as stored (a boolean stays one), None for a null, no key where the config lacks the path"  # fmt: skip
-    later = store.group_runs(task="t", status=COMPLETED, where=[Condition("id", ">", same)], without=["seed"])
+    later = store.group_runs([*t_completed, Condition("id", ">", same)], ["seed"])
     assert sorted(run.run_id for group in later for run in group.runs) == [other_betas, other_choice, without_lr, no_config]
     stopped = {"metric": "loss", "step": 3, "value": 0.7}
     pruned = run({"seed": 1, "optimizer": {"lr": 0.4, "betas": [0.9, 0.99]}}, status=PRUNED, info={"pruned": stopped, "other": "x" * 1000})
-    [[in_group]] = [[member for member in group.runs if member.run_id == pruned] for group in store.group_runs(task="t", status=PRUNED, without=["seed"])]
+    [[in_group]] = [[member for member in group.runs if member.run_id == pruned] for group in store.group_runs([Condition("status", "=", PRUNED)], ["seed"])]
     assert (in_group.status, in_group.pruned, grouped[0].status, grouped[0].pruned) == (PRUNED, stopped, COMPLETED, None)
 
 

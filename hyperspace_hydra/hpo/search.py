@@ -112,7 +112,8 @@ def _read_verdicts(store: Store, spec: SearchSpec, where: Sequence[Condition]) -
     """The task's completed runs that match ``where``, each with its sweep and judged against the search, oldest first;
     the store groups them by their config outside the paths compatibility does not compare, so that what a group
     shares is judged once."""
-    groups = store.group_runs(task=spec.task, status=COMPLETED, where=where, without=grouping_paths(spec), values=searched_paths(spec))
+    selection = [Condition("task", "=", spec.task), Condition("status", "=", COMPLETED), *where]
+    groups = store.group_runs(selection, grouping_paths(spec), searched_paths(spec))
     return dict(sorted(judge_groups(groups, spec).items()))
 
 

@@ -784,17 +784,9 @@ class Store(abc.ABC):
         """How many runs :meth:`list_runs` returns for these filters, counted by the database (no run is read)."""
 
     @abc.abstractmethod
-    def group_runs(
-        self,
-        *,
-        task: str | None = None,
-        status: str | None = None,
-        where: Sequence[Condition] = (),
-        without: Sequence[str] = (),
-        values: Sequence[str] = (),
-    ) -> list[ConfigGroup]:
-        """The runs :meth:`list_runs` returns for these filters, grouped by their config without the dotted
-        paths ``without`` (each with everything under it) and by their choices.
+    def group_runs(self, where: Sequence[Condition], without: Sequence[str] = (), values: Sequence[str] = ()) -> list[ConfigGroup]:
+        """The runs that meet every condition of ``where`` (as in :meth:`list_runs`), grouped by their config
+        without the dotted paths ``without`` (each with everything under it) and by their choices.
 
         The runs of one group have equal choices and configs that are equal outside those paths
         (:attr:`ConfigGroup.config`); runs whose configs are equal may still come in separate groups,

@@ -553,18 +553,10 @@ class MongoStore(Store):
         return int(self._db.runs.count_documents(self._run_selection(task, sweep_id, status, where)))
 
     @_reachable
-    def group_runs(
-        self,
-        *,
-        task: str | None = None,
-        status: str | None = None,
-        where: Sequence[Condition] = (),
-        without: Sequence[str] = (),
-        values: Sequence[str] = (),
-    ) -> list[ConfigGroup]:
+    def group_runs(self, where: Sequence[Condition], without: Sequence[str] = (), values: Sequence[str] = ()) -> list[ConfigGroup]:
         """Grouped here, not by the server: its ``$group`` compares documents with their keys in order, and
         mongomock has no ``$unset`` stage; only the fields that place a run in a search are read."""
-        return group_by_config(self.list_runs(task=task, status=status, where=where, fields=GROUPED_RUN_FIELDS), without, values)
+        return group_by_config(self.list_runs(where=where, fields=GROUPED_RUN_FIELDS), without, values)
 
     @_reachable
     def get_metrics(self, run_id: int) -> dict[str, dict[str, list[Any]]]:

@@ -138,16 +138,8 @@ class RetryingStore(Store):
     def count_runs(self, *, task: str | None = None, sweep_id: int | None = None, status: str | None = None, where: Sequence[Condition] = ()) -> int:
         return self._retry("count_runs", lambda: self.store.count_runs(task=task, sweep_id=sweep_id, status=status, where=where))
 
-    def group_runs(
-        self,
-        *,
-        task: str | None = None,
-        status: str | None = None,
-        where: Sequence[Condition] = (),
-        without: Sequence[str] = (),
-        values: Sequence[str] = (),
-    ) -> list[ConfigGroup]:
-        return self._retry("group_runs", lambda: self.store.group_runs(task=task, status=status, where=where, without=without, values=values))
+    def group_runs(self, where: Sequence[Condition], without: Sequence[str] = (), values: Sequence[str] = ()) -> list[ConfigGroup]:
+        return self._retry("group_runs", lambda: self.store.group_runs(where, without, values))
 
     def get_metrics(self, run_id: int) -> dict[str, dict[str, list[Any]]]:
         return self._retry("get_metrics", lambda: self.store.get_metrics(run_id))

@@ -328,17 +328,9 @@ class SQLStore(Store):
             return int(connection.execute(sa.select(sa.func.count()).select_from(RUNS).where(*filters)).scalar_one())
 
     @reachable
-    def group_runs(
-        self,
-        *,
-        task: str | None = None,
-        status: str | None = None,
-        where: Sequence[Condition] = (),
-        without: Sequence[str] = (),
-        values: Sequence[str] = (),
-    ) -> list[ConfigGroup]:
+    def group_runs(self, where: Sequence[Condition], without: Sequence[str] = (), values: Sequence[str] = ()) -> list[ConfigGroup]:
         """One query: the database groups the runs (see :mod:`hyperspace_hydra.store.sql_grouping`)."""
-        query = group_query(self._engine.dialect.name, run_filters(self._engine.dialect.name, task, None, status, where), without, values)
+        query = group_query(self._engine.dialect.name, run_filters(self._engine.dialect.name, None, None, None, where), without, values)
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
         return sorted((config_group(row, values) for row in rows), key=lambda group: group.runs[0].run_id)
