@@ -303,7 +303,7 @@ class Worker:
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
             signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-            job_process.bind_queued_job(job_process.QueuedJob(self.store.uri, job.claim, job.sweep_id))
+            job_process.bind_queued_job(job_process.QueuedJob(self.store.uri, job.claim, job.sweep_id, self._store_for_job_processes()))
             self.app.run(config)
             status = 0
         except SystemExit as stop:  # e.g. the attempt lost its job before the task began (the callback says why)
@@ -315,6 +315,12 @@ class Worker:
         sys.stdout.flush()
         sys.stderr.flush()
         return job_process.CLAIM_LOST_EXIT_STATUS if job_process.queued_job_ended_by_its_run() is False else status
+
+    def _store_for_job_processes(self) -> RetryingStore | None:
+        """This worker's store, for a job process to record through, when a forked process may use it."""
+        if not self.store.usable_after_fork:
+            return None
+        return self.store if isinstance(self.store, RetryingStore) else RetryingStore(self.store)
 
     # watching running jobs
 
