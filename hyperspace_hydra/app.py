@@ -105,9 +105,9 @@ def run_job(task_function: TaskFunction, config: DictConfig, callbacks: Callback
     ``env_set``, the job callbacks around the task), the same files byte for byte and the same :class:`JobReturn`.
 
     It differs only in what it copies. Hydra copies the ``hydra`` node four times per job (twice for ``HydraConfig``,
-    twice more to hand the task a config without it); that was most of a no-op job's time. Here ``HydraConfig`` is
-    set once (the output directory is then set in it as in the config), the task's copy leaves the ``hydra`` node
-    out instead of copying and deleting it, and the job's ``hydra_cfg`` is ``HydraConfig``'s own copy, made for this job.
+    twice more to hand the task a config without it); that was most of a no-op job's time. Here ``HydraConfig``
+    holds the config's own ``hydra`` node (see :func:`~hyperspace_hydra.composer.resolve_hydra_from`), which is also
+    the job's ``hydra_cfg``, and the task's copy leaves the ``hydra`` node out instead of copying and deleting it.
     """
     old_cwd = os.getcwd()
     previous = HydraConfig.instance().cfg
@@ -115,9 +115,8 @@ def run_job(task_function: TaskFunction, config: DictConfig, callbacks: Callback
     hydra_cfg = HydraConfig.instance().cfg
     assert isinstance(hydra_cfg, DictConfig)
     output_dir = str(OmegaConf.select(config, "hydra.run.dir"))
-    for node in (config, hydra_cfg):
-        with read_write(node.hydra.runtime), open_dict(node.hydra.runtime):
-            node.hydra.runtime.output_dir = os.path.abspath(output_dir)
+    with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
+        config.hydra.runtime.output_dir = os.path.abspath(output_dir)
     changes_directory = False
     try:
         job = JobReturn(cfg=_task_config(config), hydra_cfg=hydra_cfg, overrides=OmegaConf.to_container(config.hydra.overrides.task))
