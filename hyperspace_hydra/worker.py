@@ -5,9 +5,10 @@ One supervisor process per worker, single-threaded, reading top to bottom in
 it, so a job that segfaults, calls ``os._exit`` or hangs never takes the worker
 down, and no job sees another's module state. The child composes nothing itself:
 the supervisor composes the job from its stored overrides, checks every ``_target_``
-against the allowlist, then forks; the child runs callbacks and ``run_job`` exactly
-as ``python -m study.run`` does, and the recording callback ends the job together
-with its run.
+against the allowlist, then forks; the child runs callbacks and the job exactly as
+``python -m study.run`` does (:func:`hyperspace_hydra.app.run_job`: Hydra's ``run_job``
+with fewer copies, the same files), and the recording callback ends the job together
+with its run, through the worker's own store object where the backend allows it.
 
 Signals: the first SIGTERM, SIGINT or SIGUSR2 stops claiming and gives running jobs
 ``grace`` seconds; then (or at a second signal) they get SIGTERM, which records their
