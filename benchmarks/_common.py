@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -158,6 +159,21 @@ def timed(function: Callable[[], T]) -> tuple[float, T]:
     started = time.perf_counter()
     result = function()
     return time.perf_counter() - started, result
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's child processes that ended so far, with their own
+    children once reaped (a worker's job processes): on a shared machine, CPU time moves far less
+    with the load than wall clock does."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_processes(function: Callable[[], T]) -> tuple[float, float, T]:
+    """(wall seconds, CPU seconds of the child processes it ran and waited for, result) of one call of ``function``."""
+    cpu = children_cpu_seconds()
+    wall, result = timed(function)
+    return wall, children_cpu_seconds() - cpu, result
 
 
 def durations(operation: Callable[[], object], repeats: int) -> list[float]:

@@ -40,7 +40,7 @@ from _common import (
     significant,
     sqlite_uri,
     start_worker,
-    timed,
+    timed_processes,
     working_in,
 )
 
@@ -54,11 +54,13 @@ NOTE = "throughput as seconds per job (lower is better); jobs/s = 1/ours; fracti
 
 @dataclass
 class Drain:
-    """How fast some workers drained N jobs: steady state (first claim to last finish) and wall clock."""
+    """How fast some workers drained N jobs: steady state (first claim to last finish), wall clock, and the
+    CPU time of the workers and their job processes (start-up included; not the PostgreSQL server's)."""
 
     jobs: int
     steady_seconds: float
     wall_seconds: float
+    cpu_seconds: float
 
     @property
     def seconds_per_job(self) -> float:
@@ -123,8 +125,8 @@ def drain(study: Path, store_uri: str, jobs: int, workers: int, mode: str) -> Dr
         for worker in started:
             worker.wait()
 
-    wall, _ = timed(run_workers)
-    return Drain(jobs, steady_seconds(store_uri, jobs), wall)
+    wall, cpu, _ = timed_processes(run_workers)
+    return Drain(jobs, steady_seconds(store_uri, jobs), wall, cpu)
 
 
 def steady_seconds(store_uri: str, jobs: int) -> float:
@@ -157,6 +159,7 @@ def throughput_figure(backend: str, workers: int, mode: str, measured: Drain, li
         "limit_jobs_per_s": significant(1 / limit),
         "fraction_of_limit": significant(limit / per_job, 3),
         "wall_s": round(measured.wall_seconds, 2),
+        "cpu_ms_per_job": round(1000 * measured.cpu_seconds / measured.jobs, 1),
     }
     return Figure(f"worker_throughput.{backend}.{workers}_worker{'s' if workers > 1 else ''}", per_job, limit, "s/job", NOTE, details)
 

@@ -9,6 +9,7 @@ the config that ``python -m study.run <overrides>`` would run.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import os
@@ -17,17 +18,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from hydra import version
 from hydra._internal.callbacks import Callbacks
+from hydra._internal.deprecation_warning import deprecation_warning
 from hydra._internal.hydra import Hydra
 from hydra._internal.utils import create_automatic_config_search_path, detect_task_name
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.utils import JobReturn, run_job
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobRuntime, JobStatus, _flush_loggers, configure_log, env_override
 from hydra.errors import HydraException
-from hydra.types import HydraContext, RunMode, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict
+from hydra.types import RunMode, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
-from hyperspace_hydra.composer import QueuedJobComposer, SweepComposer, group_lookup
+from hyperspace_hydra.composer import QueuedJobComposer, SweepComposer, group_lookup, resolve_hydra_from
 from hyperspace_hydra.config import task_config
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.identity import given_and_complete
@@ -87,22 +91,92 @@ class App:
         return (Path(inspect.getfile(self.task_function)).parent / self.config_path).resolve()
 
     def run(self, config: DictConfig) -> JobReturn:
-        """Run one job of a config from :meth:`compose` as ``Hydra.run`` does: run callbacks, ``run_job``."""
+        """Run one job of a config from :meth:`compose` as ``Hydra.run`` does: run callbacks, then :func:`run_job`."""
         callbacks = Callbacks(config)
         callbacks.on_run_start(config=config, config_name=self.config_name)
-        result = run_job(
-            hydra_context=HydraContext(config_loader=self.hydra().config_loader, callbacks=callbacks),
-            task_function=self.task_function,
-            config=config,
-            job_dir_key="hydra.run.dir",
-            job_subdir_key=None,
-        )
+        result = run_job(self.task_function, config, callbacks)
         callbacks.on_run_end(config=config, config_name=self.config_name, job_return=result)
         return result
 
 
+def run_job(task_function: TaskFunction, config: DictConfig, callbacks: Callbacks) -> JobReturn:
+    """Run the job of the full ``config`` in ``hydra.run.dir`` as Hydra's own ``run_job`` does (Hydra 1.3): the same
+    steps in the same order (``HydraConfig``, output directory, working directory, logging, the ``.hydra`` files,
+    ``env_set``, the job callbacks around the task), the same files byte for byte and the same :class:`JobReturn`.
+
+    It differs only in what it copies. Hydra copies the ``hydra`` node four times per job (twice for ``HydraConfig``,
+    twice more to hand the task a config without it); that was most of a no-op job's time. Here ``HydraConfig``
+    holds the config's own ``hydra`` node (see :func:`~hyperspace_hydra.composer.resolve_hydra_from`), which is also
+    the job's ``hydra_cfg``, and the task's copy leaves the ``hydra`` node out instead of copying and deleting it.
+    """
+    old_cwd = os.getcwd()
+    previous = HydraConfig.instance().cfg
+    resolve_hydra_from(config)
+    hydra_cfg = HydraConfig.instance().cfg
+    assert isinstance(hydra_cfg, DictConfig)
+    output_dir = str(OmegaConf.select(config, "hydra.run.dir"))
+    with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
+        config.hydra.runtime.output_dir = os.path.abspath(output_dir)
+    changes_directory = False
+    try:
+        job = JobReturn(cfg=_task_config(config), hydra_cfg=hydra_cfg, overrides=OmegaConf.to_container(config.hydra.overrides.task))
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        changes_directory = _changes_directory(hydra_cfg)
+        if changes_directory:
+            os.chdir(output_dir)
+        job.working_dir = os.getcwd()
+        configure_log(config.hydra.job_logging, config.hydra.verbose)
+        if config.hydra.output_subdir is not None:
+            _save_configs(job, Path(config.hydra.runtime.output_dir) / str(config.hydra.output_subdir))
+        with env_override(hydra_cfg.hydra.job.env_set):
+            callbacks.on_job_start(config=config, task_function=task_function)
+            try:
+                job.return_value = task_function(job.cfg)
+                job.status = JobStatus.COMPLETED
+            except Exception as error:  # noqa: BLE001 - as Hydra: the job's return holds it
+                job.return_value = error
+                job.status = JobStatus.FAILED
+        job.task_name = JobRuntime.instance().get("name")
+        _flush_loggers()
+        callbacks.on_job_end(config=config, job_return=job)
+        return job
+    finally:
+        HydraConfig.instance().cfg = previous
+        if changes_directory:
+            os.chdir(old_cwd)
 
 
+def _task_config(config: DictConfig) -> DictConfig:
+    """A copy of ``config`` without its ``hydra`` node, as Hydra hands it to the task; the ``hydra`` node is not
+    copied: deepcopy's memo stands an empty node in for it, which is then deleted as Hydra deletes its copy."""
+    stand_in = {id(config._get_node("hydra")): DictConfig({})}
+    task = copy.deepcopy(config, stand_in)
+    with read_write(task), open_dict(task):
+        del task["hydra"]
+    return task
+
+
+def _changes_directory(hydra_cfg: DictConfig) -> bool:
+    """Whether the job runs in its output directory (``hydra.job.chdir``; unset: no from version_base 1.2 on, else yes, with Hydra's warning)."""
+    chdir = hydra_cfg.hydra.job.chdir
+    if chdir is None and not version.base_at_least("1.2"):
+        deprecation_warning(message=_CHDIR_WARNING, stacklevel=3)
+        return True
+    return bool(chdir)
+
+
+_CHDIR_WARNING = """\
+Future Hydra versions will no longer change working directory at job runtime by default.
+See https://hydra.cc/docs/1.2/upgrades/1.1_to_1.2/changes_to_job_working_dir/ for more information."""
+
+
+def _save_configs(job: JobReturn, directory: Path) -> None:
+    """The job's ``config.yaml``, ``hydra.yaml`` and ``overrides.yaml``, written as Hydra writes them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    assert job.hydra_cfg is not None
+    for name, node in (("config.yaml", job.cfg), ("hydra.yaml", job.hydra_cfg), ("overrides.yaml", job.hydra_cfg.hydra.overrides.task)):
+        with open(directory / name, "w", encoding="utf-8") as file:
+            file.write(OmegaConf.to_yaml(node))
 
 
 def load_app(module: str) -> App:

@@ -29,7 +29,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from hydra.errors import HydraException
-from omegaconf import DictConfig, Node, OmegaConf, ValueNode, open_dict
+from omegaconf import DictConfig, Node, OmegaConf, ValueNode, flag_override, open_dict
 
 from hyperspace_hydra.overrides import format_override, override_text
 
@@ -151,9 +151,19 @@ def resolve_hydra_from(config: DictConfig) -> None:
 
     Hydra keeps that node in one process-wide singleton (``HydraConfig``): composing a job outside
     ``run_job`` (to enqueue it, to check its targets) must set it before the job's config is resolved.
-    This is the one place this library sets it.
+    This is the one place this library sets it. It sets what Hydra's ``HydraConfig.set_config`` sets (the
+    ``hydra`` node made read-only, under a config of its own whose parent link leads back to ``config``),
+    but holds ``config``'s own ``hydra`` node instead of a copy: that copy was the largest cost of
+    composing and running a job, and nothing changes a read-only node.
     """
-    HydraConfig.instance().set_config(config)
+    node = config._get_node("hydra")
+    assert isinstance(node, DictConfig)
+    OmegaConf.set_readonly(node, True)
+    holder = OmegaConf.create()
+    with flag_override(holder, "no_deepcopy_set_nodes", True):
+        holder["hydra"] = node  # re-parents the node to the holder: linked back to config below, as Hydra does
+    node._set_parent(config)
+    HydraConfig.instance().cfg = holder  # type: ignore[assignment]
 
 
 def multirun_composer(config_loader: ConfigLoader, master: DictConfig) -> SweepComposer:

@@ -16,15 +16,22 @@ from omegaconf import DictConfig, OmegaConf
 
 from hyperspace_hydra.settings import effective_settings, resolve_store_uri
 from hyperspace_hydra.store.base import Claim
+from hyperspace_hydra.store.retry import RetryingStore
 
 
 @dataclass(frozen=True)
 class QueuedJob:
-    """The queued job that this process executes: the store it was claimed from, the claim, and its sweep."""
+    """The queued job that this process executes: the store it was claimed from, the claim, and its sweep.
+
+    ``store``: the worker's own store object, when this forked process may use it (see
+    :attr:`~hyperspace_hydra.store.base.Store.usable_after_fork`); the run is recorded through it
+    instead of a store opened again for every job.
+    """
 
     store_uri: str
     claim: Claim
     sweep_id: int | None = None
+    store: RetryingStore | None = None
 
 
 CLAIM_LOST_EXIT_STATUS = 75

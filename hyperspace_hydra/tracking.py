@@ -179,12 +179,17 @@ _stores: dict[tuple[str, int], RetryingStore] = {}
 def recording_store(uri: str) -> RetryingStore:
     """The store at ``uri`` that this process records runs into, opened on first use and kept open.
 
-    A forked process opens its own. Executing a queued job, opening waits out an
-    unavailable database; otherwise it fails at once, before any job starts.
+    A forked process opens its own, except a worker's job process, which records through the
+    worker's store when it may (see :class:`~hyperspace_hydra.job_process.QueuedJob`). Executing a
+    queued job, opening waits out an unavailable database; otherwise it fails at once, before any job starts.
     """
     key = (uri, os.getpid())
     if key not in _stores:
-        _stores[key] = open_retrying(uri) if queued_job() is not None else RetryingStore(open_store(uri))
+        queued = queued_job()
+        if queued is not None and queued.store is not None and queued.store.uri == uri:
+            _stores[key] = queued.store
+        else:
+            _stores[key] = open_retrying(uri) if queued is not None else RetryingStore(open_store(uri))
     return _stores[key]
 
 

@@ -5,9 +5,10 @@ One supervisor process per worker, single-threaded, reading top to bottom in
 it, so a job that segfaults, calls ``os._exit`` or hangs never takes the worker
 down, and no job sees another's module state. The child composes nothing itself:
 the supervisor composes the job from its stored overrides, checks every ``_target_``
-against the allowlist, then forks; the child runs callbacks and ``run_job`` exactly
-as ``python -m study.run`` does, and the recording callback ends the job together
-with its run.
+against the allowlist, then forks; the child runs callbacks and the job exactly as
+``python -m study.run`` does (:func:`hyperspace_hydra.app.run_job`: Hydra's ``run_job``
+with fewer copies, the same files), and the recording callback ends the job together
+with its run, through the worker's own store object where the backend allows it.
 
 Signals: the first SIGTERM, SIGINT or SIGUSR2 stops claiming and gives running jobs
 ``grace`` seconds; then (or at a second signal) they get SIGTERM, which records their
@@ -303,7 +304,7 @@ class Worker:
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
             signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-            job_process.bind_queued_job(job_process.QueuedJob(self.store.uri, job.claim, job.sweep_id))
+            job_process.bind_queued_job(job_process.QueuedJob(self.store.uri, job.claim, job.sweep_id, self._store_for_job_processes()))
             self.app.run(config)
             status = 0
         except SystemExit as stop:  # e.g. the attempt lost its job before the task began (the callback says why)
@@ -315,6 +316,12 @@ class Worker:
         sys.stdout.flush()
         sys.stderr.flush()
         return job_process.CLAIM_LOST_EXIT_STATUS if job_process.queued_job_ended_by_its_run() is False else status
+
+    def _store_for_job_processes(self) -> RetryingStore | None:
+        """This worker's store, for a job process to record through, when a forked process may use it."""
+        if not self.store.usable_after_fork:
+            return None
+        return self.store if isinstance(self.store, RetryingStore) else RetryingStore(self.store)
 
     # watching running jobs
 

@@ -20,6 +20,7 @@ TINY_RUNS = {
         ["--jobs", "2"],
         {
             "per_job_overhead.queue_vs_basic_recorded",
+            "per_job_overhead.queue_vs_basic_recorded_cpu",
             "per_job_overhead.queue_vs_basic_unrecorded",
             "per_job_overhead.basic_recorded_vs_unrecorded",
         },

@@ -616,6 +616,10 @@ class Store(abc.ABC):
     """
 
     uri: str
+    usable_after_fork: bool = False
+    """Whether a process forked from the one that opened this store may go on using this object (its
+    connections are not shared with the parent's); a worker's job processes then record through it
+    instead of opening the store again."""
 
     @abc.abstractmethod
     def start_run(self, document: Mapping[str, Any], claim: Claim | None = None) -> int:

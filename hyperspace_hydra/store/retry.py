@@ -80,6 +80,7 @@ class RetryingStore(Store):
     def __init__(self, store: Store, budget: float = DEFAULT_BUDGET_SECONDS) -> None:
         self.store = store
         self.uri = store.uri
+        self.usable_after_fork = store.usable_after_fork
         self._budget = budget
 
     def _retry(self, name: str, operation: Callable[[], _T]) -> _T:

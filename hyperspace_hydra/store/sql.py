@@ -100,6 +100,10 @@ assert set(RUN_FIELDS) == {column.name for column in RUNS.columns} - {"id"}
 class SQLStore(Store):
     """A store in one SQL database, reached through SQLAlchemy Core."""
 
+    usable_after_fork = True
+    """SQLite's pooled connections are dropped before every fork, and PostgreSQL's are not pooled (see
+    :func:`~hyperspace_hydra.store.sql_connection.open_engine`): a forked process opens its own."""
+
     def __init__(self, uri: str, read_only: bool = False) -> None:
         """``read_only``: see :func:`~hyperspace_hydra.store.open_store`."""
         self.uri = uri
