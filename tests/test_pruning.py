@@ -142,5 +142,8 @@ def test_queued_trials_are_pruned_by_real_workers_and_the_freed_worker_runs_the_
     first_pruned = min(pruned, key=lambda run: run["stop_time"])
     assert any(job["created_at"] >= first_pruned["stop_time"] for job in jobs), "the sweep tops up when a trial is pruned"
     assert "FAILED" not in worker and "LOST" not in worker
+    for job in jobs:
+        assert f"job {job['id']} {runs[job['run_id']]['status']}: " in worker, "the worker says which trials were pruned"
+    assert f"stopped after {14 - len(pruned)} COMPLETED, {len(pruned)} PRUNED" in worker
     assert hyperspace(curve_study, "queue", "wait", "1").returncode == 0
     assert f"{len(pruned)} pruned" in hyperspace(curve_study, "sweep", "show", "1").stdout

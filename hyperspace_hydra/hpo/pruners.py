@@ -25,12 +25,12 @@ import optuna
 from optuna.trial import TrialState
 
 from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.hpo import NO_PRUNER
 from hyperspace_hydra.hpo.search import history_run_ids
 from hyperspace_hydra.hpo.tuner import SearchSpec
 from hyperspace_hydra.store import COMPLETED, RUNNING, Condition, Store
 from hyperspace_hydra.store.base import PRUNED
 
-NO_PRUNER = "none"
 PRUNERS: dict[str, type[optuna.pruners.BasePruner]] = {
     "median": optuna.pruners.MedianPruner,
     "percentile": optuna.pruners.PercentilePruner,
