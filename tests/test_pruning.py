@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
 from conftest import copy_study, hyperspace, run_app
 from optuna.trial import TrialState
+from test_ui import ui_server
 
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo.pruners import SweepCurves, check_pruner
@@ -146,4 +148,27 @@ def test_queued_trials_are_pruned_by_real_workers_and_the_freed_worker_runs_the_
         assert f"job {job['id']} {runs[job['run_id']]['status']}: " in worker, "the worker says which trials were pruned"
     assert f"stopped after {14 - len(pruned)} COMPLETED, {len(pruned)} PRUNED" in worker
     assert hyperspace(curve_study, "queue", "wait", "1").returncode == 0
-    assert f"{len(pruned)} pruned" in hyperspace(curve_study, "sweep", "show", "1").stdout
+    counted = f"{14 - len(pruned)} completed, {len(pruned)} pruned"
+    assert f"trials:  {counted} of a budget of 14" in hyperspace(curve_study, "sweep", "show", "1").stdout
+    [listed] = [json.loads(line) for line in hyperspace(curve_study, "sweep", "ls", "--json").stdout.splitlines()]
+    assert (listed["counts"], listed["ended"], listed["total"]) == ({COMPLETED: 14 - len(pruned), PRUNED: len(pruned)}, 14, 14)
+    assert f"jobs: {counted}" in hyperspace(curve_study, "sweep", "ls").stdout
+    _ui_shows_the_pruned_trials(curve_study, 14 - len(pruned), len(pruned))
+
+
+def _ui_shows_the_pruned_trials(study: Path, completed: int, pruned: int) -> None:
+    """The UI's Sweeps, Sweep and Queue pages count a queued search's pruned trials apart; its Runs page lists them."""
+    counted = f'<span class="status status-COMPLETED">{completed} completed</span> <span class="status status-PRUNED">{pruned} pruned</span>'
+    with ui_server(study) as url:
+        for path in ("/sweeps", "/sweeps/1", "/queue"):
+            assert counted in _fetched(url + path), path
+        assert f"<td>{completed} completed {pruned} pruned of a budget of 14" in _fetched(url + "/sweeps/1")
+        assert '<progress max="14" value="14">' in _fetched(url + "/sweeps/1"), "pruned trials have ended"
+        listed = json.loads(_fetched(url + "/runs.json?status=PRUNED"))
+        assert listed["error"] is None and len(listed["rows"]) == pruned and {row["status"] for row in listed["rows"]} == {PRUNED}
+        assert 'href="/runs?status=PRUNED"' in _fetched(url + "/runs"), "a facet of the Runs page"
+
+
+def _fetched(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read().decode()
