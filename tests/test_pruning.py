@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from test_ui import ui_server
 
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo.pruners import SweepCurves, check_pruner
+from hyperspace_hydra.hpo.search import history
 from hyperspace_hydra.hpo.space import parse_space
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, build_study
 from hyperspace_hydra.store import COMPLETED, MetricPoint, Store, open_store, utcnow
@@ -127,6 +129,35 @@ def test_a_search_without_a_pruner_never_prunes(curve_study: Path) -> None:
     _succeeded(run_app(curve_study, "curve.run", *SEARCH, "hydra.sweeper.n_trials=8", "hydra.sweeper.n_jobs=1", "stop=ask"))
     runs = _runs_and_points(curve_study)
     assert [(run["status"], points) for run, points in runs] == [(COMPLETED, STEPS)] * 8
+
+
+def test_pruned_runs_of_a_past_search_are_history_with_their_last_value_and_their_curves_inform_the_pruner(curve_study: Path) -> None:
+    _succeeded(run_app(curve_study, "curve.run", *SEARCH, "hydra.sweeper.n_trials=10", "hydra.sweeper.n_jobs=1", "hydra.sweeper.pruner=median"))
+    _succeeded(run_app(curve_study, "curve.run", *SEARCH, "hydra.sweeper.n_trials=1", "hydra.sweeper.pruner=median", "hydra.sweeper.seed=4"))
+    with _store(curve_study) as store:
+        past = {run["_id"]: run for run in store.list_runs(sweep_id=1)}
+        pruned = {run_id for run_id, run in past.items() if run["status"] == PRUNED}
+        spec = SearchSpec.from_json(store.get_sweep(2)["spec"])
+        told = history(store, spec, sweep_id=2).trials
+        curves = SweepCurves(2, spec)
+        curves.catch_up(store)
+        other_metric = history(store, replace(spec, pruning_metric="accuracy"), sweep_id=2)
+        series = {run_id: store.get_metrics(run_id)["loss"] for run_id in past}
+    assert pruned and len(told) == len(past), "every run of the past search is history, the pruned ones too"
+    assert sorted((trial.params["lr"], trial.value, trial.step) for trial in told if trial.pruned) == sorted(
+        (past[run_id]["config"]["lr"], past[run_id]["info"]["pruned"]["value"], past[run_id]["info"]["pruned"]["step"]) for run_id in pruned
+    )
+    sampler_trials = build_study(spec, told).get_trials()
+    assert sorted(trial.intermediate_values[trial.last_step] for trial in sampler_trials if trial.state == TrialState.PRUNED) == sorted(
+        past[run_id]["info"]["pruned"]["value"] for run_id in pruned
+    ), "the sampler is told each pruned past run as Optuna's pruned trial, with its last value at its step"
+    assert f"{len(past)} past run(s) as history ({len(pruned)} pruned)" in hyperspace(curve_study, "sweep", "show", "2").stdout
+    for run_id in past:
+        trial = curves.storage.get_trial(curves.trial_ids[run_id])
+        assert trial.state == (TrialState.PRUNED if run_id in pruned else TrialState.COMPLETE), "the pruner sees past runs as they ended"
+        assert trial.intermediate_values == dict(zip(series[run_id]["steps"], series[run_id]["values"])), "with their whole series"
+    assert other_metric.trials == [trial for trial in told if not trial.pruned]
+    assert other_metric.excluded == {"pruned on loss, not accuracy": len(pruned)}, "a run pruned on another metric is not compared"
 
 
 def test_queued_trials_are_pruned_by_real_workers_and_the_freed_worker_runs_the_next_trial(curve_study: Path) -> None:

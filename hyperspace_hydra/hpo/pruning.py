@@ -42,8 +42,8 @@ def watch_for_pruning(recorder: RunRecorder, sweep_id: int) -> None:
     sweep = store.get_sweep(sweep_id)
     if not prunes(sweep):
         return
-    from hyperspace_hydra.hpo.pruners import pruning_metric, sweep_curves  # Optuna loads only for a search that prunes
-    from hyperspace_hydra.hpo.tuner import SearchSpec
+    from hyperspace_hydra.hpo.pruners import sweep_curves  # Optuna loads only for a search that prunes
+    from hyperspace_hydra.hpo.tuner import SearchSpec, pruning_metric
 
     spec = SearchSpec.from_json(sweep["spec"])
     curves, run_id, metric = sweep_curves(store, sweep_id, spec), recorder.run_id, pruning_metric(spec)
