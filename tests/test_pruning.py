@@ -118,6 +118,15 @@ def test_a_local_search_with_median_prunes_the_bad_trials_early_and_keeps_its_bu
     assert len(listed) == pruned and all(json.loads(line)["status"] == PRUNED for line in listed)
 
 
+def test_a_local_search_with_the_joblib_launcher_prunes_in_its_worker_processes(curve_study: Path) -> None:
+    joblib = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2"]
+    out = _succeeded(run_app(curve_study, "curve.run", *SEARCH, *joblib, "hydra.sweeper.n_trials=14", "hydra.sweeper.pruner=median"))
+    assert "Joblib.Parallel(n_jobs=2" in out, "the trials ran in joblib's processes"
+    runs = _runs_and_points(curve_study)
+    assert len(runs) == 14 and {run["status"] for run, _ in runs} == {COMPLETED, PRUNED}, "budget exact"
+    assert all(points == run["info"]["pruned"]["step"] + 1 < STEPS for run, points in runs if run["status"] == PRUNED)
+
+
 def test_should_stop_lets_the_task_end_cleanly_and_the_run_is_still_pruned(curve_study: Path) -> None:
     _succeeded(run_app(curve_study, "curve.run", *SEARCH, "hydra.sweeper.n_trials=10", "hydra.sweeper.n_jobs=1", "hydra.sweeper.pruner=median", "stop=ask"))
     pruned = [run for run, _ in _runs_and_points(curve_study) if run["status"] == PRUNED]
