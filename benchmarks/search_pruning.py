@@ -12,7 +12,9 @@
    with its sd, the mean and sd of the per-seed differences, and ``details.true_loss``: the
    noise-free final loss of each search's best trial (the best observed loss is the lowest of
    the completed trials' noisy finals, so a search that completes fewer trials draws fewer
-   noises: its best observed loss is higher by chance alone, even when it found as good a point).
+   noises: its best observed loss is higher by chance alone, even when it found as good a point),
+   and ``details.pruned_better_than_best``: per seed, the pruned trials whose noise-free final loss
+   would have beaten that of the best completed trial (trials the pruner should not have stopped).
 2. One ask of the pruner at ``--past`` trials' worth of series (``--curve-steps`` points each)
    in a SQLite store, as a trial asks it in its own process (``SweepCurves.should_prune``): a
    running trial reports each step while another running trial of the sweep adds a point
@@ -104,8 +106,12 @@ def _outcome(store: Store, trials: int, steps: int) -> dict[str, Any]:
         raise RuntimeError(f"expected {trials} completed or pruned runs, got {[run['status'] for run in runs]}")
     spent = sum(len(store.get_metrics(run["_id"]).get("loss", {}).get("steps", [])) for run in runs)
     best = min((run for run in runs if run["status"] == COMPLETED), key=lambda run: run["objective"])
-    true_loss = _curve_task().floor(best["config"]["x"], best["config"]["y"]) + math.exp(-(steps - 1) / 4)
-    return {"steps": spent, "best": best["objective"], "true_loss": true_loss, "pruned": sum(run["status"] == PRUNED for run in runs)}
+    final = {run["_id"]: _curve_task().floor(run["config"]["x"], run["config"]["y"]) + math.exp(-(steps - 1) / 4) for run in runs}
+    pruned = [run["_id"] for run in runs if run["status"] == PRUNED]
+    return {
+        "steps": spent, "best": best["objective"], "true_loss": final[best["_id"]], "pruned": len(pruned),
+        "pruned_better_than_best": sum(final[run_id] < final[best["_id"]] for run_id in pruned),
+    }  # fmt: skip
 
 
 def _curve_task() -> Any:
@@ -119,7 +125,10 @@ def _curve_task() -> Any:
 
 def compare(pruner: str, pruned: list[dict[str, Any]], unpruned: list[dict[str, Any]]) -> list[Figure]:
     """Steps and wall clock summed over the seeds; the best loss as the mean over the seeds, with sds and per-seed values."""
-    details = {"seeds": len(pruned), "pruned_trials": [search["pruned"] for search in pruned], "noise_sd": NOISE}
+    details = {
+        "seeds": len(pruned), "pruned_trials": [search["pruned"] for search in pruned],
+        "pruned_better_than_best": [search["pruned_better_than_best"] for search in pruned], "noise_sd": NOISE,
+    }  # fmt: skip
     best = {**details, **_paired("best", pruned, unpruned), "true_loss": _paired("true_loss", pruned, unpruned)}
     return [
         Figure(f"search_pruning.steps.{pruner}", _sum("steps", pruned), _sum("steps", unpruned), "steps", "summed over the seeds; goal: ratio <= 0.4", details),
