@@ -24,7 +24,8 @@
    same trials (a driver that stays open, reading nothing).
 
 Small default sizes finish in about two minutes.
-Full size: --trials 40 --steps 30 --past 1000 --curve-steps 50 --seeds 1 2 3 4 5 6 7 8
+Full size: --trials 40 --steps 30 --past 1000 --curve-steps 50 --seeds 1000 2000 3000 4000 5000 6000 7000 8000
+(seeds far apart: a seeded search's k-th ask seeds its sampler with seed + k, so close seeds share startup points)
 """
 
 from __future__ import annotations
