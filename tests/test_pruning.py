@@ -125,6 +125,7 @@ def test_a_local_search_with_the_joblib_launcher_prunes_in_its_worker_processes(
     runs = _runs_and_points(curve_study)
     assert len(runs) == 14 and {run["status"] for run, _ in runs} == {COMPLETED, PRUNED}, "budget exact"
     assert all(points == run["info"]["pruned"]["step"] + 1 < STEPS for run, points in runs if run["status"] == PRUNED)
+    assert f"({sum(run['status'] == PRUNED for run, _ in runs)} more pruned)" in out, "the sampler was told each as pruned"
 
 
 def test_should_stop_lets_the_task_end_cleanly_and_the_run_is_still_pruned(curve_study: Path) -> None:
