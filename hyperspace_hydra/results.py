@@ -10,8 +10,8 @@ from typing import Any
 
 from hyperspace_hydra.config import flatten, identity_part
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.hpo import SEARCH
-from hyperspace_hydra.store.base import FINAL_STATUSES, JOB_FINAL_STATES, Store, utcnow
+from hyperspace_hydra.hpo import SEARCH, pruned_apart, prunes
+from hyperspace_hydra.store.base import FINAL_STATUSES, JOB_FINAL_STATES, PRUNED, Store, utcnow
 
 _MISSING = object()
 
@@ -193,12 +193,15 @@ def sweep_progress(store: Store, sweep: Mapping[str, Any]) -> dict[str, Any]:
     """How far a sweep (as :meth:`Store.list_sweeps` gives it) is: ``of`` says what is counted, ``counts`` those by state,
     ``ended`` how many of them ended, ``total`` how many there will be.
 
-    A sweep run through the queue counts its jobs. A sweep run without it (a search run in the
+    A sweep run through the queue counts its jobs, a search with a pruner its pruned trials apart
+    (``PRUNED``, ended; their jobs COMPLETED), as ``sweep show`` does. A sweep run without it (a search run in the
     ``--multirun`` process itself) has runs but no jobs: its runs are counted by status (one query
     reading only their status). ``total`` is a search's trial budget (or its count, once larger),
     else the count.
     """
-    counts, of, final = dict(sweep["counts"]), "jobs", JOB_FINAL_STATES
+    counts, of, final = dict(sweep["counts"]), "jobs", JOB_FINAL_STATES | {PRUNED}
+    if counts and prunes(sweep):
+        counts = pruned_apart(counts, store.count_runs(sweep_id=sweep["id"], status=PRUNED))
     if not counts:
         counts = dict(Counter(run["status"] for run in store.list_runs(sweep_id=sweep["id"], fields=["status"])))
         of, final = ("runs", FINAL_STATUSES) if counts else ("jobs", final)

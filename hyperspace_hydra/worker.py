@@ -27,7 +27,7 @@ within about a second. So two attempts of one job never run at once: a new attem
 only after the lease of the old one expired, and by then the old one is gone.
 
 Each attempt this worker made is counted once, by its own outcome: the state its run gave the
-job, FAILED or TIMEOUT from the worker, REQUEUED when the worker stopped it, or LOST when its
+job (PRUNED for a search's trial that its pruner stopped: its job is COMPLETED, its run PRUNED), FAILED or TIMEOUT from the worker, REQUEUED when the worker stopped it, or LOST when its
 claim was lost (the line then also says what became of the job).
 
 Store errors (database unreachable, disk full, read-only or damaged file) never crash the
@@ -62,12 +62,12 @@ from omegaconf import DictConfig
 from hyperspace_hydra import job_process, provenance, recorder, tracking  # noqa: F401 - tracking: the callback every job instantiates, loaded once before the forks
 from hyperspace_hydra.app import App
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.hpo import SEARCH
+from hyperspace_hydra.hpo import SEARCH, prunes
 from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.settings import effective_settings, redact_credentials
 from hyperspace_hydra.slurm.environment import gpu_shares, slurm_job_id, visible_gpus
-from hyperspace_hydra.store import CANCELLED, DIED, FAILED, QUEUED, RUNNING, TIMEOUT, Claim, ClaimedJob, Store, utcnow
-from hyperspace_hydra.store.base import WorkerBeat, WorkerInfo
+from hyperspace_hydra.store import CANCELLED, COMPLETED, DIED, FAILED, QUEUED, RUNNING, TIMEOUT, Claim, ClaimedJob, Condition, Store, utcnow
+from hyperspace_hydra.store.base import PRUNED, WorkerBeat, WorkerInfo
 from hyperspace_hydra.store.retry import RetryingStore, open_retrying
 from hyperspace_hydra.targets import allowed_packages, refusal
 
@@ -155,7 +155,8 @@ class Worker:
         self._say = say
         self._running: dict[int, _RunningJob] = {}
         self._counters = _Counters()
-        self._sweep_kinds: dict[int, str] = {}
+        self._sweeps: dict[int, dict[str, Any]] = {}
+        """The kind and spec (which never change) of each sweep whose jobs this worker ran, by id."""
         self._composer = app.queued_job_composer()
         self._gpu_shares = gpu_shares(visible_gpus(), options.processes)
         self._stop_requested_at: float | None = None
@@ -184,8 +185,8 @@ class Worker:
 
     @property
     def outcomes(self) -> dict[str, int]:
-        """How many of this worker's attempts ended each way so far: the state the attempt gave its job,
-        ``REQUEUED`` (stopped by the worker and put back) or ``LOST`` (its claim was lost)."""
+        """How many of this worker's attempts ended each way so far: the state the attempt gave its job
+        (``PRUNED`` for a trial its pruner stopped), ``REQUEUED`` (stopped by the worker and put back) or ``LOST`` (its claim was lost)."""
         return dict(self._counters.outcomes)
 
     def _info(self) -> WorkerInfo:
@@ -358,7 +359,13 @@ class Worker:
                 self._count_lost(claim.job_id, "this worker's claim was lost (cancelled or taken over) before its attempt ended")
                 return
             job = self._job(claim.job_id)
-        self._count(claim.job_id, job["state"], f"{time.monotonic() - running.started:.1f} s, {_job_detail(job)}")
+        self._count(claim.job_id, self._outcome(job), f"{time.monotonic() - running.started:.1f} s, {_job_detail(job)}")
+
+    def _outcome(self, job: dict[str, Any]) -> str:
+        """The state an attempt gave its ended ``job``, PRUNED for a trial its pruner stopped (its job is COMPLETED)."""
+        if job["state"] != COMPLETED or job["sweep_id"] is None or not prunes(self._sweep(job["sweep_id"])):
+            return str(job["state"])
+        return PRUNED if self.store.count_runs(status=PRUNED, where=[Condition("id", "=", job["run_id"])]) else COMPLETED
 
     def _job(self, job_id: int) -> dict[str, Any]:
         [job] = self.store.list_jobs(job_ids=[job_id])
@@ -441,15 +448,20 @@ class Worker:
         """When a trial of a search sweep ends, enqueue the next trial(s) of that sweep."""
         if job.sweep_id is None:
             return
-        if job.sweep_id not in self._sweep_kinds:
-            self._sweep_kinds[job.sweep_id] = self.store.get_sweep(job.sweep_id)["kind"]
-        if self._sweep_kinds[job.sweep_id] != SEARCH:
+        if self._sweep(job.sweep_id)["kind"] != SEARCH:
             return
         from hyperspace_hydra.hpo.search import advance  # Optuna loads only in workers that serve a search
 
         added = advance(self.store, job.sweep_id, lambda overrides, output_dir: new_job(self._composer.compose(overrides, job.sweep_id), overrides, output_dir=output_dir))
         if added:
             self._say(f"search sweep {job.sweep_id}: enqueued trial job(s) {', '.join(map(str, added))}")
+
+    def _sweep(self, sweep_id: int) -> dict[str, Any]:
+        """The kind and spec of sweep ``sweep_id``, read once."""
+        if sweep_id not in self._sweeps:
+            sweep = self.store.get_sweep(sweep_id)
+            self._sweeps[sweep_id] = {"kind": sweep["kind"], "spec": sweep["spec"]}
+        return self._sweeps[sweep_id]
 
     def _count(self, job_id: int, state: str, detail: str) -> None:
         self._counters.finished += 1

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest import copy_study, hyperspace, run_app
 from optuna.trial import TrialState
+from test_ui import ui_server
 
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo.pruners import SweepCurves, check_pruner
+from hyperspace_hydra.hpo.search import history
 from hyperspace_hydra.hpo.space import parse_space
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, build_study
 from hyperspace_hydra.store import COMPLETED, MetricPoint, Store, open_store, utcnow
@@ -114,6 +118,16 @@ def test_a_local_search_with_median_prunes_the_bad_trials_early_and_keeps_its_bu
     assert len(listed) == pruned and all(json.loads(line)["status"] == PRUNED for line in listed)
 
 
+def test_a_local_search_with_the_joblib_launcher_prunes_in_its_worker_processes(curve_study: Path) -> None:
+    joblib = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2"]
+    out = _succeeded(run_app(curve_study, "curve.run", *SEARCH, *joblib, "hydra.sweeper.n_trials=14", "hydra.sweeper.pruner=median"))
+    assert "Joblib.Parallel(n_jobs=2" in out, "the trials ran in joblib's processes"
+    runs = _runs_and_points(curve_study)
+    assert len(runs) == 14 and {run["status"] for run, _ in runs} == {COMPLETED, PRUNED}, "budget exact"
+    assert all(points == run["info"]["pruned"]["step"] + 1 < STEPS for run, points in runs if run["status"] == PRUNED)
+    assert f"({sum(run['status'] == PRUNED for run, _ in runs)} more pruned)" in out, "the sampler was told each as pruned"
+
+
 def test_should_stop_lets_the_task_end_cleanly_and_the_run_is_still_pruned(curve_study: Path) -> None:
     _succeeded(run_app(curve_study, "curve.run", *SEARCH, "hydra.sweeper.n_trials=10", "hydra.sweeper.n_jobs=1", "hydra.sweeper.pruner=median", "stop=ask"))
     pruned = [run for run, _ in _runs_and_points(curve_study) if run["status"] == PRUNED]
@@ -125,6 +139,35 @@ def test_a_search_without_a_pruner_never_prunes(curve_study: Path) -> None:
     _succeeded(run_app(curve_study, "curve.run", *SEARCH, "hydra.sweeper.n_trials=8", "hydra.sweeper.n_jobs=1", "stop=ask"))
     runs = _runs_and_points(curve_study)
     assert [(run["status"], points) for run, points in runs] == [(COMPLETED, STEPS)] * 8
+
+
+def test_pruned_runs_of_a_past_search_are_history_with_their_last_value_and_their_curves_inform_the_pruner(curve_study: Path) -> None:
+    _succeeded(run_app(curve_study, "curve.run", *SEARCH, "hydra.sweeper.n_trials=10", "hydra.sweeper.n_jobs=1", "hydra.sweeper.pruner=median"))
+    _succeeded(run_app(curve_study, "curve.run", *SEARCH, "hydra.sweeper.n_trials=1", "hydra.sweeper.pruner=median", "hydra.sweeper.seed=4"))
+    with _store(curve_study) as store:
+        past = {run["_id"]: run for run in store.list_runs(sweep_id=1)}
+        pruned = {run_id for run_id, run in past.items() if run["status"] == PRUNED}
+        spec = SearchSpec.from_json(store.get_sweep(2)["spec"])
+        told = history(store, spec, sweep_id=2).trials
+        curves = SweepCurves(2, spec)
+        curves.catch_up(store)
+        other_metric = history(store, replace(spec, pruning_metric="accuracy"), sweep_id=2)
+        series = {run_id: store.get_metrics(run_id)["loss"] for run_id in past}
+    assert pruned and len(told) == len(past), "every run of the past search is history, the pruned ones too"
+    assert sorted((trial.params["lr"], trial.value, trial.step) for trial in told if trial.pruned) == sorted(
+        (past[run_id]["config"]["lr"], past[run_id]["info"]["pruned"]["value"], past[run_id]["info"]["pruned"]["step"]) for run_id in pruned
+    )
+    sampler_trials = build_study(spec, told).get_trials()
+    assert sorted(trial.intermediate_values[trial.last_step] for trial in sampler_trials if trial.state == TrialState.PRUNED) == sorted(
+        past[run_id]["info"]["pruned"]["value"] for run_id in pruned
+    ), "the sampler is told each pruned past run as Optuna's pruned trial, with its last value at its step"
+    assert f"{len(past)} past run(s) as history ({len(pruned)} pruned)" in hyperspace(curve_study, "sweep", "show", "2").stdout
+    for run_id in past:
+        trial = curves.storage.get_trial(curves.trial_ids[run_id])
+        assert trial.state == (TrialState.PRUNED if run_id in pruned else TrialState.COMPLETE), "the pruner sees past runs as they ended"
+        assert trial.intermediate_values == dict(zip(series[run_id]["steps"], series[run_id]["values"])), "with their whole series"
+    assert other_metric.trials == [trial for trial in told if not trial.pruned]
+    assert other_metric.excluded == {"pruned on loss, not accuracy": len(pruned)}, "a run pruned on another metric is not compared"
 
 
 def test_queued_trials_are_pruned_by_real_workers_and_the_freed_worker_runs_the_next_trial(curve_study: Path) -> None:
@@ -142,5 +185,31 @@ def test_queued_trials_are_pruned_by_real_workers_and_the_freed_worker_runs_the_
     first_pruned = min(pruned, key=lambda run: run["stop_time"])
     assert any(job["created_at"] >= first_pruned["stop_time"] for job in jobs), "the sweep tops up when a trial is pruned"
     assert "FAILED" not in worker and "LOST" not in worker
+    for job in jobs:
+        assert f"job {job['id']} {runs[job['run_id']]['status']}: " in worker, "the worker says which trials were pruned"
+    assert f"stopped after {14 - len(pruned)} COMPLETED, {len(pruned)} PRUNED" in worker
     assert hyperspace(curve_study, "queue", "wait", "1").returncode == 0
-    assert f"{len(pruned)} pruned" in hyperspace(curve_study, "sweep", "show", "1").stdout
+    counted = f"{14 - len(pruned)} completed, {len(pruned)} pruned"
+    assert f"trials:  {counted} of a budget of 14" in hyperspace(curve_study, "sweep", "show", "1").stdout
+    [listed] = [json.loads(line) for line in hyperspace(curve_study, "sweep", "ls", "--json").stdout.splitlines()]
+    assert (listed["counts"], listed["ended"], listed["total"]) == ({COMPLETED: 14 - len(pruned), PRUNED: len(pruned)}, 14, 14)
+    assert f"jobs: {counted}" in hyperspace(curve_study, "sweep", "ls").stdout
+    _ui_shows_the_pruned_trials(curve_study, 14 - len(pruned), len(pruned))
+
+
+def _ui_shows_the_pruned_trials(study: Path, completed: int, pruned: int) -> None:
+    """The UI's Sweeps, Sweep and Queue pages count a queued search's pruned trials apart; its Runs page lists them."""
+    counted = f'<span class="status status-COMPLETED">{completed} completed</span> <span class="status status-PRUNED">{pruned} pruned</span>'
+    with ui_server(study) as url:
+        for path in ("/sweeps", "/sweeps/1", "/queue"):
+            assert counted in _fetched(url + path), path
+        assert f"<td>{completed} completed {pruned} pruned of a budget of 14" in _fetched(url + "/sweeps/1")
+        assert '<progress max="14" value="14">' in _fetched(url + "/sweeps/1"), "pruned trials have ended"
+        listed = json.loads(_fetched(url + "/runs.json?status=PRUNED"))
+        assert listed["error"] is None and len(listed["rows"]) == pruned and {row["status"] for row in listed["rows"]} == {PRUNED}
+        assert 'href="/runs?status=PRUNED"' in _fetched(url + "/runs"), "a facet of the Runs page"
+
+
+def _fetched(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read().decode()

@@ -10,13 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import clean_env, enqueue, hyperspace, run_app, wait_until
+from conftest import clean_env, copy_study, enqueue, hyperspace, run_app, wait_until
 from slurm_cluster import OTHER_PARTITION, SlurmCluster
 
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.slurm.environment import execution_info, gpu_shares, network_filesystem, slurm_job_id, sqlite_store_warning
 from hyperspace_hydra.slurm.workers import parse_time_limit
-from hyperspace_hydra.store import open_store
+from hyperspace_hydra.store import COMPLETED, open_store
+from hyperspace_hydra.store.base import PRUNED
+
+CURVE_STUDY = Path(__file__).resolve().parent / "apps" / "curve_study"
 
 
 @pytest.fixture
@@ -35,9 +38,9 @@ def _runs(uri: str) -> list[dict[str, Any]]:
         return store.list_runs()
 
 
-def _submit_workers(study: Path, env: dict[str, str], count: int, *options: str) -> list[str]:
-    """``hyperspace slurm workers`` in the study; return the workers' SLURM job ids (``7_0``, ``7_1``; ``9`` for one)."""
-    submitted = hyperspace(study, "slurm", "workers", str(count), "--app", "probe.run", "--time", "10", "--folder", str(study / "submitit"), *options, env=env)
+def _submit_workers(study: Path, env: dict[str, str], count: int, *options: str, app: str = "probe.run") -> list[str]:
+    """``hyperspace slurm workers`` of ``app`` in the study; return the workers' SLURM job ids (``7_0``, ``7_1``; ``9`` for one)."""
+    submitted = hyperspace(study, "slurm", "workers", str(count), "--app", app, "--time", "10", "--folder", str(study / "submitit"), *options, env=env)
     assert submitted.returncode == 0, submitted.stderr
     return submitted.stdout.split("SLURM jobs: ")[1].split()
 
@@ -124,6 +127,24 @@ def test_slurm_workers_drain_a_queue_exactly_once_and_exit_when_empty(probe_stud
     assert all(len(run["host"]["visible_gpus"]) == 1 for run in runs)
     gpus = {run["host"]["slurm"]["array_task_id"]: run["host"]["visible_gpus"] for run in runs}
     assert gpus["0"] != gpus["1"], "each worker's jobs see only that worker's GPU"
+
+
+def test_slurm_workers_run_a_search_whose_pruner_stops_bad_trials_and_the_freed_worker_takes_the_next(
+    tmp_path: Path, slurm_cluster: SlurmCluster, slurm_env: dict[str, str]
+) -> None:
+    study, uri = copy_study(CURVE_STUDY, tmp_path / "curve_study"), slurm_env["HYPERSPACE_STORE"]
+    search = ["--multirun", "hydra/sweeper=hyperspace", "hydra/launcher=hyperspace", "lr=interval(0, 1)", "hydra.sweeper.seed=3", "hydra.sweeper.n_trials=12"]
+    assert run_app(study, "curve.run", *search, "hydra.sweeper.pruner=median", "sleep=0.05", env=slurm_env).returncode == 0
+    workers = _submit_workers(study, slurm_env, 2, "--exit-when-empty", app="curve.run")
+    ended = wait_until(lambda: _all_ended(slurm_cluster, workers), timeout=300, what="both worker jobs to end")
+    assert set(ended.values()) == {"COMPLETED"}, _worker_logs(study)
+    jobs, runs = _jobs(uri), {run["_id"]: run for run in _runs(uri)}
+    assert len(jobs) == 12 and {job["state"] for job in jobs} == {COMPLETED} and all(job["attempts"] == 0 for job in jobs), "budget exact, never retried"
+    pruned = [runs[job["run_id"]] for job in jobs if runs[job["run_id"]]["status"] == PRUNED]
+    assert pruned and all(run["info"]["pruned"]["step"] < 11 and run["host"]["slurm"]["array_job_id"] for run in pruned), _worker_logs(study)
+    first_pruned = min(run["stop_time"] for run in pruned)
+    assert any(job["created_at"] >= first_pruned for job in jobs), "the sweep tops up when a trial is pruned"
+    assert sum(f"job {job['id']} PRUNED: " in _worker_logs(study) for job in jobs) == len(pruned), "the workers say which trials were pruned"
 
 
 def test_a_slurm_worker_with_two_processes_gives_each_running_job_one_of_its_two_gpus(

@@ -1,7 +1,10 @@
-"""Past runs as trials: which completed runs are compatible with a search, and where they lie.
+"""Past runs as trials: which completed and pruned runs are compatible with a search, and where they lie.
 
-A past run is history for a search when it COMPLETED with an objective, belongs to the
-search's task, has a value inside the space for every searched parameter, and its
+A past run is history for a search when it COMPLETED with an objective, or was PRUNED by a
+search's pruner watching the metric that this search's pruner watches (the objective's name
+unless ``pruning_metric`` says otherwise; a pruned run is told as Optuna's pruned trial, with
+its last value at the step it stopped: TPE ranks pruned trials by how far they got and where),
+belongs to the search's task, has a value inside the space for every searched parameter, and its
 complete config equals the search's *base* config at every path outside the searched
 parameters and the ignore list. Both sides have today's target defaults filled in, so
 a run made before a parameter existed counts with its default, and a parameter a run
@@ -29,8 +32,9 @@ from typing import Any
 
 from hyperspace_hydra.config import SETTINGS_KEY, fill_defaults, flatten
 from hyperspace_hydra.hpo.space import Space, contains
-from hyperspace_hydra.hpo.tuner import SearchSpec, Trial
+from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, pruning_metric
 from hyperspace_hydra.identity import objective_value
+from hyperspace_hydra.store.base import PRUNED
 from hyperspace_hydra.store.grouping import ConfigGroup, GroupedRun
 
 ALWAYS_IGNORED = ("seed", SETTINGS_KEY)
@@ -81,7 +85,7 @@ class Verdict:
 
 
 def judge_groups(groups: Iterable[ConfigGroup], spec: SearchSpec) -> dict[int, tuple[int | None, Verdict]]:
-    """Each run of ``groups`` (completed runs of the spec's task, grouped by :func:`grouping_paths`) with its sweep and
+    """Each run of ``groups`` (completed and pruned runs of the spec's task, grouped by :func:`grouping_paths`) with its sweep and
     its verdict, see the module docstring: what the runs of a group share is judged once, for all of them."""
     verdicts = {}
     for group in groups:
@@ -124,16 +128,38 @@ def _judge_shared(group: ConfigGroup, spec: SearchSpec) -> _Shared:
 
 
 def _judge_run(run: GroupedRun, shared: _Shared, spec: SearchSpec) -> Verdict:
-    value = objective_value(run.result, spec.metric) if spec.metric else run.objective
-    if value is None:
-        return Verdict(reason="no objective")
+    unusable = _unusable(run, spec)
+    if unusable is not None:
+        return Verdict(reason=unusable)
     params = {name: _leaf(run.values[name]) if name in run.values else shared.unset[name] for name in spec.space}
     for name, distribution in spec.space.items():
         if params[name] is None:
             return Verdict(reason=f"{name} missing")
         if not contains(distribution, params[name]):
             return Verdict(reason=f"{name} outside the space")
-    return Verdict(reason=shared.reason) if shared.reason else Verdict(trial=Trial(params, value))
+    if shared.reason:
+        return Verdict(reason=shared.reason)
+    return Verdict(trial=pruned_trial(params, run.pruned or {}) if run.status == PRUNED else Trial(params, _value(run, spec)))
+
+
+def _value(run: GroupedRun, spec: SearchSpec) -> float | None:
+    return objective_value(run.result, spec.metric) if spec.metric else run.objective
+
+
+def _unusable(run: GroupedRun, spec: SearchSpec) -> str | None:
+    """Why a finished run tells the search nothing (None when it does): a completed run needs an objective, a pruned
+    one the value it stopped at, of the metric the search's pruner watches (so its step and value mean the same)."""
+    if run.status != PRUNED:
+        return None if _value(run, spec) is not None else "no objective"
+    stopped, watched = run.pruned or {}, pruning_metric(spec)
+    if stopped.get("value") is None or stopped.get("step") is None:
+        return "pruned, its last value unknown"
+    return None if stopped.get("metric") == watched else f"pruned on {stopped.get('metric')}, not {watched or 'the objective'}"
+
+
+def pruned_trial(params: dict[str, Any], stopped: Mapping[str, Any]) -> Trial:
+    """The trial a PRUNED run is: stopped early where its pruner stopped it (``info.pruned``: step and value)."""
+    return Trial(params, stopped.get("value"), pruned=True, step=stopped.get("step"))
 
 
 def _leaf(value: Any) -> Any:

@@ -25,12 +25,12 @@ import optuna
 from optuna.trial import TrialState
 
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.hpo.search import history_run_ids
-from hyperspace_hydra.hpo.tuner import SearchSpec
+from hyperspace_hydra.hpo import NO_PRUNER
+from hyperspace_hydra.hpo.search import history_runs
+from hyperspace_hydra.hpo.tuner import SearchSpec, pruning_metric
 from hyperspace_hydra.store import COMPLETED, RUNNING, Condition, Store
 from hyperspace_hydra.store.base import PRUNED
 
-NO_PRUNER = "none"
 PRUNERS: dict[str, type[optuna.pruners.BasePruner]] = {
     "median": optuna.pruners.MedianPruner,
     "percentile": optuna.pruners.PercentilePruner,
@@ -71,11 +71,6 @@ def make_pruner(name: str, options: Mapping[str, Any]) -> optuna.pruners.BasePru
     return PRUNERS[name](**options)
 
 
-def pruning_metric(spec: SearchSpec) -> str | None:
-    """The metric a search's pruner watches: ``pruning_metric``, else the objective's name."""
-    return spec.pruning_metric or spec.metric
-
-
 class SweepCurves:
     """The pruning metric's curves of one sweep's trials and of its search's history, as an in-memory Optuna study."""
 
@@ -112,8 +107,8 @@ class SweepCurves:
         """Tell what the store holds that was not told yet: the history (once), the sweep's new runs, the new points
         and the ends of runs that were running. The ``asking`` run's own points are told by its asks, not read."""
         if not self.history_told:
-            for first in range(0, len(past := history_run_ids(store, self.spec, self.sweep_id)), _IDS_PER_READ):
-                self._tell(store, [{"_id": run_id, "status": COMPLETED} for run_id in past[first : first + _IDS_PER_READ]])
+            for first in range(0, len(past := history_runs(store, self.spec, self.sweep_id)), _IDS_PER_READ):
+                self._tell(store, [{"_id": run_id, "status": status} for run_id, status in past[first : first + _IDS_PER_READ]])
             self.history_told = True
         new = store.list_runs(sweep_id=self.sweep_id, where=[Condition("id", ">", self.newest_sweep_run)], fields=["status"])
         self.newest_sweep_run = max([self.newest_sweep_run, *(run["_id"] for run in new)])

@@ -15,7 +15,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from hyperspace_hydra.hpo import SEARCH
+from hyperspace_hydra.hpo import prunes
 from hyperspace_hydra.job_process import sweep_of
 from hyperspace_hydra.recorder import RunRecorder, active_recorder
 
@@ -40,10 +40,10 @@ def watch_for_pruning(recorder: RunRecorder, sweep_id: int) -> None:
     """If sweep ``sweep_id`` is a search with a pruner, have the recorder of its running trial ask it at each value of the pruning metric."""
     store = recorder.observer.store
     sweep = store.get_sweep(sweep_id)
-    if sweep["kind"] != SEARCH or (sweep["spec"] or {}).get("pruner", "none") == "none":
+    if not prunes(sweep):
         return
-    from hyperspace_hydra.hpo.pruners import pruning_metric, sweep_curves  # Optuna loads only for a search that prunes
-    from hyperspace_hydra.hpo.tuner import SearchSpec
+    from hyperspace_hydra.hpo.pruners import sweep_curves  # Optuna loads only for a search that prunes
+    from hyperspace_hydra.hpo.tuner import SearchSpec, pruning_metric
 
     spec = SearchSpec.from_json(sweep["spec"])
     curves, run_id, metric = sweep_curves(store, sweep_id, spec), recorder.run_id, pruning_metric(spec)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hyperspace_hydra.hpo import pruned_apart
 from hyperspace_hydra.hpo.history import HISTORY_FIELDS, searched_params
 from hyperspace_hydra.hpo.search import History, history, scored_trial, sweep_trials
 from hyperspace_hydra.hpo.space import trial_overrides
@@ -66,18 +67,10 @@ def search_state(store: Store, sweep_id: int) -> SearchState:
     jobs = store.list_jobs(sweep_id=sweep_id)
     if jobs:
         trials = sweep_trials(store, jobs, spec)
-        return SearchState(sweep, spec, "job", [job["id"] for job in jobs], trials, _with_pruned(sweep["counts"], trials), past)
+        return SearchState(sweep, spec, "job", [job["id"] for job in jobs], trials, pruned_apart(sweep["counts"], sum(trial.pruned for trial in trials)), past)
     runs = store.list_runs(sweep_id=sweep_id, fields=["status", "info", *HISTORY_FIELDS])
     counts = dict(Counter(run["status"] for run in runs))
     return SearchState(sweep, spec, "run", [run["_id"] for run in runs], [_run_trial(run, spec) for run in runs], counts, past)
-
-
-def _with_pruned(job_counts: dict[str, int], trials: list[Trial]) -> dict[str, int]:
-    """A queued search's jobs per state, its pruned trials (whose jobs completed) counted apart as PRUNED."""
-    pruned = sum(trial.pruned for trial in trials)
-    if not pruned:
-        return job_counts
-    return {**job_counts, COMPLETED: job_counts.get(COMPLETED, 0) - pruned, PRUNED: pruned}
 
 
 def _run_trial(run: dict[str, Any], spec: SearchSpec) -> Trial:

@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hyperspace_hydra.hpo.history import Verdict, grouping_paths, judge_groups, run_objective, searched_paths
+from hyperspace_hydra.hpo.history import Verdict, grouping_paths, judge_groups, pruned_trial, run_objective, searched_paths
 from hyperspace_hydra.hpo.space import Space, space_to_json, trial_overrides
-from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask
+from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, pruning_metric
 from hyperspace_hydra.overrides import fixed_override_values
 from hyperspace_hydra.store import COMPLETED, PAUSED, QUEUED, RUNNING, Condition, NewJob, Store
 from hyperspace_hydra.store.base import EXHAUSTED, PRUNED, SWEEP_FINAL_STATES
@@ -27,6 +27,8 @@ _ACTIVE = (QUEUED, PAUSED, RUNNING)
 _SCORE_FIELDS = {COMPLETED: ("result", "objective", "status"), PRUNED: ("status", "info")}
 """What scores a finished trial's run, by its status."""
 _ADVANCE_ATTEMPTS = 10
+_FINISHED = Condition("status", "in", [COMPLETED, PRUNED])
+"""The runs that may be history: completed, or pruned (see :mod:`hyperspace_hydra.hpo.history`)."""
 
 
 @dataclass
@@ -37,8 +39,9 @@ class History:
     excluded: dict[str, int] = field(default_factory=dict)
 
     def describe(self) -> str:
-        """``N past run(s) as history`` and, when runs were left out, how many for each of the most common reasons."""
-        text = f"{len(self.trials)} past run(s) as history"
+        """``N past run(s) as history`` (``(M pruned)`` among them) and, when runs were left out, how many for each of the most common reasons."""
+        pruned = sum(trial.pruned for trial in self.trials)
+        text = f"{len(self.trials)} past run(s) as history" + (f" ({pruned} pruned)" if pruned else "")
         if not self.excluded:
             return text
         reasons = sorted(self.excluded.items(), key=lambda item: -item[1])
@@ -48,12 +51,12 @@ class History:
 
 
 def history(store: Store, spec: SearchSpec, sweep_id: int | None = None) -> History:
-    """The completed runs of the spec's task anywhere in the store that are compatible with the search
+    """The completed and pruned runs of the spec's task anywhere in the store that are compatible with the search
     (none unless ``warm_start``; see :mod:`hyperspace_hydra.hpo.history`), the runs of sweep ``sweep_id`` left out.
 
-    A completed run does not change, so a process judges each one once per search (the
-    store's URI and the spec's task, metric, space, bases and ignore list), reading only the
-    fields that decide where it lies. A later call counts the task's completed runs in the
+    A finished run does not change, so a process judges each one once per search (the
+    store's URI and the spec's task, metrics, space, bases and ignore list), reading only the
+    fields that decide where it lies. A later call counts the task's finished runs in the
     database and reads only the runs after the newest one it judged; only when the count
     says that is not all (a run with a smaller id committed late, or runs imported with
     older ids) does it read the ids of all of them, then the runs it has not judged.
@@ -67,52 +70,53 @@ def history(store: Store, spec: SearchSpec, sweep_id: int | None = None) -> Hist
     return found
 
 
-def history_run_ids(store: Store, spec: SearchSpec, sweep_id: int | None = None) -> list[int]:
-    """The ids of the runs that :func:`history` counts as history, oldest first (their series are a pruner's history too)."""
-    return [run_id for run_id, verdict in _past_verdicts(store, spec, sweep_id) if verdict.trial is not None]
+def history_runs(store: Store, spec: SearchSpec, sweep_id: int | None = None) -> list[tuple[int, str]]:
+    """The id and status (COMPLETED or PRUNED) of each run that :func:`history` counts as history, oldest first
+    (their series are a pruner's history too)."""
+    return [(run_id, PRUNED if verdict.trial.pruned else COMPLETED) for run_id, verdict in _past_verdicts(store, spec, sweep_id) if verdict.trial is not None]
 
 
 def _past_verdicts(store: Store, spec: SearchSpec, sweep_id: int | None) -> list[tuple[int, Verdict]]:
-    """Each completed run of the spec's task outside sweep ``sweep_id`` with its verdict, oldest first (none without ``warm_start``)."""
+    """Each completed or pruned run of the spec's task outside sweep ``sweep_id`` with its verdict, oldest first (none without ``warm_start``)."""
     if not spec.warm_start:
         return []
     judged = _judged_runs.setdefault((store.uri, _selection_key(spec)), {})
-    completed = store.count_runs(task=spec.task, status=COMPLETED)
-    if completed > len(judged):
+    finished = store.count_runs(task=spec.task, where=[_FINISHED])
+    if finished > len(judged):
         judged.update(_read_verdicts(store, spec, [Condition("id", ">", next(reversed(judged)))] if judged else []))
-    if completed != len(judged):
+    if finished != len(judged):
         _catch_up(store, spec, judged)
     return [(run_id, verdict) for run_id, (run_sweep, verdict) in judged.items() if sweep_id is None or run_sweep != sweep_id]
 
 
 _judged_runs: dict[tuple[str, str], dict[int, tuple[int | None, Verdict]]] = {}
-"""Per search, the completed runs this process has judged, oldest first: run id -> (its sweep, its verdict)."""
+"""Per search, the finished runs this process has judged, oldest first: run id -> (its sweep, its verdict)."""
 _LONGEST_ID_LIST = 100
 
 
 def _selection_key(spec: SearchSpec) -> str:
     """What decides which runs are a search's history, and where they lie."""
-    return json.dumps([spec.task, spec.metric, space_to_json(spec.space), spec.groups, spec.history_ignore, spec.bases], sort_keys=True)
+    return json.dumps([spec.task, spec.metric, pruning_metric(spec), space_to_json(spec.space), spec.groups, spec.history_ignore, spec.bases], sort_keys=True)
 
 
 def _catch_up(store: Store, spec: SearchSpec, judged: dict[int, tuple[int | None, Verdict]]) -> None:
-    """Make ``judged`` hold exactly the task's completed runs: read their ids, then judge the ones it lacks."""
-    completed = {run["_id"] for run in store.list_runs(task=spec.task, status=COMPLETED, fields=[])}
-    unread = sorted(completed - set(judged))
+    """Make ``judged`` hold exactly the task's finished runs: read their ids, then judge the ones it lacks."""
+    finished = {run["_id"] for run in store.list_runs(task=spec.task, where=[_FINISHED], fields=[])}
+    unread = sorted(finished - set(judged))
     if len(unread) > _LONGEST_ID_LIST:
         judged.update(_read_verdicts(store, spec, []))
     elif unread:
         judged.update(_read_verdicts(store, spec, [Condition("id", "in", unread)]))
-    kept = {run_id: judged[run_id] for run_id in sorted(completed)}
+    kept = {run_id: judged[run_id] for run_id in sorted(finished)}
     judged.clear()
     judged.update(kept)
 
 
 def _read_verdicts(store: Store, spec: SearchSpec, where: Sequence[Condition]) -> dict[int, tuple[int | None, Verdict]]:
-    """The task's completed runs that match ``where``, each with its sweep and judged against the search, oldest first;
+    """The task's finished runs that match ``where``, each with its sweep and judged against the search, oldest first;
     the store groups them by their config outside the paths compatibility does not compare, so that what a group
     shares is judged once."""
-    selection = [Condition("task", "=", spec.task), Condition("status", "=", COMPLETED), *where]
+    selection = [Condition("task", "=", spec.task), _FINISHED, *where]
     groups = store.group_runs(selection, grouping_paths(spec), searched_paths(spec))
     return dict(sorted(judge_groups(groups, spec).items()))
 
@@ -143,8 +147,7 @@ def _trial(store: Store, job: dict[str, Any], spec: SearchSpec, runs: Mapping[in
 def scored_trial(params: dict[str, Any], run: Mapping[str, Any], metric: str | None) -> Trial:
     """The trial that a finished run of a search is: pruned where its pruner stopped it, else scored by its objective."""
     if run["status"] == PRUNED:
-        stopped = (run.get("info") or {}).get("pruned") or {}
-        return Trial(params, stopped.get("value"), pruned=True, step=stopped.get("step"))
+        return pruned_trial(params, (run.get("info") or {}).get("pruned") or {})
     value = run_objective(run, metric)
     return Trial(params, value, failed=value is None)
 

@@ -25,9 +25,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from hyperspace_hydra.composer import Compose, SweepComposer, group_lookup, multirun_composer, resolve_hydra_from
 from hyperspace_hydra.config import to_plain
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.hpo import SEARCH
+from hyperspace_hydra.hpo import NO_PRUNER, SEARCH
 from hyperspace_hydra.hpo.base import search_bases
-from hyperspace_hydra.hpo.pruners import NO_PRUNER, check_pruner
+from hyperspace_hydra.hpo.pruners import check_pruner
 from hyperspace_hydra.hpo.search import advance, history, scored_trial, trial_job_overrides
 from hyperspace_hydra.hpo.space import parse_space, trial_overrides
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, best_index, check_sampler, new_seed

@@ -117,6 +117,11 @@ class SearchSpec:
         return cls(**{**{key: value for key, value in data.items() if key in known}, "space": space_from_json(data["space"])})
 
 
+def pruning_metric(spec: SearchSpec) -> str | None:
+    """The metric a search's pruner watches: ``pruning_metric``, else the objective's name."""
+    return spec.pruning_metric or spec.metric
+
+
 @dataclass(frozen=True)
 class Trial:
     """A point of the space and what came of it: a value, a failure (None, failed), nothing yet (pending),

@@ -23,13 +23,13 @@ from hyperspace_hydra.reproduce import reproduce_commands
 from hyperspace_hydra.results import RUN_COLUMNS, flat_config, run_rows, run_table, sweep_progress, varying_keys
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import COMPLETED, DIED, FAILED, INTERRUPTED, PAUSED, QUEUED, RUNNING, TIMEOUT, Store
-from hyperspace_hydra.store.base import Condition, JobNotFoundError, known_ids
+from hyperspace_hydra.store.base import PRUNED, Condition, JobNotFoundError, known_ids
 
 PAGE_SIZE = 50
 """Runs per page of the Runs table."""
 DEFAULT_SORT = "-id"
 """The Runs table's order when none is chosen: newest first."""
-RUN_STATUSES = (RUNNING, COMPLETED, FAILED, INTERRUPTED, TIMEOUT, DIED)
+RUN_STATUSES = (RUNNING, COMPLETED, PRUNED, FAILED, INTERRUPTED, TIMEOUT, DIED)
 """The statuses the Runs page offers as a facet."""
 CONDITION_SEPARATOR = ";"
 """Separates the conditions typed into the filter box (all must hold, as repeated ``--where``)."""
