@@ -116,7 +116,7 @@ def _read_verdicts(store: Store, spec: SearchSpec, where: Sequence[Condition]) -
     """The task's finished runs that match ``where``, each with its sweep and judged against the search, oldest first;
     the store groups them by their config outside the paths compatibility does not compare, so that what a group
     shares is judged once."""
-    selection = [Condition("task", "=", spec.task), _FINISHED, *where]
+    selection = [*([Condition("task", "=", spec.task)] if spec.task is not None else []), _FINISHED, *where]  # a study without tasks: every run
     groups = store.group_runs(selection, grouping_paths(spec), searched_paths(spec))
     return dict(sorted(judge_groups(groups, spec).items()))
 
