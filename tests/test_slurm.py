@@ -175,6 +175,8 @@ def test_a_cancelled_worker_requeues_its_job_and_the_other_worker_completes_it(
     assert all(row["worker"]["state"] == "working" and row["worker"]["name"].endswith(f":slurm-{row['slurm_job']}") for row in listed_rows), listed_rows
 
     victim = next(job for job in running if job["worker"].endswith(f":slurm-{workers[0]}"))
+    # cancelled before its run starts, a job runs nothing: wait for the run the cancel must interrupt
+    wait_until(lambda: [run for run in _runs(uri) if run["job_id"] == victim["id"] and run["status"] == "RUNNING"], timeout=60, what="the victim job's run to start")
     slurm_cluster.run("scancel", workers[0])
     ended = wait_until(lambda: _all_ended(slurm_cluster, workers), timeout=180, what="both worker jobs to end")
     assert ended == {workers[0]: "CANCELLED", workers[1]: "COMPLETED"}, _worker_logs(probe_study)
