@@ -120,7 +120,7 @@ def _judge_shared(group: ConfigGroup, spec: SearchSpec) -> _Shared:
     choices = group.choices or {}
     flat = flatten(complete)
     unset = {name: choices.get(name) if name in spec.groups else flat.get(name) for name in spec.space}
-    base = spec.bases.get(base_key({group: choices.get(group) for group in spec.groups}))
+    base = spec.bases.get(base_key({name: choices.get(name) for name in spec.groups}))
     if base is None:
         return _Shared("recorded before this search", unset)
     differing = first_difference(base, comparable_config(complete, left_out_paths(spec.space, spec.groups, spec.history_ignore)))
