@@ -230,6 +230,7 @@ class Worker:
         job = self.store.claim(self.app.module, self.name, self.options.lease)
         if job is None:
             return False
+        self._last_beat = (self._last_beat[0], True, self._last_beat[2])  # the claim told the registry: working until a beat says otherwise
         self._counters.claimed += 1
         output_dir = Path(job.output_dir or f"outputs/queue/{job.claim.job_id}")
         try:

@@ -148,6 +148,19 @@ def test_the_registry_shows_an_idle_worker_then_its_job_then_that_it_stopped(pro
     assert [row["worker"] for row in _listed_workers(probe_study, "--app", "probe.run")] == [stopped["worker"]], "the workers of the study"
 
 
+def test_a_worker_whose_job_ended_before_its_next_lease_renewal_is_idle_at_once(probe_study: Path, store: Store) -> None:
+    worker = start_worker(probe_study)  # leases of 60 s: an idle worker beats every 30 s, a working one every second
+    try:
+        wait_until(lambda: [row for row in store.list_workers() if row["state"] == "idle"], what="the idle worker to show")
+        assert enqueue(probe_study, "message=quick").returncode == 0
+        wait_until(lambda: states(store) == ["COMPLETED"], what="the quick job to complete")
+        # the claim said working; the lease renewal after the job says idle (within a second), not the beat half a lease later
+        wait_until(lambda: [row for row in store.list_workers() if row["state"] == "idle" and not row["job_ids"]], timeout=5, what="the worker to be idle again")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0
+
+
 def test_pause_resume_cancel_retry_and_wait(probe_study: Path, store: Store) -> None:
     assert enqueue(probe_study, "message=a,b,c").returncode == 0
     assert enqueue(probe_study, "fail=true", "message=d").returncode == 0
