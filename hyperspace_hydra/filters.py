@@ -2,7 +2,7 @@
 
 A filter is one of::
 
-    PATH=VALUE   PATH!=VALUE   PATH<VALUE   PATH>VALUE   PATH in [A, B]   PATH exists   PATH missing
+    PATH=VALUE   PATH!=VALUE   PATH<VALUE   PATH>VALUE   PATH<=VALUE   PATH>=VALUE   PATH in [A, B]   PATH exists   PATH missing
 
 PATH is a dotted path into the run's complete config (``classifier.C``) or one of the run
 fields ``objective`` (also called ``result``, as in the runs table), ``status``, ``task``,
@@ -33,14 +33,14 @@ import yaml
 from hyperspace_hydra.config import flatten, identity_part
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.results import keys_named, short_names
-from hyperspace_hydra.store.base import DURATION, RUN_VALUE_PATHS, Condition, Store, sort_order
+from hyperspace_hydra.store.base import DURATION, ORDER_OPERATORS, RUN_VALUE_PATHS, Condition, Store, sort_order
 
-FORMS = "PATH=VALUE, PATH!=VALUE, PATH<VALUE, PATH>VALUE, 'PATH in [A, B]', 'PATH exists' or 'PATH missing'"
+FORMS = "PATH=VALUE, PATH!=VALUE, PATH<VALUE, PATH>VALUE, PATH<=VALUE, PATH>=VALUE, 'PATH in [A, B]', 'PATH exists' or 'PATH missing'"
 """The accepted forms of a filter, as error messages list them."""
 
 _PATH = r"(?P<path>[^\s=!<>]+)"
 _WORDS = re.compile(rf"^\s*{_PATH}\s+(?P<op>in|exists|missing)(?:\s+(?P<value>.*?))?\s*$")
-_COMPARISON = re.compile(rf"^\s*{_PATH}\s*(?P<op>!=|=|<|>)\s*(?P<value>.*?)\s*$")
+_COMPARISON = re.compile(rf"^\s*{_PATH}\s*(?P<op>!=|<=|>=|=|<|>)\s*(?P<value>.*?)\s*$")
 
 
 class _ValueLoader(yaml.SafeLoader):
@@ -119,7 +119,7 @@ def resolve_paths(
     - else an error naming the nearest known paths. Under ``exists`` (and ``missing``) an
       unknown path is kept: asking whether runs have it is the point.
 
-    A filter by ``=``, ``<``, ``>`` or ``in`` whose value is of a kind (number, string, boolean,
+    A filter by ``=``, ``<``, ``>``, ``<=``, ``>=`` or ``in`` whose value is of a kind (number, string, boolean,
     list) that no sampled run holds at its path is an error too, unless the database finds a run
     it matches: ``lr>zz`` would otherwise silently match nothing. (``!=`` matches every run then,
     which is its meaning.)
@@ -146,7 +146,7 @@ _VALUE_FIELDS = ("objective", "seed", "status", "task", "sweep_id")
 """Run fields holding one value, whose kinds :func:`resolve_paths` learns (``id`` is always a number)."""
 _KEYED_FIELDS = ("config", "result", "choices")
 """Run fields holding a mapping, whose paths and kinds of values :func:`resolve_paths` learns."""
-_COMPARED = ("=", "<", ">", "in")
+_COMPARED = ("=", *ORDER_OPERATORS, "in")
 """The operators that match nothing when no run holds a value of the compared kind."""
 
 

@@ -356,6 +356,15 @@ def test_less_and_greater_compare_values_of_the_same_kind(store: Store, classifi
     assert _ids(store, Condition("classifier.name", "<", "n")) == [mlp, big_mlp], "strings by code point: 'M' < 'm' < 'n'"
 
 
+def test_at_most_and_at_least_include_the_bound_and_compare_values_of_the_same_kind(store: Store, classifiers: list[int]) -> None:
+    softmax, mlp, big_mlp, text_c, *_ = classifiers
+    assert _ids(store, Condition("classifier.C", "<=", 1)) == [softmax, mlp], "1 <= 1, and True is no number"
+    assert _ids(store, Condition("classifier.C", ">=", 1.0)) == [mlp, big_mlp], "1 >= 1.0"
+    assert _ids(store, Condition("classifier.C", ">=", "1")) == [text_c], "strings only against strings"
+    assert _ids(store, Condition("classifier.name", "<=", "mlp")) == [mlp, big_mlp]
+    assert _ids(store, Condition("classifier.name", ">=", "softmax")) == [softmax]
+
+
 def test_in_matches_any_listed_value(store: Store, classifiers: list[int]) -> None:
     softmax, mlp, big_mlp, text_c, *_ = classifiers
     assert _ids(store, Condition("classifier.name", "in", ["mlp", "softmax"])) == [softmax, mlp]
@@ -367,7 +376,7 @@ def test_missing_values_match_only_not_equal_and_not_exists(store: Store, classi
     assert _ids(store, Condition("classifier.name", "exists")) == [softmax, mlp, big_mlp]
     assert _ids(store, Condition("classifier.name", "exists", False)) == [null_name, no_name, empty], "null counts as missing"
     assert _ids(store, Condition("classifier.name", "!=", "mlp")) == [softmax, big_mlp, null_name, no_name, empty]
-    for op, value in (("=", "x"), ("<", "zzz"), (">", ""), ("in", ["x", "softmax"])):
+    for op, value in (("=", "x"), ("<", "zzz"), (">", ""), ("<=", "zzz"), (">=", ""), ("in", ["x", "softmax"])):
         matched = _ids(store, Condition("classifier.name", op, value))
         assert not {null_name, no_name, empty} & set(matched), op
     assert _ids(store, Condition("no.such.key", "!=", 1)) == classifiers

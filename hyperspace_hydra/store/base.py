@@ -467,7 +467,9 @@ def prunable_worker(row: Mapping[str, Any], now: dt.datetime) -> bool:
     return old and (row["state"] == STOPPED or worker_gone(row, now))
 
 
-CONDITION_OPERATORS = ("=", "!=", "<", ">", "in", "exists")
+CONDITION_OPERATORS = ("=", "!=", "<", ">", "<=", ">=", "in", "exists")
+ORDER_OPERATORS = ("<", ">", "<=", ">=")
+"""The operators that compare by order: numbers numerically, strings by code point."""
 RUN_VALUE_PATHS = ("id", "objective", "status", "task", "seed", "sweep_id")
 """Paths that name a run field itself; ``result.<key>``, ``choices.<group>`` and ``info.<key>`` name a key inside those fields."""
 DURATION = "duration"
@@ -508,12 +510,12 @@ class Condition:
       a value of another type is never equal (``1`` is neither ``"1"`` nor ``True``). A list equals
       a list of the same length whose items are equal in order; a scalar never equals a list.
     - ``!=``: exactly the runs that ``=`` does not match, including runs where the value is missing.
-    - ``<``, ``>``: ``value`` is a number or a string; matches a value of the same kind that is
-      smaller or greater (strings by code point).
+    - ``<``, ``>``, ``<=``, ``>=``: ``value`` is a number or a string; matches a value of the same kind
+      that is smaller, greater, smaller or equal, greater or equal (strings by code point).
     - ``in``: ``value`` is a non-empty list of scalars; matches when ``=`` matches one of them.
     - ``exists``: ``value`` True matches runs where the value is not missing, False runs where it is.
 
-    ``=``, ``<``, ``>`` and ``in`` never match a run whose value is missing. An integer beyond 64
+    ``=``, the order operators and ``in`` never match a run whose value is missing. An integer beyond 64
     bits (which no database can take) compares as the float nearest to it. Raises
     :class:`HyperspaceError` for a malformed path, an unknown operator or a value it cannot take.
     """
@@ -552,7 +554,7 @@ def _value_problem(op: str, value: Any) -> str | None:
         return "null counts as missing and is never compared: test for it with exists"
     if op == "exists":
         return None if isinstance(value, bool) else f"exists takes True or False, not {value!r}"
-    if op in ("<", ">"):
+    if op in ORDER_OPERATORS:
         return None if _is_scalar(value) and not isinstance(value, bool) else f"{op} compares with a number or a string, not {value!r}"
     if op == "in":
         if isinstance(value, list) and value and all(map(_is_scalar, value)):

@@ -999,7 +999,7 @@ def _job_filter(study: str | None, sweep_id: int | None, job_ids: Sequence[int] 
 
 _BSON_TYPES = ((bool, "bool"), ((int, float), "number"), (str, "string"))
 """The BSON type (``$type`` alias) of each kind of scalar; bool first, as it is an int in Python."""
-_COMPARISONS = {"<": "$lt", ">": "$gt"}
+_COMPARISONS = {"<": "$lt", ">": "$gt", "<=": "$lte", ">=": "$gte"}
 _DURATION_SECONDS = {"$divide": [{"$subtract": ["$stop_time", "$start_time"]}, 1000]}
 """Seconds from start to stop as an aggregation expression: null while either time is null (a RUNNING run)."""
 

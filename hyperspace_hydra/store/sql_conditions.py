@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -74,8 +75,11 @@ def _condition(value: _RunValue, condition: Condition) -> sa.ColumnElement[bool]
         return sa.not_(sa.func.coalesce(_equals(value, expected), sa.false(), type_=sa.Boolean))
     if op == "in":
         return sa.or_(*(_equals(value, item) for item in expected))
-    typed = _typed(value, expected)
-    return typed < _bound(expected) if op == "<" else typed > _bound(expected)
+    return _ORDER[op](_typed(value, expected), _bound(expected))
+
+
+_ORDER = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}
+"""Each order operator of a :class:`Condition` as the comparison it makes in SQL."""
 
 
 def _equals(value: _RunValue, expected: Any) -> sa.ColumnElement[bool]:
