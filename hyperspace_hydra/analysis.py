@@ -88,6 +88,6 @@ def _opened(store: Store | str | None) -> Iterator[Store]:
     if isinstance(store, Store):
         yield store
         return
-    with open_store(resolve_store_uri(store, None, Path.cwd())) as opened:
+    with open_store(resolve_store_uri(store, None, Path.cwd()), create=False) as opened:
         opened.end_stale_runs()  # runs whose process died unseen are DIED, not RUNNING, in what we return
         yield opened

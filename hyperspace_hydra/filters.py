@@ -33,6 +33,7 @@ import yaml
 from hyperspace_hydra.config import flatten, identity_part
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.results import keys_named, short_names
+from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store.base import DURATION, ORDER_OPERATORS, RUN_VALUE_PATHS, Condition, Store, sort_order
 
 FORMS = "PATH=VALUE, PATH!=VALUE, PATH<VALUE, PATH>VALUE, PATH<=VALUE, PATH>=VALUE, 'PATH in [A, B]', 'PATH exists' or 'PATH missing'"
@@ -125,10 +126,13 @@ def resolve_paths(
     which is its meaning.)
 
     When no run matches ``task``, ``sweep_id`` and ``status`` (an empty store, say) there is
-    nothing to check against and the answer is empty anyway: paths are kept as given.
+    nothing to check against and the answer is empty anyway: paths are kept as given. But a
+    ``sweep_id`` that names no sweep, or a ``task`` that no run of the store has, is an error (the
+    newest runs' tasks listed): a mistyped name must not pass for an empty answer.
     """
     sample = store.list_runs(KNOWN_PATHS_SAMPLE, task=task, sweep_id=sweep_id, status=status, fields=[*_VALUE_FIELDS, *_KEYED_FIELDS])
     if not sample:
+        _require_selection(store, task, sweep_id)
         return list(where), sort
 
     def matches_in_store(condition: Condition) -> bool:
@@ -140,6 +144,18 @@ def resolve_paths(
         return resolved, None
     path, descending = sort_order(sort)
     return resolved, ("-" if descending else "") + known.resolve(path, "sort", may_be_unknown=False)
+
+
+def _require_selection(store: Store, task: str | None, sweep_id: int | None) -> None:
+    """Raise :class:`HyperspaceError` for a sweep that does not exist or a task that no run has: an empty answer
+    must mean that no run matches, not that a sweep id or a task name was mistyped."""
+    if sweep_id is not None:
+        store.get_sweep(sweep_id)  # raises for an unknown sweep
+    if task is None or store.list_runs(1, task=task, fields=[]):
+        return
+    tasks = sorted({run["task"] for run in store.list_runs(KNOWN_PATHS_SAMPLE, fields=["task"]) if run["task"] is not None})
+    known = f"the newest runs' tasks are {', '.join(tasks)}" if tasks else "no run has a task"
+    raise HyperspaceError(f"no run of task {task!r} in store {redact_credentials(store.uri)}: {known}")
 
 
 _VALUE_FIELDS = ("objective", "seed", "status", "task", "sweep_id")

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hyperspace_hydra.files import write_whole
 from hyperspace_hydra.reproduce import reproduce_commands
 from hyperspace_hydra.results import run_rows, run_table, short_target
 from hyperspace_hydra.store import COMPLETED, Store
@@ -70,7 +71,7 @@ def write_report(store: Store, runs: Sequence[Mapping[str, Any]], path: Path, ti
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{_STYLE}</style>{_plotly_script()}</head>"
         f"<body>{''.join(sections)}<script>{_SORTING}</script></body></html>"
     )
-    path.write_text(page, encoding="utf-8")
+    write_whole(path, page)
 
 
 def _status_counts(runs: Sequence[Mapping[str, Any]]) -> str:

@@ -68,7 +68,11 @@ def test_runs_selects_with_strings_conditions_sort_and_limit(store: Store, three
     assert runs(store, where="classifier.layers=[50,10]")["id"].tolist() == [first]
     assert runs(store, sort="-result", limit=2)["id"].tolist() == [second, first]
     assert runs(store, status=FAILED)["id"].tolist() == [failed]
-    assert runs(store, task="nope").empty and runs(store, sweep=404).empty
+    assert runs(store, task="digits", status="DIED").empty
+    with pytest.raises(HyperspaceError, match="^no run of task 'nope'"):
+        runs(store, task="nope")
+    with pytest.raises(HyperspaceError, match="^no sweep with id 404"):
+        runs(store, sweep=404)
     with pytest.raises(HyperspaceError, match="invalid filter 'classifier.C'"):
         runs(store, where=["classifier.C"])
 

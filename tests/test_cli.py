@@ -167,11 +167,18 @@ def test_runs_show_prints_one_run_in_full_as_readable_text_at_100_columns(two_ru
     [
         (["runs", "show", "99"], "error: no run with id 99"),
         (["runs", "ls", "--store", "postgres://nowhere"], "error: invalid store URI"),
-        (["runs", "ls", "--store", "sqlite:///README.md/store.db"], "error: cannot open store"),
+        (["runs", "ls", "--store", "sqlite:///README.md/store.db"], "error: no store at sqlite:///"),
+        (["runs", "ls", "--sweep", "99"], "error: no sweep with id 99 in store sqlite:///"),
+        (["runs", "ls", "--task", "digitz"], "error: no run of task 'digitz' in store sqlite:///"),
+        (["report", "--sweep", "99"], "error: no sweep with id 99"),
+        (["queue", "ls", "--sweep", "99"], "error: no sweep with id 99"),
+        (["report", "-o", "missing/report.html"], "error: cannot write missing/report.html: No such file or directory"),
         (["runs", "ls", "--where", "model.depth"], "error: invalid filter 'model.depth': no operator found; expected PATH=VALUE"),
         (["runs", "ls", "--where", "score<[1]"], "error: invalid filter 'score<[1]': invalid condition on score: < compares"),
         (["runs", "ls", "--sort", "-a..b"], "error: invalid sort '-a..b': invalid path 'a..b'"),
         (["runs", "ls", "--columns", "nope"], "error: cannot show config column 'nope': no listed run has it"),
+        (["runs", "ls", "--limit", "0"], "error: --limit must be more than 0 and at most 2147483647, not 0"),
+        (["runs", "ls", "--limit", "99999999999999999999999999"], "error: --limit must be more than 0 and at most 2147483647, not 99999999999999999999999999"),
         (["runs", "diff", "1", "99"], "error: no run with id 99"),
     ],
 )
@@ -180,6 +187,15 @@ def test_hyperspace_reports_bad_input_in_one_line(two_runs: Path, args: list[str
     finished = hyperspace(two_runs, *args)
     assert finished.returncode == 2
     assert finished.stderr.startswith(message) and finished.stderr.count("\n") == 1, finished.stderr
+
+
+@pytest.mark.parametrize("command", [["runs", "ls"], ["sweep", "ls"], ["queue", "ls"], ["store", "check"], ["report"], ["runs", "show", "1"]])
+def test_a_command_on_a_store_that_does_not_exist_says_so_and_creates_nothing(tmp_path: Path, command: list[str]) -> None:
+    typo = hyperspace(tmp_path, *command, "--store", f"sqlite:///{tmp_path}/tpyo.db")
+    assert typo.returncode == 2 and typo.stderr.startswith(f"error: no store at sqlite:///{tmp_path}/tpyo.db: nothing was recorded"), typo.stderr
+    default = hyperspace(tmp_path, *command)
+    assert default.returncode == 2 and default.stderr.startswith(f"error: no store at sqlite:///{tmp_path}/.hyperspace/store.db:"), default.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == [], "no store file, no .hyperspace directory, no report"
 
 
 def _assert_clean_failure(finished, study: Path, message: str) -> None:
@@ -354,12 +370,17 @@ def one_queued_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--processes", "0"], "error: --processes must be more than 0, not 0"),
-        (["--processes", "-1"], "error: --processes must be more than 0, not -1"),
+        (["--processes", "0"], "error: --processes must be more than 0 and at most 2147483647, not 0"),
+        (["--processes", "-1"], "error: --processes must be more than 0 and at most 2147483647, not -1"),
+        (["--processes", "99999999999999999999"], "error: --processes must be more than 0 and at most 2147483647, not 99999999999999999999"),
         (["--max-jobs", "0"], "error: --max-jobs must be more than 0"),
+        (["--max-jobs", "2147483648"], "error: --max-jobs must be more than 0 and at most 2147483647, not 2147483648"),
         (["--lease", "0"], "error: --lease must be more than 0"),
+        (["--lease", "1e300"], "error: --lease must be more than 0 and at most 31622400, not 1e+300"),
+        (["--timeout", "inf"], "error: --timeout must be more than 0 and at most 31622400, not inf"),
         (["--timeout", "-5"], "error: --timeout must be more than 0"),
-        (["--grace", "-1"], "error: --grace must be 0 or more seconds"),
+        (["--grace", "-1"], "error: --grace must be 0 or more and at most 31622400, not -1"),
+        (["--grace", "nan"], "error: --grace must be 0 or more and at most 31622400, not nan"),
     ],
 )
 def test_worker_refuses_numbers_it_cannot_work_with(one_queued_job: Path, args: list[str], message: str) -> None:
@@ -370,12 +391,13 @@ def test_worker_refuses_numbers_it_cannot_work_with(one_queued_job: Path, args: 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["0"], "error: N must be more than 0, not 0"),
-        (["-3"], "error: N must be more than 0, not -3"),
-        (["2", "--gpus-per-worker", "0"], "error: --gpus-per-worker must be more than 0, not 0"),
-        (["2", "--mem-gb", "nan"], "error: --mem-gb must be more than 0, not nan"),
-        (["2", "--signal-delay", "-1"], "error: --signal-delay must be 0 or more seconds, not -1"),
-        (["2", "--processes", "0"], "error: --processes must be more than 0, not 0"),
+        (["0"], "error: N must be more than 0 and at most 2147483647, not 0"),
+        (["-3"], "error: N must be more than 0 and at most 2147483647, not -3"),
+        (["99999999999999999999"], "error: N must be more than 0 and at most 2147483647, not 99999999999999999999"),
+        (["2", "--gpus-per-worker", "0"], "error: --gpus-per-worker must be more than 0 and at most 2147483647, not 0"),
+        (["2", "--mem-gb", "nan"], "error: --mem-gb must be more than 0 and at most 2147483647, not nan"),
+        (["2", "--signal-delay", "-1"], "error: --signal-delay must be 0 or more and at most 31622400, not -1"),
+        (["2", "--processes", "0"], "error: --processes must be more than 0 and at most 2147483647, not 0"),
     ],
 )
 def test_slurm_workers_refuses_numbers_before_submitting_anything(probe_study: Path, args: list[str], message: str) -> None:

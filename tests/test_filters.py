@@ -12,7 +12,7 @@ import pytest
 from hyperspace_hydra import HyperspaceError, filters
 from hyperspace_hydra.filters import parse_condition, parse_sort, resolve_paths
 from hyperspace_hydra.store import COMPLETED, Store, open_store
-from hyperspace_hydra.store.base import Condition
+from hyperspace_hydra.store.base import Condition, NewJob
 
 START = dt.datetime(2026, 11, 1, 12, 0, 0)
 
@@ -152,9 +152,20 @@ def test_a_path_only_older_runs_have_is_found_by_the_database(store: Store, opti
 
 
 def test_paths_are_taken_as_given_when_no_run_is_selected(store: Store, optimizers: list[int]) -> None:
-    assert _ids(store, ["bogus<1"], sort="bogus", task="imdb") == []
+    assert _ids(store, ["bogus<1"], sort="bogus", task="digits", status="FAILED") == []
     with open_store(store.uri.replace("store.db", "empty.db")) as empty:
         assert _ids(empty, ["bogus<1"], sort="-bogus") == []
+
+
+def test_a_sweep_that_does_not_exist_or_a_task_no_run_has_is_an_error_not_an_empty_answer(store: Store, optimizers: list[int]) -> None:
+    _run(store, {"optimizer": {"lr": 1}}, seconds=1, task="imdb")
+    with pytest.raises(HyperspaceError, match="^no sweep with id 404 in store sqlite:///"):
+        _ids(store, sweep_id=404)
+    with pytest.raises(HyperspaceError, match="^no run of task 'digitz' in store sqlite:///.*: the newest runs' tasks are digits, imdb$"):
+        _ids(store, ["lr<1"], task="digitz")
+    assert _ids(store, task="imdb", status="FAILED") == [], "a task with runs, none of them selected: an empty answer"
+    waiting = store.enqueue("probe.run", [NewJob(["x=1"], {"x": 1}, "hash-x")], {"kind": "grid"}).sweep_id
+    assert _ids(store, sweep_id=waiting) == [], "a sweep whose jobs have not run yet: an empty answer"
 
 
 @pytest.mark.parametrize(("where", "message"), [

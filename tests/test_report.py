@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from optuna.distributions import FloatDistribution
 
+from hyperspace_hydra import HyperspaceError
 from hyperspace_hydra.hpo.tuner import SearchSpec
 from hyperspace_hydra.report import TABLE_ROWS, write_report
 from hyperspace_hydra.store import COMPLETED, FAILED, Store, open_store
@@ -131,3 +133,28 @@ def test_markup_in_parameter_names_values_and_metric_names_shows_as_text_in_the_
     assert MARKUP in titles, titles
     assert any(MARKUP in text for text in page.locator("svg .xtick, svg .tick text").all_text_contents()), "a categorical axis' values"
     assert MARKUP in page.inner_text("table.sortable thead")
+
+
+def test_a_report_is_written_whole_or_not_at_all(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _run(store, lr=0.1, width=8, objective=0.5)
+    with pytest.raises(HyperspaceError, match=f"^cannot write {tmp_path}/missing/report.html: No such file or directory"):
+        write_report(store, store.list_runs(), tmp_path / "missing" / "report.html", "Runs", maximize=False)
+    path = tmp_path / "report.html"
+    path.write_text("the report of yesterday")
+
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(store, store.list_runs(), path, "Runs", maximize=False)
+    assert path.read_text() == "the report of yesterday" and not list(tmp_path.glob(".report.html.*"))
+    monkeypatch.undo()
+    write_report(store, store.list_runs(), path, "Runs", maximize=False)
+    assert path.read_text().startswith("<!DOCTYPE html>") and path.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

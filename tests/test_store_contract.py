@@ -35,6 +35,7 @@ from hyperspace_hydra.store import (
     NewJob,
     RunNotFoundError,
     Store,
+    StoreNotFoundError,
     open_store,
     sql,
     sql_schema,
@@ -79,11 +80,11 @@ class Backend:
     in_process: bool = False
     """mongomock: every store object shares the client ``mongo``, which other processes cannot reach."""
 
-    def open(self, read_only: bool = False) -> Store:
-        """A new store object on this store (see ``open_store`` for ``read_only``)."""
+    def open(self, read_only: bool = False, create: bool = True) -> Store:
+        """A new store object on this store (see ``open_store`` for ``read_only`` and ``create``)."""
         if self.in_process:
-            return MongoStore(self.uri, client=self.mongo, read_only=read_only)
-        return open_store(self.uri, read_only=read_only)
+            return MongoStore(self.uri, client=self.mongo, read_only=read_only, create=create)
+        return open_store(self.uri, read_only=read_only, create=create)
 
     def uri_for_other_processes(self) -> str:
         """The store's URI, for tests that open it in several processes (skipped on mongomock)."""
@@ -138,6 +139,17 @@ def test_start_run_returns_unique_ids_across_processes(backend: Backend) -> None
         batches = pool.starmap(_start_many, [(store_uri, 25)] * 4)
     ids = [run_id for batch in batches for run_id in batch]
     assert len(set(ids)) == 100 and min(ids) >= 1
+
+
+def test_a_store_that_does_not_exist_is_refused_not_created_when_it_may_not_be_created(backend: Backend, tmp_path: Path) -> None:
+    for read_only in (False, True):
+        with pytest.raises(StoreNotFoundError, match=r"^no store at \S+: nothing was recorded there yet"):
+            backend.open(read_only=read_only, create=False)
+    assert not (tmp_path / "store.db").exists(), "no SQLite file is left behind"
+    with backend.open() as created:
+        run_id = created.start_run({"task": "t"})
+    with backend.open(create=False) as existing, backend.open(read_only=True) as reader:
+        assert [run["_id"] for run in existing.list_runs()] == [run["_id"] for run in reader.list_runs()] == [run_id]
 
 
 def test_a_started_run_is_running_with_every_field(store: Store) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import mongomock
 import mongomock.gridfs
 import pytest
-from conftest import HYPERSPACE, clean_env, enqueue, hyperspace, run_app, run_worker, start_worker, wait_until
+from conftest import HYPERSPACE, clean_env, enqueue, hyperspace, hyperspace_process, run_app, run_worker, start_worker, wait_until
 
 from hyperspace_hydra.store import Store, open_store
 from hyperspace_hydra.store.base import MetricPoint, NewJob, WorkerBeat, WorkerInfo, utcnow
@@ -288,6 +288,7 @@ def test_queue_page_shows_a_workers_slurm_job_and_its_lease_renewed_live(probe_s
 @pytest.mark.browser
 def test_queue_page_shows_an_idle_worker_then_that_it_stopped(probe_study: Path, page: Any, tmp_path: Path) -> None:
     worker = start_worker(probe_study)
+    wait_until(lambda: hyperspace(probe_study, "queue", "workers").returncode == 0, what="the worker's store")  # the UI serves only a store that exists
     try:
         with ui_server(probe_study) as url:
             page.goto(url + "/queue")
@@ -340,7 +341,25 @@ def test_queue_page_lists_failed_jobs_with_their_error_and_retries_one_or_the_sw
         assert unknown.status == 404 and unknown.json()["error"].startswith("no job with id 99")
 
 
+def _empty_default_store(directory: Path) -> Path:
+    """``directory``, holding the default store, empty: ``hyperspace ui`` serves only a store that exists."""
+    open_store(f"sqlite:///{directory}/.hyperspace/store.db").close()
+    return directory
+
+
+def test_a_store_that_does_not_exist_is_one_error_line(tmp_path: Path) -> None:
+    answer = hyperspace_process(tmp_path, "ui", "--port", "0", "--store", f"sqlite:///{tmp_path}/tpyo.db")
+    assert answer.returncode == 2 and answer.stderr.startswith(f"error: no store at sqlite:///{tmp_path}/tpyo.db: "), answer.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_port_beyond_65535_is_one_error_line(tmp_path: Path) -> None:
+    answer = hyperspace(_empty_default_store(tmp_path), "ui", "--port", "99999999")
+    assert (answer.returncode, answer.stderr) == (2, "error: --port must be from 0 (any free port) to 65535, not 99999999\n")
+
+
 def test_a_port_in_use_is_one_error_line(tmp_path: Path) -> None:
+    _empty_default_store(tmp_path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -351,7 +370,8 @@ def test_a_port_in_use_is_one_error_line(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_the_server_with_one_line_and_status_130(tmp_path: Path) -> None:
-    server = subprocess.Popen([str(HYPERSPACE), "ui", "--port", "0"], cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen([str(HYPERSPACE), "ui", "--port", "0"], cwd=_empty_default_store(tmp_path), env=clean_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     assert "http://127.0.0.1:" in server.stdout.readline()
     server.send_signal(signal.SIGINT)
     _, stderr = server.communicate(timeout=30)
@@ -359,7 +379,7 @@ def test_ctrl_c_stops_the_server_with_one_line_and_status_130(tmp_path: Path) ->
 
 
 def test_another_host_than_this_machine_gets_a_warning(tmp_path: Path) -> None:
-    server = subprocess.Popen([str(HYPERSPACE), "ui", "--host", "0.0.0.0", "--port", "0"], cwd=tmp_path, env=clean_env(),
+    server = subprocess.Popen([str(HYPERSPACE), "ui", "--host", "0.0.0.0", "--port", "0"], cwd=_empty_default_store(tmp_path), env=clean_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     assert "http://0.0.0.0:" in server.stdout.readline()
     server.send_signal(signal.SIGINT)

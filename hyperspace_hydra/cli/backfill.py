@@ -7,8 +7,8 @@ from typing import Any
 
 from hyperspace_hydra import backfill
 from hyperspace_hydra.app import load_app
-from hyperspace_hydra.cli.common import add_app_option, add_store_option, store_uri
-from hyperspace_hydra.store import Store, open_store
+from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for
+from hyperspace_hydra.store import Store
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -24,7 +24,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def _backfill(args: argparse.Namespace) -> None:
     app = load_app(args.app)  # imports the study, so that its targets' defaults are today's
-    with open_store(store_uri(args, app)) as store:
+    with open_store_for(args, app) as store:
         runs = {run["_id"]: run for run in store.list_runs() if (run.get("experiment") or {}).get("name") == app.module}
         adoptable = [run for run in store.list_runs(where=backfill.IMPORTED) if backfill.adoptable(run)]
         plans = backfill.plan(runs.values())

@@ -94,6 +94,8 @@ def job_row(job: dict[str, Any]) -> dict[str, Any]:
 
 def _ls(args: argparse.Namespace) -> None:
     with open_store_for(args) as store:
+        if args.sweep is not None:
+            store.get_sweep(args.sweep)  # a sweep that does not exist is an error, not an empty table
         rows = [job_row(job) for job in store.list_jobs(study=args.app, sweep_id=args.sweep, states=args.state)]
     if args.json:
         print_json_lines(rows)

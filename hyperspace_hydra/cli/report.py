@@ -6,11 +6,10 @@ import argparse
 from pathlib import Path
 
 from hyperspace_hydra.app import load_app
-from hyperspace_hydra.cli.common import add_app_option, add_store_option, store_uri
+from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for
 from hyperspace_hydra.filters import parse_condition, resolve_paths
 from hyperspace_hydra.report import write_report
 from hyperspace_hydra.settings import effective_settings
-from hyperspace_hydra.store import open_store
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -30,7 +29,7 @@ def _report(args: argparse.Namespace) -> None:
     where = [parse_condition(text) for text in args.where]
     app = load_app(args.app) if args.app else None
     direction = args.direction or (effective_settings(app.compose([])).direction.value if app else "minimize")
-    with open_store(store_uri(args, app)) as store:
+    with open_store_for(args, app) as store:
         where, _ = resolve_paths(store, where, None, task=args.task, sweep_id=args.sweep)
         runs = store.list_runs(task=args.task, sweep_id=args.sweep, where=where)
         title = "Runs" + (f" of task {args.task}" if args.task else "") + (f" of sweep {args.sweep}" if args.sweep else "")

@@ -38,7 +38,7 @@ def _key(override: str) -> str:
 
 
 def _rerun(args: argparse.Namespace) -> int:
-    with open_store(store_uri(args)) as store:
+    with open_store(store_uri(args), create=False) as store:
         run = store.get_run(args.run_id)
         app = load_app(run["experiment"]["name"])
         overrides = rerun_overrides(run["overrides"] or [], args.overrides)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from hyperspace_hydra.cli.common import add_store_option, open_store_for
+from hyperspace_hydra.cli.common import MAX_COUNT, add_store_option, open_store_for, require_positive
 from hyperspace_hydra.cli.output import READABLE_WIDTH, print_csv, print_json_lines, print_table, readable_text, to_json
 from hyperspace_hydra.filters import FORMS, parse_condition, parse_sort, resolve_paths
 from hyperspace_hydra.reproduce import reproduce_commands
@@ -62,6 +62,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _ls(args: argparse.Namespace) -> None:
+    require_positive(("--limit", args.limit), most=MAX_COUNT)
     where = [parse_condition(text) for text in args.where]
     sort = parse_sort(args.sort) if args.sort else None
     with open_store_for(args) as store:

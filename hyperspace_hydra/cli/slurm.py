@@ -8,10 +8,18 @@ from pathlib import Path
 from typing import Any
 
 from hyperspace_hydra.app import load_app
-from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for, require_positive, store_uri
+from hyperspace_hydra.cli.common import (
+    MAX_COUNT,
+    MAX_SECONDS,
+    add_app_option,
+    add_store_option,
+    open_store_for,
+    require_not_negative,
+    require_positive,
+    store_uri,
+)
 from hyperspace_hydra.cli.output import print_json_lines, print_table
 from hyperspace_hydra.cli.worker import add_worker_options, worker_options
-from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.slurm.environment import sqlite_store_warning
 from hyperspace_hydra.slurm.workers import (
@@ -52,9 +60,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _workers(args: argparse.Namespace) -> None:
-    require_positive(("N", args.count), ("--gpus-per-worker", args.gpus_per_worker), ("--cpus-per-worker", args.cpus_per_worker), ("--mem-gb", args.mem_gb))
-    if args.signal_delay < 0:
-        raise HyperspaceError(f"--signal-delay must be 0 or more seconds, not {args.signal_delay}")
+    require_positive(("N", args.count), ("--gpus-per-worker", args.gpus_per_worker), ("--cpus-per-worker", args.cpus_per_worker), ("--mem-gb", args.mem_gb), most=MAX_COUNT)
+    require_not_negative("--signal-delay", args.signal_delay, most=MAX_SECONDS)
     options = worker_options(args)
     app = load_app(args.app)
     uri = store_uri(args, app)

@@ -45,8 +45,13 @@ def _serve(args: argparse.Namespace) -> None:
         server.run(sockets=[listener])
 
 
+MAX_PORT = 65535
+
+
 def _listen(host: str, port: int) -> socket.socket:
     """A socket bound to ``host``:``port``; a port in use or an address this machine lacks is one :class:`HyperspaceError`."""
+    if not 0 <= port <= MAX_PORT:
+        raise HyperspaceError(f"--port must be from 0 (any free port) to {MAX_PORT}, not {port}")
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         listener = socket.socket(family, socket.SOCK_STREAM)

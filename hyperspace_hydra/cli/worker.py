@@ -5,8 +5,15 @@ from __future__ import annotations
 import argparse
 
 from hyperspace_hydra.app import load_app
-from hyperspace_hydra.cli.common import add_app_option, add_store_option, require_positive, store_uri
-from hyperspace_hydra.errors import HyperspaceError
+from hyperspace_hydra.cli.common import (
+    MAX_COUNT,
+    MAX_SECONDS,
+    add_app_option,
+    add_store_option,
+    require_not_negative,
+    require_positive,
+    store_uri,
+)
 from hyperspace_hydra.worker import WorkerOptions, serve
 
 
@@ -36,9 +43,9 @@ def worker_options(args: argparse.Namespace) -> WorkerOptions:
     Raises :class:`HyperspaceError` for a number a worker cannot work with: no processes,
     no jobs, or a lease or timeout of no time (a worker that does nothing must not look busy).
     """
-    require_positive(("--processes", args.processes), ("--max-jobs", args.max_jobs), ("--timeout", args.timeout), ("--lease", args.lease))
-    if not args.grace >= 0:
-        raise HyperspaceError(f"--grace must be 0 or more seconds, not {args.grace:g}")
+    require_positive(("--processes", args.processes), ("--max-jobs", args.max_jobs), most=MAX_COUNT)
+    require_positive(("--timeout", args.timeout), ("--lease", args.lease), most=MAX_SECONDS)
+    require_not_negative("--grace", args.grace, most=MAX_SECONDS)
     return WorkerOptions(
         processes=args.processes,
         exit_when_empty=args.exit_when_empty,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hyperspace_hydra.files import write_whole
 from hyperspace_hydra.hpo import pruned_apart
 from hyperspace_hydra.hpo.history import HISTORY_FIELDS, searched_params
 from hyperspace_hydra.hpo.search import History, history, scored_trial, sweep_trials
@@ -93,7 +94,7 @@ def write_plots(state: SearchState, path: Path) -> None:
     figures[0].update_layout(title=f"Sweep {state.sweep['id']}: objective over trials (history first, then this sweep's trials)")
     shown = [shown_as_text(json.loads(figure.to_json())) for figure in figures]
     parts = [plotly.io.to_html(figure, full_html=False, include_plotlyjs=index == 0) for index, figure in enumerate(shown)]
-    path.write_text(f"<html><head><meta charset='utf-8'><title>Sweep {state.sweep['id']}</title></head><body>{''.join(parts)}</body></html>")
+    write_whole(path, f"<html><head><meta charset='utf-8'><title>Sweep {state.sweep['id']}</title></head><body>{''.join(parts)}</body></html>")
 
 
 _TEMPLATES = ("hovertemplate", "texttemplate")

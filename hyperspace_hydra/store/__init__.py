@@ -27,18 +27,24 @@ from hyperspace_hydra.store.base import (
     NewJob,
     RunNotFoundError,
     Store,
+    StoreNotFoundError,
     utcnow,
 )
 
 __all__ = [
     "CANCELLED", "COMPLETED", "DIED", "FAILED", "FINAL_STATUSES", "INTERRUPTED", "JOB_FINAL_STATES",
     "JOB_STATES", "PAUSED", "QUEUED", "RUNNING", "TIMEOUT", "Claim", "ClaimedJob", "ClaimLostError", "Condition", "EnqueueResult",
-    "JobNotFoundError", "MetricPoint", "NewJob", "RunNotFoundError", "Store", "open_store", "utcnow",
+    "JobNotFoundError", "MetricPoint", "NewJob", "RunNotFoundError", "Store", "StoreNotFoundError", "open_store", "utcnow",
 ]  # fmt: skip
 
 
-def open_store(uri: str, read_only: bool = False) -> Store:
+def open_store(uri: str, read_only: bool = False, create: bool = True) -> Store:
     """Open (and on first use create) the store at ``uri``.
+
+    ``create`` False: a store that does not exist yet (no SQLite file, a PostgreSQL database without the
+    store's tables, a MongoDB database holding neither a store nor Sacred's runs) is refused with
+    :class:`StoreNotFoundError` instead of created: a command that only reads (``runs ls``) must not answer
+    from a new empty store made by a typo in the URI or a command started in the wrong directory.
 
     ``read_only``: open it only to read it (a copy's source): nothing is created or upgraded (a
     missing SQLite file or PostgreSQL table, or an older schema, is refused), SQLite opens the
@@ -56,11 +62,11 @@ def open_store(uri: str, read_only: bool = False) -> Store:
     if scheme in ("sqlite", "postgresql", "postgresql+psycopg"):
         from hyperspace_hydra.store.sql import SQLStore
 
-        return SQLStore(uri, read_only)
+        return SQLStore(uri, read_only, create)
     if scheme in ("mongodb", "mongodb+srv"):
         from hyperspace_hydra.store.mongo import MongoStore
 
-        return MongoStore(uri, read_only=read_only)
+        return MongoStore(uri, read_only=read_only, create=create)
     raise HyperspaceError(
         f"invalid store URI {redact_credentials(uri)!r}: expected sqlite:///path/to/store.db "
         "(a relative path after the three slashes is relative to the current directory), postgresql://user:password@host/db "

@@ -313,6 +313,17 @@ class RunNotFoundError(HyperspaceError):
     """No run with the given id exists in this store."""
 
 
+class StoreNotFoundError(HyperspaceError):
+    """No store exists at the URI, and the caller asked not to create one (see :func:`~hyperspace_hydra.store.open_store`)."""
+
+    def __init__(self, shown_uri: str) -> None:
+        """``shown_uri``: the store's URI without its password."""
+        super().__init__(
+            f"no store at {shown_uri}: nothing was recorded there yet (a run, an enqueue or a worker creates one); "
+            "check the URI and the directory the command runs in"
+        )
+
+
 class JobNotFoundError(HyperspaceError):
     """No job (or sweep) with the given id exists in this store."""
 

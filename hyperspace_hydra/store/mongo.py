@@ -63,6 +63,7 @@ from hyperspace_hydra.store.base import (
     NewJob,
     RunNotFoundError,
     Store,
+    StoreNotFoundError,
     WholeRow,
     WorkerBeat,
     WorkerInfo,
@@ -208,11 +209,13 @@ class MongoStore(Store):
     later: it retries an upsert that lost the race to create a counter.
     """
 
-    def __init__(self, uri: str, client: pymongo.MongoClient | None = None, read_only: bool = False) -> None:
+    def __init__(self, uri: str, client: pymongo.MongoClient | None = None, read_only: bool = False, create: bool = True) -> None:
         """``read_only``: nothing is created or upgraded (see :func:`~hyperspace_hydra.store.open_store`);
-        MongoDB has no read-only connection, so the store's readers are what write nothing."""
+        MongoDB has no read-only connection, so the store's readers are what write nothing. ``create`` False
+        (implied by ``read_only``): a database that holds neither a store nor runs Sacred wrote is refused."""
         self.uri = uri
         self._read_only = read_only
+        self._create = create and not read_only
         database_name = _database_name(uri)
         self._owns_client = client is None
         self._client = _connect(uri) if client is None else client
@@ -227,6 +230,8 @@ class MongoStore(Store):
     def _open_schema(self) -> None:
         try:
             found = self._schema_version()
+            if found is None and not self._create and "runs" not in self._db.list_collection_names():
+                raise StoreNotFoundError(redact_credentials(self.uri))
             if found is None and self._read_only:
                 return  # a database no store has used (one Sacred wrote): its runs are read as they are
             if found is None:

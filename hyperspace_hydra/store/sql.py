@@ -50,6 +50,7 @@ from hyperspace_hydra.store.base import (
     NewJob,
     RunNotFoundError,
     Store,
+    StoreNotFoundError,
     WholeRow,
     WorkerBeat,
     WorkerInfo,
@@ -104,13 +105,18 @@ class SQLStore(Store):
     """SQLite's pooled connections are dropped before every fork, and PostgreSQL's are not pooled (see
     :func:`~hyperspace_hydra.store.sql_connection.open_engine`): a forked process opens its own."""
 
-    def __init__(self, uri: str, read_only: bool = False) -> None:
-        """``read_only``: see :func:`~hyperspace_hydra.store.open_store`."""
+    def __init__(self, uri: str, read_only: bool = False, create: bool = True) -> None:
+        """``read_only`` and ``create``: see :func:`~hyperspace_hydra.store.open_store` (a store opened read-only is never created)."""
         self.uri = uri
         self._read_only = read_only
+        existing_only = read_only or not create
+        if existing_only and not database_exists(uri):
+            raise StoreNotFoundError(redact_credentials(uri))  # before connecting: SQLite would create the file
         self._engine = open_engine(uri, read_only)
         self._writer = self._engine.execution_options(hyperspace_write=True)
         try:
+            if existing_only:
+                self._require_schema()
             if read_only or (uri in _SCHEMA_CHECKED and database_exists(uri)):
                 self._check_schema_version()
             else:
@@ -137,6 +143,13 @@ class SQLStore(Store):
             for table in METADATA.sorted_tables:
                 for index in table.indexes:
                     connection.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+
+    def _require_schema(self) -> None:
+        """:class:`StoreNotFoundError` unless the database holds a store (its version table)."""
+        with self._engine.connect() as connection:
+            if not sa.inspect(connection).has_table(STORE_META.name):
+                self._engine.dispose()
+                raise StoreNotFoundError(redact_credentials(self.uri))
 
     def _check_schema_version(self) -> None:
         with self._engine.connect() as connection:
