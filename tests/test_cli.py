@@ -258,6 +258,9 @@ def test_store_check_reports_backend_schema_and_counts(two_runs: Path, postgres_
     assert checked.returncode == 0, checked.stderr
     assert "backend: SQLite 3." in checked.stdout and "schema:  version 4" in checked.stdout and "runs:    2 completed" in checked.stdout
     assert "data:    ok (PRAGMA quick_check)" in checked.stdout
+    not_yet = hyperspace(two_runs, "store", "check", "--store", postgres_uri)
+    assert not_yet.returncode == 2 and not_yet.stderr.startswith("error: no store at postgresql://"), "a database without a store is not made one"
+    open_store(postgres_uri).close()
     report = json.loads(hyperspace(two_runs, "store", "check", "--json", "--store", postgres_uri).stdout)
     assert report["backend"].startswith("PostgreSQL 1") and report["jobs"] == {} and report["runs"] == {}
     assert report["integrity"] is None, "PostgreSQL has no cheap check"
