@@ -13,11 +13,20 @@ sweep there), a sweep or job in its own ``copied_from`` field (the URI, its id t
 nothing but copies of the same source with their ids, everything keeps its id; otherwise new ids are given. With
 ``where``, only the selected runs and the jobs and sweeps they ran in are copied. Sources are only read (the
 command opens them read-only), a page at a time.
+
+Memory is bounded by a page of runs, not by the store: runs and jobs are read, written and counted a page at a time,
+and the verification adds up as the pages go (counts per status, and a checksum that does not depend on the order
+of the runs, see :class:`_Tally`), on the source's side and on the side of the copies. What grows with the store is
+16 bytes per run and per job of the destination copied from the source (the original's id and the copy's, in an
+:class:`IdMap`, which tells what is copied already and what a copy points at), 16 bytes per selected job (the run it
+names), and the sweeps, held whole (there is one per enqueue or search). ``benchmarks/store_copy.py`` measures it.
 """
 
 from __future__ import annotations
 
 import hashlib
+from array import array
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +39,8 @@ from hyperspace_hydra.store.base import JOB_FIELDS, RUN_FIELDS, SWEEP_FIELDS, Co
 
 PAGE_RUNS = 200
 """Runs (and jobs) read from a store per query: memory stays bounded by a page, whatever the size of the store."""
+MERGED_EVERY = 4096
+"""Additions to an :class:`IdMap` held in a dict before they are merged into its arrays."""
 COPIED_FROM = "copied_from"
 QUEUE_STATES = frozenset({QUEUED, PAUSED})
 """The states of the jobs that ``with_queue`` moves: they wait in the destination's queue as they waited in the source's."""
@@ -76,11 +87,12 @@ class CopyReport:
 
 @dataclass(frozen=True)
 class _Copy:
+    """A sweep and its copy (sweeps are few, and held whole)."""
+
     copy_id: int
-    """The id of the copy (of a run, job or sweep)."""
+    """The id of the copy."""
     status: str
-    """A run's status, a job's state, a sweep's kind."""
-    config_hash: str | None = None
+    """The sweep's kind."""
 
 
 def copy_store(
@@ -97,7 +109,8 @@ def copy_store(
     ``progress(done, total)`` is called after each page of runs. A run, job or sweep that cannot be written stops
     the copy with a :class:`HyperspaceError` naming it; what was copied before it stays, and copying again goes on
     from there. At the end, counts per status and a checksum of the config hashes of the selected runs and of their
-    copies are compared, and the counts of sweeps and jobs (see :attr:`CopyReport.verified`).
+    copies (those copied before as they are now in the destination) are compared, and the counts of sweeps and jobs
+    (see :attr:`CopyReport.verified`).
     """
     origin = redact_credentials(source.uri)
     if origin == redact_credentials(destination.uri):
@@ -109,7 +122,7 @@ def copy_store(
         copier.copy_sweeps(source.list_sweeps())
         for jobs in job_pages(source, copier.job_states, PAGE_RUNS):
             copier.copy_jobs(jobs)
-    total = len(source.list_runs(where=where, fields=[]))
+    total = source.count_runs(where=where)
     done = 0
     for page in run_pages(source, where, RUN_FIELDS, PAGE_RUNS):
         copier.copy_runs(page)
@@ -133,24 +146,23 @@ def check_queue_movable(source: Store, where: Sequence[Condition] = ()) -> None:
 
 
 class _Copier:
-    """One copy from ``source`` into ``destination``: what the destination holds copied from ``origin`` (by the
-    original's id), what the source selected, and the writes of whatever is missing."""
+    """One copy from ``source`` into ``destination``: which originals the destination holds a copy of (by the original's
+    id), what the source selected so far, the tallies of both sides, and the writes of whatever is missing."""
 
     def __init__(self, source: Store, destination: Store, origin: str, with_queue: bool) -> None:
         self.source, self.destination, self.origin = source, destination, origin
         self.job_states = sorted(JOB_FINAL_STATES | (QUEUE_STATES if with_queue else set()))
-        self.sweep_copies, foreign_sweeps = _row_copies(destination.list_sweeps(), origin, "kind")
-        self.job_copies, foreign_jobs = _row_copies((job for page in job_pages(destination, None, PAGE_RUNS) for job in page), origin, "state")
-        self.run_copies = _run_copies(destination, origin)
+        self.sweep_copies, foreign_sweeps = _sweep_copies(destination.list_sweeps(), origin)
+        self.job_copies, foreign_jobs, jobs_kept = _job_copies(destination, origin)
+        self.run_copies, runs_kept = _run_copies(destination, origin)
         foreign = foreign_sweeps or foreign_jobs or _foreign_runs(destination, origin)
-        kept = all(copy.copy_id == source_id for copies in (self.sweep_copies, self.job_copies, self.run_copies) for source_id, copy in copies.items())
-        self.report = CopyReport(ids_kept=not foreign and kept)
+        sweeps_kept = all(copy.copy_id == source_id for source_id, copy in self.sweep_copies.items())
+        self.report = CopyReport(ids_kept=not foreign and sweeps_kept and jobs_kept and runs_kept)
         self.sweeps: dict[int, _Copy] = {}
-        self.jobs: dict[int, _Copy] = {}
-        self.runs: dict[int, _Copy] = {}
-        self.job_runs: dict[int, int | None] = {}
-        """The run that each selected job of the source names (its ``run_id`` there)."""
-        self.asked_jobs: set[int] = set()
+        self.jobs = IdMap()
+        """The selected jobs of the source, each to the run it names (its ``run_id`` there; 0: none)."""
+        self.selected, self.copies = _Tally(), _Tally()
+        """The selected finished runs and their copies, tallied a page at a time."""
 
     def copy_sweeps(self, sweeps: Iterable[dict[str, Any]]) -> None:
         """Note ``sweeps`` (of the source) as selected and write those without a copy."""
@@ -165,44 +177,64 @@ class _Copier:
         self.report.sweeps.copied += len(missing)
 
     def copy_jobs(self, jobs: list[dict[str, Any]]) -> None:
-        """Note ``jobs`` (of the source) as selected and write those without a copy, after the sweeps they belong to."""
+        """Note the jobs of ``jobs`` (of the source) not selected yet as selected, count them and their copies, and
+        write those without a copy, after the sweeps they belong to."""
+        jobs = [job for job in jobs if job["id"] not in self.jobs]
         self._copy_sweeps_by_id({job["sweep_id"] for job in jobs if job["sweep_id"] is not None})
-        missing = []
+        tally, missing, copied_before = self.report.jobs, [], []
         for job in jobs:
-            self.jobs[job["id"]], self.job_runs[job["id"]] = _Copy(job["id"], job["state"]), job["run_id"]
-            if job["id"] not in self.job_copies:
+            self.jobs[job["id"]] = job["run_id"] or 0
+            _count(tally.source, job["state"])
+            copy_id = self.job_copies.get(job["id"])
+            if copy_id is None:
                 missing.append(job)
+            else:
+                copied_before.append(copy_id)
+        for copy in self.destination.list_jobs(job_ids=copied_before) if copied_before else ():
+            _count(tally.destination, copy["state"])
         copies = [WholeRow(self._job_fields(job), self._kept(job)) for job in missing]
         new_ids = _written(lambda: self.destination.add_whole_jobs(copies), "job", missing, self.origin)
-        self.job_copies.update({job["id"]: _Copy(new_id, job["state"]) for job, new_id in zip(missing, new_ids)})
-        self.report.jobs.copied += len(missing)
+        for job, new_id in zip(missing, new_ids):
+            self.job_copies[job["id"]] = new_id
+            _count(tally.destination, job["state"])
+        tally.copied += len(missing)
+        tally.already_copied += len(copied_before)
 
     def copy_runs(self, page: list[dict[str, Any]]) -> None:
-        """Note the finished runs of ``page`` as selected (the others as unfinished) and write those without a copy,
-        after the jobs and sweeps they ran in."""
+        """Count the finished runs of ``page`` as selected (note the others as unfinished) and their copies, and write
+        those without a copy, after the jobs and sweeps they ran in."""
         finished = [run for run in page if run["status"] in FINAL_STATUSES]
         self.report.unfinished += [run["_id"] for run in page if run["status"] not in FINAL_STATUSES]
-        job_ids = {run["job_id"] for run in finished if run["job_id"] is not None} - self.asked_jobs
-        self.asked_jobs |= job_ids
+        job_ids = sorted({run["job_id"] for run in finished if run["job_id"] is not None and run["job_id"] not in self.jobs})
         if job_ids:
-            self.copy_jobs(self.source.list_jobs(job_ids=sorted(job_ids), states=self.job_states))
+            self.copy_jobs(self.source.list_jobs(job_ids=job_ids, states=self.job_states))
         self._copy_sweeps_by_id({run["sweep_id"] for run in finished if run["sweep_id"] is not None})
+        missing, copied_before = [], []
         for run in finished:
-            self.runs[run["_id"]] = _Copy(run["_id"], run["status"], run["config_hash"])
-        missing = [run for run in finished if run["_id"] not in self.run_copies]
-        self.report.already_copied += len(finished) - len(missing)
-        self.run_copies.update(self._write_runs(missing))
+            self.selected.add(run["status"], run["config_hash"])
+            copy_id = self.run_copies.get(run["_id"])
+            if copy_id is None:
+                missing.append(run)
+            else:
+                copied_before.append(copy_id)
+        if copied_before:  # as they are now in the destination
+            for copy in self.destination.list_runs(where=[Condition("id", "in", copied_before)], fields=("status", "config_hash")):
+                self.copies.add(copy["status"], copy["config_hash"])
+        for run, run_id in zip(missing, self._write_runs(missing)):
+            self.run_copies[run["_id"]] = run_id
+            self.copies.add(run["status"], run["config_hash"])
         self.report.copied += len(missing)
+        self.report.already_copied += len(copied_before)
 
     def verify(self) -> CopyReport:
         """The report, with the counts and checksums of the selected originals and their copies."""
         report = self.report
-        for originals, copies, tally in ((self.sweeps, self.sweep_copies, report.sweeps), (self.jobs, self.job_copies, report.jobs)):
-            tally.already_copied = len(originals) - tally.copied
-            tally.source, tally.destination = _counts(originals.values()), _counts(_copies_of(originals, copies))
-        runs = _copies_of(self.runs, self.run_copies)
-        report.source, report.destination = _counts(self.runs.values()), _counts(runs)
-        report.source_checksum, report.destination_checksum = _checksum(self.runs.values()), _checksum(runs)
+        report.sweeps.already_copied = len(self.sweeps) - report.sweeps.copied
+        report.sweeps.source = _counts(copy.status for copy in self.sweeps.values())
+        report.sweeps.destination = _counts(self.sweep_copies[sweep_id].status for sweep_id in self.sweeps if sweep_id in self.sweep_copies)
+        report.jobs.source, report.jobs.destination = _counts(report.jobs.source), _counts(report.jobs.destination)
+        report.source, report.source_checksum = self.selected.counts(), self.selected.checksum()
+        report.destination, report.destination_checksum = self.copies.counts(), self.copies.checksum()
         return report
 
     def _copy_sweeps_by_id(self, sweep_ids: set[int]) -> None:
@@ -218,31 +250,29 @@ class _Copier:
 
     def _job_fields(self, job: dict[str, Any]) -> dict[str, Any]:
         """A job's copy: its fields, its sweep's copy, the copy of its run if that was copied before (else set when it is)."""
-        run_copy = self.run_copies.get(job["run_id"]) if job["run_id"] is not None else None
         return {
             **{name: job[name] for name in JOB_FIELDS}, "sweep_id": _copy_id(self.sweep_copies, job["sweep_id"]),
-            "run_id": None if run_copy is None else run_copy.copy_id, COPIED_FROM: self._origin_of(job),
+            "run_id": self.run_copies.get(job["run_id"]), COPIED_FROM: self._origin_of(job),
         }  # fmt: skip
 
-    def _write_runs(self, runs: list[dict[str, Any]]) -> dict[int, _Copy]:
+    def _write_runs(self, runs: list[dict[str, Any]]) -> list[int]:
         """Write copies of ``runs`` in one call; if that fails, one at a time, to name the run that cannot be written."""
         if not runs:
-            return {}
+            return []
         finished = [self._finished_copy(run) for run in runs]
         try:
-            run_ids = self.destination.add_finished_runs(finished)
+            return self.destination.add_finished_runs(finished)
         except Exception:  # noqa: BLE001 - whatever the backend raised, the run at fault is found below
-            run_ids = [_copy_one(self.destination, run, copy, self.origin) for run, copy in zip(runs, finished)]
-        return {run["_id"]: _Copy(run_id, run["status"], run["config_hash"]) for run, run_id in zip(runs, run_ids)}
+            return [_copy_one(self.destination, run, copy, self.origin) for run, copy in zip(runs, finished)]
 
     def _finished_copy(self, run: dict[str, Any]) -> FinishedRun:
         """The copy of ``run`` to write: its fields, metrics and id (if kept), its job's and sweep's copies; ``info.copied_from`` names the original."""
         document = {name: run[name] for name in RUN_FIELDS}
-        job_id = _copy_id(self.job_copies, run["job_id"])
+        job_id = self.job_copies.get(run["job_id"])
         document.update(job_id=job_id, sweep_id=_copy_id(self.sweep_copies, run["sweep_id"]))
         copied_from = {"store": self.origin, "id": run["_id"], "job_id": run["job_id"], "sweep_id": run["sweep_id"]}
         document["info"] = {**(run["info"] or {}), COPIED_FROM: copied_from}
-        is_job_run = job_id is not None and self.job_runs.get(run["job_id"]) == run["_id"]
+        is_job_run = job_id is not None and self.jobs.get(run["job_id"]) == run["_id"]
         return FinishedRun(document, self.source.get_metrics(run["_id"]), run["_id"] if self.report.ids_kept else None, is_job_run)
 
     def _origin_of(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -258,10 +288,6 @@ def _copy_id(copies: dict[int, _Copy], source_id: int | None) -> int | None:
     return None if copy is None else copy.copy_id
 
 
-def _copies_of(originals: dict[int, _Copy], copies: dict[int, _Copy]) -> list[_Copy]:
-    return [copies[source_id] for source_id in originals if source_id in copies]
-
-
 def _written(write: Callable[[], list[int]], kind: str, rows: list[dict[str, Any]], origin: str) -> list[int]:
     """The ids that ``write`` gives the copies of ``rows``; a failure is one error naming them."""
     if not rows:
@@ -273,16 +299,31 @@ def _written(write: Callable[[], list[int]], kind: str, rows: list[dict[str, Any
         raise HyperspaceError(f"{kind}(s) {ids} of {origin} not copied: {one_line(error)}; what was copied before stays, and copying again goes on from there") from error
 
 
-def _row_copies(rows: Iterable[dict[str, Any]], origin: str, status: str) -> tuple[dict[int, _Copy], bool]:
-    """The sweeps or jobs among ``rows`` (of the destination) copied from ``origin``, by the original's id, and whether other rows are there."""
+def _sweep_copies(sweeps: Iterable[dict[str, Any]], origin: str) -> tuple[dict[int, _Copy], bool]:
+    """The sweeps among ``sweeps`` (of the destination) copied from ``origin``, by the original's id, and whether other sweeps are there."""
     copies, foreign = {}, False
-    for row in rows:
-        copied_from = row[COPIED_FROM] or {}
+    for sweep in sweeps:
+        copied_from = sweep[COPIED_FROM] or {}
         if copied_from.get("store") == origin:
-            copies[copied_from["id"]] = _Copy(row["id"], row[status])
+            copies[copied_from["id"]] = _Copy(sweep["id"], sweep["kind"])
         else:
             foreign = True
     return copies, foreign
+
+
+def _job_copies(destination: Store, origin: str) -> tuple[IdMap, bool, bool]:
+    """The jobs of ``destination`` copied from ``origin`` (the original's id to the copy's), whether other jobs are there,
+    and whether every copy has its original's id."""
+    copies, foreign, kept = IdMap(), False, True
+    for page in job_pages(destination, None, PAGE_RUNS):
+        for job in page:
+            copied_from = job[COPIED_FROM] or {}
+            if copied_from.get("store") == origin:
+                copies[copied_from["id"]] = job["id"]
+                kept = kept and copied_from["id"] == job["id"]
+            else:
+                foreign = True
+    return copies, foreign, kept
 
 
 def _copy_one(destination: Store, run: dict[str, Any], copy: FinishedRun, origin: str) -> int:
@@ -297,14 +338,14 @@ def _failure(run_id: int, origin: str, reason: str) -> HyperspaceError:
     return HyperspaceError(f"run {run_id} of {origin} not copied: {reason}; the runs before it are copied, and copying again goes on from there")
 
 
-def _run_copies(destination: Store, origin: str) -> dict[int, _Copy]:
-    """The runs of ``destination`` copied from ``origin``, by their id there."""
-    copied = [Condition(f"info.{COPIED_FROM}.store", "=", origin)]
-    return {
-        run["info"][COPIED_FROM]["id"]: _Copy(run["_id"], run["status"], run["config_hash"])
-        for page in run_pages(destination, copied, ("status", "config_hash", "info"), PAGE_RUNS)
-        for run in page
-    }
+def _run_copies(destination: Store, origin: str) -> tuple[IdMap, bool]:
+    """The runs of ``destination`` copied from ``origin`` (the original's id to the copy's), and whether every copy has its original's id."""
+    copies, kept = IdMap(), True
+    for page in run_pages(destination, [Condition(f"info.{COPIED_FROM}.store", "=", origin)], ("info",), PAGE_RUNS):
+        for run in page:
+            copies[run["info"][COPIED_FROM]["id"]] = run["_id"]
+            kept = kept and run["info"][COPIED_FROM]["id"] == run["_id"]
+    return copies, kept
 
 
 def _foreign_runs(destination: Store, origin: str) -> bool:
@@ -312,13 +353,71 @@ def _foreign_runs(destination: Store, origin: str) -> bool:
     return bool(destination.list_runs(1, where=[Condition(f"info.{COPIED_FROM}.store", "!=", origin)], fields=[]))
 
 
-def _counts(runs: Any) -> dict[str, int]:
-    return dict(sorted(Counter(run.status for run in runs).items()))
+def _count(counts: dict[str, int], status: str) -> None:
+    counts[status] = counts.get(status, 0) + 1
 
 
-def _checksum(runs: Any) -> str:
-    """SHA-256 over the sorted config hashes of ``runs`` (a run without one counts as an empty line)."""
-    digest = hashlib.sha256()
-    for value in sorted(run.config_hash or "" for run in runs):
-        digest.update(value.encode() + b"\n")
-    return digest.hexdigest()
+def _counts(statuses: Iterable[str] | dict[str, int]) -> dict[str, int]:
+    """Counts per status, in the order of the statuses' names."""
+    return dict(sorted(Counter(statuses).items()))
+
+
+class _Tally:
+    """Runs counted one at a time, in any order: how many have each status, and a checksum of their config hashes."""
+
+    def __init__(self) -> None:
+        self.statuses: Counter[str] = Counter()
+        self.digests = 0
+
+    def add(self, status: str, config_hash: str | None) -> None:
+        """Count a run (one without a config hash counts as an empty one)."""
+        self.statuses[status] += 1
+        self.digests = (self.digests + int.from_bytes(hashlib.sha256((config_hash or "").encode()).digest(), "big")) % 2**256
+
+    def counts(self) -> dict[str, int]:
+        return _counts(self.statuses)
+
+    def checksum(self) -> str:
+        """The sum of the SHA-256 digests of the config hashes, modulo 2**256, in hex: the same for the same hashes in
+        any order, and unlike a XOR, two equal hashes do not cancel out."""
+        return f"{self.digests:064x}"
+
+
+class IdMap:
+    """Ids of a store to ids (of a copy, of a run) in 16 bytes each: a dict of ints takes ~100 bytes an entry, too
+    many for a copy of millions of runs. Two sorted arrays of 64-bit integers, looked up by bisection; the latest
+    additions wait in a dict of at most :data:`MERGED_EVERY` entries, then are merged into the arrays in one pass."""
+
+    def __init__(self) -> None:
+        self._keys, self._values = array("q"), array("q")
+        self._recent: dict[int, int] = {}
+
+    def get(self, key: int | None) -> int | None:
+        """The id that ``key`` maps to; None if it maps to none (or is None)."""
+        if key is None:
+            return None
+        if key in self._recent:
+            return self._recent[key]
+        index = bisect_left(self._keys, key)
+        return self._values[index] if index < len(self._keys) and self._keys[index] == key else None
+
+    def __contains__(self, key: int) -> bool:
+        return self.get(key) is not None
+
+    def __setitem__(self, key: int, value: int) -> None:
+        self._recent[key] = value
+        if len(self._recent) >= MERGED_EVERY:
+            self._merge()
+
+    def _merge(self) -> None:
+        keys, values, start = array("q"), array("q"), 0
+        for key in sorted(self._recent):
+            index = bisect_left(self._keys, key, start)
+            keys += self._keys[start:index]
+            values += self._values[start:index]
+            keys.append(key)
+            values.append(self._recent[key])
+            start = index + (index < len(self._keys) and self._keys[index] == key)  # a key mapped anew: its old value goes
+        keys += self._keys[start:]
+        values += self._values[start:]
+        self._keys, self._values, self._recent = keys, values, {}
