@@ -16,7 +16,7 @@ command opens them read-only), a page at a time.
 
 Memory is bounded by a page of runs, not by the store: runs and jobs are read, written and counted a page at a time,
 and the verification adds up as the pages go (counts per status, and a checksum that does not depend on the order
-of the runs, see :class:`_Tally`), on the source's side and on the side of the copies. What grows with the store is
+of the runs, see :class:`RunTally`), on the source's side and on the side of the copies. What grows with the store is
 16 bytes per run and per job of the destination copied from the source (the original's id and the copy's, in an
 :class:`IdMap`, which tells what is copied already and what a copy points at), 16 bytes per selected job (the run it
 names), and the sweeps, held whole (there is one per enqueue or search). ``benchmarks/store_copy.py`` measures it.
@@ -161,7 +161,7 @@ class _Copier:
         self.sweeps: dict[int, _Copy] = {}
         self.jobs = IdMap()
         """The selected jobs of the source, each to the run it names (its ``run_id`` there; 0: none)."""
-        self.selected, self.copies = _Tally(), _Tally()
+        self.selected, self.copies = RunTally(), RunTally()
         """The selected finished runs and their copies, tallied a page at a time."""
 
     def copy_sweeps(self, sweeps: Iterable[dict[str, Any]]) -> None:
@@ -218,7 +218,8 @@ class _Copier:
             else:
                 copied_before.append(copy_id)
         if copied_before:  # as they are now in the destination
-            for copy in self.destination.list_runs(where=[Condition("id", "in", copied_before)], fields=("status", "config_hash")):
+            copies = self.destination.list_runs(len(copied_before), where=[Condition("id", "in", copied_before)], fields=("status", "config_hash"))
+            for copy in copies:
                 self.copies.add(copy["status"], copy["config_hash"])
         for run, run_id in zip(missing, self._write_runs(missing)):
             self.run_copies[run["_id"]] = run_id
@@ -362,7 +363,7 @@ def _counts(statuses: Iterable[str] | dict[str, int]) -> dict[str, int]:
     return dict(sorted(Counter(statuses).items()))
 
 
-class _Tally:
+class RunTally:
     """Runs counted one at a time, in any order: how many have each status, and a checksum of their config hashes."""
 
     def __init__(self) -> None:

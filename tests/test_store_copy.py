@@ -8,12 +8,13 @@ import signal
 import sqlite3
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from conftest import HYPERSPACE, clean_env, enqueue, hyperspace, run_worker, wait_until
 from test_store_contract import MONGO_SERVER_ENV, Backend, make_backend
 
+from hyperspace_hydra import store_copy
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import (
     CANCELLED,
@@ -30,7 +31,7 @@ from hyperspace_hydra.store import (
 )
 from hyperspace_hydra.store.base import Condition, FinishedRun
 from hyperspace_hydra.store.mongo import CAPTURED_OUT_TAIL_CHARS
-from hyperspace_hydra.store_copy import PAGE_RUNS, copy_store
+from hyperspace_hydra.store_copy import PAGE_RUNS, IdMap, RunTally, copy_store
 
 NOW = dt.datetime(2026, 11, 1, 12, 0, 0, 123000)  # milliseconds: what MongoDB keeps
 LONG_OUTPUT = "".join(f"step {index}\n" for index in range(50_000))
@@ -353,3 +354,99 @@ def test_with_where_only_the_jobs_and_sweeps_of_the_selected_runs_are_copied(tmp
         [run], [job], [sweep] = destination.list_runs(), destination.list_jobs(), destination.list_sweeps()
         assert run["info"]["copied_from"]["id"] == selected[0]["_id"] and (run["job_id"], run["sweep_id"]) == (job["id"], sweep["id"])
         assert (job["copied_from"]["id"], job["run_id"], job["sweep_id"], sweep["kind"]) == (1, run["_id"], sweep["id"], "grid")
+
+
+# ---- verification and memory ------------------------------------------------------------------
+
+
+def test_copies_altered_in_the_destination_afterwards_fail_the_verification_of_the_next_copy(tmp_path: Path) -> None:
+    source_uri, destination_uri = f"sqlite:///{tmp_path}/source.db", f"sqlite:///{tmp_path}/destination.db"
+    with open_store(source_uri) as source:
+        twins = [_record(source, COMPLETED, index, output=SHORT_OUTPUT, config_hash="same") for index in range(2)]
+        other = _record(source, COMPLETED, 2, output=SHORT_OUTPUT)
+    assert "3 run(s) copied (ids kept)" in _copy(tmp_path, source_uri, destination_uri).stdout
+    with sqlite3.connect(tmp_path / "destination.db") as altering:  # both twins alike: their digests would cancel out in a XOR
+        altering.execute(f"UPDATE runs SET config_hash = 'altered' WHERE id IN ({twins[0]}, {twins[1]})")
+    altered = hyperspace(tmp_path, "store", "copy", source_uri, destination_uri)
+    assert altered.returncode == 2 and "0 run(s) copied (ids kept), 3 copied before" in altered.stdout
+    assert "source:      3 completed;" in altered.stdout and "destination: 3 completed;" in altered.stdout
+    assert len({line.split("sha256 ")[1] for line in altered.stdout.splitlines() if "sha256" in line}) == 2, altered.stdout
+    assert altered.stderr == "error: verification failed: the copies differ from the source in the counts or the checksum above\n"
+    with sqlite3.connect(tmp_path / "destination.db") as altering:
+        altering.execute(f"UPDATE runs SET config_hash = 'same' WHERE id IN ({twins[0]}, {twins[1]})")
+        altering.execute(f"UPDATE runs SET status = 'FAILED' WHERE id = {other}")
+    failed = hyperspace(tmp_path, "store", "copy", source_uri, destination_uri)
+    assert failed.returncode == 2 and "destination: 2 completed, 1 failed;" in failed.stdout, failed.stdout
+    with sqlite3.connect(tmp_path / "destination.db") as altering:
+        altering.execute(f"UPDATE runs SET status = 'COMPLETED' WHERE id = {other}")
+    assert "0 run(s) copied (ids kept), 3 copied before" in _copy(tmp_path, source_uri, destination_uri).stdout
+
+
+def test_the_checksum_of_the_same_config_hashes_does_not_depend_on_their_order() -> None:
+    forward, backward, twice = RunTally(), RunTally(), RunTally()
+    for config_hash in ("a", "b", None, "c"):
+        forward.add(COMPLETED, config_hash)
+    for config_hash in ("c", None, "b", "a"):
+        backward.add(COMPLETED, config_hash)
+    for config_hash in ("a", "a", "b", "b"):
+        twice.add(COMPLETED, config_hash)
+    assert forward.checksum() == backward.checksum() and len(forward.checksum()) == 64
+    assert twice.checksum() != RunTally().checksum(), "pairs do not cancel out"
+
+
+def test_an_id_map_finds_every_id_whatever_the_order_they_came_in_and_keeps_the_latest_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_copy, "MERGED_EVERY", 3)
+    ids, expected = IdMap(), {}
+    for step, key in enumerate([5, 1, 9, 2**62, 3, 7, 1, 8, 2, 5, 100, 4, 6]):
+        ids[key] = expected[key] = step
+        assert {key: ids.get(key) for key in expected} == expected
+    assert ids.get(10) is None and ids.get(None) is None and 0 not in ids and 5 in ids
+    ids[0] = 0
+    assert 0 in ids and ids.get(0) == 0
+
+
+def test_copies_of_differently_filtered_copies_into_a_store_of_its_own_interleave_and_each_original_is_copied_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_copy, "MERGED_EVERY", 2)
+    monkeypatch.setattr(store_copy, "PAGE_RUNS", 3)
+    with open_store(f"sqlite:///{tmp_path}/source.db") as source, open_store(f"sqlite:///{tmp_path}/destination.db") as destination:
+        originals = [_record(source, COMPLETED, index, output=SHORT_OUTPUT) for index in range(10)]
+        own = _record(destination, FAILED, 99, output=SHORT_OUTPUT)
+        for where, copied, before in (([Condition("lr", ">", 0.55)], 4, 0), ([Condition("lr", "<", 0.25)], 3, 0), ([], 3, 7)):
+            report = copy_store(source, destination, where)
+            assert (report.copied, report.already_copied, report.ids_kept, report.verified) == (copied, before, False, True)
+        copies = {run["info"]["copied_from"]["id"]: run for run in destination.list_runs() if run["_id"] != own}
+        assert sorted(copies) == originals and all(copy["config"] == source.get_run(original)["config"] for original, copy in copies.items())
+        assert (report.source, report.source_checksum) == (report.destination, report.destination_checksum) == ({COMPLETED: 10}, report.source_checksum)
+
+
+class _PagedOnly:
+    """A store that refuses any read of runs or jobs not bounded by a page (the sweeps are read whole)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def list_runs(self, limit: int | None = None, **filters: Any) -> list[dict[str, Any]]:
+        assert limit is not None and limit <= PAGE_RUNS, f"list_runs({limit}, {filters}) reads more than a page"
+        return self.store.list_runs(limit, **filters)
+
+    def list_jobs(self, *args: Any, job_ids: list[int] | None = None, limit: int | None = None, **filters: Any) -> list[dict[str, Any]]:
+        bound = limit if job_ids is None else len(job_ids)
+        assert bound is not None and bound <= PAGE_RUNS, f"list_jobs({args}, {job_ids}, {limit}, {filters}) reads more than a page"
+        return self.store.list_jobs(*args, job_ids=job_ids, limit=limit, **filters)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_a_copy_reads_runs_and_jobs_of_both_stores_a_page_at_a_time(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path}/source.db") as source, open_store(f"sqlite:///{tmp_path}/destination.db") as destination:
+        _queue_history(source)
+        grid = source.enqueue("study", [NewJob([f"i={index}"], {"i": index}, f"i-{index}") for index in range(PAGE_RUNS + 5)], {"kind": "grid"})
+        source.change_jobs([QUEUED], COMPLETED, sweep_id=grid.sweep_id)
+        document = {name: value for name, value in source.get_run(1).items() if name not in ("_id", "job_id", "sweep_id")}
+        source.add_finished_runs([FinishedRun({**document, "job_id": job_id, "sweep_id": grid.sweep_id}, is_job_run=True) for job_id in grid.enqueued])
+        for _copy_again in range(2):
+            report = copy_store(cast(Store, _PagedOnly(source)), cast(Store, _PagedOnly(destination)))
+            assert report.verified and report.copied + report.already_copied == PAGE_RUNS + 9
