@@ -356,6 +356,16 @@ def test_with_where_only_the_jobs_and_sweeps_of_the_selected_runs_are_copied(tmp
         assert (job["copied_from"]["id"], job["run_id"], job["sweep_id"], sweep["kind"]) == (1, run["_id"], sweep["id"], "grid")
 
 
+
+def test_a_copy_with_where_after_a_whole_copy_checks_only_the_copies_of_the_selected_runs(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path}/source.db") as source, open_store(f"sqlite:///{tmp_path}/destination.db") as destination:
+        for index in range(6):
+            _record(source, (COMPLETED, FAILED)[index % 2], index, output=SHORT_OUTPUT)
+        assert copy_store(source, destination).verified
+        report = copy_store(source, destination, [Condition("status", "=", FAILED)])
+        assert (report.copied, report.already_copied, report.verified) == (0, 3, True)
+        assert report.source == report.destination == {FAILED: 3} and report.source_checksum == report.destination_checksum
+
 # ---- verification and memory ------------------------------------------------------------------
 
 
@@ -409,15 +419,17 @@ def test_copies_of_differently_filtered_copies_into_a_store_of_its_own_interleav
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(store_copy, "MERGED_EVERY", 2)
-    monkeypatch.setattr(store_copy, "PAGE_RUNS", 3)
+    monkeypatch.setattr(store_copy, "PAGE_RUNS", 4)
     with open_store(f"sqlite:///{tmp_path}/source.db") as source, open_store(f"sqlite:///{tmp_path}/destination.db") as destination:
         originals = [_record(source, COMPLETED, index, output=SHORT_OUTPUT) for index in range(10)]
-        own = _record(destination, FAILED, 99, output=SHORT_OUTPUT)
-        for where, copied, before in (([Condition("lr", ">", 0.55)], 4, 0), ([Condition("lr", "<", 0.25)], 3, 0), ([], 3, 7)):
+        own = [_record(destination, FAILED, 99, output=SHORT_OUTPUT)]
+        copies = (([Condition("lr", ">", 0.45)], 5, 0), ([Condition("lr", "<", 0.35)], 4, 0), ([], 1, 9), ([], 0, 10))
+        for step, (where, copied, before) in enumerate(copies):
             report = copy_store(source, destination, where)
             assert (report.copied, report.already_copied, report.ids_kept, report.verified) == (copied, before, False, True)
-        copies = {run["info"]["copied_from"]["id"]: run for run in destination.list_runs() if run["_id"] != own}
-        assert sorted(copies) == originals and all(copy["config"] == source.get_run(original)["config"] for original, copy in copies.items())
+            own += [_record(destination, FAILED, 99, output=SHORT_OUTPUT) for _ in range(5 if step == 0 else 0)]  # copies of a page far apart
+        copies_of = {run["info"]["copied_from"]["id"]: run for run in destination.list_runs() if run["_id"] not in own}
+        assert sorted(copies_of) == originals and all(copy["config"] == source.get_run(original)["config"] for original, copy in copies_of.items())
         assert (report.source, report.source_checksum) == (report.destination, report.destination_checksum) == ({COMPLETED: 10}, report.source_checksum)
 
 
