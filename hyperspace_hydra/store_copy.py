@@ -355,7 +355,7 @@ def _runs_of(store: Store, run_ids: list[int], fields: Sequence[str]) -> list[di
         return []
     low, high = min(run_ids), max(run_ids)
     if high - low < 2 * len(run_ids):
-        runs = store.list_runs(high - low + 1, where=[Condition("id", ">", low - 1), Condition("id", "<", high + 1)], fields=fields)
+        runs = store.list_runs(high - low + 1, where=[Condition("id", ">=", low), Condition("id", "<=", high)], fields=fields)
     else:
         runs = store.list_runs(len(run_ids), where=[Condition("id", "in", run_ids)], fields=fields)
     wanted = set(run_ids)
