@@ -127,6 +127,17 @@ def notebook(study: Path, code: str, env: dict[str, str] | None = None) -> subpr
     return subprocess.CompletedProcess([sys.executable, "-c", code], status, out.getvalue(), err.getvalue())
 
 
+def _printed_by_an_unconfigured_process(record: logging.LogRecord) -> bool:
+    """Whether a process that configured no logging prints ``record`` (Python's last resort): only if no logger on its
+    way to the root has a handler (the CLI gives psycopg's a NullHandler, to silence what it reports itself)."""
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    while logger is not None and logger is not logging.getLogger():
+        if logger.handlers or not logger.propagate:
+            return False
+        logger = logger.parent
+    return True
+
+
 @contextlib.contextmanager
 def _as_a_process_in(cwd: Path, env: dict[str, str]) -> Iterator[tuple[io.StringIO, io.StringIO]]:
     """This process made to look like a fresh one started in ``cwd`` with ``env`` (with ``cwd`` first on
@@ -136,6 +147,7 @@ def _as_a_process_in(cwd: Path, env: dict[str, str]) -> Iterator[tuple[io.String
     out, err = io.StringIO(), io.StringIO()
     log_handler = logging.StreamHandler(err)
     log_handler.setLevel(logging.WARNING)
+    log_handler.addFilter(_printed_by_an_unconfigured_process)
     saved_env, saved_path, saved_hydra_config = dict(os.environ), list(sys.path), HydraConfig.instance().cfg
     _forget_modules_of(cwd)
     sys.path.insert(0, str(cwd))
