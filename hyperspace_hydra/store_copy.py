@@ -30,6 +30,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hyperspace_hydra.errors import HyperspaceError, one_line
@@ -42,6 +43,7 @@ PAGE_RUNS = 200
 MERGED_EVERY = 4096
 """Additions to an :class:`IdMap` held in a dict before they are merged into its arrays."""
 COPIED_FROM = "copied_from"
+SQLITE_PREFIX = "sqlite:///"
 QUEUE_STATES = frozenset({QUEUED, PAUSED})
 """The states of the jobs that ``with_queue`` moves: they wait in the destination's queue as they waited in the source's."""
 
@@ -112,9 +114,8 @@ def copy_store(
     copies (those copied before as they are now in the destination) are compared, and the counts of sweeps and jobs
     (see :attr:`CopyReport.verified`).
     """
+    check_distinct_stores(source.uri, destination.uri)
     origin = redact_credentials(source.uri)
-    if origin == redact_credentials(destination.uri):
-        raise HyperspaceError(f"source and destination are the same store ({origin})")
     if with_queue:
         check_queue_movable(source, where)
     copier = _Copier(source, destination, origin, with_queue)
@@ -129,6 +130,19 @@ def copy_store(
         done += len(page)
         progress(done, total)
     return copier.verify()
+
+
+def check_distinct_stores(source_uri: str, destination_uri: str) -> None:
+    """:class:`HyperspaceError` if the two URIs name the same store: the same SQLite file however its path is
+    written, else the same URI without its password."""
+    if _store_named(source_uri) == _store_named(destination_uri):
+        raise HyperspaceError(f"source and destination are the same store ({redact_credentials(source_uri)})")
+
+
+def _store_named(uri: str) -> str:
+    if uri.startswith(SQLITE_PREFIX):
+        return SQLITE_PREFIX + str(Path(uri.removeprefix(SQLITE_PREFIX)).resolve())
+    return redact_credentials(uri)
 
 
 def check_queue_movable(source: Store, where: Sequence[Condition] = ()) -> None:

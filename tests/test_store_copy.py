@@ -151,8 +151,10 @@ def test_a_missing_source_or_the_same_store_is_one_error_line(tmp_path: Path) ->
     assert missing.returncode == 2 and missing.stderr.startswith(f"error: no store at sqlite:///{tmp_path}/typo.db: nothing was recorded there yet")
     assert not (tmp_path / "typo.db").exists()
     open_store(f"sqlite:///{tmp_path}/s.db").close()
-    same = hyperspace(tmp_path, "store", "copy", f"sqlite:///{tmp_path}/s.db", f"sqlite:///{tmp_path}/s.db")
-    assert same.returncode == 2 and same.stderr == f"error: source and destination are the same store (sqlite:///{tmp_path}/s.db)\n"
+    for destination in (f"sqlite:///{tmp_path}/s.db", "sqlite:///s.db", f"sqlite:///{tmp_path}/sub/../s.db"):
+        same = hyperspace(tmp_path, "store", "copy", "sqlite:///s.db", destination)
+        assert same.returncode == 2 and same.stderr == f"error: source and destination are the same store (sqlite:///{tmp_path}/s.db)\n", destination
+        assert "copying" not in same.stdout + same.stderr, "refused before anything starts"
 
 
 @pytest.fixture(params=["mongomock", "mongodb"])

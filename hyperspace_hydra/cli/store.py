@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -10,9 +11,9 @@ from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_s
 from hyperspace_hydra.cli.output import describe_counts, to_json
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.filters import FORMS, parse_condition, resolve_paths
-from hyperspace_hydra.settings import redact_credentials
+from hyperspace_hydra.settings import absolute_sqlite_uri, redact_credentials
 from hyperspace_hydra.store import open_store
-from hyperspace_hydra.store_copy import CopyReport, Tally, check_queue_movable, copy_store
+from hyperspace_hydra.store_copy import CopyReport, Tally, check_distinct_stores, check_queue_movable, copy_store
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -47,11 +48,13 @@ def _check(args: argparse.Namespace) -> None:
 
 def _copy(args: argparse.Namespace) -> None:
     where = [parse_condition(text) for text in args.where]
-    with open_store(args.source, read_only=True) as source:
+    source_uri, destination_uri = (absolute_sqlite_uri(uri, Path.cwd()) for uri in (args.source, args.destination))
+    check_distinct_stores(source_uri, destination_uri)  # before either is opened: a refusal writes nothing
+    with open_store(source_uri, read_only=True) as source:
         where, _sort = resolve_paths(source, where, None)
         if args.with_queue:
             check_queue_movable(source, where)  # before the destination is opened: a refusal writes nothing
-        with open_store(args.destination) as destination:
+        with open_store(destination_uri) as destination:
             columns = (TextColumn("copying runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
             with Progress(*columns, transient=False) as progress:
                 bar = progress.add_task("copy", total=None)
