@@ -164,6 +164,8 @@ class Worker:
         self._last_beat: tuple[float, bool, bool] = (-float("inf"), False, False)
         """When this worker last told the registry it is there (``time.monotonic()``), and whether it was working and stopping."""
         self._wakeup_read, self._wakeup_write = os.pipe()
+        self._rehearsed = False
+        """Whether the store has rehearsed a job's recording in this process (see :meth:`_rehearse_recording`)."""
 
     def run(self) -> int:
         """Work until told to stop, the queue is empty (``exit_when_empty``) or ``max_jobs`` are done."""
@@ -246,11 +248,23 @@ class Worker:
         log_path = output_dir / "job.log"
         gpus = self._free_gpu_share()
         claim_deadline = _ClaimDeadline(self._claim_surely_held_until(asked))
+        self._rehearse_recording(job)
         pid = self._fork_job(job, config, log_path, gpus, claim_deadline)
         self._running[pid] = _RunningJob(job, pid, time.monotonic(), log_path, claim_deadline, gpus)
         overrides = " ".join(redact_credentials(item) for item in job.overrides) or "(no overrides)"
         self._say(f"job {job.claim.job_id} started (attempt {job.attempts + 1}, pid {pid}): {overrides}")
         return True
+
+    def _rehearse_recording(self, job: ClaimedJob) -> None:
+        """Before the first fork, let the store prepare what every job process executes to record its run
+        (:meth:`Store.rehearse_job_run`: the SQL store compiles its statements once here, not in every job process)."""
+        if self._rehearsed or not self.store.usable_after_fork:
+            return
+        try:
+            self.store.rehearse_job_run(job.claim)
+        except HyperspaceError:
+            return  # the job records its run all the same, and the next job asks again
+        self._rehearsed = True
 
     def _end_without_running(self, job: ClaimedJob, reason: str) -> None:
         self.store.end_job(job.claim, FAILED, reason)

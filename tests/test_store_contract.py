@@ -16,9 +16,11 @@ import mongomock
 import mongomock.gridfs
 import pymongo
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from hyperspace_hydra import HyperspaceError
+from hyperspace_hydra.observer import StoreObserver
 from hyperspace_hydra.store import (
     CANCELLED,
     COMPLETED,
@@ -522,6 +524,52 @@ def test_a_forked_process_inherits_no_sqlite_connection_and_both_go_on_writing(t
         assert sorted(run["task"] for run in store.list_runs()) == ["child", "parent", "parent again"]
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def sql_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """A new, empty store on each SQL backend."""
+    yield from make_backend(request.param, request, tmp_path)
+
+
+def _record_a_job_run_in_a_forked_process(store: Store, claim: Any, misses_file: Path) -> None:
+    """Fork a process that records a run of the job under ``claim`` through ``store`` as a worker's job process does, and
+    writes to ``misses_file`` every statement it did not find compiled in the engine's cache."""
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            misses = []
+
+            def note_miss(_connection: Any, _cursor: Any, statement: str, _parameters: Any, context: Any, _many: bool) -> None:
+                if context.compiled is not None and context.cache_hit == context.dialect.CACHE_MISS:
+                    misses.append(" ".join(statement.split()))
+
+            sa.event.listen(store._engine, "after_cursor_execute", note_miss)  # type: ignore[attr-defined]
+            observer = StoreObserver(store, {"task": "t", "job_id": claim.job_id, "seed": 1}, lambda result: result, claim)
+            observer.started_event({"name": "t"}, "main", {"hostname": "h"}, NOW, {"lr": 0.1}, {"argv": []}, None)
+            observer.log_metrics({"loss": {"steps": [0, 1], "values": [1.0, 0.5], "timestamps": [NOW, NOW]}}, {})
+            observer.heartbeat_event({}, "epoch 1", NOW, None)
+            observer.hold_heartbeat({}, "epoch 1\nepoch 2", NOW)
+            finished = observer.completed_event(NOW, 0.5)
+            misses_file.write_text("\n".join(misses))
+            status = 0 if finished else 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the job process recorded its run and ended its job"
+
+
+def test_a_job_process_forked_after_a_rehearsal_finds_every_recording_statement_compiled(sql_backend: Backend, tmp_path: Path) -> None:
+    with sql_backend.open() as store:
+        store.enqueue("s", [_job("a"), _job("b")], {"kind": "grid"})
+        first, second = store.claim("s", "w", 60), store.claim("s", "w", 60)
+        _record_a_job_run_in_a_forked_process(store, first.claim, tmp_path / "cold.txt")
+        assert (tmp_path / "cold.txt").read_text(), "without a rehearsal, a job process compiles the statements itself"
+        store.rehearse_job_run(second.claim)
+        _record_a_job_run_in_a_forked_process(store, second.claim, tmp_path / "warm.txt")
+        assert (tmp_path / "warm.txt").read_text() == "", "statements the job process compiled itself"
+        assert [job["state"] for job in store.list_jobs()] == [COMPLETED, COMPLETED]
+
+
 def test_a_store_from_a_newer_version_is_refused(backend: Backend) -> None:
     backend.open().close()
     if backend.mongo is not None:
@@ -678,6 +726,17 @@ def test_finishing_a_claimed_run_ends_its_job_in_the_same_step(store: Store) -> 
     store.finish_run(other_run, INTERRUPTED, {}, claim=interrupted.claim)
     [job] = store.list_jobs(job_ids=[interrupted.claim.job_id])
     assert job["state"] == QUEUED and job["attempts"] == 0 and job["worker"] is None, "an interrupted job is requeued, not failed"
+
+
+def test_rehearsing_a_job_run_leaves_the_store_and_the_claim_as_they_were(store: Store) -> None:
+    store.enqueue("s", [_job("a")], {"kind": "grid"})
+    claimed = store.claim("s", "w", 60)
+    before = store.list_jobs()
+    store.rehearse_job_run(claimed.claim)
+    assert store.list_jobs() == before and store.list_runs() == [] and store.count_runs() == 0
+    run_id = store.start_run({"job_id": claimed.claim.job_id}, claim=claimed.claim)
+    assert store.get_metrics(run_id) == {}
+    assert store.finish_run(run_id, COMPLETED, {"result": 1.0}, claim=claimed.claim) is True, "the claim still holds"
 
 
 def test_a_pruned_run_completes_its_job_and_is_never_retried(store: Store) -> None:

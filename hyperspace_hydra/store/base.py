@@ -634,6 +634,16 @@ class Store(abc.ABC):
     connections are not shared with the parent's); a worker's job processes then record through it
     instead of opening the store again."""
 
+    def rehearse_job_run(self, claim: Claim) -> None:
+        """Prepare this object so that processes forked from it afterwards record the run of a queued job faster
+        (:attr:`usable_after_fork`): the SQL store compiles the statements a job process executes, so each forked
+        process finds them in the cache it inherits instead of compiling them again.
+
+        ``claim`` is a claim this caller holds; the store is left as it was, the claim holds as before. May raise what
+        any write raises (an unavailable store, a lost claim); nothing depends on it having run. The default does nothing.
+        """
+        return None
+
     @abc.abstractmethod
     def start_run(self, document: Mapping[str, Any], claim: Claim | None = None) -> int:
         """Insert a new run with status RUNNING and return its id.

@@ -86,6 +86,9 @@ class RetryingStore(Store):
     def _retry(self, name: str, operation: Callable[[], _T]) -> _T:
         return retry_while_unavailable(operation, f"{name} on {redact_credentials(self.uri)}", self._budget)
 
+    def rehearse_job_run(self, claim: Claim) -> None:
+        self.store.rehearse_job_run(claim)  # not retried: it only saves job processes some work
+
     def start_run(self, document: Mapping[str, Any], claim: Claim | None = None) -> int:
         return self._retry("start_run", lambda: self.store.start_run(document, claim))
 

@@ -27,6 +27,7 @@ from hyperspace_hydra.store.base import (
     COMPLETED,
     DEDUPE_STATES,
     DIED,
+    FAILED,
     FINAL_STATUSES,
     INTERRUPTED,
     JOB_FINAL_STATES,
@@ -184,44 +185,79 @@ class SQLStore(Store):
 
     @reachable
     def start_run(self, document: Mapping[str, Any], claim: Claim | None = None) -> int:
-        values = {field: document.get(field) for field in RUN_FIELDS}
-        values["status"] = RUNNING
         with self._writer.begin() as connection:
-            _require_claim(connection, claim)
-            values["heartbeat"] = _server_now(connection)
-            run_id = _inserted_id(connection.execute(RUNS.insert().values(**values)))
-            if claim is not None:
-                connection.execute(JOBS.update().where(*_holds(claim)).values(run_id=run_id))
-            return run_id
+            return self._start_run(connection, document, claim)
 
     @reachable
     def update_run(self, run_id: int, changes: Mapping[str, Any], claim: Claim | None = None) -> None:
         with self._writer.begin() as connection:
-            _require_claim(connection, claim)
-            values = run_changes(changes)
-            if "heartbeat" in values:
-                values["heartbeat"] = _server_now(connection)
-            updated = connection.execute(RUNS.update().where(id_is(RUNS.c.id, run_id), RUNS.c.status == RUNNING).values(**values)).rowcount
-            if not updated:
-                self._require_run(connection, run_id)
+            self._update_run(connection, run_id, changes, claim)
 
     @reachable
     def finish_run(self, run_id: int, status: str, changes: Mapping[str, Any], claim: Claim | None = None) -> bool:
         if status not in FINAL_STATUSES:
             raise ValueError(f"{status!r} is not a final status; expected one of {sorted(FINAL_STATUSES)}")
-        values = run_changes(changes)
         with self._writer.begin() as connection:
+            return self._finish_run(connection, run_id, status, changes, claim)
+
+    @reachable
+    def rehearse_job_run(self, claim: Claim) -> None:
+        """One transaction, rolled back: what a job process executes to record a run of the job under ``claim`` (started,
+        a heartbeat, a batch of metrics, ended each usual way with the last heartbeat held, see
+        :class:`~hyperspace_hydra.observer.StoreObserver`), with empty values. The engine keeps those statements compiled,
+        and every job process forked afterwards finds them in the cache it inherits. On PostgreSQL the rolled-back runs
+        still take their ids from the sequence: ids stay unique, not contiguous."""
+        beat: dict[str, Any] = {"info": {}, "captured_out": "", "heartbeat": None}
+        endings: dict[str, dict[str, Any]] = {
+            COMPLETED: {"stop_time": None, "result": None, "objective": None},
+            FAILED: {"stop_time": None, "fail_trace": []},
+            INTERRUPTED: {"stop_time": None},
+        }
+        points = [MetricPoint("rehearsal", step, 0.0, utcnow()) for step in range(2)]  # a batch: one executemany
+        with self._writer.connect() as connection:
+            transaction = connection.begin()
+            try:
+                for status, changes in endings.items():
+                    run_id = self._start_run(connection, {}, claim)
+                    self._update_run(connection, run_id, beat, claim)
+                    self._add_metrics(connection, run_id, points, claim)
+                    self._finish_run(connection, run_id, status, {**beat, **changes}, claim)
+                    connection.execute(JOBS.update().where(JOBS.c.id == claim.job_id).values(state=RUNNING, token=claim.token))
+            finally:
+                transaction.rollback()
+
+    def _start_run(self, connection: Connection, document: Mapping[str, Any], claim: Claim | None) -> int:
+        values = {field: document.get(field) for field in RUN_FIELDS}
+        values["status"] = RUNNING
+        _require_claim(connection, claim)
+        values["heartbeat"] = _server_now(connection)
+        run_id = _inserted_id(connection.execute(RUNS.insert().values(**values)))
+        if claim is not None:
+            connection.execute(JOBS.update().where(*_holds(claim)).values(run_id=run_id))
+        return run_id
+
+    def _update_run(self, connection: Connection, run_id: int, changes: Mapping[str, Any], claim: Claim | None) -> None:
+        _require_claim(connection, claim)
+        values = _in_column_order(run_changes(changes))
+        if "heartbeat" in values:
+            values["heartbeat"] = _server_now(connection)
+        updated = connection.execute(RUNS.update().where(id_is(RUNS.c.id, run_id), RUNS.c.status == RUNNING).values(**values)).rowcount
+        if not updated:
             self._require_run(connection, run_id)
-            if claim is not None:
-                job_state = connection.execute(sa.select(JOBS.c.state, JOBS.c.token).where(JOBS.c.id == claim.job_id)).first()
-                if job_state is None or tuple(job_state) != (RUNNING, claim.token):
-                    lost_status = INTERRUPTED if job_state is not None and job_state.state == CANCELLED else DIED
-                    _finish_runs(connection, RUNS.c.id == run_id, lost_status, values)
-                    return False
-            finished = _finish_runs(connection, RUNS.c.id == run_id, status, values)
-            if finished and claim is not None:
-                _end_claimed_job(connection, claim, JOB_STATE_AFTER_RUN[status], error=job_error(status, values), run_id=run_id)
-            return finished
+
+    def _finish_run(self, connection: Connection, run_id: int, status: str, changes: Mapping[str, Any], claim: Claim | None) -> bool:
+        values = _in_column_order(run_changes(changes))
+        self._require_run(connection, run_id)
+        if claim is not None:
+            job_state = connection.execute(sa.select(JOBS.c.state, JOBS.c.token).where(JOBS.c.id == claim.job_id)).first()
+            if job_state is None or tuple(job_state) != (RUNNING, claim.token):
+                lost_status = INTERRUPTED if job_state is not None and job_state.state == CANCELLED else DIED
+                _finish_runs(connection, RUNS.c.id == run_id, lost_status, values)
+                return False
+        finished = _finish_runs(connection, RUNS.c.id == run_id, status, values)
+        if finished and claim is not None:
+            _end_claimed_job(connection, claim, JOB_STATE_AFTER_RUN[status], error=job_error(status, values), run_id=run_id)
+        return finished
 
     @reachable
     def end_stale_runs(self) -> list[int]:
@@ -300,12 +336,15 @@ class SQLStore(Store):
 
     @reachable
     def add_metrics(self, run_id: int, points: Iterable[MetricPoint], claim: Claim | None = None) -> None:
-        rows = [_metric_row(run_id, point) for point in points]
         with self._writer.begin() as connection:
-            _require_claim(connection, claim)
-            self._require_run(connection, run_id)
-            if rows:
-                connection.execute(METRICS.insert(), rows)
+            self._add_metrics(connection, run_id, points, claim)
+
+    def _add_metrics(self, connection: Connection, run_id: int, points: Iterable[MetricPoint], claim: Claim | None) -> None:
+        rows = [_metric_row(run_id, point) for point in points]
+        _require_claim(connection, claim)
+        self._require_run(connection, run_id)
+        if rows:
+            connection.execute(METRICS.insert(), rows)
 
     @reachable
     def get_run(self, run_id: int) -> dict[str, Any]:
@@ -645,6 +684,12 @@ def _require_claim(connection: Connection, claim: Claim | None) -> None:
     ends (on SQLite the whole store is, by BEGIN IMMEDIATE), so no requeue can slip in before the write."""
     if claim is not None and connection.execute(sa.select(JOBS.c.id).where(*_holds(claim)).with_for_update(read=True)).first() is None:
         raise claim_lost(claim)
+
+
+def _in_column_order(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` of run fields in the order of the table's columns: one statement (and one compiled statement in the
+    engine's cache, see :meth:`SQLStore.rehearse_job_run`) for the same fields however the caller ordered them."""
+    return {column.name: values[column.name] for column in RUNS.columns if column.name in values}
 
 
 def _existing_ids(connection: Connection, table: sa.Table, ids: Sequence[int]) -> list[int]:
