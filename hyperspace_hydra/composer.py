@@ -18,6 +18,8 @@ values the copy does not accept, so that Hydra reports the error.
 from __future__ import annotations
 
 import copy
+import functools
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,6 +51,21 @@ class _Job:
     shape: tuple[str, ...] | None
 
 
+@dataclass(frozen=True)
+class JobConfig:
+    """A job's full config, on its way: ``make()`` returns it; ``composed`` is it when it was composed in full already.
+
+    Otherwise ``make()`` sets the job's values on the base config of its shape (see :class:`SweepComposer`). Called in
+    a process forked after :meth:`SweepComposer.prepare` (a worker's job process), it sets them on that base itself,
+    which the process owns after the fork: the per-job copy of the whole config, ``hydra`` node included, is never made.
+    Called in the preparing process it copies the base first, as :meth:`SweepComposer.compose` does. It composes in full
+    when the base does not accept the values (Hydra's error then says why).
+    """
+
+    composed: DictConfig | None
+    make: Callable[[], DictConfig]
+
+
 class SweepComposer:
     """Composes the jobs of one sweep; see the module docstring.
 
@@ -70,16 +87,27 @@ class SweepComposer:
 
     def compose(self, overrides: Sequence[str]) -> DictConfig:
         """The full config of the job with ``overrides``, as ``compose`` would return it."""
+        return self.prepare(overrides).make()
+
+    def prepare(self, overrides: Sequence[str]) -> JobConfig:
+        """:meth:`compose` in two steps, for a caller that forks in between: a job whose shape is new is composed now,
+        any other is only looked up (see :class:`JobConfig`)."""
         job = self._job(overrides)
         base = self._bases.get(job.shape) if job.shape is not None else None
         if base is not None:
-            config = _with_values(base, job)
-            if config is not None:
-                self._reset_cache(config)
-                return config
+            return JobConfig(None, functools.partial(self._from_base, base, job, list(overrides), os.getpid()))
         config = self._compose(list(overrides))
         if job.shape is not None and job.shape not in self._bases and all(_is_plain_leaf(config, value.key_or_group) for value in job.values):
             self._bases[job.shape] = copy.deepcopy(config)
+        return JobConfig(config, lambda: config)
+
+    def _from_base(self, base: DictConfig, job: _Job, overrides: list[str], preparer: int) -> DictConfig:
+        """The job's config from its shape's ``base``: the base itself in a process forked from the ``preparer`` (it owns
+        its copy of memory), else a copy; composed in full when the base does not accept the job's values."""
+        config = base if os.getpid() != preparer else copy.deepcopy(base)
+        if not _set_values(config, job):
+            return self._compose(overrides)
+        self._reset_cache(config)
         return config
 
     def _reset_cache(self, config: DictConfig) -> None:
@@ -119,21 +147,21 @@ def _overlaps(key: str, other: str) -> bool:
     return key == other or key.startswith(f"{other}.") or other.startswith(f"{key}.")
 
 
-def _with_values(base: DictConfig, job: _Job) -> DictConfig | None:
-    """A copy of ``base`` with the job's values set, or None when the copy does not accept one."""
-    config = copy.deepcopy(base)
+def _set_values(config: DictConfig, job: _Job) -> bool:
+    """Set the job's values in ``config`` (a copy of its shape's base) as Hydra's override step would; False when
+    ``config`` does not accept one (it may then hold some of them)."""
     try:
         for override in job.values:
             OmegaConf.update(config, override.key_or_group, override.value(), merge=True)
     except Exception:  # noqa: BLE001 - in any doubt compose in full, which reports Hydra's own error
-        return None
+        return False
     task_overrides = [override for override in job.overrides if not override.is_hydra_override()]
     config.hydra.overrides.task = [override_text(override) for override in task_overrides]
     naming = config.hydra.job.config.override_dirname
     config.hydra.job.override_dirname = get_overrides_dirname(
         overrides=task_overrides, kv_sep=naming.kv_sep, item_sep=naming.item_sep, exclude_keys=naming.exclude_keys
     )
-    return config
+    return True
 
 
 def _is_plain_leaf(config: DictConfig, key: str) -> bool:
@@ -230,17 +258,21 @@ class QueuedJobComposer:
     def compose(self, overrides: Sequence[str], sweep_id: int | None, run_dir: str | None = None) -> DictConfig:
         """The full config of a job of sweep ``sweep_id`` that runs in ``run_dir``; without a
         ``run_dir``, as ``compose(overrides)`` (e.g. to enqueue a search's next trial)."""
+        return self.prepare(overrides, sweep_id, run_dir).make()
+
+    def prepare(self, overrides: Sequence[str], sweep_id: int | None, run_dir: str | None = None) -> JobConfig:
+        """:meth:`compose` in two steps, for a worker that forks the job's process in between (see :class:`JobConfig`)."""
         files = _files_stamp(self._config_dir)
         if files != self._files:
             self._files = files
             self._composers.clear()
-        config = self._composer(sweep_id).compose(overrides)
+        prepared = self._composer(sweep_id).prepare(overrides)
         if run_dir is None:
-            return config
-        with open_dict(config.hydra):
-            config.hydra.run.dir = run_dir
-            config.hydra.overrides.hydra.append(format_override("hydra.run.dir", run_dir))
-        return config
+            return prepared
+        if prepared.composed is not None:
+            _set_run_dir(prepared.composed, run_dir)
+            return prepared
+        return JobConfig(None, functools.partial(_in_run_dir, prepared.make, run_dir))
 
     def _composer(self, sweep_id: int | None) -> SweepComposer:
         if sweep_id not in self._composers:
@@ -248,6 +280,19 @@ class QueuedJobComposer:
                 del self._composers[next(iter(self._composers))]
             self._composers[sweep_id] = SweepComposer(self._compose, self._group_exists)
         return self._composers[sweep_id]
+
+
+def _in_run_dir(make: Callable[[], DictConfig], run_dir: str) -> DictConfig:
+    config = make()
+    _set_run_dir(config, run_dir)
+    return config
+
+
+def _set_run_dir(config: DictConfig, run_dir: str) -> None:
+    """Set ``hydra.run.dir`` as the override ``hydra.run.dir=<run_dir>`` would."""
+    with open_dict(config.hydra):
+        config.hydra.run.dir = run_dir
+        config.hydra.overrides.hydra.append(format_override("hydra.run.dir", run_dir))
 
 
 def _files_stamp(directory: Path | None) -> tuple[tuple[str, int, int], ...]:

@@ -61,6 +61,7 @@ from omegaconf import DictConfig
 
 from hyperspace_hydra import job_process, provenance, recorder, tracking  # noqa: F401 - tracking: the callback every job instantiates, loaded once before the forks
 from hyperspace_hydra.app import App
+from hyperspace_hydra.composer import JobConfig
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo import SEARCH, prunes
 from hyperspace_hydra.queue import new_job
@@ -236,11 +237,11 @@ class Worker:
         self._counters.claimed += 1
         output_dir = Path(job.output_dir or f"outputs/queue/{job.claim.job_id}")
         try:
-            config = self._composer.compose(job.overrides, job.sweep_id, str(output_dir))
+            config = self._composer.prepare(job.overrides, job.sweep_id, str(output_dir))
         except HyperspaceError as error:
-            self._end_without_running(job, f"the job does not compose: {error}")
+            self._end_without_running(job, _does_not_compose(error))
             return True
-        refused = refusal(config, self.options.allowed)  # resolving the targets imports their modules before the fork
+        refused = refusal(config.composed, self.options.allowed) if config.composed is not None else None  # its targets' modules load here, before the forks
         if refused:
             self._end_without_running(job, refused)
             return True
@@ -291,7 +292,7 @@ class Worker:
         elif gpus and self.options.processes > 1:
             self._say(f"worker {self.name}: {len(gpus)} GPU(s) do not split evenly over {self.options.processes} processes: every job sees all of them")
 
-    def _fork_job(self, job: ClaimedJob, config: DictConfig, log_path: Path, gpus: list[str] | None, claim_deadline: _ClaimDeadline) -> int:
+    def _fork_job(self, job: ClaimedJob, config: JobConfig, log_path: Path, gpus: list[str] | None, claim_deadline: _ClaimDeadline) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         worker_pid = os.getpid()
@@ -301,12 +302,13 @@ class Worker:
         return pid
 
     def _run_in_child(
-        self, job: ClaimedJob, config: DictConfig, log_path: Path, gpus: list[str] | None, worker_pid: int, claim_deadline: _ClaimDeadline
+        self, job: ClaimedJob, config: JobConfig, log_path: Path, gpus: list[str] | None, worker_pid: int, claim_deadline: _ClaimDeadline
     ) -> int:
         """Runs in the forked child; returns its exit status (never returns to the loop).
 
         The status is :data:`job_process.CLAIM_LOST_EXIT_STATUS` when the run ended after the job's claim was lost,
-        else 0 when the run ended the job or the task returned, 1 when anything raised.
+        else 0 when the run ended the job, the task returned or the job could not run (see :meth:`_full_config`),
+        1 when anything raised.
         """
         try:
             os.setpgid(0, 0)
@@ -321,7 +323,7 @@ class Worker:
                 signal.signal(signum, signal.SIG_DFL)
             signal.signal(signal.SIGUSR2, signal.SIG_IGN)
             job_process.bind_queued_job(job_process.QueuedJob(self.store.uri, job.claim, job.sweep_id, self._store_for_job_processes()))
-            self.app.run(config)
+            self.app.run(self._full_config(job, config))
             status = 0
         except SystemExit as stop:  # e.g. the attempt lost its job before the task began (the callback says why)
             status = stop.code if isinstance(stop.code, int) else 1
@@ -332,6 +334,24 @@ class Worker:
         sys.stdout.flush()
         sys.stderr.flush()
         return job_process.CLAIM_LOST_EXIT_STATUS if job_process.queued_job_ended_by_its_run() is False else status
+
+    def _full_config(self, job: ClaimedJob, config: JobConfig) -> DictConfig:
+        """In the job's process: its full config. One that the worker did not compose in full is made here from the base
+        config of its shape (see :class:`~hyperspace_hydra.composer.JobConfig`) and checked against the allowlist here (a
+        value may change a target). When it does not compose or is refused, this process ends the job FAILED with the
+        reason and exits (status 0, or :data:`job_process.CLAIM_LOST_EXIT_STATUS` when the claim was lost meanwhile)."""
+        try:
+            full = config.make()
+        except HyperspaceError as error:
+            reason = _does_not_compose(error)
+        else:
+            refused = refusal(full, self.options.allowed) if config.composed is None else None
+            if refused is None:
+                return full
+            reason = refused
+        print(f"hyperspace: job {job.claim.job_id} does not run: {reason}", file=sys.stderr)
+        store = self._store_for_job_processes() or open_retrying(self.store.uri)
+        raise SystemExit(0 if store.end_job(job.claim, FAILED, reason) else job_process.CLAIM_LOST_EXIT_STATUS)
 
     def _store_for_job_processes(self) -> RetryingStore | None:
         """This worker's store, for a job process to record through, when a forked process may use it."""
@@ -609,6 +629,10 @@ def _kill_group_when_unclaimed(worker_pid: int, claim_deadline: _ClaimDeadline, 
             break
         time.sleep(min(left, _WORKER_WATCH_SECONDS))
     os.killpg(0, signal.SIGKILL)
+
+
+def _does_not_compose(error: HyperspaceError) -> str:
+    return f"the job does not compose: {error}"
 
 
 def _still_held(job: dict[str, Any], claim: Claim) -> bool:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import os
+import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from hyperspace_hydra.app import App
-from hyperspace_hydra.composer import SweepComposer, group_lookup, multirun_composer
+from hyperspace_hydra.composer import JobConfig, SweepComposer, group_lookup, multirun_composer
 from hyperspace_hydra.config import plain, task_config, task_data
 from hyperspace_hydra.overrides import format_override
 from hyperspace_hydra.queue import new_job
@@ -248,3 +251,51 @@ def test_task_data_is_the_plain_task_config(app: App, overrides: list[str]) -> N
     config = app.compose(overrides)
     config.stamp = "now"  # a resolver of the time: the same in both reads
     assert task_data(config) == plain(task_config(config))
+
+
+def _made_in_a_forked_process(prepared: JobConfig, overrides: list[str]) -> tuple[Any, int]:
+    """The outcome of ``prepared.make()`` called in a forked process (pickled back), and how many full configs it copied there."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        copies, deepcopy = [0], copy.deepcopy
+
+        def counted(value: Any, *args: Any, **kwargs: Any) -> Any:
+            copies[0] += isinstance(value, DictConfig) and "hydra" in value
+            return deepcopy(value, *args, **kwargs)
+
+        try:
+            copy.deepcopy = counted
+            try:
+                made: Any = prepared.make()
+            except Exception as error:  # noqa: BLE001 - outcome() compares the error
+                made = error
+            copy.deepcopy = deepcopy
+            os.write(write_end, pickle.dumps((outcome(lambda _: _returned(made), overrides), copies[0])))
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        result: tuple[Any, int] = pickle.loads(pipe.read())
+    os.waitpid(pid, 0)
+    return result
+
+
+def _returned(made: Any) -> DictConfig:
+    if isinstance(made, Exception):
+        raise made
+    return made  # type: ignore[no-any-return]
+
+
+def test_a_job_process_sets_its_values_on_the_base_config_it_owns_after_the_fork(app: App) -> None:
+    composer = app.queued_job_composer()
+    sweep = VALUE_SWEEPS["top-level values"]
+    for index, overrides in enumerate(sweep):
+        run_dir = f"outputs/{index}"
+        prepared = composer.prepare(overrides, 1, run_dir)
+        assert (prepared.composed is None) == (index > 0), "only a shape's first job is composed before the fork"
+        made, copies = _made_in_a_forked_process(prepared, overrides)
+        assert made == outcome(app.compose, [*overrides, format_override("hydra.run.dir", run_dir)]), overrides
+        assert index == 0 or copies == 0, "a job process copies no config"
+    again = outcome(lambda overrides: composer.compose(overrides, 1, "outputs/1"), sweep[1])
+    assert again == outcome(app.compose, [*sweep[1], format_override("hydra.run.dir", "outputs/1")]), "the worker's base config is as it was"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -259,6 +260,24 @@ def test_a_target_is_judged_by_what_it_resolves_to_and_a_refusal_says_why(probe_
     assert not through_model.exists() and not through_callback.exists()
     assert legit["state"] == "COMPLETED" and legit["error"] is None
     assert [run["job_id"] for run in store.list_runs()] == [legit["id"]]
+
+
+def test_a_job_made_from_its_sweeps_base_config_is_refused_in_its_own_process_before_anything_runs(probe_study: Path, store: Store, tmp_path: Path) -> None:
+    evidence = tmp_path / "made-by-model"
+    code = (
+        "from hyperspace_hydra import Queue\n"
+        "q = Queue(app='probe.run')\n"
+        f"q.submit_grid({{'model._target_': ['probe.model.Model', 'probe.run.os.makedirs']}}, ['+model.name={evidence}'])\n"
+    )
+    assert notebook(probe_study, code).returncode == 0
+    output = run_worker(probe_study)
+    allowed, refused = store.list_jobs()
+    assert allowed["state"] == "COMPLETED", output
+    assert refused["state"] == "FAILED" and "refused: model._target_='probe.run.os.makedirs' resolves through probe.run.os" in refused["error"]
+    assert re.search(rf"job {refused['id']} FAILED: .*refused: model._target_=", output), output
+    assert "does not run: refused" in (probe_study / "outputs" / "queue" / str(refused["id"]) / "job.log").read_text()
+    assert not evidence.exists()
+    assert [run["job_id"] for run in store.list_runs()] == [allowed["id"]], "the refused job has no run"
 
 
 def test_notebook_submit_takes_overrides_or_the_seed_form(probe_study: Path, store: Store) -> None:
