@@ -46,6 +46,7 @@ class App:
     config_path: str | None
     config_name: str | None
     _hydra: Hydra | None = field(default=None, repr=False)
+    _callbacks: list[tuple[Any, Callbacks]] = field(default_factory=list, repr=False)
 
     @property
     def package(self) -> str:
@@ -92,11 +93,39 @@ class App:
 
     def run(self, config: DictConfig) -> JobReturn:
         """Run one job of a config from :meth:`compose` as ``Hydra.run`` does: run callbacks, then :func:`run_job`."""
-        callbacks = Callbacks(config)
+        callbacks = self.callbacks(config)
         callbacks.on_run_start(config=config, config_name=self.config_name)
         result = run_job(self.task_function, config, callbacks)
         callbacks.on_run_end(config=config, config_name=self.config_name, job_return=result)
         return result
+
+
+    def callbacks(self, config: DictConfig) -> Callbacks:
+        """Hydra's callbacks of the full ``config`` (its ``hydra.callbacks``), instantiated once per distinct callbacks
+        config and then reused, as Hydra's multirun instantiates them once for all its jobs. A worker asks before it forks,
+        so its job processes find them instantiated (each its own copy). Callbacks configured with an interpolation (which
+        may resolve differently for each job) are instantiated for every job, as ``Hydra.run`` does."""
+        node = config.hydra.get("callbacks")
+        given = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig) else None
+        if not given or _has_interpolation(given):
+            return Callbacks(config)
+        for known, callbacks in self._callbacks:
+            if known == given:
+                return callbacks
+        callbacks = Callbacks(config)
+        self._callbacks = [*self._callbacks[-(_CALLBACK_SETS_KEPT - 1) :], (given, callbacks)]
+        return callbacks
+
+
+_CALLBACK_SETS_KEPT = 4
+
+
+def _has_interpolation(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_interpolation(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_interpolation(item) for item in value)
+    return isinstance(value, str) and "${" in value
 
 
 def run_job(task_function: TaskFunction, config: DictConfig, callbacks: Callbacks) -> JobReturn:

@@ -299,3 +299,13 @@ def test_a_job_process_sets_its_values_on_the_base_config_it_owns_after_the_fork
         assert index == 0 or copies == 0, "a job process copies no config"
     again = outcome(lambda overrides: composer.compose(overrides, 1, "outputs/1"), sweep[1])
     assert again == outcome(app.compose, [*sweep[1], format_override("hydra.run.dir", "outputs/1")]), "the worker's base config is as it was"
+
+
+def test_callbacks_are_instantiated_once_per_callbacks_config_and_for_every_job_when_interpolated(app: App) -> None:
+    plain = ["+hydra.callbacks.probe._target_=collections.OrderedDict", "+hydra.callbacks.probe.width=3"]
+    first, again = app.callbacks(app.compose(["lr=1", *plain])), app.callbacks(app.compose(["lr=2", *plain]))
+    assert first is again and first.callbacks[-1] == {"width": 3}, "one instance for every job of the same callbacks"
+    assert app.callbacks(app.compose(["lr=1", "+hydra.callbacks.probe._target_=collections.OrderedDict"])) is not first
+    interpolated = ["+hydra.callbacks.probe._target_=collections.OrderedDict", "+hydra.callbacks.probe.lr=${lr}"]
+    one, other = app.callbacks(app.compose(["lr=1", *interpolated])), app.callbacks(app.compose(["lr=2", *interpolated]))
+    assert (one.callbacks[-1], other.callbacks[-1]) == ({"lr": 1}, {"lr": 2}), "an interpolated callback is made for each job"
