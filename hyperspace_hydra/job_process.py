@@ -9,8 +9,9 @@ it without the worker depending on the callback.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -25,13 +26,15 @@ class QueuedJob:
 
     ``store``: the worker's own store object, when this forked process may use it (see
     :attr:`~hyperspace_hydra.store.base.Store.usable_after_fork`); the run is recorded through it
-    instead of a store opened again for every job.
+    instead of a store opened again for every job. ``sweep``: the kind and spec of the sweep (which
+    never change), when the worker has read them, so that this process need not read them again.
     """
 
     store_uri: str
     claim: Claim
     sweep_id: int | None = None
     store: RetryingStore | None = None
+    sweep: Mapping[str, Any] | None = None
 
 
 CLAIM_LOST_EXIT_STATUS = 75
@@ -73,6 +76,12 @@ def watch_queued_job_run(ended_job: Callable[[], bool | None]) -> None:
     the run's end also ended the job (see :func:`queued_job_ended_by_its_run`)."""
     global _run_ended_job
     _run_ended_job = ended_job
+
+
+def known_sweep(sweep_id: int) -> Mapping[str, Any] | None:
+    """The kind and spec of sweep ``sweep_id`` as the worker of this process's queued job handed them over, or None."""
+    job = _queued_job
+    return job.sweep if job is not None and job.sweep_id == sweep_id else None
 
 
 def store_uri_for(config: DictConfig) -> str:

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+import hydra._internal.logging_config  # noqa: F401 - Hydra imports it in each job's logging set-up: loaded once before the forks
 from omegaconf import DictConfig
 
 from hyperspace_hydra import job_process, provenance, recorder, tracking  # noqa: F401 - tracking: the callback every job instantiates, loaded once before the forks
@@ -241,15 +242,19 @@ class Worker:
         except HyperspaceError as error:
             self._end_without_running(job, _does_not_compose(error))
             return True
-        refused = refusal(config.composed, self.options.allowed) if config.composed is not None else None  # its targets' modules load here, before the forks
-        if refused:
-            self._end_without_running(job, refused)
-            return True
+        if config.composed is not None:  # composed here in full: its targets' modules and its callbacks load here, once for its jobs
+            refused = refusal(config.composed, self.options.allowed)
+            if refused:
+                self._end_without_running(job, refused)
+                return True
+            self.app.callbacks(config.composed)
         output_dir.mkdir(parents=True, exist_ok=True)
         log_path = output_dir / "job.log"
         gpus = self._free_gpu_share()
         claim_deadline = _ClaimDeadline(self._claim_surely_held_until(asked))
         self._rehearse_recording(job)
+        if job.sweep_id is not None:
+            self._sweep(job.sweep_id)  # read once here: its job processes need not read it
         pid = self._fork_job(job, config, log_path, gpus, claim_deadline)
         self._running[pid] = _RunningJob(job, pid, time.monotonic(), log_path, claim_deadline, gpus)
         overrides = " ".join(redact_credentials(item) for item in job.overrides) or "(no overrides)"
@@ -322,7 +327,8 @@ class Worker:
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
             signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-            job_process.bind_queued_job(job_process.QueuedJob(self.store.uri, job.claim, job.sweep_id, self._store_for_job_processes()))
+            sweep = self._sweeps.get(job.sweep_id) if job.sweep_id is not None else None
+            job_process.bind_queued_job(job_process.QueuedJob(self.store.uri, job.claim, job.sweep_id, self._store_for_job_processes(), sweep))
             self.app.run(self._full_config(job, config))
             status = 0
         except SystemExit as stop:  # e.g. the attempt lost its job before the task began (the callback says why)

@@ -13,13 +13,17 @@ from conftest import copy_study, hyperspace, run_app
 from optuna.trial import TrialState
 from test_ui import ui_server
 
+from hyperspace_hydra import job_process
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo.pruners import SweepCurves, check_pruner
+from hyperspace_hydra.hpo.pruning import watch_for_pruning
 from hyperspace_hydra.hpo.search import history
 from hyperspace_hydra.hpo.space import parse_space
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, build_study
+from hyperspace_hydra.observer import StoreObserver
+from hyperspace_hydra.recorder import RunRecorder
 from hyperspace_hydra.store import COMPLETED, MetricPoint, Store, open_store, utcnow
-from hyperspace_hydra.store.base import PRUNED
+from hyperspace_hydra.store.base import PRUNED, Claim
 
 CURVE_STUDY = Path(__file__).resolve().parent / "apps" / "curve_study"
 STEPS = 12
@@ -213,3 +217,18 @@ def _ui_shows_the_pruned_trials(study: Path, completed: int, pruned: int) -> Non
 def _fetched(url: str) -> str:
     with urllib.request.urlopen(url, timeout=30) as response:
         return response.read().decode()
+
+
+def test_a_job_process_whose_worker_handed_over_its_sweep_does_not_read_the_sweep_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with open_store(f"sqlite:///{tmp_path}/store.db") as store:
+        sweep_id = store.enqueue("s", [], {"kind": "grid"}, dedupe=False).sweep_id
+        assert sweep_id is not None
+        recorder = RunRecorder(StoreObserver(store, {}, lambda result: result), "no", 60)
+        recorder.observer.run_id = store.start_run({"sweep_id": sweep_id})
+        claim = Claim(1, "token")
+        monkeypatch.setattr(job_process, "_queued_job", job_process.QueuedJob(store.uri, claim, sweep_id, sweep={"kind": "grid", "spec": None}))
+        monkeypatch.setattr(store, "get_sweep", lambda sweep_id: pytest.fail("the sweep was read again"))
+        watch_for_pruning(recorder, sweep_id)
+        monkeypatch.setattr(job_process, "_queued_job", job_process.QueuedJob(store.uri, claim, sweep_id))
+        with pytest.raises(pytest.fail.Exception, match="read again"):
+            watch_for_pruning(recorder, sweep_id)

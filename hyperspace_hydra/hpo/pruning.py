@@ -16,7 +16,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from hyperspace_hydra.hpo import prunes
-from hyperspace_hydra.job_process import sweep_of
+from hyperspace_hydra.job_process import known_sweep, sweep_of
 from hyperspace_hydra.recorder import RunRecorder, active_recorder
 
 log = logging.getLogger("hyperspace_hydra")
@@ -39,7 +39,7 @@ class PruningCallback(Callback):
 def watch_for_pruning(recorder: RunRecorder, sweep_id: int) -> None:
     """If sweep ``sweep_id`` is a search with a pruner, have the recorder of its running trial ask it at each value of the pruning metric."""
     store = recorder.observer.store
-    sweep = store.get_sweep(sweep_id)
+    sweep = known_sweep(sweep_id) or store.get_sweep(sweep_id)
     if not prunes(sweep):
         return
     from hyperspace_hydra.hpo.pruners import sweep_curves  # Optuna loads only for a search that prunes
