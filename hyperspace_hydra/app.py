@@ -31,6 +31,7 @@ from hydra.types import RunMode, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
+from hyperspace_hydra import config_yaml
 from hyperspace_hydra.composer import QueuedJobComposer, SweepComposer, group_lookup, resolve_hydra_from
 from hyperspace_hydra.config import task_config
 from hyperspace_hydra.errors import HyperspaceError
@@ -205,7 +206,7 @@ def _save_configs(job: JobReturn, directory: Path) -> None:
     assert job.hydra_cfg is not None
     for name, node in (("config.yaml", job.cfg), ("hydra.yaml", job.hydra_cfg), ("overrides.yaml", job.hydra_cfg.hydra.overrides.task)):
         with open(directory / name, "w", encoding="utf-8") as file:
-            file.write(OmegaConf.to_yaml(node))
+            file.write(config_yaml.to_yaml(node))
 
 
 def load_app(module: str) -> App:

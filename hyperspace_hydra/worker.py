@@ -60,7 +60,7 @@ from typing import Any, Callable
 import hydra._internal.logging_config  # noqa: F401 - Hydra imports it in each job's logging set-up: loaded once before the forks
 from omegaconf import DictConfig
 
-from hyperspace_hydra import job_process, provenance, recorder, tracking  # noqa: F401 - tracking: the callback every job instantiates, loaded once before the forks
+from hyperspace_hydra import config_yaml, job_process, provenance, recorder, tracking  # noqa: F401 - tracking: the callback every job instantiates, loaded once before the forks
 from hyperspace_hydra.app import App
 from hyperspace_hydra.composer import JobConfig
 from hyperspace_hydra.errors import HyperspaceError
@@ -242,12 +242,13 @@ class Worker:
         except HyperspaceError as error:
             self._end_without_running(job, _does_not_compose(error))
             return True
-        if config.composed is not None:  # composed here in full: its targets' modules and its callbacks load here, once for its jobs
+        if config.composed is not None:  # composed here in full: its targets' modules, its callbacks and its files' YAML are made here, once for its jobs
             refused = refusal(config.composed, self.options.allowed)
             if refused:
                 self._end_without_running(job, refused)
                 return True
             self.app.callbacks(config.composed)
+            config_yaml.remember(config.composed)
         output_dir.mkdir(parents=True, exist_ok=True)
         log_path = output_dir / "job.log"
         gpus = self._free_gpu_share()
