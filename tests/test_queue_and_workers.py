@@ -264,12 +264,8 @@ def test_a_target_is_judged_by_what_it_resolves_to_and_a_refusal_says_why(probe_
 
 def test_a_job_made_from_its_sweeps_base_config_is_refused_in_its_own_process_before_anything_runs(probe_study: Path, store: Store, tmp_path: Path) -> None:
     evidence = tmp_path / "made-by-model"
-    code = (
-        "from hyperspace_hydra import Queue\n"
-        "q = Queue(app='probe.run')\n"
-        f"q.submit_grid({{'model._target_': ['probe.model.Model', 'probe.run.os.makedirs']}}, ['+model.name={evidence}'])\n"
-    )
-    assert notebook(probe_study, code).returncode == 0
+    grid = {"model._target_": ["probe.model.Model", "probe.run.os.makedirs"]}  # the second job is a copy of the first's config
+    assert notebook(probe_study, f"from hyperspace_hydra import Queue\nQueue(app='probe.run').submit_grid({grid!r}, ['+model.name={evidence}'])").returncode == 0
     output = run_worker(probe_study)
     allowed, refused = store.list_jobs()
     assert allowed["state"] == "COMPLETED", output
