@@ -9,9 +9,9 @@ it without the worker depending on the callback.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -44,8 +44,23 @@ SWEEP_VARIABLE = "HYPERSPACE_SWEEP"
 """The environment variable (set through ``hydra.job.env_set``) that names the sweep of a local search's job."""
 
 
+class QueuedJobRun(Protocol):
+    """The recorded run of the queued job, as the recording callback's observer tells it."""
+
+    @property
+    def run_id(self) -> int | None: ...
+
+    @property
+    def finished(self) -> bool | None:
+        """Whether the run's end also ended the job; None while no end was recorded."""
+
+    @property
+    def final_status(self) -> str | None:
+        """The status the run's end recorded; None before."""
+
+
 _queued_job: QueuedJob | None = None
-_run_ended_job: Callable[[], bool | None] | None = None
+_run: QueuedJobRun | None = None
 
 
 def bind_queued_job(job: QueuedJob) -> None:
@@ -63,7 +78,15 @@ def queued_job_ended_by_its_run() -> bool | None:
     after the job's claim was lost (False: cancelled or taken over; the run was finished DIED or INTERRUPTED
     and the job left alone); None while no end was recorded. A worker's job process reports it on exit.
     """
-    return None if _run_ended_job is None else _run_ended_job()
+    return None if _run is None else _run.finished
+
+
+def run_that_ended_the_queued_job() -> tuple[str, int] | None:
+    """The status and id of the run whose end also ended the queued job this process executes, or None (see
+    :func:`queued_job_ended_by_its_run`). A worker's job process hands them to its worker on exit."""
+    if _run is None or not _run.finished or _run.final_status is None or _run.run_id is None:
+        return None
+    return _run.final_status, _run.run_id
 
 
 def queued_job() -> QueuedJob | None:
@@ -71,11 +94,11 @@ def queued_job() -> QueuedJob | None:
     return _queued_job
 
 
-def watch_queued_job_run(ended_job: Callable[[], bool | None]) -> None:
-    """Called by the recording callback once the queued job's run has started: ``ended_job`` tells whether
-    the run's end also ended the job (see :func:`queued_job_ended_by_its_run`)."""
-    global _run_ended_job
-    _run_ended_job = ended_job
+def watch_queued_job_run(run: QueuedJobRun) -> None:
+    """Called by the recording callback once the queued job's run has started, with what tells how the run
+    ended (see :func:`queued_job_ended_by_its_run`)."""
+    global _run
+    _run = run
 
 
 def known_sweep(sweep_id: int) -> Mapping[str, Any] | None:

@@ -46,6 +46,8 @@ class StoreObserver:
         self.run_id: int | None = None
         self.finished: bool | None = None
         """After the final event: whether it finished the run as asked (with ``claim``: and ended the job); None before."""
+        self.final_status: str | None = None
+        """The status the final event asked for; None before."""
         self._extra = dict(extra)
         self._objective_of = objective_of
         self._info: dict[str, Any] = {}
@@ -126,6 +128,7 @@ class StoreObserver:
         self._info["metrics"] = [*self._info.get("metrics", []), *new]
 
     def _finish(self, status: str, changes: Mapping[str, Any]) -> bool:
+        self.final_status = status
         self.finished = self.store.finish_run(self._require_id(), status, {**self._held_beat, **changes}, claim=self.claim)
         return self.finished
 

@@ -119,7 +119,7 @@ class RecordingCallback(Callback):
             claim = queued.claim if queued is not None else None
             observer = StoreObserver(recording_store(store_uri_for(config)), job.fields, _objective_function(settings), claim)
             if claim is not None:
-                watch_queued_job_run(lambda: observer.finished)
+                watch_queued_job_run(observer)
             self._recorder = RunRecorder(observer, settings.capture.value, settings.heartbeat_seconds)
             self._recorder.start(job.started_event_args)
         except ClaimLostError as error:  # the attempt lost its job before it began: the task must not run

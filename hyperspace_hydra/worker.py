@@ -69,7 +69,7 @@ from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.settings import effective_settings, redact_credentials
 from hyperspace_hydra.slurm.environment import gpu_shares, slurm_job_id, visible_gpus
 from hyperspace_hydra.store import CANCELLED, COMPLETED, DIED, FAILED, QUEUED, RUNNING, TIMEOUT, Claim, ClaimedJob, Condition, Store, utcnow
-from hyperspace_hydra.store.base import PRUNED, WorkerBeat, WorkerInfo
+from hyperspace_hydra.store.base import JOB_STATE_AFTER_RUN, PRUNED, WorkerBeat, WorkerInfo
 from hyperspace_hydra.store.retry import RetryingStore, open_retrying
 from hyperspace_hydra.targets import allowed_packages, refusal
 
@@ -127,6 +127,23 @@ class _ClaimDeadline:
         return self.seconds_left() <= 0
 
 
+class _RunEnding:
+    """How the job process's run ended its job (the run's status and id), in memory shared with the worker: a job
+    process writes it just before it exits, so that the worker counts the attempt without reading the job back."""
+
+    _FORMAT = "16sq"
+
+    def __init__(self) -> None:
+        self._memory = mmap.mmap(-1, struct.calcsize(self._FORMAT))  # anonymous and shared, zeros: nothing written
+
+    def write(self, status: str, run_id: int) -> None:
+        self._memory[:] = struct.pack(self._FORMAT, status.encode(), run_id)
+
+    def read(self) -> tuple[str, int] | None:
+        status, run_id = struct.unpack(self._FORMAT, self._memory[:])
+        return (status.rstrip(b"\0").decode(), run_id) if status.strip(b"\0") else None
+
+
 @dataclass
 class _RunningJob:
     job: ClaimedJob
@@ -135,6 +152,7 @@ class _RunningJob:
     log_path: Path
     claim_deadline: _ClaimDeadline
     gpus: list[str] | None = None
+    run_ending: _RunEnding = field(default_factory=_RunEnding)
 
 
 @dataclass
@@ -256,8 +274,9 @@ class Worker:
         self._rehearse_recording(job)
         if job.sweep_id is not None:
             self._sweep(job.sweep_id)  # read once here: its job processes need not read it
-        pid = self._fork_job(job, config, log_path, gpus, claim_deadline)
-        self._running[pid] = _RunningJob(job, pid, time.monotonic(), log_path, claim_deadline, gpus)
+        run_ending = _RunEnding()
+        pid = self._fork_job(job, config, log_path, gpus, claim_deadline, run_ending)
+        self._running[pid] = _RunningJob(job, pid, time.monotonic(), log_path, claim_deadline, gpus, run_ending)
         overrides = " ".join(redact_credentials(item) for item in job.overrides) or "(no overrides)"
         self._say(f"job {job.claim.job_id} started (attempt {job.attempts + 1}, pid {pid}): {overrides}")
         return True
@@ -298,17 +317,26 @@ class Worker:
         elif gpus and self.options.processes > 1:
             self._say(f"worker {self.name}: {len(gpus)} GPU(s) do not split evenly over {self.options.processes} processes: every job sees all of them")
 
-    def _fork_job(self, job: ClaimedJob, config: JobConfig, log_path: Path, gpus: list[str] | None, claim_deadline: _ClaimDeadline) -> int:
+    def _fork_job(
+        self, job: ClaimedJob, config: JobConfig, log_path: Path, gpus: list[str] | None, claim_deadline: _ClaimDeadline, run_ending: _RunEnding
+    ) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         worker_pid = os.getpid()
         pid = os.fork()
         if pid == 0:
-            os._exit(self._run_in_child(job, config, log_path, gpus, worker_pid, claim_deadline))
+            os._exit(self._run_in_child(job, config, log_path, gpus, worker_pid, claim_deadline, run_ending))
         return pid
 
     def _run_in_child(
-        self, job: ClaimedJob, config: JobConfig, log_path: Path, gpus: list[str] | None, worker_pid: int, claim_deadline: _ClaimDeadline
+        self,
+        job: ClaimedJob,
+        config: JobConfig,
+        log_path: Path,
+        gpus: list[str] | None,
+        worker_pid: int,
+        claim_deadline: _ClaimDeadline,
+        run_ending: _RunEnding,
     ) -> int:
         """Runs in the forked child; returns its exit status (never returns to the loop).
 
@@ -338,6 +366,9 @@ class Worker:
             traceback.print_exc()
             status = 1
         recorder.interrupt_unfinished_run()
+        ended = job_process.run_that_ended_the_queued_job()
+        if ended is not None:
+            run_ending.write(*ended)
         sys.stdout.flush()
         sys.stderr.flush()
         return job_process.CLAIM_LOST_EXIT_STATUS if job_process.queued_job_ended_by_its_run() is False else status
@@ -382,16 +413,23 @@ class Worker:
 
         A process SIGKILLed after its claim deadline stopped itself (this worker was late to renew
         the lease): the job goes back to the queue. Else, while the claim holds, the process ended
-        without recording its end (a crash): the worker fails the job. Otherwise a process that exited 0 ended the job with its run; any other
-        status means the claim was lost first (the process says so with :data:`job_process.CLAIM_LOST_EXIT_STATUS`
-        when its run ended DIED or INTERRUPTED instead of ending the job).
+        without recording its end (a crash): the worker fails the job. Otherwise a process that exited 0 ended the job with its run
+        (it says how in its :class:`_RunEnding`; without that, the job is read back); any other status means the claim was lost
+        first (the process says so with :data:`job_process.CLAIM_LOST_EXIT_STATUS` when its run ended DIED or INTERRUPTED
+        instead of ending the job).
         """
         claim = running.job.claim
         if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL and running.claim_deadline.passed():
             self._requeue_unrenewed(running)
             return
         exited_cleanly = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-        job = self._job(claim.job_id) if exited_cleanly else None  # a read: the common case needs no write transaction
+        ended = running.run_ending.read() if exited_cleanly else None
+        if ended is not None:  # the common case: the run ended the job, and the process said how
+            run_status, run_id = ended
+            outcome = PRUNED if run_status == PRUNED else JOB_STATE_AFTER_RUN[run_status]
+            self._count(claim.job_id, outcome, f"{time.monotonic() - running.started:.1f} s, run {run_id}")
+            return
+        job = self._job(claim.job_id) if exited_cleanly else None  # a read: no write transaction when the job was ended
         if job is None or _still_held(job, claim):
             reason = _exit_reason(status, running.log_path)
             if self.store.end_job(claim, FAILED, reason):

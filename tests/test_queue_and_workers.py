@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import signal
 import socket
@@ -15,7 +16,9 @@ from typing import Any
 import pytest
 from conftest import clean_env, enqueue, hyperspace, notebook, python_in, run_app, run_worker, start_worker, wait_until
 
+from hyperspace_hydra import worker
 from hyperspace_hydra.store import Store, open_store
+from hyperspace_hydra.store.base import PRUNED
 
 
 @pytest.fixture
@@ -390,3 +393,14 @@ def test_compose_gives_the_config_a_worker_runs_or_with_complete_the_one_a_run_s
     assert "hydra" not in as_run and as_run["model"]["depth"] == 3 and as_run["model"]["layer"] == {"_target_": "probe.model.Layer"}
     assert as_stored["model"]["layer"] == {"_target_": "probe.model.Layer", "width": 8, "activation": "relu"}, "code defaults filled in"
     assert as_run["hyperspace"]["direction"] == "???" and as_stored["hyperspace"]["direction"] == "minimize", "the settings in effect"
+
+
+def test_a_job_process_tells_its_worker_how_its_run_ended_the_job_through_memory_they_share() -> None:
+    ending = worker._RunEnding()
+    assert ending.read() is None, "nothing said: the worker reads the job back"
+    pid = os.fork()
+    if pid == 0:
+        ending.write(PRUNED, 12)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert ending.read() == (PRUNED, 12)
