@@ -4,11 +4,16 @@ One supervisor process per worker, single-threaded, reading top to bottom in
 :meth:`Worker.run`. It imports the study once; each job runs in a child forked from
 it, so a job that segfaults, calls ``os._exit`` or hangs never takes the worker
 down, and no job sees another's module state. The child composes nothing itself:
-the supervisor composes the job from its stored overrides, checks every ``_target_``
-against the allowlist, then forks; the child runs callbacks and the job exactly as
-``python -m study.run`` does (:func:`hyperspace_hydra.app.run_job`: Hydra's ``run_job``
-with fewer copies, the same files), and the recording callback ends the job together
-with its run, through the worker's own store object where the backend allows it.
+the supervisor composes in full the first job of each shape of a sweep, checks every
+``_target_`` against the allowlist, then forks; a later job of that shape is made in its
+child, which owns a copy of the shape's config after the fork, and checked there (see
+:class:`~hyperspace_hydra.composer.JobConfig`). What every child would otherwise do
+alike is done once before the forks: the study's targets and callbacks, the ``.hydra``
+files' unchanging YAML, the store's recording statements compiled. The child runs
+callbacks and the job exactly as ``python -m study.run`` does
+(:func:`hyperspace_hydra.app.run_job`: Hydra's ``run_job`` with fewer copies, the same
+files), and the recording callback ends the job together with its run, through the
+worker's own store object where the backend allows it.
 
 Signals: the first SIGTERM, SIGINT or SIGUSR2 stops claiming and gives running jobs
 ``grace`` seconds; then (or at a second signal) they get SIGTERM, which records their
