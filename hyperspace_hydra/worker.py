@@ -270,8 +270,7 @@ class Worker:
             if refused:
                 self._end_without_running(job, refused)
                 return True
-            self.app.callbacks(config.composed)
-            config_yaml.remember(config.composed)
+            self._prepare_forks(config.composed)
         output_dir.mkdir(parents=True, exist_ok=True)
         log_path = output_dir / "job.log"
         gpus = self._free_gpu_share()
@@ -285,6 +284,15 @@ class Worker:
         overrides = " ".join(redact_credentials(item) for item in job.overrides) or "(no overrides)"
         self._say(f"job {job.claim.job_id} started (attempt {job.attempts + 1}, pid {pid}): {overrides}")
         return True
+
+    def _prepare_forks(self, config: DictConfig) -> None:
+        """Make once, for the job processes of ``config``'s jobs to inherit, what each would make alike: its callbacks and
+        its ``.hydra`` files' YAML. Optional: whatever fails here is made (and fails the job) in the job process, as before."""
+        try:
+            self.app.callbacks(config)
+            config_yaml.remember(config)
+        except Exception:  # noqa: BLE001 - a callback that cannot be instantiated fails its job, not the worker
+            return
 
     def _rehearse_recording(self, job: ClaimedJob) -> None:
         """Before the first fork, let the store prepare what every job process executes to record its run

@@ -404,3 +404,12 @@ def test_a_job_process_tells_its_worker_how_its_run_ended_the_job_through_memory
         os._exit(0)
     os.waitpid(pid, 0)
     assert ending.read() == (PRUNED, 12)
+
+
+def test_a_callback_that_cannot_be_instantiated_fails_its_job_not_the_worker(probe_study: Path, store: Store) -> None:
+    broken = "['+hydra.callbacks.broken._target_=probe.model.Layer', '+hydra.callbacks.broken.no_such_argument=1']"
+    assert notebook(probe_study, f"from hyperspace_hydra import Queue\nq = Queue(app='probe.run')\nq.submit({broken})\nq.submit(['message=fine'])").returncode == 0
+    output = run_worker(probe_study)
+    failed, fine = store.list_jobs()
+    assert failed["state"] == "FAILED" and "no_such_argument" in failed["error"], output
+    assert fine["state"] == "COMPLETED", output
