@@ -13,7 +13,7 @@ LAYERS = [
     {"errors", "files", "config", "overrides", "settings", "seeding"},
     {"store", "store.base", "store.sql", "store.sql_schema", "store.sql_conditions", "store.sql_connection", "store.mongo", "store.retry", "store.grouping", "store.sql_grouping"},
     {"identity", "provenance", "job_process", "slurm", "slurm.environment"},
-    {"composer", "app", "targets", "target_overrides"},
+    {"composer", "config_yaml", "app", "targets", "target_overrides"},
     {"capture", "metric_buffer", "observer", "recorder", "tracking", "scenario"},
     {"queue", "launcher", "worker", "slurm.workers", "hpo", "hpo.base", "hpo.history", "hpo.pruners", "hpo.pruning", "hpo.refine", "hpo.report", "hpo.search", "hpo.space", "hpo.sweeper", "hpo.tuner"},
     {"results", "filters", "analysis", "report", "reproduce", "backfill", "sacred_import", "store_copy"},
