@@ -9,6 +9,9 @@ copies to where the descriptor pointed before and into the captured text, in the
 On exit the descriptors are restored and what is still in the pipes is read, unless a child
 process the task left running keeps a pipe open: then the copy goes on in the background and
 the text stops there, after a short wait (as Sacred waits for its ``tee`` processes).
+
+:func:`as_a_terminal_shows` turns captured text into what a terminal shows (Sacred's
+``apply_backspaces_and_linefeeds``), so that a run in ``fd`` mode never imports Sacred.
 """
 
 from __future__ import annotations
@@ -122,3 +125,33 @@ def _flush_buffers() -> None:
 @functools.cache
 def _c_library() -> Any:
     return ctypes.CDLL(None)
+
+
+def as_a_terminal_shows(text: str) -> str:
+    """``text`` with its carriage returns and backspaces applied line by line, as a terminal would show it (a progress
+    bar's last state); a carriage return that ends the text is kept, so that the next output joins it. Sacred's
+    ``apply_backspaces_and_linefeeds``, skipping the lines that hold neither."""
+    lines = text.split("\n")
+    last = len(lines) - 1
+    return "\n".join(line if "\r" not in line and "\b" not in line else _overwritten(line, index == last) for index, line in enumerate(lines))
+
+
+def _overwritten(line: str, ends_the_text: bool) -> str:
+    chars: list[str] = []
+    cursor = 0
+    final = len(line) - 1
+    for index, char in enumerate(line):
+        if char == "\b":
+            cursor = max(0, cursor - 1)
+            continue
+        if char == "\r":
+            if not (ends_the_text and index == final):
+                cursor = 0
+                continue
+            cursor = len(chars)
+        if cursor == len(chars):
+            chars.append(char)
+        else:
+            chars[cursor] = char
+        cursor += 1
+    return "".join(chars)

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any, Callable
 
-from hyperspace_hydra.capture import CapturedOutput, capture_output
+from hyperspace_hydra.capture import CapturedOutput, as_a_terminal_shows, capture_output
 from hyperspace_hydra.metric_buffer import MetricBuffer
 from hyperspace_hydra.observer import StoreObserver
 from hyperspace_hydra.store import INTERRUPTED
@@ -148,10 +148,8 @@ class RunRecorder:
 
     def _captured_output(self) -> str:
         """All output captured so far, as a terminal would show it."""
-        from sacred.utils import apply_backspaces_and_linefeeds
-
         self._captured += (self._output.get() if self._output is not None else None) or ""
-        return apply_backspaces_and_linefeeds(self._captured)
+        return as_a_terminal_shows(self._captured)
 
 
 @contextlib.contextmanager

@@ -61,3 +61,23 @@ def test_a_child_process_that_keeps_the_pipe_open_does_not_hold_up_the_run(tmp_p
     assert finished.returncode == 0, finished.stderr
     assert time.monotonic() - started < 15, "leaving the capture waits about a second, not for the child"
     assert "'child\\n'" in finished.stdout, finished.stdout
+
+
+TERMINAL_TEXTS = [
+    "", "plain\nlines\n", "10%\r20%\r30%\n", "abc\b\bX\n", "\b\b\bstart", "progress\r", "a\rb\r\n", "a\r\rb", "ab\r\n\r",
+    "x\b\r\by\n\rz\r", "long line\rshort\n", "\r", "\b", "\n\r\n\b\n", "é\bü\rö\r",
+]  # fmt: skip
+
+
+def test_captured_text_is_shown_as_sacred_shows_it_with_returns_and_backspaces_applied() -> None:
+    import random
+
+    from sacred.utils import apply_backspaces_and_linefeeds
+
+    from hyperspace_hydra.capture import as_a_terminal_shows
+
+    draw = random.Random(16)
+    texts = [*TERMINAL_TEXTS, *("".join(draw.choice("ab\r\b\n") for _ in range(draw.randrange(12))) for _ in range(2000))]
+    for text in texts:
+        assert as_a_terminal_shows(text) == apply_backspaces_and_linefeeds(text), repr(text)
+    assert as_a_terminal_shows("10%\r20%\r30%\ndone\r") == "30%\ndone\r", "the last state of a progress bar; a final return is kept"
