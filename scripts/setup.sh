@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create ./.venv (Python 3.11+) and install this checkout into it, editable, with the extras
 # named by the first argument (default: examples, what the quickstart runs; scripts/test.sh
-# asks for test). Safe to run again: it only installs what is missing.
+# asks for test). Safe to run again: it only installs what is missing, and runs pip only when
+# setup.cfg, pyproject.toml, the version or the extras changed since it last did.
 # The servers the tests need are installed by scripts/install_test_servers.sh (scripts/test.sh runs it).
 #
 # The editable install uses setuptools' "compat" mode (a path entry in a .pth file):
@@ -35,5 +36,11 @@ if [ ! -x .venv/bin/pip ]; then
   fi
 fi
 
-.venv/bin/python -m pip install --quiet --disable-pip-version-check \
-  --config-settings editable_mode=compat -e ".[$extras]"
+# pip takes ~8 s even when nothing is missing: skip it while what it installed from is unchanged (the
+# packaging files, the version, the extras, the Python); rm .venv/.installed to make it look again.
+stamp="$(cat setup.cfg pyproject.toml; grep '^__version__' hyperspace_hydra/__init__.py; echo "$extras"; .venv/bin/python -V)"
+if [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check \
+    --config-settings editable_mode=compat -e ".[$extras]"
+  printf '%s' "$stamp" > .venv/.installed
+fi

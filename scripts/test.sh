@@ -6,12 +6,17 @@
 #                            pytest-xdist process per core (-n 0 after --fast: one process)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Every process the tests start imports this project's modules; where PYTHONDONTWRITEBYTECODE is set
+# (as in many containers) each one compiled them again (~60 ms a process): compile them once, here.
+compile_bytecode() { .venv/bin/python -m compileall -q hyperspace_hydra hydra_plugins benchmarks >/dev/null; }
 if [ "${1:-}" = "--fast" ]; then
   shift
   scripts/setup.sh test
+  compile_bytecode
   exec .venv/bin/python -m pytest -n auto -m "not postgres and not slurm and not browser and not soak" "$@"
 fi
 scripts/setup.sh test
+compile_bytecode
 scripts/install_test_servers.sh
 .venv/bin/ruff check hyperspace_hydra hydra_plugins tests benchmarks
 .venv/bin/mypy
