@@ -101,7 +101,7 @@ def test_a_stalled_workers_job_stops_before_its_lease_expires_so_attempts_never_
     child = job_pid(probe_study, "stalled.log", 1)
     wait_until(lambda: sleeping(store), what="the job to sleep")
     try:
-        stalled.send_signal(signal.SIGSTOP)  # alive but silent, as when blocked on a store that does not answer
+        stop_outside_a_write((stalled.pid,), probe_study)  # alive but silent, as when blocked on a store that does not answer
         survivor = start_worker(probe_study, "--exit-when-empty", "--lease", "2", log_name="survivor.log")
         wait_until(lambda: not live_processes_in_group(child), timeout=3, what="the stalled worker's job to stop itself")
         assert "attempt 2" not in (probe_study / "survivor.log").read_text(), "the second attempt started while the first still ran"
@@ -175,7 +175,7 @@ def test_worker_summaries_count_their_own_attempts_and_add_up_to_the_jobs(probe_
     job_pid(probe_study, "doomed.log", 2)
     wait_until(lambda: sum("sleeping" in (run["captured_out"] or "") for run in store.list_runs()) == 2, what="both jobs to sleep")
     try:
-        _signal_all(stalled_processes, signal.SIGSTOP)  # a worker that stops answering, and its job: its lease expires
+        stop_outside_a_write(stalled_processes, probe_study)  # a worker that stops answering, and its job: its lease expires
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(timeout=10)
         survivor = start_worker(probe_study, "--exit-when-empty", "--lease", "1", log_name="survivor.log")
@@ -191,6 +191,30 @@ def test_worker_summaries_count_their_own_attempts_and_add_up_to_the_jobs(probe_
     assert sum(count.get("COMPLETED", 0) for count in counts) == states(store).count("COMPLETED")
     completed_runs = [run["job_id"] for run in store.list_runs() if run["status"] == "COMPLETED"]
     assert sorted(completed_runs) == [1, 2], "each job completed exactly once"
+
+
+def stop_outside_a_write(pids: tuple[int, ...], study: Path) -> None:
+    """SIGSTOP ``pids`` at a moment when none of them holds the write lock of the study's SQLite store.
+
+    A process stopped inside a write transaction would keep every other process from writing for as long as it stays
+    stopped (SQLite's lock has no lease): a stall of the store, not of the worker these tests stop. How likely that is
+    depends on how busy the machine is; so each stop is checked by taking the lock, and retried after a moment if a
+    stopped process holds it (a running writer lets go within the wait)."""
+    database = study / ".hyperspace" / "store.db"
+    while True:
+        _signal_all(pids, signal.SIGSTOP)
+        connection = sqlite3.connect(database, timeout=1, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error):
+                raise
+        finally:
+            connection.close()
+        _signal_all(pids, signal.SIGCONT)
+        time.sleep(0.05)
 
 
 def _signal_all(pids: tuple[int, ...], signum: int) -> None:
