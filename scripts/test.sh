@@ -2,8 +2,9 @@
 # Set up, install the servers the tests start, check style (ruff) and types (mypy), then run
 # the whole test suite. Extra arguments go to pytest.
 #   scripts/test.sh --fast   the fast lane while developing: no servers, no ruff or mypy, no test
-#                            marked postgres, slurm, browser or soak (see setup.cfg), and one
-#                            pytest-xdist process per core (-n 0 after --fast: one process)
+#                            marked postgres, slurm, browser or soak (see setup.cfg), and 1.5
+#                            pytest-xdist processes per core (tests/conftest.py), each taking the
+#                            next test when it is free (-n 0 after --fast: one process)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Every process the tests start imports this project's modules; where PYTHONDONTWRITEBYTECODE is set
@@ -13,7 +14,7 @@ if [ "${1:-}" = "--fast" ]; then
   shift
   scripts/setup.sh test
   compile_bytecode
-  exec .venv/bin/python -m pytest -n auto -m "not postgres and not slurm and not browser and not soak" "$@"
+  exec .venv/bin/python -m pytest -n auto --dist worksteal -m "not postgres and not slurm and not browser and not soak" "$@"
 fi
 scripts/setup.sh test
 compile_bytecode
