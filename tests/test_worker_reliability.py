@@ -168,7 +168,9 @@ def test_exit_when_empty_waits_out_a_dead_workers_lease_and_finishes_its_job(pro
 
 
 def test_worker_summaries_count_their_own_attempts_and_add_up_to_the_jobs(probe_study: Path, store: Store) -> None:
-    submit(probe_study, ["sleep=4", "message=stalled"], ["sleep=4", "message=killed"])
+    # The stalled job sleeps long enough to be still running when it is stopped, however long the second worker
+    # takes to start its job (seconds on a busy machine).
+    submit(probe_study, ["sleep=8", "message=stalled"], ["sleep=4", "message=killed"])
     stalled = start_worker(probe_study, "--exit-when-empty", "--lease", "1", log_name="stalled.log")
     stalled_processes = (job_pid(probe_study, "stalled.log", 1), stalled.pid)
     doomed = start_worker(probe_study, "--lease", "1", log_name="doomed.log")
