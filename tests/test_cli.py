@@ -169,6 +169,7 @@ def test_runs_show_prints_one_run_in_full_as_readable_text_at_100_columns(two_ru
         (["runs", "show", "99"], "error: no run with id 99"),
         (["runs", "ls", "--store", "postgres://nowhere"], "error: invalid store URI"),
         (["runs", "ls", "--store", "sqlite:///README.md/store.db"], "error: no store at sqlite:///"),
+        (["runs", "ls", "--store", ""], "error: --store is empty: give a store URI"),
         (["runs", "ls", "--sweep", "99"], "error: no sweep with id 99 in store sqlite:///"),
         (["runs", "ls", "--task", "digitz"], "error: no run of task 'digitz' in store sqlite:///"),
         (["report", "--sweep", "99"], "error: no sweep with id 99"),

@@ -28,7 +28,11 @@ def add_app_option(parser: argparse.ArgumentParser, required: bool = False) -> N
 
 
 def store_uri(args: argparse.Namespace, app: App | None = None) -> str:
-    """The store URI for a command: --store, then $HYPERSPACE_STORE, then the app's config, then the default."""
+    """The store URI for a command: --store, then $HYPERSPACE_STORE, then the app's config, then the default.
+
+    An empty ``--store`` (an unset shell variable, ``--store "$STORE"``) is an error, not the default store."""
+    if args.store is not None and not args.store.strip():
+        raise HyperspaceError("--store is empty: give a store URI, or leave the option out for the default store")
     configured = effective_settings(app.compose([])).store if app is not None else None
     return resolve_store_uri(args.store, configured, Path.cwd())
 
