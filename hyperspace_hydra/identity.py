@@ -69,6 +69,29 @@ def objective_value(result: Any, key: str | None) -> float | None:
     return float(value)
 
 
+def missing_objective(result: Any, key: str | None) -> str | None:
+    """Why a plain result has no place for the objective at all (None when it has one, whatever is there).
+
+    The result lacks the key (``{"loss": ..}`` with objective ``acc``), is not a mapping while a key is named, or,
+    with no key named, is neither a number nor a mapping of one value. A key that is present with no number (None,
+    NaN from a diverged run) is the task's own answer for this run, not a missing objective."""
+    if key is not None:
+        if isinstance(result, Mapping):
+            return None if key in result else f"its result has no {key!r} (it has {_keys(result)})"
+        return f"it returned {_kind(result)}, not a mapping with {key!r}"
+    if isinstance(result, Mapping):
+        return None if len(result) == 1 else f"it returned {_keys(result)} and no objective is named among them"
+    return None if isinstance(result, (int, float)) and not isinstance(result, bool) else f"it returned {_kind(result)}, not a number"
+
+
+def _keys(result: Mapping[str, Any]) -> str:
+    return ", ".join(sorted(map(str, result))) or "no key"
+
+
+def _kind(result: Any) -> str:
+    return "nothing" if result is None else f"a {type(result).__name__} ({result!r:.40})"
+
+
 def app_name(config: DictConfig, task_function: TaskFunction, main: MainModule | None = None) -> str:
     """The study's app module (``study.run``) as ``python -m`` would name it, else Hydra's job name.
 

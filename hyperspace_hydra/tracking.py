@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from hyperspace_hydra import provenance
 from hyperspace_hydra.config import config_hash
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.identity import MainModule, app_name, given_and_complete, objective_value, seed_of
+from hyperspace_hydra.identity import MainModule, app_name, given_and_complete, missing_objective, objective_value, seed_of
 from hyperspace_hydra.job_process import CLAIM_LOST_EXIT_STATUS, queued_job, store_uri_for, sweep_of, watch_queued_job_run
 from hyperspace_hydra.observer import StoreObserver
 from hyperspace_hydra.recorder import RunRecorder, active_recorder
@@ -202,7 +202,12 @@ def _warn_if_sqlite_on_slurm(config: DictConfig) -> None:
 
 
 def _objective_function(settings: HyperspaceSettings) -> Any:
+    """The run's objective from its plain result; a warning when the study names an objective the result lacks."""
+
     def objective_of(result: Any) -> float | None:
+        missing = missing_objective(result, settings.objective) if settings.objective is not None else None
+        if missing is not None:
+            log.warning(f"hyperspace: the run records no objective: {missing}; hyperspace.objective names a key of the task's result")
         return objective_value(result, settings.objective)
 
     return objective_of

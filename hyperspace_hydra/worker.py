@@ -543,9 +543,13 @@ class Worker:
             return
         if self._sweep(job.sweep_id)["kind"] != SEARCH:
             return
-        from hyperspace_hydra.hpo.search import advance  # Optuna loads only in workers that serve a search
+        from hyperspace_hydra.hpo.search import ObjectiveMissingError, advance  # Optuna loads only in workers that serve a search
 
-        added = advance(self.store, job.sweep_id, lambda overrides, output_dir: new_job(self._composer.compose(overrides, job.sweep_id), overrides, output_dir=output_dir))
+        try:
+            added = advance(self.store, job.sweep_id, lambda overrides, output_dir: new_job(self._composer.compose(overrides, job.sweep_id), overrides, output_dir=output_dir))
+        except ObjectiveMissingError as stopped:  # the sweep has ended: its other trials run out, none is added
+            self._say(str(stopped))
+            return
         if added:
             self._say(f"search sweep {job.sweep_id}: enqueued trial job(s) {', '.join(map(str, added))}")
 

@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "hyperspace_hydra"
 
 LAYERS = [
-    {"errors", "files", "config", "overrides", "settings", "seeding"},
+    {"errors", "bounds", "files", "config", "overrides", "settings", "seeding"},
     {"store", "store.base", "store.sql", "store.sql_schema", "store.sql_conditions", "store.sql_connection", "store.mongo", "store.retry", "store.grouping", "store.sql_grouping"},
     {"identity", "provenance", "job_process", "slurm", "slurm.environment"},
     {"composer", "config_yaml", "app", "targets", "target_overrides"},

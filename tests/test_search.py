@@ -6,14 +6,17 @@ import importlib.util
 import json
 import math
 import random
+import re
 import subprocess
 import sys
 import types
+from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
 import pytest
 from conftest import hyperspace, run_app, start_worker
+from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -23,6 +26,7 @@ from hyperspace_hydra.hpo import tuner
 from hyperspace_hydra.hpo.history import base_key, comparable_config, grouping_paths, judge_groups, left_out_paths, searched_paths
 from hyperspace_hydra.hpo.search import history, sweep_trials
 from hyperspace_hydra.hpo.space import parse_space
+from hyperspace_hydra.hpo.sweeper import SearchOptions, search_spec
 from hyperspace_hydra.hpo.tuner import SAMPLERS, SearchSpec, Trial, ask, build_study
 from hyperspace_hydra.store import COMPLETED, FAILED, Condition, NewJob, Store, open_store
 from hyperspace_hydra.store.grouping import GROUPED_RUN_FIELDS, ConfigGroup, group_by_config
@@ -255,6 +259,57 @@ def test_a_search_without_a_space_or_with_a_bad_sampler_is_refused(probe_study: 
     bad_sampler = run_app(probe_study, "probe.run", "--multirun", *SEARCH, "hydra.sweeper.sampler=annealing")
     _assert_refused_in_one_line(bad_sampler, "unknown sampler 'annealing': choose one of tpe, random")
     assert not (probe_study / ".hyperspace" / "store.db").exists() or not _store(probe_study).list_runs()
+
+
+def test_a_budget_that_is_no_count_is_refused_before_a_sweep_is_made(probe_study: Path) -> None:
+    refused = run_app(probe_study, "probe.run", "--multirun", *SEARCH, "hydra.sweeper.n_trials=0")
+    _assert_refused_in_one_line(refused, "hydra.sweeper.n_trials must be more than 0 and at most 2147483647, not 0")
+    assert not (probe_study / ".hyperspace" / "store.db").exists() or not _store(probe_study).list_sweeps(), "no sweep is left behind"
+
+
+@pytest.mark.parametrize(
+    ("numbers", "message"),
+    [
+        ({"n_trials": -3}, "hydra.sweeper.n_trials must be more than 0 and at most 2147483647, not -3"),
+        ({"n_trials": 10**23}, "hydra.sweeper.n_trials must be more than 0 and at most 2147483647, not 100000000000000000000000"),
+        ({"n_jobs": 0}, "hydra.sweeper.n_jobs must be more than 0"),
+        ({"seed": -1}, "hydra.sweeper.seed must be 0 or more and at most 2147483647, not -1"),
+        ({"seed": 2**32}, "hydra.sweeper.seed must be 0 or more and at most 2147483647, not 4294967296"),
+    ],
+)
+def test_search_numbers_out_of_their_limits_are_one_clear_error(numbers: dict[str, int], message: str) -> None:
+    options = SearchOptions(**numbers)  # type: ignore[arg-type]
+    with pytest.raises(HyperspaceError, match=re.escape(message)):
+        search_spec(options, OmegaConf.create({}), ["x=interval(0, 1)"], compose=_not_composed, is_group=lambda name: False)
+
+
+def _not_composed(overrides: Sequence[str]) -> DictConfig:
+    raise AssertionError("the numbers are checked before anything is composed")
+
+
+def test_a_local_search_whose_trials_return_no_objective_stops_after_its_first_trials_in_one_line(probe_study: Path) -> None:
+    stopped = run_app(probe_study, "probe.run", "--multirun", *SEARCH, "result=float", "hydra.sweeper.n_trials=6", "hydra.sweeper.n_jobs=2")
+    _assert_refused_in_one_line(
+        stopped,
+        "search sweep 1 stopped: trial #0 completed, but it returned a float (0.25), not a mapping with 'score'; set hydra.sweeper.metric, or hyperspace.objective",
+    )
+    assert "hyperspace: the run records no objective: it returned a float (0.25), not a mapping with 'score'" in stopped.stdout + stopped.stderr
+    with _store(probe_study) as store:
+        assert store.get_sweep(1)["state"] == "INTERRUPTED" and len(store.list_runs(sweep_id=1)) == 2, "the budget is not spent on trials that score nothing"
+    shown = hyperspace(probe_study, "sweep", "show", "1")
+    assert "stopped: run 1 completed, but it returned a float (0.25), not a mapping with 'score'" in shown.stdout, shown.stdout
+
+
+def test_a_queued_search_whose_trials_lack_the_metric_stops_and_queue_wait_says_so(probe_study: Path) -> None:
+    started = run_app(probe_study, "probe.run", "--multirun", *SEARCH, "hydra.sweeper.metric=accuracy", "hydra/launcher=hyperspace", "hydra.sweeper.n_trials=8")
+    assert started.returncode == 0, started.stderr
+    worker = start_worker(probe_study, "--exit-when-empty")
+    assert worker.wait(timeout=120) == 0
+    waited = hyperspace(probe_study, "queue", "wait", "1")
+    assert waited.returncode == 1 and "the search was interrupted after 2 of 8 trials (hyperspace sweep show 1)" in waited.stdout, waited.stdout
+    shown = json.loads(hyperspace(probe_study, "sweep", "show", "1", "--json").stdout)
+    assert shown["state"] == "INTERRUPTED" and shown["counts"] == {"COMPLETED": 2}
+    assert shown["objective_missing"].startswith("run 1 completed, but its result has no 'accuracy' (it has draw, numpy_draw, score)")
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", "gp", "qmc"])

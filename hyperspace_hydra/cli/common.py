@@ -48,29 +48,3 @@ def open_store_for(args: argparse.Namespace, app: App | None = None) -> Store:
     store = open_store(store_uri(args, app), create=False)
     store.end_stale_runs()
     return store
-
-
-MAX_COUNT = 2**31 - 1
-"""The largest count an option takes (``--limit``, ``--processes``, ``--max-jobs``, workers, GPUs, CPUs): what the integer
-columns of every store hold. A larger number is a typo, and would fail half way through a command."""
-MAX_SECONDS = 366 * 24 * 3600
-"""The longest time in seconds an option takes (``--lease``, ``--timeout``, ``--grace``, ``--signal-delay``): a year.
-A longer one is a typo, and a lease that long would overflow the date it expires at."""
-
-
-def require_positive(*options: tuple[str, float | None], most: int) -> None:
-    """Raise :class:`HyperspaceError` for the first ``(option, value)`` given a number that is not more than 0 (NaN
-    too) or is more than ``most``."""
-    for option, value in options:
-        if value is not None and not 0 < value <= most:  # `not`: NaN is refused too
-            raise HyperspaceError(f"{option} must be more than 0 and at most {most}, not {_shown(value)}")
-
-
-def require_not_negative(option: str, value: float, most: int) -> None:
-    """Raise :class:`HyperspaceError` if ``value`` of ``option`` is less than 0 (NaN too) or more than ``most``."""
-    if not 0 <= value <= most:
-        raise HyperspaceError(f"{option} must be 0 or more and at most {most}, not {_shown(value)}")
-
-
-def _shown(value: float) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -201,7 +201,7 @@ def _unfinished(sweep: dict[str, Any], budget: int) -> str | None:
         hint = f" (hyperspace queue resume --sweep {sweep['id']})" if PAUSED in others else ""
         return ", ".join(f"{count} {state.lower()}" for state, count in others.items()) + hint
     if sweep["state"] in (CANCELLED, INTERRUPTED) and counts.get(COMPLETED, 0) < budget:
-        return f"the search was {sweep['state'].lower()} after {counts.get(COMPLETED, 0)} of {budget} trials"
+        return f"the search was {sweep['state'].lower()} after {counts.get(COMPLETED, 0)} of {budget} trials (hyperspace sweep show {sweep['id']})"
     return None
 
 

@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from hyperspace_hydra.cli.common import MAX_COUNT, add_store_option, open_store_for, require_positive
+from hyperspace_hydra.bounds import MAX_COUNT, require_positive
+from hyperspace_hydra.cli.common import add_store_option, open_store_for
 from hyperspace_hydra.cli.output import READABLE_WIDTH, print_csv, print_json_lines, print_table, readable_text, to_json
 from hyperspace_hydra.filters import FORMS, parse_condition, parse_sort, resolve_paths
 from hyperspace_hydra.reproduce import reproduce_commands

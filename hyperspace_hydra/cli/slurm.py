@@ -8,16 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from hyperspace_hydra.app import load_app
-from hyperspace_hydra.cli.common import (
-    MAX_COUNT,
-    MAX_SECONDS,
-    add_app_option,
-    add_store_option,
-    open_store_for,
-    require_not_negative,
-    require_positive,
-    store_uri,
-)
+from hyperspace_hydra.bounds import MAX_COUNT, MAX_SECONDS, require_not_negative, require_positive
+from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for, store_uri
 from hyperspace_hydra.cli.output import print_json_lines, print_table
 from hyperspace_hydra.cli.worker import add_worker_options, worker_options
 from hyperspace_hydra.settings import redact_credentials

@@ -73,6 +73,8 @@ def _show(args: argparse.Namespace) -> None:
     ended = f", {summary['state'].lower()}" if summary["state"] not in (None, "RUNNING") else ""
     print(f"trials:  {describe_counts(summary['counts'])} of a budget of {summary['budget']}{ended}")
     print(f"history: {state.history.describe()}")
+    if summary["objective_missing"]:
+        print(f"stopped: {summary['objective_missing']}: no trial can score the search")
     print("best:    " + ("none yet" if best is None else f"{best['value']:.6g} ({'job' if 'job' in best else 'run'} {best.get('job', best.get('run'))}): {' '.join(best['overrides'])}"))
     if args.plot:
         print(f"plots:   {args.plot}")

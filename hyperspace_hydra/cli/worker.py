@@ -5,15 +5,8 @@ from __future__ import annotations
 import argparse
 
 from hyperspace_hydra.app import load_app
-from hyperspace_hydra.cli.common import (
-    MAX_COUNT,
-    MAX_SECONDS,
-    add_app_option,
-    add_store_option,
-    require_not_negative,
-    require_positive,
-    store_uri,
-)
+from hyperspace_hydra.bounds import MAX_COUNT, MAX_SECONDS, require_not_negative, require_positive
+from hyperspace_hydra.cli.common import add_app_option, add_store_option, store_uri
 from hyperspace_hydra.worker import WorkerOptions, serve
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from hyperspace_hydra.files import write_whole
 from hyperspace_hydra.hpo import pruned_apart
 from hyperspace_hydra.hpo.history import HISTORY_FIELDS, searched_params
-from hyperspace_hydra.hpo.search import History, history, scored_trial, sweep_trials
+from hyperspace_hydra.hpo.search import History, history, objective_missing, scored_trial, sweep_trials
 from hyperspace_hydra.hpo.space import trial_overrides
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, best_index, build_study
 from hyperspace_hydra.store import COMPLETED, RUNNING, Store
@@ -34,6 +34,8 @@ class SearchState:
     trials: list[Trial]
     counts: dict[str, int]
     history: History
+    objective_missing: str | None = None
+    """Why the sweep's completed runs cannot score it (a result without the objective), which stops a search."""
 
     def best(self) -> tuple[int, Trial] | None:
         """The id and trial with the best value so far (None before any trial has one)."""
@@ -56,6 +58,7 @@ class SearchState:
             "counts": self.counts,
             "history_used": len(self.history.trials),
             "history_excluded": self.history.excluded,
+            "objective_missing": self.objective_missing,
             "best": None if best is None else {self.id_kind: best[0], "value": best[1].score, "overrides": trial_overrides(best[1].params, self.spec.added)},
         }
 
@@ -65,13 +68,15 @@ def search_state(store: Store, sweep_id: int) -> SearchState:
     sweep = store.get_sweep(sweep_id)
     spec = SearchSpec.from_json(sweep["spec"])
     past = history(store, spec, sweep_id)
+    missing = objective_missing(store.list_runs(sweep_id=sweep_id, status=COMPLETED, fields=["status", "result"]), spec.metric)
     jobs = store.list_jobs(sweep_id=sweep_id)
     if jobs:
         trials = sweep_trials(store, jobs, spec)
-        return SearchState(sweep, spec, "job", [job["id"] for job in jobs], trials, pruned_apart(sweep["counts"], sum(trial.pruned for trial in trials)), past)
+        counts = pruned_apart(sweep["counts"], sum(trial.pruned for trial in trials))
+        return SearchState(sweep, spec, "job", [job["id"] for job in jobs], trials, counts, past, missing)
     runs = store.list_runs(sweep_id=sweep_id, fields=["status", "info", *HISTORY_FIELDS])
     counts = dict(Counter(run["status"] for run in runs))
-    return SearchState(sweep, spec, "run", [run["_id"] for run in runs], [_run_trial(run, spec) for run in runs], counts, past)
+    return SearchState(sweep, spec, "run", [run["_id"] for run in runs], [_run_trial(run, spec) for run in runs], counts, past, missing)
 
 
 def _run_trial(run: dict[str, Any], spec: SearchSpec) -> Trial:

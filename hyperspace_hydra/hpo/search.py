@@ -10,16 +10,18 @@ several advance the same sweep at once; the others read again.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo.history import Verdict, grouping_paths, judge_groups, pruned_trial, run_objective, searched_paths
 from hyperspace_hydra.hpo.space import Space, space_to_json, trial_overrides
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, pruning_metric
+from hyperspace_hydra.identity import missing_objective
 from hyperspace_hydra.overrides import fixed_override_values
 from hyperspace_hydra.store import COMPLETED, PAUSED, QUEUED, RUNNING, Condition, NewJob, Store
-from hyperspace_hydra.store.base import EXHAUSTED, PRUNED, SWEEP_FINAL_STATES
+from hyperspace_hydra.store.base import EXHAUSTED, INTERRUPTED, PRUNED, SWEEP_FINAL_STATES
 
 MakeJob = Callable[[list[str], str], NewJob]
 """Builds the job of a trial from its overrides and its output directory."""
@@ -181,7 +183,9 @@ def advance(store: Store, sweep_id: int, make_job: MakeJob) -> list[int]:
         if free <= 0:
             _end_when_idle(store, sweep_id, active, COMPLETED if len(jobs) >= spec.n_trials else None)
             return []
-        trials = sweep_trials(store, jobs, spec)
+        runs = _completed_runs(store, jobs)
+        _stop_unless_scored(store, sweep_id, runs, spec)
+        trials = [_trial(store, job, spec, runs) for job in jobs]
         points = ask(spec, history(store, spec, sweep_id).trials, trials, free)
         if not points:
             _end_when_idle(store, sweep_id, active, EXHAUSTED)
@@ -191,6 +195,34 @@ def advance(store: Store, sweep_id: int, make_job: MakeJob) -> list[int]:
         if added is not None:
             return added
     return []
+
+
+def objective_missing(runs: Iterable[Mapping[str, Any]], metric: str | None) -> str | None:
+    """Why the completed runs of a search cannot score it (the first whose result has no place for the objective,
+    see :func:`~hyperspace_hydra.identity.missing_objective`), or None when each can."""
+    for run in runs:
+        missing = missing_objective(run.get("result"), metric) if run["status"] == COMPLETED else None
+        if missing is not None:
+            return f"run {run['_id']} completed, but {missing}"
+    return None
+
+
+class ObjectiveMissingError(HyperspaceError):
+    """A search stopped because a trial completed with a result that has no place for its objective: every other trial
+    would too, and be told as failed, so the budget would be spent learning nothing."""
+
+    def __init__(self, sweep_id: int, missing: str) -> None:
+        super().__init__(
+            f"search sweep {sweep_id} stopped: {missing}; set hydra.sweeper.metric, or hyperspace.objective in the study's config, to a number the task returns"
+        )
+
+
+def _stop_unless_scored(store: Store, sweep_id: int, runs: Mapping[int, dict[str, Any]], spec: SearchSpec) -> None:
+    """End the sweep INTERRUPTED and raise :class:`ObjectiveMissingError` when one of its completed runs cannot score it."""
+    missing = objective_missing(runs.values(), spec.metric)
+    if missing is not None:
+        store.end_sweep(sweep_id, INTERRUPTED)
+        raise ObjectiveMissingError(sweep_id, missing)
 
 
 def _end_when_idle(store: Store, sweep_id: int, active: int, state: str | None) -> None:

@@ -22,16 +22,17 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from hyperspace_hydra.bounds import MAX_COUNT, MAX_SEED, require_not_negative, require_positive
 from hyperspace_hydra.composer import Compose, SweepComposer, group_lookup, multirun_composer, resolve_hydra_from
 from hyperspace_hydra.config import to_plain
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo import NO_PRUNER, SEARCH
 from hyperspace_hydra.hpo.base import search_bases
 from hyperspace_hydra.hpo.pruners import check_pruner
-from hyperspace_hydra.hpo.search import advance, history, scored_trial, trial_job_overrides
+from hyperspace_hydra.hpo.search import ObjectiveMissingError, advance, history, scored_trial, trial_job_overrides
 from hyperspace_hydra.hpo.space import parse_space, trial_overrides
 from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, best_index, check_sampler, new_seed
-from hyperspace_hydra.identity import app_name, objective_value
+from hyperspace_hydra.identity import app_name, missing_objective, objective_value
 from hyperspace_hydra.job_process import SWEEP_VARIABLE, store_uri_for
 from hyperspace_hydra.queue import new_job
 from hyperspace_hydra.settings import QUEUE_LAUNCHER_TARGET, effective_settings, redact_credentials
@@ -85,6 +86,7 @@ def search_spec(options: SearchOptions, config: DictConfig, arguments: Sequence[
     groups from config paths; with them the parameters are checked and the bases composed
     (:func:`~hyperspace_hydra.hpo.base.search_bases`).
     """
+    _check_numbers(options)
     check_sampler(options.sampler)
     check_pruner(options.pruner, options.pruner_options)
     given = [*(f"{name}={value}" for name, value in options.params.items()), *arguments]
@@ -121,6 +123,14 @@ def search_spec(options: SearchOptions, config: DictConfig, arguments: Sequence[
     )
 
 
+def _check_numbers(options: SearchOptions) -> None:
+    """Refuse a budget or a number of trials at a time that is not a count (0, negative, absurdly large), and a seed
+    that Optuna's samplers do not take, before the sweep is created."""
+    require_positive(("hydra.sweeper.n_trials", options.n_trials), ("hydra.sweeper.n_jobs", options.n_jobs), most=MAX_COUNT)
+    if options.seed is not None:
+        require_not_negative("hydra.sweeper.seed", options.seed, most=MAX_SEED)
+
+
 def _task(fixed: Sequence[str], config: DictConfig) -> str | None:
     for override in fixed:
         key, _, value = override.partition("=")
@@ -147,7 +157,7 @@ def _local_search(store: Store, sweep_id: int, spec: SearchSpec, launcher: Launc
                 break
             batch = launcher.launch([[*trial_job_overrides(spec, point), _sweep_override(sweep_id)] for point in points], initial_job_idx=len(trials))
             pruned = _pruned_runs(store, sweep_id) if spec.pruner != NO_PRUNER else {}
-            trials += [_told(point, job_return, spec.metric, pruned) for point, job_return in zip(points, batch)]
+            trials += [_told(point, job_return, spec.metric, pruned, sweep_id, len(trials) + index) for index, (point, job_return) in enumerate(zip(points, batch))]
             returns.append(batch)
         ending = COMPLETED if len(trials) >= spec.n_trials else EXHAUSTED
     finally:
@@ -166,13 +176,19 @@ def _pruned_runs(store: Store, sweep_id: int) -> dict[str, dict[str, Any]]:
     return {run["output_dir"]: run for run in store.list_runs(sweep_id=sweep_id, status=PRUNED, fields=["output_dir", "status", "info"])}
 
 
-def _told(point: Mapping[str, Any], job_return: JobReturn, metric: str | None, pruned: Mapping[str, dict[str, Any]]) -> Trial:
+def _told(point: Mapping[str, Any], job_return: JobReturn, metric: str | None, pruned: Mapping[str, dict[str, Any]], sweep_id: int, index: int) -> Trial:
+    """The trial ``#index`` of the sweep as its job ended; :class:`ObjectiveMissingError` when it completed with a result
+    that has no place for the objective."""
     run = pruned.get(str(job_return.hydra_cfg.hydra.runtime.output_dir)) if pruned and job_return.hydra_cfg is not None else None
     if run is not None:
         return scored_trial(dict(point), run, metric)
     if job_return.status != JobStatus.COMPLETED:
         return Trial(dict(point), failed=True)
-    value = objective_value(to_plain(job_return._return_value), metric)
+    result = to_plain(job_return._return_value)
+    missing = missing_objective(result, metric)
+    if missing is not None:
+        raise ObjectiveMissingError(sweep_id, f"trial #{index} completed, but {missing}")
+    value = objective_value(result, metric)
     return Trial(dict(point), value, failed=value is None)
 
 
