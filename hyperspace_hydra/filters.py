@@ -34,7 +34,7 @@ from hyperspace_hydra.config import flatten, identity_part
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.results import keys_named, short_names
 from hyperspace_hydra.settings import redact_credentials
-from hyperspace_hydra.store.base import DURATION, ORDER_OPERATORS, RUN_VALUE_PATHS, Condition, Store, sort_order
+from hyperspace_hydra.store.base import DURATION, ORDER_OPERATORS, RUN_VALUE_PATHS, STUDY, Condition, Store, sort_order
 
 FORMS = "PATH=VALUE, PATH!=VALUE, PATH<VALUE, PATH>VALUE, PATH<=VALUE, PATH>=VALUE, 'PATH in [A, B]', 'PATH exists' or 'PATH missing'"
 """The accepted forms of a filter, as error messages list them."""
@@ -110,7 +110,8 @@ def resolve_paths(
     ``result`` and ``choices``; its cost does not grow with the store). Each path of a filter or
     of the sort is then, in this order:
 
-    - a run field (``id``, ``objective``, ``status``, ``task``, ``seed``, ``duration``): kept;
+    - a run field (``id``, ``objective``, ``status``, ``task``, ``seed``, ``duration``, and ``study``, the app that
+      recorded the run): kept; ``study=NAME`` that no run of the store has is an error listing the newest runs' studies;
     - a path some sampled run has (``optimizer.lr``, ``result.accuracy``, ``choices.model``): kept;
     - a name as the runs table shows config columns: the whole flattened key, or a suffix of
       whole parts of exactly one (``lr``; a ``_target_`` is named by its node, as in the table):
@@ -140,6 +141,8 @@ def resolve_paths(
 
     known = _KnownPaths(sample, matches_in_store)
     resolved = [known.checked(condition) for condition in where]
+    for condition in resolved:
+        _require_study(store, condition)
     if sort is None:
         return resolved, None
     path, descending = sort_order(sort)
@@ -156,6 +159,16 @@ def _require_selection(store: Store, task: str | None, sweep_id: int | None) -> 
     tasks = sorted({run["task"] for run in store.list_runs(KNOWN_PATHS_SAMPLE, fields=["task"]) if run["task"] is not None})
     known = f"the newest runs' tasks are {', '.join(tasks)}" if tasks else "no run has a task"
     raise HyperspaceError(f"no run of task {task!r} in store {redact_credentials(store.uri)}: {known}")
+
+
+def _require_study(store: Store, condition: Condition) -> None:
+    """Raise :class:`HyperspaceError` for ``study=NAME`` (or ``study in [...]``) when no run of the store was recorded
+    by such an app: as with a task, a mistyped name must not pass for an empty answer."""
+    if condition.path != STUDY or condition.op not in ("=", "in") or store.list_runs(1, where=[condition], fields=[]):
+        return
+    studies = sorted({(run["experiment"] or {}).get("name") or "?" for run in store.list_runs(KNOWN_PATHS_SAMPLE, fields=["experiment"])})
+    known = f"the newest runs' studies are {', '.join(studies)}" if studies else "the store has no run"
+    raise HyperspaceError(f"no run of study {condition.value!r} in store {redact_credentials(store.uri)}: {known}")
 
 
 _VALUE_FIELDS = ("objective", "seed", "status", "task", "sweep_id")
@@ -182,7 +195,7 @@ class _KnownPaths:
             for field in _KEYED_FIELDS[1:]:
                 for key, value in _field_values(field, run.get(field)).items():
                     self._learn(key, value)
-        self._paths = set(self._kinds) - {*RUN_VALUE_PATHS}
+        self._paths = set(self._kinds) - {*RUN_VALUE_PATHS, STUDY}
         self._matches_in_store = matches_in_store
 
     def _learn(self, path: str, value: Any) -> None:
@@ -208,7 +221,7 @@ class _KnownPaths:
 
     def resolve(self, path: str, role: str, may_be_unknown: bool) -> str:
         """The full path that ``path`` names (see :func:`resolve_paths`); raises :class:`HyperspaceError` if none or several."""
-        if path in (*RUN_VALUE_PATHS, DURATION) or path in self._paths:
+        if path in (*RUN_VALUE_PATHS, STUDY, DURATION) or path in self._paths:
             return path
         named = sorted({self._by_table_name[key] for key in keys_named(self._by_table_name, path)})
         named = named or sorted(set(keys_named(self._paths, path)))

@@ -168,6 +168,15 @@ def test_a_sweep_that_does_not_exist_or_a_task_no_run_has_is_an_error_not_an_emp
     assert _ids(store, sweep_id=waiting) == [], "a sweep whose jobs have not run yet: an empty answer"
 
 
+def test_a_study_no_run_has_is_an_error_naming_the_studies(store: Store) -> None:
+    recorded = store.start_run({"task": "digits", "experiment": {"name": "study.run"}, "config": {"x": 1}})
+    store.start_run({"task": "digits", "experiment": {"name": "study.finetune"}, "config": {"x": 1}})
+    assert _ids(store, ["study=study.run"]) == [recorded]
+    with pytest.raises(HyperspaceError, match="^no run of study 'study.rnu' in store sqlite:///.*: the newest runs' studies are study.finetune, study.run$"):
+        _ids(store, ["study=study.rnu"])
+    assert _ids(store, ["study=study.run", "x=2"]) == [], "a study with runs, none of them matching: an empty answer"
+
+
 @pytest.mark.parametrize(("where", "message"), [
     (["lr>zz"], "the filter on 'lr' compares with a string, but the runs hold a number there: it would match nothing"),
     (["optimizer.lr=fast"], "the filter on 'optimizer.lr' compares with a string, but the runs hold a number there"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -126,6 +127,17 @@ def _record(store: Store, run: dict) -> int:
     run_id = store.start_run({key: run[key] for key in ("task", "config", "choices")})
     store.finish_run(run_id, run["status"], {"objective": run["objective"], "result": run["result"]})
     return run_id
+
+
+def test_history_is_the_runs_of_the_searching_study_only(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/store.db")
+    space, fixed = parse_space(["x=interval(0, 1)"])
+    spec = SearchSpec(space, fixed, n_trials=5, bases={base_key({}): {}}, study="study.finetune")
+    for app, x in (("study.train", 0.1), ("study.finetune", 0.2), ("study.train", 0.3)):
+        run_id = store.start_run({"experiment": {"name": app}, "config": {"x": x}})
+        store.finish_run(run_id, COMPLETED, {"objective": x})
+    assert history(store, spec).trials == [Trial({"x": 0.2}, 0.2)], "another app in the same store (same config tree) is another study"
+    assert len(history(store, dataclasses.replace(spec, study=None)).trials) == 3, "a spec stored before studies were kept reads every run"
 
 
 def test_history_reads_each_completed_run_once_and_finds_runs_that_end_late(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -280,7 +292,7 @@ def test_a_budget_that_is_no_count_is_refused_before_a_sweep_is_made(probe_study
 def test_search_numbers_out_of_their_limits_are_one_clear_error(numbers: dict[str, int], message: str) -> None:
     options = SearchOptions(**numbers)  # type: ignore[arg-type]
     with pytest.raises(HyperspaceError, match=re.escape(message)):
-        search_spec(options, OmegaConf.create({}), ["x=interval(0, 1)"], compose=_not_composed, is_group=lambda name: False)
+        search_spec(options, OmegaConf.create({}), ["x=interval(0, 1)"], _not_composed, lambda name: False, "probe.run")
 
 
 def _not_composed(overrides: Sequence[str]) -> DictConfig:

@@ -419,6 +419,15 @@ def test_info_keys_can_be_compared(store: Store) -> None:
     assert len(_ids(store, Condition("info.sacred_id", "exists"))) == 2
 
 
+def test_the_study_that_recorded_a_run_can_be_compared(store: Store) -> None:
+    first = store.start_run({"experiment": {"name": "study.run", "base_dir": "/s"}, "config": {"study": "not this"}})
+    store.start_run({"experiment": {"name": "study.finetune"}})
+    imported_without_a_name = store.start_run({"experiment": {}})
+    assert _ids(store, Condition("study", "=", "study.run")) == [first], "the app's name, not a config key called study"
+    assert _ids(store, Condition("study", "!=", "study.finetune")) == [first, imported_without_a_name]
+    assert _ids(store, Condition("study", "exists", False)) == [imported_without_a_name]
+
+
 def test_task_status_and_sweep_select_runs(store: Store) -> None:
     sweep = store.enqueue("s", [_job("a"), _job("b")], {"kind": "grid"})
     other = store.enqueue("s", [_job("c")], {"kind": "grid"})

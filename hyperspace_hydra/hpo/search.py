@@ -21,7 +21,7 @@ from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, pruning_metric
 from hyperspace_hydra.identity import missing_objective
 from hyperspace_hydra.overrides import fixed_override_values
 from hyperspace_hydra.store import COMPLETED, PAUSED, QUEUED, RUNNING, Condition, NewJob, Store
-from hyperspace_hydra.store.base import EXHAUSTED, INTERRUPTED, PRUNED, SWEEP_FINAL_STATES
+from hyperspace_hydra.store.base import EXHAUSTED, INTERRUPTED, PRUNED, STUDY, SWEEP_FINAL_STATES
 
 MakeJob = Callable[[list[str], str], NewJob]
 """Builds the job of a trial from its overrides and its output directory."""
@@ -83,7 +83,7 @@ def _past_verdicts(store: Store, spec: SearchSpec, sweep_id: int | None) -> list
     if not spec.warm_start:
         return []
     judged = _judged_runs.setdefault((store.uri, _selection_key(spec)), {})
-    finished = store.count_runs(task=spec.task, where=[_FINISHED])
+    finished = store.count_runs(where=_past_runs(spec))
     if finished > len(judged):
         judged.update(_read_verdicts(store, spec, [Condition("id", ">", next(reversed(judged)))] if judged else []))
     if finished != len(judged):
@@ -98,12 +98,12 @@ _LONGEST_ID_LIST = 100
 
 def _selection_key(spec: SearchSpec) -> str:
     """What decides which runs are a search's history, and where they lie."""
-    return json.dumps([spec.task, spec.metric, pruning_metric(spec), space_to_json(spec.space), spec.groups, spec.history_ignore, spec.bases], sort_keys=True)
+    return json.dumps([spec.study, spec.task, spec.metric, pruning_metric(spec), space_to_json(spec.space), spec.groups, spec.history_ignore, spec.bases], sort_keys=True)
 
 
 def _catch_up(store: Store, spec: SearchSpec, judged: dict[int, tuple[int | None, Verdict]]) -> None:
     """Make ``judged`` hold exactly the task's finished runs: read their ids, then judge the ones it lacks."""
-    finished = {run["_id"] for run in store.list_runs(task=spec.task, where=[_FINISHED], fields=[])}
+    finished = {run["_id"] for run in store.list_runs(where=_past_runs(spec), fields=[])}
     unread = sorted(finished - set(judged))
     if len(unread) > _LONGEST_ID_LIST:
         judged.update(_read_verdicts(store, spec, []))
@@ -114,12 +114,19 @@ def _catch_up(store: Store, spec: SearchSpec, judged: dict[int, tuple[int | None
     judged.update(kept)
 
 
+def _past_runs(spec: SearchSpec) -> list[Condition]:
+    """The runs that may be a search's history: finished, of its study (the app that recorded them) and of its task
+    (in a study without tasks, every run of the study)."""
+    same_study = [Condition(STUDY, "=", spec.study)] if spec.study is not None else []
+    same_task = [Condition("task", "=", spec.task)] if spec.task is not None else []
+    return [*same_study, *same_task, _FINISHED]
+
+
 def _read_verdicts(store: Store, spec: SearchSpec, where: Sequence[Condition]) -> dict[int, tuple[int | None, Verdict]]:
     """The task's finished runs that match ``where``, each with its sweep and judged against the search, oldest first;
     the store groups them by their config outside the paths compatibility does not compare, so that what a group
     shares is judged once."""
-    selection = [*([Condition("task", "=", spec.task)] if spec.task is not None else []), _FINISHED, *where]  # a study without tasks: every run
-    groups = store.group_runs(selection, grouping_paths(spec), searched_paths(spec))
+    groups = store.group_runs([*_past_runs(spec), *where], grouping_paths(spec), searched_paths(spec))
     return dict(sorted(judge_groups(groups, spec).items()))
 
 

@@ -63,10 +63,10 @@ class SearchOptions:
 def search(options: SearchOptions, config: DictConfig, hydra_context: HydraContext, task_function: TaskFunction, arguments: Sequence[str]) -> Any:
     """Run or start the search that ``--multirun`` with ``arguments`` asks for; every parameter is checked before anything runs."""
     composer = multirun_composer(hydra_context.config_loader, config)
-    spec = search_spec(options, config, arguments, composer.compose, group_lookup(hydra_context.config_loader))
+    study = app_name(config, task_function)
+    spec = search_spec(options, config, arguments, composer.compose, group_lookup(hydra_context.config_loader), study)
     launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context, task_function=task_function)
     uri = store_uri_for(config)
-    study = app_name(config, task_function)
     with open_store(uri) as store:
         sweep_id = store.enqueue(study, [], {"kind": SEARCH, "command": _command(), "spec": spec.to_json(), "state": RUNNING}, dedupe=False).sweep_id
         assert sweep_id is not None, "enqueueing no jobs creates the (empty) sweep"
@@ -79,8 +79,11 @@ def _command() -> str:
     return " ".join(redact_credentials(arg) for arg in sys.argv)
 
 
-def search_spec(options: SearchOptions, config: DictConfig, arguments: Sequence[str], compose: Compose, is_group: Callable[[str], bool]) -> SearchSpec:
-    """The search the options and command-line ``arguments`` describe; settings default to the study's ``hyperspace`` node.
+def search_spec(
+    options: SearchOptions, config: DictConfig, arguments: Sequence[str], compose: Compose, is_group: Callable[[str], bool], study: str
+) -> SearchSpec:
+    """The search of app ``study`` that the options and command-line ``arguments`` describe; settings default to the
+    study's ``hyperspace`` node.
 
     ``compose`` composes a job's full config (the sweep's composer), ``is_group`` tells config
     groups from config paths; with them the parameters are checked and the bases composed
@@ -120,6 +123,7 @@ def search_spec(options: SearchOptions, config: DictConfig, arguments: Sequence[
         pruner=options.pruner,
         pruner_options=dict(options.pruner_options),
         pruning_metric=options.pruning_metric,
+        study=study,
     )
 
 

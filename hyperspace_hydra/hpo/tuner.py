@@ -84,7 +84,8 @@ class SearchSpec:
     those that exist only as target defaults and so are written ``++name=value``.
     ``bases`` and ``history_ignore`` decide which past runs are compatible (see
     :mod:`hyperspace_hydra.hpo.history`). ``pruner`` (with its ``pruner_options``) stops trials early
-    by the series of ``pruning_metric`` (see :mod:`hyperspace_hydra.hpo.pruners`).
+    by the series of ``pruning_metric`` (see :mod:`hyperspace_hydra.hpo.pruners`). ``study`` is the app whose runs
+    may be history (runs another app recorded in the same store never are; None in a spec stored before it was kept).
     """
 
     space: Space
@@ -105,6 +106,7 @@ class SearchSpec:
     pruner: str = "none"
     pruner_options: dict[str, Any] = field(default_factory=dict)
     pruning_metric: str | None = None
+    study: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for the store."""

@@ -485,6 +485,8 @@ RUN_VALUE_PATHS = ("id", "objective", "status", "task", "seed", "sweep_id")
 """Paths that name a run field itself; ``result.<key>``, ``choices.<group>`` and ``info.<key>`` name a key inside those fields."""
 DURATION = "duration"
 """A sort path that no field holds: ``stop_time - start_time`` in seconds, computed by the database."""
+STUDY = "study"
+"""The path of the study (app) that recorded a run, kept in ``experiment.name`` as Sacred keeps an experiment's name."""
 _KEYED_FIELDS = ("result", "choices", "info")
 
 
@@ -492,7 +494,7 @@ def run_path(path: str) -> tuple[str, tuple[str, ...]]:
     """The run field that ``path`` points into and the keys inside that field's JSON value.
 
     ``objective`` gives ``("objective", ())``, ``result.accuracy`` gives ``("result", ("accuracy",))``,
-    any other path is in the complete config: ``classifier.C`` gives ``("config", ("classifier", "C"))``.
+    ``study`` gives ``("experiment", ("name",))``, any other path is in the complete config: ``classifier.C`` gives ``("config", ("classifier", "C"))``.
     Raises :class:`HyperspaceError` for a malformed path.
     """
     parts = tuple(path.split("."))
@@ -500,6 +502,8 @@ def run_path(path: str) -> tuple[str, tuple[str, ...]]:
         raise HyperspaceError(f"invalid path {path!r}: expected dotted keys such as classifier.C, result.accuracy or objective")
     if path in (*RUN_VALUE_PATHS, DURATION):
         return path, ()
+    if path == STUDY:
+        return "experiment", ("name",)
     if parts[0] in _KEYED_FIELDS:
         if len(parts) == 1:
             raise HyperspaceError(f"invalid path {path!r}: name a key inside it, as in {path}.<key>")
@@ -512,6 +516,7 @@ class Condition:
     """A filter of :meth:`Store.list_runs`: the run's value at ``path`` compared with ``value`` by ``op``.
 
     ``path``: ``id``, ``objective``, ``status``, ``task``, ``seed`` and ``sweep_id`` name those run fields,
+    ``study`` the app that recorded the run (``experiment.name``),
     ``result.<key>``, ``choices.<group>`` and ``info.<key>`` a key of the run's result, Hydra choices or
     info (where an imported run keeps where it came from: ``info.imported_from``), any other
     dotted path a value in the run's complete ``config`` (each part a key of a mapping:
