@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hyperspace_hydra.config import SETTINGS_KEY
+from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.files import write_whole
 from hyperspace_hydra.reproduce import reproduce_commands
 from hyperspace_hydra.results import run_rows, run_table, short_target
@@ -72,6 +74,41 @@ def write_report(store: Store, runs: Sequence[Mapping[str, Any]], path: Path, ti
         f"<body>{''.join(sections)}<script>{_SORTING}</script></body></html>"
     )
     write_whole(path, page)
+
+
+def ranking_direction(runs: Sequence[Mapping[str, Any]], given: str | None, study_direction: str | None) -> str:
+    """Which objective is best for ``runs``: ``given`` (``--direction``), else the direction the runs were recorded
+    with (their ``config.hyperspace.direction``; runs imported without settings say nothing), else ``study_direction`` (the study's, with ``--app``), else
+    minimize, the setting's default.
+
+    Runs scored by different objectives, or recorded with both directions, cannot be ranked together: a
+    :class:`HyperspaceError` says so (and how to choose), instead of a best run that is not."""
+    recorded = [settings for settings in map(_recorded_settings, runs) if settings]
+    objectives = Counter(settings.get("objective") for settings in recorded)
+    if len(objectives) > 1:
+        raise HyperspaceError(
+            f"the runs were scored by different objectives ({_counted(objectives)}): choose runs of one, e.g. --where hyperspace.objective={_first(objectives)}"
+        )
+    if given is not None:
+        return given
+    directions = Counter(settings["direction"] for settings in recorded if settings.get("direction") is not None)
+    if len(directions) > 1:
+        raise HyperspaceError(f"the runs were recorded with both directions ({_counted(directions)}): say which is best with --direction")
+    return next(iter(directions), None) or study_direction or "minimize"
+
+
+def _recorded_settings(run: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The settings a scored run was recorded with; None for a run without a score, or without settings (imported)."""
+    settings = (run.get("config") or {}).get(SETTINGS_KEY) if run.get("objective") is not None else None
+    return settings if isinstance(settings, Mapping) else None
+
+
+def _counted(counts: Counter[Any]) -> str:
+    return ", ".join(f"{value if value is not None else 'the returned number'}: {count} run(s)" for value, count in counts.most_common())
+
+
+def _first(counts: Counter[Any]) -> Any:
+    return next(value for value, _ in counts.most_common() if value is not None)
 
 
 def _status_counts(runs: Sequence[Mapping[str, Any]]) -> str:

@@ -15,7 +15,7 @@ from optuna.distributions import FloatDistribution
 
 from hyperspace_hydra import HyperspaceError
 from hyperspace_hydra.hpo.tuner import SearchSpec
-from hyperspace_hydra.report import TABLE_ROWS, write_report
+from hyperspace_hydra.report import TABLE_ROWS, ranking_direction, write_report
 from hyperspace_hydra.store import COMPLETED, FAILED, Store, open_store
 from hyperspace_hydra.store.base import PRUNED, MetricPoint
 
@@ -158,3 +158,39 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _scored(objective: float | None, settings: dict[str, Any] | None) -> dict[str, Any]:
+    return {"objective": objective, "config": {"x": 1, **({"hyperspace": settings} if settings is not None else {})}}
+
+
+def test_the_report_ranks_runs_in_the_direction_they_were_recorded_with() -> None:
+    maximized = [_scored(0.9, {"objective": "acc", "direction": "maximize"}), _scored(None, {"objective": "acc", "direction": "minimize"})]
+    assert ranking_direction(maximized, None, None) == "maximize", "a run without a score does not vote"
+    assert ranking_direction(maximized, None, "minimize") == "maximize", "what the runs were recorded with wins over today's study"
+    assert ranking_direction(maximized, "minimize", None) == "minimize", "--direction wins"
+    imported = [_scored(0.5, None)]
+    assert ranking_direction(imported, None, "maximize") == "maximize" and ranking_direction(imported, None, None) == "minimize"
+    assert ranking_direction([*maximized, *imported], None, None) == "maximize", "runs imported without settings say nothing"
+
+
+def test_runs_ranked_in_both_directions_or_by_different_objectives_are_an_error_not_a_best_run() -> None:
+    both = [_scored(0.9, {"objective": "acc", "direction": "maximize"}), _scored(0.1, {"objective": "acc", "direction": "minimize"})]
+    with pytest.raises(HyperspaceError, match=r"^the runs were recorded with both directions \(maximize: 1 run\(s\), minimize: 1 run\(s\)\): say which is best with --direction$"):
+        ranking_direction(both, None, None)
+    assert ranking_direction(both, "maximize", None) == "maximize"
+    mixed = [_scored(0.9, {"objective": "acc"}), _scored(0.8, {"objective": "acc"}), _scored(0.1, {"objective": "loss"}), _scored(3.0, {"objective": None})]
+    with pytest.raises(HyperspaceError, match=r"^the runs were scored by different objectives \(acc: 2 run\(s\), loss: 1 run\(s\), the returned number: 1 run\(s\)\): choose runs of one, e.g. --where hyperspace.objective=acc$"):
+        ranking_direction(mixed, "maximize", None)
+
+
+
+def test_report_without_app_or_direction_names_as_best_the_run_best_in_the_recorded_direction(store: Store, tmp_path: Path) -> None:
+    from conftest import hyperspace
+
+    for accuracy in (0.6, 0.9, 0.3):
+        run_id = store.start_run({"config": {"lr": accuracy, "hyperspace": {"objective": "acc", "direction": "maximize"}}, "start_time": START})
+        store.finish_run(run_id, COMPLETED, {"objective": accuracy, "result": {"acc": accuracy}, "stop_time": START})
+    written = hyperspace(tmp_path, "report", "--store", store.uri, "-o", str(tmp_path / "r.html"))
+    assert written.returncode == 0, written.stderr
+    assert "objective <b>0.9</b>" in (tmp_path / "r.html").read_text(), "the highest accuracy, as the runs were maximizing it"
