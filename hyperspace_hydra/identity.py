@@ -15,6 +15,7 @@ from hydra.types import TaskFunction
 from omegaconf import DictConfig
 
 from hyperspace_hydra.config import SETTINGS_KEY, fill_defaults, plain, task_data, to_plain
+from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.settings import effective_settings, redact_credentials
 
 
@@ -34,7 +35,22 @@ def task_given_and_complete(task: DictConfig) -> tuple[dict[str, Any], dict[str,
 
 def _given_and_complete_of(task: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     given = _with_effective_settings(to_plain(task))
+    _check_seed(given)
     return given, fill_defaults(given)
+
+
+SEED_RANGE = range(-(2**63), 2**63)
+"""The seeds a run can have: every store keeps a run's ``seed`` as a 64-bit integer."""
+
+
+class SeedOutOfRangeError(HyperspaceError):
+    """A top-level ``seed`` that no store can record: the job must not run (a run that cannot be recorded is lost)."""
+
+
+def _check_seed(config: Mapping[str, Any]) -> None:
+    seed = seed_of(config)
+    if seed is not None and seed not in SEED_RANGE:
+        raise SeedOutOfRangeError(f"seed must be a whole number from -2**63 to 2**63-1 (a run records it as a 64-bit integer), not {seed}")
 
 
 def _with_effective_settings(config: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,15 @@ from omegaconf import DictConfig, OmegaConf
 from hyperspace_hydra import provenance
 from hyperspace_hydra.config import config_hash
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.identity import MainModule, app_name, given_and_complete, missing_objective, objective_value, seed_of
+from hyperspace_hydra.identity import (
+    MainModule,
+    SeedOutOfRangeError,
+    app_name,
+    given_and_complete,
+    missing_objective,
+    objective_value,
+    seed_of,
+)
 from hyperspace_hydra.job_process import CLAIM_LOST_EXIT_STATUS, queued_job, store_uri_for, sweep_of, watch_queued_job_run
 from hyperspace_hydra.observer import StoreObserver
 from hyperspace_hydra.recorder import RunRecorder, active_recorder
@@ -126,6 +134,10 @@ class RecordingCallback(Callback):
             self._recorder = None
             log.error("hyperspace: %s; the task does not run", error)
             raise SystemExit(CLAIM_LOST_EXIT_STATUS) from None
+        except SeedOutOfRangeError as error:  # a run no store can record: the task must not run unrecorded
+            self._recorder = None
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
         except Exception as error:  # noqa: BLE001 - Hydra would only warn; say it loudly, let the job run
             self._recorder = None
             log.error("hyperspace: this job is NOT recorded: %s: %s", type(error).__name__, error)

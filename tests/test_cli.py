@@ -473,6 +473,18 @@ def test_a_grid_value_that_does_not_resolve_is_one_line_naming_the_job(probe_stu
         assert store.list_sweeps() == [] and store.list_jobs() == [], "neither a and b nor the sweep were enqueued"
 
 
+def test_a_seed_no_store_can_record_is_one_line_before_the_task_runs_or_anything_is_enqueued(probe_study: Path) -> None:
+    refused = enqueue(probe_study, "seed=1,99999999999999999999999")
+    _assert_one_error_line(refused, "error: seed must be a whole number from -2**63 to 2**63-1 (a run records it as a 64-bit integer), not 99999999999999999999999")
+    single = run_app(probe_study, "probe.run", "seed=-9223372036854775809")
+    assert single.returncode == 2 and "error: seed must be a whole number from -2**63 to 2**63-1" in single.stderr and "hello from the task" not in single.stdout
+    largest = run_app(probe_study, "probe.run", "seed=9223372036854775807")
+    assert largest.returncode == 0, largest.stderr
+    with open_store(f"sqlite:///{probe_study}/.hyperspace/store.db") as store:
+        assert store.list_sweeps() == [] and store.list_jobs() == [], "neither seed was enqueued"
+        assert [run["seed"] for run in store.list_runs()] == [2**63 - 1], "only the run that could be recorded ran"
+
+
 def _leaf_parsers(parser: argparse.ArgumentParser, name: str = "hyperspace") -> Iterator[tuple[str, argparse.ArgumentParser]]:
     subcommands = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
     if not subcommands:
