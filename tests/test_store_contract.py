@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
+import re
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -673,6 +674,31 @@ def test_enqueue_is_all_or_nothing(store: Store) -> None:
     with pytest.raises(Exception):  # noqa: B017 - each backend's own error for data it cannot store
         store.enqueue("s", [_job("a"), unstorable], {"kind": "grid"})
     assert store.list_jobs() == []
+
+
+@pytest.mark.parametrize(
+    ("priority", "max_attempts", "message"),
+    [
+        ("high", 3, "a job's priority must be a whole number from -2147483648 to 2147483647, not 'high'"),
+        (2**31, 3, "a job's priority must be a whole number from -2147483648 to 2147483647, not 2147483648"),
+        (True, 3, "a job's priority must be a whole number"),
+        (1.5, 3, "a job's priority must be a whole number"),
+        (0, 0, "max_attempts must be a whole number from 1 to 2147483647, not 0"),
+        (0, 10**20, "max_attempts must be a whole number from 1 to 2147483647, not 100000000000000000000"),
+    ],
+)
+def test_a_priority_or_attempts_no_backend_keeps_alike_is_refused_before_anything_is_written(
+    store: Store, priority: Any, max_attempts: int, message: str
+) -> None:
+    with pytest.raises(HyperspaceError, match=re.escape(message)):
+        store.enqueue("s", [_job("a"), _job("b", priority=priority)], {"kind": "grid"}, max_attempts=max_attempts)
+    assert store.list_jobs() == [] and store.list_sweeps() == []
+    search = store.enqueue("s", [], {"kind": "search", "state": RUNNING})
+    with pytest.raises(HyperspaceError, match=re.escape(message)):
+        store.add_jobs(search.sweep_id, [_job("b", priority=priority)], expected_jobs=0, max_attempts=max_attempts)
+    assert store.list_jobs() == []
+    lowest, highest = store.enqueue("s", [_job("low", priority=-(2**31)), _job("high", priority=2**31 - 1)], {"kind": "grid"}, max_attempts=2**31 - 1).enqueued
+    assert [(job["priority"], job["max_attempts"]) for job in store.list_jobs(job_ids=[lowest, highest])] == [(-(2**31), 2**31 - 1), (2**31 - 1, 2**31 - 1)]
 
 
 def test_duplicates_of_queued_running_completed_jobs_and_runs_are_skipped(store: Store) -> None:

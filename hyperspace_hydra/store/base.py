@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hyperspace_hydra.bounds import MAX_COUNT
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.store.grouping import ConfigGroup
 
@@ -122,6 +123,24 @@ def last_error_line(trace: Sequence[str]) -> str | None:
     """The last non-empty line of a fail trace (the exception and its message), stripped; None for an empty trace."""
     lines = [line.strip() for line in "".join(trace).splitlines() if line.strip()]
     return lines[-1] if lines else None
+
+
+PRIORITY_RANGE = range(-(2**31), 2**31)
+"""The priorities a job can have: every backend keeps them as 32-bit integers (PostgreSQL's ``integer``)."""
+
+
+def check_new_jobs(jobs: Sequence[NewJob], max_attempts: int) -> None:
+    """Raise :class:`HyperspaceError` before anything is written when a job's priority or the attempts it may take are
+    not whole numbers a store keeps alike on every backend (SQLite would keep ``"high"`` as text, PostgreSQL refuse it)."""
+    if not _whole(max_attempts) or not 1 <= max_attempts <= MAX_COUNT:
+        raise HyperspaceError(f"max_attempts must be a whole number from 1 to {MAX_COUNT}, not {max_attempts!r}")
+    for job in jobs:
+        if not _whole(job.priority) or job.priority not in PRIORITY_RANGE:
+            raise HyperspaceError(f"a job's priority must be a whole number from {PRIORITY_RANGE.start} to {PRIORITY_RANGE.stop - 1}, not {job.priority!r}")
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def new_jobs_of(jobs: Sequence[NewJob], existing_hashes: set[str], dedupe: bool) -> list[NewJob | None]:
@@ -856,6 +875,8 @@ class Store(abc.ABC):
         skipped (its entry in ``job_ids`` is None; see :func:`new_jobs_of`). When jobs are given
         and every one is skipped, nothing is written and ``sweep_id`` is None; with no jobs given,
         the sweep is created empty (a search adds its trials later). Job ids grow in enqueue order.
+        A priority or ``max_attempts`` that is not a whole number in range raises :class:`HyperspaceError`
+        (:func:`check_new_jobs`) before anything is written.
         """
 
     @abc.abstractmethod
@@ -866,7 +887,7 @@ class Store(abc.ABC):
         Check and insert are one atomic step: of several processes that read the same
         count and try to add, exactly one succeeds; the others get None and may read
         again, as does a caller whose sweep ended meanwhile. Returns the new job ids.
-        Raises :class:`JobNotFoundError` for an unknown sweep.
+        Raises :class:`JobNotFoundError` for an unknown sweep, :class:`HyperspaceError` as :meth:`enqueue` does.
         """
 
     @abc.abstractmethod

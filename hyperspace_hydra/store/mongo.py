@@ -68,6 +68,7 @@ from hyperspace_hydra.store.base import (
     WorkerBeat,
     WorkerInfo,
     beat_values,
+    check_new_jobs,
     check_sweep_state,
     claim_lost,
     claimed_job_values,
@@ -694,6 +695,7 @@ class MongoStore(Store):
 
     @_reachable
     def enqueue(self, study: str, jobs: Sequence[NewJob], sweep: Mapping[str, Any], dedupe: bool = True, max_attempts: int = 3) -> EnqueueResult:
+        check_new_jobs(jobs, max_attempts)
         now = utcnow()
         existing = self._existing_hashes(study, [job.config_hash for job in jobs]) if dedupe else set()
         kept = new_jobs_of(jobs, existing, dedupe)
@@ -727,6 +729,7 @@ class MongoStore(Store):
     @_reachable
     def add_jobs(self, sweep_id: int, jobs: Sequence[NewJob], expected_jobs: int, max_attempts: int = 3) -> list[int] | None:
         """The sweep's job count moves from ``expected_jobs`` in one conditional ``$inc``: exactly one caller wins."""
+        check_new_jobs(jobs, max_attempts)
         sweep = self._db.sweeps.find_one({"_id": sweep_id}, {"study": 1})
         if sweep is None:
             raise JobNotFoundError(f"no sweep with id {sweep_id} in store {redact_credentials(self.uri)}")

@@ -56,6 +56,7 @@ from hyperspace_hydra.store.base import (
     WorkerBeat,
     WorkerInfo,
     beat_values,
+    check_new_jobs,
     check_sweep_state,
     claim_lost,
     claimed_job_values,
@@ -431,6 +432,7 @@ class SQLStore(Store):
 
     @reachable
     def enqueue(self, study: str, jobs: Sequence[NewJob], sweep: Mapping[str, Any], dedupe: bool = True, max_attempts: int = 3) -> EnqueueResult:
+        check_new_jobs(jobs, max_attempts)
         now = utcnow()
         with self._writer.begin() as connection:
             existing = self._existing_hashes(connection, study, [job.config_hash for job in jobs]) if dedupe else set()
@@ -452,6 +454,7 @@ class SQLStore(Store):
 
     @reachable
     def add_jobs(self, sweep_id: int, jobs: Sequence[NewJob], expected_jobs: int, max_attempts: int = 3) -> list[int] | None:
+        check_new_jobs(jobs, max_attempts)
         now = utcnow()
         with self._writer.begin() as connection:
             sweep = connection.execute(sa.select(SWEEPS.c.study, SWEEPS.c.state).where(SWEEPS.c.id == sweep_id).with_for_update()).first()
