@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -221,6 +222,33 @@ def test_log_scalar_outside_a_recorded_run_does_nothing(tmp_path: Path, monkeypa
     assert active_recorder() is None
     assert log_scalar("loss", 1.0) is None
     assert active_recorder() is None and list(tmp_path.iterdir()) == [], "no run started, no store created"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "step", "message"),
+    [
+        ("x", 1.0, 10**30, "log_scalar('x'): the step is a whole number from -2**63 to 2**63-1, not 1000000000000000000000000000000"),
+        ("x", 1.0, 1.5, "log_scalar('x'): the step is a whole number from -2**63 to 2**63-1, not 1.5"),
+        ("x", 1.0, True, "the step is a whole number"),
+        ("x", "abc", None, "log_scalar('x'): the value is a number, not 'abc'"),
+        ("x", None, None, "log_scalar('x'): the value is a number, not None"),
+        ("", 1.0, None, "log_scalar: a metric's name is a non-empty string of at most 256 characters, not ''"),
+        ("n" * 257, 1.0, None, "not a name of 257 characters"),
+        (7, 1.0, None, "a metric's name is a non-empty string of at most 256 characters, not 7"),
+    ],
+)
+def test_a_metric_point_no_store_could_keep_is_refused_when_logged(name: object, value: object, step: object, message: str) -> None:
+    import numpy
+
+    from hyperspace_hydra.metric_buffer import MetricBuffer
+
+    buffer = MetricBuffer()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        buffer.add(name, value, step)  # type: ignore[arg-type]
+    assert buffer.take() == {}, "nothing of a refused point is kept"
+    assert [buffer.add("x", value, step) for value, step in ((numpy.float32(0.5), numpy.int64(3)), (float("nan"), None), (1, 2**63 - 1))] == [3, 4, 2**63 - 1]
+    with pytest.raises(ValueError, match="the step is a whole number"):  # the step after the largest: refused, not overflowed at the run's end
+        buffer.add("x", 1.0)
 
 
 def test_the_stored_config_is_plain_json_data(probe_study: Path) -> None:

@@ -125,6 +125,10 @@ def last_error_line(trace: Sequence[str]) -> str | None:
     return lines[-1] if lines else None
 
 
+METRIC_NAME_LENGTH = 256
+"""The longest metric name a store keeps (PostgreSQL's column refuses longer ones)."""
+STEP_RANGE = range(-(2**63), 2**63)
+"""The steps a metric point can have: every store keeps them as 64-bit integers."""
 PRIORITY_RANGE = range(-(2**31), 2**31)
 """The priorities a job can have: every backend keeps them as 32-bit integers (PostgreSQL's ``integer``)."""
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from hyperspace_hydra.store.base import RUNNING
+from hyperspace_hydra.store.base import METRIC_NAME_LENGTH, RUNNING
 
 SCHEMA_VERSION = 4
 """1: the first tables. 2: runs.sweep_id (a run of a local search has no job), sweeps.state. 3: sweeps.copied_from
@@ -116,7 +116,7 @@ METRICS = sa.Table(
     METADATA,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
-    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("name", sa.String(METRIC_NAME_LENGTH), nullable=False),
     sa.Column("step", sa.BigInteger, nullable=False),
     sa.Column("value", sa.Float),
     sa.Column("timestamp", sa.DateTime),
