@@ -34,7 +34,18 @@ from hyperspace_hydra.config import flatten, identity_part
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.results import keys_named, short_names
 from hyperspace_hydra.settings import redact_credentials
-from hyperspace_hydra.store.base import DURATION, ORDER_OPERATORS, RUN_VALUE_PATHS, STUDY, Condition, Store, sort_order
+from hyperspace_hydra.store.base import (
+    DURATION,
+    FINAL_STATUSES,
+    ORDER_OPERATORS,
+    QUEUED,
+    RUN_VALUE_PATHS,
+    RUNNING,
+    STUDY,
+    Condition,
+    Store,
+    sort_order,
+)
 
 FORMS = "PATH=VALUE, PATH!=VALUE, PATH<VALUE, PATH>VALUE, PATH<=VALUE, PATH>=VALUE, 'PATH in [A, B]', 'PATH exists' or 'PATH missing'"
 """The accepted forms of a filter, as error messages list them."""
@@ -131,6 +142,7 @@ def resolve_paths(
     ``sweep_id`` that names no sweep, or a ``task`` that no run of the store has, is an error (the
     newest runs' tasks listed): a mistyped name must not pass for an empty answer.
     """
+    where = [_status_named(condition) for condition in where]
     sample = store.list_runs(KNOWN_PATHS_SAMPLE, task=task, sweep_id=sweep_id, status=status, fields=[*_VALUE_FIELDS, *_KEYED_FIELDS])
     if not sample:
         _require_selection(store, task, sweep_id)
@@ -159,6 +171,23 @@ def _require_selection(store: Store, task: str | None, sweep_id: int | None) -> 
     tasks = sorted({run["task"] for run in store.list_runs(KNOWN_PATHS_SAMPLE, fields=["task"]) if run["task"] is not None})
     known = f"the newest runs' tasks are {', '.join(tasks)}" if tasks else "no run has a task"
     raise HyperspaceError(f"no run of task {task!r} in store {redact_credentials(store.uri)}: {known}")
+
+
+RUN_STATUSES = (RUNNING, *sorted(FINAL_STATUSES), QUEUED)
+"""Every status a run can have: this tool's, and QUEUED, which Sacred gives a run it queued (in a store Sacred wrote)."""
+
+
+def _status_named(condition: Condition) -> Condition:
+    """A condition on ``status`` with its values as the store spells them (``completed`` is COMPLETED); a value that
+    is no status is an error naming them, not a filter that silently matches nothing."""
+    if condition.path != "status" or condition.op not in ("=", "!=", "in"):
+        return condition
+    values = condition.value if condition.op == "in" else [condition.value]
+    named = [value.upper() if isinstance(value, str) else value for value in values]
+    unknown = [given for given, value in zip(values, named) if value not in RUN_STATUSES]
+    if unknown:
+        raise HyperspaceError(f"no run status is {unknown[0]!r}: a run's status is one of {', '.join(RUN_STATUSES)}")
+    return dataclasses.replace(condition, value=named if condition.op == "in" else named[0])
 
 
 def _require_study(store: Store, condition: Condition) -> None:

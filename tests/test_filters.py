@@ -168,6 +168,17 @@ def test_a_sweep_that_does_not_exist_or_a_task_no_run_has_is_an_error_not_an_emp
     assert _ids(store, sweep_id=waiting) == [], "a sweep whose jobs have not run yet: an empty answer"
 
 
+def test_a_status_is_named_in_any_case_and_a_value_that_is_no_status_is_an_error(store: Store, optimizers: list[int]) -> None:
+    failed = store.start_run({"task": "digits", "config": {"optimizer": {"lr": 1}}})
+    store.finish_run(failed, "FAILED", {})
+    assert _ids(store, ["status=completed"]) == optimizers and _ids(store, ["status!=Completed"]) == [failed]
+    assert _ids(store, ["status in [failed, COMPLETED]"]) == [*optimizers, failed]
+    with pytest.raises(HyperspaceError, match="^no run status is 'done': a run's status is one of RUNNING, COMPLETED, DIED, FAILED, INTERRUPTED, PRUNED, TIMEOUT, QUEUED$"):
+        _ids(store, ["status=done"])
+    with pytest.raises(HyperspaceError, match="^no run status is 1: "):
+        _ids(store, ["status in [completed, 1]"])
+
+
 def test_a_study_no_run_has_is_an_error_naming_the_studies(store: Store) -> None:
     recorded = store.start_run({"task": "digits", "experiment": {"name": "study.run"}, "config": {"x": 1}})
     store.start_run({"task": "digits", "experiment": {"name": "study.finetune"}, "config": {"x": 1}})
@@ -184,7 +195,7 @@ def test_a_study_no_run_has_is_an_error_naming_the_studies(store: Store) -> None
     (["optimizer=1"], "the filter on 'optimizer' compares with a number, but the runs hold a string there"),
     (["result.accuracy>high"], "the filter on 'result.accuracy' compares with a string, but the runs hold a number there"),
     (["accuracy>high"], "the filter on 'accuracy' compares with a string, but the runs hold a number there"),
-    (["status=1"], "the filter on 'status' compares with a number, but the runs hold a string there"),
+    (["status=1"], "no run status is 1: a run's status is one of RUNNING, COMPLETED"),
     (["id>x"], "the filter on 'id' compares with a string, but the runs hold a number there"),
 ])  # fmt: skip
 def test_a_comparison_with_a_kind_of_value_no_run_holds_is_an_error(store: Store, optimizers: list[int], where: list[str], message: str) -> None:

@@ -52,7 +52,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ls = queue.add_parser("ls", help="table of jobs")
     _add_common(ls)
     ls.add_argument("--sweep", type=int, metavar="ID", help="only the jobs of this sweep")
-    ls.add_argument("--state", action="append", choices=sorted({QUEUED, PAUSED, RUNNING, *JOB_FINAL_STATES}), help="only jobs in this state (repeatable)")
+    ls.add_argument("--state", action="append", type=str.upper, choices=sorted({QUEUED, PAUSED, RUNNING, *JOB_FINAL_STATES}), help="only jobs in this state (repeatable; any case)")
     ls.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     ls.set_defaults(handler=_ls)
 

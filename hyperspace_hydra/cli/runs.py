@@ -29,7 +29,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_store_option(ls)
     ls.add_argument("--task", metavar="T", help="only runs of task T")
     ls.add_argument("--sweep", type=int, metavar="ID", help="only runs of sweep ID (a grid, a queued or a local search)")
-    ls.add_argument("--status", choices=sorted({RUNNING, *FINAL_STATUSES}), help="only runs with this status")
+    ls.add_argument("--status", type=str.upper, choices=sorted({RUNNING, *FINAL_STATUSES}), help="only runs with this status (any case: completed)")
     ls.add_argument(
         "--where", action="append", default=[], metavar="EXPR", help=f"only runs that meet EXPR (repeatable: all must hold): {FORMS}"
     )
