@@ -36,11 +36,10 @@ from hyperspace_hydra.results import keys_named, short_names
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store.base import (
     DURATION,
-    FINAL_STATUSES,
     ORDER_OPERATORS,
     QUEUED,
+    RUN_STATUSES,
     RUN_VALUE_PATHS,
-    RUNNING,
     STUDY,
     Condition,
     Store,
@@ -173,7 +172,7 @@ def _require_selection(store: Store, task: str | None, sweep_id: int | None) -> 
     raise HyperspaceError(f"no run of task {task!r} in store {redact_credentials(store.uri)}: {known}")
 
 
-RUN_STATUSES = (RUNNING, *sorted(FINAL_STATUSES), QUEUED)
+_STATUS_NAMES = (*RUN_STATUSES, QUEUED)
 """Every status a run can have: this tool's, and QUEUED, which Sacred gives a run it queued (in a store Sacred wrote)."""
 
 
@@ -184,9 +183,9 @@ def _status_named(condition: Condition) -> Condition:
         return condition
     values = condition.value if condition.op == "in" else [condition.value]
     named = [value.upper() if isinstance(value, str) else value for value in values]
-    unknown = [given for given, value in zip(values, named) if value not in RUN_STATUSES]
+    unknown = [given for given, value in zip(values, named) if value not in _STATUS_NAMES]
     if unknown:
-        raise HyperspaceError(f"no run status is {unknown[0]!r}: a run's status is one of {', '.join(RUN_STATUSES)}")
+        raise HyperspaceError(f"no run status is {unknown[0]!r}: a run's status is one of {', '.join(_STATUS_NAMES)}")
     return dataclasses.replace(condition, value=named if condition.op == "in" else named[0])
 
 

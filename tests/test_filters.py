@@ -173,7 +173,7 @@ def test_a_status_is_named_in_any_case_and_a_value_that_is_no_status_is_an_error
     store.finish_run(failed, "FAILED", {})
     assert _ids(store, ["status=completed"]) == optimizers and _ids(store, ["status!=Completed"]) == [failed]
     assert _ids(store, ["status in [failed, COMPLETED]"]) == [*optimizers, failed]
-    with pytest.raises(HyperspaceError, match="^no run status is 'done': a run's status is one of RUNNING, COMPLETED, DIED, FAILED, INTERRUPTED, PRUNED, TIMEOUT, QUEUED$"):
+    with pytest.raises(HyperspaceError, match="^no run status is 'done': a run's status is one of RUNNING, COMPLETED, PRUNED, FAILED, INTERRUPTED, TIMEOUT, DIED, QUEUED$"):
         _ids(store, ["status=done"])
     with pytest.raises(HyperspaceError, match="^no run status is 1: "):
         _ids(store, ["status in [completed, 1]"])

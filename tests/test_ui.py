@@ -415,6 +415,8 @@ def test_runs_json_pages_through_the_store_in_the_chosen_order(tmp_path: Path) -
         status, answer = _get(f"{url}/runs.json?status=WEIRD")
         assert json.loads(answer)["error"].startswith("unknown status 'WEIRD'")
         assert _get(f"{url}/runs/999")[0] == 404
+        status, answer = _get(f"{url}/runs.json?page=99999999999999999999")
+        assert status == 200 and json.loads(answer)["rows"] == [], "a page far beyond the last is empty, not a server error"
 
 
 def test_credentials_in_a_run_never_reach_a_page(probe_study: Path) -> None:

@@ -34,6 +34,8 @@ PRUNED = "PRUNED"
 FINAL_STATUSES = frozenset({COMPLETED, FAILED, INTERRUPTED, TIMEOUT, DIED, PRUNED})
 """Final statuses of a run. DIED: its worker was lost (lease expired) or its job was taken over. PRUNED: a trial
 of a search that its pruner stopped early (``info.pruned`` holds the metric, step and value it stopped at)."""
+RUN_STATUSES = (RUNNING, COMPLETED, PRUNED, FAILED, INTERRUPTED, TIMEOUT, DIED)
+"""Every status this tool gives a run, running first, then the final ones (the order tables and facets show)."""
 
 QUEUED = "QUEUED"
 PAUSED = "PAUSED"

@@ -27,7 +27,7 @@ from hyperspace_hydra.cli.output import cell, to_json
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store import Store
-from hyperspace_hydra.store.base import STALE_RUN_SECONDS, JobNotFoundError, RunNotFoundError
+from hyperspace_hydra.store.base import RUN_STATUSES, STALE_RUN_SECONDS, JobNotFoundError, RunNotFoundError
 from hyperspace_hydra.ui import views
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -133,7 +133,7 @@ class _UI:
     def runs(self, store: Store, request: Request) -> tuple[str, dict[str, Any]]:
         query = views.RunsQuery.from_params(request.query_params)
         self._end_stale_runs(store)
-        facets = {"statuses": views.RUN_STATUSES, "tasks": views.recent_tasks(store)}
+        facets = {"statuses": RUN_STATUSES, "tasks": views.recent_tasks(store)}
         return "runs.html", {"query": query, **facets, **views.runs_table(store, query), "latest_run": views.latest_run_id(store)}
 
     @staticmethod

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
+from hyperspace_hydra.bounds import MAX_COUNT
 from hyperspace_hydra.cli.output import cell
 from hyperspace_hydra.cli.queue import STATE_CHANGES, end_growing_sweep, job_row
 from hyperspace_hydra.cli.queue import worker_row as listed_worker
@@ -22,15 +23,15 @@ from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.reproduce import reproduce_commands
 from hyperspace_hydra.results import RUN_COLUMNS, flat_config, run_rows, run_table, sweep_progress, varying_keys
 from hyperspace_hydra.settings import redact_credentials
-from hyperspace_hydra.store import COMPLETED, DIED, FAILED, INTERRUPTED, PAUSED, QUEUED, RUNNING, TIMEOUT, Store
-from hyperspace_hydra.store.base import PRUNED, Condition, JobNotFoundError, known_ids
+from hyperspace_hydra.store import DIED, FAILED, PAUSED, QUEUED, RUNNING, TIMEOUT, Store
+from hyperspace_hydra.store.base import RUN_STATUSES, Condition, JobNotFoundError, known_ids
 
 PAGE_SIZE = 50
 """Runs per page of the Runs table."""
+MAX_PAGE = MAX_COUNT // PAGE_SIZE
+"""The last page number the Runs page asks for (a larger one shows this one, empty): its runs' offset must be a count."""
 DEFAULT_SORT = "-id"
 """The Runs table's order when none is chosen: newest first."""
-RUN_STATUSES = (RUNNING, COMPLETED, PRUNED, FAILED, INTERRUPTED, TIMEOUT, DIED)
-"""The statuses the Runs page offers as a facet."""
 CONDITION_SEPARATOR = ";"
 """Separates the conditions typed into the filter box (all must hold, as repeated ``--where``)."""
 ACTIONS = ("pause", "resume", "retry", "cancel")
@@ -57,7 +58,8 @@ class RunsQuery:
 
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> RunsQuery:
-        """The query of a page's URL parameters; a missing or malformed page number is the first page."""
+        """The query of a page's URL parameters; a missing or malformed page number is the first page, one beyond
+        :data:`MAX_PAGE` that page."""
         page, sweep = params.get("page", "1"), params.get("sweep", "")
         return cls(
             where=params.get("where", "").strip(),
@@ -65,7 +67,7 @@ class RunsQuery:
             status=params.get("status") or None,
             task=params.get("task") or None,
             sweep=int(sweep) if sweep.isdigit() else None,
-            page=max(int(page), 1) if page.isdigit() else 1,
+            page=min(max(int(page), 1), MAX_PAGE) if page.isdigit() else 1,
         )
 
     def conditions(self) -> list[str]:
