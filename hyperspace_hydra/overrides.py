@@ -14,6 +14,8 @@ from typing import Any
 
 from hydra.core.override_parser.types import Override
 
+from hyperspace_hydra.errors import HyperspaceError
+
 _UNQUOTED = re.compile(r"[A-Za-z_/][\w./:-]*\Z")
 _KEYWORDS = frozenset({"null", "true", "false", "inf", "nan"})
 
@@ -80,10 +82,14 @@ def choice_overrides(choices: Mapping[str, Any]) -> list[str]:
 def grid_overrides(grid: Mapping[str, Sequence[Any]]) -> Iterator[list[str]]:
     """Every combination of the grid's values, as override lists (the last key varies fastest).
 
-    A value that is not a list or tuple is a single option.
+    A value that is not a list or tuple is a single option. An empty list is a
+    :class:`HyperspaceError` (it would make a grid of no job, and an enqueue of nothing).
     """
     keys = list(grid)
     options = [value if isinstance(value, (list, tuple)) else [value] for value in grid.values()]
+    empty = [key for key, values in zip(keys, options) if not values]
+    if empty:
+        raise HyperspaceError(f"the grid gives {empty[0]} no value: a grid of no job enqueues nothing; list at least one value")
     for combination in itertools.product(*options):
         yield [format_override(key, value) for key, value in zip(keys, combination)]
 

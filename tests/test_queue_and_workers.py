@@ -54,6 +54,12 @@ def test_a_grid_with_one_invalid_job_enqueues_nothing(probe_study: Path, store: 
     assert store.list_jobs() == []
 
 
+def test_a_grid_that_gives_a_key_no_value_is_an_error_not_an_enqueue_of_nothing(probe_study: Path, store: Store) -> None:
+    submitted = notebook(probe_study, "from hyperspace_hydra import Queue\nQueue(app='probe.run').submit_grid({'message': ['a', 'b'], 'score': []})")
+    assert submitted.returncode != 0 and "the grid gives score no value: a grid of no job enqueues nothing" in submitted.stderr, submitted.stderr
+    assert store.list_jobs() == [] and store.list_sweeps() == []
+
+
 def test_200_jobs_on_3_workers_each_complete_exactly_once(probe_study: Path, store: Store) -> None:
     submitted = notebook(probe_study, "from hyperspace_hydra import Queue\nprint(len(Queue(app='probe.run').submit_grid({'message': list(range(200))}, ['steps=1'])))")
     assert submitted.stdout.strip() == "200", submitted.stderr
