@@ -69,7 +69,7 @@ class RunRecorder:
         global _active
         run_id = self.observer.started_event(**start_info, _id=None)
         self._output = self._exit_stack.enter_context(capture_output(self._capture_mode))
-        self._exit_stack.enter_context(_sigterm_exits())
+        self._exit_stack.enter_context(sigterm_exits())
         self._beater = threading.Thread(target=self._beat_until_stopped, name=f"hyperspace-heartbeat-{run_id}", daemon=True)
         self._beater.start()
         _active = self
@@ -153,8 +153,10 @@ class RunRecorder:
 
 
 @contextlib.contextmanager
-def _sigterm_exits() -> Any:
-    """While a run executes in the main thread, let SIGTERM exit through ``atexit`` (default: die silently)."""
+def sigterm_exits() -> Any:
+    """While a run (or a local search) executes in the main thread, let SIGTERM exit as ``SystemExit(143)``, unwinding
+    ``finally`` blocks and then ``atexit`` hooks (the default is to die without either). A handler someone else set is
+    left as it is."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         yield
         return

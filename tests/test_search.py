@@ -247,6 +247,30 @@ def test_the_queued_search_spends_its_budget_exactly_with_two_workers(probe_stud
     assert "plotly" in (probe_study / "sweep.html").read_text()[:5_000_000]
 
 
+def test_a_local_search_stopped_by_sigterm_outside_a_run_ends_interrupted(tmp_path: Path) -> None:
+    code = f"""
+import os, signal, time
+from hyperspace_hydra.hpo.space import parse_space
+from hyperspace_hydra.hpo.sweeper import _local_search
+from hyperspace_hydra.hpo.tuner import SearchSpec
+from hyperspace_hydra.store import open_store
+
+class TerminatedWhileLaunching:  # SIGTERM between trials: no run is recording, so no run's handler is set
+    def launch(self, job_overrides, initial_job_idx):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)
+
+space, fixed = parse_space(["x=interval(0, 1)"])
+with open_store("sqlite:///{tmp_path}/store.db") as store:
+    sweep_id = store.enqueue("s", [], {{"kind": "search", "state": "RUNNING"}}, dedupe=False).sweep_id
+    _local_search(store, sweep_id, SearchSpec(space, fixed, n_trials=3, seed=1), TerminatedWhileLaunching())
+"""
+    stopped = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 128 + 15, stopped.stderr
+    with open_store(f"sqlite:///{tmp_path}/store.db") as store:
+        assert store.get_sweep(1)["state"] == "INTERRUPTED", "not RUNNING for ever"
+
+
 def test_failed_trials_are_told_as_failed_and_the_search_goes_on(probe_study: Path) -> None:
     started = run_app(probe_study, "probe.run", "--multirun", *SEARCH, "fail=choice(true, false)", "hydra/launcher=hyperspace", "hydra.sweeper.n_trials=6", "hydra.sweeper.seed=4")
     assert started.returncode == 0, started.stderr

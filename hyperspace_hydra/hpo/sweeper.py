@@ -35,6 +35,7 @@ from hyperspace_hydra.hpo.tuner import SearchSpec, Trial, ask, best_index, check
 from hyperspace_hydra.identity import app_name, missing_objective, objective_value
 from hyperspace_hydra.job_process import SWEEP_VARIABLE, store_uri_for
 from hyperspace_hydra.queue import new_job
+from hyperspace_hydra.recorder import sigterm_exits
 from hyperspace_hydra.settings import QUEUE_LAUNCHER_TARGET, effective_settings, redact_credentials
 from hyperspace_hydra.store import COMPLETED, INTERRUPTED, RUNNING, Store, open_store
 from hyperspace_hydra.store.base import EXHAUSTED, PRUNED
@@ -146,26 +147,28 @@ def _task(fixed: Sequence[str], config: DictConfig) -> str | None:
 def _local_search(store: Store, sweep_id: int, spec: SearchSpec, launcher: Launcher) -> list[Sequence[JobReturn]]:
     """Ask, launch, tell until the budget is spent or the space exhausted; the runs are recorded as the sweep's.
 
-    The sweep ends COMPLETED or EXHAUSTED, or INTERRUPTED when anything (Ctrl-C included) stops the loop.
+    The sweep ends COMPLETED or EXHAUSTED, or INTERRUPTED when anything stops it from the moment it exists: Ctrl-C,
+    or SIGTERM (``kill``, a scheduler's time limit), between trials as well as in one, and while the history is read.
     """
-    past = history(store, spec)
-    log.info(f"Search sweep {sweep_id}: {len(spec.space)} parameter(s) with {spec.sampler}, {spec.n_trials} trials, {spec.n_jobs} at a time, {past.describe()}")
     trials: list[Trial] = []
     returns = []
     ending = INTERRUPTED
-    try:
-        while len(trials) < spec.n_trials:
-            points = ask(spec, past.trials, trials, min(spec.n_jobs, spec.n_trials - len(trials)))
-            if not points:
-                log.info(f"Every point of the space was tried ({len(trials)} trials): the search ends early")
-                break
-            batch = launcher.launch([[*trial_job_overrides(spec, point), _sweep_override(sweep_id)] for point in points], initial_job_idx=len(trials))
-            pruned = _pruned_runs(store, sweep_id) if spec.pruner != NO_PRUNER else {}
-            trials += [_told(point, job_return, spec.metric, pruned, sweep_id, len(trials) + index) for index, (point, job_return) in enumerate(zip(points, batch))]
-            returns.append(batch)
-        ending = COMPLETED if len(trials) >= spec.n_trials else EXHAUSTED
-    finally:
-        store.end_sweep(sweep_id, ending)
+    with sigterm_exits():
+        try:
+            past = history(store, spec)
+            log.info(f"Search sweep {sweep_id}: {len(spec.space)} parameter(s) with {spec.sampler}, {spec.n_trials} trials, {spec.n_jobs} at a time, {past.describe()}")
+            while len(trials) < spec.n_trials:
+                points = ask(spec, past.trials, trials, min(spec.n_jobs, spec.n_trials - len(trials)))
+                if not points:
+                    log.info(f"Every point of the space was tried ({len(trials)} trials): the search ends early")
+                    break
+                batch = launcher.launch([[*trial_job_overrides(spec, point), _sweep_override(sweep_id)] for point in points], initial_job_idx=len(trials))
+                pruned = _pruned_runs(store, sweep_id) if spec.pruner != NO_PRUNER else {}
+                trials += [_told(point, job_return, spec.metric, pruned, sweep_id, len(trials) + index) for index, (point, job_return) in enumerate(zip(points, batch))]
+                returns.append(batch)
+            ending = COMPLETED if len(trials) >= spec.n_trials else EXHAUSTED
+        finally:
+            store.end_sweep(sweep_id, ending)
     _log_best(trials, spec)
     return returns
 
