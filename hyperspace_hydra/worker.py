@@ -27,9 +27,11 @@ worker dies (``PR_SET_PDEATHSIG`` on Linux), and a thread in the child kills its
 as soon as its parent changes (other systems, or a death signal that came too late), or once
 the worker has not renewed its lease in time (the worker is stopped, or blocked on a store
 that does not answer): the child ends shortly before the store's lease can expire, and the
-worker, when it comes back, puts the job back in the queue. A child whose claim is lost (job cancelled) is killed at the next claim check,
-within about a second. So two attempts of one job never run at once: a new attempt starts
-only after the lease of the old one expired, and by then the old one is gone.
+worker, when it comes back, puts the job back in the queue. A child whose claim is lost (job cancelled) gets SIGTERM at the next claim check, within about
+a second, so that its run records its end, and SIGKILL :data:`_LOST_JOB_SECONDS` later if it is still
+there; the worker does not wait for it meanwhile (see :meth:`Worker._stop_lost_jobs`). So two attempts of
+one job never run at once: a new attempt starts only after the lease of the old one expired, and by then
+the old one is gone.
 
 Each attempt this worker made is counted once, by its own outcome: the state its run gave the
 job (PRUNED for a search's trial that its pruner stopped: its job is COMPLETED, its run PRUNED), FAILED or TIMEOUT from the worker, REQUEUED when the worker stopped it, or LOST when its
@@ -88,8 +90,15 @@ REQUEUED = "REQUEUED"
 _LONGEST_LEASE_CHECK = 1.0
 """Claims are checked (and leases renewed) at least this often, so a cancelled job stops within about a second."""
 _WORKER_WATCH_SECONDS = 0.5
-_LOST_JOB_SECONDS = 1.0
-"""How long a job whose claim was lost may take to record its end after SIGTERM, before SIGKILL."""
+_LOST_JOB_SECONDS = 5.0
+"""How long a job whose claim was lost (cancelled, or taken over) may take to record its end after SIGTERM, before SIGKILL.
+
+What it does in that time is a few milliseconds of work on a quiet machine: stop its output capture, write its metrics
+and its run's end (one transaction), exit. One second was too short on a loaded machine (the job was killed before
+its run recorded INTERRUPTED), and the worker does not wait for it (its loop renews the other jobs' leases and reaps
+them meanwhile), so the grace costs only the job's process slot while it lasts. Five seconds cover a loaded machine
+and a store that is busy for a moment, and keep "a cancelled job stops within seconds" true: at most the claim check
+(:data:`_LONGEST_LEASE_CHECK`) plus this. Whatever the stopping job still tries to write is fenced by its lost claim."""
 _PR_SET_PDEATHSIG = 1
 _STOP_WAIT_SECONDS = 10.0
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
@@ -158,6 +167,8 @@ class _RunningJob:
     claim_deadline: _ClaimDeadline
     gpus: list[str] | None = None
     run_ending: _RunEnding = field(default_factory=_RunEnding)
+    kill_at: float | None = None
+    """Set once its claim was lost and it got SIGTERM: when (``time.monotonic()``) it gets SIGKILL if still there."""
 
 
 @dataclass
@@ -237,7 +248,7 @@ class Worker:
                 continue
             if not self._running and (self._max_jobs_reached() or (self.options.exit_when_empty and self._queue_drained())):
                 return
-            self._wait(min(idle_wait, self._next_lease_work - time.monotonic()))  # leases are renewed on time, however long the poll
+            self._wait(min(idle_wait, self._next_deadline() - time.monotonic()))  # leases are renewed and lost jobs killed on time, however long the poll
             idle_wait = min(idle_wait * 2, self.options.poll)
 
     # claiming and starting
@@ -413,13 +424,26 @@ class Worker:
     # watching running jobs
 
     def _reap_finished(self) -> None:
+        """Count the attempts whose processes exited; SIGKILL the lost jobs' processes whose grace is over."""
         for pid, running in list(self._running.items()):
             waited, status = os.waitpid(pid, os.WNOHANG)
             if waited == 0:
+                if running.kill_at is not None and time.monotonic() >= running.kill_at:
+                    _kill_group(pid)
+                    os.waitpid(pid, 0)  # at once: nothing can delay a SIGKILL
+                    del self._running[pid]
+                    self._count_lost(running.job.claim.job_id, "killed: this worker no longer holds it (cancelled or taken over), and it did not stop in time")
                 continue
             del self._running[pid]
-            self._count_ended_attempt(running, status)
-            self._advance_search(running.job)
+            if running.kill_at is not None:
+                self._count_lost(running.job.claim.job_id, "stopped, this worker no longer holds it (cancelled or taken over)")
+            else:
+                self._count_ended_attempt(running, status)
+                self._advance_search(running.job)
+
+    def _next_deadline(self) -> float:
+        """When (``time.monotonic()``) the loop must act next whatever happens: lease work, or killing a lost job."""
+        return min([self._next_lease_work, *(running.kill_at for running in self._running.values() if running.kill_at is not None)])
 
     def _count_ended_attempt(self, running: _RunningJob, status: int) -> None:
         """Count the outcome of an attempt whose process exited with ``status``.
@@ -482,7 +506,7 @@ class Worker:
             return
         now = time.monotonic()
         for pid, running in list(self._running.items()):
-            if now - running.started > self.options.timeout:
+            if now - running.started > self.options.timeout and running.kill_at is None:  # a lost job's own deadline is sooner
                 _kill_group(pid)
                 os.waitpid(pid, 0)
                 del self._running[pid]
@@ -510,9 +534,10 @@ class Worker:
         """Renew the leases of the running jobs (none: an idle worker) and, in the same call, tell the registry that this
         worker is there, working, idle or stopping; stop the jobs whose claim was lost."""
         stopping = self._stop_requested_at is not None
-        lost = self.store.renew_leases([running.job.claim for running in self._running.values()], self.options.lease, WorkerBeat(self.name, stopping))
+        held = [running for running in self._running.values() if running.kill_at is None]
+        lost = self.store.renew_leases([running.job.claim for running in held], self.options.lease, WorkerBeat(self.name, stopping))
         self._last_beat = (now, bool(self._running), stopping)
-        for running in self._running.values():
+        for running in held:
             if running.job.claim.job_id not in lost:
                 running.claim_deadline.move_to(self._claim_surely_held_until(now))
         self._stop_lost_jobs(lost)
@@ -529,13 +554,15 @@ class Worker:
         return asked + self.options.lease - min(self.options.lease / 4, _LONGEST_LEASE_CHECK)
 
     def _stop_lost_jobs(self, lost: set[int]) -> None:
-        """Kill the processes of jobs whose claim was lost to someone else (jobs that ended themselves are reaped)."""
+        """Stop the processes of jobs whose claim was lost to someone else (jobs that ended themselves are reaped):
+        SIGTERM now, so that their runs record their end; :meth:`_reap_finished` counts them once they exited, or
+        SIGKILLs them when :data:`_LOST_JOB_SECONDS` passed. The loop goes on meanwhile: a job that takes its time to
+        stop never delays the lease renewals of the others."""
         taken = {job["id"] for job in self.store.list_jobs(job_ids=sorted(lost)) if job["state"] in _TAKEN_AWAY} if lost else set()
-        for pid, running in list(self._running.items()):
-            if running.job.claim.job_id in taken:
-                _stop_group(pid)
-                del self._running[pid]
-                self._count_lost(running.job.claim.job_id, "stopped, this worker no longer holds it (cancelled or taken over)")
+        for pid, running in self._running.items():
+            if running.job.claim.job_id in taken and running.kill_at is None:
+                _signal_group(pid, signal.SIGTERM)
+                running.kill_at = time.monotonic() + _LOST_JOB_SECONDS
 
     def _advance_search(self, job: ClaimedJob) -> None:
         """When a trial of a search sweep ends, enqueue the next trial(s) of that sweep."""
@@ -621,7 +648,9 @@ class Worker:
         its run INTERRUPTED; the worker requeues the job when it did not.
         """
         job_id = running.job.claim.job_id
-        if status is not None and _lost_its_claim(status):
+        if running.kill_at is not None:  # its claim was lost before the worker stopped: it was being stopped already
+            self._count_lost(job_id, f"{reason}, after this worker's claim was lost")
+        elif status is not None and _lost_its_claim(status):
             self._count_lost(job_id, f"{reason}, after this worker's claim was lost")
         elif self.store.end_job(running.job.claim, QUEUED, reason) or status is not None:
             self._count(job_id, REQUEUED, reason)
@@ -746,13 +775,3 @@ def _kill_group(pid: int) -> None:
     _signal_group(pid, signal.SIGKILL)
 
 
-def _stop_group(pid: int) -> None:
-    """Stop a job process and its group now: SIGTERM lets its run record its end, SIGKILL follows soon after."""
-    _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + _LOST_JOB_SECONDS
-    while time.monotonic() < deadline:
-        if os.waitpid(pid, os.WNOHANG)[0]:
-            return
-        time.sleep(_SHORTEST_POLL)
-    _kill_group(pid)
-    os.waitpid(pid, 0)

@@ -20,6 +20,11 @@ from conftest import clean_env, enqueue, hyperspace, notebook, start_worker, wai
 from hyperspace_hydra.store import Store, open_store
 from hyperspace_hydra.store.base import WORKER_GONE_LEASES
 from hyperspace_hydra.store.sql_schema import WORKERS
+from hyperspace_hydra.worker import _LONGEST_LEASE_CHECK, _LOST_JOB_SECONDS
+
+STOPS_WITHIN = _LONGEST_LEASE_CHECK + _LOST_JOB_SECONDS
+"""A job whose claim is lost stops within this many seconds: the worker finds out at its next claim check, sends
+SIGTERM, and SIGKILL once the job's grace is over (a job that records its end on SIGTERM stops well before)."""
 
 
 @pytest.fixture
@@ -140,7 +145,7 @@ def test_a_cancelled_running_job_stops_within_seconds(probe_study: Path, store: 
     wait_until(lambda: sleeping(store), what="the job to sleep")
     cancelled = hyperspace(probe_study, "queue", "cancel", "1")
     assert cancelled.stdout.strip() == "1 job(s) cancelled", cancelled.stderr
-    wait_until(lambda: not live_processes_in_group(child), timeout=3, what="the cancelled job to stop")
+    wait_until(lambda: not live_processes_in_group(child), timeout=STOPS_WITHIN, what="the cancelled job to stop")
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=60) == 0
     [job] = store.list_jobs()
@@ -151,6 +156,25 @@ def test_a_cancelled_running_job_stops_within_seconds(probe_study: Path, store: 
     [lost] = [line for line in (probe_study / "worker.log").read_text().splitlines() if line.startswith("job 1 LOST: ")]
     assert lost.endswith(f"; the job is now CANCELLED (run {run['_id']})"), lost
     assert summary(probe_study, "worker.log") == {"LOST": 1}
+
+
+def test_a_cancelled_job_that_ignores_sigterm_is_killed_after_its_grace_while_the_worker_goes_on(probe_study: Path, store: Store) -> None:
+    submit(probe_study, ["sleep=60", "crash=ignore_sigterm"], ["sleep=3", "message=other"])
+    worker = start_worker(probe_study, "--processes", "2")  # the default lease of 60 s: the worker, not the job's claim deadline, kills it
+    stubborn = job_pid(probe_study, "worker.log", 1)
+    job_pid(probe_study, "worker.log", 2)
+    wait_until(lambda: sum("sleeping" in (run["captured_out"] or "") for run in store.list_runs()) == 2, what="both jobs to sleep")
+    cancelled = hyperspace(probe_study, "queue", "cancel", "1")
+    assert cancelled.stdout.strip() == "1 job(s) cancelled", cancelled.stderr
+    wait_until(lambda: not live_processes_in_group(stubborn), timeout=STOPS_WITHIN + 1, what="the cancelled job to be killed")
+    wait_until(lambda: states(store) == ["CANCELLED", "COMPLETED"], what="the other job to complete")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0
+    lines = (probe_study / "worker.log").read_text().splitlines()
+    [killed] = [number for number, line in enumerate(lines) if line.startswith("job 1 LOST: killed: this worker no longer holds it (cancelled or taken over), and it did not stop in time")]
+    [completed] = [number for number, line in enumerate(lines) if line.startswith("job 2 COMPLETED: ")]
+    assert completed < killed, "the worker reaped the other job while the cancelled one took its grace, not after"
+    assert summary(probe_study, "worker.log") == {"COMPLETED": 1, "LOST": 1}
 
 
 def test_exit_when_empty_waits_out_a_dead_workers_lease_and_finishes_its_job(probe_study: Path, store: Store) -> None:

@@ -4,6 +4,7 @@ import ctypes
 import logging
 import os
 import random
+import signal
 import sys
 import time
 
@@ -26,6 +27,8 @@ def main(cfg: DictConfig) -> object:
     for step in range(cfg.steps):
         log_scalar("loss", 1.0 / (step + 1))
     log_scalar("lr", 0.5, step=10)
+    if cfg.crash == "ignore_sigterm":  # a task that does not stop when asked: only SIGKILL ends it
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if cfg.sleep:
         print("sleeping", flush=True)
         time.sleep(cfg.sleep)
