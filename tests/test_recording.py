@@ -324,6 +324,35 @@ def test_a_run_is_written_in_two_store_writes_plus_its_metrics(tmp_path: Path) -
     assert run["start_time"] <= run["heartbeat"] <= run["stop_time"]
 
 
+def test_runs_one_after_another_in_a_process_are_beaten_by_one_heartbeat_thread_and_never_after_their_end(tmp_path: Path) -> None:
+    import threading
+
+    from hyperspace_hydra.observer import StoreObserver
+    from hyperspace_hydra.recorder import RunRecorder
+    from hyperspace_hydra.store import open_store
+    from hyperspace_hydra.store.base import utcnow
+
+    store = open_store(f"sqlite:///{tmp_path}/store.db")
+    beats: Counter[str] = Counter()
+    store.update_run = counted(store.update_run, beats)  # type: ignore[method-assign]
+    start_info = {"ex_info": {}, "command": "main", "host_info": {}, "start_time": utcnow(), "config": {}, "meta_info": {}}
+    for _ in range(3):
+        recorder = RunRecorder(StoreObserver(store, {"task": "t"}, lambda result: result), "sys", heartbeat_seconds=0.05)
+        run_id = recorder.start(start_info)
+        before = beats["update_run"]
+        deadline = time.monotonic() + 30
+        while beats["update_run"] < before + 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert beats["update_run"] >= before + 2, "the run is beaten while it runs"
+        recorder.completed(1.0)
+        ended = beats["update_run"]
+        assert recorder.beat() and beats["update_run"] == ended, "a beat after the end writes nothing"
+        time.sleep(0.2)
+        assert beats["update_run"] == ended, "no heartbeat after the final event"
+        assert store.get_run(run_id)["status"] == "COMPLETED"
+        assert [thread.name for thread in threading.enumerate()].count("hyperspace-heartbeat") == 1
+
+
 def test_a_killed_run_of_the_basic_launcher_is_shown_and_stored_as_died_once_its_heartbeat_is_stale(probe_study: Path) -> None:
     task = subprocess.Popen([sys.executable, "-m", "probe.run", "sleep=60"], cwd=probe_study, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     database = probe_study / ".hyperspace" / "store.db"
