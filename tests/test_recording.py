@@ -58,6 +58,17 @@ def test_the_seed_seeds_random_and_numpy(probe_study: Path) -> None:
     assert first["draw"] != other["draw"] and first["numpy_draw"] != other["numpy_draw"]
 
 
+def test_a_store_that_the_jobs_env_set_names_is_where_its_run_is_recorded(probe_study: Path) -> None:
+    """The store is worked out when the run starts and reused when its job starts, unless ``$HYPERSPACE_STORE``
+    changed in between, as the job's ``env_set`` may change it."""
+    other = probe_study / "other.db"
+    finished = run_app(probe_study, "probe.run", f"+hydra.job.env_set.HYPERSPACE_STORE='sqlite:///{other}'")
+    assert finished.returncode == 0, finished.stderr
+    with sqlite3.connect(other) as connection:
+        assert connection.execute("SELECT status FROM runs").fetchall() == [("COMPLETED",)]
+    assert stored_runs(probe_study) == [], "the store the config names was opened before the job, and holds no run"
+
+
 def test_a_failing_task_is_recorded_failed_and_the_error_still_reaches_the_user(probe_study: Path) -> None:
     finished = run_app(probe_study, "probe.run", "fail=true")
     assert finished.returncode == 1
