@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sqlite3
@@ -362,6 +363,46 @@ def test_runs_one_after_another_in_a_process_are_beaten_by_one_heartbeat_thread_
         assert beats["update_run"] == ended, "no heartbeat after the final event"
         assert store.get_run(run_id)["status"] == "COMPLETED"
         assert [thread.name for thread in threading.enumerate()].count("hyperspace-heartbeat") == 1
+
+
+def test_a_heartbeat_under_way_when_the_run_ends_is_written_before_the_capture_closes_and_the_final_event(tmp_path: Path) -> None:
+    import threading
+
+    from hyperspace_hydra.observer import StoreObserver
+    from hyperspace_hydra.recorder import RunRecorder
+    from hyperspace_hydra.store import open_store
+    from hyperspace_hydra.store.base import utcnow
+
+    store = open_store(f"sqlite:///{tmp_path}/store.db")
+    events: list[str] = []
+    finish_run = store.finish_run
+    store.finish_run = lambda *args, **kwargs: events.append("final") or finish_run(*args, **kwargs)  # type: ignore[method-assign]
+    recorder = RunRecorder(StoreObserver(store, {"task": "t"}, lambda result: result), "fd", heartbeat_seconds=60)
+    run_id = recorder.start({"ex_info": {}, "command": "main", "host_info": {}, "start_time": utcnow(), "config": {}, "meta_info": {}})
+    recorder._exit_stack.callback(events.append, "capture closed")  # closed first of what the run holds
+    output, reading, release = recorder._output, threading.Event(), threading.Event()
+    assert output is not None
+
+    class SlowOutput:
+        def get(self) -> str | None:
+            events.append("beat reads the output")
+            reading.set()
+            release.wait(30)
+            events.append("beat has read it")
+            return output.get()
+
+    recorder._output = SlowOutput()
+    os.write(1, b"before the beat\n")
+    beat = threading.Thread(target=recorder.beat)
+    beat.start()
+    assert reading.wait(30)
+    recorder._output = output
+    threading.Timer(0.3, release.set).start()
+    recorder.completed(1.0)  # in the main thread, as the callback ends a run
+    beat.join(30)
+    assert events == ["beat reads the output", "beat has read it", "capture closed", "final"]
+    run = store.get_run(run_id)
+    assert run["status"] == "COMPLETED" and "before the beat" in run["captured_out"]
 
 
 def test_a_killed_run_of_the_basic_launcher_is_shown_and_stored_as_died_once_its_heartbeat_is_stale(probe_study: Path) -> None:
