@@ -74,7 +74,7 @@ REUSED = textwrap.dedent(
     texts, counts = [], []
     for index in range(3):
         with capture_output("fd") as output:
-            print(f"run {index}", flush=True)
+            os.write(1, f"run {index}\\n".encode())
             os.write(2, f"err {index}\\n".encode())
         texts.append(output.get())
         counts.append(copiers())
@@ -105,8 +105,8 @@ def test_captures_one_after_another_reuse_their_copying_threads_and_each_takes_o
     finished = subprocess.run([sys.executable, "-c", REUSED, str(saved)], capture_output=True, text=True, timeout=60)
     assert finished.returncode == 0, finished.stderr
     captured = json.loads(saved.read_text(encoding="utf-8"))
-    ordered = [sorted(text.splitlines()) for text in captured["texts"][:3]]  # two pipes: stdout and stderr in either order
-    assert ordered == [[f"err {index}", f"run {index}"] for index in range(3)]
+    for index, text in enumerate(captured["texts"][:3]):  # two pipes: the writes to stdout and stderr come in either order
+        assert sorted([f"run {index}\n", f"err {index}\n"]) == sorted(text.splitlines(keepends=True)), text
     assert captured["counts"] == [2, 2, 2], "the copying threads are kept, not started again"
     assert captured["texts"][3] == "" and captured["texts"][4] == "after the child\n", "a child's late output belongs to no later capture"
     assert "late child" in finished.stdout, "still shown"
