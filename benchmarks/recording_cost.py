@@ -7,6 +7,9 @@ describes the job, captures output, starts a heartbeat thread and writes the run
 with the override ``~hydra.callbacks.hyperspace`` (no callback; everything else equal).
 Each config is composed once, and each variant gets one warm-up run first (it opens the
 store and fills the once-per-process provenance caches, as a worker does before forking).
+The warm-up also starts the threads a process keeps for its runs (heartbeat, fd capture's two
+copiers): later runs here reuse them, as the runs of a basic or joblib multirun do, while a
+worker's job process (forked for one job) starts them for its job (a fraction of a ms each, more under load).
 The variants alternate in rounds so that load on the machine hits both alike.
 
 Figure 1 (ms per run, lower is better); ``details.added_ms_per_run`` is the difference.
@@ -18,6 +21,9 @@ Sacred gathers host info at every run in both). Sacred's observer stores less th
 (no package list from the environment, no complete config with defaults, no job link),
 and both capture output and beat a heartbeat thread.
 
+Each figure's details also give this process's CPU time per run (all its threads: capture copiers and
+heartbeat included), which moves far less with the load on a shared machine than wall clock does.
+
 Full size: --runs 200. Default: --runs 30.
 """
 
@@ -27,6 +33,8 @@ import contextlib
 import io
 import logging
 import tempfile
+import time
+from collections.abc import Callable
 from functools import partial
 
 from _common import APP, Figure, argument_parser, milliseconds_per, noop_study, print_machine, report, sqlite_uri, timed, working_in
@@ -50,20 +58,33 @@ def run_quietly(app: App, config: DictConfig, runs: int) -> None:
                 raise RuntimeError(f"the no-op task returned {returned!r}")
 
 
-def measure(runs: int) -> tuple[float, float, int]:
-    """Seconds for ``runs`` runs with and without recording, and how many runs were recorded."""
+Times = dict[str, list[float]]
+"""Per variant: [wall seconds, CPU seconds of this process]."""
+
+
+def timed_cpu(times: Times, variant: str, function: Callable[[], object]) -> None:
+    """Add the wall clock and this process's CPU time (every thread's) of one call of ``function`` to ``times[variant]``."""
+    cpu = time.process_time()
+    wall, _ = timed(function)
+    spent = times.setdefault(variant, [0.0, 0.0])
+    spent[0] += wall
+    spent[1] += time.process_time() - cpu
+
+
+def measure(runs: int) -> tuple[Times, int]:
+    """Wall and CPU seconds for ``runs`` runs with and without recording, and how many runs were recorded."""
     with noop_study() as study, working_in(study):
         app = load_app(APP)
         recorded, bare = app.compose(["message=1"]), app.compose(["message=1", NO_RECORDING])
         run_quietly(app, recorded, 1)
         run_quietly(app, bare, 1)
-        seconds = {"recorded": 0.0, "bare": 0.0}
+        times: Times = {}
         for size in round_sizes(runs):
-            seconds["bare"] += timed(partial(run_quietly, app, bare, size))[0]
-            seconds["recorded"] += timed(partial(run_quietly, app, recorded, size))[0]
+            timed_cpu(times, "bare", partial(run_quietly, app, bare, size))
+            timed_cpu(times, "recorded", partial(run_quietly, app, recorded, size))
         with open_store(sqlite_uri(study)) as store:
             stored = len(store.list_runs())
-    return seconds["recorded"], seconds["bare"], stored
+    return times, stored
 
 
 def sacred_experiment(observer: object | None) -> Experiment:
@@ -82,18 +103,18 @@ def noop_main(message: int = 1) -> float:
     return 0.0
 
 
-def measure_sacred(runs: int) -> tuple[float, float]:
-    """Seconds for ``runs`` Sacred runs with a SqlObserver on SQLite and without an observer."""
+def measure_sacred(runs: int) -> Times:
+    """Wall and CPU seconds for ``runs`` Sacred runs with a SqlObserver on SQLite and without an observer."""
     with tempfile.TemporaryDirectory() as directory, contextlib.redirect_stdout(io.StringIO()):
         observed = sacred_experiment(SqlObserver(f"sqlite:///{directory}/sacred.db"))
         bare = sacred_experiment(None)
         observed.run()
         bare.run()
-        seconds = {"observed": 0.0, "bare": 0.0}
+        times: Times = {}
         for size in round_sizes(runs):
-            seconds["bare"] += timed(partial(run_sacred, bare, size))[0]
-            seconds["observed"] += timed(partial(run_sacred, observed, size))[0]
-    return seconds["observed"], seconds["bare"]
+            timed_cpu(times, "bare", partial(run_sacred, bare, size))
+            timed_cpu(times, "observed", partial(run_sacred, observed, size))
+    return times
 
 
 def run_sacred(experiment: Experiment, runs: int) -> None:
@@ -109,15 +130,31 @@ def round_sizes(runs: int) -> list[int]:
 
 def figures(runs: int) -> list[Figure]:
     """Measure both variants and check that every recorded run is in the store."""
-    recorded, bare, stored = measure(runs)
+    times, stored = measure(runs)
     if stored != runs + 1:
         raise RuntimeError(f"expected {runs + 1} recorded runs (with the warm-up), found {stored}")
-    ours, baseline = milliseconds_per(recorded, runs), milliseconds_per(bare, runs)
-    details = {"runs": runs, "added_ms_per_run": round(ours - baseline, 2)}
+    (ours, ours_cpu), (baseline, baseline_cpu) = (
+        (milliseconds_per(wall, runs), milliseconds_per(cpu, runs)) for wall, cpu in (times["recorded"], times["bare"])
+    )
+    details = {
+        "runs": runs,
+        "added_ms_per_run": round(ours - baseline, 2),
+        "recorded_cpu_ms_per_run": round(ours_cpu, 2),
+        "bare_cpu_ms_per_run": round(baseline_cpu, 2),
+        "added_cpu_ms_per_run": round(ours_cpu - baseline_cpu, 2),
+    }
     note = "App.run in one process (a worker job's path), with vs without the recording callback"
-    observed, sacred_bare = measure_sacred(runs)
-    sacred_run, sacred_observed = milliseconds_per(sacred_bare, runs), milliseconds_per(observed, runs)
-    sacred_details = {"runs": runs, "sacred_run_ms": round(sacred_run, 2), "sacred_observed_run_ms": round(sacred_observed, 2)}
+    sacred_times = measure_sacred(runs)
+    (sacred_observed, observed_cpu), (sacred_run, sacred_cpu) = (
+        (milliseconds_per(wall, runs), milliseconds_per(cpu, runs)) for wall, cpu in (sacred_times["observed"], sacred_times["bare"])
+    )
+    sacred_details = {
+        "runs": runs,
+        "sacred_run_ms": round(sacred_run, 2),
+        "sacred_observed_run_ms": round(sacred_observed, 2),
+        "ours_added_cpu_ms": round(ours_cpu - baseline_cpu, 2),
+        "sacred_added_cpu_ms": round(observed_cpu - sacred_cpu, 2),
+    }
     sacred_note = "ms a run's recording adds: our callback vs Sacred's SqlObserver (SQLite) on a Sacred ex.run() of the same no-op"
     return [
         Figure("recording_cost.per_run", ours, baseline, "ms/run", note, details),

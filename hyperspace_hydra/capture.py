@@ -8,7 +8,10 @@ child processes is captured too: Sacred does it by starting two ``tee`` processe
 copies to where the descriptor pointed before and into the captured text, in the order it comes.
 On exit the descriptors are restored and what is still in the pipes is read, unless a child
 process the task left running keeps a pipe open: then the copy goes on in the background and
-the text stops there, after a short wait (as Sacred waits for its ``tee`` processes).
+the text stops there, after a short wait (as Sacred waits for its ``tee`` processes). Each capture
+has pipes of its own; the copying threads are kept for the next capture of the process (starting
+two threads cost a run more than anything else of the capture), except one still copying a pipe
+that a child process holds open, which ends once that pipe closes.
 
 :func:`as_a_terminal_shows` turns captured text into what a terminal shows (Sacred's
 ``apply_backspaces_and_linefeeds``), so that a run in ``fd`` mode never imports Sacred.
@@ -21,6 +24,7 @@ import contextlib
 import ctypes
 import functools
 import os
+import queue
 import sys
 import threading
 from collections.abc import Iterator
@@ -72,24 +76,78 @@ def _captured_descriptors() -> Iterator[_Collected]:
     collected = _Collected()
     _flush_buffers()
     saved = {fd: os.dup(fd) for fd in _STREAMS}
-    copiers = []
+    copying: list[tuple[_Copier, threading.Event]] = []
     try:
         for fd in _STREAMS:
             read_end, write_end = os.pipe()
             os.dup2(write_end, fd)
             os.close(write_end)
-            copier = threading.Thread(target=_copy, args=(read_end, os.dup(saved[fd]), collected), name=f"hyperspace-capture-{fd}", daemon=True)
-            copier.start()
-            copiers.append(copier)
+            copier = _Copier.idle_one(fd)
+            copying.append((copier, copier.copy(read_end, os.dup(saved[fd]), collected)))
         yield collected
     finally:
         _flush_buffers()
         for fd, original in saved.items():
             os.dup2(original, fd)  # closes the pipe's write end held at fd: its copier reads to the end
-        for copier in copiers:
-            copier.join(_LAST_READ_SECONDS)
+        for copier, done in copying:
+            if done.wait(_LAST_READ_SECONDS):
+                copier.keep()
+            else:
+                copier.retire()  # a child process holds the pipe: the copy goes on, then the thread ends
         for original in saved.values():
             os.close(original)
+
+
+class _Copier:
+    """A thread that copies the pipes handed to it, one at a time (see :func:`_copy`), kept between captures."""
+
+    _idle: dict[int, list[_Copier]] = {}
+    _idle_lock = threading.Lock()
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._pipes: queue.SimpleQueue[tuple[int, int, _Collected, threading.Event] | None] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name=f"hyperspace-capture-{fd}", daemon=True).start()
+
+    @classmethod
+    def idle_one(cls, fd: int) -> _Copier:
+        """A copier for descriptor ``fd``: one kept from an earlier capture of this process, else a new one."""
+        with cls._idle_lock:
+            kept = cls._idle.get(fd)
+            if kept:
+                return kept.pop()
+        return cls(fd)
+
+    def copy(self, read_end: int, original: int, collected: _Collected) -> threading.Event:
+        """Copy the pipe ``read_end`` until it closes (see :func:`_copy`); the event is set once it has."""
+        done = threading.Event()
+        self._pipes.put((read_end, original, collected, done))
+        return done
+
+    def keep(self) -> None:
+        """Keep this copier, done with its pipe, for the next capture."""
+        with self._idle_lock:
+            self._idle.setdefault(self.fd, []).append(self)
+
+    def retire(self) -> None:
+        """End the thread once it is done with the pipe it copies."""
+        self._pipes.put(None)
+
+    def _serve(self) -> None:
+        while (pipe := self._pipes.get()) is not None:
+            read_end, original, collected, done = pipe
+            try:
+                _copy(read_end, original, collected)
+            finally:
+                done.set()
+
+    @classmethod
+    def forget_all(cls) -> None:
+        """In a forked child: the copiers' threads stayed in the parent."""
+        cls._idle, cls._idle_lock = {}, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_Copier.forget_all)
 
 
 def _copy(read_end: int, original: int, collected: _Collected) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import PurePath
 from typing import Any, Callable
 
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import Container, DictConfig, OmegaConf, open_dict, read_write
 
 REPR_MARKER = "__repr__"
 """Key of the one-entry dict that stands for a value that is not plain data."""
@@ -218,8 +218,32 @@ def task_config(config: DictConfig) -> DictConfig:
 
 def task_data(config: DictConfig) -> dict[str, Any]:
     """``plain(task_config(config))``, without copying the ``hydra`` node first (~10x cheaper:
-    recording and the worker's allowlist check read every job's task config this way)."""
-    return plain(OmegaConf.masked_copy(config, [str(key) for key in config if key != "hydra"]))
+    recording and the worker's allowlist check read every job's task config this way).
+
+    A config without interpolations is read as it stands (the values are what resolving would give); one with
+    interpolations is resolved in a copy without the ``hydra`` node, where they resolve as in the task's config.
+    """
+    keys = [str(key) for key in config if key != "hydra"]
+    as_given: dict[str, Any] = {key: _unresolved_plain(value) for key, value in config.items_ex(resolve=False, keys=keys)}  # type: ignore[misc]
+    if not _interpolates(as_given):
+        return as_given
+    return plain(OmegaConf.masked_copy(config, keys))
+
+
+def _unresolved_plain(value: Any) -> Any:
+    """A top-level value of :meth:`DictConfig.items_ex` (a node, or a leaf's value) as ``plain`` gives it, interpolations left as written."""
+    if isinstance(value, Container):
+        return OmegaConf.to_container(value, resolve=False, enum_to_str=True)
+    return value.name if isinstance(value, enum.Enum) else value
+
+
+def _interpolates(value: Any) -> bool:
+    """Whether plain data read without resolving holds an interpolation (or an escaped one: resolving unescapes it)."""
+    if isinstance(value, dict):
+        return any(_interpolates(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_interpolates(item) for item in value)
+    return isinstance(value, str) and "${" in value
 
 
 def plain(config: DictConfig) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -40,8 +41,8 @@ def active_recorder() -> RunRecorder | None:
 class RunRecorder:
     """Drives a :class:`StoreObserver` through one run's life cycle.
 
-    Store writes happen from the task's thread and from a heartbeat thread; a lock
-    keeps them one at a time. ``capture`` is a Sacred capture mode (fd, sys, no; see :mod:`hyperspace_hydra.capture`).
+    Store writes happen from the task's thread and from the process's heartbeat thread (see
+    :class:`_Heart`); a lock keeps them one at a time. ``capture`` is a Sacred capture mode (fd, sys, no; see :mod:`hyperspace_hydra.capture`).
     A run costs two writes to the store (start, end, with the last heartbeat in the
     end's write) plus one per heartbeat and one per batch of metrics.
     """
@@ -50,10 +51,8 @@ class RunRecorder:
         self.observer = observer
         self.metrics = MetricBuffer()
         self._capture_mode = capture
-        self._heartbeat_seconds = heartbeat_seconds
+        self.heartbeat_seconds = heartbeat_seconds
         self._lock = threading.Lock()
-        self._stop_beating = threading.Event()
-        self._beater: threading.Thread | None = None
         self._exit_stack = contextlib.ExitStack()
         self._output: CapturedOutput | None = None
         self._captured = ""
@@ -70,8 +69,7 @@ class RunRecorder:
         run_id = self.observer.started_event(**start_info, _id=None)
         self._output = self._exit_stack.enter_context(capture_output(self._capture_mode))
         self._exit_stack.enter_context(sigterm_exits())
-        self._beater = threading.Thread(target=self._beat_until_stopped, name=f"hyperspace-heartbeat-{run_id}", daemon=True)
-        self._beater.start()
+        _heart().add(self)
         _active = self
         return run_id
 
@@ -116,26 +114,29 @@ class RunRecorder:
             return
         self._finished = True
         _active = None
-        self._stop_beating.set()
-        if self._beater is not None:
-            self._beater.join()
+        _heart().remove(self)
+        with self._lock:
+            pass  # a beat under way (begun before the run finished) ends before the capture closes; later ones write nothing
         self._exit_stack.close()
         with self._lock:
             self._write_metrics()
             self.observer.hold_heartbeat({}, self._captured_output(), utcnow())
             final_event(utcnow())
 
-    def _beat_until_stopped(self) -> None:
-        while not self._stop_beating.wait(self._heartbeat_seconds):
-            try:
-                with self._lock:
+    def beat(self) -> bool:
+        """Write a heartbeat (with the metrics buffered since the last write) unless the run has finished; False
+        when the run must beat no more (its attempt lost its job: the task is being stopped)."""
+        try:
+            with self._lock:
+                if not self._finished:  # the final event, waiting for this lock or done, has the last word
                     self._write_heartbeat()
-            except ClaimLostError as error:
-                log.error("hyperspace: %s; stopping the task", error)
-                os.kill(os.getpid(), signal.SIGTERM)  # ends the task through _exit_on_sigterm: the attempt writes nothing more
-                return
-            except Exception as error:  # noqa: BLE001 - keep beating; the run itself must go on
-                log.error("hyperspace: heartbeat of run %s could not be written: %s", self.observer.run_id, error)
+        except ClaimLostError as error:
+            log.error("hyperspace: %s; stopping the task", error)
+            os.kill(os.getpid(), signal.SIGTERM)  # ends the task through _exit_on_sigterm: the attempt writes nothing more
+            return False
+        except Exception as error:  # noqa: BLE001 - keep beating; the run itself must go on
+            log.error("hyperspace: heartbeat of run %s could not be written: %s", self.observer.run_id, error)
+        return True
 
     def _write_heartbeat(self) -> None:
         self._write_metrics()
@@ -150,6 +151,62 @@ class RunRecorder:
         """All output captured so far, as a terminal would show it."""
         self._captured += (self._output.get() if self._output is not None else None) or ""
         return as_a_terminal_shows(self._captured)
+
+
+class _Heart:
+    """The thread that beats the heartbeats of the runs recording in this process, every ``heartbeat_seconds`` of
+    each, the first that long after its start. One thread for the whole process, started with its first run and kept:
+    a thread started for every run cost a run more than its store writes. A forked child starts its own."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._due: dict[RunRecorder, float] = {}
+        self._thread: threading.Thread | None = None
+
+    def add(self, recorder: RunRecorder) -> None:
+        with self._changed:
+            self._due[recorder] = time.monotonic() + recorder.heartbeat_seconds
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._beat_forever, name="hyperspace-heartbeat", daemon=True)
+                self._thread.start()
+            self._changed.notify()
+
+    def remove(self, recorder: RunRecorder) -> None:
+        """Beat ``recorder`` no more (a beat under way ends before its final event: see :meth:`RunRecorder.beat`)."""
+        with self._changed:
+            self._due.pop(recorder, None)
+
+    def _beat_forever(self) -> None:
+        while True:
+            with self._changed:
+                now = time.monotonic()
+                while not (due := [recorder for recorder, at in self._due.items() if at <= now]):
+                    self._changed.wait(min(self._due.values()) - now if self._due else None)
+                    now = time.monotonic()
+                for recorder in due:
+                    self._due[recorder] = now + recorder.heartbeat_seconds
+            for recorder in due:  # outside the condition: a slow write never holds up a run's start or end
+                if not recorder.beat():
+                    self.remove(recorder)
+
+
+_the_heart: _Heart | None = None
+
+
+def _heart() -> _Heart:
+    global _the_heart
+    if _the_heart is None:
+        _the_heart = _Heart()
+    return _the_heart
+
+
+def _forget_the_heart() -> None:
+    """In a forked child: the heartbeat thread stayed in the parent (and its lock may be held there)."""
+    global _the_heart
+    _the_heart = None
+
+
+os.register_at_fork(after_in_child=_forget_the_heart)
 
 
 @contextlib.contextmanager

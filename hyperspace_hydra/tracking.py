@@ -41,7 +41,7 @@ from hyperspace_hydra.job_process import CLAIM_LOST_EXIT_STATUS, queued_job, sto
 from hyperspace_hydra.observer import StoreObserver
 from hyperspace_hydra.recorder import RunRecorder, active_recorder
 from hyperspace_hydra.seeding import seed_everything
-from hyperspace_hydra.settings import HyperspaceSettings, effective_settings, redact_credentials
+from hyperspace_hydra.settings import STORE_ENV_VAR, HyperspaceSettings, effective_settings, redact_credentials
 from hyperspace_hydra.slurm.environment import sqlite_store_warning
 from hyperspace_hydra.store import open_store
 from hyperspace_hydra.store.base import ClaimLostError, utcnow
@@ -105,9 +105,10 @@ class RecordingCallback(Callback):
     def __init__(self) -> None:
         self._recorder: RunRecorder | None = None
         self._main: MainModule | None = None
+        self._checked: tuple[DictConfig, str | None, HyperspaceSettings, str] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"_recorder": None, "_main": self._main}
+        return {"_recorder": None, "_main": self._main, "_checked": None}
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._open_store_or_exit(config)
@@ -119,13 +120,14 @@ class RecordingCallback(Callback):
 
     def on_job_start(self, config: DictConfig, *, task_function: TaskFunction, **kwargs: Any) -> None:
         try:
-            settings = effective_settings(config)
+            settings, store_uri = self._settings_and_store_uri(config)
+            self._checked = None  # worked out again for the next run, even of the same config object
             job = describe_job(config, task_function, self._main)
             if job.seed is not None:
                 seed_everything(job.seed)
             queued = queued_job()
             claim = queued.claim if queued is not None else None
-            observer = StoreObserver(recording_store(store_uri_for(config)), job.fields, _objective_function(settings), claim)
+            observer = StoreObserver(recording_store(store_uri), job.fields, _objective_function(settings), claim)
             if claim is not None:
                 watch_queued_job_run(observer)
             self._recorder = RunRecorder(observer, settings.capture.value, settings.heartbeat_seconds)
@@ -160,11 +162,28 @@ class RecordingCallback(Callback):
 
     def _open_store_or_exit(self, config: DictConfig) -> None:
         try:
-            effective_settings(config)  # bad settings stop the command here, not as a warning per job
-            recording_store(store_uri_for(config))
+            recording_store(self._settings_and_store_uri(config)[1])  # bad settings stop the command here, not as a warning per job
         except HyperspaceError as error:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(2) from None
+
+    def _settings_and_store_uri(self, config: DictConfig) -> tuple[HyperspaceSettings, str]:
+        """The settings in effect for ``config`` and the store its job records into.
+
+        Worked out for ``config`` when its run starts (``on_run_start``), and reused once, when its job starts: Hydra's
+        ``run`` and :meth:`~hyperspace_hydra.app.App.run` hand the same config object to both, moments apart (half the
+        settings' and store's cost of a run). Only that object, with ``$HYPERSPACE_STORE`` as it was, gets the same
+        answer (the job's ``env_set``, applied in between, may set the variable); any other config (each job of a
+        multirun), and the next run's, is worked out anew.
+        """
+        variable = os.environ.get(STORE_ENV_VAR)
+        checked = self._checked
+        if checked is not None and checked[0] is config and checked[1] == variable:
+            return checked[2], checked[3]
+        settings = effective_settings(config)
+        uri = store_uri_for(config)
+        self._checked = (config, variable, settings, uri)
+        return settings, uri
 
 
 def _was_pruned(recorder: RunRecorder, job_return: JobReturn) -> bool:

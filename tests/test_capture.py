@@ -63,6 +63,56 @@ def test_a_child_process_that_keeps_the_pipe_open_does_not_hold_up_the_run(tmp_p
     assert "'child\\n'" in finished.stdout, finished.stdout
 
 
+REUSED = textwrap.dedent(
+    """
+    import json, os, subprocess, sys, threading, time
+    from hyperspace_hydra.capture import capture_output
+
+    def copiers():
+        return sum(thread.name.startswith("hyperspace-capture-") for thread in threading.enumerate())
+
+    texts, counts = [], []
+    for index in range(3):
+        with capture_output("fd") as output:
+            os.write(1, f"run {index}\\n".encode())
+            os.write(2, f"err {index}\\n".encode())
+        texts.append(output.get())
+        counts.append(copiers())
+    with capture_output("fd") as output:  # a child keeps the pipe of descriptor 1 open past the capture's end
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2); print('late child', flush=True)"])
+    texts.append(output.get())
+    with capture_output("fd") as output:
+        print("after the child", flush=True)
+        child.wait()
+        time.sleep(0.2)
+    texts.append(output.get())
+    pid = os.fork()
+    if pid == 0:  # a forked child captures with copiers of its own
+        with capture_output("fd") as output:
+            print("in the fork", flush=True)
+        with open(sys.argv[1] + ".fork", "w") as saved:
+            json.dump(output.get(), saved)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    with open(sys.argv[1], "w") as saved:
+        json.dump({"texts": texts, "counts": counts}, saved)
+    """
+)
+
+
+def test_captures_one_after_another_reuse_their_copying_threads_and_each_takes_only_its_own_output(tmp_path: Path) -> None:
+    saved = tmp_path / "captured.json"
+    finished = subprocess.run([sys.executable, "-c", REUSED, str(saved)], capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 0, finished.stderr
+    captured = json.loads(saved.read_text(encoding="utf-8"))
+    for index, text in enumerate(captured["texts"][:3]):  # two pipes: the writes to stdout and stderr come in either order
+        assert sorted([f"run {index}\n", f"err {index}\n"]) == sorted(text.splitlines(keepends=True)), text
+    assert captured["counts"] == [2, 2, 2], "the copying threads are kept, not started again"
+    assert captured["texts"][3] == "" and captured["texts"][4] == "after the child\n", "a child's late output belongs to no later capture"
+    assert "late child" in finished.stdout, "still shown"
+    assert json.loads((tmp_path / "captured.json.fork").read_text(encoding="utf-8")) == "in the fork\n"
+
+
 TERMINAL_TEXTS = [
     "", "plain\nlines\n", "10%\r20%\r30%\n", "abc\b\bX\n", "\b\b\bstart", "progress\r", "a\rb\r\n", "a\r\rb", "ab\r\n\r",
     "x\b\r\by\n\rz\r", "long line\rshort\n", "\r", "\b", "\n\r\n\b\n", "é\bü\rö\r",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import enum
 import os
 import pickle
 from collections.abc import Callable, Sequence
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationKeyError
 
 from hyperspace_hydra.app import App
 from hyperspace_hydra.composer import JobConfig, SweepComposer, group_lookup, multirun_composer
@@ -251,6 +254,48 @@ def test_task_data_is_the_plain_task_config(app: App, overrides: list[str]) -> N
     config = app.compose(overrides)
     config.stamp = "now"  # a resolver of the time: the same in both reads
     assert task_data(config) == plain(task_config(config))
+
+
+class Colour(enum.Enum):
+    RED = 1
+
+
+@dataclasses.dataclass
+class Typed:
+    colour: Colour = Colour.RED
+    size: int = 3
+    unset: Any = "???"
+
+
+PLAIN_CONFIGS = {
+    "values, nodes, lists": ({"lr": 0.1, "model": {"_target_": "m.M", "layers": [1, {"w": 2}]}, "top": [1, 2], "none": None}, False),
+    "a typed node with an enum and a missing value": ({"typed": Typed(), "missing": "???"}, False),
+    "an interpolation": ({"lr": 0.1, "copy": "${lr}", "nested": {"up": "${..lr}"}}, True),
+    "an escaped interpolation": ({"text": "\\${not_a_key}"}, True),
+    "an interpolation in a list": ({"lr": 2, "items": [1, "${lr}"]}, True),
+}
+
+
+@pytest.mark.parametrize("content, interpolates", PLAIN_CONFIGS.values(), ids=list(PLAIN_CONFIGS))
+def test_task_data_reads_a_config_without_interpolations_as_it_stands_and_resolves_one_with_them(
+    content: dict[str, Any], interpolates: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = OmegaConf.create({**content, "hydra": {"job": {"name": "x"}, "runtime": {"choices": {"a": "b"}}}})
+    expected = plain(task_config(config))
+    masked_copies = []
+    masked_copy = OmegaConf.masked_copy
+    monkeypatch.setattr(OmegaConf, "masked_copy", lambda *args: masked_copies.append(args) or masked_copy(*args))
+    assert task_data(config) == expected
+    assert bool(masked_copies) == interpolates, "only a config with interpolations is copied to be resolved"
+    assert "hydra" not in expected and (expected.get("typed") is None or expected["typed"]["colour"] == "RED")
+
+
+def test_task_data_resolves_no_interpolation_into_the_hydra_node_as_the_task_config_does() -> None:
+    config = OmegaConf.create({"name": "${hydra.job.name}", "hydra": {"job": {"name": "x"}}})
+    with pytest.raises(InterpolationKeyError):
+        plain(task_config(config))
+    with pytest.raises(InterpolationKeyError):
+        task_data(config)
 
 
 def _made_in_a_forked_process(prepared: JobConfig, overrides: list[str]) -> tuple[Any, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sqlite3
@@ -56,6 +57,17 @@ def test_the_seed_seeds_random_and_numpy(probe_study: Path) -> None:
     first, again, other = (run["result"] for run in stored_runs(probe_study))
     assert first == again
     assert first["draw"] != other["draw"] and first["numpy_draw"] != other["numpy_draw"]
+
+
+def test_a_store_that_the_jobs_env_set_names_is_where_its_run_is_recorded(probe_study: Path) -> None:
+    """The store is worked out when the run starts and reused when its job starts, unless ``$HYPERSPACE_STORE``
+    changed in between, as the job's ``env_set`` may change it."""
+    other = probe_study / "other.db"
+    finished = run_app(probe_study, "probe.run", f"+hydra.job.env_set.HYPERSPACE_STORE='sqlite:///{other}'")
+    assert finished.returncode == 0, finished.stderr
+    with sqlite3.connect(other) as connection:
+        assert connection.execute("SELECT status FROM runs").fetchall() == [("COMPLETED",)]
+    assert stored_runs(probe_study) == [], "the store the config names was opened before the job, and holds no run"
 
 
 def test_a_failing_task_is_recorded_failed_and_the_error_still_reaches_the_user(probe_study: Path) -> None:
@@ -322,6 +334,75 @@ def test_a_run_is_written_in_two_store_writes_plus_its_metrics(tmp_path: Path) -
     assert run["status"] == "COMPLETED" and run["objective"] == 0.25
     assert "hello from the run" in run["captured_out"] and run["info"] == {"metrics": [{"name": "loss"}]}
     assert run["start_time"] <= run["heartbeat"] <= run["stop_time"]
+
+
+def test_runs_one_after_another_in_a_process_are_beaten_by_one_heartbeat_thread_and_never_after_their_end(tmp_path: Path) -> None:
+    import threading
+
+    from hyperspace_hydra.observer import StoreObserver
+    from hyperspace_hydra.recorder import RunRecorder
+    from hyperspace_hydra.store import open_store
+    from hyperspace_hydra.store.base import utcnow
+
+    store = open_store(f"sqlite:///{tmp_path}/store.db")
+    beats: Counter[str] = Counter()
+    store.update_run = counted(store.update_run, beats)  # type: ignore[method-assign]
+    start_info = {"ex_info": {}, "command": "main", "host_info": {}, "start_time": utcnow(), "config": {}, "meta_info": {}}
+    for _ in range(3):
+        recorder = RunRecorder(StoreObserver(store, {"task": "t"}, lambda result: result), "sys", heartbeat_seconds=0.05)
+        run_id = recorder.start(start_info)
+        before = beats["update_run"]
+        deadline = time.monotonic() + 30
+        while beats["update_run"] < before + 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert beats["update_run"] >= before + 2, "the run is beaten while it runs"
+        recorder.completed(1.0)
+        ended = beats["update_run"]
+        assert recorder.beat() and beats["update_run"] == ended, "a beat after the end writes nothing"
+        time.sleep(0.2)
+        assert beats["update_run"] == ended, "no heartbeat after the final event"
+        assert store.get_run(run_id)["status"] == "COMPLETED"
+        assert [thread.name for thread in threading.enumerate()].count("hyperspace-heartbeat") == 1
+
+
+def test_a_heartbeat_under_way_when_the_run_ends_is_written_before_the_capture_closes_and_the_final_event(tmp_path: Path) -> None:
+    import threading
+
+    from hyperspace_hydra.observer import StoreObserver
+    from hyperspace_hydra.recorder import RunRecorder
+    from hyperspace_hydra.store import open_store
+    from hyperspace_hydra.store.base import utcnow
+
+    store = open_store(f"sqlite:///{tmp_path}/store.db")
+    events: list[str] = []
+    finish_run = store.finish_run
+    store.finish_run = lambda *args, **kwargs: events.append("final") or finish_run(*args, **kwargs)  # type: ignore[method-assign]
+    recorder = RunRecorder(StoreObserver(store, {"task": "t"}, lambda result: result), "fd", heartbeat_seconds=60)
+    run_id = recorder.start({"ex_info": {}, "command": "main", "host_info": {}, "start_time": utcnow(), "config": {}, "meta_info": {}})
+    recorder._exit_stack.callback(events.append, "capture closed")  # closed first of what the run holds
+    output, reading, release = recorder._output, threading.Event(), threading.Event()
+    assert output is not None
+
+    class SlowOutput:
+        def get(self) -> str | None:
+            events.append("beat reads the output")
+            reading.set()
+            release.wait(30)
+            events.append("beat has read it")
+            return output.get()
+
+    recorder._output = SlowOutput()
+    os.write(1, b"before the beat\n")
+    beat = threading.Thread(target=recorder.beat)
+    beat.start()
+    assert reading.wait(30)
+    recorder._output = output
+    threading.Timer(0.3, release.set).start()
+    recorder.completed(1.0)  # in the main thread, as the callback ends a run
+    beat.join(30)
+    assert events == ["beat reads the output", "beat has read it", "capture closed", "final"]
+    run = store.get_run(run_id)
+    assert run["status"] == "COMPLETED" and "before the beat" in run["captured_out"]
 
 
 def test_a_killed_run_of_the_basic_launcher_is_shown_and_stored_as_died_once_its_heartbeat_is_stale(probe_study: Path) -> None:

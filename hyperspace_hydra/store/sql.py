@@ -29,6 +29,7 @@ from hyperspace_hydra.store.base import (
     DIED,
     FAILED,
     FINAL_STATUSES,
+    ID_RANGE,
     INTERRUPTED,
     JOB_FINAL_STATES,
     JOB_STATE_AFTER_RUN,
@@ -233,31 +234,32 @@ class SQLStore(Store):
         values["status"] = RUNNING
         _require_claim(connection, claim)
         values["heartbeat"] = _server_now(connection)
-        run_id = _inserted_id(connection.execute(RUNS.insert().values(**values)))
+        run_id = _inserted_id(connection.execute(_INSERT_RUN, values))
         if claim is not None:
-            connection.execute(JOBS.update().where(*_holds(claim)).values(run_id=run_id))
+            connection.execute(_SET_HELD_JOB, {**_held(claim), "run_id": run_id})
         return run_id
 
     def _update_run(self, connection: Connection, run_id: int, changes: Mapping[str, Any], claim: Claim | None) -> None:
         _require_claim(connection, claim)
-        values = _in_column_order(run_changes(changes))
+        values = run_changes(changes)
         if "heartbeat" in values:
             values["heartbeat"] = _server_now(connection)
-        updated = connection.execute(RUNS.update().where(id_is(RUNS.c.id, run_id), RUNS.c.status == RUNNING).values(**values)).rowcount
-        if not updated:
+        if not _update_running_run(connection, run_id, values):
             self._require_run(connection, run_id)
 
     def _finish_run(self, connection: Connection, run_id: int, status: str, changes: Mapping[str, Any], claim: Claim | None) -> bool:
-        values = _in_column_order(run_changes(changes))
-        self._require_run(connection, run_id)
+        values = run_changes(changes)
         if claim is not None:
-            job_state = connection.execute(sa.select(JOBS.c.state, JOBS.c.token).where(JOBS.c.id == claim.job_id)).first()
+            job_state = connection.execute(_JOB_STATE, {_JOB: claim.job_id}).first()
             if job_state is None or tuple(job_state) != (RUNNING, claim.token):
                 lost_status = INTERRUPTED if job_state is not None and job_state.state == CANCELLED else DIED
-                _finish_runs(connection, RUNS.c.id == run_id, lost_status, values)
+                if not _update_running_run(connection, run_id, {**values, "status": lost_status}):
+                    self._require_run(connection, run_id)
                 return False
-        finished = _finish_runs(connection, RUNS.c.id == run_id, status, values)
-        if finished and claim is not None:
+        finished = _update_running_run(connection, run_id, {**values, "status": status})
+        if not finished:
+            self._require_run(connection, run_id)  # RunNotFoundError, or it had ended already
+        elif claim is not None:
             _end_claimed_job(connection, claim, JOB_STATE_AFTER_RUN[status], error=job_error(status, values), run_id=run_id)
         return finished
 
@@ -721,21 +723,42 @@ any, shown working on it too, as :func:`~hyperspace_hydra.store.base.claimed_job
 def _server_now(connection: Connection) -> dt.datetime:
     """The database server's clock as a naive UTC datetime; for SQLite, this machine's (see :meth:`Store.server_time`)."""
     if connection.dialect.name == "postgresql":
-        return connection.execute(sa.select(sa.func.timezone("UTC", sa.func.clock_timestamp()))).scalar_one()
+        return connection.execute(_POSTGRESQL_NOW).scalar_one()
     return utcnow()
 
 
 def _require_claim(connection: Connection, claim: Claim | None) -> None:
     """Raise :class:`ClaimLostError` unless ``claim`` (when given) holds; its job row stays locked until the transaction
     ends (on SQLite the whole store is, by BEGIN IMMEDIATE), so no requeue can slip in before the write."""
-    if claim is not None and connection.execute(sa.select(JOBS.c.id).where(*_holds(claim)).with_for_update(read=True)).first() is None:
+    if claim is not None and connection.execute(_HELD_JOB_LOCKED, _held(claim)).first() is None:
         raise claim_lost(claim)
 
 
-def _in_column_order(values: Mapping[str, Any]) -> dict[str, Any]:
-    """``values`` of run fields in the order of the table's columns: one statement (and one compiled statement in the
-    engine's cache, see :meth:`SQLStore.rehearse_job_run`) for the same fields however the caller ordered them."""
-    return {column.name: values[column.name] for column in RUNS.columns if column.name in values}
+# The statements a recorded run executes, built once: building one (its values coerced, its cache key computed from
+# every value) cost more than executing it. Their values are bound parameters; an UPDATE sets the columns named by
+# the parameters' keys. The bound names end in "_", which no column's does. Ids are bound as 64-bit integers (see
+# sql_conditions._bound): PostgreSQL's id columns are 32-bit, and a larger id bound as one is an error, not "no row".
+_RUN, _JOB, _TOKEN = "run_", "job_", "token_"
+_POSTGRESQL_NOW = sa.select(sa.func.timezone("UTC", sa.func.clock_timestamp()))
+_INSERT_RUN = RUNS.insert()
+_RUNNING_RUN = RUNS.update().where(RUNS.c.id == sa.bindparam(_RUN, type_=sa.BigInteger), RUNS.c.status == RUNNING)
+_JOB_IS = JOBS.c.id == sa.bindparam(_JOB, type_=sa.BigInteger)
+_HOLDS_BOUND = (_JOB_IS, JOBS.c.state == RUNNING, JOBS.c.token == sa.bindparam(_TOKEN))
+_HELD_JOB_LOCKED = sa.select(JOBS.c.id).where(*_HOLDS_BOUND).with_for_update(read=True)
+_SET_HELD_JOB = JOBS.update().where(*_HOLDS_BOUND)
+_JOB_STATE = sa.select(JOBS.c.state, JOBS.c.token).where(_JOB_IS)
+
+
+def _held(claim: Claim) -> dict[str, Any]:
+    """The parameters of the statements that select the job ``claim`` holds (:data:`_HOLDS_BOUND`)."""
+    return {_JOB: claim.job_id, _TOKEN: claim.token}
+
+
+def _update_running_run(connection: Connection, run_id: int, values: Mapping[str, Any]) -> bool:
+    """Set ``values`` (run fields, ``status`` allowed) of run ``run_id`` if it is RUNNING; whether it was."""
+    if run_id not in ID_RANGE:  # not even a 64-bit integer binds it; no run has it
+        return False
+    return bool(connection.execute(_RUNNING_RUN, {**values, _RUN: run_id}).rowcount)
 
 
 def _existing_ids(connection: Connection, table: sa.Table, ids: Sequence[int]) -> list[int]:
@@ -780,7 +803,7 @@ def _finish_runs(connection: Connection, selection: sa.ColumnElement[bool], stat
 
 
 def _end_claimed_job(connection: Connection, claim: Claim, state: str, error: str | None, run_id: int | None) -> None:
-    connection.execute(JOBS.update().where(*_holds(claim)).values(**ended_job_changes(state, error, run_id)))
+    connection.execute(_SET_HELD_JOB, {**_held(claim), **ended_job_changes(state, error, run_id)})
 
 
 def _job_row(study: str, sweep_id: int, job: NewJob, max_attempts: int, now: dt.datetime) -> dict[str, Any]:
