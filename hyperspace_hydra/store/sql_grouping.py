@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from hyperspace_hydra.store.grouping import ConfigGroup, GroupedRun
 from hyperspace_hydra.store.sql_schema import RUNS
@@ -67,6 +66,8 @@ def _entry_columns(dialect: str) -> list[sa.ColumnElement[Any]]:
 def _postgres_without(config: sa.ColumnElement[Any], keys: list[str]) -> sa.ColumnElement[Any]:
     """``config`` without the key at ``keys``, left as it is where the key's parent is no object (``#-`` fails on a
     scalar, and reads a key of a list as an index)."""
+    from sqlalchemy.dialects import postgresql  # imported only where PostgreSQL is used (see sql_schema._JSONColumn)
+
     parent = sa.func.jsonb_typeof(config.op("#>")(sa.literal(keys[:-1], postgresql.ARRAY(sa.Text))))
     return sa.case((parent == "object", config.op("#-")(sa.literal(keys, postgresql.ARRAY(sa.Text)))), else_=config)
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 from hyperspace_hydra.store.base import METRIC_NAME_LENGTH, RUNNING
 
@@ -15,8 +14,31 @@ SCHEMA_VERSION = 4
 and jobs.copied_from (the original of a copy made by ``store copy``). 4: the workers table (the registry of workers)."""
 
 
-_JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-"""JSON columns; JSONB on PostgreSQL so that the database can filter on nested values."""
+class _JSONColumn(sa.types.TypeDecorator[Any]):
+    """JSON columns; JSONB on PostgreSQL so that the database can filter on nested values.
+
+    As ``sa.JSON().with_variant(postgresql.JSONB(), "postgresql")``, but SQLAlchemy's PostgreSQL dialects (a
+    package that imports all of its drivers, ~20 ms) are imported only by a store that uses one."""
+
+    impl = sa.JSON
+    cache_ok = True
+    should_evaluate_none = True  # as sa.JSON's: None is stored as JSON null
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+    def coerce_compared_value(self, op: Any, value: Any) -> Any:
+        """The type of a value compared with (or an operand of an operator on) a column, as sa.JSON picks it: a path
+        string given to ``->`` stays a string, not a JSON document."""
+        coerced = self.impl_instance.coerce_compared_value(op, value)
+        return self if coerced is self.impl_instance else coerced
+
+
+_JSON = _JSONColumn()
 
 
 METADATA = sa.MetaData()
