@@ -86,6 +86,13 @@ def hyperspace(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subp
     return _call_cli(cwd, list(args), env or clean_env())
 
 
+def hyperspace_in_this_process(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Any ``hyperspace`` command, :data:`IN_A_PROCESS` ones too, called in this process as :func:`hyperspace` calls the
+    others: for what such a command decides before it runs a job or serves (its arguments), where its process is not
+    what is tested. The test makes sure that it cannot go on to run or serve here (patch what it would start)."""
+    return _call_cli(cwd, list(args), env or clean_env())
+
+
 def hyperspace_process(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run the installed ``hyperspace`` command in ``cwd`` as a real process."""
     return subprocess.run([str(HYPERSPACE), *args], cwd=cwd, env=env or clean_env(), capture_output=True, text=True, timeout=120)

@@ -17,7 +17,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import HYPERSPACE, PROBE_STUDY, clean_env, copy_study, enqueue, hyperspace, run_app, stored_runs, wait_until
+from conftest import (
+    HYPERSPACE,
+    PROBE_STUDY,
+    clean_env,
+    copy_study,
+    enqueue,
+    hyperspace,
+    hyperspace_in_this_process,
+    run_app,
+    stored_runs,
+    wait_until,
+)
 
 from hyperspace_hydra.settings import DEFAULT_STORE_URI, resolve_store_uri
 from hyperspace_hydra.store import COMPLETED, open_store
@@ -372,6 +383,10 @@ def one_queued_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return study
 
 
+def _a_worker_that_must_not_start(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the worker was not refused: it would have started serving")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -388,8 +403,11 @@ def one_queued_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (["--grace", "nan"], "error: --grace must be 0 or more and at most 31622400, not nan"),
     ],
 )
-def test_worker_refuses_numbers_it_cannot_work_with(one_queued_job: Path, args: list[str], message: str) -> None:
-    _assert_one_error_line(hyperspace(one_queued_job, "worker", "--app", "probe.run", "--exit-when-empty", *args), message)
+def test_worker_refuses_numbers_it_cannot_work_with(one_queued_job: Path, args: list[str], message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's checks of its arguments, called in this process (a worker process costs ~0.6 CPU s): a worker that
+    was not refused fails the test instead of serving here."""
+    monkeypatch.setattr("hyperspace_hydra.cli.worker.serve", _a_worker_that_must_not_start)
+    _assert_one_error_line(hyperspace_in_this_process(one_queued_job, "worker", "--app", "probe.run", "--exit-when-empty", *args), message)
     assert json.loads(hyperspace(one_queued_job, "queue", "ls", "--json").stdout)["state"] == "QUEUED", "no job was taken"
 
 
