@@ -98,11 +98,14 @@ def test_each_benchmark_prints_and_appends_its_figures_as_json_lines(case: str, 
 
 
 def test_a_second_run_appends_to_the_results_file(tmp_path: Path) -> None:
+    """A results file that holds an earlier run's lines (written here: one benchmark run less) keeps them."""
     results = tmp_path / "results.jsonl"
-    for _ in range(2):
-        assert run_benchmark("recording_cost", "--runs", "1", "--output", str(results)).returncode == 0
+    earlier = [{"benchmark": "recording_cost.per_run", "ours": 1.0, "baseline": 2.0, "ratio": 0.5, "unit": "s"}]
+    results.write_text("".join(json.dumps(figure) + "\n" for figure in earlier))
+    assert run_benchmark("recording_cost", "--runs", "1", "--output", str(results)).returncode == 0
     figures = ["recording_cost.per_run", "recording_cost.added_vs_sacred_sql_observer"]
-    assert [figure["benchmark"] for figure in json_lines(results.read_text())] == figures * 2
+    lines = json_lines(results.read_text())
+    assert lines[:1] == earlier and [figure["benchmark"] for figure in lines[1:]] == figures
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
