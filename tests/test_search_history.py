@@ -26,9 +26,8 @@ def _succeeded(finished) -> str:
 
 def test_a_defaults_only_parameter_is_searched_without_plus_and_past_runs_count_however_they_set_it(probe_study: Path) -> None:
     """``model.dropout`` exists only as a default of ``probe.model.Model``: no YAML sets it."""
-    for setting in ([], ["+model.dropout=0.2"], ["++model.dropout=0.3"]):
+    for setting in ([], ["++model.dropout=0.3"], ["--multirun", "+model.dropout=0.2,0.9"]):  # 0.9: outside the space searched below
         _succeeded(run_app(probe_study, "probe.run", *setting))
-    _succeeded(run_app(probe_study, "probe.run", "+model.dropout=0.9"))  # outside the space searched below
     searched = _succeeded(run_app(probe_study, "probe.run", *LOCAL, "model.dropout=interval(0, 0.5)", "hydra.sweeper.n_trials=3"))
     assert "3 past run(s) as history, 1 excluded (1: model.dropout outside the space)" in searched
     trials = _runs(probe_study)[4:]
@@ -63,8 +62,7 @@ def test_a_defaults_only_parameter_is_set_plainly_and_an_unknown_one_is_still_re
 
 
 def test_a_run_that_differs_in_an_unsearched_parameter_is_excluded_and_counted_with_its_reason(probe_study: Path) -> None:
-    for message in ("hi", "other", "other"):
-        _succeeded(run_app(probe_study, "probe.run", f"message={message}", "+model.layer.activation=relu"))
+    _succeeded(run_app(probe_study, "probe.run", "--multirun", "message=hi,other,other", "+model.layer.activation=relu"))  # 3 runs, 1 process
     _succeeded(run_app(probe_study, "probe.run", "+model.layer.activation=tanh"))  # a dataclass default, nested
     _succeeded(run_app(probe_study, "probe.run", "seed=99"))  # another seed: a replicate, still history
     started = run_app(probe_study, "probe.run", *LOCAL, "score=interval(0, 10)", "hydra/launcher=hyperspace", "hydra.sweeper.n_trials=2")
