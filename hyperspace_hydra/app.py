@@ -32,10 +32,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from hyperspace_hydra import config_yaml
-from hyperspace_hydra.composer import QueuedJobComposer, SweepComposer, group_lookup, resolve_hydra_from
+from hyperspace_hydra.composer import QueuedJobComposer, SweepComposer, files_stamp, group_lookup, resolve_hydra_from
 from hyperspace_hydra.config import task_config
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.identity import given_and_complete
+from hyperspace_hydra.settings import HyperspaceSettings, effective_settings
 
 
 @dataclass
@@ -48,6 +49,7 @@ class App:
     config_name: str | None
     _hydra: Hydra | None = field(default=None, repr=False)
     _callbacks: list[tuple[Any, Callbacks]] = field(default_factory=list, repr=False)
+    _settings: tuple[tuple[tuple[str, int, int], ...], HyperspaceSettings] | None = field(default=None, repr=False)
 
     @property
     def package(self) -> str:
@@ -75,6 +77,15 @@ class App:
         with open_dict(config.hydra):
             config.hydra.mode = run_mode
         return config
+
+    def settings(self) -> HyperspaceSettings:
+        """The ``hyperspace`` settings in effect in the study's config without overrides (:func:`effective_settings` of
+        ``compose([])``), composed once while the files of its config directory stay as they are: a command that asks
+        for the store and then for the allowed targets composes once, not twice. Each call returns a copy of its own."""
+        stamp = files_stamp(self.config_directory)
+        if self._settings is None or self._settings[0] != stamp:
+            self._settings = (stamp, effective_settings(self.compose([])))
+        return copy.deepcopy(self._settings[1])
 
     def sweep_composer(self) -> SweepComposer:
         """Composes many jobs as :meth:`compose` does, those that differ only in values as copies of one

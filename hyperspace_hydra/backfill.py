@@ -23,7 +23,6 @@ from hyperspace_hydra.app import App
 from hyperspace_hydra.config import config_hash, fill_defaults, flatten, plain, task_config
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.identity import objective_value
-from hyperspace_hydra.settings import effective_settings
 from hyperspace_hydra.store import Store, utcnow
 from hyperspace_hydra.store.base import Adoption, Condition
 
@@ -94,7 +93,7 @@ class StudyContext:
 
     def __init__(self, app: App) -> None:
         self.module = app.module
-        self.objective_key = effective_settings(app.compose([])).objective
+        self.objective_key = app.settings().objective
         self._options = list(_group_options(app))
 
     def choices(self, config: Mapping[str, Any]) -> dict[str, str]:

@@ -253,7 +253,7 @@ class QueuedJobComposer:
         self._config_dir = config_dir
         self._keep = keep
         self._composers: dict[int | None, SweepComposer] = {}
-        self._files = _files_stamp(config_dir)
+        self._files = files_stamp(config_dir)
 
     def compose(self, overrides: Sequence[str], sweep_id: int | None, run_dir: str | None = None) -> DictConfig:
         """The full config of a job of sweep ``sweep_id`` that runs in ``run_dir``; without a
@@ -262,7 +262,7 @@ class QueuedJobComposer:
 
     def prepare(self, overrides: Sequence[str], sweep_id: int | None, run_dir: str | None = None) -> JobConfig:
         """:meth:`compose` in two steps, for a worker that forks the job's process in between (see :class:`JobConfig`)."""
-        files = _files_stamp(self._config_dir)
+        files = files_stamp(self._config_dir)
         if files != self._files:
             self._files = files
             self._composers.clear()
@@ -295,7 +295,7 @@ def _set_run_dir(config: DictConfig, run_dir: str) -> None:
         config.hydra.overrides.hydra.append(format_override("hydra.run.dir", run_dir))
 
 
-def _files_stamp(directory: Path | None) -> tuple[tuple[str, int, int], ...]:
+def files_stamp(directory: Path | None) -> tuple[tuple[str, int, int], ...]:
     """Path, size and modification time of every file under ``directory`` (empty without one)."""
     if directory is None or not directory.is_dir():
         return ()

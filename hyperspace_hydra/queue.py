@@ -22,7 +22,7 @@ from hyperspace_hydra.config import config_hash
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.identity import given_and_complete, task_given_and_complete
 from hyperspace_hydra.overrides import choice_overrides, grid_overrides, merge_overrides
-from hyperspace_hydra.settings import effective_settings, redact_credentials, resolve_store_uri
+from hyperspace_hydra.settings import redact_credentials, resolve_store_uri
 from hyperspace_hydra.store import EnqueueResult, NewJob, Store, open_store
 
 
@@ -77,7 +77,7 @@ class Queue:
 
     def __init__(self, app: str, store: str | None = None) -> None:
         self.app: App = load_app(app)
-        configured = effective_settings(self.app.compose([])).store
+        configured = self.app.settings().store
         self.store_uri = resolve_store_uri(store, configured, Path.cwd())
         self.store: Store = open_store(self.store_uri)
         self.last: EnqueueResult | None = None

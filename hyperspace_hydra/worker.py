@@ -73,7 +73,7 @@ from hyperspace_hydra.composer import JobConfig
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo import SEARCH, prunes
 from hyperspace_hydra.queue import new_job
-from hyperspace_hydra.settings import effective_settings, redact_credentials
+from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.slurm.environment import gpu_shares, slurm_job_id, visible_gpus
 from hyperspace_hydra.store import CANCELLED, COMPLETED, DIED, FAILED, QUEUED, RUNNING, TIMEOUT, Claim, ClaimedJob, Condition, Store, utcnow
 from hyperspace_hydra.store.base import JOB_STATE_AFTER_RUN, PRUNED, WorkerBeat, WorkerInfo
@@ -670,7 +670,7 @@ def serve(app: App, store_uri: str, options: WorkerOptions, extra_allowed: Seque
     The ``_target_`` allowlist is the study's package, its ``hyperspace.allowed_targets`` and
     ``extra_allowed``; store calls are retried with backoff while the store is unreachable.
     """
-    configured = effective_settings(app.compose([])).allowed_targets
+    configured = app.settings().allowed_targets
     options = replace(options, allowed=allowed_packages(app.package, [*configured, *extra_allowed]))
     with open_retrying(store_uri) as store:
         worker = Worker(app, store, options, say=say)

@@ -354,3 +354,14 @@ def test_callbacks_are_instantiated_once_per_callbacks_config_and_for_every_job_
     interpolated = ["+hydra.callbacks.probe._target_=collections.OrderedDict", "+hydra.callbacks.probe.lr=${lr}"]
     one, other = app.callbacks(app.compose(["lr=1", *interpolated])), app.callbacks(app.compose(["lr=2", *interpolated]))
     assert (one.callbacks[-1], other.callbacks[-1]) == ({"lr": 1}, {"lr": 2}), "an interpolated callback is made for each job"
+
+
+def test_the_apps_settings_are_composed_once_until_a_config_file_changes(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    compose, full_composes = counting(app.compose)
+    monkeypatch.setattr(app, "compose", compose)
+    first = app.settings()
+    first.heartbeat_seconds = 99
+    assert app.settings().heartbeat_seconds == 10 and full_composes[0] == 1, "composed once; each caller gets a copy of its own"
+    config_file = app.config_directory / "config.yaml"
+    config_file.write_text(config_file.read_text() + "hyperspace:\n  heartbeat_seconds: 3\n")
+    assert app.settings().heartbeat_seconds == 3 and full_composes[0] == 2

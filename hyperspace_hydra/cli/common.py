@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hyperspace_hydra.app import App, load_app
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.settings import effective_settings, resolve_store_uri
+from hyperspace_hydra.settings import resolve_store_uri
 from hyperspace_hydra.store import Store, open_store
 
 
@@ -33,7 +33,7 @@ def store_uri(args: argparse.Namespace, app: App | None = None) -> str:
     An empty ``--store`` (an unset shell variable, ``--store "$STORE"``) is an error, not the default store."""
     if args.store is not None and not args.store.strip():
         raise HyperspaceError("--store is empty: give a store URI, or leave the option out for the default store")
-    configured = effective_settings(app.compose([])).store if app is not None else None
+    configured = app.settings().store if app is not None else None
     return resolve_store_uri(args.store, configured, Path.cwd())
 
 

@@ -9,7 +9,6 @@ from hyperspace_hydra.app import load_app
 from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for
 from hyperspace_hydra.filters import parse_condition, resolve_paths
 from hyperspace_hydra.report import ranking_direction, write_report
-from hyperspace_hydra.settings import effective_settings
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -32,7 +31,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def _report(args: argparse.Namespace) -> None:
     where = [parse_condition(text) for text in args.where]
     app = load_app(args.app) if args.app else None
-    study_direction = effective_settings(app.compose([])).direction.value if app else None
+    study_direction = app.settings().direction.value if app else None
     with open_store_for(args, app) as store:
         where, _ = resolve_paths(store, where, None, task=args.task, sweep_id=args.sweep)
         runs = store.list_runs(task=args.task, sweep_id=args.sweep, where=where)
