@@ -27,6 +27,7 @@ from conftest import (
     hyperspace_in_this_process,
     run_app,
     stored_runs,
+    submit,
     wait_until,
 )
 
@@ -366,7 +367,7 @@ def test_a_comparison_beyond_64_bit_integers_still_answers(two_runs: Path) -> No
 
 
 def test_queue_commands_count_existing_jobs_that_cannot_move_without_an_error(probe_study: Path) -> None:
-    assert enqueue(probe_study, "model=small,large").returncode == 0
+    assert submit(probe_study, "model=small,large").returncode == 0
     cancelled = hyperspace(probe_study, "queue", "cancel", "1", "2")
     assert cancelled.returncode == 0 and cancelled.stdout == "2 job(s) cancelled\n", cancelled.stderr
     again = hyperspace(probe_study, "queue", "cancel", "--sweep", "1")
@@ -379,7 +380,7 @@ def test_queue_commands_count_existing_jobs_that_cannot_move_without_an_error(pr
 def one_queued_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the probe study with one queued job, shared by tests that must leave it queued."""
     study = copy_study(PROBE_STUDY, tmp_path_factory.mktemp("queued") / "probe_study")
-    assert enqueue(study, "model=small").returncode == 0
+    assert submit(study, "model=small").returncode == 0
     return study
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import clean_env, enqueue, hyperspace, notebook, python_in, run_app, run_worker, start_worker, wait_until
+from conftest import clean_env, enqueue, hyperspace, notebook, python_in, run_app, run_worker, start_worker, submit, wait_until
 
 from hyperspace_hydra import worker
 from hyperspace_hydra.store import Store, open_store
@@ -143,7 +143,7 @@ def test_the_registry_shows_an_idle_worker_then_its_job_then_that_it_stopped(pro
         [idle] = wait_until(lambda: [row for row in _listed_workers(probe_study) if row["state"] == "idle"], what="the idle worker to show")
         assert (idle["host"], idle["pid"], idle["slurm_job"], idle["study"], idle["jobs"], idle["processes"]) == (socket.gethostname(), worker.pid, "4242", "probe.run", [], 2)
         assert idle["worker"].endswith(":slurm-4242") and 0 <= idle["seen_ago"] < 31, "seen within half a lease (60 s) by the store's clock"
-        assert enqueue(probe_study, "sleep=60").returncode == 0
+        assert submit(probe_study, "sleep=60").returncode == 0
         [working] = wait_until(lambda: [row for row in store.list_workers() if row["state"] == "working"], what="the worker to hold its job")
         assert working["job_ids"] == [1] and working["seen_seconds_ago"] < 2, "a working worker is seen with every lease renewal"
         table = hyperspace(probe_study, "queue", "workers").stdout
@@ -162,7 +162,7 @@ def test_a_worker_whose_job_ended_before_its_next_lease_renewal_is_idle_at_once(
     worker = start_worker(probe_study)  # leases of 60 s: an idle worker beats every 30 s, a working one every second
     try:
         wait_until(lambda: [row for row in store.list_workers() if row["state"] == "idle"], what="the idle worker to show")
-        assert enqueue(probe_study, "message=quick").returncode == 0
+        assert submit(probe_study, "message=quick").returncode == 0
         wait_until(lambda: states(store) == ["COMPLETED"], what="the quick job to complete")
         # the claim said working; the lease renewal after the job says idle (within a second), not the beat half a lease later
         wait_until(lambda: [row for row in store.list_workers() if row["state"] == "idle" and not row["job_ids"]], timeout=5, what="the worker to be idle again")
@@ -172,8 +172,8 @@ def test_a_worker_whose_job_ended_before_its_next_lease_renewal_is_idle_at_once(
 
 
 def test_pause_resume_cancel_retry_and_wait(probe_study: Path, store: Store) -> None:
-    assert enqueue(probe_study, "message=a,b,c").returncode == 0
-    assert enqueue(probe_study, "fail=true", "message=d").returncode == 0
+    assert submit(probe_study, "message=a,b,c").returncode == 0
+    assert submit(probe_study, "fail=true", "message=d").returncode == 0
     assert hyperspace(probe_study, "queue", "pause", "--sweep", "1").stdout.strip() == "3 job(s) paused"
     run_worker(probe_study)
     assert states(store) == ["PAUSED"] * 3 + ["FAILED"]
@@ -191,7 +191,7 @@ def test_pause_resume_cancel_retry_and_wait(probe_study: Path, store: Store) -> 
 
 
 def test_pause_resume_cancel_and_retry_one_job_by_its_id(probe_study: Path, store: Store) -> None:
-    assert enqueue(probe_study, "message=a,b,c").returncode == 0
+    assert submit(probe_study, "message=a,b,c").returncode == 0
     assert hyperspace(probe_study, "queue", "pause", "2").stdout.strip() == "1 job(s) paused"
     assert states(store) == ["QUEUED", "PAUSED", "QUEUED"]
     assert hyperspace(probe_study, "queue", "resume", "1", "2").stdout.strip() == "1 job(s) resumed", "job 1 was not paused"
@@ -203,7 +203,7 @@ def test_pause_resume_cancel_and_retry_one_job_by_its_id(probe_study: Path, stor
 
 
 def test_wait_exits_zero_when_every_job_completed(probe_study: Path, store: Store) -> None:
-    assert enqueue(probe_study, "message=a,b").returncode == 0
+    assert submit(probe_study, "message=a,b").returncode == 0
     worker = start_worker(probe_study, "--exit-when-empty")
     waited = hyperspace(probe_study, "queue", "wait", "1")
     assert waited.returncode == 0 and "2 completed" in waited.stdout
@@ -325,7 +325,7 @@ def test_rerun_warns_when_the_code_changed(probe_study: Path) -> None:
 
 def test_runs_ls_json_links_runs_to_jobs(probe_study: Path) -> None:
     assert run_app(probe_study, "probe.run").returncode == 0
-    assert enqueue(probe_study, "message=queued").returncode == 0
+    assert submit(probe_study, "message=queued").returncode == 0
     run_worker(probe_study)
     rows = [json.loads(line) for line in hyperspace(probe_study, "runs", "ls", "--json").stdout.splitlines()]
     assert [row["job_id"] for row in rows] == [None, 1]
@@ -368,7 +368,7 @@ def test_a_job_is_recorded_in_the_store_it_was_claimed_from(probe_study: Path, s
 
 
 def test_a_worker_with_several_processes_gives_each_running_job_its_own_share_of_the_gpus(probe_study: Path, store: Store) -> None:
-    assert enqueue(probe_study, "sleep=1", "score=1,2,3,4").returncode == 0
+    assert submit(probe_study, "sleep=1", "score=1,2,3,4").returncode == 0
     output = run_worker(probe_study, "--processes", "2", env=clean_env(CUDA_VISIBLE_DEVICES="0,1,2,3"))
     assert "each job sees its own share of the GPUs: 0,1 | 2,3" in output
     runs = store.list_runs()
@@ -379,7 +379,7 @@ def test_a_worker_with_several_processes_gives_each_running_job_its_own_share_of
 
 
 def test_gpus_that_do_not_split_evenly_over_the_processes_stay_shared(probe_study: Path, store: Store) -> None:
-    assert enqueue(probe_study, "score=1,2").returncode == 0
+    assert submit(probe_study, "score=1,2").returncode == 0
     output = run_worker(probe_study, "--processes", "2", env=clean_env(CUDA_VISIBLE_DEVICES="0,1,2"))
     assert "3 GPU(s) do not split evenly over 2 processes: every job sees all of them" in output
     assert [run["host"]["visible_gpus"] for run in store.list_runs()] == [["0", "1", "2"]] * 2

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from conftest import HYPERSPACE, clean_env, enqueue, hyperspace, run_worker, wait_until
+from conftest import HYPERSPACE, clean_env, hyperspace, run_worker, submit, wait_until
 from test_store_contract import MONGO_SERVER_ENV, Backend, make_backend
 
 from hyperspace_hydra import store_copy
@@ -306,7 +306,7 @@ def test_into_a_store_with_its_own_queue_sweeps_and_jobs_get_new_ids_and_copies_
 
 
 def test_with_queue_queued_and_paused_jobs_move_and_a_worker_of_the_destination_runs_them(probe_study: Path, tmp_path: Path) -> None:
-    enqueued = enqueue(probe_study, "message=a,b,c", "steps=1")
+    enqueued = submit(probe_study, "message=a,b,c", "steps=1")
     assert enqueued.returncode == 0, enqueued.stderr
     source_uri, destination_uri = f"sqlite:///{probe_study}/.hyperspace/store.db", f"sqlite:///{tmp_path}/destination.db"
     with open_store(source_uri) as source:
