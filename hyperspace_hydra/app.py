@@ -33,7 +33,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hyperspace_hydra import config_yaml
 from hyperspace_hydra.composer import QueuedJobComposer, SweepComposer, files_stamp, group_lookup, resolve_hydra_from
-from hyperspace_hydra.config import task_config
+from hyperspace_hydra.config import has_interpolation, task_config
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.identity import given_and_complete
 from hyperspace_hydra.settings import HyperspaceSettings, effective_settings
@@ -119,7 +119,7 @@ class App:
         may resolve differently for each job) are instantiated for every job, as ``Hydra.run`` does."""
         node = config.hydra.get("callbacks")
         given = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig) else None
-        if not given or _has_interpolation(given):
+        if not given or has_interpolation(given):
             return Callbacks(config)
         for known, callbacks in self._callbacks:
             if known == given:
@@ -132,12 +132,6 @@ class App:
 _CALLBACK_SETS_KEPT = 4
 
 
-def _has_interpolation(value: Any) -> bool:
-    if isinstance(value, dict):
-        return any(_has_interpolation(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_has_interpolation(item) for item in value)
-    return isinstance(value, str) and "${" in value
 
 
 def run_job(task_function: TaskFunction, config: DictConfig, callbacks: Callbacks) -> JobReturn:

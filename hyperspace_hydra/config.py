@@ -225,7 +225,7 @@ def task_data(config: DictConfig) -> dict[str, Any]:
     """
     keys = [str(key) for key in config if key != "hydra"]
     as_given: dict[str, Any] = {key: _unresolved_plain(value) for key, value in config.items_ex(resolve=False, keys=keys)}  # type: ignore[misc]
-    if not _interpolates(as_given):
+    if not has_interpolation(as_given):
         return as_given
     return plain(OmegaConf.masked_copy(config, keys))
 
@@ -237,12 +237,12 @@ def _unresolved_plain(value: Any) -> Any:
     return value.name if isinstance(value, enum.Enum) else value
 
 
-def _interpolates(value: Any) -> bool:
+def has_interpolation(value: Any) -> bool:
     """Whether plain data read without resolving holds an interpolation (or an escaped one: resolving unescapes it)."""
     if isinstance(value, dict):
-        return any(_interpolates(item) for item in value.values())
+        return any(has_interpolation(item) for item in value.values())
     if isinstance(value, list):
-        return any(_interpolates(item) for item in value)
+        return any(has_interpolation(item) for item in value)
     return isinstance(value, str) and "${" in value
 
 
