@@ -59,10 +59,13 @@ def format_override(key: str, value: Any, prefix: str = "") -> str:
 
 
 def merge_overrides(conf: Mapping[str, Any], path: str = "") -> list[str]:
-    """Overrides that merge the nested dict ``conf`` over a composed config (``++key=value`` per leaf).
+    """Overrides that merge the nested dict ``conf`` over a composed config (``key=value`` per leaf).
 
-    Dicts merge key by key; any other value (lists included) replaces what is there,
-    as ``OmegaConf.merge`` does.
+    Dicts merge key by key; any other value (lists included) replaces what is there, as
+    ``OmegaConf.merge`` does into a Hydra config (struct mode): a key the config lacks is an
+    error, as on the command line, so that a misspelt key is never kept beside the value it
+    meant to change. A parameter a ``_target_`` takes from its code defaults is not lacking
+    (:mod:`~hyperspace_hydra.target_overrides`); a new key is added by a ``+key=value`` override.
     """
     overrides = []
     for key, value in conf.items():
@@ -70,7 +73,7 @@ def merge_overrides(conf: Mapping[str, Any], path: str = "") -> list[str]:
         if isinstance(value, Mapping) and value:
             overrides += merge_overrides(value, dotted)
         else:
-            overrides.append(format_override(dotted, value, prefix="++"))
+            overrides.append(format_override(dotted, value))
     return overrides
 
 

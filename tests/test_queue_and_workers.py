@@ -229,9 +229,9 @@ def test_targets_outside_the_allowlist_are_refused_before_anything_runs(probe_st
     code = (
         "from hyperspace_hydra import Queue\n"
         "q = Queue(app='probe.run')\n"
-        f"q.submit(conf={{'model': {{'_target_': 'os.system', 'command': 'touch {evidence}'}}}})\n"
+        f"q.submit(['+model.command=touch {evidence}'], conf={{'model': {{'_target_': 'os.system'}}}})\n"
         f"q.submit(['+hydra.callbacks.evil._target_=os.system', '+hydra.callbacks.evil.command=touch {evidence}'])\n"
-        f"q.submit(['hyperspace.allowed_targets=[os]', 'message=self-allowed'], conf={{'model': {{'_target_': 'os.system', 'command': 'touch {evidence}'}}}})\n"
+        f"q.submit(['hyperspace.allowed_targets=[os]', 'message=self-allowed', '+model.command=touch {evidence}'], conf={{'model': {{'_target_': 'os.system'}}}})\n"
         "q.submit(['message=fine'])\n"
     )
     assert notebook(probe_study, code).returncode == 0
@@ -290,7 +290,7 @@ def test_notebook_submit_takes_overrides_or_the_seed_form(probe_study: Path, sto
         "from hyperspace_hydra import Queue, compose\n"
         "q = Queue(app='probe.run')\n"
         "print(q.submit(['message=plain']))\n"
-        "print(q.submit(model='large', conf={'model': {'layer': {'width': 3}, 'note': \"it's 1\"}}))\n"
+        "print(q.submit(model='large', conf={'model': {'layer': {'width': 3}, 'dropout': 0.25}, 'message': \"it's 1\"}))\n"
         "print(compose(app='probe.run', overrides=['model=large'])['model']['depth'])\n"
     )
     submitted = notebook(probe_study, code)
@@ -299,8 +299,16 @@ def test_notebook_submit_takes_overrides_or_the_seed_form(probe_study: Path, sto
     plain, seed_form = store.list_runs()
     assert plain["config"]["message"] == "plain"
     assert seed_form["config"]["model"]["depth"] == 12 and seed_form["config"]["model"]["layer"]["width"] == 3
-    assert seed_form["config"]["model"]["note"] == "it's 1"
+    assert seed_form["config"]["message"] == "it's 1" and seed_form["config"]["model"]["dropout"] == 0.25, "a code default is a key too"
     assert seed_form["choices"]["model"] == "large"
+
+
+def test_a_key_the_config_lacks_in_a_submitted_dict_is_an_error_and_nothing_is_enqueued(probe_study: Path, store: Store) -> None:
+    code = "from hyperspace_hydra import Queue\nQueue(app='probe.run').submit(['message=typo'], conf={'model': {'layer': {'widht': 3}}})"
+    submitted = notebook(probe_study, code)
+    assert submitted.returncode == 1
+    assert "Could not override 'model.layer.widht'" in submitted.stderr, submitted.stderr
+    assert store.list_jobs() == [] and store.list_sweeps() == []
 
 
 def test_rerun_gives_the_same_metric_here_and_from_the_queue(probe_study: Path, store: Store) -> None:
