@@ -289,6 +289,8 @@ class Worker:
         self._rehearse_recording(job)
         if job.sweep_id is not None:
             self._sweep(job.sweep_id)  # read once here: its job processes need not read it
+        if not self._still_held(job, claim_deadline):
+            return True
         run_ending = _RunEnding()
         pid = self._fork_job(job, config, log_path, gpus, claim_deadline, run_ending)
         self._running[pid] = _RunningJob(job, pid, time.monotonic(), log_path, claim_deadline, gpus, run_ending)
@@ -304,6 +306,19 @@ class Worker:
             config_yaml.remember(config)
         except Exception:  # noqa: BLE001 - a callback that cannot be instantiated fails its job, not the worker
             return
+
+    def _still_held(self, job: ClaimedJob, claim_deadline: _ClaimDeadline) -> bool:
+        """Whether ``job``'s claim holds just before its process is forked. When the steps since the claim (composing,
+        reading the store, waiting out an outage) outlasted ``claim_deadline``, the lease is renewed first: a process
+        forked past its deadline would stop itself at once. A claim lost meanwhile is counted LOST, and no process starts."""
+        if not claim_deadline.passed():
+            return True
+        asked = time.monotonic()
+        if job.claim.job_id in self.store.renew_leases([job.claim], self.options.lease):
+            self._count_lost(job.claim.job_id, "its claim was lost before its process started")
+            return False
+        claim_deadline.move_to(self._claim_surely_held_until(asked))
+        return True
 
     def _rehearse_recording(self, job: ClaimedJob) -> None:
         """Before the first fork, let the store prepare what every job process executes to record its run

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, enqueue, hyperspace, notebook, start_worker, wait_until
+from conftest import clean_env, enqueue, hyperspace, notebook, run_worker, start_worker, wait_until
 
 from hyperspace_hydra.store import Store, open_store
 from hyperspace_hydra.store.base import WORKER_GONE_LEASES
@@ -136,6 +136,17 @@ def test_a_job_stopped_by_its_unrenewed_lease_is_requeued_not_failed(probe_study
     assert [run["status"] for run in store.list_runs()] == ["INTERRUPTED", "COMPLETED"]
     assert "job 1 REQUEUED: the job process stopped itself: its worker did not renew the lease in time" in (probe_study / "worker.log").read_text()
     assert summary(probe_study, "worker.log") == {"COMPLETED": 1, "REQUEUED": 1}
+
+
+def test_a_job_prepared_for_longer_than_its_lease_is_renewed_before_its_process_starts(probe_study: Path, store: Store) -> None:
+    """The worker imports a job's targets before forking it (to judge them against the allowlist); here that takes
+    longer than the lease. Forked as it is, the job process would find its claim deadline passed and stop at once."""
+    (probe_study / "probe" / "slow_to_import.py").write_text("import time\ntime.sleep(3)\n\n\nclass Model:\n    def __init__(self, **kwargs):\n        pass\n")
+    assert notebook(probe_study, "from hyperspace_hydra import Queue\nQueue(app='probe.run').submit(['model._target_=probe.slow_to_import.Model'])").returncode == 0
+    output = run_worker(probe_study, "--lease", "2")
+    assert "stopped after 1 COMPLETED" in output, output
+    [job] = store.list_jobs()
+    assert (job["state"], job["attempts"]) == ("COMPLETED", 0)
 
 
 def test_a_cancelled_running_job_stops_within_seconds(probe_study: Path, store: Store) -> None:

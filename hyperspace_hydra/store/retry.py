@@ -87,7 +87,7 @@ class RetryingStore(Store):
         return retry_while_unavailable(operation, f"{name} on {redact_credentials(self.uri)}", self._budget)
 
     def rehearse_job_run(self, claim: Claim) -> None:
-        self.store.rehearse_job_run(claim)  # not retried: it only saves job processes some work
+        self._retry("rehearse_job_run", lambda: self.store.rehearse_job_run(claim))
 
     def start_run(self, document: Mapping[str, Any], claim: Claim | None = None) -> int:
         return self._retry("start_run", lambda: self.store.start_run(document, claim))
