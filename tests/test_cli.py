@@ -95,6 +95,8 @@ def test_runs_ls_filters_sorts_and_limits(four_runs: Path) -> None:
     assert _listed_ids(four_runs, "--sort", "-result", "--limit", "3") == [2, 4, 1], "ties in id order"
     assert _listed_ids(four_runs, "--where", "model.optimizer missing", "--limit", "1") == [4]
     assert _listed_ids(four_runs, "--status", "FAILED") == []
+    table = hyperspace(four_runs, "runs", "ls", "--where", "model.depth>12")
+    assert (table.returncode, table.stdout.splitlines()[-1]) == (0, "(no run matches)"), "an empty table says it is empty"
 
 
 def test_runs_ls_filters_and_sorts_by_the_names_its_columns_show(four_runs: Path) -> None:

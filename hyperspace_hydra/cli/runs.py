@@ -79,6 +79,8 @@ def _ls(args: argparse.Namespace) -> None:
         print_csv(header, cells)
     else:
         print_table(header, cells, right_aligned=("id", "result", "duration"), short_paths=True)
+        if not rows:
+            print("(no run matches)" if any(selection.values()) or where else "(no run yet)")
 
 
 def _column_names(columns: str | None) -> list[str] | None:
