@@ -32,7 +32,7 @@ import yaml
 
 from hyperspace_hydra.config import flatten, identity_part
 from hyperspace_hydra.errors import HyperspaceError
-from hyperspace_hydra.results import keys_named, short_names
+from hyperspace_hydra.results import keys_named, short_names, short_target
 from hyperspace_hydra.settings import redact_credentials
 from hyperspace_hydra.store.base import (
     DURATION,
@@ -131,6 +131,10 @@ def resolve_paths(
     - else an error naming the nearest known paths. Under ``exists`` (and ``missing``) an
       unknown path is kept: asking whether runs have it is the point.
 
+    A value of ``=``, ``!=`` or ``in`` that is the last part of a dotted string the sampled runs hold at its path (a
+    ``_target_``, which the table shows by its class name: ``model=Ridge``) stands for that whole string; for several
+    strings (``m.SGD``, ``torch.optim.SGD``) it is an error listing them.
+
     A filter by ``=``, ``<``, ``>``, ``<=``, ``>=`` or ``in`` whose value is of a kind (number, string, boolean,
     list) that no sampled run holds at its path is an error too, unless the database finds a run
     it matches: ``lr>zz`` would otherwise silently match nothing. (``!=`` matches every run then,
@@ -214,6 +218,8 @@ class _KnownPaths:
     def __init__(self, runs: Iterable[Mapping[str, Any]], matches_in_store: Callable[[Condition], bool]) -> None:
         self._by_table_name: dict[str, str] = {}
         self._kinds: dict[str, set[str]] = {"id": {_kind(0)}}
+        self._shortened: dict[str, dict[str, set[str]]] = {}
+        """For each path, the dotted strings the runs hold there (a ``_target_``'s) by the last part the table shows."""
         for run in runs:
             config = identity_part(run.get("config") or {})
             for key, value in flatten(config).items():
@@ -230,12 +236,15 @@ class _KnownPaths:
         kinds = self._kinds.setdefault(path, set())
         if value is not None:
             kinds.add(_kind(value))
+        shown = short_target(value)
+        if shown != value:
+            self._shortened.setdefault(path, {}).setdefault(shown, set()).add(value)
 
     def checked(self, condition: Condition) -> Condition:
         """``condition`` with its path resolved (:meth:`resolve`); an error when it compares with a kind of value that
         no run holds there (see :func:`resolve_paths`)."""
         path = self.resolve(condition.path, "filter", may_be_unknown=condition.op == "exists")
-        resolved = dataclasses.replace(condition, path=path)
+        resolved = self._as_held(dataclasses.replace(condition, path=path), condition.path)
         held = self._kinds.get(path)
         if condition.op not in _COMPARED or not held:
             return resolved
@@ -246,6 +255,23 @@ class _KnownPaths:
             f"the filter on {_table_name(condition.path)!r} compares with {' or '.join(sorted(compared))}, but the runs hold"
             f" {' or '.join(sorted(held))} there: it would match nothing"
         )
+
+    def _as_held(self, condition: Condition, named: str) -> Condition:
+        """``condition`` with each value that is the part of a dotted string the table shows (``Ridge`` for
+        ``study.models.Ridge``) replaced by the whole string the runs hold at its path, so that a filter by what the
+        table shows matches; a shown part that stands for several strings there is an error listing them."""
+        shortened = self._shortened.get(condition.path)
+        if not shortened or condition.op not in ("=", "!=", "in"):
+            return condition
+        values = condition.value if condition.op == "in" else [condition.value]
+        held = set().union(*shortened.values())
+        whole = []
+        for value in values:
+            candidates = sorted(shortened.get(value, ())) if isinstance(value, str) and value not in held else []
+            if len(candidates) > 1:
+                raise HyperspaceError(f"the filter on {named!r}: {value!r} is the last part of {', '.join(candidates)}; give the whole path")
+            whole.append(candidates[0] if candidates else value)
+        return dataclasses.replace(condition, value=whole if condition.op == "in" else whole[0])
 
     def resolve(self, path: str, role: str, may_be_unknown: bool) -> str:
         """The full path that ``path`` names (see :func:`resolve_paths`); raises :class:`HyperspaceError` if none or several."""

@@ -110,6 +110,18 @@ def test_a_short_name_as_the_runs_table_shows_it_filters_and_sorts(store: Store,
     assert _ids(store, sort="-accuracy") == [sgd, slow_sgd, adam], "a result key by its short name too"
 
 
+def test_a_target_filters_by_the_class_name_the_runs_table_shows(store: Store, optimizers: list[int]) -> None:
+    sgd, adam, slow_sgd = optimizers
+    assert _ids(store, ["optimizer=SGD"]) == [sgd, slow_sgd], "the table shows m.SGD as SGD"
+    assert _ids(store, ["optimizer!=SGD"]) == [adam]
+    assert _ids(store, ["optimizer in [Adam, m.SGD]"]) == optimizers
+    assert _ids(store, ["optimizer=Nadam"]) == [], "a class no run has matches nothing, as before"
+    other_sgd = _run(store, {"optimizer": {"_target_": "torch.optim.SGD", "lr": 0.1}, "schedule": {"epochs": 3}}, seconds=2)
+    assert _ids(store, ["optimizer=torch.optim.SGD"]) == [other_sgd]
+    with pytest.raises(HyperspaceError, match=r"^the filter on 'optimizer': 'SGD' is the last part of m.SGD, torch.optim.SGD; give the whole path$"):
+        _ids(store, ["optimizer=SGD"])
+
+
 def test_sort_by_duration_and_the_table_columns(store: Store, optimizers: list[int]) -> None:
     sgd, adam, slow_sgd = optimizers
     assert _ids(store, sort="duration") == [adam, slow_sgd, sgd]
