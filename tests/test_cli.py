@@ -95,8 +95,20 @@ def test_runs_ls_filters_sorts_and_limits(four_runs: Path) -> None:
     assert _listed_ids(four_runs, "--sort", "-result", "--limit", "3") == [2, 4, 1], "ties in id order"
     assert _listed_ids(four_runs, "--where", "model.optimizer missing", "--limit", "1") == [4]
     assert _listed_ids(four_runs, "--status", "FAILED") == []
-    table = hyperspace(four_runs, "runs", "ls", "--where", "model.depth>12")
-    assert (table.returncode, table.stdout.splitlines()[-1]) == (0, "(no run matches)"), "an empty table says it is empty"
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["runs", "ls", "--where", "model.depth>12"], "(no run matches)"),
+        (["sweep", "ls"], "(no sweep yet)"),
+        (["queue", "ls"], "(no job in the queue)"),
+        (["queue", "workers"], "(no worker has registered)"),
+    ],
+)
+def test_an_empty_table_says_so_rather_than_show_a_bare_header(four_runs: Path, command: list[str], said: str) -> None:
+    table = hyperspace(four_runs, *command)
+    assert (table.returncode, table.stdout.splitlines()[-1]) == (0, said), table.stderr
 
 
 def test_runs_ls_filters_and_sorts_by_the_names_its_columns_show(four_runs: Path) -> None:
@@ -376,6 +388,7 @@ def test_queue_commands_count_existing_jobs_that_cannot_move_without_an_error(pr
     assert again.returncode == 0 and again.stdout == "0 job(s) cancelled\n", "both exist: nothing left to cancel is no error"
     _assert_one_error_line(hyperspace(probe_study, "queue", "retry", "1", "3"), "error: no job with id 3")
     assert [json.loads(line)["state"] for line in hyperspace(probe_study, "queue", "ls", "--json").stdout.splitlines()] == ["CANCELLED"] * 2
+    assert hyperspace(probe_study, "queue", "ls", "--state", "queued").stdout.splitlines()[-1] == "(no job matches)", "an empty table says so"
 
 
 @pytest.fixture(scope="module")

@@ -34,14 +34,19 @@ def cell(value: Any, short_paths: bool = False) -> str:
     return json.dumps(value) if not isinstance(value, str) else value
 
 
-def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], right_aligned: Sequence[str] = (), short_paths: bool = False) -> None:
-    """Print ``rows`` under ``columns`` as a borderless table (``short_paths``: see :func:`cell`)."""
+def print_table(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], right_aligned: Sequence[str] = (), short_paths: bool = False, empty: str | None = None
+) -> None:
+    """Print ``rows`` under ``columns`` as a borderless table (``short_paths``: see :func:`cell`); with no row, then
+    ``empty`` in parentheses, so that a bare header is never the whole answer."""
     table = Table(box=None, header_style="bold")
     for name in columns:
         table.add_column(name, justify="right" if name in right_aligned else "left")
     for row in rows:
         table.add_row(*(cell(value, short_paths) for value in row))
     console().print(table)
+    if not rows and empty:
+        print(f"({empty})")
 
 
 def print_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -102,7 +102,8 @@ def _ls(args: argparse.Namespace) -> None:
         return
     columns = ["id", "study", "sweep", "state", "priority", "attempts", "worker", "run", "overrides", "error"]
     table = [[*(row[name] for name in columns[:-2]), " ".join(row["overrides"]), _short(row["error"])] for row in rows]
-    print_table(columns, table, right_aligned=("id", "sweep", "priority", "attempts", "run"))
+    empty = "no job matches" if args.app or args.sweep is not None or args.state else "no job in the queue"
+    print_table(columns, table, right_aligned=("id", "sweep", "priority", "attempts", "run"), empty=empty)
 
 
 def worker_row(worker: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +124,8 @@ def _workers(args: argparse.Namespace) -> None:
         return
     columns = ["worker", "host", "pid", "slurm_job", "state", "jobs", "seen_ago", "started"]
     table = [[*(row[name] for name in columns[:5]), " ".join(map(str, row["jobs"])), row["seen_ago"], row["started"]] for row in rows]
-    print_table(["worker", "host", "pid", "SLURM job", "state", "jobs", "seen (s ago)", "started (UTC)"], table, right_aligned=("pid", "seen (s ago)"))
+    headers = ["worker", "host", "pid", "SLURM job", "state", "jobs", "seen (s ago)", "started (UTC)"]
+    print_table(headers, table, right_aligned=("pid", "seen (s ago)"), empty="no worker has registered")
 
 
 def _short(text: str | None, limit: int = 80) -> str | None:

@@ -78,9 +78,8 @@ def _ls(args: argparse.Namespace) -> None:
     if args.format == "csv":
         print_csv(header, cells)
     else:
-        print_table(header, cells, right_aligned=("id", "result", "duration"), short_paths=True)
-        if not rows:
-            print("(no run matches)" if any(selection.values()) or where else "(no run yet)")
+        empty = "no run matches" if any(selection.values()) or where else "no run yet"
+        print_table(header, cells, right_aligned=("id", "result", "duration"), short_paths=True, empty=empty)
 
 
 def _column_names(columns: str | None) -> list[str] | None:

@@ -37,7 +37,7 @@ def _ls(args: argparse.Namespace) -> None:
         print_json_lines(rows)
         return
     table = [[*(row[name] for name in ("id", "study", "kind", "state", "created")), f"{row['ended']}/{row['total']}", _counted(row)] for row in rows]
-    print_table(["id", "study", "kind", "state", "created", "progress", "by state"], table, right_aligned=("id", "progress"))
+    print_table(["id", "study", "kind", "state", "created", "progress", "by state"], table, right_aligned=("id", "progress"), empty="no sweep yet")
 
 
 def _ls_row(sweep: dict[str, Any], progress: dict[str, Any]) -> dict[str, Any]:
