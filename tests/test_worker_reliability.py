@@ -138,6 +138,31 @@ def test_a_job_stopped_by_its_unrenewed_lease_is_requeued_not_failed(probe_study
     assert summary(probe_study, "worker.log") == {"COMPLETED": 1, "REQUEUED": 1}
 
 
+_HOLDS_ITS_SHARED_MEMORY_LOCK = """
+import os
+from pathlib import Path
+
+
+class Model:
+    def __init__(self, **kwargs):
+        inode = (Path.cwd() / ".hyperspace" / "store.db-shm").stat().st_ino
+        held = [line for line in Path("/proc/locks").read_text().splitlines() if f" {os.getpid()} " in line and f":{inode} 128 128" in line]
+        if not held:
+            raise RuntimeError("this job process holds no lock of its own on the store's -shm file")
+"""
+
+
+def test_a_job_process_holds_its_own_sqlite_locks(probe_study: Path, store: Store) -> None:
+    """SQLite keeps its lock bookkeeping per process: a connection a job process opens while it still holds its
+    worker's inherited one would take no lock of its own on the WAL index (its -shm file), and a process opening the
+    store after the worker's end would take itself for the only one and rebuild the index under the job
+    (sqlite.org/howtocorrupt.html, 2.6). So a worker forks with no connection open, and each job opens its own."""
+    (probe_study / "probe" / "shm_locks.py").write_text(_HOLDS_ITS_SHARED_MEMORY_LOCK)
+    assert notebook(probe_study, "from hyperspace_hydra import Queue\nQueue(app='probe.run').submit_grid({'model._target_': ['probe.shm_locks.Model'], 'message': [1, 2]})").returncode == 0
+    output = run_worker(probe_study)
+    assert "stopped after 2 COMPLETED" in output, output
+
+
 def test_a_job_prepared_for_longer_than_its_lease_is_renewed_before_its_process_starts(probe_study: Path, store: Store) -> None:
     """The worker imports a job's targets before forking it (to judge them against the allowlist); here that takes
     longer than the lease. Forked as it is, the job process would find its claim deadline passed and stop at once."""
