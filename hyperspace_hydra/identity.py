@@ -43,14 +43,17 @@ SEED_RANGE = range(-(2**63), 2**63)
 """The seeds a run can have: every store keeps a run's ``seed`` as a 64-bit integer."""
 
 
-class SeedOutOfRangeError(HyperspaceError):
-    """A top-level ``seed`` that no store can record: the job must not run (a run that cannot be recorded is lost)."""
+class BadSeedError(HyperspaceError):
+    """A top-level ``seed`` that seeds nothing or that no store can record (a string, a float, beyond 64 bits): the job
+    must not run, neither unseeded under a seed it names nor unrecorded."""
 
 
 def _check_seed(config: Mapping[str, Any]) -> None:
-    seed = seed_of(config)
-    if seed is not None and seed not in SEED_RANGE:
-        raise SeedOutOfRangeError(f"seed must be a whole number from -2**63 to 2**63-1 (a run records it as a 64-bit integer), not {seed}")
+    seed = config.get("seed")
+    whole = seed_of(config)
+    if seed is not None and (whole is None or whole not in SEED_RANGE):  # never None in a range: that scans it whole
+        shown = f"{seed!r} (a {type(seed).__name__})" if not isinstance(seed, int) or isinstance(seed, bool) else str(seed)
+        raise BadSeedError(f"seed must be a whole number from -2**63 to 2**63-1 (a run records it as a 64-bit integer), or null for none; not {shown}")
 
 
 def _with_effective_settings(config: dict[str, Any]) -> dict[str, Any]:

@@ -29,8 +29,8 @@ from hyperspace_hydra import provenance
 from hyperspace_hydra.config import config_hash
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.identity import (
+    BadSeedError,
     MainModule,
-    SeedOutOfRangeError,
     app_name,
     given_and_complete,
     missing_objective,
@@ -136,7 +136,7 @@ class RecordingCallback(Callback):
             self._recorder = None
             log.error("hyperspace: %s; the task does not run", error)
             raise SystemExit(CLAIM_LOST_EXIT_STATUS) from None
-        except SeedOutOfRangeError as error:  # a run no store can record: the task must not run unrecorded
+        except BadSeedError as error:  # a run no store can record: the task must not run unrecorded
             self._recorder = None
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(2) from None

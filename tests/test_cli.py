@@ -509,7 +509,7 @@ def test_a_grid_value_that_does_not_resolve_is_one_line_naming_the_job(probe_stu
 
 def test_a_seed_no_store_can_record_is_one_line_before_the_task_runs_or_anything_is_enqueued(probe_study: Path) -> None:
     refused = enqueue(probe_study, "seed=1,99999999999999999999999")
-    _assert_one_error_line(refused, "error: seed must be a whole number from -2**63 to 2**63-1 (a run records it as a 64-bit integer), not 99999999999999999999999")
+    _assert_one_error_line(refused, "error: seed must be a whole number from -2**63 to 2**63-1 (a run records it as a 64-bit integer), or null for none; not 99999999999999999999999")
     single = run_app(probe_study, "probe.run", "seed=-9223372036854775809")
     assert single.returncode == 2 and "error: seed must be a whole number from -2**63 to 2**63-1" in single.stderr and "hello from the task" not in single.stdout
     largest = run_app(probe_study, "probe.run", "seed=9223372036854775807")
@@ -517,6 +517,17 @@ def test_a_seed_no_store_can_record_is_one_line_before_the_task_runs_or_anything
     with open_store(f"sqlite:///{probe_study}/.hyperspace/store.db") as store:
         assert store.list_sweeps() == [] and store.list_jobs() == [], "neither seed was enqueued"
         assert [run["seed"] for run in store.list_runs()] == [2**63 - 1], "only the run that could be recorded ran"
+
+
+@pytest.mark.parametrize(("seed", "shown"), [("abc", "'abc' (a str)"), ("1.5", "1.5 (a float)"), ("true", "True (a bool)")])
+def test_a_seed_that_seeds_nothing_is_one_line_before_the_task_runs_or_anything_is_enqueued(probe_study: Path, seed: str, shown: str) -> None:
+    refused = enqueue(probe_study, f"seed=1,{seed}")
+    _assert_one_error_line(refused, f"error: seed must be a whole number from -2**63 to 2**63-1 (a run records it as a 64-bit integer), or null for none; not {shown}")
+    single = run_app(probe_study, "probe.run", f"seed={seed}")
+    assert single.returncode == 2 and f"or null for none; not {shown}" in single.stderr and "hello from the task" not in single.stdout
+    assert run_app(probe_study, "probe.run", "seed=null").returncode == 0, "null: no seed"
+    with open_store(f"sqlite:///{probe_study}/.hyperspace/store.db") as store:
+        assert store.list_jobs() == [] and [run["seed"] for run in store.list_runs()] == [None]
 
 
 def _leaf_parsers(parser: argparse.ArgumentParser, name: str = "hyperspace") -> Iterator[tuple[str, argparse.ArgumentParser]]:
