@@ -1,7 +1,10 @@
-"""Workers sharing one PostgreSQL store: concurrency, a killed worker, the server restarting mid-sweep."""
+"""Workers sharing one PostgreSQL store: concurrency, a killed worker, the server restarting mid-sweep, a forked
+process's own connection."""
 
 from __future__ import annotations
 
+import gc
+import os
 import subprocess
 from pathlib import Path
 
@@ -65,3 +68,28 @@ def test_workers_ride_out_a_server_restart_mid_sweep(probe_study: Path, postgres
     # Whoever met the outage waited it out: a worker's supervisor (its log), or a job recording its end (its job.log).
     logs = [probe_study / f"w{n}.log" for n in range(2)] + sorted(probe_study.glob("**/job.log"))
     assert any("retrying" in log.read_text() for log in logs), "someone met the outage and waited it out"
+
+
+def _session(store: Store) -> int:
+    """The server process of the connection that ``store``'s next transaction uses (the one it keeps idle)."""
+    with store._engine.connect() as connection:  # type: ignore[attr-defined]
+        return int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+
+def test_a_forked_child_uses_a_connection_of_its_own_and_leaves_its_parents_session_alone(postgres_uri: str) -> None:
+    with open_store(postgres_uri) as store:
+        parent_session = _session(store)
+        assert _session(store) == parent_session, "the store keeps its connection between transactions"
+        pid = os.fork()
+        if pid == 0:  # as a job process forked by its worker: it records through the worker's store object
+            status = 1
+            try:
+                gc.collect()  # what it inherited is finalized here, as it may be at any time in a child
+                status = 0 if _session(store) != parent_session and store.server_time() else 2
+                store.close()  # closes the child's own connection, as a child that ends normally does
+            finally:
+                os._exit(status)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the child opened a connection of its own"
+        assert _session(store) == parent_session, "the parent's session outlived the child"
+        store.server_time()

@@ -108,16 +108,38 @@ def database_exists(uri: str) -> bool:
 
 
 def open_engine(uri: str, read_only: bool = False) -> Engine:
-    """An engine for the store; no idle connection of it survives a fork (see :func:`_connect_sqlite`).
-    ``read_only``: SQLite opens the file read-only and refuses writes (``query_only``); PostgreSQL's
-    transactions are read-only."""
+    """An engine for the store that keeps one idle connection between transactions; a forked process never uses
+    one it inherited (see :func:`_connect_sqlite` and :func:`_connect_postgresql`). ``read_only``: SQLite opens the
+    file read-only and refuses writes (``query_only``); PostgreSQL's transactions are read-only."""
     if uri.startswith("sqlite:"):
         return _connect_sqlite(uri, read_only)
+    return _connect_postgresql(uri, read_only)
+
+
+def _connect_postgresql(uri: str, read_only: bool = False) -> Engine:
+    """An engine that keeps one idle connection between transactions (more are opened while threads need them, and
+    closed when returned); a forked child leaves the inherited ones to its parent.
+
+    A new connection per transaction cost a worker and each job process a TCP connection, the server's start-up of a
+    backend process and the client's and server's handshakes several times a job (~4 connections a no-op job, most of
+    the server's CPU). So each process holds at most one connection while idle: a worker with ``--processes K`` holds up
+    to K + 1 at once, as it did while its jobs wrote (the server's ``max_connections``, 100 by default, bounds the
+    workers on one server). A connection that the server closed meanwhile (a restart) fails its next transaction as
+    unavailable, which is retried on a new one (:mod:`~hyperspace_hydra.store.retry`). A kept connection is bounded as a
+    new one is: :data:`_DEAD_CONNECTION_LIMITS` hold for a socket's whole life, so a statement sent to a server that
+    stopped answering fails after them and is retried too (``tests/test_partition.py``).
+
+    A libpq connection closed in a child would end its parent's session (libpq sends the server its goodbye on the
+    shared socket): right after a fork, the child points its copies of the sockets at ``/dev/null`` and gives each
+    engine a new pool (:func:`_leave_postgresql_connections_to_parent`)."""
     url = sa.engine.make_url(uri).set(drivername="postgresql+psycopg")
     connect_args: dict[str, Any] = {name: value for name, value in _DEAD_CONNECTION_LIMITS.items() if name not in url.query}
     if read_only:
         connect_args["options"] = "-c default_transaction_read_only=on"
-    return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=connect_args)
+    engine = sa.create_engine(url, pool_size=1, max_overflow=-1, connect_args=connect_args)
+    sa.event.listen(engine, "connect", _remember_postgresql_connection)
+    _postgresql_engines.add(engine)
+    return engine
 
 
 def _connect_sqlite(uri: str, read_only: bool = False) -> Engine:
@@ -127,9 +149,10 @@ def _connect_sqlite(uri: str, read_only: bool = False) -> Engine:
     connection to a WAL database checkpoints it (more with bigger runs): a recorded run paid
     that twice. The pool is emptied just before the process forks (a worker forks a job
     process per job), so a child never inherits an idle connection; SQLite forbids using a
-    connection across a fork. PostgreSQL stays without a pool: with many workers, every
-    process's idle pooled connection would count against the server's ``max_connections``
-    (100 by default), and a psycopg connection closed in a child ends the parent's session.
+    connection across a fork. Keeping it open across the fork, unused by the child, is no way out:
+    SQLite keeps its lock bookkeeping per process, and the child's own connection would share the
+    inherited one's and take no lock of its own on the WAL index (see
+    ``tests/test_worker_reliability.py::test_a_job_process_holds_its_own_sqlite_locks``).
     """
     path = uri[len("sqlite:///") :]
     if read_only:
@@ -156,6 +179,36 @@ def drop_pooled_connections() -> None:
     fork); a connection another thread is using stays with that thread and closes when it is done."""
     for engine in list(_pooled_engines):
         engine.dispose()
+
+
+_postgresql_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+"""Every PostgreSQL engine this process opened, so that a forked child can give each a pool of its own."""
+_postgresql_connections: weakref.WeakSet[Any] = weakref.WeakSet()
+"""Every open psycopg connection of those engines (their sockets are the parent's sessions in a forked child)."""
+
+
+def _remember_postgresql_connection(dbapi_connection: Any, _record: object) -> None:
+    _postgresql_connections.add(dbapi_connection)
+
+
+def _leave_postgresql_connections_to_parent() -> None:
+    """In a child right after a fork: point the child's copy of each inherited connection's socket at ``/dev/null``, so
+    that nothing the child does (closing it, or its garbage collection) reaches the parent's session, then give each
+    engine a new, empty pool. The old pools are dropped without a lock or a message: a thread of the parent may have
+    held one at the fork."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        for connection in list(_postgresql_connections):
+            try:
+                socket = connection.fileno()
+            except Exception:  # noqa: BLE001 - closed or broken: it has no socket left to protect
+                continue
+            os.dup2(devnull, socket)
+    finally:
+        os.close(devnull)
+    _postgresql_connections.clear()
+    for engine in list(_postgresql_engines):
+        engine.dispose(close=False)
 
 
 def _prepare_sqlite_path(uri: str, path: str) -> None:
@@ -195,4 +248,4 @@ def error_reason(error: SQLAlchemyError) -> str:
     return " ".join(str(original if original is not None else error).split())
 
 
-os.register_at_fork(before=drop_pooled_connections)
+os.register_at_fork(before=drop_pooled_connections, after_in_child=_leave_postgresql_connections_to_parent)
