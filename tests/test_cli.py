@@ -25,6 +25,7 @@ from conftest import (
     enqueue,
     hyperspace,
     hyperspace_in_this_process,
+    notebook,
     run_app,
     stored_runs,
     submit,
@@ -519,12 +520,13 @@ def test_a_seed_no_store_can_record_is_one_line_before_the_task_runs_or_anything
         assert [run["seed"] for run in store.list_runs()] == [2**63 - 1], "only the run that could be recorded ran"
 
 
-@pytest.mark.parametrize(("seed", "shown"), [("abc", "'abc' (a str)"), ("1.5", "1.5 (a float)"), ("true", "True (a bool)")])
-def test_a_seed_that_seeds_nothing_is_one_line_before_the_task_runs_or_anything_is_enqueued(probe_study: Path, seed: str, shown: str) -> None:
-    refused = enqueue(probe_study, f"seed=1,{seed}")
-    _assert_one_error_line(refused, f"error: seed must be a whole number from -2**63 to 2**63-1 (a run records it as a 64-bit integer), or null for none; not {shown}")
-    single = run_app(probe_study, "probe.run", f"seed={seed}")
-    assert single.returncode == 2 and f"or null for none; not {shown}" in single.stderr and "hello from the task" not in single.stdout
+def test_a_seed_that_seeds_nothing_is_one_line_before_the_task_runs_or_anything_is_enqueued(probe_study: Path) -> None:
+    expected = "seed must be a whole number from -2**63 to 2**63-1 (a run records it as a 64-bit integer), or null for none; not"
+    _assert_one_error_line(enqueue(probe_study, "seed=1,abc"), f"error: {expected} 'abc' (a str)")
+    single = run_app(probe_study, "probe.run", "seed=1.5")
+    assert single.returncode == 2 and f"{expected} 1.5 (a float)" in single.stderr and "hello from the task" not in single.stdout
+    submitted = notebook(probe_study, "from hyperspace_hydra import Queue\nQueue(app='probe.run').submit(seed=True)")
+    assert submitted.returncode == 1 and f"{expected} True (a bool)" in submitted.stderr, submitted.stderr
     assert run_app(probe_study, "probe.run", "seed=null").returncode == 0, "null: no seed"
     with open_store(f"sqlite:///{probe_study}/.hyperspace/store.db") as store:
         assert store.list_jobs() == [] and [run["seed"] for run in store.list_runs()] == [None]
