@@ -50,7 +50,7 @@ TINY_RUNS = {
         },
     ),
     "search_pruning": (
-        ["--trials", "2", "--steps", "2", "--sleep", "0", "--past", "3", "--curve-steps", "3"],
+        ["--trials", "2", "--steps", "2", "--sleep", "0", "--past", "3", "--curve-steps", "3", "--workers", "1"],
         {
             *(f"search_pruning.{figure}.{pruner}" for figure in ("steps", "wall_clock", "best_loss") for pruner in ("median", "successive_halving")),
             "search_pruning.ask_ms.median_3_trials",
