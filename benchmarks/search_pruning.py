@@ -3,7 +3,7 @@
 1. A synthetic learning-curve task (``benchmarks/curve_study``: ``loss`` decays over ``--steps``
    steps towards a floor set by two searched parameters, with Gaussian noise of sd 0.01 on every
    value, ``time.sleep`` of ``--sleep`` s per step) is searched through the queue with TPE,
-   ``--trials`` trials, 2 at a time, drained by 2 ``hyperspace worker`` processes, with a pruner
+   ``--trials`` trials, 2 at a time, drained by ``--workers`` (2) ``hyperspace worker`` processes, with a pruner
    (``median`` and ``successive_halving``) and without one (the baseline), the same sampler seed
    each time; all of it once per sampler seed (``--seeds``). Figures, pruned / unpruned, summed
    over the seeds: the steps all trials spent (goal: at most 0.4) and the wall clock from
@@ -64,16 +64,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[5], help="the sampler's seeds: each searched with and without each pruner")
     parser.add_argument("--past", type=int, default=200, help="trials' worth of series for the ask latency (full size: 1000)")
     parser.add_argument("--curve-steps", type=int, default=50, help="points of each of those series (full size: 50)")
+    parser.add_argument("--workers", type=int, default=2, help="workers draining each search (default 2, the figures' setting)")
     args = parser.parse_args()
     print_machine()
     searches = {pruner: [search_over_queue(pruner, seed, args) for seed in args.seeds] for pruner in ("none", *PRUNERS)}
-    figures = [figure for pruner in PRUNERS for figure in compare(pruner, searches[pruner], searches["none"])]
+    figures = [figure for pruner in PRUNERS for figure in compare(pruner, searches[pruner], searches["none"], args.workers)]
     figures += [ask_latency(pruner, args.past, args.curve_steps) for pruner in PRUNERS]
     report(figures, args.output, vars(args) | {"output": str(args.output)})
 
 
 def search_over_queue(pruner: str, seed: int, args: Any) -> dict[str, Any]:
-    """Enqueue the search, drain it with 2 workers; the steps spent, the wall clock, the best loss (observed and
+    """Enqueue the search, drain it with ``args.workers`` workers; the steps spent, the wall clock, the best loss (observed and
     noise-free) and the trials pruned."""
     with tempfile.TemporaryDirectory(prefix="hyperspace-bench-") as directory:
         study = Path(directory) / "curve_study"
@@ -85,10 +86,10 @@ def search_over_queue(pruner: str, seed: int, args: Any) -> dict[str, Any]:
         ]  # fmt: skip
         started = time.perf_counter()
         run([sys.executable, "-m", APP, *overrides], study)
-        workers = [_start_worker(study, index) for index in range(2)]
+        workers = [_start_worker(study, index) for index in range(args.workers)]
         for worker in workers:
             if worker.wait(timeout=3600) != 0:
-                raise RuntimeError(f"a worker failed: {(study / 'worker-0.log').read_text()}{(study / 'worker-1.log').read_text()}")
+                raise RuntimeError(f"a worker failed: {''.join((study / f'worker-{index}.log').read_text() for index in range(args.workers))}")
         seconds = time.perf_counter() - started
         with open_store(f"sqlite:///{study}/.hyperspace/store.db") as store:
             outcome = {"seconds": seconds, **_outcome(store, args.trials, args.steps)}
@@ -124,7 +125,7 @@ def _curve_task() -> Any:
     return module
 
 
-def compare(pruner: str, pruned: list[dict[str, Any]], unpruned: list[dict[str, Any]]) -> list[Figure]:
+def compare(pruner: str, pruned: list[dict[str, Any]], unpruned: list[dict[str, Any]], workers: int) -> list[Figure]:
     """Steps and wall clock summed over the seeds; the best loss as the mean over the seeds, with sds and per-seed values."""
     details = {
         "seeds": len(pruned), "pruned_trials": [search["pruned"] for search in pruned],
@@ -133,7 +134,7 @@ def compare(pruner: str, pruned: list[dict[str, Any]], unpruned: list[dict[str, 
     best = {**details, **_paired("best", pruned, unpruned), "true_loss": _paired("true_loss", pruned, unpruned)}
     return [
         Figure(f"search_pruning.steps.{pruner}", _sum("steps", pruned), _sum("steps", unpruned), "steps", "summed over the seeds; goal: ratio <= 0.4", details),
-        Figure(f"search_pruning.wall_clock.{pruner}", _sum("seconds", pruned), _sum("seconds", unpruned), "s", "summed over the seeds; 2 workers, enqueue to the last worker's exit", details),
+        Figure(f"search_pruning.wall_clock.{pruner}", _sum("seconds", pruned), _sum("seconds", unpruned), "s", f"summed over the seeds; {workers} workers, enqueue to the last worker's exit", details),
         Figure(
             f"search_pruning.best_loss.{pruner}", best["mean"], best["baseline_mean"], "loss",
             "mean over the seeds at an equal trial budget; goal: ours - baseline <= the noise", best,

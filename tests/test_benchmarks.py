@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +50,7 @@ TINY_RUNS = {
         },
     ),
     "search_pruning": (
-        ["--trials", "2", "--steps", "2", "--sleep", "0", "--past", "3", "--curve-steps", "3"],
+        ["--trials", "2", "--steps", "2", "--sleep", "0", "--past", "3", "--curve-steps", "3", "--workers", "1"],
         {
             *(f"search_pruning.{figure}.{pruner}" for figure in ("steps", "wall_clock", "best_loss") for pruner in ("median", "successive_halving")),
             "search_pruning.ask_ms.median_3_trials",
@@ -108,7 +111,20 @@ def test_a_second_run_appends_to_the_results_file(tmp_path: Path) -> None:
     assert lines[:1] == earlier and [figure["benchmark"] for figure in lines[1:]] == figures
 
 
+def help_of(script: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """What ``python benchmarks/<script>.py --help`` prints, the script run as ``__main__`` in this process with its
+    directory first on ``sys.path`` as in its own process (~0.7 CPU s cheaper: its imports are loaded already); the
+    script must end with status 0, as ``--help`` does."""
+    monkeypatch.setattr(sys, "argv", [str(BENCHMARKS / f"{script}.py"), "--help"])
+    monkeypatch.setattr(sys, "path", [str(BENCHMARKS), *sys.path])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), pytest.raises(SystemExit) as exited:
+        runpy.run_path(sys.argv[0], run_name="__main__")
+    assert exited.value.code in (0, None), printed.getvalue()
+    return printed.getvalue()
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_help_documents_the_full_size(script: str) -> None:
-    finished = run_benchmark(script, "--help")
-    assert finished.returncode == 0 and "Full size:" in finished.stdout and "--output" in finished.stdout
+def test_help_documents_the_full_size(script: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    printed = help_of(script, monkeypatch)
+    assert "Full size:" in printed and "--output" in printed

@@ -60,6 +60,7 @@ def test_a_grid_that_gives_a_key_no_value_is_an_error_not_an_enqueue_of_nothing(
     assert store.list_jobs() == [] and store.list_sweeps() == []
 
 
+@pytest.mark.soak  # a load test: 200 jobs, ~20 CPU s; concurrent claims and workers are in the fast lane's other tests
 def test_200_jobs_on_3_workers_each_complete_exactly_once(probe_study: Path, store: Store) -> None:
     submitted = notebook(probe_study, "from hyperspace_hydra import Queue\nprint(len(Queue(app='probe.run').submit_grid({'message': list(range(200))}, ['steps=1'])))")
     assert submitted.stdout.strip() == "200", submitted.stderr

@@ -7,10 +7,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for
-from hyperspace_hydra.cli.output import describe_counts, print_json_lines, print_table
+from hyperspace_hydra.cli.output import describe_counts, print_json_lines, print_table, progress_bar
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo import SEARCH
 from hyperspace_hydra.settings import redact_credentials
@@ -168,8 +166,7 @@ def _wait(args: argparse.Namespace) -> int:
     with open_store_for(args) as store:
         sweep = store.get_sweep(args.sweep_id)
         budget = _budget(sweep)
-        columns = (TextColumn(f"sweep {args.sweep_id}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-        with Progress(*columns, transient=False) as progress:
+        with progress_bar(f"sweep {args.sweep_id}", described=True) as progress:
             bar = progress.add_task(describe_counts(sweep["counts"]), total=budget or sum(sweep["counts"].values()))
             while True:
                 sweep = store.get_sweep(args.sweep_id)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from hyperspace_hydra.cli.common import add_app_option, add_store_option, open_store_for
-from hyperspace_hydra.cli.output import describe_counts, to_json
+from hyperspace_hydra.cli.output import describe_counts, progress_bar, to_json
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.filters import FORMS, parse_condition, resolve_paths
 from hyperspace_hydra.settings import absolute_sqlite_uri, redact_credentials
@@ -55,8 +53,7 @@ def _copy(args: argparse.Namespace) -> None:
         if args.with_queue:
             check_queue_movable(source, where)  # before the destination is opened: a refusal writes nothing
         with open_store(destination_uri) as destination:
-            columns = (TextColumn("copying runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-            with Progress(*columns, transient=False) as progress:
+            with progress_bar("copying runs") as progress:
                 bar = progress.add_task("copy", total=None)
                 report = copy_store(source, destination, where, lambda done, total: progress.update(bar, completed=done, total=total), args.with_queue)
     _print_copy(report)
