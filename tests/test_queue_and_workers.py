@@ -401,6 +401,23 @@ def test_compose_gives_the_config_a_worker_runs_or_with_complete_the_one_a_run_s
     assert as_run["hyperspace"]["direction"] == "???" and as_stored["hyperspace"]["direction"] == "minimize", "the settings in effect"
 
 
+def test_a_worker_keeps_its_one_store_connection_across_the_forks_of_its_job_processes(probe_study: Path, store: Store) -> None:
+    assert submit(probe_study, "message=a,b,c").returncode == 0
+    code = (
+        "import os, sqlalchemy\n"
+        "from hyperspace_hydra.app import load_app\n"
+        "from hyperspace_hydra.worker import WorkerOptions, serve\n"
+        "opened = []\n"
+        "sqlalchemy.event.listen(sqlalchemy.pool.Pool, 'connect', lambda *_: opened.append(os.getpid()))\n"
+        "serve(load_app('probe.run'), 'sqlite:///.hyperspace/store.db', WorkerOptions(exit_when_empty=True), say=lambda _: None)\n"
+        "print(opened.count(os.getpid()))"
+    )
+    worked = python_in(probe_study, code)
+    assert worked.returncode == 0, worked.stderr
+    assert states(store) == ["COMPLETED"] * 3
+    assert worked.stdout.split() == ["1"], "one connection for the worker's whole life, none again after a fork"
+
+
 def test_a_job_process_tells_its_worker_how_its_run_ended_the_job_through_memory_they_share() -> None:
     ending = worker._RunEnding()
     assert ending.read() is None, "nothing said: the worker reads the job back"
