@@ -418,6 +418,30 @@ def test_a_worker_keeps_its_one_store_connection_across_the_forks_of_its_job_pro
     assert worked.stdout.split() == ["1"], "one connection for the worker's whole life, none again after a fork"
 
 
+def test_a_workers_job_processes_resolve_interpolations_without_parsing_them_again(probe_study: Path, store: Store) -> None:
+    assert enqueue(probe_study, "message=a,b", "+note=${message}/${seed}").returncode == 0
+    code = (
+        "import os\n"
+        "from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser\n"
+        "from hyperspace_hydra.app import load_app\n"
+        "from hyperspace_hydra.worker import WorkerOptions, serve\n"
+        "parses = os.open('parses.txt', os.O_WRONLY | os.O_CREAT | os.O_APPEND)\n"
+        "parse = OmegaConfGrammarParser.configValue\n"
+        "def noted(parser):\n"
+        "    os.write(parses, f'{os.getpid()}\\n'.encode())\n"
+        "    return parse(parser)\n"
+        "OmegaConfGrammarParser.configValue = noted\n"
+        "serve(load_app('probe.run'), 'sqlite:///.hyperspace/store.db', WorkerOptions(exit_when_empty=True), say=lambda _: None)\n"
+        "print(os.getpid())"
+    )
+    worked = python_in(probe_study, code)
+    assert worked.returncode == 0, worked.stderr
+    assert states(store) == ["COMPLETED"] * 2
+    assert [run["config"]["note"] for run in store.list_runs()] == ["a/7", "b/7"], "each job resolved its interpolations"
+    parsed_by = (probe_study / "parses.txt").read_text().split()
+    assert parsed_by and set(parsed_by) == {worked.stdout.strip()}, "parsed in the worker only, before its forks"
+
+
 def test_a_job_process_tells_its_worker_how_its_run_ended_the_job_through_memory_they_share() -> None:
     ending = worker._RunEnding()
     assert ending.read() is None, "nothing said: the worker reads the job back"
