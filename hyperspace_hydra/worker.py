@@ -47,7 +47,6 @@ job gets its own equal share of them (:func:`hyperspace_hydra.slurm.gpu_shares`)
 
 from __future__ import annotations
 
-import ctypes
 import mmap
 import os
 import select
@@ -69,6 +68,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hyperspace_hydra import config_yaml, job_process, provenance, recorder, tracking  # noqa: F401 - tracking: the callback every job instantiates, loaded once before the forks
 from hyperspace_hydra.app import App
+from hyperspace_hydra.capture import c_library
 from hyperspace_hydra.composer import JobConfig
 from hyperspace_hydra.config import keep_interpolation_parses, parse_interpolations
 from hyperspace_hydra.errors import HyperspaceError
@@ -209,6 +209,7 @@ class Worker:
         """Work until told to stop, the queue is empty (``exit_when_empty``) or ``max_jobs`` are done."""
         _gather_provenance_once(self.app)
         keep_interpolation_parses()
+        c_library()  # loaded here once: each job process calls it (its death signal, its output capture)
         previous = self._install_signal_handlers()
         self._say(f"worker {self.name}: study {self.app.module}, store {redact_credentials(self.store.uri)}, {self.options.processes} process(es)")
         self._say_clock_offset()
@@ -710,7 +711,7 @@ def _die_with_worker(worker_pid: int, claim_deadline: _ClaimDeadline, log_fd: in
     death signal strikes: they must watch their own parent, as PyTorch's data-loader workers do.
     """
     if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        c_library().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != worker_pid:
         os.killpg(0, signal.SIGKILL)
     watcher = threading.Thread(target=_kill_group_when_unclaimed, args=(worker_pid, claim_deadline, log_fd), name="hyperspace-claim-watch", daemon=True)
