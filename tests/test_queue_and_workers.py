@@ -401,18 +401,18 @@ def test_compose_gives_the_config_a_worker_runs_or_with_complete_the_one_a_run_s
     assert as_run["hyperspace"]["direction"] == "???" and as_stored["hyperspace"]["direction"] == "minimize", "the settings in effect"
 
 
+def worker_in_a_new_process(study: Path, before: str, after: str) -> subprocess.CompletedProcess[str]:
+    """A worker of the probe study, run until its queue is empty in a new Python process, with the code ``before`` run
+    before it serves and ``after`` once it stopped (to watch what the worker and its job processes do)."""
+    serving = "serve(load_app('probe.run'), 'sqlite:///.hyperspace/store.db', WorkerOptions(exit_when_empty=True), say=lambda _: None)"
+    code = ["import os", "from hyperspace_hydra.app import load_app", "from hyperspace_hydra.worker import WorkerOptions, serve", before, serving, after]
+    return python_in(study, "\n".join(code))
+
+
 def test_a_worker_keeps_its_one_store_connection_across_the_forks_of_its_job_processes(probe_study: Path, store: Store) -> None:
     assert submit(probe_study, "message=a,b,c").returncode == 0
-    code = (
-        "import os, sqlalchemy\n"
-        "from hyperspace_hydra.app import load_app\n"
-        "from hyperspace_hydra.worker import WorkerOptions, serve\n"
-        "opened = []\n"
-        "sqlalchemy.event.listen(sqlalchemy.pool.Pool, 'connect', lambda *_: opened.append(os.getpid()))\n"
-        "serve(load_app('probe.run'), 'sqlite:///.hyperspace/store.db', WorkerOptions(exit_when_empty=True), say=lambda _: None)\n"
-        "print(opened.count(os.getpid()))"
-    )
-    worked = python_in(probe_study, code)
+    watching = "import sqlalchemy\nopened = []\nsqlalchemy.event.listen(sqlalchemy.pool.Pool, 'connect', lambda *_: opened.append(os.getpid()))"
+    worked = worker_in_a_new_process(probe_study, watching, "print(opened.count(os.getpid()))")
     assert worked.returncode == 0, worked.stderr
     assert states(store) == ["COMPLETED"] * 3
     assert worked.stdout.split() == ["1"], "one connection for the worker's whole life, none again after a fork"
@@ -420,21 +420,16 @@ def test_a_worker_keeps_its_one_store_connection_across_the_forks_of_its_job_pro
 
 def test_a_workers_job_processes_resolve_interpolations_without_parsing_them_again(probe_study: Path, store: Store) -> None:
     assert enqueue(probe_study, "message=a,b", "+note=${message}/${seed}").returncode == 0
-    code = (
-        "import os\n"
+    watching = (
         "from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser\n"
-        "from hyperspace_hydra.app import load_app\n"
-        "from hyperspace_hydra.worker import WorkerOptions, serve\n"
         "parses = os.open('parses.txt', os.O_WRONLY | os.O_CREAT | os.O_APPEND)\n"
         "parse = OmegaConfGrammarParser.configValue\n"
         "def noted(parser):\n"
         "    os.write(parses, f'{os.getpid()}\\n'.encode())\n"
         "    return parse(parser)\n"
-        "OmegaConfGrammarParser.configValue = noted\n"
-        "serve(load_app('probe.run'), 'sqlite:///.hyperspace/store.db', WorkerOptions(exit_when_empty=True), say=lambda _: None)\n"
-        "print(os.getpid())"
+        "OmegaConfGrammarParser.configValue = noted"
     )
-    worked = python_in(probe_study, code)
+    worked = worker_in_a_new_process(probe_study, watching, "print(os.getpid())")
     assert worked.returncode == 0, worked.stderr
     assert states(store) == ["COMPLETED"] * 2
     assert [run["config"]["note"] for run in store.list_runs()] == ["a/7", "b/7"], "each job resolved its interpolations"
