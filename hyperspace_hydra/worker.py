@@ -79,7 +79,6 @@ from hyperspace_hydra.slurm.environment import gpu_shares, slurm_job_id, visible
 from hyperspace_hydra.store import CANCELLED, COMPLETED, DIED, FAILED, QUEUED, RUNNING, TIMEOUT, Claim, ClaimedJob, Condition, Store, utcnow
 from hyperspace_hydra.store.base import JOB_STATE_AFTER_RUN, PRUNED, WorkerBeat, WorkerInfo
 from hyperspace_hydra.store.retry import RetryingStore, open_retrying
-from hyperspace_hydra.store.sql_connection import connections_kept_across_fork
 from hyperspace_hydra.targets import allowed_packages, refusal
 
 _SHORTEST_POLL = 0.05
@@ -353,8 +352,7 @@ class Worker:
         sys.stdout.flush()
         sys.stderr.flush()
         worker_pid = os.getpid()
-        with connections_kept_across_fork():  # this worker's store goes on with its connection; the job process opens its own
-            pid = os.fork()
+        pid = os.fork()
         if pid == 0:
             os._exit(self._run_in_child(job, config, log_path, gpus, worker_pid, claim_deadline, run_ending))
         return pid

@@ -409,15 +409,6 @@ def worker_in_a_new_process(study: Path, before: str, after: str) -> subprocess.
     return python_in(study, "\n".join(code))
 
 
-def test_a_worker_keeps_its_one_store_connection_across_the_forks_of_its_job_processes(probe_study: Path, store: Store) -> None:
-    assert submit(probe_study, "message=a,b,c").returncode == 0
-    watching = "import sqlalchemy\nopened = []\nsqlalchemy.event.listen(sqlalchemy.pool.Pool, 'connect', lambda *_: opened.append(os.getpid()))"
-    worked = worker_in_a_new_process(probe_study, watching, "print(opened.count(os.getpid()))")
-    assert worked.returncode == 0, worked.stderr
-    assert states(store) == ["COMPLETED"] * 3
-    assert worked.stdout.split() == ["1"], "one connection for the worker's whole life, none again after a fork"
-
-
 def test_a_workers_job_processes_resolve_interpolations_without_parsing_them_again(probe_study: Path, store: Store) -> None:
     assert enqueue(probe_study, "message=a,b", "+note=${message}/${seed}").returncode == 0
     watching = (

@@ -65,7 +65,6 @@ from hyperspace_hydra.store.base import (
     run_pages,
 )
 from hyperspace_hydra.store.mongo import MongoStore
-from hyperspace_hydra.store.sql_connection import connections_kept_across_fork
 
 mongomock.gridfs.enable_gridfs_integration()  # lets pymongo's GridFS work on mongomock's databases
 
@@ -533,25 +532,6 @@ def test_a_forked_process_inherits_no_sqlite_connection_and_both_go_on_writing(t
         assert os.waitstatus_to_exitcode(status) == 10, "the child inherited no open connection"
         store.start_run({"task": "parent again"})
         assert sorted(run["task"] for run in store.list_runs()) == ["child", "parent", "parent again"]
-
-
-def test_a_process_forking_with_its_sqlite_connection_kept_goes_on_with_it_and_the_child_opens_its_own(tmp_path: Path) -> None:
-    opened: list[int] = []
-    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
-        store.start_run({"task": "parent"})
-        sa.event.listen(store._engine, "connect", lambda *_: opened.append(os.getpid()))  # type: ignore[attr-defined]
-        with connections_kept_across_fork():
-            pid = os.fork()
-        if pid == 0:  # the child: its own connection, the parent's left alone
-            store.start_run({"task": "child"})
-            os._exit(10 + opened.count(os.getpid()))
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 11, "the child opened one connection of its own"
-        store.start_run({"task": "parent again"})
-        assert opened == [], "the parent went on with the connection it had"
-        assert sorted(run["task"] for run in store.list_runs()) == ["child", "parent", "parent again"]
-        with store._engine.connect() as connection:  # type: ignore[attr-defined]
-            assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -5,14 +5,11 @@ SQLite runs in WAL mode with a generous busy timeout, and writers take the write
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import functools
 import os
 import sqlite3
 import urllib.parse
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
@@ -161,44 +158,6 @@ def drop_pooled_connections() -> None:
         engine.dispose()
 
 
-_keeping_connections = False
-"""Set while :func:`connections_kept_across_fork` forks: see there."""
-
-
-@contextlib.contextmanager
-def connections_kept_across_fork() -> Iterator[None]:
-    """A fork inside this block leaves this process's pooled SQLite connections open here, and gives the child new,
-    empty pools instead (for a worker, which forks a job process per job and goes on using its store).
-
-    Outside such a block every fork drops them first (:func:`drop_pooled_connections`), so the process opened its
-    connection again after every fork (~1 ms CPU), and closing it, when no job process had the file open, checkpointed
-    the WAL. The child must neither use nor close what it inherits (SQLite forbids carrying a connection across a
-    fork): its copies of the parent's pools are kept from being freed for as long as it lives, and any process it forks
-    inherits them that way too. Only one thread may fork inside the block (the worker has one).
-    """
-    global _keeping_connections
-    _keeping_connections = True
-    try:
-        yield
-    finally:
-        _keeping_connections = False
-
-
-def _before_fork() -> None:
-    if not _keeping_connections:
-        drop_pooled_connections()
-
-
-def _after_fork_in_child() -> None:
-    global _keeping_connections
-    if not _keeping_connections:
-        return
-    _keeping_connections = False
-    for engine in list(_pooled_engines):
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(engine.pool))  # never freed, so never closed in this process (see above)
-        engine.dispose(close=False)
-
-
 def _prepare_sqlite_path(uri: str, path: str) -> None:
     if not path:
         raise HyperspaceError(f"invalid store URI {uri!r}: no file path after sqlite:///")
@@ -236,4 +195,4 @@ def error_reason(error: SQLAlchemyError) -> str:
     return " ".join(str(original if original is not None else error).split())
 
 
-os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+os.register_at_fork(before=drop_pooled_connections)
