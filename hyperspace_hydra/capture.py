@@ -177,11 +177,12 @@ def _flush_buffers() -> None:
         with contextlib.suppress(Exception):
             stream.flush()
     with contextlib.suppress(Exception):
-        _c_library().fflush(None)
+        c_library().fflush(None)
 
 
 @functools.cache
-def _c_library() -> Any:
+def c_library() -> Any:
+    """C's standard library, as loaded in this process once (a worker loads it before its forks: its job processes call it)."""
     return ctypes.CDLL(None)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
 import importlib
 import inspect
@@ -21,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import PurePath
 from typing import Any, Callable
 
+import omegaconf.base
 from omegaconf import Container, DictConfig, OmegaConf, open_dict, read_write
 
 REPR_MARKER = "__repr__"
@@ -239,11 +241,43 @@ def _unresolved_plain(value: Any) -> Any:
 
 def has_interpolation(value: Any) -> bool:
     """Whether plain data read without resolving holds an interpolation (or an escaped one: resolving unescapes it)."""
+    return next(_interpolations(value), None) is not None
+
+
+def _interpolations(value: Any) -> Iterator[str]:
+    """The strings of plain data read without resolving that hold an interpolation (or an escaped one)."""
     if isinstance(value, dict):
-        return any(has_interpolation(item) for item in value.values())
-    if isinstance(value, list):
-        return any(has_interpolation(item) for item in value)
-    return isinstance(value, str) and "${" in value
+        for item in value.values():
+            yield from _interpolations(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _interpolations(item)
+    elif isinstance(value, str) and "${" in value:
+        yield value
+
+
+def keep_interpolation_parses() -> None:
+    """Make OmegaConf keep its parse of each interpolation it resolves (the latest :data:`_KEPT_PARSES` texts), in this
+    process and in the processes it forks afterwards (see :func:`parse_interpolations`).
+
+    OmegaConf parses an interpolation with ANTLR each time it resolves one. In a process forked from a worker, a first
+    parse touches much of the parser's tables, each page of them then copied: ~2 ms CPU of a no-op job, since Hydra
+    resolves its logging config, whose log file is an interpolation, for every job. A parse tree is only read while
+    resolving, so one parse serves every resolution of the same text. This is the one change made to OmegaConf's
+    objects here: ``omegaconf.base.parse``, which its resolution calls, is replaced by a cached version of itself.
+    """
+    if not hasattr(omegaconf.base.parse, "cache_info"):
+        omegaconf.base.parse = functools.lru_cache(maxsize=_KEPT_PARSES)(omegaconf.base.parse)
+
+
+_KEPT_PARSES = 1024
+
+
+def parse_interpolations(value: Any) -> None:
+    """Parse the interpolations of plain data ``value`` read from a config without resolving, to be kept (see
+    :func:`keep_interpolation_parses`)."""
+    for text in _interpolations(value):
+        omegaconf.base.parse(text)
 
 
 def plain(config: DictConfig) -> dict[str, Any]:

@@ -1,13 +1,15 @@
 """The YAML of a job's ``.hydra`` files, byte for byte as ``OmegaConf.to_yaml`` writes it, each mapping entry written once.
 
 Writing ``hydra.yaml`` was the largest step of running a no-op job: PyYAML's emitter is pure Python,
-and libyaml's does not fold long strings as it does, so it cannot stand in. But the entries of the
-top mapping (of ``hydra`` in ``hydra.yaml``) are written one after the other, each from the start of
-a line at the same indentation, so a document is the concatenation of its entries' texts, and most
-entries are the same for every job of a sweep (help texts, logging, launcher, sweeper). Their texts
-are kept, by entry and value, in this process. A worker writes the entries of each config it
-composes in full before it forks (:func:`remember`), so its job processes write only the entries
-that differ (the run's directory, overrides and runtime).
+and libyaml's does not fold long strings as it does, so it cannot stand in. But the entries of a
+block mapping are written one after the other, each from the start of a line at the indentation of
+its depth, so a document is the concatenation of its entries' texts, and the text of an entry whose
+value is a non-empty mapping is its key's line followed by the texts of that mapping's entries. Most
+entries are the same for every job of a sweep (help texts, logging, launcher, sweeper, most of
+``runtime`` and ``job``), and their texts are kept, by where they are, key and value, in this
+process. A worker writes the entries of each config it composes in full before it forks
+(:func:`remember`), so its job processes write only the entries that differ, at whatever depth: the
+run's directory, its overrides, ``job.override_dirname``, ``runtime.output_dir``, the swept values.
 """
 
 from __future__ import annotations
@@ -20,19 +22,20 @@ from omegaconf._utils import get_omega_conf_dumper
 
 _HYDRA = "hydra"
 _KEPT_ENTRIES = 1024
-_entries: dict[tuple[str | None, str], str] = {}
-"""The text of each entry written so far, by the mapping it is in (None: the top) and ``repr`` of its key and value
-(``repr`` tells 1, 1.0, True and '1' apart, which ``==`` does not)."""
+_INDENT = "  "
+_entries: dict[tuple[str, str], str] = {}
+"""The text of each entry written so far, by ``repr`` of the keys of the mappings it is in (from the top) and ``repr``
+of its key and value (``repr`` tells 1, 1.0, True and '1' apart, which ``==`` does not)."""
+_key_lines: dict[tuple[str, str], str | None] = {}
+"""The line of each key whose value is a non-empty mapping, by ``repr`` of where it is and of the key; None for a key
+that PyYAML does not write on one line of its own (then its entry is written whole)."""
 
 
 def to_yaml(node: Any) -> str:
     """``OmegaConf.to_yaml(node)`` of an OmegaConf config ``node``, byte for byte (see the module docstring)."""
     container = OmegaConf.to_container(node, resolve=False, enum_to_str=True)
     if isinstance(container, dict) and container:
-        inner = container.get(_HYDRA) if len(container) == 1 else None
-        if isinstance(inner, dict) and inner:
-            return f"{_HYDRA}:\n" + "".join(_entry(_HYDRA, key, value) for key, value in inner.items())
-        return "".join(_entry(None, key, value) for key, value in container.items())
+        return _mapping_text((), container)
     return _dump(container)
 
 
@@ -42,24 +45,51 @@ def remember(config: DictConfig) -> None:
     container = OmegaConf.to_container(config, resolve=False, enum_to_str=True)
     assert isinstance(container, dict)
     hydra = container.pop(_HYDRA, None)
-    for key, value in container.items():
-        _entry(None, key, value)
-    for key, value in (hydra or {}).items():
-        _entry(_HYDRA, key, value)
+    _mapping_text((), container)
+    if hydra:
+        _mapping_text((), {_HYDRA: hydra})
 
 
-def _entry(inside: str | None, key: Any, value: Any) -> str:
-    known = (inside, repr((key, value)))
+def _mapping_text(path: tuple[Any, ...], mapping: dict[Any, Any]) -> str:
+    """The text of the entries of ``mapping``, found in the document at the keys ``path``."""
+    return "".join(_entry(path, key, value) for key, value in mapping.items())
+
+
+def _entry(path: tuple[Any, ...], key: Any, value: Any) -> str:
+    known = (repr(path), repr((key, value)))
     text = _entries.get(known)
     if text is None:
-        if inside is None:
-            text = _dump({key: value})
+        line = _key_line(path, key) if isinstance(value, dict) and value else None
+        if line is not None:
+            text = line + _mapping_text((*path, key), value)
         else:
-            text = _dump({inside: {key: value}}).removeprefix(f"{inside}:\n")
+            text = _dump_at(path, {key: value})
         if len(_entries) >= _KEPT_ENTRIES:
             _entries.clear()
         _entries[known] = text
     return text
+
+
+def _key_line(path: tuple[Any, ...], key: Any) -> str | None:
+    """The line PyYAML writes for ``key`` at ``path`` when its value is a non-empty mapping (whose entries follow on lines
+    of their own), or None when it does not write the key alone on one line (a complex key)."""
+    known = (repr(path), repr(key))
+    if known not in _key_lines:
+        indent = _INDENT * len(path)
+        line, _, rest = _dump_at(path, {key: {0: 0}}).partition("\n")
+        _key_lines[known] = f"{line}\n" if rest == f"{indent}{_INDENT}0: 0\n" and line.startswith(indent) else None
+    return _key_lines[known]
+
+
+def _dump_at(path: tuple[Any, ...], mapping: dict[Any, Any]) -> str:
+    """The text of the entries of ``mapping`` where the keys ``path`` lead (each with its one line, see :func:`_key_line`)."""
+    document: dict[Any, Any] = mapping
+    for key in reversed(path):
+        document = {key: document}
+    lines = "".join(_key_lines[(repr(path[:depth]), repr(key))] or "" for depth, key in enumerate(path))
+    text = _dump(document)
+    assert text.startswith(lines), "the keys of a path are written on their lines"
+    return text[len(lines) :]
 
 
 def _dump(container: Any) -> str:

@@ -9,7 +9,7 @@ the supervisor composes in full the first job of each shape of a sweep, checks e
 child, which owns a copy of the shape's config after the fork, and checked there (see
 :class:`~hyperspace_hydra.composer.JobConfig`). What every child would otherwise do
 alike is done once before the forks: the study's targets and callbacks, the ``.hydra``
-files' unchanging YAML, the store's recording statements compiled. The child runs
+files' unchanging YAML, the parses of the configs' interpolations, the store's recording statements compiled. The child runs
 callbacks and the job exactly as ``python -m study.run`` does
 (:func:`hyperspace_hydra.app.run_job`: Hydra's ``run_job`` with fewer copies, the same
 files), and the recording callback ends the job together with its run, through the
@@ -47,7 +47,6 @@ job gets its own equal share of them (:func:`hyperspace_hydra.slurm.gpu_shares`)
 
 from __future__ import annotations
 
-import ctypes
 import mmap
 import os
 import select
@@ -65,11 +64,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import hydra._internal.logging_config  # noqa: F401 - Hydra imports it in each job's logging set-up: loaded once before the forks
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from hyperspace_hydra import config_yaml, job_process, provenance, recorder, tracking  # noqa: F401 - tracking: the callback every job instantiates, loaded once before the forks
 from hyperspace_hydra.app import App
+from hyperspace_hydra.capture import c_library
 from hyperspace_hydra.composer import JobConfig
+from hyperspace_hydra.config import keep_interpolation_parses, parse_interpolations
 from hyperspace_hydra.errors import HyperspaceError
 from hyperspace_hydra.hpo import SEARCH, prunes
 from hyperspace_hydra.queue import new_job
@@ -206,6 +207,8 @@ class Worker:
     def run(self) -> int:
         """Work until told to stop, the queue is empty (``exit_when_empty``) or ``max_jobs`` are done."""
         _gather_provenance_once(self.app)
+        keep_interpolation_parses()
+        c_library()  # loaded here once: each job process calls it (its death signal, its output capture)
         previous = self._install_signal_handlers()
         self._say(f"worker {self.name}: study {self.app.module}, store {redact_credentials(self.store.uri)}, {self.options.processes} process(es)")
         self._say_clock_offset()
@@ -299,11 +302,13 @@ class Worker:
         return True
 
     def _prepare_forks(self, config: DictConfig) -> None:
-        """Make once, for the job processes of ``config``'s jobs to inherit, what each would make alike: its callbacks and
-        its ``.hydra`` files' YAML. Optional: whatever fails here is made (and fails the job) in the job process, as before."""
+        """Make once, for the job processes of ``config``'s jobs to inherit, what each would make alike: its callbacks, its
+        ``.hydra`` files' YAML and the parses of its interpolations. Optional: whatever fails here is made (and fails the
+        job) in the job process, as before."""
         try:
             self.app.callbacks(config)
             config_yaml.remember(config)
+            parse_interpolations(OmegaConf.to_container(config, resolve=False))
         except Exception:  # noqa: BLE001 - a callback that cannot be instantiated fails its job, not the worker
             return
 
@@ -719,7 +724,7 @@ def _die_with_worker(worker_pid: int, claim_deadline: _ClaimDeadline, log_fd: in
     death signal strikes: they must watch their own parent, as PyTorch's data-loader workers do.
     """
     if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        c_library().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != worker_pid:
         os.killpg(0, signal.SIGKILL)
     watcher = threading.Thread(target=_kill_group_when_unclaimed, args=(worker_pid, claim_deadline, log_fd), name="hyperspace-claim-watch", daemon=True)

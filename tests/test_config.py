@@ -6,10 +6,21 @@ import dataclasses
 import sys
 import types
 
+import omegaconf.base
 import pytest
+from omegaconf import OmegaConf
 
 from hyperspace_hydra import backfill
-from hyperspace_hydra.config import REPR_MARKER, config_hash, fill_defaults, flatten, target_defaults, to_plain
+from hyperspace_hydra.config import (
+    REPR_MARKER,
+    config_hash,
+    fill_defaults,
+    flatten,
+    keep_interpolation_parses,
+    parse_interpolations,
+    target_defaults,
+    to_plain,
+)
 
 
 @dataclasses.dataclass
@@ -139,3 +150,13 @@ def test_backfill_adds_a_new_parameter_of_a_target_inside_a_list(monkeypatch: py
     assert item.added == {"blocks.0.gated": False, "blocks.1.gated": False}
     assert item.changed_defaults == {"blocks.0.width": (3, 4)}, "reported, not applied: the run ran with 3"
     assert [block["width"] for block in item.config["blocks"]] == [3, 5]
+
+
+def test_a_kept_parse_resolves_each_config_to_its_own_values() -> None:
+    keep_interpolation_parses()
+    text = "${a}/${oc.env:NO_SUCH_VARIABLE,${b.c}}.log"
+    parse_interpolations({"x": [text], "plain": "no interpolation"})
+    kept = omegaconf.base.parse.cache_info().hits  # type: ignore[attr-defined]
+    first, second = (OmegaConf.create({"a": a, "b": {"c": c}, "x": text}) for a, c in (("one", 1), ("two", 2)))
+    assert (first.x, second.x, first.x) == ("one/1.log", "two/2.log", "one/1.log")
+    assert omegaconf.base.parse.cache_info().hits == kept + 3, "each resolution found the parse kept"  # type: ignore[attr-defined]

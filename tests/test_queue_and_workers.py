@@ -410,6 +410,33 @@ def test_compose_gives_the_config_a_worker_runs_or_with_complete_the_one_a_run_s
     assert as_run["hyperspace"]["direction"] == "???" and as_stored["hyperspace"]["direction"] == "minimize", "the settings in effect"
 
 
+def worker_in_a_new_process(study: Path, before: str, after: str) -> subprocess.CompletedProcess[str]:
+    """A worker of the probe study, run until its queue is empty in a new Python process, with the code ``before`` run
+    before it serves and ``after`` once it stopped (to watch what the worker and its job processes do)."""
+    serving = "serve(load_app('probe.run'), 'sqlite:///.hyperspace/store.db', WorkerOptions(exit_when_empty=True), say=lambda _: None)"
+    code = ["import os", "from hyperspace_hydra.app import load_app", "from hyperspace_hydra.worker import WorkerOptions, serve", before, serving, after]
+    return python_in(study, "\n".join(code))
+
+
+def test_a_workers_job_processes_resolve_interpolations_without_parsing_them_again(probe_study: Path, store: Store) -> None:
+    assert enqueue(probe_study, "message=a,b", "+note=${message}/${seed}").returncode == 0
+    watching = (
+        "from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser\n"
+        "parses = os.open('parses.txt', os.O_WRONLY | os.O_CREAT | os.O_APPEND)\n"
+        "parse = OmegaConfGrammarParser.configValue\n"
+        "def noted(parser):\n"
+        "    os.write(parses, f'{os.getpid()}\\n'.encode())\n"
+        "    return parse(parser)\n"
+        "OmegaConfGrammarParser.configValue = noted"
+    )
+    worked = worker_in_a_new_process(probe_study, watching, "print(os.getpid())")
+    assert worked.returncode == 0, worked.stderr
+    assert states(store) == ["COMPLETED"] * 2
+    assert [run["config"]["note"] for run in store.list_runs()] == ["a/7", "b/7"], "each job resolved its interpolations"
+    parsed_by = (probe_study / "parses.txt").read_text().split()
+    assert parsed_by and set(parsed_by) == {worked.stdout.strip()}, "parsed in the worker only, before its forks"
+
+
 def test_a_job_process_tells_its_worker_how_its_run_ended_the_job_through_memory_they_share() -> None:
     ending = worker._RunEnding()
     assert ending.read() is None, "nothing said: the worker reads the job back"
