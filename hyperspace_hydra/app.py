@@ -154,7 +154,7 @@ def run_job(task_function: TaskFunction, config: DictConfig, callbacks: Callback
         config.hydra.runtime.output_dir = os.path.abspath(output_dir)
     changes_directory = False
     try:
-        job = JobReturn(cfg=_task_config(config), hydra_cfg=hydra_cfg, overrides=OmegaConf.to_container(config.hydra.overrides.task))
+        job = JobReturn(cfg=task_config(config), hydra_cfg=hydra_cfg, overrides=OmegaConf.to_container(config.hydra.overrides.task))
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         changes_directory = _changes_directory(hydra_cfg)
         if changes_directory:
@@ -179,16 +179,6 @@ def run_job(task_function: TaskFunction, config: DictConfig, callbacks: Callback
         HydraConfig.instance().cfg = previous
         if changes_directory:
             os.chdir(old_cwd)
-
-
-def _task_config(config: DictConfig) -> DictConfig:
-    """A copy of ``config`` without its ``hydra`` node, as Hydra hands it to the task; the ``hydra`` node is not
-    copied: deepcopy's memo stands an empty node in for it, which is then deleted as Hydra deletes its copy."""
-    stand_in = {id(config._get_node("hydra")): DictConfig({})}
-    task = copy.deepcopy(config, stand_in)
-    with read_write(task), open_dict(task):
-        del task["hydra"]
-    return task
 
 
 def _changes_directory(hydra_cfg: DictConfig) -> bool:

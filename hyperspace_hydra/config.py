@@ -9,6 +9,7 @@ default, which keeps old and new runs comparable (``backfill`` fills past runs).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 import functools
@@ -211,10 +212,16 @@ def flatten(config: Mapping[str, Any], prefix: str = "", into_lists: bool = Fals
 
 
 def task_config(config: DictConfig) -> DictConfig:
-    """The config the task function receives: ``config`` without its ``hydra`` node."""
-    task = config.copy()
+    """The config the task function receives, as Hydra hands it over: a copy of ``config`` without its ``hydra`` node.
+
+    The ``hydra`` node, most of a composed config, is not copied: deepcopy's memo stands an empty node in for it,
+    which is then deleted as Hydra deletes it from its whole copy."""
+    hydra_node = config._get_node("hydra")
+    if hydra_node is None:
+        return copy.deepcopy(config)
+    task = copy.deepcopy(config, {id(hydra_node): DictConfig({})})
     with read_write(task), open_dict(task):
-        task.pop("hydra", None)
+        del task["hydra"]
     return task
 
 

@@ -290,6 +290,17 @@ def test_task_data_reads_a_config_without_interpolations_as_it_stands_and_resolv
     assert "hydra" not in expected and (expected.get("typed") is None or expected["typed"]["colour"] == "RED")
 
 
+def test_the_task_config_is_a_copy_without_the_hydra_node_as_hydra_hands_it_to_the_task() -> None:
+    config = OmegaConf.create({"lr": None, "model": {"depth": 3, "name": "${model.depth}"}, "hydra": {"job": {"name": None}}})
+    OmegaConf.set_struct(config, True)
+    task = task_config(config)
+    assert plain(task) == {"lr": None, "model": {"depth": 3, "name": 3}} and OmegaConf.is_struct(task)
+    task.model.depth = 4
+    assert config.model.depth == 3 and "hydra" in config, "a copy: the config is as it was"
+    no_hydra = OmegaConf.create({"lr": None, "model": {"depth": 3}})
+    assert plain(task_config(no_hydra)) == plain(no_hydra), "without a hydra node, None stays None"
+
+
 def test_task_data_resolves_no_interpolation_into_the_hydra_node_as_the_task_config_does() -> None:
     config = OmegaConf.create({"name": "${hydra.job.name}", "hydra": {"job": {"name": "x"}}})
     with pytest.raises(InterpolationKeyError):
