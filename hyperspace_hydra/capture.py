@@ -5,7 +5,8 @@ captured since the last call. ``sys`` (Python's ``sys.stdout``/``sys.stderr`` on
 Sacred's own. ``fd`` captures at the file-descriptor level, so output of C extensions and of
 child processes is captured too: Sacred does it by starting two ``tee`` processes per run
 (~8 ms); here each of the descriptors 1 and 2 is pointed at a pipe that a thread of this process
-copies to where the descriptor pointed before and into the captured text, in the order it comes.
+copies to where the descriptor pointed before and into the captured text, in the order it comes,
+a whole line at a time (a line written in pieces is never cut by the other descriptor's output).
 On exit the descriptors are restored and what is still in the pipes is read, unless a child
 process the task left running keeps a pipe open: then the copy goes on in the background and
 the text stops there, after a short wait (as Sacred waits for its ``tee`` processes). Each capture
@@ -34,6 +35,8 @@ _STREAMS = (1, 2)
 _READ_SIZE = 65536
 _LAST_READ_SECONDS = 1.0
 """How long leaving the capture waits for the pipes to drain (a child process of the task may hold them open)."""
+_LONGEST_HELD = 65536
+"""The longest part of a line a capture holds back until its end comes (see :class:`_Collected`)."""
 
 
 class CapturedOutput(Protocol):
@@ -53,16 +56,36 @@ def capture_output(mode: str) -> contextlib.AbstractContextManager[CapturedOutpu
 
 
 class _Collected:
-    """Text copied from the pipes, decoded as UTF-8 however the bytes were split."""
+    """Text copied from the pipes, in whole lines: each descriptor's bytes are decoded as UTF-8 on their own, however
+    they were split, and a line (up to ``\n``, or ``\r`` as a progress bar redraws it) goes in once it is complete. Two
+    threads copy the two pipes, so without this a line written in pieces (a character split across two writes) could
+    be cut by the other descriptor's output. What is left of a line goes in when the capture ends (:meth:`finish`), or
+    once it grows past :data:`_LONGEST_HELD` characters."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._text: list[str] = []
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._decoders: dict[int, codecs.IncrementalDecoder] = {}
+        self._held: dict[int, str] = {}
+        self._finished = False
 
-    def add(self, chunk: bytes) -> None:
+    def add(self, fd: int, chunk: bytes) -> None:
         with self._lock:
-            self._text.append(self._decoder.decode(chunk))
+            decoder = self._decoders.setdefault(fd, codecs.getincrementaldecoder("utf-8")(errors="replace"))
+            text = self._held.pop(fd, "") + decoder.decode(chunk)
+            end = max(text.rfind("\n"), text.rfind("\r")) + 1
+            if self._finished or len(text) - end > _LONGEST_HELD:
+                end = len(text)
+            self._text.append(text[:end])
+            if end < len(text):
+                self._held[fd] = text[end:]
+
+    def finish(self) -> None:
+        """Add what each descriptor still held: the capture has ended (a copier still copying adds the rest at once)."""
+        with self._lock:
+            self._finished = True
+            for fd, decoder in self._decoders.items():
+                self._text.append(self._held.pop(fd, "") + decoder.decode(b"", final=True))
 
     def get(self) -> str:
         _flush_buffers()
@@ -94,6 +117,7 @@ def _captured_descriptors() -> Iterator[_Collected]:
                 copier.keep()
             else:
                 copier.retire()  # a child process holds the pipe: the copy goes on, then the thread ends
+        collected.finish()
         for original in saved.values():
             os.close(original)
 
@@ -137,7 +161,7 @@ class _Copier:
         while (pipe := self._pipes.get()) is not None:
             read_end, original, collected, done = pipe
             try:
-                _copy(read_end, original, collected)
+                _copy(self.fd, read_end, original, collected)
             finally:
                 done.set()
 
@@ -150,13 +174,13 @@ class _Copier:
 os.register_at_fork(after_in_child=_Copier.forget_all)
 
 
-def _copy(read_end: int, original: int, collected: _Collected) -> None:
+def _copy(fd: int, read_end: int, original: int, collected: _Collected) -> None:
     """Copy the pipe to ``original`` (the copier's own duplicate of where the descriptor pointed) and into ``collected``
     until it closes; then close both (they are the copier's, so a copy going on in the background never writes to a
     descriptor number the process has reused)."""
     try:
         while chunk := os.read(read_end, _READ_SIZE):
-            collected.add(chunk)
+            collected.add(fd, chunk)
             _write_all(original, chunk)
     finally:
         os.close(read_end)

@@ -9,6 +9,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from hyperspace_hydra.capture import _Collected
+
 SCRIPT = textwrap.dedent(
     """
     import json, os, subprocess, sys
@@ -28,6 +30,17 @@ SCRIPT = textwrap.dedent(
         json.dump("".join(texts), saved)
     """
 )
+
+
+def test_a_line_written_in_pieces_is_never_cut_by_the_other_descriptors_output() -> None:
+    collected = _Collected()
+    collected.add(1, "from C, é".encode()[:-1])  # a character split across two writes
+    collected.add(2, b"to stderr\n")  # the other copier's thread came first
+    collected.add(1, "é".encode()[-1:] + b"\nhalf a li")
+    collected.add(2, b"\rprogress 10%\rprogress 20%")
+    assert collected.get() == "to stderr\nfrom C, é\n\rprogress 10%\r", "whole lines only, while the capture goes on"
+    collected.finish()
+    assert collected.get() == "half a liprogress 20%", "the rest once it has ended"
 
 
 def test_fd_capture_takes_python_c_level_and_child_output_and_still_shows_it(tmp_path: Path) -> None:
