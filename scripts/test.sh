@@ -4,7 +4,9 @@
 #   scripts/test.sh --fast   the fast lane while developing: no servers, no ruff or mypy, no test
 #                            marked postgres, slurm, browser or soak (see setup.cfg), and 1.5
 #                            pytest-xdist processes per core (tests/conftest.py), each taking the
-#                            next test when it is free (-n 0 after --fast: one process)
+#                            next test when it is free (-n 0 after --fast: one process), and
+#                            Python processes forked from a server that imported Hydra, SQLAlchemy and
+#                            Optuna once (tests/fork_server.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Every process the tests start imports this project's modules; where PYTHONDONTWRITEBYTECODE is set
@@ -14,6 +16,7 @@ if [ "${1:-}" = "--fast" ]; then
   shift
   scripts/setup.sh test
   compile_bytecode
+  export HYPERSPACE_TEST_FORK_SERVER=1
   exec .venv/bin/python -m pytest -n auto --dist worksteal -m "not postgres and not slurm and not browser and not soak" "$@"
 fi
 scripts/setup.sh test

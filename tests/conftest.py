@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import fork_server
 import psycopg
 import pytest
 import yaml
@@ -61,14 +62,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def run_app(study: Path, module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``python -m module args`` in ``study`` and return the finished process."""
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=study,
-        env=env or clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return fork_server.run([sys.executable, "-m", module, *args], cwd=study, env=env or clean_env(), timeout=timeout)
 
 
 IN_A_PROCESS = frozenset({"worker", "rerun", "ui"})
@@ -96,7 +90,7 @@ def hyperspace_in_this_process(cwd: Path, *args: str, env: dict[str, str] | None
 
 def hyperspace_process(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run the installed ``hyperspace`` command in ``cwd`` as a real process."""
-    return subprocess.run([str(HYPERSPACE), *args], cwd=cwd, env=env or clean_env(), capture_output=True, text=True, timeout=120)
+    return fork_server.run([str(HYPERSPACE), *args], cwd=cwd, env=env or clean_env(), timeout=120)
 
 
 def _call_cli(cwd: Path, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -212,19 +206,22 @@ def submit(study: Path, *overrides: str, env: dict[str, str] | None = None) -> s
 
 def start_worker(
     study: Path, *args: str, log_name: str = "worker.log", env: dict[str, str] | None = None, prefix: Sequence[str] = ()
-) -> subprocess.Popen[str]:
+) -> Worker:
     """A worker of the probe study in its own session, its output in a file of the study; ``prefix`` runs it
     through another command (``ip netns exec NAME``)."""
-    log = open(study / log_name, "w")
-    worker = subprocess.Popen(
-        [*prefix, str(HYPERSPACE), "worker", "--app", "probe.run", *args],
-        cwd=study, env=env or clean_env(), stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
+    with open(study / log_name, "w") as log:
+        worker = fork_server.start(
+            [*prefix, str(HYPERSPACE), "worker", "--app", "probe.run", *args],
+            cwd=study, env=env or clean_env(), stdout=log.fileno(), stderr=log.fileno(), start_new_session=True,
+        )  # fmt: skip
     _started_workers.append(worker)
     return worker
 
 
-_started_workers: list[subprocess.Popen[str]] = []
+Worker = subprocess.Popen[str] | fork_server.ForkedProcess
+"""A process started by :func:`start_worker`."""
+
+_started_workers: list[Worker] = []
 """The workers the running test started (see :func:`_no_worker_outlives_its_test`)."""
 
 
@@ -261,7 +258,7 @@ def wait_until(condition: Callable[[], Any], timeout: float = 60, what: str = "c
 
 def python_in(study: Path, code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run Python ``code`` in the study's directory, as a notebook there would."""
-    return subprocess.run([sys.executable, "-c", code], cwd=study, env=env or clean_env(), capture_output=True, text=True, timeout=120)
+    return fork_server.run([sys.executable, "-c", code], cwd=study, env=env or clean_env(), timeout=120)
 
 
 @pytest.fixture

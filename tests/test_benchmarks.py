@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import fork_server
 import pytest
 from conftest import REPO, clean_env
 
@@ -70,14 +71,7 @@ SCRIPTS = ["per_job_overhead", "enqueue_grid", "worker_throughput", "recording_c
 
 def run_benchmark(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """``python benchmarks/<script>.py args`` from the repository, as a user would run it."""
-    return subprocess.run(
-        [sys.executable, str(BENCHMARKS / f"{script}.py"), *args],
-        cwd=REPO,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return fork_server.run([sys.executable, str(BENCHMARKS / f"{script}.py"), *args], cwd=REPO, env=clean_env(), timeout=timeout)
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
