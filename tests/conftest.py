@@ -206,22 +206,19 @@ def submit(study: Path, *overrides: str, env: dict[str, str] | None = None) -> s
 
 def start_worker(
     study: Path, *args: str, log_name: str = "worker.log", env: dict[str, str] | None = None, prefix: Sequence[str] = ()
-) -> Worker:
+) -> fork_server.Process:
     """A worker of the probe study in its own session, its output in a file of the study; ``prefix`` runs it
     through another command (``ip netns exec NAME``)."""
     with open(study / log_name, "w") as log:
-        worker = fork_server.start(
+        worker = fork_server.popen(
             [*prefix, str(HYPERSPACE), "worker", "--app", "probe.run", *args],
-            cwd=study, env=env or clean_env(), stdout=log.fileno(), stderr=log.fileno(), start_new_session=True,
+            cwd=study, env=env or clean_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     _started_workers.append(worker)
     return worker
 
 
-Worker = subprocess.Popen[str] | fork_server.ForkedProcess
-"""A process started by :func:`start_worker`."""
-
-_started_workers: list[Worker] = []
+_started_workers: list[fork_server.Process] = []
 """The workers the running test started (see :func:`_no_worker_outlives_its_test`)."""
 
 

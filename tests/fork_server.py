@@ -28,10 +28,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 PRELOADED = (
     "hydra",
@@ -39,12 +40,17 @@ PRELOADED = (
     "hydra._internal.config_loader_impl",
     "hydra.core.utils",
     "hydra.utils",
+    "hydra.experimental.callback",
+    "hydra._internal.core_plugins.basic_launcher",
+    "hydra._internal.core_plugins.basic_sweeper",
+    "hydra._internal.core_plugins.file_config_source",
+    "hydra._internal.core_plugins.structured_config_source",
     "omegaconf",
     "yaml",
     "sqlalchemy",
     "sqlalchemy.dialects.sqlite.pysqlite",
     "optuna",
-    "numpy",
+    "numpy.random",
 )
 """Libraries that nearly every process the tests start imports, and that start no thread when imported."""
 
@@ -67,15 +73,22 @@ def _startup_environment(env: dict[str, str]) -> dict[str, str]:
 
 # The test's side.
 
+Output = int | IO[Any] | None
+"""Where a child's standard output or error goes, as :class:`subprocess.Popen` takes it: ``None`` (this process's),
+a descriptor or file, :data:`subprocess.DEVNULL`, :data:`subprocess.PIPE`, or (error) :data:`subprocess.STDOUT`."""
+
 
 class ForkedProcess:
-    """A process forked by the server: the part of :class:`subprocess.Popen` the tests use (``pid``, ``returncode``,
-    ``poll``, ``wait``, ``send_signal``, ``terminate``, ``kill``). Its exit status arrives from the server, its parent."""
+    """A process forked by the server: the part of :class:`subprocess.Popen` (``text=True``) the tests use (``pid``,
+    ``returncode``, ``stdout``, ``stderr``, ``poll``, ``wait``, ``communicate``, ``send_signal``, ``terminate``,
+    ``kill``). Its exit status arrives from the server, its parent."""
 
-    def __init__(self, args: Sequence[str], pid: int, status_socket: socket.socket) -> None:
-        self.args = list(args)
+    def __init__(self, args: list[str], pid: int, status_socket: socket.socket, pipes: dict[str, int]) -> None:
+        self.args = args
         self.pid = pid
         self.returncode: int | None = None
+        self.stdout: IO[str] | None = open(pipes["stdout"]) if "stdout" in pipes else None  # noqa: SIM115 - the process's, as Popen's
+        self.stderr: IO[str] | None = open(pipes["stderr"]) if "stderr" in pipes else None  # noqa: SIM115
         self._status_socket = status_socket
 
     def poll(self) -> int | None:
@@ -88,6 +101,16 @@ class ForkedProcess:
         if status is None:
             raise subprocess.TimeoutExpired(self.args, timeout or 0)
         return status
+
+    def communicate(self, timeout: float | None = None) -> tuple[str | None, str | None]:
+        """The rest of what the process writes to its pipes, up to their ends, once it has ended (``Popen.communicate``)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        read = [_read_to_end(stream) for stream in (self.stdout, self.stderr)]
+        outputs = [reading(deadline) if reading else None for reading in read]
+        if any(output is _TIMED_OUT for output in outputs):
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return outputs[0], outputs[1]  # type: ignore[return-value]
 
     def send_signal(self, sig: int) -> None:
         """Send ``sig`` to the process unless it has ended."""
@@ -110,6 +133,28 @@ class ForkedProcess:
         return self.returncode
 
 
+Process = ForkedProcess | subprocess.Popen[str]
+"""A process that :func:`popen` started."""
+
+_TIMED_OUT = object()
+
+
+def _read_to_end(stream: IO[str] | None) -> Callable[[float | None], Any] | None:
+    """For a pipe, a function that returns all that is left in it once every writer has closed it (or
+    :data:`_TIMED_OUT` at a deadline), read meanwhile by a thread; ``None`` for no pipe."""
+    if stream is None:
+        return None
+    chunks: list[str] = []
+    reader = threading.Thread(target=lambda: (chunks.append(stream.read()), stream.close()), daemon=True)
+    reader.start()
+
+    def result(deadline: float | None) -> Any:
+        reader.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return _TIMED_OUT if reader.is_alive() else chunks[0]
+
+    return result
+
+
 class _Server:
     """The server process of this test process, started at its first use."""
 
@@ -123,18 +168,57 @@ class _Server:
         its.close()
         self._control = ours
 
-    def fork(self, request: dict[str, Any], stdout: int, stderr: int) -> ForkedProcess:
-        """Have the server fork a process for ``request`` with this process's standard input and the output given."""
+    def fork(self, request: dict[str, Any], stdout: Output, stderr: Output) -> ForkedProcess:
+        """Have the server fork a process for ``request``, with this process's standard input and the output given."""
         ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        stdin = _standard_input()
-        try:
-            socket.send_fds(self._control, [json.dumps(request).encode()], [its.fileno(), stdin, stdout, stderr])
-        finally:
+        with _ChildOutput(stdout, stderr) as output:
+            socket.send_fds(self._control, [json.dumps(request).encode()], [its.fileno(), *output.descriptors])
             its.close()
-            if stdin != 0:
-                os.close(stdin)
-        pid = json.loads(ours.recv(_MESSAGE_BYTES))["pid"]
-        return ForkedProcess(request["argv"], pid, ours)
+            pid = json.loads(ours.recv(_MESSAGE_BYTES))["pid"]
+            return ForkedProcess(request["argv"], pid, ours, output.pipes)
+
+
+class _ChildOutput:
+    """The descriptors to give a child for its standard input, output and error, as ``subprocess`` makes them of
+    :data:`Output`; those opened for it are closed on leaving, but the read ends of its pipes (:attr:`pipes`)."""
+
+    def __init__(self, stdout: Output, stderr: Output) -> None:
+        self._opened: list[int] = []
+        self.pipes: dict[str, int] = {}
+        standard_input = 0 if _is_open(0) else self._open_null(os.O_RDONLY)
+        out = self._descriptor("stdout", stdout, 1)
+        error = out if stderr == subprocess.STDOUT else self._descriptor("stderr", stderr, 2)
+        self.descriptors = [standard_input, out, error]
+
+    def _descriptor(self, name: str, output: Output, inherited: int) -> int:
+        if output is None:
+            return inherited
+        if output == subprocess.DEVNULL:
+            return self._open_null(os.O_WRONLY)
+        if output == subprocess.PIPE:
+            self.pipes[name], write = os.pipe()
+            self._opened.append(write)
+            return write
+        return output if isinstance(output, int) else output.fileno()
+
+    def _open_null(self, flags: int) -> int:
+        self._opened.append(os.open(os.devnull, flags))
+        return self._opened[-1]
+
+    def __enter__(self) -> _ChildOutput:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for descriptor in self._opened:
+            os.close(descriptor)
+
+
+def _is_open(descriptor: int) -> bool:
+    try:
+        os.fstat(descriptor)
+    except OSError:
+        return False
+    return True
 
 
 _server: _Server | None = None
@@ -166,78 +250,28 @@ def _request(argv: Sequence[str], cwd: Path | str, env: dict[str, str], new_sess
     return {"argv": argv, "kind": kind, "target": target, "args": args, "cwd": str(cwd), "env": env, "new_session": new_session}
 
 
-def start(
-    argv: Sequence[str], *, cwd: Path | str, env: dict[str, str], stdout: int, stderr: int, start_new_session: bool = False
-) -> ForkedProcess | subprocess.Popen[str]:
-    """``argv`` started with its output on the descriptors given: forked by the server when it can be, else as
-    :class:`subprocess.Popen` starts it."""
+def popen(
+    argv: Sequence[str], *, cwd: Path | str, env: dict[str, str], stdout: Output = None, stderr: Output = None, start_new_session: bool = False
+) -> Process:
+    """``subprocess.Popen(argv, ..., text=True)``, forked by the server when it can be."""
     server = _forking_server(env)
     request = _request(argv, cwd, env, start_new_session) if server else None
     if server is None or request is None:
-        return subprocess.Popen(argv, cwd=cwd, env=env, stdout=stdout, stderr=stderr, text=True, start_new_session=start_new_session)
+        return subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=stdout, stderr=stderr, text=True, start_new_session=start_new_session)
     return server.fork(request, stdout, stderr)
 
 
-def _standard_input() -> int:
-    """This process's standard input descriptor, which a child started by ``subprocess`` inherits; ``/dev/null``
-    opened anew if it has none."""
-    try:
-        os.fstat(0)
-    except OSError:
-        return os.open(os.devnull, os.O_RDONLY)
-    return 0
-
-
 def run(argv: Sequence[str], *, cwd: Path | str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-    """``argv`` run to its end with its output captured as text, as ``subprocess.run(..., capture_output=True,
-    text=True, timeout=timeout)`` does; forked by the server when it can be."""
-    server = _forking_server(env)
-    request = _request(argv, cwd, env, False) if server else None
-    if server is None or request is None:
-        return subprocess.run(list(argv), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    deadline = time.monotonic() + timeout
-    out_read, out_write = os.pipe()
-    err_read, err_write = os.pipe()
+    """``subprocess.run(argv, ..., capture_output=True, text=True, timeout=timeout)``, forked by the server when it
+    can be."""
+    process = popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        process = server.fork(request, out_write, err_write)
-    finally:
-        os.close(out_write)
-        os.close(err_write)
-    try:
-        out, err = _read_to_end([out_read, err_read], deadline)
-        status = process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
-        raise subprocess.TimeoutExpired(list(argv), timeout) from None
-    return subprocess.CompletedProcess(list(argv), status, _text(out), _text(err))
-
-
-def _read_to_end(descriptors: list[int], deadline: float) -> list[bytes]:
-    """Everything written to the pipes until every writer closed them; closes them."""
-    read: dict[int, bytearray] = {descriptor: bytearray() for descriptor in descriptors}
-    with selectors.DefaultSelector() as selector:
-        for descriptor in descriptors:
-            selector.register(descriptor, selectors.EVENT_READ)
-        try:
-            while selector.get_map():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise subprocess.TimeoutExpired("", 0)
-                for key, _ in selector.select(remaining):
-                    chunk = os.read(key.fd, 65536)
-                    if chunk:
-                        read[key.fd] += chunk
-                    else:
-                        selector.unregister(key.fd)
-        finally:
-            for descriptor in descriptors:
-                os.close(descriptor)
-    return [bytes(read[descriptor]) for descriptor in descriptors]
-
-
-def _text(output: bytes) -> str:
-    """Output decoded as ``text=True`` decodes it (universal newlines)."""
-    return output.decode().replace("\r\n", "\n").replace("\r", "\n")
+        process.wait()
+        raise
+    return subprocess.CompletedProcess(list(argv), process.wait(), out, err)
 
 
 # The server's side (this file run as a script).

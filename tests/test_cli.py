@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import fork_server
 import pytest
 import yaml
 from conftest import (
@@ -478,9 +479,9 @@ def test_a_damaged_sqlite_store_is_found_by_store_check_and_one_error_line_every
 
 
 def test_ctrl_c_while_a_big_grid_is_composed_is_one_line_and_enqueues_nothing(probe_study: Path) -> None:
-    grid = subprocess.Popen(
+    grid = fork_server.popen(
         [sys.executable, "-m", "probe.run", "--multirun", "hydra/launcher=hyperspace", "seed=range(0,20000)"],
-        cwd=probe_study, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=probe_study, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     wait_until(lambda: (probe_study / ".hyperspace" / "store.db").exists(), what="the multirun to open its store")
     time.sleep(1)  # well inside composing 20,000 jobs, which takes minutes
@@ -493,7 +494,7 @@ def test_ctrl_c_while_a_big_grid_is_composed_is_one_line_and_enqueues_nothing(pr
 
 def test_ctrl_c_in_a_hyperspace_command_is_one_line_with_status_130(probe_study: Path) -> None:
     assert enqueue(probe_study, "model=small").returncode == 0
-    waiting = subprocess.Popen([str(HYPERSPACE), "queue", "wait", "1"], cwd=probe_study, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiting = fork_server.popen([str(HYPERSPACE), "queue", "wait", "1"], cwd=probe_study, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     wait_until(lambda: (probe_study / ".hyperspace" / "store.db-shm").exists(), what="the command to open the store")  # then it waits for ever: no worker
     waiting.send_signal(signal.SIGINT)
     _, stderr = waiting.communicate(timeout=60)

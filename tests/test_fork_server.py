@@ -63,9 +63,9 @@ def test_an_installed_command_runs_forked_and_an_uncaught_exception_is_status_1_
 
 def test_a_started_process_in_its_own_session_is_signalled_waited_for_and_timed_out(tmp_path: Path) -> None:
     with open(tmp_path / "log", "w") as log:
-        process = fork_server.start(
+        process = fork_server.popen(
             [sys.executable, "-c", "import os, time; print(os.getsid(0), flush=True); time.sleep(60)"],
-            cwd=tmp_path, env=clean_env(), stdout=log.fileno(), stderr=log.fileno(), start_new_session=True,
+            cwd=tmp_path, env=clean_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     assert isinstance(process, fork_server.ForkedProcess)
     with pytest.raises(subprocess.TimeoutExpired):
@@ -84,3 +84,17 @@ def test_what_the_server_cannot_run_as_a_fresh_process_would_starts_fresh(tmp_pa
     assert fork_server._forking_server(changed_startup) is None
     finished = fork_server.run([sys.executable, "-c", "import sys; print(sys.flags.hash_randomization, 'sqlalchemy' in sys.modules)"], cwd=tmp_path, env=changed_startup, timeout=60)
     assert finished.stdout == "0 False\n"
+
+
+def test_pipes_give_a_line_at_a_time_and_communicate_gives_the_rest_once_the_process_ends(tmp_path: Path) -> None:
+    code = "import sys\nprint('first', flush=True)\nprint('second\\r\\nthird')\nsys.exit(4)"
+    process = fork_server.popen([sys.executable, "-c", code], cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert isinstance(process, fork_server.ForkedProcess) and process.stderr is None and process.stdout is not None
+    assert process.stdout.readline() == "first\n"
+    assert process.communicate(timeout=60) == ("second\nthird\n", None)
+    assert process.returncode == 4
+    merged = fork_server.popen(
+        [sys.executable, "-c", "import sys; print('out', flush=True); print('err', file=sys.stderr)"],
+        cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    assert merged.communicate(timeout=60) == ("out\nerr\n", None)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import fork_server
 import pytest
 from conftest import clean_env, hyperspace, python_in, run_app, stored_runs
 
@@ -100,15 +101,8 @@ def _latest_run(store: Path) -> dict | None:
     return dict(row) if row is not None else None
 
 
-def _start_sleeping_task(study: Path, seconds: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "probe.run", f"sleep={seconds}"],
-        cwd=study,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def _start_sleeping_task(study: Path, seconds: int) -> fork_server.Process:
+    return fork_server.popen([sys.executable, "-m", "probe.run", f"sleep={seconds}"], cwd=study, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -406,7 +400,7 @@ def test_a_heartbeat_under_way_when_the_run_ends_is_written_before_the_capture_c
 
 
 def test_a_killed_run_of_the_basic_launcher_is_shown_and_stored_as_died_once_its_heartbeat_is_stale(probe_study: Path) -> None:
-    task = subprocess.Popen([sys.executable, "-m", "probe.run", "sleep=60"], cwd=probe_study, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    task = fork_server.popen([sys.executable, "-m", "probe.run", "sleep=60"], cwd=probe_study, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     database = probe_study / ".hyperspace" / "store.db"
     deadline = time.monotonic() + 60
     while not (database.exists() and _statuses(database) == ["RUNNING"]):

@@ -7,6 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import fork_server
 from conftest import HYPERSPACE, clean_env, hyperspace, run_app, run_worker
 
 from hyperspace_hydra.store import open_store
@@ -142,7 +143,7 @@ def test_queue_wait_returns_when_a_search_is_cancelled_or_held_and_says_why(prob
     hyperspace(probe_study, "queue", "pause", "--sweep", "1")
     held = hyperspace(probe_study, "queue", "wait", "1")
     assert held.returncode == 1 and "not every job completed: 2 paused (hyperspace queue resume --sweep 1)" in held.stdout
-    waiting = subprocess.Popen([str(HYPERSPACE), "queue", "wait", "1", "--include-paused"], cwd=probe_study, env=clean_env(), stdout=subprocess.PIPE, text=True)
+    waiting = fork_server.popen([str(HYPERSPACE), "queue", "wait", "1", "--include-paused"], cwd=probe_study, env=clean_env(), stdout=subprocess.PIPE)
     time.sleep(2)
     assert waiting.poll() is None, "--include-paused waits for paused jobs"
     cancelled = hyperspace(probe_study, "queue", "cancel", "--sweep", "1")

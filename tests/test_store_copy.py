@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, cast
 
+import fork_server
 import pytest
 from conftest import HYPERSPACE, clean_env, hyperspace, run_worker, submit, wait_until
 from test_store_contract import MONGO_SERVER_ENV, Backend, make_backend
@@ -118,7 +119,7 @@ def test_a_copy_stopped_by_ctrl_c_leaves_whole_runs_and_a_rerun_ends_equal_to_an
             source.add_finished_runs([FinishedRun(run, source.get_metrics(one), is_job_run=True) for run in of_jobs])
         assert len(source.list_runs(fields=[])) == RUNS_TO_INTERRUPT
     interrupted_uri, calm_uri = f"sqlite:///{tmp_path}/interrupted.db", f"sqlite:///{tmp_path}/calm.db"
-    copying = subprocess.Popen([str(HYPERSPACE), "store", "copy", source_uri, interrupted_uri], cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    copying = fork_server.popen([str(HYPERSPACE), "store", "copy", source_uri, interrupted_uri], cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     with open_store(interrupted_uri) as partial:
         wait_until(lambda: partial.list_runs(1, fields=[]), what="the first copies")
     os.kill(copying.pid, signal.SIGINT)

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import fork_server
 import mongomock
 import mongomock.gridfs
 import pytest
@@ -39,8 +40,7 @@ XSS = "<script>window.xss=1</script> & <b>bold</b>"
 @contextmanager
 def ui_server(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
     """``hyperspace ui --port 0 ARGS`` started in ``cwd``; yields its URL, then stops it with Ctrl-C (SIGINT)."""
-    server = subprocess.Popen([str(HYPERSPACE), "ui", "--port", "0", *args], cwd=cwd, env=env or clean_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    server = fork_server.popen([str(HYPERSPACE), "ui", "--port", "0", *args], cwd=cwd, env=env or clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         first_line = server.stdout.readline()
         match = re.search(r"http://\S+/", first_line)
@@ -133,10 +133,9 @@ def test_a_run_whose_config_and_output_hold_markup_shows_it_as_text(probe_study:
         screenshot(page, tmp_path, "run-with-markup")
 
 
-def _start_gated_worker(study: Path) -> subprocess.Popen[str]:
-    log = open(study / "worker.log", "w")
-    return subprocess.Popen([str(HYPERSPACE), "worker", "--app", "gated.run"], cwd=study, env=clean_env(), stdout=log,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+def _start_gated_worker(study: Path) -> fork_server.Process:
+    with open(study / "worker.log", "w") as log:
+        return fork_server.popen([str(HYPERSPACE), "worker", "--app", "gated.run"], cwd=study, env=clean_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 @pytest.mark.browser
@@ -370,8 +369,7 @@ def test_a_port_in_use_is_one_error_line(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_the_server_with_one_line_and_status_130(tmp_path: Path) -> None:
-    server = subprocess.Popen([str(HYPERSPACE), "ui", "--port", "0"], cwd=_empty_default_store(tmp_path), env=clean_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    server = fork_server.popen([str(HYPERSPACE), "ui", "--port", "0"], cwd=_empty_default_store(tmp_path), env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert "http://127.0.0.1:" in server.stdout.readline()
     server.send_signal(signal.SIGINT)
     _, stderr = server.communicate(timeout=30)
@@ -379,8 +377,9 @@ def test_ctrl_c_stops_the_server_with_one_line_and_status_130(tmp_path: Path) ->
 
 
 def test_another_host_than_this_machine_gets_a_warning(tmp_path: Path) -> None:
-    server = subprocess.Popen([str(HYPERSPACE), "ui", "--host", "0.0.0.0", "--port", "0"], cwd=_empty_default_store(tmp_path), env=clean_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    server = fork_server.popen(
+        [str(HYPERSPACE), "ui", "--host", "0.0.0.0", "--port", "0"], cwd=_empty_default_store(tmp_path), env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     assert "http://0.0.0.0:" in server.stdout.readline()
     server.send_signal(signal.SIGINT)
     _, stderr = server.communicate(timeout=30)
