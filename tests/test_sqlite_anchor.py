@@ -62,6 +62,7 @@ def test_while_an_anchor_holds_the_store_a_closed_connection_leaves_the_wal_in_p
     finally:
         anchor.stop()
     assert gone(anchor.pid)
+    anchor.stop()  # again: nothing happens (its descriptor's number may belong to another file by now)
     drop_pooled_connections()
     assert not (tmp_path / "store.db-wal").exists(), "once the anchor ended, the last close checkpoints again"
 

@@ -46,17 +46,22 @@ class Anchor:
     def leave_to_worker(self) -> None:
         """In a process forked from the worker: close this process's copy of the lifeline, so that the anchor ends with
         the worker however long this process (or one it forks) lives on."""
-        os.close(self._lifeline)
+        self._close_lifeline()
 
     def stop(self) -> None:
         """End the anchor and wait for it (it then closes the store's last connection, checkpointing it); SIGKILL it if
-        it takes more than :data:`_STOP_SECONDS` (a disk that does not answer)."""
-        os.close(self._lifeline)
+        it takes more than :data:`_STOP_SECONDS` (a disk that does not answer). Stopping it again does nothing."""
+        self._close_lifeline()
         try:
             self.process.wait(timeout=_STOP_SECONDS)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+    def _close_lifeline(self) -> None:
+        if self._lifeline >= 0:
+            os.close(self._lifeline)
+            self._lifeline = -1
 
 
 def hold_open(uri: str) -> Anchor | None:
