@@ -54,15 +54,27 @@ def run_batch(worker: WorkerProcess, store_uri: str, first: int, jobs: int) -> d
 
 
 def wait_until_idle(worker: WorkerProcess, timeout: float = 60) -> None:
-    """Wait until the worker has reaped every job process (it has no child left)."""
-    children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children")
+    """Wait until the worker has reaped every job process (no child left but the process holding its SQLite store open)."""
     deadline = time.monotonic() + timeout
-    while children.read_text().strip():
+    while job_processes(worker.pid):
         if worker.process.poll() is not None:
             raise RuntimeError(f"the worker ended early:\n{worker.log.read_text()}")
         if time.monotonic() > deadline:
             raise TimeoutError(f"the worker still has job processes after {timeout:g} s:\n{worker.log.read_text()}")
         time.sleep(0.05)
+
+
+def job_processes(worker_pid: int) -> list[str]:
+    """The pids of the worker's children, but for its store's anchor (``hyperspace_hydra/store/sqlite_anchor.py``)."""
+    found = []
+    for pid in Path(f"/proc/{worker_pid}/task/{worker_pid}/children").read_text().split():
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:  # reaped meanwhile
+            continue
+        if b"sqlite_anchor.py" not in command:
+            found.append(pid)
+    return found
 
 
 def stop(worker: WorkerProcess) -> None:

@@ -79,6 +79,7 @@ from hyperspace_hydra.slurm.environment import gpu_shares, slurm_job_id, visible
 from hyperspace_hydra.store import CANCELLED, COMPLETED, DIED, FAILED, QUEUED, RUNNING, TIMEOUT, Claim, ClaimedJob, Condition, Store, utcnow
 from hyperspace_hydra.store.base import JOB_STATE_AFTER_RUN, PRUNED, WorkerBeat, WorkerInfo
 from hyperspace_hydra.store.retry import RetryingStore, open_retrying
+from hyperspace_hydra.store.sqlite_anchor import Anchor, hold_open
 from hyperspace_hydra.targets import allowed_packages, refusal
 
 _SHORTEST_POLL = 0.05
@@ -203,6 +204,8 @@ class Worker:
         self._wakeup_read, self._wakeup_write = os.pipe()
         self._rehearsed = False
         """Whether the store has rehearsed a job's recording in this process (see :meth:`_rehearse_recording`)."""
+        self._anchor: Anchor | None = None
+        """The process that holds an SQLite store open while this worker runs (see :mod:`~hyperspace_hydra.store.sqlite_anchor`)."""
 
     def run(self) -> int:
         """Work until told to stop, the queue is empty (``exit_when_empty``) or ``max_jobs`` are done."""
@@ -215,10 +218,13 @@ class Worker:
         self._say_gpu_placement()
         self.store.register_worker(self._info())
         self._last_beat = (time.monotonic(), False, False)
+        self._anchor = hold_open(self.store.uri)  # closing the connection before each fork then checkpoints nothing
         try:
             self._loop()
             self.store.worker_stopped(self.name)
         finally:
+            if self._anchor is not None:
+                self._anchor.stop()
             self._restore_signal_handlers(previous)
         summary = ", ".join(f"{count} {state}" for state, count in sorted(self._counters.outcomes.items())) or "no jobs"
         self._say(f"worker {self.name}: stopped after {summary}")
@@ -397,6 +403,8 @@ class Worker:
             signal.set_wakeup_fd(-1)
             os.close(self._wakeup_read)
             os.close(self._wakeup_write)
+            if self._anchor is not None:
+                self._anchor.leave_to_worker()
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
             signal.signal(signal.SIGUSR2, signal.SIG_IGN)

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "hyperspace_hydra"
 
 LAYERS = [
     {"errors", "bounds", "files", "config", "overrides", "settings", "seeding"},
-    {"store", "store.base", "store.sql", "store.sql_schema", "store.sql_conditions", "store.sql_connection", "store.mongo", "store.retry", "store.grouping", "store.sql_grouping"},
+    {"store", "store.base", "store.sql", "store.sql_schema", "store.sql_conditions", "store.sql_connection", "store.mongo", "store.retry", "store.grouping", "store.sql_grouping", "store.sqlite_anchor"},
     {"identity", "provenance", "job_process", "slurm", "slurm.environment"},
     {"composer", "config_yaml", "app", "targets", "target_overrides"},
     {"capture", "metric_buffer", "observer", "recorder", "tracking", "scenario"},

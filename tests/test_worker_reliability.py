@@ -100,6 +100,31 @@ def test_a_killed_workers_job_process_dies_within_a_second_and_the_next_attempt_
     assert (Path(second["output_dir"]) / "job.log").read_text().count("hello from the task") == 2
 
 
+def anchor_of(worker_pid: int) -> int | None:
+    """The pid of the process holding the store open for worker ``worker_pid`` (see ``store/sqlite_anchor.py``), if any."""
+    for entry in Path("/proc").iterdir():
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) if entry.name.isdigit() else None
+            command = (entry / "cmdline").read_bytes() if parent == worker_pid else b""
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if b"sqlite_anchor.py" in command:
+            return int(entry.name)
+    return None
+
+
+def test_a_killed_workers_store_anchor_ends_with_it(probe_study: Path, store: Store) -> None:
+    submit(probe_study, ["sleep=30"])
+    doomed = start_worker(probe_study, log_name="doomed.log")
+    child = job_pid(probe_study, "doomed.log", 1)
+    anchor = wait_until(lambda: anchor_of(doomed.pid), what="the worker's anchor process")
+    wait_until(lambda: sleeping(store), what="the job to sleep")
+    doomed.send_signal(signal.SIGKILL)  # the worker alone: the job and the anchor run in process groups of their own
+    doomed.wait(timeout=10)
+    wait_until(lambda: not live_processes_in_group(child), timeout=2, what="the job process to die with its worker")
+    wait_until(lambda: not live_processes_in_group(anchor), timeout=5, what="the anchor to end with its worker")
+
+
 def test_a_stalled_workers_job_stops_before_its_lease_expires_so_attempts_never_overlap(probe_study: Path, store: Store) -> None:
     submit(probe_study, ["sleep=8"])
     stalled = start_worker(probe_study, "--exit-when-empty", "--lease", "2", log_name="stalled.log")

@@ -507,24 +507,15 @@ class SQLStore(Store):
             return self._claim_in_one_statement(study, worker, lease_seconds)
         with self._writer.begin() as connection:
             now = _server_now(connection)
-            row = connection.execute(
-                sa.select(JOBS.c.id, JOBS.c.sweep_id, JOBS.c.overrides, JOBS.c.output_dir, JOBS.c.attempts)
-                .where(JOBS.c.study == study, JOBS.c.state == QUEUED)
-                .order_by(JOBS.c.priority.desc(), JOBS.c.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            ).first()
+            row = connection.execute(_NEXT_QUEUED_JOB, {_STUDY: study}).first()
             if row is None:
                 return None
             token = uuid.uuid4().hex
-            connection.execute(
-                JOBS.update().where(JOBS.c.id == row.id).values(
-                    state=RUNNING, worker=worker, token=token, claimed_at=now, lease_expires_at=now + dt.timedelta(seconds=lease_seconds)
-                )
-            )  # fmt: skip
-            held = connection.execute(sa.select(WORKERS.c.job_ids).where(WORKERS.c.name == worker)).first()
+            claimed = {"state": RUNNING, "worker": worker, "token": token, "claimed_at": now, "lease_expires_at": now + dt.timedelta(seconds=lease_seconds)}
+            connection.execute(_SET_JOB, {_JOB: row.id, **claimed})
+            held = connection.execute(_WORKERS_JOB_IDS, {_WORKER: worker}).first()
             if held is not None:
-                connection.execute(WORKERS.update().where(WORKERS.c.name == worker).values(**claimed_job_values(held.job_ids or [], row.id, now)))
+                connection.execute(_SET_WORKER, {_WORKER: worker, **claimed_job_values(held.job_ids or [], row.id, now)})
         return ClaimedJob(Claim(row.id, token), study, row.sweep_id, list(row.overrides), row.output_dir, row.attempts)
 
     def _claim_in_one_statement(self, study: str, worker: str, lease_seconds: float) -> ClaimedJob | None:
@@ -747,6 +738,19 @@ _HOLDS_BOUND = (_JOB_IS, JOBS.c.state == RUNNING, JOBS.c.token == sa.bindparam(_
 _HELD_JOB_LOCKED = sa.select(JOBS.c.id).where(*_HOLDS_BOUND).with_for_update(read=True)
 _SET_HELD_JOB = JOBS.update().where(*_HOLDS_BOUND)
 _JOB_STATE = sa.select(JOBS.c.state, JOBS.c.token).where(_JOB_IS)
+# The statements of a claim on SQLite (one per job a worker runs), built once for the same reason.
+_STUDY, _WORKER = "study_", "worker_"
+_NEXT_QUEUED_JOB = (
+    sa.select(JOBS.c.id, JOBS.c.sweep_id, JOBS.c.overrides, JOBS.c.output_dir, JOBS.c.attempts)
+    .where(JOBS.c.study == sa.bindparam(_STUDY), JOBS.c.state == QUEUED)
+    .order_by(JOBS.c.priority.desc(), JOBS.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+_SET_JOB = JOBS.update().where(_JOB_IS)
+_WORKER_IS = WORKERS.c.name == sa.bindparam(_WORKER)
+_WORKERS_JOB_IDS = sa.select(WORKERS.c.job_ids).where(_WORKER_IS)
+_SET_WORKER = WORKERS.update().where(_WORKER_IS)
 
 
 def _held(claim: Claim) -> dict[str, Any]:

@@ -152,7 +152,9 @@ def _connect_sqlite(uri: str, read_only: bool = False) -> Engine:
     connection across a fork. Keeping it open across the fork, unused by the child, is no way out:
     SQLite keeps its lock bookkeeping per process, and the child's own connection would share the
     inherited one's and take no lock of its own on the WAL index (see
-    ``tests/test_worker_reliability.py::test_a_job_process_holds_its_own_sqlite_locks``).
+    ``tests/test_worker_reliability.py::test_a_job_process_holds_its_own_sqlite_locks``). A worker's drop before each
+    fork checkpoints nothing all the same: a separate process holds the file open meanwhile, so the worker's close is
+    never the last (:mod:`~hyperspace_hydra.store.sqlite_anchor`).
     """
     path = uri[len("sqlite:///") :]
     if read_only:
