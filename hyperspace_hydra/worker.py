@@ -123,24 +123,35 @@ class WorkerOptions:
 class _ClaimDeadline:
     """Until when (``time.monotonic()``, one clock for all processes of a machine) a job's claim surely
     holds, in memory shared by the worker, which moves it on with every renewal, and the job process,
-    which ends itself once it has passed.
+    which ends itself once it has passed and says so here first (:meth:`give_up`).
 
     The worker sets it a margin before the store's lease can end at the earliest (see
-    :meth:`Worker._claim_surely_held_until`).
+    :meth:`Worker._claim_surely_held_until`). A renewal may come after the job process gave up but before the worker
+    reaps it, moving the deadline on: so the worker asks :meth:`given_up`, not whether the deadline passed.
     """
 
+    _DEADLINE = struct.Struct("d")
+
     def __init__(self, deadline: float) -> None:
-        self._memory = mmap.mmap(-1, struct.calcsize("d"))  # anonymous and shared: a forked child sees every move
+        self._memory = mmap.mmap(-1, self._DEADLINE.size + 1)  # anonymous and shared: a forked child sees every move
         self.move_to(deadline)
 
     def move_to(self, deadline: float) -> None:
-        self._memory[:] = struct.pack("d", deadline)
+        self._memory[: self._DEADLINE.size] = self._DEADLINE.pack(deadline)
 
     def seconds_left(self) -> float:
-        return struct.unpack("d", self._memory[:])[0] - time.monotonic()
+        return self._DEADLINE.unpack(self._memory[: self._DEADLINE.size])[0] - time.monotonic()
 
     def passed(self) -> bool:
         return self.seconds_left() <= 0
+
+    def give_up(self) -> None:
+        """In the job process: record that it stops itself because the deadline passed."""
+        self._memory[self._DEADLINE.size] = 1
+
+    def given_up(self) -> bool:
+        """Whether the job process stopped itself because the deadline passed (:meth:`give_up`)."""
+        return self._memory[self._DEADLINE.size] == 1
 
 
 class _RunEnding:
@@ -476,15 +487,15 @@ class Worker:
     def _count_ended_attempt(self, running: _RunningJob, status: int) -> None:
         """Count the outcome of an attempt whose process exited with ``status``.
 
-        A process SIGKILLed after its claim deadline stopped itself (this worker was late to renew
-        the lease): the job goes back to the queue. Else, while the claim holds, the process ended
+        A process that stopped itself because its claim deadline passed (this worker was late to renew
+        the lease, :func:`_stopped_itself_unrenewed`): the job goes back to the queue. Else, while the claim holds, the process ended
         without recording its end (a crash): the worker fails the job. Otherwise a process that exited 0 ended the job with its run
         (it says how in its :class:`_RunEnding`; without that, the job is read back); any other status means the claim was lost
         first (the process says so with :data:`job_process.CLAIM_LOST_EXIT_STATUS` when its run ended DIED or INTERRUPTED
         instead of ending the job).
         """
         claim = running.job.claim
-        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL and running.claim_deadline.passed():
+        if _stopped_itself_unrenewed(status, running.claim_deadline):
             self._requeue_unrenewed(running)
             return
         exited_cleanly = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
@@ -744,10 +755,19 @@ def _kill_group_when_unclaimed(worker_pid: int, claim_deadline: _ClaimDeadline, 
     while os.getppid() == worker_pid:
         left = claim_deadline.seconds_left()
         if left <= 0:
+            claim_deadline.give_up()
             os.write(log_fd, b"hyperspace: the worker did not renew this job's lease in time; stopping before another attempt may start\n")
             break
         time.sleep(min(left, _WORKER_WATCH_SECONDS))
     os.killpg(0, signal.SIGKILL)
+
+
+def _stopped_itself_unrenewed(status: int, claim_deadline: _ClaimDeadline) -> bool:
+    """Whether a job process's wait ``status`` and its ``claim_deadline`` say that it killed itself because its claim's
+    deadline passed (this worker was late to renew the lease): SIGKILLed, after it gave up or once the deadline passed
+    (a kill by anyone else after the deadline counts the same: the claim may have expired)."""
+    killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    return killed and (claim_deadline.given_up() or claim_deadline.passed())
 
 
 def _does_not_compose(error: HyperspaceError) -> str:

@@ -20,7 +20,13 @@ from conftest import clean_env, enqueue, hyperspace, notebook, run_worker, start
 from hyperspace_hydra.store import Store, open_store
 from hyperspace_hydra.store.base import WORKER_GONE_LEASES
 from hyperspace_hydra.store.sql_schema import WORKERS
-from hyperspace_hydra.worker import _LONGEST_LEASE_CHECK, _LOST_JOB_SECONDS
+from hyperspace_hydra.worker import (
+    _LONGEST_LEASE_CHECK,
+    _LOST_JOB_SECONDS,
+    _ClaimDeadline,
+    _kill_group_when_unclaimed,
+    _stopped_itself_unrenewed,
+)
 
 STOPS_WITHIN = _LONGEST_LEASE_CHECK + _LOST_JOB_SECONDS
 """A job whose claim is lost stops within this many seconds: the worker finds out at its next claim check, sends
@@ -407,3 +413,32 @@ def test_a_sigkilled_worker_shows_gone_once_silent_for_two_leases(probe_study: P
     assert (gone["state"], gone["job_ids"], gone["pid"]) == ("gone", [1], doomed.pid) and gone["seen_seconds_ago"] >= 61
     listed = hyperspace(probe_study, "queue", "workers")
     assert "gone" in listed.stdout and str(doomed.pid) in listed.stdout, listed.stdout
+
+
+def _killed_status(stop: str, deadline: _ClaimDeadline) -> int:
+    """The wait status of a forked process in a group of its own that ``stop``s: its claim watcher gives up
+    (``"itself"``), or something else SIGKILLs it (``"by another"``)."""
+    child = os.fork()
+    if child == 0:
+        os.setpgid(0, 0)
+        if stop == "itself":
+            with open(os.devnull, "w") as log:
+                _kill_group_when_unclaimed(os.getppid(), deadline, log.fileno())
+        time.sleep(60)
+        os._exit(0)
+    if stop == "by another":
+        os.kill(child, signal.SIGKILL)
+    _, status = os.waitpid(child, 0)
+    return status
+
+
+def test_a_job_process_that_stopped_itself_counts_so_even_when_a_late_renewal_moved_its_deadline_before_it_was_reaped() -> None:
+    # A stalled worker may renew the lease after the job process gave up its claim but before the worker reaps it: the
+    # deadline then lies ahead again, and the attempt must still be requeued as unrenewed, not failed as a crash.
+    deadline = _ClaimDeadline(time.monotonic() + 0.2)
+    status = _killed_status("itself", deadline)
+    deadline.move_to(time.monotonic() + 60)  # the late renewal
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert _stopped_itself_unrenewed(status, deadline)
+    held = _ClaimDeadline(time.monotonic() + 60)
+    assert not _stopped_itself_unrenewed(_killed_status("by another", held), held), "a kill while the claim holds is a crash"
