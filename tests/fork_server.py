@@ -1,16 +1,17 @@
 """Python processes for the fast lane, forked from a server that imported the heavy libraries once.
 
 Most tests start real processes: the study's app, ``hyperspace worker``, a notebook's ``python -c``. A fresh interpreter
-spends ~0.35-0.5 CPU s importing Hydra, OmegaConf, SQLAlchemy and Optuna before it does anything; the fast lane starts
-~240 of them. When ``HYPERSPACE_TEST_FORK_SERVER`` is ``1`` (``scripts/test.sh --fast`` sets it), :func:`run` and
-:func:`start` fork such a process from a server process (one per test process) that has imported those libraries and
-nothing of this project or of a study. The child is a real process of its own, with its own pid, session (when asked),
-signals, descriptors, directory, environment and ``sys.argv``; it imports this project's modules and the study's as a
-fresh interpreter would, and exits as one does (``atexit``, non-daemon threads joined, its exit status or signal).
-What differs from a fresh interpreter: the preloaded modules are there already, imported under the server's
-environment, and the hash seed is the server's. So a process whose environment differs from the server's in what an
-interpreter or those libraries read at start-up (``PYTHON*``, the locale, thread counts) is started fresh, and
-``.ci/run`` (the whole suite) starts every process fresh.
+spends ~0.4-0.5 CPU s importing Hydra, OmegaConf, SQLAlchemy, Optuna and this project before it does anything; the
+fast lane starts ~300 of them. When ``HYPERSPACE_TEST_FORK_SERVER`` is ``1`` (``scripts/test.sh --fast`` sets it),
+:func:`run` and :func:`popen` fork such a process from a server process (one per test process) that has imported
+those libraries and this project's modules (:data:`PRELOADED`), but nothing of a study. The child is a real process of
+its own, with its own pid, session (when asked), signals, descriptors, directory, environment and ``sys.argv``; it
+imports the study's modules as a fresh interpreter would, and exits as one does (``atexit``, non-daemon threads joined,
+its exit status or signal). What differs from a fresh interpreter: the preloaded modules are there already, imported
+in the server's order and under its environment, and the hash seed is the server's. So a process whose environment
+differs from the server's in what an interpreter or those libraries read at start-up (``PYTHON*``, the locale, thread
+counts) is started fresh, and ``.ci/run`` (the whole suite) starts every process fresh: an import that works only in
+some order, or a module that reads its process when imported, shows there.
 
 The server (this file run as a script) forks a child per request and reports its pid and then its exit status on a
 socket of the request's own; :class:`ForkedProcess` is the test's side of it, with :class:`subprocess.Popen`'s methods
@@ -51,8 +52,17 @@ PRELOADED = (
     "sqlalchemy.dialects.sqlite.pysqlite",
     "optuna",
     "numpy.random",
+    "hyperspace_hydra.cli",
+    "hyperspace_hydra.worker",
+    "hyperspace_hydra.tracking",
+    "hyperspace_hydra.store.sql",
+    "hydra_plugins.hyperspace_hydra_plugins.hyperspace_config",
+    "hydra_plugins.hyperspace_hydra_plugins.hyperspace_launcher",
+    "hydra_plugins.hyperspace_hydra_plugins.hyperspace_sweeper",
 )
-"""Libraries that nearly every process the tests start imports, and that start no thread when imported."""
+"""The libraries and this project's modules that nearly every process the tests start imports: none of them starts a
+thread, reads the environment or the directory, or keeps anything of its process when imported (nothing at the top
+level of this project's modules does)."""
 
 ENABLED = os.environ.get("HYPERSPACE_TEST_FORK_SERVER") == "1"
 _ENVIRONMENT = dict(os.environ)
