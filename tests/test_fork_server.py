@@ -98,3 +98,21 @@ def test_pipes_give_a_line_at_a_time_and_communicate_gives_the_rest_once_the_pro
         cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     assert merged.communicate(timeout=60) == ("out\nerr\n", None)
+
+
+ENDINGS = {
+    "a thread and atexit": ("import atexit, threading, time\natexit.register(print, 'at exit')\nthreading.Thread(target=lambda: (time.sleep(0.3), print('thread'))).start()", 0, "thread\nat exit\n", ""),
+    "a message": ("import sys\nprint('out')\nsys.exit('a message')", 1, "out\n", "a message\n"),
+    "a status": ("raise SystemExit(3)", 3, "", ""),
+    "ctrl-c": ("raise KeyboardInterrupt", -signal.SIGINT, "", "KeyboardInterrupt\n"),
+}
+
+
+@pytest.mark.parametrize("forked", [True, False], ids=["forked", "fresh"])
+@pytest.mark.parametrize(("code", "status", "out", "error_ends"), ENDINGS.values(), ids=list(ENDINGS))
+def test_a_forked_process_ends_as_an_interpreter_ends_its_program(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forked: bool, code: str, status: int, out: str, error_ends: str
+) -> None:
+    monkeypatch.setattr(fork_server, "ENABLED", forked)  # fresh: the expectation is the interpreter's own
+    ended = fork_server.run([sys.executable, "-c", code], cwd=tmp_path, env=clean_env(), timeout=60)
+    assert (ended.returncode, ended.stdout) == (status, out) and ended.stderr.endswith(error_ends), ended.stderr
