@@ -61,9 +61,17 @@ def _probe_runs(probe_study: Path, *overrides: str) -> subprocess.CompletedProce
 
 
 def _column(page: Any, name: str) -> list[str]:
+    page.wait_for_selector("#runs thead th")  # the table is there, not a page still loading
     headers = page.locator("#runs thead th").all_inner_texts()
     index = next(number for number, text in enumerate(headers) if text.split()[0] == name)
     return page.locator(f"#runs tbody tr td:nth-child({index + 1})").all_inner_texts()
+
+
+def _sort_by(page: Any, column: str, arrow: str) -> None:
+    """Click ``column``'s header and wait for the page it leads to: sorted by that column, its header marked ``arrow``
+    (reading the table before that reads the page before, or one still loading)."""
+    page.click(f"#runs th a[data-column={column}]")
+    page.wait_for_selector(f"#runs th a[data-column={column}]:has-text('{arrow}')")
 
 
 @pytest.mark.browser
@@ -72,9 +80,9 @@ def test_runs_page_sorts_by_a_clicked_column_and_filters_with_the_where_syntax(p
     with ui_server(probe_study) as url:
         page.goto(url + "/runs")
         assert _column(page, "id") == ["6", "5", "4", "3", "2", "1"], "newest first"
-        page.click("#runs th a[data-column=score]")
+        _sort_by(page, "score", "▲")
         assert _column(page, "score") == ["1", "1", "2", "2", "3", "3"]
-        page.click("#runs th a[data-column=score]")
+        _sort_by(page, "score", "▼")
         assert _column(page, "score") == ["3", "3", "2", "2", "1", "1"]
         screenshot(page, tmp_path, "runs-sorted")
 
@@ -607,7 +615,7 @@ def test_runs_page_names_its_columns_as_runs_ls_and_a_config_key_named_status_is
         assert [text.split()[0] for text in page.locator("#runs thead th").all_inner_texts()[1:]] == runs_ls_header
         assert _column(page, "status") == ["COMPLETED", "COMPLETED"] and _column(page, "config.status") == ["final", "draft"]
         assert page.locator("#runs th a[data-column='config.status']").count() == 0, "the store cannot sort by it: no link"
-        page.click("#runs th a[data-column=lr]")
+        _sort_by(page, "lr", "▲")
         assert _column(page, "lr") == ["0.01", "0.1"] and _column(page, "config.status") == ["final", "draft"]
         answer = json.loads(_get(url + "/runs.json")[1])
         assert answer["header"] == runs_ls_header and answer["cells"][0][4] == "final"
