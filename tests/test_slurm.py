@@ -134,7 +134,10 @@ def test_slurm_workers_run_a_search_whose_pruner_stops_bad_trials_and_the_freed_
 ) -> None:
     study, uri = copy_study(CURVE_STUDY, tmp_path / "curve_study"), slurm_env["HYPERSPACE_STORE"]
     search = ["--multirun", "hydra/sweeper=hyperspace", "hydra/launcher=hyperspace", "lr=interval(0, 1)", "hydra.sweeper.seed=3", "hydra.sweeper.n_trials=12"]
-    assert run_app(study, "curve.run", *search, "hydra.sweeper.pruner=median", "sleep=0.05", env=slurm_env).returncode == 0
+    # The median pruner may prune from the third trial on (5 by default), so that a trial is pruned while the budget
+    # still has trials to give, whatever the order in which the two workers end theirs.
+    pruner = ["hydra.sweeper.pruner=median", "+hydra.sweeper.pruner_options.n_startup_trials=2"]
+    assert run_app(study, "curve.run", *search, *pruner, "sleep=0.05", env=slurm_env).returncode == 0
     workers = _submit_workers(study, slurm_env, 2, "--exit-when-empty", app="curve.run")
     ended = wait_until(lambda: _all_ended(slurm_cluster, workers), timeout=300, what="both worker jobs to end")
     assert set(ended.values()) == {"COMPLETED"}, _worker_logs(study)
